@@ -1,0 +1,50 @@
+"""Command-line entry point: one sub-command per module in this package.
+
+Each module named in :data:`COMMAND_MODULES` provides ``register(subparsers)``,
+which adds its parser and sets ``func`` to a ``run(args) -> int``.  Errors that
+are the input's or the user's fault arrive here as
+:class:`~tracebridge.errors.TracebridgeError` and leave as one line on stderr
+with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tracebridge import __version__
+from tracebridge.errors import TracebridgeError
+
+COMMAND_MODULES = (
+    "symbols",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tracebridge",
+        description="DTrace FBT and hwpmc support for Rust FreeBSD kernel modules.",
+    )
+    parser.add_argument("--version", action="version", version=f"tracebridge {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"tracebridge.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TracebridgeError as exc:
+        print(f"tracebridge: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("tracebridge: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our stdout went away (`| head`); that is not an error.
+        sys.stderr.close()
+        return 0

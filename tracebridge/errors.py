@@ -1,0 +1,37 @@
+"""The one place where bad input becomes a clear, single-line error.
+
+Every reader raises :class:`InputError` (or a subclass) naming the file and,
+where it makes sense, the position; the CLI prints ``tracebridge: <message>``
+and exits with status 2.  Nothing else should escape as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class TracebridgeError(Exception):
+    """Base of every error the CLI reports as one line with exit status 2."""
+
+    exit_status = 2
+
+
+class UsageError(TracebridgeError):
+    """The command line asks for something impossible or contradictory."""
+
+
+class InputError(TracebridgeError):
+    """An input file is missing, unreadable, malformed or of the wrong kind."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, message: str, position: str | int | None = None):
+        self.path = os.fspath(path) if path is not None else None
+        self.message = message
+        self.position = position
+        where = self.path or "<input>"
+        if position is not None:
+            where = f"{where}:{position}"
+        super().__init__(f"{where}: {message}")
+
+
+class OutputError(TracebridgeError):
+    """An output cannot be written without harming something the user owns."""

@@ -1,0 +1,42 @@
+"""Options and helpers shared by several sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+
+from tracebridge.image import ModuleImage, open_module
+
+
+def parse_address(text: str) -> int:
+    """Parse a load address as kldstat prints it (hex, ``0x`` optional)."""
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a hex address: {text!r}") from None
+    if value < 0 or value >= 1 << 64:
+        raise argparse.ArgumentTypeError(f"address out of range: {text!r}")
+    return value
+
+
+def add_module_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("module", metavar="MODULE.ko", help="the kernel module (or kernel) ELF file")
+    parser.add_argument("--old-kernel-linker", action="store_true",
+                        help="lay out sections as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
+
+
+def add_base_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", type=parse_address, metavar="ADDR",
+                        help="load address of the module as kldstat shows it (hex), to print run-time addresses")
+
+
+def load_module(args: argparse.Namespace) -> ModuleImage:
+    return open_module(args.module, init_fini_arrays=not args.old_kernel_linker)
+
+
+def add_format_argument(parser: argparse.ArgumentParser, choices: tuple[str, ...], default: str = "table") -> None:
+    parser.add_argument("--format", "-f", choices=choices, default=default, help=f"output format (default {default})")
+
+
+def add_output_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write here instead of standard output (replaced atomically)")

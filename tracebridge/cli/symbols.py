@@ -1,0 +1,62 @@
+"""``tracebridge symbols``: every function of a module as the kernel linker places it."""
+
+from __future__ import annotations
+
+import argparse
+
+from tracebridge.cli.common import (add_base_argument, add_format_argument, add_module_argument,
+                                    add_output_argument, load_module)
+from tracebridge.demangle import demangle_all
+from tracebridge.outputs import open_output
+from tracebridge.select import add_selection_arguments, selection_from_args
+from tracebridge.tables import FORMATS, write_rows
+
+COLUMNS = ("name", "demangled", "scheme", "section", "offset", "address", "size", "binding", "crate")
+TABLE_COLUMNS = ("demangled", "scheme", "section", "offset", "address", "size", "binding")
+SORT_KEYS = {
+    "offset": lambda row: (row["offset"], row["name"]),
+    "name": lambda row: row["name"],
+    "demangled": lambda row: (row["demangled"], row["name"]),
+    "size": lambda row: (-row["size"], row["name"]),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "symbols", help="list a module's functions with kernel-linker offsets and demangled names",
+        description="List every function of a kernel module (STT_FUNC and STT_GNU_IFUNC, locals included) "
+                    "with its offset from the module base as FreeBSD's kernel linker lays it out, "
+                    "its size, binding and rustc-demangle name.")
+    add_module_argument(parser)
+    add_base_argument(parser)
+    add_selection_arguments(parser, exclude=False, regex=False)
+    parser.add_argument("--sort", choices=tuple(SORT_KEYS), default="offset", help="row order (default offset)")
+    add_format_argument(parser, FORMATS)
+    add_output_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    image = load_module(args)
+    functions = image.functions_by_offset
+    names = demangle_all([f.name for f in functions])
+    selection = selection_from_args(args)
+    keep = selection.apply(functions, names) if selection.active else range(len(functions))
+    base = image.fixed_base if image.fixed_base is not None else args.base
+    rows = []
+    for i in keep:
+        function, name = functions[i], names[i]
+        rows.append({
+            "name": function.name, "demangled": name.name, "scheme": name.scheme,
+            "section": function.section, "offset": function.offset,
+            "address": None if base is None else base + function.offset, "size": function.size,
+            "binding": function.binding, "crate": name.crate,
+        })
+    if args.sort != "offset":
+        rows.sort(key=SORT_KEYS[args.sort])
+    columns = COLUMNS if args.format != "table" else TABLE_COLUMNS
+    title = f"{image.filename}: {len(rows)} functions ({image.elf_type} {image.machine}, {image.size:#x} bytes mapped)"
+    with open_output(args.output, inputs=[args.module]) as out:
+        write_rows(out, rows, columns, args.format, title=title, numeric=("size",),
+                   hex_columns=("offset", "address"))
+    return 0

@@ -1,0 +1,408 @@
+"""The module image: a kernel module's sections and functions, as the kernel sees them.
+
+This is the layer every other part of tracebridge stands on.  It reads an ELF
+kernel module (amd64 ET_REL ``.ko``, i386/arm64/riscv ET_DYN ``.ko``) or the
+kernel itself (ET_EXEC), and lists its functions with the offset from the
+module base that FreeBSD's kernel linker gives them (see :mod:`tracebridge.layout`).
+
+pyelftools parses and validates the ELF header; the section header table and
+the symbol table are then read *as a whole* with numpy, because a Rust module
+can have 100k sections and symbols and per-entry Python parsing would cost
+seconds.  Names are decoded as Latin-1 so that every byte of a symbol name is
+one character: hostile or corrupt names survive unchanged and byte-exact
+(FBT and libdtrace compare bytes), and real names are ASCII anyway.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+import numpy as np
+from elftools.construct import ConstructError
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from tracebridge import layout
+from tracebridge.errors import InputError
+
+# ELF constants (the ELF gABI; values also in sys/sys/elf_common.h).
+SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS, SHT_DYNSYM, SHT_SYMTAB_SHNDX = 2, 3, 8, 11, 18
+SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
+STT_FUNC, STT_GNU_IFUNC = 2, 10
+SHN_UNDEF, SHN_LORESERVE, SHN_XINDEX = 0, 0xFF00, 0xFFFF
+ELFOSABI_FREEBSD = 9
+PT_LOAD = 1
+
+#: e_machine (as pyelftools names it) -> FreeBSD architecture name.
+MACHINES = {"EM_386": "i386", "EM_X86_64": "amd64", "EM_AARCH64": "arm64", "EM_RISCV": "riscv"}
+_BINDINGS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One section header, plus where the kernel linker places it (if it does)."""
+
+    index: int
+    name: str
+    type: int
+    flags: int
+    addr: int
+    file_offset: int
+    size: int
+    link: int
+    info: int
+    addralign: int
+    entsize: int
+    #: Offset from the module base at run time, or None when not loaded.
+    load_offset: int | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.load_offset is not None
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.flags & SHF_EXECINSTR)
+
+
+@dataclass(slots=True)
+class Function:
+    """A function symbol the kernel linker would list (FUNC/IFUNC, in a loaded section).
+
+    Not frozen: a module can hold 100k of these and frozen dataclasses cost
+    three times as much to build.  Treat instances as read-only.
+    """
+
+    symbol_index: int
+    name: str
+    section: str
+    shndx: int
+    value: int
+    size: int
+    binding: str
+    type: str
+    #: Offset from the module base (``lf->address``) at run time.
+    offset: int
+
+    def address(self, base: int | None) -> int | None:
+        """Run-time address for a module loaded at ``base`` (None if unknown)."""
+        return None if base is None else base + self.offset
+
+
+@dataclass(eq=False)
+class ModuleImage:
+    """A parsed kernel module: header facts, sections, functions and the layout."""
+
+    path: str
+    elf_type: str
+    machine: str
+    bits: int
+    little_endian: bool
+    osabi: int
+    sections: list[Section]
+    functions: list[Function]
+    #: ``lf->size``: bytes the kernel maps for the module (final layout offset).
+    size: int
+    #: The run-time address of offset 0 when it is fixed (the kernel, ET_EXEC).
+    fixed_base: int | None
+    symtab: str
+    _data: bytes | mmap.mmap = field(repr=False)
+
+    @property
+    def filename(self) -> str:
+        """The file's basename, as ``stack()`` frames name it (``if_rem.ko``)."""
+        return os.path.basename(self.path)
+
+    @property
+    def modname(self) -> str:
+        """FBT's module field: the basename without ``.ko`` (``kernel`` stays)."""
+        name = self.filename
+        return name[:-3] if name.endswith(".ko") else name
+
+    @cached_property
+    def functions_by_offset(self) -> list[Function]:
+        return sorted(self.functions, key=lambda f: (f.offset, -f.size, f.name))
+
+    def code(self, function: Function) -> bytes:
+        """The bytes of a function as they lie in the file (before relocation).
+
+        Relocations are not applied: FBT patches only the opcode bytes of
+        ``push %rbp`` and ``ret``, which relocations never touch.
+        """
+        section = self.sections[function.shndx]
+        if section.type == SHT_NOBITS:
+            return b""
+        if self.elf_type == "ET_REL":
+            start = function.value
+        else:
+            start = function.value - section.addr
+        if start < 0 or start >= section.size:
+            return b""
+        end = min(section.size, start + function.size)
+        begin = section.file_offset + start
+        return bytes(self._data[begin:section.file_offset + end])
+
+    def address(self, function: Function, base: int | None = None) -> int | None:
+        """Run-time address; the kernel's own functions have a fixed one."""
+        if self.fixed_base is not None:
+            return self.fixed_base + function.offset
+        return function.address(base)
+
+    def close(self) -> None:
+        if isinstance(self._data, mmap.mmap):
+            self._data.close()
+
+
+def _header_dtype(bits: int, order: str) -> np.dtype:
+    if bits == 64:
+        fields = [("name", "u4"), ("type", "u4"), ("flags", "u8"), ("addr", "u8"),
+                  ("offset", "u8"), ("size", "u8"), ("link", "u4"), ("info", "u4"),
+                  ("addralign", "u8"), ("entsize", "u8")]
+    else:
+        fields = [("name", "u4"), ("type", "u4"), ("flags", "u4"), ("addr", "u4"),
+                  ("offset", "u4"), ("size", "u4"), ("link", "u4"), ("info", "u4"),
+                  ("addralign", "u4"), ("entsize", "u4")]
+    return np.dtype([(n, order + t) for n, t in fields])
+
+
+def _symbol_dtype(bits: int, order: str) -> np.dtype:
+    if bits == 64:
+        fields = [("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"),
+                  ("value", "u8"), ("size", "u8")]
+    else:
+        fields = [("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"),
+                  ("other", "u1"), ("shndx", "u2")]
+    return np.dtype([(n, order + t if t != "u1" else t) for n, t in fields])
+
+
+def _cstring(table: bytes, offset: int) -> str:
+    end = table.find(b"\0", offset)
+    return table[offset:end if end >= 0 else len(table)].decode("latin-1")
+
+
+class _Reader:
+    """Bounds-checked access to the raw file, turning every fault into an InputError."""
+
+    def __init__(self, path: str, data: bytes | mmap.mmap):
+        self.path = path
+        self.data = data
+
+    def fail(self, message: str) -> InputError:
+        return InputError(self.path, message)
+
+    def slice(self, offset: int, size: int, what: str) -> memoryview:
+        if offset < 0 or size < 0 or offset + size > len(self.data):
+            raise self.fail(f"{what} lies past the end of the file "
+                            f"(offset {offset:#x}, size {size:#x}, file size {len(self.data):#x})")
+        return memoryview(self.data)[offset:offset + size]
+
+
+def _open_data(path: str) -> bytes | mmap.mmap:
+    try:
+        if os.path.isdir(path):
+            raise InputError(path, "is a directory, not a kernel module")
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size == 0:
+                raise InputError(path, "is empty, not an ELF kernel module")
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+
+
+def open_module(path: str | os.PathLike[str], *, init_fini_arrays: bool = True) -> ModuleImage:
+    """Read a kernel module or kernel ELF; raise :class:`InputError` on anything wrong.
+
+    ``init_fini_arrays`` follows the 2024+ kernel linker, which also maps
+    ``SHT_INIT_ARRAY``/``SHT_FINI_ARRAY`` sections; pass False for older kernels.
+    """
+    path = os.fspath(path)
+    data = _open_data(path)
+    try:
+        return _parse(path, data, init_fini_arrays)
+    except InputError:
+        if isinstance(data, mmap.mmap):
+            data.close()
+        raise
+    except (ValueError, IndexError, OverflowError, MemoryError, TypeError) as exc:
+        if isinstance(data, mmap.mmap):
+            data.close()
+        raise InputError(path, f"malformed ELF: {exc}") from None
+
+
+def _parse(path: str, data: bytes | mmap.mmap, init_fini_arrays: bool) -> ModuleImage:
+    r = _Reader(path, data)
+    if data[:4] != b"\x7fELF":
+        raise r.fail("not an ELF file (no \\x7fELF magic)")
+    if len(data) < 52:
+        raise r.fail("truncated ELF: the file is shorter than an ELF header")
+    ei_class, ei_data, osabi = data[4], data[5], data[7]
+    if ei_class not in (1, 2) or ei_data not in (1, 2):
+        raise r.fail(f"unknown ELF class/data encoding ({ei_class}/{ei_data})")
+    bits = 64 if ei_class == 2 else 32
+    order = "<" if ei_data == 1 else ">"
+    header = _elf_header(r)
+    elf_type = header["type"]
+    if elf_type not in ("ET_REL", "ET_DYN", "ET_EXEC"):
+        raise r.fail(f"ELF type {elf_type} is not a kernel module or kernel (expected ET_REL, ET_DYN or ET_EXEC)")
+    machine = MACHINES.get(header["machine"])
+    if machine is None:
+        raise r.fail(f"unsupported machine {header['machine']}; "
+                     "FreeBSD kernel modules for amd64, i386, arm64 and riscv are understood")
+    sections = _read_sections(r, header, bits, order)
+
+    if elf_type == "ET_REL":
+        offsets, size = layout.link_elf_obj(sections, machine=machine, init_fini_arrays=init_fini_arrays)
+        low = 0
+    else:
+        offsets, size, low = layout.link_elf_segments(sections, _load_segments(r, header, bits, order))
+        offsets = {index: addr - low for index, addr in offsets.items()}
+    sections = [replace(s, load_offset=offsets[s.index]) if s.index in offsets else s for s in sections]
+    functions, symtab = _read_functions(r, sections, bits, order, elf_type, low)
+    # The kernel (ET_EXEC) runs where it was linked; modules move.
+    fixed_base = low if elf_type == "ET_EXEC" else None
+    return ModuleImage(
+        path=path, elf_type=elf_type, machine=machine, bits=bits, little_endian=order == "<",
+        osabi=osabi, sections=sections, functions=functions, size=size,
+        fixed_base=fixed_base, symtab=symtab, _data=data,
+    )
+
+
+def _elf_header(r: _Reader) -> dict[str, int | str]:
+    """Parse the ELF header with pyelftools, including extended section numbering."""
+    try:
+        elf = ELFFile(r.data)
+        header = elf.header
+        return {
+            "type": header["e_type"], "machine": header["e_machine"],
+            "shoff": header["e_shoff"], "shentsize": header["e_shentsize"],
+            "phoff": header["e_phoff"], "phentsize": header["e_phentsize"], "phnum": header["e_phnum"],
+            "shnum": elf.num_sections(), "shstrndx": elf.get_shstrndx(),
+        }
+    except (ELFError, ConstructError, struct.error) as exc:
+        raise r.fail(f"malformed ELF header: {exc}") from None
+
+
+def _load_segments(r: _Reader, header: dict[str, int], bits: int, order: str) -> list[tuple[int, int]]:
+    """``(p_vaddr, p_memsz)`` of every ``PT_LOAD`` program header."""
+    if header["phoff"] == 0 or header["phnum"] == 0:
+        return []
+    if bits == 64:
+        dtype = np.dtype([("type", order + "u4"), ("flags", order + "u4"), ("offset", order + "u8"),
+                          ("vaddr", order + "u8"), ("paddr", order + "u8"), ("filesz", order + "u8"),
+                          ("memsz", order + "u8"), ("align", order + "u8")])
+    else:
+        dtype = np.dtype([("type", order + "u4"), ("offset", order + "u4"), ("vaddr", order + "u4"),
+                          ("paddr", order + "u4"), ("filesz", order + "u4"), ("memsz", order + "u4"),
+                          ("flags", order + "u4"), ("align", order + "u4")])
+    if header["phentsize"] != dtype.itemsize:
+        raise r.fail(f"program header entry size is {header['phentsize']}, expected {dtype.itemsize}")
+    table = np.frombuffer(r.slice(header["phoff"], header["phnum"] * dtype.itemsize, "the program header table"),
+                          dtype=dtype)
+    return [(int(p["vaddr"]), int(p["memsz"])) for p in table if int(p["type"]) == PT_LOAD]
+
+
+def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) -> list[Section]:
+    """Read the whole section header table at once (a Rust module may have 100k)."""
+    dtype = _header_dtype(bits, order)
+    shoff, shnum, shstrndx = header["shoff"], header["shnum"], header["shstrndx"]
+    if shoff == 0 or shnum == 0:
+        raise r.fail("has no section headers (a kernel module needs them)")
+    if header["shentsize"] != dtype.itemsize:
+        raise r.fail(f"section header entry size is {header['shentsize']}, expected {dtype.itemsize}")
+    table = np.frombuffer(r.slice(shoff, shnum * dtype.itemsize, f"the section header table ({shnum} entries)"),
+                          dtype=dtype)
+    if not 0 < shstrndx < shnum:
+        raise r.fail(f"section name string table index {shstrndx} is out of range (0..{shnum - 1})")
+    names_hdr = table[shstrndx]
+    names = bytes(r.slice(int(names_hdr["offset"]), int(names_hdr["size"]), "the section name string table"))
+    columns = {name: table[name].tolist() for name in dtype.names}
+    sections = []
+    for i in range(shnum):
+        name_offset = columns["name"][i]
+        if name_offset >= len(names) and name_offset:
+            raise r.fail(f"section {i} name offset {name_offset:#x} is past the end of the section name table")
+        sections.append(Section(
+            index=i, name=_cstring(names, name_offset), type=columns["type"][i],
+            flags=columns["flags"][i], addr=columns["addr"][i], file_offset=columns["offset"][i],
+            size=columns["size"][i], link=columns["link"][i], info=columns["info"][i],
+            addralign=columns["addralign"][i], entsize=columns["entsize"][i],
+        ))
+    return sections
+
+
+def _read_functions(r: _Reader, sections: list[Section], bits: int, order: str,
+                    elf_type: str, low: int) -> tuple[list[Function], str]:
+    """The functions the kernel linker lists: FUNC/IFUNC in a loaded section, any binding.
+
+    ``low`` is the lowest mapped address of an ET_DYN/ET_EXEC image, which
+    its ``st_value``s are relative to; ET_REL values are section offsets.
+    """
+    symtabs = [s for s in sections if s.type == SHT_SYMTAB]
+    if not symtabs and elf_type != "ET_REL":
+        # The kernel linker falls back to the dynamic symbols of an ET_DYN module.
+        symtabs = [s for s in sections if s.type == SHT_DYNSYM]
+    if not symtabs:
+        raise r.fail("has no symbol table (.symtab): the module was stripped; "
+                     "FBT and tracebridge need it, rebuild without stripping")
+    symtab = symtabs[0]
+    dtype = _symbol_dtype(bits, order)
+    if symtab.entsize not in (0, dtype.itemsize):
+        raise r.fail(f"symbol table entry size is {symtab.entsize}, expected {dtype.itemsize}")
+    count = symtab.size // dtype.itemsize
+    symbols = np.frombuffer(r.slice(symtab.file_offset, count * dtype.itemsize, f"symbol table {symtab.name}"),
+                            dtype=dtype)
+    if not 0 < symtab.link < len(sections) or sections[symtab.link].type != SHT_STRTAB:
+        raise r.fail(f"symbol table {symtab.name} has no valid string table (sh_link {symtab.link})")
+    strtab_section = sections[symtab.link]
+    # A trailing NUL guarantees every name ends, even in a corrupt table.
+    strtab = bytes(r.slice(strtab_section.file_offset, strtab_section.size,
+                           f"string table {strtab_section.name}")) + b"\0"
+
+    shndx = symbols["shndx"].astype(np.int64)
+    xindex = shndx == SHN_XINDEX
+    if xindex.any():
+        extra = [s for s in sections if s.type == SHT_SYMTAB_SHNDX and s.link == symtab.index]
+        if not extra:
+            raise r.fail("symbols use extended section indices but there is no .symtab_shndx section")
+        table = np.frombuffer(r.slice(extra[0].file_offset, count * 4, ".symtab_shndx"), dtype=order + "u4")
+        shndx = np.where(xindex, table.astype(np.int64), shndx)
+    kind = symbols["info"] & 0xF
+    loaded = np.array([s.loaded for s in sections] + [False], dtype=bool)
+    in_range = (shndx > SHN_UNDEF) & (shndx < len(sections)) & ~((shndx >= SHN_LORESERVE) & ~xindex)
+    safe_shndx = np.where(in_range, shndx, len(sections))
+    selected = np.flatnonzero(((kind == STT_FUNC) | (kind == STT_GNU_IFUNC)) & in_range & loaded[safe_shndx])
+
+    name_offsets = symbols["name"][selected]
+    if len(name_offsets) and int(name_offsets.max()) >= len(strtab):
+        bad = int(selected[np.argmax(name_offsets >= len(strtab))])
+        raise r.fail(f"symbol {bad} name offset is past the end of {strtab_section.name}")
+    values = symbols["value"][selected].astype(np.uint64)
+    section_index = shndx[selected]
+    if elf_type == "ET_REL":
+        base = np.array([s.load_offset or 0 for s in sections], dtype=np.uint64)[section_index]
+        offsets = (base + values).tolist()
+    else:
+        offsets = (values - np.uint64(low)).tolist()
+    infos = symbols["info"][selected]
+    bindings = [_BINDINGS.get(b, str(b)) for b in range(16)]
+    binding_names = [bindings[b] for b in (infos >> 4).tolist()]
+    type_names = ["FUNC" if t == STT_FUNC else "IFUNC" for t in (infos & 0xF).tolist()]
+    section_names = [s.name for s in sections]
+    find = strtab.find
+    functions = [
+        Function(sym_index, strtab[start:find(b"\0", start)].decode("latin-1"), section_names[sec], sec,
+                 value, size, binding, kind, offset)
+        for sym_index, start, sec, value, size, binding, kind, offset in zip(
+            selected.tolist(), name_offsets.tolist(), section_index.tolist(), values.tolist(),
+            symbols["size"][selected].tolist(), binding_names, type_names, offsets)
+    ]
+    return functions, symtab.name

@@ -1,0 +1,89 @@
+"""Where the FreeBSD kernel linker puts each section of a module.
+
+This follows ``link_elf_load_file`` in ``sys/kern/link_elf_obj.c`` (ET_REL,
+amd64 modules) and ``sys/kern/link_elf.c`` (ET_DYN modules, the kernel):
+see ``freebsd-facts.md`` section 2.  It is pure: section headers in, offsets
+out, so it can be tested against hand-computed layouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+SHT_PROGBITS, SHT_NOBITS = 1, 8
+SHT_INIT_ARRAY, SHT_FINI_ARRAY = 14, 15
+SHT_X86_64_UNWIND = 0x70000001
+SHF_ALLOC = 0x2
+PAGE_SIZE = 4096
+
+
+class SectionHeader(Protocol):
+    index: int
+    type: int
+    flags: int
+    addr: int
+    size: int
+    addralign: int
+
+
+def loadable_types(machine: str, init_fini_arrays: bool) -> frozenset[int]:
+    """Section types ``link_elf_obj.c`` maps for this machine and kernel era.
+
+    ``SHT_X86_64_UNWIND`` (``.eh_frame`` on amd64) is mapped on amd64 only;
+    ``SHT_INIT_ARRAY``/``SHT_FINI_ARRAY`` since the 2024 kernels.
+    """
+    types = {SHT_PROGBITS, SHT_NOBITS}
+    if machine == "amd64":
+        types.add(SHT_X86_64_UNWIND)
+    if init_fini_arrays:
+        types |= {SHT_INIT_ARRAY, SHT_FINI_ARRAY}
+    return frozenset(types)
+
+
+def link_elf_obj(sections: Sequence[SectionHeader], *, machine: str,
+                 init_fini_arrays: bool = True) -> tuple[dict[int, int], int]:
+    """Lay out an ET_REL module: ``{section index: offset from base}`` and ``lf->size``.
+
+    Sections are taken in header order; each loadable one (size > 0,
+    ``SHF_ALLOC``, a mapped type) starts at the running offset rounded up to
+    its ``sh_addralign`` and advances it by ``sh_size``.  ``set_pcpu`` and
+    ``set_vnet`` get their storage elsewhere, but the kernel still advances
+    past them, so they keep their place here too.  ``sh_addralign`` 0 and 1
+    both mean "no alignment" (ELF gABI).
+    """
+    types = loadable_types(machine, init_fini_arrays)
+    offsets: dict[int, int] = {}
+    offset = 0
+    for section in sections:
+        if section.size == 0 or section.type not in types or not section.flags & SHF_ALLOC:
+            continue
+        align = section.addralign if section.addralign > 1 else 1
+        offset = (offset + align - 1) // align * align
+        offsets[section.index] = offset
+        offset += section.size
+    return offsets, offset
+
+
+def link_elf_segments(sections: Sequence[SectionHeader],
+                      loads: Sequence[tuple[int, int]]) -> tuple[dict[int, int], int, int]:
+    """Lay out an ET_DYN module or ET_EXEC kernel from its ``PT_LOAD`` segments.
+
+    ``loads`` holds ``(p_vaddr, p_memsz)`` per ``PT_LOAD``.  ``link_elf.c``
+    maps from ``trunc_page`` of the first segment to ``round_page`` of the end
+    of the last; a symbol's offset from ``lf->address`` is its ``st_value``.
+    Returns the section offsets (their ``sh_addr``), ``lf->size`` and the
+    lowest mapped virtual address.  Without program headers the allocated
+    sections' addresses bound the image.
+    """
+    offsets = {s.index: s.addr for s in sections if s.flags & SHF_ALLOC and s.size}
+    if loads:
+        low = min(vaddr for vaddr, _ in loads) // PAGE_SIZE * PAGE_SIZE
+        high = max(vaddr + memsz for vaddr, memsz in loads)
+    elif offsets:
+        low = min(offsets.values()) // PAGE_SIZE * PAGE_SIZE
+        high = max(s.addr + s.size for s in sections if s.index in offsets)
+    else:
+        return offsets, 0, 0
+    size = (high + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE - low
+    return offsets, size, low

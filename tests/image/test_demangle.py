@@ -1,0 +1,86 @@
+"""Both demangler backends give rustc-demangle's names; bad names come back unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import EXPECTED
+from tracebridge import demangle
+
+
+def rustfilt_pairs(suffix: str) -> list[tuple[str, str]]:
+    pairs = []
+    for path in sorted(EXPECTED.glob(f"*.{suffix}.txt")):
+        for line in path.read_text().splitlines():
+            if "\t" in line:
+                pairs.append(tuple(line.split("\t", 1)))
+    return pairs
+
+
+@pytest.fixture(params=["pyderust", "demangle"])
+def backend(request):
+    previous = demangle.BACKEND
+    demangle.use_backend(request.param)
+    yield request.param
+    demangle.use_backend(previous)
+
+
+def test_both_backends_match_rustfilt(backend):
+    plain = rustfilt_pairs("rustfilt")
+    full = dict(rustfilt_pairs("rustfilt-hash"))
+    assert len(plain) > 100
+    for mangled, expected in plain:
+        d = demangle.demangle_symbol(mangled)
+        assert d.name == expected, (backend, mangled)
+        assert d.full == full[mangled], (backend, mangled)
+
+
+@pytest.mark.parametrize(
+    "mangled, scheme, name",
+    [
+        ("_ZN3foo3bar17h0123456789abcdefE", "rust-legacy", "foo::bar"),
+        ("__ZN3foo3bar17h0123456789abcdefE", "rust-legacy", "foo::bar"),
+        ("ZN3foo3bar17h0123456789abcdefE", "rust-legacy", "foo::bar"),
+        ("_ZN3foo3bar17h0123456789abcdefE.llvm.1234567", "rust-legacy", "foo::bar"),
+        ("_RNvCs1234_7mycrate3foo", "rust-v0", "mycrate::foo"),
+        ("_ZN3foo3barEv", "c++", "foo::bar()"),
+        ("_ZNK3foo3barEv", "c++", "foo::bar() const"),
+        ("rem_attach", "c", "rem_attach"),
+        ("_ZN3foo", "c", "_ZN3foo"),
+        ("_RNvC", "c", "_RNvC"),
+        ("", "c", ""),
+    ],
+)
+def test_schemes(backend, mangled, scheme, name):
+    d = demangle.demangle_symbol(mangled)
+    assert (d.scheme, d.name) == (scheme, name)
+
+
+def test_legacy_hash_and_crate():
+    d = demangle.demangle_symbol("_ZN3drv2em16Adapter$LT$T$GT$8rx_frame17h0123456789abcdefE")
+    assert d.name == "drv::em::Adapter<T>::rx_frame"
+    assert d.hash == "0123456789abcdef"
+    assert d.crate == "drv"
+    assert d.short == "Adapter<T>::rx_frame"
+    assert d.path == ("drv", "em", "Adapter<T>", "rx_frame")
+
+
+def test_generic_instances_stay_apart():
+    a = demangle.demangle_symbol("_ZN3drv7Adapter8rx_frame17h0123456789abcdefE")
+    b = demangle.demangle_symbol("_ZN3drv7Adapter8rx_frame17hfedcba9876543210E")
+    assert a.name == b.name
+    assert demangle.display_names([a, b]) == ["drv::Adapter::rx_frame#01234567", "drv::Adapter::rx_frame#fedcba98"]
+
+
+def test_impl_crate():
+    d = demangle.demangle_symbol("_ZN64_$LT$$u5b$u32$u3b$$u20$4$u5d$$u20$as$u20$rem..em..rx..RxDesc$GT$9from_word17h34f214ee447be37fE")
+    assert d.name == "<[u32; 4] as rem::em::rx::RxDesc>::from_word"
+    assert d.crate == "rem"
+    assert d.path == ("<[u32; 4] as rem::em::rx::RxDesc>", "from_word")
+
+
+@pytest.mark.parametrize("size", [1000, 100_000])
+def test_huge_and_hostile_names_are_bounded(backend, size):
+    for name in ("_ZN" + "3foo" * size + "E", "_RNv" + "B_" * size, "_R" + "\udcff" * 10, "_ZN\x00E"):
+        d = demangle.demangle_symbol(name)
+        assert isinstance(d.name, str)

@@ -1,0 +1,57 @@
+"""The kernel linker's layout rules on hand-made section tables (freebsd-facts §2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracebridge import layout
+
+PROGBITS, NOBITS, RELA, INIT, FINI, UNWIND = 1, 8, 4, 14, 15, 0x70000001
+A, AX = 0x2, 0x6
+
+
+@dataclass
+class S:
+    index: int
+    type: int
+    flags: int
+    size: int
+    addralign: int
+    addr: int = 0
+
+
+def test_header_order_alignment_and_size():
+    sections = [
+        S(0, 0, 0, 0, 0),
+        S(1, PROGBITS, AX, 0x13, 16),      # .text        -> 0x0
+        S(2, RELA, 0x40, 0x30, 8),         # .rela.text   not loaded
+        S(3, PROGBITS, AX, 0x21, 16),      # .text.f      -> 0x20
+        S(4, PROGBITS, A, 0x5, 8),         # .rodata      -> 0x48
+        S(5, PROGBITS, 0, 0x100, 1),       # .comment     not SHF_ALLOC
+        S(6, NOBITS, A | 1, 0x10, 32),     # .bss         -> 0x60
+        S(7, PROGBITS, AX, 0, 64),         # empty        skipped, no alignment
+        S(8, UNWIND, A, 0x8, 8),           # .eh_frame    -> 0x70 on amd64
+        S(9, INIT, A | 1, 0x8, 8),         # .init_array  -> 0x78 on new kernels
+    ]
+    offsets, size = layout.link_elf_obj(sections, machine="amd64")
+    assert offsets == {1: 0x0, 3: 0x20, 4: 0x48, 6: 0x60, 8: 0x70, 9: 0x78}
+    assert size == 0x80
+
+
+def test_old_kernels_and_other_machines_skip_types():
+    sections = [S(1, PROGBITS, AX, 0x10, 16), S(2, UNWIND, A, 0x8, 8), S(3, FINI, A, 0x8, 8)]
+    assert layout.link_elf_obj(sections, machine="amd64", init_fini_arrays=False) == ({1: 0, 2: 0x10}, 0x18)
+    assert layout.link_elf_obj(sections, machine="arm64") == ({1: 0, 3: 0x10}, 0x18)
+
+
+def test_zero_alignment_means_none():
+    sections = [S(1, PROGBITS, AX, 0x3, 0), S(2, PROGBITS, AX, 0x3, 1), S(3, PROGBITS, AX, 0x3, 4)]
+    assert layout.link_elf_obj(sections, machine="amd64") == ({1: 0, 2: 3, 3: 8}, 11)
+
+
+def test_segments_for_et_dyn():
+    sections = [S(1, PROGBITS, AX, 0x100, 16, addr=0x1000), S(2, NOBITS, A, 0x20, 8, addr=0x3000),
+                S(3, PROGBITS, 0, 0x50, 1, addr=0)]
+    offsets, size, low = layout.link_elf_segments(sections, [(0, 0x1100), (0x3000, 0x20)])
+    assert offsets == {1: 0x1000, 2: 0x3000}
+    assert (size, low) == (0x4000, 0)

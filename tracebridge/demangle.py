@@ -41,8 +41,9 @@ C = "c"
 _LEGACY_HASH = re.compile(r"17h([0-9a-f]{16})E(?:\.|$)")
 _V0_PREFIXES = ("_R", "R", "__R")
 _LEGACY_PREFIXES = ("_ZN", "ZN", "__ZN")
-# The first identifier of the path, past `<`, `&`, `*const `, `dyn ` and the like.
-_CRATE = re.compile(r"(?:[<&*\[( ]|const |mut |dyn |impl )*([A-Za-z_][A-Za-z0-9_]*)")
+# The first identifier that starts a path: `rem` in `rem::em::f` and in
+# `<[u32; 4] as rem::em::RxDesc>::len` (a primitive is never followed by `::`).
+_CRATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)::")
 _V0_CRATE_HASH = re.compile(r"^[^\[:<]*\[([0-9a-f]+)\]")
 
 
@@ -93,7 +94,7 @@ class Demangled:
         """The crate that defines the item (the one in ``<X as Trait>`` for impls)."""
         if not self.is_rust:
             return None
-        crate = _CRATE.match(self.name)
+        crate = _CRATE.search(self.name)
         return crate.group(1) if crate else None
 
     @property

@@ -1,0 +1,312 @@
+"""Reading profile inputs of any supported kind into one :class:`~tracebridge.profile.Profile`.
+
+Every command that reads samples (``fold``, ``report``, flame graphs) goes
+through :func:`load_inputs`, so each input format is written once and
+auto-detected the same way everywhere.  Formats are rows of :data:`FORMATS`:
+a name for ``--format``, a phrase for "this looks like ..." messages, and
+two functions named as ``"module:function"`` strings.  The strings keep this
+module free of imports of the readers, so a reader can import :class:`Source`,
+:class:`LoadOptions` and :class:`Loaded` from here, and a command pays only
+for the readers its inputs need.
+
+To add a format, write in its module::
+
+    def sniff(source: Source) -> bool        # cheap: look at source.head only
+    def read(source: Source, options: LoadOptions) -> Loaded
+
+and add an :class:`InputFormat` row; rows are tried in order, the first
+whose ``sniff`` says yes reads the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from tracebridge.errors import InputError, UsageError
+from tracebridge.profile import Metadata, Profile
+
+if TYPE_CHECKING:
+    from tracebridge.dtrace import Aggregation
+    from tracebridge.dtrace_frames import FrameNamer
+    from tracebridge.resolve import AddressSpace
+
+#: Bytes of each file the sniffers look at.
+HEAD_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """One readable format; ``sniff`` and ``read`` are ``"module:function"`` names."""
+
+    name: str
+    #: Completes "this looks like ...": what a user would call the file.
+    description: str
+    sniff: str
+    read: str
+
+    def _function(self, spec: str) -> Callable:
+        module, _, attribute = spec.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def matches(self, source: Source) -> bool:
+        return bool(self._function(self.sniff)(source))
+
+    def load(self, source: Source, options: LoadOptions) -> Loaded:
+        return self._function(self.read)(source, options)
+
+
+#: Every format tracebridge reads, most specific first (auto-detection order).
+FORMATS: tuple[InputFormat, ...] = (
+    InputFormat("dtrace-flow", "DTrace flow output (dtrace -F: `-> func` / `<- func` lines)",
+                "tracebridge.dtrace_flow:sniff", "tracebridge.dtrace_flow:read"),
+    InputFormat("dtrace", "DTrace output (stack()/ustack() or key/value aggregations, traced stacks)",
+                "tracebridge.dtrace:sniff", "tracebridge.dtrace:read"),
+    InputFormat("folded", "folded stacks (`root;child;leaf COUNT` lines)",
+                "tracebridge.folded:sniff", "tracebridge.folded:read"),
+)
+
+
+def format_names() -> tuple[str, ...]:
+    return tuple(f.name for f in FORMATS)
+
+
+def find_format(name: str) -> InputFormat:
+    for fmt in FORMATS:
+        if fmt.name == name:
+            return fmt
+    raise UsageError(f"unknown input format {name!r} (known: {', '.join(format_names())})")
+
+
+class Source:
+    """One input file: its path, the first bytes for sniffing, and its text for reading.
+
+    The text is checked once, here, for what no reader should have to
+    handle: NUL bytes (a binary file), bytes that are not UTF-8, and
+    Windows line ends, which are read as plain ``\\n`` (a capture copied
+    through a Windows machine holds the same data).  A carriage return
+    that does not end a line is an error.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = os.fspath(path)
+        if os.path.isdir(self.path):
+            raise InputError(self.path, "is a directory, expected a profile file")
+        try:
+            with open(self.path, "rb") as handle:
+                self.data = handle.read()
+        except FileNotFoundError:
+            raise InputError(self.path, "no such file") from None
+        except PermissionError:
+            raise InputError(self.path, "permission denied") from None
+        except OSError as exc:
+            raise InputError(self.path, f"cannot read: {exc.strerror or exc}") from None
+
+    def error(self, message: str, line: int | None = None) -> InputError:
+        return InputError(self.path, message, line)
+
+    def _line_at(self, offset: int) -> int:
+        return self.data.count(b"\n", 0, offset) + 1
+
+    @cached_property
+    def text(self) -> str:
+        data = self.data
+        nul = data.find(b"\0")
+        if nul >= 0:
+            raise self.error("contains a NUL byte: binary data, not a text capture", self._line_at(nul))
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+            stray = data.find(b"\r")
+            if stray >= 0:
+                raise self.error("contains a carriage return inside a line (corrupt or not a text capture)",
+                                 data.count(b"\n", 0, stray) + 1)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.error(f"is not UTF-8 text (byte {data[exc.start]:#04x})",
+                             data.count(b"\n", 0, exc.start) + 1) from None
+
+    @cached_property
+    def head(self) -> str:
+        """The first lines (up to :data:`HEAD_SIZE` bytes), leniently decoded, for sniffing only."""
+        head = self.data[:HEAD_SIZE]
+        if len(self.data) > HEAD_SIZE:
+            head = head[:head.rfind(b"\n") + 1] or head
+        return head.replace(b"\r\n", b"\n").decode("utf-8", errors="replace")
+
+    @property
+    def first_line(self) -> str:
+        for line in self.head.split("\n"):
+            if line.strip():
+                return line.strip()
+        return ""
+
+
+@dataclass
+class Loaded:
+    """What the inputs held: the stacks, and DTrace aggregations kept as tables (histograms)."""
+
+    profile: Profile
+    aggregations: list[Aggregation] = field(default_factory=list)
+
+
+@dataclass
+class LoadOptions:
+    """How to turn what an input prints into frames; shared by all readers."""
+
+    #: Forced input format name, or None to auto-detect each file.
+    format: str | None = None
+    #: Kernel modules (``.ko``) whose addresses frames may fall into.
+    modules: tuple[str, ...] = ()
+    #: Load address for each of :attr:`modules`, in order (or taken from :attr:`kldstat`).
+    bases: tuple[int, ...] = ()
+    #: Saved ``kldstat -v`` output giving the load addresses.
+    kldstat: str | None = None
+    #: Probe map JSON written by ``tracebridge gen-probes``.
+    probe_map: str | None = None
+    #: Lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections).
+    old_kernel_linker: bool = False
+    #: What the values of scalar DTrace aggregations are: ``count``, ``sum``, ``avg``, ``min``, ``max``.
+    value_kind: str = "count"
+
+    @cached_property
+    def address_space(self) -> AddressSpace | None:
+        """The modules at their load addresses, or None when no module was given."""
+        if not self.modules:
+            if self.bases:
+                raise UsageError("--base needs --module (which module is loaded there?)")
+            return None
+        from tracebridge.image import open_module
+        from tracebridge.resolve import AddressSpace
+
+        bases: list[int | None] = list(self.bases)
+        if len(bases) > len(self.modules):
+            raise UsageError(f"{len(bases)} --base addresses for {len(self.modules)} --module files")
+        images = [open_module(m, init_fini_arrays=not self.old_kernel_linker) for m in self.modules]
+        if self.kldstat is not None:
+            bases += _kldstat_bases(self.kldstat, images[len(bases):])
+        bases += [None] * (len(images) - len(bases))
+        space = AddressSpace()
+        for image, base in zip(images, bases):
+            space.add(image, base)
+        return space
+
+    @cached_property
+    def namer(self) -> FrameNamer:
+        from tracebridge.dtrace_frames import FrameNamer
+
+        probe_map = None
+        if self.probe_map is not None:
+            from tracebridge.dtrace_frames import read_probe_map
+
+            probe_map = read_probe_map(self.probe_map)
+        return FrameNamer(self.address_space, probe_map)
+
+
+def _kldstat_bases(path: str, images: list) -> list[int | None]:
+    """Load addresses from saved ``kldstat -v`` output, matched by file name."""
+    from tracebridge.kldstat import read_kldstat
+
+    loaded = {entry.name: entry.address for entry in read_kldstat(path)}
+    bases = []
+    for image in images:
+        if image.filename not in loaded and image.fixed_base is None:
+            raise InputError(path, f"does not list {image.filename} (loaded: {', '.join(sorted(loaded)) or 'none'})")
+        bases.append(loaded.get(image.filename))
+    return bases
+
+
+def detect(source: Source) -> InputFormat | None:
+    for fmt in FORMATS:
+        if fmt.matches(source):
+            return fmt
+    return None
+
+
+def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
+    source = Source(path)
+    if not source.data.strip():
+        raise source.error("is empty: no samples to read")
+    if options.format is None:
+        fmt = detect(source)
+        if fmt is None:
+            first = source.first_line
+            raise source.error(
+                "does not look like any input tracebridge reads ("
+                + "; ".join(f.description for f in FORMATS)
+                + f"); it starts with {first[:60]!r}", 1)
+        return fmt.load(source, options)
+    fmt = find_format(options.format)
+    try:
+        return fmt.load(source, options)
+    except InputError as exc:
+        guess = detect(source)
+        if guess is None or guess.name == fmt.name:
+            raise
+        raise InputError(exc.path, f"{exc.message} (this looks like {guess.description}: "
+                                   f"try --format {guess.name})", exc.position) from None
+
+
+def load_inputs(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> Loaded:
+    """Read and merge every input; each file's format is detected on its own."""
+    options = options or LoadOptions()
+    if not paths:
+        raise UsageError("no input files")
+    loaded = [load_one(path, options) for path in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    metadata = Metadata(source=", ".join(item.profile.metadata.source for item in loaded),
+                        event=loaded[0].profile.metadata.event, unit=loaded[0].profile.metadata.unit)
+    profile = Profile(metadata)
+    for item in loaded:
+        profile.merge(item.profile)
+    return Loaded(profile, [agg for item in loaded for agg in item.aggregations])
+
+
+def load_profile(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> Profile:
+    """The merged stacks of every input (for outputs that draw stacks only)."""
+    return load_inputs(paths, options).profile
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The inputs and the options that say how to read them, for every reading command."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="profile files: folded stacks, DTrace output, pmcstat output (auto-detected)")
+    group = parser.add_argument_group("reading inputs")
+    group.add_argument("--input-format", choices=format_names(), dest="input_format",
+                       help="read every input as this format instead of detecting it")
+    group.add_argument("--module", action="append", default=[], metavar="MODULE.ko", dest="modules",
+                       help="kernel module whose hex frames should be named (repeatable)")
+    group.add_argument("--base", action="append", default=[], type=_parse_base, metavar="ADDR", dest="bases",
+                       help="load address of each --module, in order, as kldstat prints it (hex)")
+    group.add_argument("--kldstat", metavar="FILE", help="saved `kldstat -v` output giving the load addresses")
+    group.add_argument("--probe-map", metavar="FILE",
+                       help="probe map from `tracebridge gen-probes` to name probes written with `?` for `$`")
+    group.add_argument("--old-kernel-linker", action="store_true",
+                       help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
+    group.add_argument("--value-kind", choices=("count", "sum", "avg", "min", "max"), default="count",
+                       help="what DTrace scalar aggregation values are (default count); "
+                            "decides how equal keys from several inputs combine")
+
+
+def _parse_base(text: str) -> int:
+    from tracebridge.cli.common import parse_address
+
+    return parse_address(text)
+
+
+def options_from_args(args: argparse.Namespace) -> LoadOptions:
+    return LoadOptions(format=args.input_format, modules=tuple(args.modules), bases=tuple(args.bases),
+                       kldstat=args.kldstat, probe_map=args.probe_map,
+                       old_kernel_linker=args.old_kernel_linker, value_kind=args.value_kind)
+
+
+def input_paths(args: argparse.Namespace) -> list[str]:
+    """Every file the command reads (outputs must not overwrite any of them)."""
+    extra = [p for p in (args.kldstat, args.probe_map) if p]
+    return list(args.inputs) + list(args.modules) + extra

@@ -15,10 +15,13 @@ one character: hostile or corrupt names survive unchanged and byte-exact
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import mmap
 import os
 import struct
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -42,9 +45,13 @@ MACHINES = {"EM_386": "i386", "EM_X86_64": "amd64", "EM_AARCH64": "arm64", "EM_R
 _BINDINGS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Section:
-    """One section header, plus where the kernel linker places it (if it does)."""
+    """One section header, plus where the kernel linker places it (if it does).
+
+    Not frozen, for the same reason as :class:`Function`: a Rust module can
+    have 100k sections.  ``load_offset`` is filled in once, by the layout.
+    """
 
     index: int
     name: str
@@ -103,14 +110,26 @@ class ModuleImage:
     bits: int
     little_endian: bool
     osabi: int
-    sections: list[Section]
     functions: list[Function]
     #: ``lf->size``: bytes the kernel maps for the module (final layout offset).
     size: int
     #: The run-time address of offset 0 when it is fixed (the kernel, ET_EXEC).
     fixed_base: int | None
     symtab: str
+    _table: _SectionTable = field(repr=False)
+    _load_offsets: dict[int, int] = field(repr=False)
     _data: bytes | mmap.mmap = field(repr=False)
+
+    @cached_property
+    def sections(self) -> list[Section]:
+        """Every section header, built on first use (the bulk paths read columns)."""
+        t = self._table
+        names = t.names
+        return [
+            Section(i, names[start:names.find("\0", start)], *rest, load_offset=self._load_offsets.get(i))
+            for i, (start, *rest) in enumerate(zip(t.name, t.type, t.flags, t.addr, t.offset, t.size, t.link,
+                                                   t.info, t.addralign, t.entsize))
+        ]
 
     @property
     def filename(self) -> str:
@@ -179,11 +198,6 @@ def _symbol_dtype(bits: int, order: str) -> np.dtype:
     return np.dtype([(n, order + t if t != "u1" else t) for n, t in fields])
 
 
-def _cstring(table: bytes, offset: int) -> str:
-    end = table.find(b"\0", offset)
-    return table[offset:end if end >= 0 else len(table)].decode("latin-1")
-
-
 class _Reader:
     """Bounds-checked access to the raw file, turning every fault into an InputError."""
 
@@ -199,6 +213,18 @@ class _Reader:
             raise self.fail(f"{what} lies past the end of the file "
                             f"(offset {offset:#x}, size {size:#x}, file size {len(self.data):#x})")
         return memoryview(self.data)[offset:offset + size]
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic GC while building 100k acyclic records (a third of the time otherwise)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _open_data(path: str) -> bytes | mmap.mmap:
@@ -227,7 +253,8 @@ def open_module(path: str | os.PathLike[str], *, init_fini_arrays: bool = True) 
     path = os.fspath(path)
     data = _open_data(path)
     try:
-        return _parse(path, data, init_fini_arrays)
+        with _no_gc():
+            return _parse(path, data, init_fini_arrays)
     except InputError:
         if isinstance(data, mmap.mmap):
             data.close()
@@ -257,22 +284,20 @@ def _parse(path: str, data: bytes | mmap.mmap, init_fini_arrays: bool) -> Module
     if machine is None:
         raise r.fail(f"unsupported machine {header['machine']}; "
                      "FreeBSD kernel modules for amd64, i386, arm64 and riscv are understood")
-    sections = _read_sections(r, header, bits, order)
-
+    table = _read_sections(r, header, bits, order)
     if elf_type == "ET_REL":
-        offsets, size = layout.link_elf_obj(sections, machine=machine, init_fini_arrays=init_fini_arrays)
+        offsets, size = layout.link_elf_obj(table, machine=machine, init_fini_arrays=init_fini_arrays)
         low = 0
     else:
-        offsets, size, low = layout.link_elf_segments(sections, _load_segments(r, header, bits, order))
+        offsets, size, low = layout.link_elf_segments(table, _load_segments(r, header, bits, order))
         offsets = {index: addr - low for index, addr in offsets.items()}
-    sections = [replace(s, load_offset=offsets[s.index]) if s.index in offsets else s for s in sections]
-    functions, symtab = _read_functions(r, sections, bits, order, elf_type, low)
+    functions, symtab = _read_functions(r, table, offsets, bits, order, elf_type, low)
     # The kernel (ET_EXEC) runs where it was linked; modules move.
     fixed_base = low if elf_type == "ET_EXEC" else None
     return ModuleImage(
         path=path, elf_type=elf_type, machine=machine, bits=bits, little_endian=order == "<",
-        osabi=osabi, sections=sections, functions=functions, size=size,
-        fixed_base=fixed_base, symtab=symtab, _data=data,
+        osabi=osabi, functions=functions, size=size, fixed_base=fixed_base, symtab=symtab,
+        _table=table, _load_offsets=offsets, _data=data,
     )
 
 
@@ -310,7 +335,39 @@ def _load_segments(r: _Reader, header: dict[str, int], bits: int, order: str) ->
     return [(int(p["vaddr"]), int(p["memsz"])) for p in table if int(p["type"]) == PT_LOAD]
 
 
-def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) -> list[Section]:
+@dataclass(frozen=True)
+class _SectionTable:
+    """The section header table as columns (lists of ints) plus the name table text."""
+
+    name: list[int]
+    type: list[int]
+    flags: list[int]
+    addr: list[int]
+    offset: list[int]
+    size: list[int]
+    link: list[int]
+    info: list[int]
+    addralign: list[int]
+    entsize: list[int]
+    #: The section name string table, Latin-1 decoded, NUL-terminated.
+    names: str
+
+    def __len__(self) -> int:
+        return len(self.type)
+
+    def section_name(self, index: int) -> str:
+        start = self.name[index]
+        return self.names[start:self.names.find("\0", start)]
+
+    def first(self, kind: int, link: int | None = None) -> int | None:
+        """Index of the first section of a type (and ``sh_link``), or None."""
+        for index, (t, lk) in enumerate(zip(self.type, self.link)):
+            if t == kind and (link is None or lk == link):
+                return index
+        return None
+
+
+def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) -> _SectionTable:
     """Read the whole section header table at once (a Rust module may have 100k)."""
     dtype = _header_dtype(bits, order)
     shoff, shnum, shstrndx = header["shoff"], header["shnum"], header["shstrndx"]
@@ -323,86 +380,86 @@ def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) ->
     if not 0 < shstrndx < shnum:
         raise r.fail(f"section name string table index {shstrndx} is out of range (0..{shnum - 1})")
     names_hdr = table[shstrndx]
-    names = bytes(r.slice(int(names_hdr["offset"]), int(names_hdr["size"]), "the section name string table"))
-    columns = {name: table[name].tolist() for name in dtype.names}
-    sections = []
-    for i in range(shnum):
-        name_offset = columns["name"][i]
-        if name_offset >= len(names) and name_offset:
-            raise r.fail(f"section {i} name offset {name_offset:#x} is past the end of the section name table")
-        sections.append(Section(
-            index=i, name=_cstring(names, name_offset), type=columns["type"][i],
-            flags=columns["flags"][i], addr=columns["addr"][i], file_offset=columns["offset"][i],
-            size=columns["size"][i], link=columns["link"][i], info=columns["info"][i],
-            addralign=columns["addralign"][i], entsize=columns["entsize"][i],
-        ))
-    return sections
+    # Latin-1 keeps one character per byte, so string offsets are byte offsets.
+    names = bytes(r.slice(int(names_hdr["offset"]), int(names_hdr["size"]),
+                          "the section name string table")).decode("latin-1") + "\0"
+    name_offsets = table["name"]
+    if int(name_offsets.max()) >= len(names):
+        bad = int(np.argmax(name_offsets >= len(names)))
+        raise r.fail(f"section {bad} name offset is past the end of the section name table")
+    return _SectionTable(*(table[field].tolist() for field in dtype.names), names=names)
 
 
-def _read_functions(r: _Reader, sections: list[Section], bits: int, order: str,
+def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], bits: int, order: str,
                     elf_type: str, low: int) -> tuple[list[Function], str]:
     """The functions the kernel linker lists: FUNC/IFUNC in a loaded section, any binding.
 
-    ``low`` is the lowest mapped address of an ET_DYN/ET_EXEC image, which
-    its ``st_value``s are relative to; ET_REL values are section offsets.
+    ``offsets`` holds the load offset of every loaded section.  ``low`` is the
+    lowest mapped address of an ET_DYN/ET_EXEC image, which its
+    ``st_value``s are relative to; ET_REL values are section offsets.
     """
-    symtabs = [s for s in sections if s.type == SHT_SYMTAB]
-    if not symtabs and elf_type != "ET_REL":
+    symtab = table.first(SHT_SYMTAB)
+    if symtab is None and elf_type != "ET_REL":
         # The kernel linker falls back to the dynamic symbols of an ET_DYN module.
-        symtabs = [s for s in sections if s.type == SHT_DYNSYM]
-    if not symtabs:
+        symtab = table.first(SHT_DYNSYM)
+    if symtab is None:
         raise r.fail("has no symbol table (.symtab): the module was stripped; "
                      "FBT and tracebridge need it, rebuild without stripping")
-    symtab = symtabs[0]
+    symtab_name = table.section_name(symtab)
     dtype = _symbol_dtype(bits, order)
-    if symtab.entsize not in (0, dtype.itemsize):
-        raise r.fail(f"symbol table entry size is {symtab.entsize}, expected {dtype.itemsize}")
-    count = symtab.size // dtype.itemsize
-    symbols = np.frombuffer(r.slice(symtab.file_offset, count * dtype.itemsize, f"symbol table {symtab.name}"),
+    if table.entsize[symtab] not in (0, dtype.itemsize):
+        raise r.fail(f"symbol table entry size is {table.entsize[symtab]}, expected {dtype.itemsize}")
+    count = table.size[symtab] // dtype.itemsize
+    symbols = np.frombuffer(r.slice(table.offset[symtab], count * dtype.itemsize, f"symbol table {symtab_name}"),
                             dtype=dtype)
-    if not 0 < symtab.link < len(sections) or sections[symtab.link].type != SHT_STRTAB:
-        raise r.fail(f"symbol table {symtab.name} has no valid string table (sh_link {symtab.link})")
-    strtab_section = sections[symtab.link]
-    # A trailing NUL guarantees every name ends, even in a corrupt table.
-    strtab = bytes(r.slice(strtab_section.file_offset, strtab_section.size,
-                           f"string table {strtab_section.name}")) + b"\0"
+    link = table.link[symtab]
+    if not 0 < link < len(table) or table.type[link] != SHT_STRTAB:
+        raise r.fail(f"symbol table {symtab_name} has no valid string table (sh_link {link})")
+    strtab_name = table.section_name(link)
+    # A trailing NUL guarantees every name ends, even in a corrupt table;
+    # Latin-1 keeps one character per byte (see the module docstring).
+    strtab = bytes(r.slice(table.offset[link], table.size[link], f"string table {strtab_name}")).decode("latin-1")
+    strtab += "\0"
 
     shndx = symbols["shndx"].astype(np.int64)
     xindex = shndx == SHN_XINDEX
     if xindex.any():
-        extra = [s for s in sections if s.type == SHT_SYMTAB_SHNDX and s.link == symtab.index]
-        if not extra:
+        extra = table.first(SHT_SYMTAB_SHNDX, link=symtab)
+        if extra is None:
             raise r.fail("symbols use extended section indices but there is no .symtab_shndx section")
-        table = np.frombuffer(r.slice(extra[0].file_offset, count * 4, ".symtab_shndx"), dtype=order + "u4")
-        shndx = np.where(xindex, table.astype(np.int64), shndx)
+        real = np.frombuffer(r.slice(table.offset[extra], count * 4, ".symtab_shndx"), dtype=order + "u4")
+        shndx = np.where(xindex, real.astype(np.int64), shndx)
     kind = symbols["info"] & 0xF
-    loaded = np.array([s.loaded for s in sections] + [False], dtype=bool)
-    in_range = (shndx > SHN_UNDEF) & (shndx < len(sections)) & ~((shndx >= SHN_LORESERVE) & ~xindex)
-    safe_shndx = np.where(in_range, shndx, len(sections))
+    nsections = len(table)
+    loaded = np.zeros(nsections + 1, dtype=bool)
+    loaded[list(offsets)] = True
+    in_range = (shndx > SHN_UNDEF) & (shndx < nsections) & ~((shndx >= SHN_LORESERVE) & ~xindex)
+    safe_shndx = np.where(in_range, shndx, nsections)
     selected = np.flatnonzero(((kind == STT_FUNC) | (kind == STT_GNU_IFUNC)) & in_range & loaded[safe_shndx])
 
     name_offsets = symbols["name"][selected]
     if len(name_offsets) and int(name_offsets.max()) >= len(strtab):
         bad = int(selected[np.argmax(name_offsets >= len(strtab))])
-        raise r.fail(f"symbol {bad} name offset is past the end of {strtab_section.name}")
+        raise r.fail(f"symbol {bad} name offset is past the end of {strtab_name}")
     values = symbols["value"][selected].astype(np.uint64)
     section_index = shndx[selected]
     if elf_type == "ET_REL":
-        base = np.array([s.load_offset or 0 for s in sections], dtype=np.uint64)[section_index]
-        offsets = (base + values).tolist()
+        base = np.zeros(nsections, dtype=np.uint64)
+        base[list(offsets)] = list(offsets.values())
+        function_offsets = (base[section_index] + values).tolist()
     else:
-        offsets = (values - np.uint64(low)).tolist()
+        function_offsets = (values - np.uint64(low)).tolist()
     infos = symbols["info"][selected]
     bindings = [_BINDINGS.get(b, str(b)) for b in range(16)]
     binding_names = [bindings[b] for b in (infos >> 4).tolist()]
     type_names = ["FUNC" if t == STT_FUNC else "IFUNC" for t in (infos & 0xF).tolist()]
-    section_names = [s.name for s in sections]
+    section_names = {i: table.section_name(i) for i in set(section_index.tolist())}
     find = strtab.find
     functions = [
-        Function(sym_index, strtab[start:find(b"\0", start)].decode("latin-1"), section_names[sec], sec,
+        Function(sym_index, strtab[start:find("\0", start)], section_names[sec], sec,
                  value, size, binding, kind, offset)
         for sym_index, start, sec, value, size, binding, kind, offset in zip(
             selected.tolist(), name_offsets.tolist(), section_index.tolist(), values.tolist(),
-            symbols["size"][selected].tolist(), binding_names, type_names, offsets)
+            symbols["size"][selected].tolist(), binding_names, type_names, function_offsets)
     ]
-    return functions, symtab.name
+    return functions, symtab_name

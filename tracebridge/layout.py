@@ -9,7 +9,7 @@ out, so it can be tested against hand-computed layouts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
 
 SHT_PROGBITS, SHT_NOBITS = 1, 8
 SHT_INIT_ARRAY, SHT_FINI_ARRAY = 14, 15
@@ -18,13 +18,18 @@ SHF_ALLOC = 0x2
 PAGE_SIZE = 4096
 
 
-class SectionHeader(Protocol):
-    index: int
-    type: int
-    flags: int
-    addr: int
-    size: int
-    addralign: int
+@dataclass(frozen=True)
+class SectionColumns:
+    """The section header fields the layout needs, one sequence per field, in header order.
+
+    Columns rather than objects: a Rust module can have 100k sections.
+    """
+
+    type: Sequence[int]
+    flags: Sequence[int]
+    addr: Sequence[int]
+    size: Sequence[int]
+    addralign: Sequence[int]
 
 
 def loadable_types(machine: str, init_fini_arrays: bool) -> frozenset[int]:
@@ -41,7 +46,7 @@ def loadable_types(machine: str, init_fini_arrays: bool) -> frozenset[int]:
     return frozenset(types)
 
 
-def link_elf_obj(sections: Sequence[SectionHeader], *, machine: str,
+def link_elf_obj(sections: SectionColumns, *, machine: str,
                  init_fini_arrays: bool = True) -> tuple[dict[int, int], int]:
     """Lay out an ET_REL module: ``{section index: offset from base}`` and ``lf->size``.
 
@@ -55,34 +60,36 @@ def link_elf_obj(sections: Sequence[SectionHeader], *, machine: str,
     types = loadable_types(machine, init_fini_arrays)
     offsets: dict[int, int] = {}
     offset = 0
-    for section in sections:
-        if section.size == 0 or section.type not in types or not section.flags & SHF_ALLOC:
+    for index, (kind, flags, size, align) in enumerate(
+            zip(sections.type, sections.flags, sections.size, sections.addralign)):
+        if size == 0 or kind not in types or not flags & SHF_ALLOC:
             continue
-        align = section.addralign if section.addralign > 1 else 1
-        offset = (offset + align - 1) // align * align
-        offsets[section.index] = offset
-        offset += section.size
+        if align > 1:
+            offset = (offset + align - 1) // align * align
+        offsets[index] = offset
+        offset += size
     return offsets, offset
 
 
-def link_elf_segments(sections: Sequence[SectionHeader],
+def link_elf_segments(sections: SectionColumns,
                       loads: Sequence[tuple[int, int]]) -> tuple[dict[int, int], int, int]:
     """Lay out an ET_DYN module or ET_EXEC kernel from its ``PT_LOAD`` segments.
 
     ``loads`` holds ``(p_vaddr, p_memsz)`` per ``PT_LOAD``.  ``link_elf.c``
     maps from ``trunc_page`` of the first segment to ``round_page`` of the end
     of the last; a symbol's offset from ``lf->address`` is its ``st_value``.
-    Returns the section offsets (their ``sh_addr``), ``lf->size`` and the
-    lowest mapped virtual address.  Without program headers the allocated
-    sections' addresses bound the image.
+    Returns the section addresses (``sh_addr`` of allocated sections),
+    ``lf->size`` and the lowest mapped virtual address.  Without program
+    headers the allocated sections' addresses bound the image.
     """
-    offsets = {s.index: s.addr for s in sections if s.flags & SHF_ALLOC and s.size}
+    offsets = {i: addr for i, (flags, addr, size) in enumerate(zip(sections.flags, sections.addr, sections.size))
+               if flags & SHF_ALLOC and size}
     if loads:
         low = min(vaddr for vaddr, _ in loads) // PAGE_SIZE * PAGE_SIZE
         high = max(vaddr + memsz for vaddr, memsz in loads)
     elif offsets:
         low = min(offsets.values()) // PAGE_SIZE * PAGE_SIZE
-        high = max(s.addr + s.size for s in sections if s.index in offsets)
+        high = max(addr + sections.size[i] for i, addr in offsets.items())
     else:
         return offsets, 0, 0
     size = (high + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE - low

@@ -20,6 +20,14 @@ class S:
     addr: int = 0
 
 
+def columns(sections: list[S]) -> layout.SectionColumns:
+    assert [s.index for s in sections] == list(range(sections[0].index, sections[0].index + len(sections)))
+    pad = [S(i, 0, 0, 0, 0) for i in range(sections[0].index)]
+    rows = pad + sections
+    return layout.SectionColumns([s.type for s in rows], [s.flags for s in rows], [s.addr for s in rows],
+                                 [s.size for s in rows], [s.addralign for s in rows])
+
+
 def test_header_order_alignment_and_size():
     sections = [
         S(0, 0, 0, 0, 0),
@@ -33,25 +41,25 @@ def test_header_order_alignment_and_size():
         S(8, UNWIND, A, 0x8, 8),           # .eh_frame    -> 0x70 on amd64
         S(9, INIT, A | 1, 0x8, 8),         # .init_array  -> 0x78 on new kernels
     ]
-    offsets, size = layout.link_elf_obj(sections, machine="amd64")
+    offsets, size = layout.link_elf_obj(columns(sections), machine="amd64")
     assert offsets == {1: 0x0, 3: 0x20, 4: 0x48, 6: 0x60, 8: 0x70, 9: 0x78}
     assert size == 0x80
 
 
 def test_old_kernels_and_other_machines_skip_types():
     sections = [S(1, PROGBITS, AX, 0x10, 16), S(2, UNWIND, A, 0x8, 8), S(3, FINI, A, 0x8, 8)]
-    assert layout.link_elf_obj(sections, machine="amd64", init_fini_arrays=False) == ({1: 0, 2: 0x10}, 0x18)
-    assert layout.link_elf_obj(sections, machine="arm64") == ({1: 0, 3: 0x10}, 0x18)
+    assert layout.link_elf_obj(columns(sections), machine="amd64", init_fini_arrays=False) == ({1: 0, 2: 0x10}, 0x18)
+    assert layout.link_elf_obj(columns(sections), machine="arm64") == ({1: 0, 3: 0x10}, 0x18)
 
 
 def test_zero_alignment_means_none():
     sections = [S(1, PROGBITS, AX, 0x3, 0), S(2, PROGBITS, AX, 0x3, 1), S(3, PROGBITS, AX, 0x3, 4)]
-    assert layout.link_elf_obj(sections, machine="amd64") == ({1: 0, 2: 3, 3: 8}, 11)
+    assert layout.link_elf_obj(columns(sections), machine="amd64") == ({1: 0, 2: 3, 3: 8}, 11)
 
 
 def test_segments_for_et_dyn():
     sections = [S(1, PROGBITS, AX, 0x100, 16, addr=0x1000), S(2, NOBITS, A, 0x20, 8, addr=0x3000),
                 S(3, PROGBITS, 0, 0x50, 1, addr=0)]
-    offsets, size, low = layout.link_elf_segments(sections, [(0, 0x1100), (0x3000, 0x20)])
+    offsets, size, low = layout.link_elf_segments(columns(sections), [(0, 0x1100), (0x3000, 0x20)])
     assert offsets == {1: 0x1000, 2: 0x3000}
     assert (size, low) == (0x4000, 0)

@@ -12,9 +12,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracebridge.demangle import Demangled
+from typing import TYPE_CHECKING
+
 from tracebridge.errors import UsageError
-from tracebridge.image import Function
+
+if TYPE_CHECKING:
+    from tracebridge.demangle import Demangled
+    from tracebridge.image import Function
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,17 @@
-"""Options and helpers shared by several sub-commands."""
+"""Options and helpers shared by several sub-commands.
+
+Command modules are all imported to build the argument parser, so they (and
+this module) import heavy libraries only inside ``run``.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from tracebridge.image import ModuleImage, open_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tracebridge.image import ModuleImage
 
 
 def parse_address(text: str) -> int:
@@ -30,6 +37,8 @@ def add_base_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def load_module(args: argparse.Namespace) -> ModuleImage:
+    from tracebridge.image import open_module  # numpy and pyelftools: only when a command runs
+
     return open_module(args.module, init_fini_arrays=not args.old_kernel_linker)
 
 

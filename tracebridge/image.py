@@ -361,10 +361,15 @@ class _SectionTable:
 
     def first(self, kind: int, link: int | None = None) -> int | None:
         """Index of the first section of a type (and ``sh_link``), or None."""
-        for index, (t, lk) in enumerate(zip(self.type, self.link)):
-            if t == kind and (link is None or lk == link):
+        start = 0
+        while True:
+            try:
+                index = self.type.index(kind, start)
+            except ValueError:
+                return None
+            if link is None or self.link[index] == link:
                 return index
-        return None
+            start = index + 1
 
 
 def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) -> _SectionTable:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 SHT_PROGBITS, SHT_NOBITS = 1, 8
 SHT_INIT_ARRAY, SHT_FINI_ARRAY = 14, 15
 SHT_X86_64_UNWIND = 0x70000001
@@ -57,13 +59,14 @@ def link_elf_obj(sections: SectionColumns, *, machine: str,
     past them, so they keep their place here too.  ``sh_addralign`` 0 and 1
     both mean "no alignment" (ELF gABI).
     """
-    types = loadable_types(machine, init_fini_arrays)
+    types = np.array(sorted(loadable_types(machine, init_fini_arrays)), dtype=np.uint64)
+    size_column = np.asarray(sections.size, dtype=np.uint64)
+    candidates = np.flatnonzero((size_column != 0) & np.isin(np.asarray(sections.type, dtype=np.uint64), types)
+                                & (np.asarray(sections.flags, dtype=np.uint64) & SHF_ALLOC != 0))
     offsets: dict[int, int] = {}
     offset = 0
-    for index, (kind, flags, size, align) in enumerate(
-            zip(sections.type, sections.flags, sections.size, sections.addralign)):
-        if size == 0 or kind not in types or not flags & SHF_ALLOC:
-            continue
+    aligns = np.asarray(sections.addralign, dtype=np.uint64)[candidates].tolist()
+    for index, size, align in zip(candidates.tolist(), size_column[candidates].tolist(), aligns):
         if align > 1:
             offset = (offset + align - 1) // align * align
         offsets[index] = offset

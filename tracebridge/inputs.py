@@ -212,12 +212,14 @@ def _kldstat_bases(path: str, images: list) -> list[int | None]:
     """Load addresses from saved ``kldstat -v`` output, matched by file name."""
     from tracebridge.kldstat import read_kldstat
 
-    loaded = {entry.name: entry.address for entry in read_kldstat(path)}
-    bases = []
+    kldstat = read_kldstat(path)
+    bases: list[int | None] = []
     for image in images:
-        if image.filename not in loaded and image.fixed_base is None:
-            raise InputError(path, f"does not list {image.filename} (loaded: {', '.join(sorted(loaded)) or 'none'})")
-        bases.append(loaded.get(image.filename))
+        loaded = kldstat.find(image.filename)
+        if loaded is None and image.fixed_base is None:
+            names = ", ".join(f.name for f in kldstat.files)
+            raise InputError(path, f"does not list {image.filename} (loaded: {names})")
+        bases.append(loaded.address if loaded is not None and image.fixed_base is None else None)
     return bases
 
 

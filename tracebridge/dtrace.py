@@ -1,0 +1,302 @@
+"""What DTrace prints for aggregations and traced stacks, read back into stacks and tables.
+
+The shapes follow libdtrace's printers (``dt_consume.c``, ``dtrace.c``):
+
+* an aggregation entry prints its keys, then its value, then a newline.
+  A string key is ``"  %-50s"``, an integer key or a scalar value
+  (``count``/``sum``/``min``/``max``/``avg``) is ``" %16lld"``; a
+  ``stack()``/``ustack()`` key starts with a newline and prints one frame
+  per line indented ``stackindent`` (14) spaces, leaf first.  So
+  ``@[stack()] = count()`` gives a blank line, the frames and the count
+  right-aligned on its own line, and ``@[stack(), ustack()]`` a blank line
+  between the kernel and the user frames;
+* ``quantize``/``lquantize``/``llquantize`` values print a
+  ``value  ---- Distribution ---- count`` header and rows
+  ``"%16lld |@@@@    %-9lld"`` (``< N`` / ``>= N`` labels at the ends of
+  ``lquantize``/``llquantize``), then a blank line;
+* traced records (``stack();`` in a clause, not quiet) print
+  ``CPU     ID                    FUNCTION:NAME`` once, then per firing
+  ``"%3d %6d %32s "`` and the traced data: each such record is one sample.
+
+Everything is parsed as text in one pass; frames are named once per
+distinct text by :class:`~tracebridge.dtrace_frames.FrameNamer`.  Stacks
+come out root first: string and integer keys first (``execname`` as the
+root), then the printed frames of all stack keys reversed, so
+``@[stack(), ustack()]`` reads user root -> user leaf -> kernel root ->
+kernel leaf, as the samples nested.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tracebridge.inputs import Loaded, LoadOptions, Source
+from tracebridge.profile import C, Frame, Metadata, Profile
+
+_HEADER = re.compile(r"^CPU +ID +FUNCTION:NAME\s*$")
+_PROBE = re.compile(r"^ *\d+ +\d+ +\S*:\S+(?: .*)?$")
+_QUANT_HEADER = re.compile(r"^ *(?:value|key) +-+ Distribution -+ +count *$")
+# "%16lld " then the bar (`@`, spaces, or UTF-8 blocks; `|` placed by sign), then "%-9lld".
+_QUANT_ROW = re.compile(r"^ *(<|>=)? *(-?\d+) [^|\d]*\|[^\d-]*?(-?\d+) *$")
+_INT = re.compile(r"^-?\d+$")
+_NOISE = ("dtrace: ", "^C")
+
+#: The value kinds whose values add up (and so can be stack weights).
+ADDITIVE = ("count", "sum")
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One printed histogram row: ``label`` as printed, ``low`` its lower bound (None for ``< N``)."""
+
+    label: str
+    low: int | None
+    count: int
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """The buckets of one ``quantize``-family value, as DTrace printed them.
+
+    ``kind`` is inferred from the rows (the output does not say): powers of
+    two are ``quantize``, equal steps ``lquantize``, anything else
+    ``llquantize``.
+    """
+
+    kind: str
+    buckets: tuple[Bucket, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(b.count for b in self.buckets)
+
+
+#: One aggregation key: a named frame (string or integer key) or a stack (frames root first).
+Key = Frame | tuple[Frame, ...]
+
+
+@dataclass
+class AggregationRow:
+    keys: tuple[Key, ...]
+    value: int | Histogram
+
+
+@dataclass
+class Aggregation:
+    """One printed aggregation whose keys are not stacks (``@[probefunc] = quantize(x)``)."""
+
+    source: str
+    line: int
+    #: ``count``/``sum``/``avg``/``min``/``max`` (from ``--value-kind``) or the histogram kind.
+    kind: str
+    rows: list[AggregationRow] = field(default_factory=list)
+
+    @property
+    def histograms(self) -> bool:
+        return bool(self.rows) and isinstance(self.rows[0].value, Histogram)
+
+
+@dataclass
+class _Record:
+    """Raw text of one aggregation entry or traced firing, before naming."""
+
+    line: int
+    keys: list[str]
+    frames: list[str]
+    value: int | Histogram
+    #: A blank line came before it: a scalar row here starts a new printed aggregation.
+    after_blank: bool
+
+
+def sniff(source: Source) -> bool:
+    for line in source.head.split("\n"):
+        if not line.strip() or line.startswith(_NOISE):
+            continue
+        if _HEADER.match(line) or _QUANT_HEADER.match(line):
+            return True
+        if not line[0].isspace():
+            return False
+        stripped = line.strip()
+        if "`" in stripped or stripped.startswith("0x") or _INT.match(stripped):
+            return True
+        if line.startswith("  ") and _INT.match(stripped.rsplit(None, 1)[-1]):
+            return True
+    return False
+
+
+def read(source: Source, options: LoadOptions) -> Loaded:
+    records = parse(source)
+    return build(source, records, options)
+
+
+def parse(source: Source) -> list[_Record]:
+    """Split the text into records; raise InputError (with the line) on anything unrecognised."""
+    lines = source.text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    records: list[_Record] = []
+    keys: list[str] = []
+    frames: list[str] = []
+    start = 0          # line number (1-based) where the pending record began
+    traced = False     # the pending record is a traced firing (ends at the next firing)
+    blank = True       # a blank line came since the last record (starts a new table)
+
+    def emit(value: int | Histogram, line: int) -> None:
+        nonlocal keys, frames, blank
+        records.append(_Record(line, keys, frames, value, blank))
+        keys, frames, blank = [], [], False
+
+    i = 0
+    n = len(lines)
+    while i < n:
+        line = lines[i]
+        i += 1
+        stripped = line.strip()
+        if not stripped:
+            blank = True
+            continue
+        indent = len(line) - len(line.lstrip())
+        if ("`" in stripped or stripped.startswith("0x")) and (indent > 2 or (indent and " " not in stripped)):
+            if not frames and not keys:
+                start = i
+            frames.append(stripped)
+            continue
+        if _INT.match(stripped):
+            if frames:
+                if traced:
+                    raise source.error(f"a number ({stripped}) after a traced stack: not DTrace output", i)
+                emit(int(stripped), start)
+            elif _next_is_frame(lines, i):  # an integer key (`@[pid, stack()]`)
+                start = start if keys else i
+                keys.append(stripped)
+            else:  # `@ = count()`: a value with no key at all
+                emit(int(stripped), i)
+            continue
+        if _QUANT_HEADER.match(line):
+            if traced:
+                _flush_traced(records, keys, frames, start)
+                keys, frames, traced = [], [], False
+            value, end = _histogram(source, lines, i)
+            emit(value, start if (keys or frames) else i)
+            i = end
+            continue
+        if _PROBE.match(line):
+            if frames and not traced:
+                raise source.error("stack has no count (the capture is cut short here)", start)
+            if traced:
+                _flush_traced(records, keys, frames, start)
+            keys, frames, traced, start = [], [], True, i
+            continue
+        if _HEADER.match(line) or line.startswith(_NOISE):
+            continue
+        if indent and not frames:
+            parts = stripped.rsplit(None, 1)
+            if len(parts) == 2 and _INT.match(parts[1]) and not line[-1].isspace():
+                keys += _split_keys(parts[0])
+                emit(int(parts[1]), i)
+                continue
+            if indent == 2:  # a string key before a stack or a histogram
+                start = start if keys else i
+                keys += _split_keys(stripped)
+                continue
+        if indent:
+            if not frames and not keys:
+                start = i
+            frames.append(stripped)
+            continue
+        raise source.error(f"unrecognised line in DTrace output: {stripped[:60]!r}", i)
+    if traced:
+        _flush_traced(records, keys, frames, start)
+    elif frames:
+        raise source.error("stack has no count (the capture is cut short here)", start)
+    elif keys:
+        raise source.error("aggregation key has no value (the capture is cut short here)", start)
+    return records
+
+
+def _flush_traced(records: list[_Record], keys: list[str], frames: list[str], start: int) -> None:
+    """A traced firing is one sample of its stack."""
+    if frames:
+        records.append(_Record(start, keys, frames, 1, False))
+
+
+def _next_is_frame(lines: list[str], i: int) -> bool:
+    """Is the line after a lone number a stack frame (so the number was an integer key)?"""
+    if i >= len(lines):
+        return False
+    line = lines[i]
+    stripped = line.strip()
+    return bool(stripped) and line[:1].isspace() and not _INT.match(stripped) and not _QUANT_HEADER.match(line) \
+        and ("`" in stripped or stripped.startswith("0x"))
+
+
+def _split_keys(text: str) -> list[str]:
+    """Several string keys on one line, each padded to 50 columns."""
+    return re.split(r"\s{2,}", text.strip())
+
+
+def _histogram(source: Source, lines: list[str], i: int) -> tuple[Histogram, int]:
+    buckets: list[Bucket] = []
+    header = i
+    while i < len(lines) and lines[i].strip():
+        match = _QUANT_ROW.match(lines[i])
+        if match is None:
+            raise source.error(f"not a histogram row: {lines[i].strip()[:60]!r}", i + 1)
+        sign, number, count = match.group(1), int(match.group(2)), int(match.group(3))
+        label = f"{sign} {number}" if sign else str(number)
+        buckets.append(Bucket(label, None if sign == "<" else number, count))
+        i += 1
+    if not buckets:
+        raise source.error("histogram header with no rows (the capture is cut short here)", header)
+    return Histogram(_histogram_kind(buckets), tuple(buckets)), i
+
+
+def _histogram_kind(buckets: list[Bucket]) -> str:
+    values = [b.low for b in buckets if b.low is not None and not b.label.startswith(">=")]
+    if all(v == 0 or (abs(v) & (abs(v) - 1)) == 0 for v in values) and not any(b.low is None for b in buckets):
+        return "quantize"
+    steps = {b - a for a, b in zip(values, values[1:])}
+    return "lquantize" if len(steps) <= 1 else "llquantize"
+
+
+def build(source: Source, records: list[_Record], options: LoadOptions) -> Loaded:
+    """Name the frames and turn records into stacks (and tables for non-stack aggregations)."""
+    if not records:
+        raise source.error("holds no stacks and no aggregation values")
+    namer = options.namer
+    texts = {t for r in records for t in r.frames} | {k for r in records for k in r.keys}
+    named = dict(zip(texts, namer.frames(texts)))
+    kind = options.value_kind
+    profile = Profile(Metadata(source=source.path, event="samples" if kind in ADDITIVE else kind,
+                               unit="samples" if kind == "count" else kind))
+    intern = profile.intern
+    ids = {text: intern(frame) for text, frame in named.items() if not _INT.match(text)}
+    ids.update({text: intern(_integer_frame(text)) for text in texts if _INT.match(text)})
+    aggregations: list[Aggregation] = []
+    current: Aggregation | None = None
+    additive = kind in ADDITIVE
+    for record in records:
+        value = record.value
+        weight = value.total if isinstance(value, Histogram) else value
+        if additive or isinstance(value, Histogram):
+            stack = tuple(ids[k] for k in record.keys) + tuple(ids[f] for f in reversed(record.frames))
+            if stack:
+                profile.add_ids(stack, weight)
+        if record.frames:
+            continue
+        row_kind = value.kind if isinstance(value, Histogram) else kind
+        keys = tuple(named[k] if not _INT.match(k) else _integer_frame(k) for k in record.keys)
+        if (current is None or current.kind != row_kind or len(current.rows[0].keys) != len(keys)
+                or (record.after_blank and not isinstance(value, Histogram))):
+            current = Aggregation(source.path, record.line, row_kind)
+            aggregations.append(current)
+        current.rows.append(AggregationRow(keys, value))
+    if not additive and not aggregations:
+        raise source.error(f"--value-kind {kind}: stack aggregations of {kind}() values cannot be added up "
+                           "into a profile")
+    return Loaded(profile, aggregations)
+
+
+def _integer_frame(text: str) -> Frame:
+    return Frame(None, text, text, None, C, None)

@@ -1,0 +1,147 @@
+"""Turning the frame text DTrace prints into named frames.
+
+libdtrace prints a frame as `` module`func+0xoff ``, `` module`func ``,
+`` module`0xADDR `` or a bare ``0xADDR`` (``dt_print_stack`` in
+``dt_consume.c``), and never demangles kernel names.  For Rust that leaves
+three repairs, all made here once per distinct frame text:
+
+* mangled names are demangled (``__ZN`` from macOS, ``.llvm.NNN`` clone
+  suffixes included) by :func:`~tracebridge.demangle.demangle_symbol`;
+* names that a C++ demangler already half-demangled (macOS ``ustack()``
+  prints ``foo::Bar$LT$T$GT$::baz::h0123456789abcdef``) are mangled back
+  to the legacy symbol they came from, so the result is exactly what
+  rustc-demangle prints for the original;
+* hex addresses, which is how libdtrace prints almost every Rust frame of
+  a per-function-section module (freebsd-facts section 5), are resolved in
+  bulk from the modules' layout when their load addresses are known;
+* probe function names written with ``?`` for ``$`` (or cut at the probe
+  name length) are looked up in the probe map that ``gen-probes`` wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+
+from tracebridge.demangle import RUST_LEGACY, demangle_symbol
+from tracebridge.errors import InputError
+from tracebridge.profile import UNKNOWN, Frame, symbol_frame
+from tracebridge.resolve import AddressSpace
+
+_FRAME = re.compile(r"^(?:(?P<module>[^`]*)`)?(?P<func>.*?)(?:\+0x(?P<offset>[0-9a-fA-F]+))?$", re.DOTALL)
+_HEX = re.compile(r"^0x([0-9a-fA-F]+)$")
+#: A legacy Rust name after a C++ demangler: ``path::components::h<16 hex>``, maybe a clone suffix.
+_HALF_DEMANGLED = re.compile(r"^((?:[^:\s]+::)+)h([0-9a-f]{16})(?: ?\(?(\.llvm\.[0-9A-Za-z_.]+)\)?)?$")
+
+
+def remangle_legacy(name: str) -> str | None:
+    """The legacy symbol a C++ demangler turned into ``a::b::h<hash>``, or None.
+
+    Legacy Rust symbols are Itanium nested names whose components are the
+    raw identifiers (``Adapter$LT$T$GT$``, with ``..`` for a nested ``::``),
+    so the components can be length-prefixed again without loss.
+    """
+    match = _HALF_DEMANGLED.match(name)
+    if match is None:
+        return None
+    components = match.group(1)[:-2].split("::")
+    if any(not c for c in components):
+        return None
+    body = "".join(f"{len(c)}{c}" for c in components)
+    return f"_ZN{body}17h{match.group(2)}E{match.group(3) or ''}"
+
+
+def read_probe_map(path: str) -> dict[str, str]:
+    """Probe function field (as written in D, ``?`` for ``$``) -> mangled symbol name.
+
+    Reads the JSON that ``tracebridge gen-probes`` writes: a top-level
+    ``probes`` list (or a bare list) of objects with the D-side field under
+    ``probe_function``/``function``/``probe`` and the symbol under
+    ``symbol``/``mangled``/``name``; or a plain object mapping one to the other.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read the probe map: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not a probe map (invalid JSON: {exc.msg})", exc.lineno) from None
+    entries = data.get("probes", data) if isinstance(data, dict) else data
+    if isinstance(entries, dict):
+        if all(isinstance(k, str) and isinstance(v, str) for k, v in entries.items()):
+            return dict(entries)
+        raise InputError(path, "not a probe map: expected a 'probes' list")
+    mapping: dict[str, str] = {}
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        probe = next((entry[k] for k in ("probe_function", "function", "probe") if isinstance(entry.get(k), str)),
+                     None)
+        symbol = next((entry[k] for k in ("symbol", "mangled", "name") if isinstance(entry.get(k), str)), None)
+        if probe and symbol:
+            mapping[probe] = symbol
+    if not mapping:
+        raise InputError(path, "not a probe map: no entries pairing a probe function with a symbol")
+    return mapping
+
+
+class FrameNamer:
+    """Frame text -> :class:`Frame`, cached per distinct text; hex frames resolved in bulk."""
+
+    def __init__(self, space: AddressSpace | None = None, probe_map: Mapping[str, str] | None = None):
+        self.space = space
+        self.probe_map = dict(probe_map or {})
+        self._cache: dict[str, Frame] = {}
+
+    def frames(self, texts: Iterable[str]) -> list[Frame]:
+        """One frame per text (texts are stripped frame lines or string keys)."""
+        texts = list(texts)
+        cache = self._cache
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            self._name(missing)
+        return [cache[t] for t in texts]
+
+    def frame(self, text: str) -> Frame:
+        return self.frames([text])[0]
+
+    def _name(self, texts: list[str]) -> None:
+        addresses: list[tuple[str, str | None, int]] = []
+        for text in texts:
+            match = _FRAME.match(text)
+            module = match.group("module")
+            func = match.group("func")
+            offset = match.group("offset")
+            hex_address = _HEX.match(func) if offset is None else None
+            if hex_address is not None:
+                addresses.append((text, module, int(hex_address.group(1), 16)))
+            elif func:
+                self._cache[text] = self._symbol(module, func, int(offset, 16) if offset else None)
+            else:  # "mod`" or a bare "+0x10": keep the text as it is
+                self._cache[text] = Frame(module, text, text, None, UNKNOWN, None)
+        if addresses:
+            self._resolve(addresses)
+
+    def _symbol(self, module: str | None, func: str, offset: int | None) -> Frame:
+        mapped = self.probe_map.get(func)
+        if mapped is not None:
+            return symbol_frame(module, mapped, offset)
+        remangled = remangle_legacy(func) if "::" in func else None
+        if remangled is not None:
+            demangled = demangle_symbol(remangled)
+            if demangled.scheme == RUST_LEGACY:
+                return Frame(module, remangled, demangled.name, offset, demangled.scheme, demangled.crate)
+        return symbol_frame(module, func, offset)
+
+    def _resolve(self, addresses: list[tuple[str, str | None, int]]) -> None:
+        resolved = self.space.frames([a for _, _, a in addresses]) if self.space is not None else None
+        for i, (text, module, address) in enumerate(addresses):
+            frame = resolved[i] if resolved is not None else None
+            if frame is None or (not frame.resolved and frame.module is None):
+                # Outside every known module: keep what DTrace said (the module name too).
+                name = f"{module}`0x{address:x}" if module else f"0x{address:x}"
+                frame = Frame(module, f"0x{address:x}", name, None, UNKNOWN, None)
+            self._cache[text] = frame

@@ -18,7 +18,6 @@ from tracebridge.errors import TracebridgeError
 
 COMMAND_MODULES = (
     "symbols",
-    "cpu",
     "fold",
 )
 

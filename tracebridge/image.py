@@ -208,11 +208,12 @@ class _Reader:
     def fail(self, message: str) -> InputError:
         return InputError(self.path, message)
 
-    def slice(self, offset: int, size: int, what: str) -> memoryview:
+    def slice(self, offset: int, size: int, what: str) -> bytes:
+        """A copy of ``size`` bytes at ``offset``: copies keep no view on the mapping, so it can close."""
         if offset < 0 or size < 0 or offset + size > len(self.data):
             raise self.fail(f"{what} lies past the end of the file "
                             f"(offset {offset:#x}, size {size:#x}, file size {len(self.data):#x})")
-        return memoryview(self.data)[offset:offset + size]
+        return self.data[offset:offset + size]
 
 
 @contextlib.contextmanager
@@ -386,8 +387,8 @@ def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) ->
         raise r.fail(f"section name string table index {shstrndx} is out of range (0..{shnum - 1})")
     names_hdr = table[shstrndx]
     # Latin-1 keeps one character per byte, so string offsets are byte offsets.
-    names = bytes(r.slice(int(names_hdr["offset"]), int(names_hdr["size"]),
-                          "the section name string table")).decode("latin-1") + "\0"
+    names = r.slice(int(names_hdr["offset"]), int(names_hdr["size"]),
+                    "the section name string table").decode("latin-1") + "\0"
     name_offsets = table["name"]
     if int(name_offsets.max()) >= len(names):
         bad = int(np.argmax(name_offsets >= len(names)))
@@ -423,7 +424,7 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
     strtab_name = table.section_name(link)
     # A trailing NUL guarantees every name ends, even in a corrupt table;
     # Latin-1 keeps one character per byte (see the module docstring).
-    strtab = bytes(r.slice(table.offset[link], table.size[link], f"string table {strtab_name}")).decode("latin-1")
+    strtab = r.slice(table.offset[link], table.size[link], f"string table {strtab_name}").decode("latin-1")
     strtab += "\0"
 
     shndx = symbols["shndx"].astype(np.int64)

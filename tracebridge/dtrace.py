@@ -139,13 +139,21 @@ def parse(source: Source) -> list[_Record]:
     keys: list[str] = []
     frames: list[str] = []
     start = 0          # line number (1-based) where the pending record began
-    traced = False     # the pending record is a traced firing (ends at the next firing)
+    traced = 0         # line of the pending traced firing (0: none); its stack follows it directly
+    gap = 0            # index in `frames` after the last blank line
     blank = True       # a blank line came since the last record (starts a new table)
 
     def emit(value: int | Histogram, line: int) -> None:
-        nonlocal keys, frames, blank
+        nonlocal keys, frames, blank, gap
         records.append(_Record(line, keys, frames, value, blank))
-        keys, frames, blank = [], [], False
+        keys, frames, blank, gap = [], [], False, 0
+
+    def end_traced(upto: int) -> None:
+        """A traced firing is one sample of the stack printed under it."""
+        nonlocal frames, traced, gap
+        if frames[:upto]:
+            records.append(_Record(traced, [], frames[:upto], 1, False))
+        frames, traced, gap = frames[upto:], 0, 0
 
     i = 0
     n = len(lines)
@@ -154,7 +162,9 @@ def parse(source: Source) -> list[_Record]:
         i += 1
         stripped = line.strip()
         if not stripped:
-            blank = True
+            if traced and not frames:  # the firing traced no stack
+                traced = 0
+            blank, gap = True, len(frames)
             continue
         indent = len(line) - len(line.lstrip())
         if ("`" in stripped or stripped.startswith("0x")) and (indent > 2 or (indent and " " not in stripped)):
@@ -164,8 +174,8 @@ def parse(source: Source) -> list[_Record]:
             continue
         if _INT.match(stripped):
             if frames:
-                if traced:
-                    raise source.error(f"a number ({stripped}) after a traced stack: not DTrace output", i)
+                if traced:  # aggregation output after the traced firings: its stack began at the last gap
+                    end_traced(gap)
                 emit(int(stripped), start)
             elif _next_is_frame(lines, i):  # an integer key (`@[pid, stack()]`)
                 start = start if keys else i
@@ -175,8 +185,7 @@ def parse(source: Source) -> list[_Record]:
             continue
         if _QUANT_HEADER.match(line):
             if traced:
-                _flush_traced(records, keys, frames, start)
-                keys, frames, traced = [], [], False
+                end_traced(gap)
             value, end = _histogram(source, lines, i)
             emit(value, start if (keys or frames) else i)
             i = end
@@ -185,8 +194,8 @@ def parse(source: Source) -> list[_Record]:
             if frames and not traced:
                 raise source.error("stack has no count (the capture is cut short here)", start)
             if traced:
-                _flush_traced(records, keys, frames, start)
-            keys, frames, traced, start = [], [], True, i
+                end_traced(len(frames))
+            traced = start = i
             continue
         if _HEADER.match(line) or line.startswith(_NOISE):
             continue
@@ -207,18 +216,12 @@ def parse(source: Source) -> list[_Record]:
             continue
         raise source.error(f"unrecognised line in DTrace output: {stripped[:60]!r}", i)
     if traced:
-        _flush_traced(records, keys, frames, start)
+        end_traced(len(frames))
     elif frames:
         raise source.error("stack has no count (the capture is cut short here)", start)
     elif keys:
         raise source.error("aggregation key has no value (the capture is cut short here)", start)
     return records
-
-
-def _flush_traced(records: list[_Record], keys: list[str], frames: list[str], start: int) -> None:
-    """A traced firing is one sample of its stack."""
-    if frames:
-        records.append(_Record(start, keys, frames, 1, False))
 
 
 def _next_is_frame(lines: list[str], i: int) -> bool:

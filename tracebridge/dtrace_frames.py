@@ -14,15 +14,21 @@ three repairs, all made here once per distinct frame text:
 * hex addresses, which is how libdtrace prints almost every Rust frame of
   a per-function-section module (freebsd-facts section 5), are resolved in
   bulk from the modules' layout when their load addresses are known;
-* probe function names written with ``?`` for ``$`` (or cut at the probe
-  name length) are looked up in the probe map that ``gen-probes`` wrote.
+* probe function names written with ``?`` for ``$`` are looked up in the
+  probe map that ``gen-probes`` wrote;
+* names DTrace cut short are completed from the modules' symbol tables and
+  the probe map: a probe description holds at most
+  ``DTRACE_FUNCNAMELEN - 1`` = 191 characters (``dtrace -F`` prints that),
+  a string such as ``probefunc`` at most ``strsize - 1`` = 255.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 
 from tracebridge.demangle import RUST_LEGACY, demangle_symbol
 from tracebridge.errors import InputError
@@ -30,6 +36,8 @@ from tracebridge.profile import UNKNOWN, Frame, symbol_frame
 from tracebridge.resolve import AddressSpace
 
 _FRAME = re.compile(r"^(?:(?P<module>[^`]*)`)?(?P<func>.*?)(?:\+0x(?P<offset>[0-9a-fA-F]+))?$", re.DOTALL)
+#: Lengths at which DTrace cuts a function name (probe description field, default strsize).
+CUT_LENGTHS = (191, 255)
 _HEX = re.compile(r"^0x([0-9a-fA-F]+)$")
 #: A legacy Rust name after a C++ demangler: ``path::components::h<16 hex>``, maybe a clone suffix.
 _HALF_DEMANGLED = re.compile(r"^((?:[^:\s]+::)+)h([0-9a-f]{16})(?: ?\(?(\.llvm\.[0-9A-Za-z_.]+)\)?)?$")
@@ -91,9 +99,12 @@ def read_probe_map(path: str) -> dict[str, str]:
 class FrameNamer:
     """Frame text -> :class:`Frame`, cached per distinct text; hex frames resolved in bulk."""
 
-    def __init__(self, space: AddressSpace | None = None, probe_map: Mapping[str, str] | None = None):
+    def __init__(self, space: AddressSpace | None = None, probe_map: Mapping[str, str] | None = None,
+                 names: Iterable[str] = ()):
         self.space = space
         self.probe_map = dict(probe_map or {})
+        #: Every symbol name known (modules' functions): cut names are completed from these.
+        self.names = set(names) | set(self.probe_map.values())
         self._cache: dict[str, Frame] = {}
 
     def frames(self, texts: Iterable[str]) -> list[Frame]:
@@ -134,7 +145,27 @@ class FrameNamer:
             demangled = demangle_symbol(remangled)
             if demangled.scheme == RUST_LEGACY:
                 return Frame(module, remangled, demangled.name, offset, demangled.scheme, demangled.crate)
-        return symbol_frame(module, func, offset)
+        frame = symbol_frame(module, func, offset)
+        if len(func) in CUT_LENGTHS and not frame.is_rust:
+            whole = self._complete(func)
+            if whole is not None:
+                return symbol_frame(module, whole, offset)
+        return frame
+
+    @cached_property
+    def _known_names(self) -> list[str]:
+        return sorted(self.names)
+
+    def _complete(self, cut: str) -> str | None:
+        """The one known symbol that ``cut`` is a proper prefix of, if exactly one is."""
+        names = self._known_names
+        i = bisect_left(names, cut)
+        found = []
+        while i < len(names) and names[i].startswith(cut) and len(found) < 2:
+            if names[i] != cut:
+                found.append(names[i])
+            i += 1
+        return found[0] if len(found) == 1 else None
 
     def _resolve(self, addresses: list[tuple[str, str | None, int]]) -> None:
         resolved = self.space.frames([a for _, _, a in addresses]) if self.space is not None else None

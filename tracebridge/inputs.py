@@ -34,6 +34,7 @@ from tracebridge.profile import Metadata, Profile
 if TYPE_CHECKING:
     from tracebridge.dtrace import Aggregation
     from tracebridge.dtrace_frames import FrameNamer
+    from tracebridge.image import ModuleImage
     from tracebridge.resolve import AddressSpace
 
 #: Bytes of each file the sniffers look at.
@@ -175,37 +176,44 @@ class LoadOptions:
     value_kind: str = "count"
 
     @cached_property
-    def address_space(self) -> AddressSpace | None:
-        """The modules at their load addresses, or None when no module was given."""
-        if not self.modules:
-            if self.bases:
-                raise UsageError("--base needs --module (which module is loaded there?)")
-            return None
+    def images(self) -> list[ModuleImage]:
         from tracebridge.image import open_module
+
+        if self.bases and not self.modules:
+            raise UsageError("--base needs --module (which module is loaded there?)")
+        if len(self.bases) > len(self.modules):
+            raise UsageError(f"{len(self.bases)} --base addresses for {len(self.modules)} --module files")
+        return [open_module(m, init_fini_arrays=not self.old_kernel_linker) for m in self.modules]
+
+    @cached_property
+    def address_space(self) -> AddressSpace | None:
+        """The modules whose load address is known, at that address (None: no such module).
+
+        A module given without an address still names frames whose text
+        DTrace cut short (see :mod:`tracebridge.dtrace_frames`).
+        """
         from tracebridge.resolve import AddressSpace
 
+        images = self.images
         bases: list[int | None] = list(self.bases)
-        if len(bases) > len(self.modules):
-            raise UsageError(f"{len(bases)} --base addresses for {len(self.modules)} --module files")
-        images = [open_module(m, init_fini_arrays=not self.old_kernel_linker) for m in self.modules]
         if self.kldstat is not None:
             bases += _kldstat_bases(self.kldstat, images[len(bases):])
-        bases += [None] * (len(images) - len(bases))
+        placed = [(image, base) for image, base in zip(images, bases + [None] * len(images))
+                  if base is not None or image.fixed_base is not None]
+        if not placed:
+            return None
         space = AddressSpace()
-        for image, base in zip(images, bases):
+        for image, base in placed:
             space.add(image, base)
         return space
 
     @cached_property
     def namer(self) -> FrameNamer:
-        from tracebridge.dtrace_frames import FrameNamer
+        from tracebridge.dtrace_frames import FrameNamer, read_probe_map
 
-        probe_map = None
-        if self.probe_map is not None:
-            from tracebridge.dtrace_frames import read_probe_map
-
-            probe_map = read_probe_map(self.probe_map)
-        return FrameNamer(self.address_space, probe_map)
+        probe_map = read_probe_map(self.probe_map) if self.probe_map is not None else None
+        names = [f.name for image in self.images for f in image.functions]
+        return FrameNamer(self.address_space, probe_map, names)
 
 
 def _kldstat_bases(path: str, images: list) -> list[int | None]:

@@ -1,0 +1,210 @@
+"""Real-world DTrace output shapes fold to exactly rustc-demangle's names."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+import readelf_text
+from conftest import EXPECTED, MODULES
+from tracebridge.cli import main
+from tracebridge.dtrace import Histogram
+from tracebridge.folded import split_frames
+from tracebridge.inputs import LoadOptions, load_inputs, load_profile
+from truth import DATA, ReadelfModule, rustfilt_lines, truth_stacks
+
+BASE = 0xffffffff82e1c000
+
+
+def named_stacks(profile) -> dict[tuple[str, ...], float]:
+    out: dict[tuple[str, ...], float] = {}
+    for frames, weight in profile:
+        key = tuple(f.name for f in frames)
+        out[key] = out.get(key, 0) + weight
+    return out
+
+
+def fold_cli(capsys, *args) -> dict[tuple[str, ...], float]:
+    assert main(["fold", *map(str, args)]) == 0
+    out: dict[tuple[str, ...], float] = {}
+    for line in capsys.readouterr().out.splitlines():
+        stack, _, count = line.rpartition(" ")
+        out[tuple(split_frames(stack))] = float(count)
+    return out
+
+
+@pytest.mark.parametrize("capture", ["macos-ustack", "illumos-stack-ustack"])
+def test_user_stacks_fold_to_rustfilt_names(capsys, capture):
+    expected = truth_stacks(f"{capture}.truth")
+    assert fold_cli(capsys, DATA / f"{capture}.txt") == expected
+
+
+@pytest.fixture
+def if_rem(tmp_path):
+    """The legacy fixture module under the name the captures use."""
+    path = tmp_path / "if_rem.ko"
+    shutil.copy(MODULES / "rem_legacy_fp.ko", path)
+    return path
+
+
+def expected_kernel_stacks(capture: str, weights_from_counts: bool = True) -> dict[tuple[str, ...], float]:
+    """Names from readelf's layout and the saved rustfilt listing, parsed without tracebridge."""
+    module = ReadelfModule("rem_legacy_fp", BASE)
+    stacks: dict[tuple[str, ...], float] = {}
+    frames: list[str] = []
+
+    def name(text: str) -> str:
+        hex_address = re.fullmatch(r"(?:if_rem\.ko`)?0x([0-9a-f]+)", text)
+        if hex_address and module.name(int(hex_address.group(1), 16)):
+            return module.name(int(hex_address.group(1), 16))
+        return re.sub(r"^[^`]*`(?!0x)|\+0x[0-9a-f]+$", "", text)
+
+    def close(weight: float) -> None:
+        key = tuple(name(f) for f in reversed(frames))
+        stacks[key] = stacks.get(key, 0) + weight
+        frames.clear()
+
+    for line in (DATA / capture).read_text().splitlines():
+        text = line.strip()
+        if text.isdigit() and weights_from_counts:
+            close(int(text))
+        elif line.startswith("              "):
+            frames.append(text)
+        elif not text and frames and not weights_from_counts:
+            close(1)
+    return stacks
+
+
+def test_freebsd_hex_frames_resolve_with_base(capsys, if_rem):
+    expected = expected_kernel_stacks("freebsd-stack-hex.txt")
+    assert any("rem::" in frame for stack in expected for frame in stack)
+    assert fold_cli(capsys, DATA / "freebsd-stack-hex.txt", "--module", if_rem, "--base", f"{BASE:x}") == expected
+
+
+def test_freebsd_hex_frames_resolve_with_kldstat(capsys, if_rem, tmp_path):
+    kldstat = tmp_path / "kldstat.txt"
+    kldstat.write_text("Id Refs Address                Size Name\n"
+                       " 1   42 0xffffffff80200000  1f3c6c8 kernel\n"
+                       f" 7    1 0x{BASE:x}     {0x3000:x} if_rem.ko\n")
+    expected = expected_kernel_stacks("freebsd-stack-hex.txt")
+    assert fold_cli(capsys, DATA / "freebsd-stack-hex.txt", "--module", if_rem, "--kldstat", kldstat) == expected
+
+
+def test_hex_frames_stay_hex_without_layout():
+    stacks = named_stacks(load_profile([DATA / "freebsd-stack-hex.txt"]))
+    leaves = {stack[-1] for stack in stacks}
+    assert all(re.fullmatch(r"(if_rem\.ko`)?0x[0-9a-f]+|spinlock_exit", leaf) for leaf in leaves)
+
+
+def test_traced_stacks_under_header_lines(if_rem):
+    expected = expected_kernel_stacks("freebsd-traced-header.txt", weights_from_counts=False)
+    options = LoadOptions(modules=(str(if_rem),), bases=(BASE,))
+    assert named_stacks(load_profile([DATA / "freebsd-traced-header.txt"], options)) == expected
+    assert sum(expected.values()) == 6  # six firings with a stack; the tick-10s firing traced none
+
+
+def test_probefunc_counts_and_cut_names(if_rem):
+    text = (DATA / "probefunc-count.txt").read_text()
+    rows = [line.rsplit(None, 1) for line in text.splitlines() if line.strip()]
+    assert any(len(k.strip()) == 255 for k, _ in rows), "the capture should hold a name DTrace cut at strsize"
+    # With the module at hand, cut names are completed from its symbol table.
+    loaded = load_inputs([DATA / "probefunc-count.txt"], LoadOptions(modules=(str(if_rem),)))
+    symbols = [s.name for s in readelf_text.symbols(EXPECTED / "rem_legacy_fp.readelf-s.txt") if s.type == "FUNC"]
+    demangled = dict(zip(symbols, rustfilt_lines(symbols)))
+    expected = {}
+    for key, value in rows:
+        (symbol,) = [s for s in symbols if s.startswith(key.strip())]
+        expected[(demangled[symbol],)] = expected.get((demangled[symbol],), 0) + int(value)
+    assert named_stacks(loaded.profile) == expected
+    (table,) = loaded.aggregations
+    assert table.kind == "count" and len(table.rows) == len(rows)
+
+
+def test_quantize_buckets_kept():
+    loaded = load_inputs([DATA / "probefunc-quantize.txt"])
+    (table,) = loaded.aggregations
+    assert table.kind == "quantize" and len(table.rows) == 3
+    for row in table.rows:
+        assert isinstance(row.value, Histogram)
+        lows = [b.low for b in row.value.buckets]
+        assert lows == [128, 256, 512, 1024, 2048, 4096, 8192]
+    # Weights in the profile are the number of events per key.
+    assert sorted(named_stacks(loaded.profile).values()) == sorted(r.value.total for r in table.rows)
+
+
+def test_lquantize_and_llquantize_buckets():
+    (lq,) = load_inputs([DATA / "lquantize.txt"]).aggregations
+    assert lq.kind == "lquantize"
+    first = lq.rows[0].value.buckets
+    assert [(b.label, b.count) for b in first] == [
+        ("< 0", 0), ("0", 3), ("10", 7), ("20", 12), ("30", 0), ("40", 4), ("50", 0), ("60", 0), ("70", 0),
+        ("80", 0), ("90", 0), (">= 100", 1)]
+    assert [b.label for b in lq.rows[1].value.buckets] == ["< 0", "0", "10"]
+    (llq,) = load_inputs([DATA / "llquantize.txt"]).aggregations
+    assert llq.kind == "llquantize" and llq.rows[0].keys == ()
+    counts = {b.label: b.count for b in llq.rows[0].value.buckets}
+    assert counts["2"] == 3 and counts["5"] == 9 and counts["30"] == 4 and counts["700"] == 1
+    assert llq.rows[0].value.total == 17
+
+
+def test_flow_call_counts(capsys, if_rem):
+    stacks = fold_cli(capsys, DATA / "flow.txt", "--module", if_rem)
+    long_name = next(s for s in stacks if len(s) == 2 and s[1].startswith("<rem::compat"))
+    assert long_name[1].endswith("::handle_deferred_load_completion_callback")
+    assert stacks == {
+        ("rem::em::ioctl::dispatch",): 2,
+        ("rem::em::ioctl::dispatch", "rem::em::ioctl::set_mtu"): 2,
+        ("rem::em::ioctl::dispatch", "rem::em::ioctl::set_mtu", "rem::hw::regs::write"): 2,
+        ("rem::em::ioctl::dispatch", "rem::em::ioctl::set_flags"): 1,
+        ("rem::em::ioctl::dispatch", "rem::em::ioctl::set_flags", "rem::hw::regs::write"): 1,
+        long_name: 1,
+    }
+
+
+def test_flow_tail_call_without_return(tmp_path):
+    path = tmp_path / "flow.txt"
+    path.write_text("CPU FUNCTION\n"
+                    "  1  -> a\n"
+                    "  1    -> b\n"        # b tail-calls c: no `<- b`
+                    "  1      -> c\n"
+                    "  1      <- c\n"
+                    "  1  <- a\n"
+                    "  1  -> a\n"
+                    "  0  <- z\n")          # returned from before tracing began
+    assert named_stacks(load_profile([path])) == {("a",): 2, ("a", "b"): 1, ("a", "b", "c"): 1}
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "capture.txt"
+    path.write_text(text)
+    return path
+
+
+def test_string_and_integer_keys_become_roots(tmp_path):
+    pad = "  %-50s" % "sshd"
+    text = (f"\n{pad}\n              kernel`foo+0x1\n              kernel`bar+0x2\n                3\n"
+            f"\n             1234\n              kernel`foo+0x1\n                5\n")
+    assert named_stacks(load_profile([write(tmp_path, text)])) == {
+        ("sshd", "bar", "foo"): 3, ("1234", "foo"): 5}
+
+
+def test_keyless_and_integer_key_values(tmp_path):
+    text = "\n             4242\n\n               0                7\n               1               11\n"
+    loaded = load_inputs([write(tmp_path, text)])
+    assert [len(a.rows) for a in loaded.aggregations] == [1, 2]
+    assert named_stacks(loaded.profile) == {("0",): 7, ("1",): 11}
+
+
+def test_tick_exit_then_aggregation(tmp_path):
+    text = ("CPU     ID                    FUNCTION:NAME\n"
+            "  3  81273                        :tick-10s \n\n"
+            "\n              kernel`foo+0x1\n              kernel`bar+0x2\n               12\n")
+    assert named_stacks(load_profile([write(tmp_path, text)])) == {("bar", "foo"): 12}
+
+
+def test_avg_values_are_tables_not_stacks(tmp_path):
+    path = write(tmp_path, "\n  foo                                                             17\n")
+    loaded = load_inputs([path], LoadOptions(value_kind="avg"))
+    assert loaded.aggregations[0].kind == "avg" and not loaded.profile.stacks

@@ -18,6 +18,7 @@ from tracebridge.errors import TracebridgeError
 
 COMMAND_MODULES = (
     "symbols",
+    "cpu",
     "fold",
 )
 

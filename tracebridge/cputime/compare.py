@@ -1,0 +1,128 @@
+"""Comparing runs (the C driver against the Rust one) thread by thread.
+
+A run is a CPU series file (CSV or Parquet) or a raw FreeBSD top capture,
+recognised by its content, so a capture taken on a test box can be compared
+without an import step.  Threads line up across runs by ``(process, thread)``
+name (see :mod:`.stats`); the busiest names over all runs are kept.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tracebridge.cputime.series import NotASeries, read_series
+from tracebridge.cputime.stats import STATS, is_machine_total, thread_stats
+from tracebridge.cputime.top import looks_like_top, read_top
+from tracebridge.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LONG_COLUMNS = ("run", "process", "thread", *STATS, "samples")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One input of a comparison, with its per-thread statistics."""
+
+    label: str
+    path: str
+    frame: pd.DataFrame
+    stats: pd.DataFrame
+    notes: tuple[str, ...]
+
+
+def load_runs(paths: Sequence[str], labels: Sequence[str]) -> list[Run]:
+    if labels and len(labels) != len(paths):
+        raise UsageError(f"{len(labels)} --label for {len(paths)} runs: give one label per run, or none")
+    names = list(labels) or _default_labels(paths)
+    if len(set(names)) != len(names):
+        raise UsageError(f"run labels must differ: {', '.join(names)}")
+    return [_load_run(path, label) for path, label in zip(paths, names, strict=True)]
+
+
+def _load_run(path: str, label: str) -> Run:
+    if looks_like_top(path):
+        capture = read_top(path)
+        frame, notes = capture.frame, capture.notes
+    else:
+        try:
+            frame, notes = read_series(path), ()
+        except NotASeries as error:
+            raise InputError(path, "neither FreeBSD top output (whose first line is 'last pid: ...') "
+                                   f"nor a CPU series ({error.detail})") from None
+    if frame.empty:
+        raise InputError(path, "the run holds no samples")
+    return Run(label, path, frame, thread_stats(frame), notes)
+
+
+def _default_labels(paths: Sequence[str]) -> list[str]:
+    """File names without extension, numbered when they collide (run/em.csv, run/rem.csv...)."""
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [f"{stem} #{number}" for number, stem in enumerate(stems, start=1)]
+
+
+def busiest(runs: Sequence[Run], top: int) -> list[tuple[str, str]]:
+    """Thread names ordered by their largest mean over the runs; ``top`` 0 keeps all.
+
+    The machine total is not a thread and is left out (see :func:`table_keys`).
+    """
+    import pandas as pd
+
+    means = pd.concat([run.stats["mean"] for run in runs], axis=1).max(axis=1)
+    means = means[[not is_machine_total(key) for key in means.index]]
+    keys = list(means.sort_values(ascending=False, kind="stable").index)
+    return keys[:top] if top else keys
+
+
+def table_keys(runs: Sequence[Run], top: int) -> list[tuple[str, str]]:
+    """The machine total first (when a run has it), then the ``top`` busiest threads."""
+    machine = [key for key in {key for run in runs for key in run.stats.index} if is_machine_total(key)]
+    return machine + busiest(runs, top)
+
+
+def long_rows(runs: Sequence[Run], keys: Sequence[tuple[str, str]]) -> list[dict[str, object]]:
+    """Tidy rows (one per run and name) for CSV and JSON; names a run lacks are left out."""
+    rows = []
+    for key in keys:
+        for run in runs:
+            if key in run.stats.index:
+                values = run.stats.loc[key]
+                rows.append({"run": run.label, "process": key[0], "thread": key[1],
+                             **{name: round(float(values[name]), 3) for name in STATS},
+                             "samples": int(values["samples"])})
+    return rows
+
+
+def table_rows(runs: Sequence[Run], keys: Sequence[tuple[str, str]]) -> tuple[list[dict[str, object]], list[str]]:
+    """Rows for the terminal table: for each name, one row per run, the name shown once.
+
+    Runs after the first also get the change of the mean from the first run,
+    the number a C-versus-Rust port is judged by.  A name a run lacks cost
+    nothing in it (a Rust driver may name its threads differently), so its
+    statistics stay blank but the change is still given.
+    """
+    columns = ["thread", "run", *STATS, "Δ mean"]
+    rows = []
+    for key in keys:
+        baseline = float(runs[0].stats["mean"].get(key, 0.0))
+        for index, run in enumerate(runs):
+            present = key in run.stats.index
+            row: dict[str, object] = {"thread": display_name(key) if index == 0 else None, "run": run.label}
+            row.update({name: round(float(run.stats.loc[key, name]), 1) if present else None for name in STATS})
+            row["Δ mean"] = (f"{float(run.stats['mean'].get(key, 0.0)) - baseline:+.1f}" if index else None)
+            rows.append(row)
+    return rows, columns
+
+
+def display_name(key: tuple[str, str]) -> str:
+    """``process{thread}`` as top writes it, the process alone when they coincide, "all CPUs" for the machine."""
+    if is_machine_total(key):
+        return "all CPUs"
+    process, thread = key
+    return process if process == thread else f"{process}{{{thread}}}"

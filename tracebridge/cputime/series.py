@@ -1,0 +1,169 @@
+"""The one table every CPU source produces, and reading and writing it.
+
+A run is a tidy time series with exactly the columns :data:`COLUMNS`:
+
+``time``
+    seconds since the start of the run (float), taken at the *end* of the
+    interval the row describes;
+``pid``, ``process``, ``tid``, ``thread``
+    who burnt the CPU; ``tid`` is -1 where the source does not know it
+    (``top`` captures), and ``thread`` falls back to the tid as text where the
+    platform has no thread names (psutil on FreeBSD);
+``cpu_user``, ``cpu_system``
+    percent of *one* CPU spent in user and in system mode over the interval
+    (empty where the source gives only a total, as ``top`` does);
+``cpu_percent``
+    their sum, or the source's total: 100 means one CPU fully busy, so a
+    thread is at most 100 and a process or the machine may be more.
+
+System-wide usage lives in the same file, as rows with ``pid`` -1, process
+``[cpu]`` and thread ``cpuN`` (one CPU) or ``all`` (sum over the CPUs, still in
+percent of one CPU, so it adds up with the thread rows).  Keeping them in the
+same file means one run is one file, and the thread rows are simply those with
+``pid >= 0``.
+
+The file is CSV or Parquet, chosen by the output's extension.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
+from typing import TYPE_CHECKING
+
+from tracebridge.errors import InputError, UsageError
+from tracebridge.outputs import open_output
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+COLUMNS = ("time", "pid", "process", "tid", "thread", "cpu_user", "cpu_system", "cpu_percent")
+DTYPES = {"time": "float64", "pid": "int64", "process": "string", "tid": "int64", "thread": "string",
+          "cpu_user": "float64", "cpu_system": "float64", "cpu_percent": "float64"}
+
+CPU_PID = -1
+CPU_PROCESS = "[cpu]"
+ALL_CPUS = "all"
+NO_TID = -1
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+class NotASeries(InputError):
+    """The file is readable but is not a CPU series (callers may say what else it is not)."""
+
+    def __init__(self, path: str, detail: str):
+        super().__init__(path, f"not a CPU series: {detail}")
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the series; see the module docstring for the meaning of each field."""
+
+    time: float
+    pid: int
+    process: str
+    tid: int
+    thread: str
+    cpu_user: float
+    cpu_system: float
+    cpu_percent: float
+
+
+def cpu_row(time: float, thread: str, user: float, system: float) -> Row:
+    """A system-wide row: ``thread`` is ``cpuN`` or :data:`ALL_CPUS`."""
+    return Row(time, CPU_PID, CPU_PROCESS, NO_TID, thread, user, system, user + system)
+
+
+def to_frame(rows: Iterable[Row]) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame([astuple(row) for row in rows], columns=list(COLUMNS))
+    return frame.astype(DTYPES)
+
+
+def thread_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["pid"] != CPU_PID]
+
+
+def cpu_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["pid"] == CPU_PID]
+
+
+def series_format(path: str | os.PathLike[str]) -> str:
+    """``csv`` or ``parquet`` from the file name; anything else is a usage error.
+
+    Called before a recording starts, so a bad ``-o`` fails in the first
+    second rather than after a 30-second load test.  ``-`` is CSV on stdout.
+    """
+    if os.fspath(path) == "-":
+        return "csv"
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    try:
+        fmt = FORMATS[extension]
+    except KeyError:
+        raise UsageError(f"{os.fspath(path)}: the output must end in .csv or .parquet") from None
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401  (only its presence matters)
+        except ImportError:
+            raise UsageError(f"{os.fspath(path)}: writing Parquet needs pyarrow "
+                             "(pip install 'tracebridge[parquet]'), or use a .csv file") from None
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{os.fspath(path)}: directory {directory} does not exist")
+    return fmt
+
+
+def write_series(frame: pd.DataFrame, path: str | os.PathLike[str], *,
+                 inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Write ``frame`` atomically as CSV or Parquet according to ``path``."""
+    fmt = series_format(path)
+    frame = frame.loc[:, list(COLUMNS)]
+    if fmt == "csv":
+        with open_output(path, "w", inputs=inputs) as out:
+            frame.to_csv(out, index=False, float_format="%.3f", lineterminator="\n")
+    else:
+        with open_output(path, "wb", inputs=inputs) as out:
+            frame.to_parquet(out, index=False)
+
+
+def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a series written by :func:`write_series`, checking its columns."""
+    import pandas as pd
+
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        if magic == b"PAR1":
+            frame = pd.read_parquet(name)
+        else:
+            # Thread names such as "NA" or "null" are names, not missing values.
+            frame = pd.read_csv(name, dtype={"process": "string", "thread": "string"}, keep_default_na=False,
+                                na_values={c: [""] for c in ("cpu_user", "cpu_system", "cpu_percent")})
+    except ImportError:
+        raise InputError(name, "reading Parquet needs pyarrow (pip install 'tracebridge[parquet]')") from None
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise NotASeries(name, f"cannot read it as CSV or Parquet: {_first_line(exc)}") from None
+    if tuple(frame.columns) != COLUMNS:
+        raise NotASeries(name, f"expected the columns {','.join(COLUMNS)}, "
+                               f"found {_excerpt(','.join(map(str, frame.columns)))}")
+    try:
+        return frame.astype(DTYPES)
+    except (ValueError, TypeError) as exc:
+        raise InputError(name, f"bad value in a CPU series: {_first_line(exc)}") from None
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

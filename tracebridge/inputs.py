@@ -64,6 +64,10 @@ class InputFormat:
 
 #: Every format tracebridge reads, most specific first (auto-detection order).
 FORMATS: tuple[InputFormat, ...] = (
+    InputFormat("pmcstat-callgraph", "pmcstat -G callgraph output (`@ EVENT [N samples]`, `NN.NN%  [count]  func`)",
+                "tracebridge.pmcstat:sniff_callgraph_source", "tracebridge.pmcstat:read_callgraph_source"),
+    InputFormat("pmcstat-log", "pmcstat -R LOG -o record output (`callchain` records and `...` PC lines)",
+                "tracebridge.pmcstat:sniff_log_source", "tracebridge.pmcstat:read_log_source"),
     InputFormat("dtrace-flow", "DTrace flow output (dtrace -F: `-> func` / `<- func` lines)",
                 "tracebridge.dtrace_flow:sniff", "tracebridge.dtrace_flow:read"),
     InputFormat("dtrace", "DTrace output (stack()/ustack() or key/value aggregations, traced stacks)",

@@ -268,11 +268,11 @@ class AddressSpace:
                 counts.by_module[self.modules[index - 1].name if index else None] += int(hits)
         return counts
 
-    def frames(self, pcs: np.ndarray | list[int]) -> list[Frame]:
-        """One frame per PC (with the offset into its function), resolved in bulk."""
+    def frames(self, pcs: np.ndarray | list[int], offsets: bool = True) -> list[Frame]:
+        """One frame per PC, resolved in bulk; ``offsets`` keeps the offset into the function."""
         pcs = np.asarray(pcs, dtype=np.uint64)
         result = self.resolve(pcs)
-        return [self._frame(function, module, offset, pc, True) for function, module, offset, pc in zip(
+        return [self._frame(function, module, offset, pc, offsets) for function, module, offset, pc in zip(
             result.function.tolist(), result.module.tolist(), result.offset.tolist(), pcs.tolist())]
 
     def frame_ids(self, pcs: np.ndarray, profile: Profile) -> tuple[np.ndarray, ResolutionCounts]:

@@ -18,6 +18,8 @@ from tracebridge.errors import TracebridgeError
 
 COMMAND_MODULES = (
     "symbols",
+    "symmap",
+    "pmc",
     "cpu",
     "fold",
 )

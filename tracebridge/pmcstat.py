@@ -1,0 +1,584 @@
+"""pmcstat's text outputs: ``pmcstat -R log -o`` record logs and ``-R log -G`` callgraphs.
+
+**Record logs** (``usr.sbin/pmcstat/pmcstat_log.c``, ``pmcstat_print_log``)
+print one record per line: the tag left-justified in 9 columns
+(``"%-9s"``), a space, the fields.  A ``callchain PID 0xPMCID CPU NPC u|s``
+record is followed by NPC lines ``...       0xPC``, the sampled PC first and
+then the return addresses; ``map-in PID 0xSTART "path"`` places an image
+(PID -1: the kernel or a kernel module at ``lf->address``, named by its
+basename on old kernels and by its full path on new ones); ``map-out PID
+0xSTART 0xEND`` removes one; ``allocate 0xPMCID "EVENT" 0xFLAGS`` names a
+PMC.  Every other record (``initlog``, ``exec``, ``fork``, ``thr-create``,
+``closelog``, IBS records, ``unknown event (type N).``) is skipped, and so
+is an optional leading timestamp field.  tracebridge resolves the kernel
+PCs itself, from the module layouts (pmcstat cannot: freebsd-facts §6), and
+streams the log in chunks, so a log of many gigabytes needs little memory.
+
+**Callgraphs** (``pmcpl_callgraph.c``, ``pmcstat_cgnode_print``) print,
+per PMC, ``@ EVENT [N samples]`` and then one tree per sampled function:
+``depth`` spaces, the share of the parent (``100.0%`` or ``%05.2f%``),
+`` [count]`` padded to 12 columns, ``depth`` spaces again, the symbol name
+(or the node's address as ``%p`` when pmcstat found no symbol) and
+`` @ /path`` whenever the image differs from the *previous line's*.
+Children are callers.  Stacks are recovered exactly as FlameGraph's
+``stackcollapse-pmc.pl`` does: each line that does not go deeper than the
+one before ends the stack above it, which is counted with the count of its
+deepest node; lines the script's pattern rejects are skipped.  pmcstat
+prints a module's unnamed node as its offset from the module base (the
+image's ``pi_vaddr`` is 0 for a module) and a kernel node as its address,
+so with the module's ``.ko`` at hand tracebridge names those nodes itself.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING
+
+import numpy as np
+
+from tracebridge.errors import InputError
+from tracebridge.profile import UNKNOWN, Frame, Metadata, Profile, address_frame, symbol_frame
+from tracebridge.resolve import AddressSpace, ResolutionCounts
+
+if TYPE_CHECKING:
+    from tracebridge.image import ModuleImage
+    from tracebridge.inputs import Loaded, LoadOptions, Source
+
+#: Record tags ``pmcstat -R -o`` prints (pmcstat_log.c): seeing one is enough to recognise a log.
+LOG_TAGS = frozenset({
+    "initlog", "closelog", "drop", "callchain", "sample", "map-in", "map-out", "allocate", "allocatedyn",
+    "attach", "detach", "cswval", "create", "exec", "exitval", "fork", "userdata", "exit", "thr-create",
+    "thr-exit",
+})
+#: PCs resolved per batch: bounds memory and keeps numpy's per-call cost negligible.
+CHUNK = 1 << 20
+#: hwpmc records at most this many PCs per callchain (``PMC_CALLCHAIN_DEPTH_MAX`` is far below).
+MAX_CALLCHAIN = 4096
+#: Bytes looked at to recognise a file.
+HEAD = 64 * 1024
+#: A kernel PID in map-in/map-out records.
+KERNEL_PID = -1
+
+_TAG = re.compile(rb"^[A-Za-z][A-Za-z0-9_.-]*$")
+_MAP_IN = re.compile(rb'^\s*(?:\d+\s+)?map-in\s+(-?\d+)\s+(0x[0-9a-fA-F]+)\s+"(.*)"\s*$')
+_QUOTED = re.compile(rb'"(.*)"')
+_CALLGRAPH_HEADER = re.compile(r"^@ .* \[\d+ samples\]\s*$")
+_CALLGRAPH_LINE = re.compile(r"^ *[0-9.]+%  \[[0-9]+\]\s*\S")
+_GRAPH_LINE = re.compile(_CALLGRAPH_LINE.pattern.encode())
+#: One callgraph line per match, in order: a PMC header, a tree line (the
+#: pattern of stackcollapse-pmc.pl, kept within the line), or anything else.
+_GRAPH = re.compile(rb"^(?:@ ([^\n]*?) \[[0-9]+ samples\][^\n]*"
+                    rb"|( *)[0-9.]+%  \[([0-9]+)\][^\S\n]*(\S+)([^\n]*)"
+                    rb"|[^\S\n]*(\S)[^\n]*)", re.MULTILINE)
+_HEX_NAME = re.compile(rb"^0x[0-9a-fA-F]+$")
+#: Stands for a caller level stackcollapse-pmc.pl would print empty (its line was malformed).
+MISSING = "[unknown]"
+
+
+def image_name(path: str) -> str:
+    """How frames name an image: its file name (``if_rem.ko``; the kernel is ``kernel``)."""
+    return os.path.basename(path.rstrip("/")) or path
+
+
+def warn(message: str) -> None:
+    print(f"tracebridge: warning: {message}", file=sys.stderr)
+
+
+# -- sniffing -------------------------------------------------------------
+
+
+def _first_lines(lines: Iterable[str], limit: int = 20) -> list[str]:
+    out = []
+    for line in lines:
+        if line.strip():
+            out.append(line)
+            if len(out) == limit:
+                break
+    return out
+
+
+def sniff_log(first_lines: Iterable[str]) -> bool:
+    """True when the first records carry ``pmcstat -o`` tags (a timestamp column allowed)."""
+    for line in _first_lines(first_lines):
+        words = line.split()
+        if words[0].isdigit() and len(words) > 1:
+            words = words[1:]
+        if words[0] in LOG_TAGS:
+            return True
+        if words[0] != "...":
+            return False
+    return False
+
+
+def sniff_callgraph(first_lines: Iterable[str]) -> bool:
+    """True when the text starts like ``pmcstat -G``: a PMC header or a tree line."""
+    lines = _first_lines(first_lines, 1)
+    return bool(lines) and bool(_CALLGRAPH_HEADER.match(lines[0]) or _CALLGRAPH_LINE.match(lines[0]))
+
+
+# -- record logs (-o) -------------------------------------------------------
+
+
+class _LogReader:
+    """The state of one pass over a record log: the pending callchain, the batch, the PMC names."""
+
+    def __init__(self, path: str, space: AddressSpace, images: Mapping[str, ModuleImage], pmc: str | None,
+                 profile: Profile, counts: ResolutionCounts):
+        self.path = path
+        self.space = space
+        self.images = images
+        self.pmc = pmc
+        self.profile = profile
+        self.counts = counts
+        self.pmc_names: dict[int, str] = {}
+        self.pcs: list[int] = []
+        self.lengths: list[int] = []
+        self.remaining = 0        # PCs still expected for the pending callchain
+        self.keep = False         # the pending callchain passes the PMC filter
+        self.header_line = 0      # where the pending callchain began
+        self.records = 0          # records recognised (for "is this a log at all")
+        self.samples = 0
+        self.user_pcs = 0
+
+    def error(self, message: str, line: int) -> InputError:
+        return InputError(self.path, message, line)
+
+    def run(self, lines: Iterable[bytes]) -> None:
+        number = 0
+        for number, raw in enumerate(lines, 1):
+            if self.remaining:
+                self._pc(raw, number)
+                continue
+            words = raw.split()
+            if not words:
+                continue
+            tag, fields = words[0], words[1:]
+            if tag.isdigit() and fields:  # a leading timestamp
+                tag, fields = fields[0], fields[1:]
+            if tag == b"callchain":
+                self._callchain(fields, number)
+            elif tag == b"map-in":
+                self._map_in(raw, number)
+            elif tag == b"map-out":
+                self._map_out(fields, number)
+            elif tag in (b"allocate", b"allocatedyn"):
+                self._allocate(raw, fields, number)
+            elif tag == b"sample":
+                self._sample(fields, number)
+            elif tag == b"...":
+                raise self.error("a PC line (`...`) outside any callchain record", number)
+            elif tag == b"@" or (not self.records and _GRAPH_LINE.match(raw)):
+                raise self.error("this is pmcstat -G callgraph output, not a -o record log", number)
+            elif not _TAG.match(tag):
+                raise self.error(f"not a pmcstat record: {_show(raw)}", number)
+            else:
+                self.records += tag.decode() in LOG_TAGS
+        if self.remaining:
+            raise self.error(f"truncated callchain: {self.remaining} of its PCs are missing at the end of the file",
+                             self.header_line)
+        if not number:
+            raise InputError(self.path, "is empty: no pmcstat records")
+        if not self.records:
+            raise InputError(self.path, "holds no pmcstat -o records (initlog, map-in, callchain, ...)", 1)
+        self.flush()
+
+    def _pc(self, raw: bytes, number: int) -> None:
+        if raw.startswith(b"..."):
+            text = raw[3:]
+        else:
+            words = raw.split()
+            if len(words) != 3 or not words[0].isdigit() or words[1] != b"...":
+                raise self.error(f"truncated callchain: {self.remaining} more PC line(s) expected "
+                                 f"(callchain at line {self.header_line}), found {_show(raw)}", number)
+            text = words[2]
+        try:
+            pc = int(text, 16)
+        except ValueError:
+            raise self.error(f"bad PC {_show(text)} in a callchain", number) from None
+        if not 0 <= pc < 1 << 64:
+            raise self.error(f"PC {_show(text)} is not a 64-bit address", number)
+        self.remaining -= 1
+        if self.keep:
+            self.pcs.append(pc)
+
+    def _callchain(self, fields: list[bytes], number: int) -> None:
+        if len(fields) != 5 or fields[4] not in (b"u", b"s"):
+            raise self.error("malformed callchain record (expected `callchain PID 0xPMCID CPU NPC u|s`)", number)
+        try:
+            pmcid = int(fields[1], 16)
+            npc = int(fields[3])
+            int(fields[0]), int(fields[2])
+        except ValueError:
+            raise self.error("malformed callchain record: a field is not a number", number) from None
+        if not 0 <= npc <= MAX_CALLCHAIN:
+            raise self.error(f"callchain with {npc} PCs (at most {MAX_CALLCHAIN} are possible)", number)
+        self.records += 1
+        self.remaining = npc
+        self.header_line = number
+        self.keep = npc > 0 and self._selected(pmcid)
+        if self.keep:
+            if len(self.pcs) >= CHUNK:
+                self.flush()
+            self.lengths.append(npc)
+            self.samples += 1
+            if fields[4] == b"u":
+                self.user_pcs += npc
+
+    def _sample(self, fields: list[bytes], number: int) -> None:
+        """``sample 0xPMCID PID 0xPC u|s``: a one-PC sample from hwpmc before version 2."""
+        if len(fields) != 4 or fields[3] not in (b"u", b"s"):
+            raise self.error("malformed sample record (expected `sample 0xPMCID PID 0xPC u|s`)", number)
+        try:
+            pmcid, pc = int(fields[0], 16), int(fields[2], 16)
+        except ValueError:
+            raise self.error("malformed sample record: a field is not a number", number) from None
+        self.records += 1
+        if self._selected(pmcid):
+            self.pcs.append(pc)
+            self.lengths.append(1)
+            self.samples += 1
+            self.user_pcs += fields[3] == b"u"
+
+    def _selected(self, pmcid: int) -> bool:
+        if self.pmc is None:
+            return True
+        return self.pmc_names.get(pmcid) == self.pmc or self.pmc.lower() in (f"{pmcid:#x}", f"{pmcid:x}")
+
+    def _allocate(self, raw: bytes, fields: list[bytes], number: int) -> None:
+        quoted = _QUOTED.search(raw)
+        try:
+            pmcid = int(fields[0], 16)
+        except (ValueError, IndexError):
+            raise self.error("malformed allocate record (expected `allocate 0xPMCID \"EVENT\" 0xFLAGS`)",
+                             number) from None
+        self.records += 1
+        self.pmc_names[pmcid] = quoted.group(1).decode("utf-8", "replace") if quoted else f"{pmcid:#x}"
+
+    def _map_in(self, raw: bytes, number: int) -> None:
+        match = _MAP_IN.match(raw)
+        if match is None:
+            raise self.error('malformed map-in record (expected `map-in PID 0xSTART "path"`)', number)
+        self.records += 1
+        if int(match.group(1)) != KERNEL_PID:
+            return  # user images: their files are not read
+        path = match.group(3).decode("utf-8", "replace")
+        self.flush()
+        map_in(self.space, self.images, image_name(path), int(match.group(2), 16), self.profile.metadata.notes)
+
+    def _map_out(self, fields: list[bytes], number: int) -> None:
+        try:
+            pid, start = int(fields[0]), int(fields[1], 16)
+            int(fields[2], 16)
+        except (ValueError, IndexError):
+            raise self.error("malformed map-out record (expected `map-out PID 0xSTART 0xEND`)", number) from None
+        self.records += 1
+        if pid == KERNEL_PID:
+            self.flush()
+            self.space.remove(start)
+
+    def flush(self) -> None:
+        """Resolve the batch in bulk and add its stacks (root first) to the profile."""
+        if not self.lengths:
+            return
+        ids, counts = self.space.frame_ids(np.array(self.pcs, dtype=np.uint64), self.profile)
+        self.counts += counts
+        flat = ids.tolist()
+        add = self.profile.add_ids
+        position = 0
+        for length in self.lengths:
+            end = position + length
+            add(tuple(flat[position:end][::-1]), 1)
+            position = end
+        self.pcs = []
+        self.lengths = []
+
+
+def map_in(space: AddressSpace, images: Mapping[str, ModuleImage], name: str, start: int,
+           notes: list[str]) -> None:
+    """Apply a kernel ``map-in``: place the image by name (its ELF if known, else a bare region)."""
+    image = images.get(name)
+    if image is not None and image.fixed_base is not None:
+        # The kernel runs where it was linked; the record only confirms it.
+        if space.find(name) is None:
+            space.add(image, None, name)
+            if start != image.fixed_base:
+                notes.append(f"{image.path} is linked at {image.fixed_base:#x} but the log maps {name} at "
+                             f"{start:#x}: is it the kernel that ran?")
+        return
+    current = space.find(name)
+    if current is not None and current.base == start:
+        return
+    for old in (current, next((m for m in space.modules if m.base == start), None)):
+        if old is not None:
+            space.remove(old.base)
+    if image is not None:
+        space.add(image, start, name)
+    else:
+        space.add_region(name, start)
+
+
+def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
+                       images: Mapping[str, ModuleImage] | None = None, *, pmc: str | None = None,
+                       counts: ResolutionCounts | None = None, lines: Iterable[bytes] | None = None) -> Profile:
+    """Read a ``pmcstat -R log -o`` record log into a profile of kernel stacks.
+
+    ``space`` holds modules placed beforehand (``--base``, kldstat); the
+    log's kernel ``map-in`` records place the rest, using ``images`` (by
+    file name, the kernel as ``kernel``) for the layouts.  ``pmc`` keeps
+    one PMC (event name or hex id).  ``counts``, if given, receives the
+    resolution summary.  ``lines`` reads from memory instead of ``path``.
+    """
+    path = os.fspath(path)
+    counts = counts if counts is not None else ResolutionCounts()
+    profile = Profile(Metadata(source=path))
+    reader = _LogReader(path, space, images or {}, pmc, profile, counts)
+    if lines is None:
+        with _open_binary(path) as handle:
+            _refuse_binary_log(path, handle.peek(HEAD))
+            reader.run(handle)
+    else:
+        reader.run(lines)
+    names = sorted(set(reader.pmc_names.values()))
+    profile.metadata.event = pmc or (", ".join(names) if names else "samples")
+    profile.metadata.notes.append(f"{reader.samples} callchains; {counts.describe()}")
+    if reader.user_pcs:
+        profile.metadata.notes.append(f"{reader.user_pcs} user-mode PCs kept as hex (user images are not read)")
+    return profile
+
+
+def log_map_ins(path: str | os.PathLike[str]) -> dict[str, int]:
+    """The load address of every kernel image a record log maps (the latest ``map-in`` per name)."""
+    path = os.fspath(path)
+    placed: dict[str, int] = {}
+    records = 0
+    with _open_binary(path) as handle:
+        _refuse_binary_log(path, handle.peek(HEAD))
+        for number, raw in enumerate(handle, 1):
+            if b"map-in" not in raw:
+                records += b"callchain" in raw
+                continue
+            match = _MAP_IN.match(raw)
+            if match is None:
+                raise InputError(path, 'malformed map-in record (expected `map-in PID 0xSTART "path"`)', number)
+            records += 1
+            if int(match.group(1)) == KERNEL_PID:
+                placed[image_name(match.group(3).decode("utf-8", "replace"))] = int(match.group(2), 16)
+    if not records:
+        raise InputError(path, "holds no pmcstat -o records (map-in, callchain): not a `pmcstat -R log -o` file")
+    return placed
+
+
+@contextmanager
+def _open_binary(path: str) -> Iterator[IO[bytes]]:
+    try:
+        if os.path.isdir(path):
+            raise InputError(path, "is a directory, expected a pmcstat output file")
+        with open(path, "rb", buffering=1 << 20) as handle:
+            yield handle
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+
+
+def _refuse_binary_log(path: str, head: bytes) -> None:
+    """Refuse binary input: a raw hwpmc log (its ``initlog`` header: type 1, magic 0xEE) or any NUL byte."""
+    if len(head) >= 4 and head[3] == 0xEE and head[2] == 1:
+        raise InputError(path, "is a binary hwpmc log: convert it with `pmcstat -R LOG -o out.txt` first")
+    nul = head.find(b"\0")
+    if nul >= 0:
+        raise InputError(path, "contains binary data (a NUL byte), not pmcstat text output",
+                         head.count(b"\n", 0, nul) + 1)
+
+
+def _show(raw: bytes) -> str:
+    return repr(raw.strip()[:60].decode("utf-8", "replace"))
+
+
+# -- callgraphs (-G) ---------------------------------------------------------
+
+
+class _GraphNamer:
+    """Callgraph node text -> profile frame id, cached per (name, image)."""
+
+    def __init__(self, profile: Profile, images: Mapping[str, ModuleImage]):
+        self.profile = profile
+        self.images = images
+        self.spaces: dict[str, AddressSpace] = {}
+        self.ids: dict[tuple[bytes, bytes], int] = {}
+
+    def __call__(self, name: bytes, image: bytes) -> int:
+        key = (name, image)
+        ident = self.ids.get(key)
+        if ident is None:
+            ident = self.ids[key] = self.profile.intern(self._frame(name, image))
+        return ident
+
+    def _frame(self, name: bytes, image: bytes) -> Frame:
+        module = image_name(image.decode("utf-8", "replace")) if image else None
+        text = name.decode("utf-8", "replace")
+        if not _HEX_NAME.match(name):
+            return symbol_frame(module, text)
+        value = int(name, 16)
+        space = self._space(module)
+        if space is None:
+            return Frame(module, text, text, None, UNKNOWN, None)
+        return space.frames([value], offsets=False)[0]
+
+    def _space(self, module: str | None) -> AddressSpace | None:
+        """The module alone, based at 0 (pmcstat prints module nodes as offsets), or the kernel where linked."""
+        image = self.images.get(module) if module else None
+        if image is None:
+            return None
+        space = self.spaces.get(module)
+        if space is None:
+            space = self.spaces[module] = AddressSpace()
+            space.add(image, None if image.fixed_base is not None else 0, module)
+        return space
+
+
+def fold_callgraph(data: bytes | mmap.mmap, path: str, images: Mapping[str, ModuleImage] | None = None, *,
+                   pmc: str | None = None) -> Profile:
+    """Stacks of a ``pmcstat -G`` callgraph, counted as stackcollapse-pmc.pl counts them."""
+    profile = Profile(Metadata(source=path))
+    namer = _GraphNamer(profile, images or {})
+    add = profile.add_ids
+    stack: list[int | None] = []
+    depth = -1           # depth of the previous tree line (-1: none pending)
+    count = 0
+    image = b""
+    selected = pmc is None
+    events: list[str] = []
+    lines = skipped = 0
+    for header, indent, count_text, name, rest, other in _GRAPH.findall(data):
+        if indent or count_text:
+            level = len(indent)
+            if level <= depth and selected:
+                add(_stack(stack, depth, namer), count)
+            if rest.startswith(b" @ "):
+                image = rest[3:].strip()
+            if level >= len(stack):
+                stack.extend([None] * (level + 1 - len(stack)))
+            stack[level] = namer(name, image)
+            count = int(count_text)
+            depth = level
+            lines += 1
+        elif other:
+            skipped += 1
+        else:
+            event = header.decode("utf-8", "replace")
+            events.append(event)
+            if pmc is not None:
+                # Close the previous PMC's last stack before the filter changes.
+                if depth >= 0 and selected:
+                    add(_stack(stack, depth, namer), count)
+                depth = -1
+                selected = event == pmc
+    if depth >= 0 and selected:
+        add(_stack(stack, depth, namer), count)
+    if not lines:
+        raise InputError(path, "holds no pmcstat -G callgraph lines (`NN.NN%  [count]  function`)", 1)
+    if pmc is not None and pmc not in events:
+        raise InputError(path, f"has no callgraph for PMC {pmc!r} (it has: {', '.join(events) or 'none'})")
+    if skipped:
+        warn(f"{path}:{_first_skipped_line(data)}: skipped {skipped} line(s) that are not callgraph entries "
+             "(as stackcollapse-pmc.pl does)")
+    profile.metadata.event = pmc or ", ".join(dict.fromkeys(events)) or "samples"
+    if any(name.endswith(".ko") for name in {f.module for f in profile.frames if f.module}):
+        warn(f"{path}: pmcstat -G names functions of modules with one section per function (most Rust "
+             "modules) wrongly, as it ignores section offsets; only its hex nodes are re-resolved here. "
+             "For exact names convert with `pmcstat -R LOG -o out.txt` and read that instead")
+    return profile
+
+
+def _stack(stack: list[int | None], depth: int, namer: _GraphNamer) -> tuple[int, ...]:
+    """The stack ending at ``depth``, root (outermost caller) first; unset levels become [unknown]."""
+    levels = stack[depth::-1]
+    if None in levels:
+        missing = namer.profile.intern(Frame(None, MISSING, MISSING, None, UNKNOWN, None))
+        levels = [missing if level is None else level for level in levels]
+    return tuple(levels)
+
+
+def _first_skipped_line(data: bytes | mmap.mmap) -> int:
+    """Line number of the first line not read as a callgraph entry (only looked for when there is one)."""
+    for number, line in enumerate(bytes(data).split(b"\n"), 1):
+        match = _GRAPH.match(line)
+        if match and match.group(6):
+            return number
+    return 1
+
+
+def read_callgraph(path: str | os.PathLike[str], images: Mapping[str, ModuleImage] | None = None, *,
+                   pmc: str | None = None) -> Profile:
+    """Read a ``pmcstat -R log -G`` callgraph file (mapped, not copied)."""
+    path = os.fspath(path)
+    with _open_binary(path) as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise InputError(path, "is empty: no callgraph")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            _refuse_binary_log(path, data[:HEAD])
+            if sniff_log(data[:4096].decode("utf-8", "replace").splitlines()):
+                raise InputError(path, "this is a pmcstat -o record log, not -G callgraph output", 1)
+            return fold_callgraph(data, path, images, pmc=pmc)
+
+
+# -- detection and the shared input table --------------------------------------
+
+
+def detect(path: str | os.PathLike[str]) -> str:
+    """``"log"`` (``-o``) or ``"callgraph"`` (``-G``) for a pmcstat output file; InputError otherwise."""
+    path = os.fspath(path)
+    with _open_binary(path) as handle:
+        head = handle.read(HEAD)
+    _refuse_binary_log(path, head)
+    if not head.strip():
+        raise InputError(path, "is empty: no pmcstat output")
+    lines = head.decode("utf-8", "replace").splitlines()
+    if sniff_callgraph(lines):
+        return "callgraph"
+    if sniff_log(lines):
+        return "log"
+    first = next(i for i, line in enumerate(lines, 1) if line.strip())
+    raise InputError(path, "is neither `pmcstat -R LOG -o` nor `-G` output; it starts with "
+                           f"{lines[first - 1].strip()[:60]!r}", first)
+
+
+def sniff_log_source(source: Source) -> bool:
+    return sniff_log(source.head.split("\n"))
+
+
+def sniff_callgraph_source(source: Source) -> bool:
+    return sniff_callgraph(source.head.split("\n"))
+
+
+def _options_images(options: LoadOptions) -> tuple[dict[str, ModuleImage], dict[str, int]]:
+    """The modules of the shared reading options by name, and the addresses given for them."""
+    from tracebridge.placement import BaseSpec, load_addresses, open_images
+
+    images = open_images(options.modules, old_kernel_linker=options.old_kernel_linker)
+    specs = [BaseSpec(os.path.basename(m), b) for m, b in zip(options.modules, options.bases)]
+    return images, load_addresses(images, specs, options.kldstat)
+
+
+def read_log_source(source: Source, options: LoadOptions) -> Loaded:
+    import io
+
+    from tracebridge.inputs import Loaded
+    from tracebridge.placement import build_space
+
+    images, placed = _options_images(options)
+    space = build_space(images, placed, require_all=False)
+    return Loaded(read_callchain_log(source.path, space, images, lines=io.BytesIO(source.data)))
+
+
+def read_callgraph_source(source: Source, options: LoadOptions) -> Loaded:
+    from tracebridge.inputs import Loaded
+
+    images, _ = _options_images(options)
+    return Loaded(fold_callgraph(source.data, source.path, images))

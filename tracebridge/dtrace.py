@@ -29,8 +29,10 @@ kernel leaf, as the samples nested.
 from __future__ import annotations
 
 import re
+from itertools import compress
 from dataclasses import dataclass, field
 
+from tracebridge.dtrace_frames import strip_offsets
 from tracebridge.inputs import Loaded, LoadOptions, Source
 from tracebridge.profile import C, Frame, Metadata, Profile
 
@@ -40,6 +42,7 @@ _QUANT_HEADER = re.compile(r"^ *(?:value|key) +-+ Distribution -+ +count *$")
 # "%16lld " then the bar (`@`, spaces, or UTF-8 blocks; `|` placed by sign), then "%-9lld".
 _QUANT_ROW = re.compile(r"^ *(<|>=)? *(-?\d+) [^|\d]*\|[^\d-]*?(-?\d+) *$")
 _INT = re.compile(r"^-?\d+$")
+_OFFSET = re.compile(r"\+0x[0-9a-fA-F]+")
 _NOISE = ("dtrace: ", "^C")
 
 #: The value kinds whose values add up (and so can be stack weights).
@@ -126,8 +129,57 @@ def sniff(source: Source) -> bool:
 
 
 def read(source: Source, options: LoadOptions) -> Loaded:
-    records = parse(source)
-    return build(source, records, options)
+    loaded = _read_plain_stacks(source, options)
+    if loaded is None:
+        loaded = build(source, parse(source), options)
+    return loaded
+
+
+def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
+    """The common case at C speed: only ``@[stack(), ...] = count()`` entries, or None.
+
+    A 25 MB capture is half a million lines, and looking at each in Python
+    is most of the cost.  Here the text is cut at whitespace in one call and
+    the counts are found among the tokens; the distinct tokens (a few
+    thousand once offsets are gone) are checked after.  Anything that is not
+    frames-then-count (keys, histograms, traced firings, names with spaces)
+    leaves a token that is neither, and returns None for :func:`parse`.
+    """
+    text = source.text
+    while text.startswith(_NOISE):
+        text = text[text.find("\n") + 1:] if "\n" in text else ""
+    if not options.offsets:
+        text = _OFFSET.sub("", text)
+    tokens = text.split()
+    distinct = set(tokens)
+    counts = {t for t in distinct if t.isdigit()}
+    frames = distinct - counts
+    if not counts or any("`" not in f and not f.startswith("0x") for f in frames):
+        return None
+    profile = _new_profile(source, options)
+    ids = _frame_ids(profile, {f: f for f in frames}, options)
+    codes = list(map(ids.get, tokens))
+    add = profile.add_ids
+    start = 0
+    for end in compress(range(len(tokens)), map(counts.__contains__, tokens)):
+        if end == start:  # a number with no frames before it: a key, or a keyless value
+            return None
+        add(tuple(codes[end - 1:start - 1 if start else None:-1]), int(tokens[end]))
+        start = end + 1
+    return Loaded(profile) if start == len(tokens) else None
+
+
+def _new_profile(source: Source, options: LoadOptions) -> Profile:
+    kind = options.value_kind
+    return Profile(Metadata(source=source.path, event="samples" if kind in ADDITIVE else kind,
+                            unit="samples" if kind == "count" else kind))
+
+
+def _frame_ids(profile: Profile, texts: dict[str, str], options: LoadOptions) -> dict[str, int]:
+    """Frame id for each raw text; ``texts`` maps it to the text to name (offset cut or not)."""
+    names = set(texts.values())
+    interned = {name: profile.intern(frame) for name, frame in zip(names, options.namer.frames(names))}
+    return {text: interned[name] for text, name in texts.items()}
 
 
 def parse(source: Source) -> list[_Record]:
@@ -267,15 +319,20 @@ def build(source: Source, records: list[_Record], options: LoadOptions) -> Loade
     """Name the frames and turn records into stacks (and tables for non-stack aggregations)."""
     if not records:
         raise source.error("holds no stacks and no aggregation values")
-    namer = options.namer
-    texts = {t for r in records for t in r.frames} | {k for r in records for k in r.keys}
-    named = dict(zip(texts, namer.frames(texts)))
+    frame_texts: set[str] = set().union(*(r.frames for r in records))
+    key_texts: set[str] = set().union(*(r.keys for r in records))
+    # Without offsets, `f+0x10` and `f+0x24` are one frame: a capture has a few thousand
+    # functions but far more (function, offset) pairs, each of which would cost a naming.
+    texts = {t: t for t in frame_texts} if options.offsets else strip_offsets(frame_texts)
+    texts.update({k: k for k in key_texts if not _INT.match(k)})
     kind = options.value_kind
-    profile = Profile(Metadata(source=source.path, event="samples" if kind in ADDITIVE else kind,
-                               unit="samples" if kind == "count" else kind))
-    intern = profile.intern
-    ids = {text: intern(frame) for text, frame in named.items() if not _INT.match(text)}
-    ids.update({text: intern(_integer_frame(text)) for text in texts if _INT.match(text)})
+    profile = _new_profile(source, options)
+    ids = _frame_ids(profile, texts, options)
+    named = {k: profile.frames[ids[k]] for k in key_texts if k in ids}
+    for key in key_texts - named.keys():
+        named[key] = _integer_frame(key)
+        ids[key] = profile.intern(named[key])
+    get = ids.__getitem__
     aggregations: list[Aggregation] = []
     current: Aggregation | None = None
     additive = kind in ADDITIVE
@@ -283,13 +340,13 @@ def build(source: Source, records: list[_Record], options: LoadOptions) -> Loade
         value = record.value
         weight = value.total if isinstance(value, Histogram) else value
         if additive or isinstance(value, Histogram):
-            stack = tuple(ids[k] for k in record.keys) + tuple(ids[f] for f in reversed(record.frames))
+            stack = tuple(map(get, record.keys)) + tuple(map(get, reversed(record.frames)))
             if stack:
                 profile.add_ids(stack, weight)
         if record.frames:
             continue
         row_kind = value.kind if isinstance(value, Histogram) else kind
-        keys = tuple(named[k] if not _INT.match(k) else _integer_frame(k) for k in record.keys)
+        keys = tuple(named[k] for k in record.keys)
         if (current is None or current.kind != row_kind or len(current.rows[0].keys) != len(keys)
                 or (record.after_blank and not isinstance(value, Histogram))):
             current = Aggregation(source.path, record.line, row_kind)

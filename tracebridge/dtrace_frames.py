@@ -29,11 +29,14 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from tracebridge.demangle import RUST_LEGACY, demangle_symbol
 from tracebridge.errors import InputError
 from tracebridge.profile import UNKNOWN, Frame, symbol_frame
-from tracebridge.resolve import AddressSpace
+
+if TYPE_CHECKING:
+    from tracebridge.resolve import AddressSpace
 
 _FRAME = re.compile(r"^(?:(?P<module>[^`]*)`)?(?P<func>.*?)(?:\+0x(?P<offset>[0-9a-fA-F]+))?$", re.DOTALL)
 #: Lengths at which DTrace cuts a function name (probe description field, default strsize).
@@ -41,6 +44,12 @@ CUT_LENGTHS = (191, 255)
 _HEX = re.compile(r"^0x([0-9a-fA-F]+)$")
 #: A legacy Rust name after a C++ demangler: ``path::components::h<16 hex>``, maybe a clone suffix.
 _HALF_DEMANGLED = re.compile(r"^((?:[^:\s]+::)+)h([0-9a-f]{16})(?: ?\(?(\.llvm\.[0-9A-Za-z_.]+)\)?)?$")
+
+
+def strip_offsets(texts: Iterable[str]) -> dict[str, str]:
+    """Each frame text -> the text without its trailing ``+0xOFF``."""
+    return {text: text[:plus] if (plus := text.rfind("+0x")) > 0 and text[plus + 3:].isalnum() else text
+            for text in texts}
 
 
 def remangle_legacy(name: str) -> str | None:

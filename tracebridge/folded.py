@@ -61,7 +61,7 @@ def folded_lines(profile: Profile, labels: LabelOptions = LabelOptions()) -> Ite
     names = [escape(label) for label in labels.labels(profile)]
     merged: dict[str, float] = {}
     for stack, weight in profile.stacks.items():
-        key = ";".join([names[i] for i in stack])
+        key = ";".join(map(names.__getitem__, stack))
         merged[key] = merged.get(key, 0) + weight
     for key in sorted(merged):
         weight = merged[key]

@@ -62,16 +62,17 @@ class InputFormat:
         return self._function(self.read)(source, options)
 
 
-#: Every format tracebridge reads, most specific first (auto-detection order).
+#: Every format tracebridge reads, in auto-detection order: most specific first, and cheap
+#: sniffers before those whose module is heavy to import (pmcstat's imports numpy).
 FORMATS: tuple[InputFormat, ...] = (
-    InputFormat("pmcstat-callgraph", "pmcstat -G callgraph output (`@ EVENT [N samples]`, `NN.NN%  [count]  func`)",
-                "tracebridge.pmcstat:sniff_callgraph_source", "tracebridge.pmcstat:read_callgraph_source"),
-    InputFormat("pmcstat-log", "pmcstat -R LOG -o record output (`callchain` records and `...` PC lines)",
-                "tracebridge.pmcstat:sniff_log_source", "tracebridge.pmcstat:read_log_source"),
     InputFormat("dtrace-flow", "DTrace flow output (dtrace -F: `-> func` / `<- func` lines)",
                 "tracebridge.dtrace_flow:sniff", "tracebridge.dtrace_flow:read"),
     InputFormat("dtrace", "DTrace output (stack()/ustack() or key/value aggregations, traced stacks)",
                 "tracebridge.dtrace:sniff", "tracebridge.dtrace:read"),
+    InputFormat("pmcstat-callgraph", "pmcstat -G callgraph output (`@ EVENT [N samples]`, `NN.NN%  [count]  func`)",
+                "tracebridge.pmcstat:sniff_callgraph_source", "tracebridge.pmcstat:read_callgraph_source"),
+    InputFormat("pmcstat-log", "pmcstat -R LOG -o record output (`callchain` records and `...` PC lines)",
+                "tracebridge.pmcstat:sniff_log_source", "tracebridge.pmcstat:read_log_source"),
     InputFormat("folded", "folded stacks (`root;child;leaf COUNT` lines)",
                 "tracebridge.folded:sniff", "tracebridge.folded:read"),
 )
@@ -176,17 +177,21 @@ class LoadOptions:
     probe_map: str | None = None
     #: Lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections).
     old_kernel_linker: bool = False
+    #: Keep each frame's ``+0xOFF`` (frames at different offsets stay apart); off, inputs read faster.
+    offsets: bool = False
     #: What the values of scalar DTrace aggregations are: ``count``, ``sum``, ``avg``, ``min``, ``max``.
     value_kind: str = "count"
 
     @cached_property
     def images(self) -> list[ModuleImage]:
-        from tracebridge.image import open_module
-
         if self.bases and not self.modules:
             raise UsageError("--base needs --module (which module is loaded there?)")
         if len(self.bases) > len(self.modules):
             raise UsageError(f"{len(self.bases)} --base addresses for {len(self.modules)} --module files")
+        if not self.modules:
+            return []
+        from tracebridge.image import open_module
+
         return [open_module(m, init_fini_arrays=not self.old_kernel_linker) for m in self.modules]
 
     @cached_property
@@ -196,9 +201,11 @@ class LoadOptions:
         A module given without an address still names frames whose text
         DTrace cut short (see :mod:`tracebridge.dtrace_frames`).
         """
+        images = self.images
+        if not images:
+            return None
         from tracebridge.resolve import AddressSpace
 
-        images = self.images
         bases: list[int | None] = list(self.bases)
         if self.kldstat is not None:
             bases += _kldstat_bases(self.kldstat, images[len(bases):])

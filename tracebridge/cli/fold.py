@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    profile = load_profile(args.inputs, options_from_args(args))
+    options = options_from_args(args)
+    options.offsets = args.include_offset
+    profile = load_profile(args.inputs, options)
     labels = label_options_from_args(args)
     with open_output(args.output, inputs=input_paths(args)) as out:
         if args.format == "speedscope":

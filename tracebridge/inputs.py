@@ -256,6 +256,7 @@ def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
     if options.format is None:
         fmt = detect(source)
         if fmt is None:
+            source.text  # binary or undecodable data is reported as such, with its line
             first = source.first_line
             raise source.error(
                 "does not look like any input tracebridge reads ("
@@ -270,7 +271,7 @@ def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
         if guess is None or guess.name == fmt.name:
             raise
         raise InputError(exc.path, f"{exc.message} (this looks like {guess.description}: "
-                                   f"try --format {guess.name})", exc.position) from None
+                                   f"try --input-format {guess.name})", exc.position) from None
 
 
 def load_inputs(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> Loaded:

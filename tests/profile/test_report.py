@@ -1,0 +1,114 @@
+"""`tracebridge report`: self/total per function, crate and module, checked against a plain recount."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tracebridge.cli import main
+
+DATA = Path(__file__).parent.parent / "data" / "dtrace"
+
+
+def report_json(capsys, *args) -> list[dict]:
+    assert main(["report", "--format", "json", *map(str, args)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "stacks.folded"
+    path.write_text(text)
+    return path
+
+
+FOLDED = ("main;rem::a;rem::b 10\n"
+          "main;rem::a;rem::a;rem::a 5\n"       # recursion: total counts the stack once
+          "main;core::fmt::write 3\n"
+          "main;rem::b 2\n")
+
+
+def test_self_and_total_by_function(tmp_path, capsys):
+    rows = {r["name"]: r for r in report_json(capsys, write(tmp_path, FOLDED))}
+    assert {n: (r["self"], r["total"]) for n, r in rows.items()} == {
+        "rem::b": (12, 12), "rem::a": (5, 15), "core::fmt::write": (3, 3), "main": (0, 20)}
+    assert rows["rem::a"]["total_percent"] == pytest.approx(75.0)
+    assert rows["rem::b"]["self_percent"] == pytest.approx(60.0)
+    assert list(rows) == ["rem::b", "rem::a", "core::fmt::write", "main"]  # largest self first
+
+
+def test_by_crate_and_module_recount(capsys):
+    """Against a recount of the capture's truth stacks (names from rustfilt, module from the frame text)."""
+    rows = report_json(capsys, DATA / "illumos-stack-ustack.txt", "--by", "module")
+    text = (DATA / "illumos-stack-ustack.txt").read_text()
+    self_by_module: dict[str, int] = {}
+    total_by_module: dict[str, int] = {}
+    for frames, count in _entries(text):
+        self_by_module[frames[0].split("`")[0]] = self_by_module.get(frames[0].split("`")[0], 0) + count
+        for module in {f.split("`")[0] for f in frames}:
+            total_by_module[module] = total_by_module.get(module, 0) + count
+    assert {r["module"]: (r["self"], r["total"]) for r in rows} == {
+        m: (self_by_module.get(m, 0), total_by_module[m]) for m in total_by_module}
+    crates = {r["crate"]: r for r in report_json(capsys, DATA / "illumos-stack-ustack.txt", "--by", "crate")}
+    assert {"rem", "core", "std", "rem_bench", "[genunix]", "[unix]", "[libc.so.1]", "[rem_bench]"} == set(crates)
+    assert crates["[rem_bench]"]["total_percent"] == pytest.approx(100.0)  # _start is on every stack
+
+
+def _entries(text: str):
+    """(frames leaf first, count) per aggregation entry, parsed by hand."""
+    frames: list[str] = []
+    for line in text.splitlines():
+        if line.strip().isdigit():
+            yield frames, int(line)
+            frames = []
+        elif line.strip():
+            frames.append(line.strip())
+
+
+def test_csv_and_parquet_hold_the_same_rows(tmp_path, capsys):
+    path = write(tmp_path, FOLDED)
+    rows = report_json(capsys, path)
+    assert main(["report", str(path), "--format", "csv"]) == 0
+    reader = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["name"] for r in reader] == [r["name"] for r in rows]
+    assert [float(r["total"]) for r in reader] == [r["total"] for r in rows]
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "report.parquet"
+    assert main(["report", str(path), "--format", "parquet", "-o", str(out)]) == 0
+    frame = pandas.read_parquet(out)
+    assert list(frame["name"]) == [r["name"] for r in rows]
+    assert list(frame.columns) == ["name", "module", "crate", "self", "self_percent", "total", "total_percent"]
+
+
+def test_terminal_table_and_histograms(capsys):
+    assert main(["report", str(DATA / "lquantize.txt"), str(DATA / "probefunc-quantize.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "self %" in out and "total %" in out
+    assert ">= 100" in out and "|@@@@@@@@@@@@@@@@@@" in out     # rem_load's 20 bucket: 12 of 27 -> 18 @
+    assert "__rustc::rust_begin_unwind" in out and "quantize" in out
+
+
+def test_buckets_and_values_tables(tmp_path, capsys):
+    rows = report_json(capsys, DATA / "lquantize.txt", "--by", "bucket")
+    assert [(r["bucket"], r["count"]) for r in rows if r["key"] == "rem_modevent"] == [("< 0", 2), ("0", 3),
+                                                                                       ("10", 0)]
+    assert rows[0]["low"] is None and rows[1]["low"] == 0
+    avg = write(tmp_path, "\n  foo                                                             17\n"
+                          "  bar                                                              4\n")
+    other = tmp_path / "other.txt"
+    other.write_text("\n  foo                                                              9\n")
+    values = report_json(capsys, avg, other, "--by", "value", "--value-kind", "max")
+    assert [(r["key"], r["value"]) for r in values] == [("foo", 17), ("bar", 4)]
+    values = report_json(capsys, avg, other, "--by", "value", "--value-kind", "avg")
+    assert sorted((r["key"], r["value"]) for r in values) == [("bar", 4), ("foo", 9), ("foo", 17)]
+    assert main(["report", str(avg), "--value-kind", "avg"]) == 0
+    assert "aggregation values" in capsys.readouterr().out
+
+
+def test_parquet_needs_an_output_file(tmp_path, capsys):
+    assert main(["report", str(write(tmp_path, FOLDED)), "--format", "parquet"]) == 2
+    assert "-o FILE" in capsys.readouterr().err

@@ -1,0 +1,155 @@
+"""``tracebridge report``: top functions (or crates, modules) by self and total samples.
+
+The terminal form is a rich table of the top rows, followed by every
+histogram of ``quantize``/``lquantize``/``llquantize`` inputs drawn as DTrace
+draws them, and the values of scalar aggregations that are not samples
+(``--value-kind avg|min|max``).  ``--format csv|json|parquet`` writes the
+whole table chosen by ``--by`` for machines; ``--by bucket`` and
+``--by value`` select the histogram buckets and the scalar values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import IO
+
+from tracebridge.errors import UsageError
+from tracebridge.inputs import add_input_arguments, input_paths, load_inputs, options_from_args
+from tracebridge.labels import LabelOptions, add_label_arguments, label_options_from_args
+from tracebridge.outputs import open_output
+
+FORMATS = ("table", "csv", "json", "parquet")
+BY = ("function", "crate", "module", "bucket", "value")
+BAR_WIDTH = 40
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report", help="tables of self/total samples per function, crate or module (and DTrace histograms)",
+        description="Read profile inputs like `tracebridge fold` and report where the samples went: self "
+                    "(leaf) and total (anywhere on the stack) weight per function, crate or module, with "
+                    "percentages.  Histograms of quantize-family DTrace aggregations are drawn after the table.")
+    add_input_arguments(parser)
+    add_label_arguments(parser)
+    parser.add_argument("--by", choices=BY, default="function",
+                        help="group by function (default), crate or module; or list histogram buckets / "
+                             "scalar aggregation values")
+    parser.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default table)")
+    parser.add_argument("--top", type=int, default=25, metavar="N",
+                        help="rows in the terminal table (default 25; 0: all); other formats get all rows")
+    parser.add_argument("--sort", choices=("self", "total"), default="self", help="row order (default self)")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write here instead of standard output (replaced atomically)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracebridge import report
+
+    if args.top < 0:
+        raise UsageError("--top must be 0 (all rows) or more")
+    if args.format == "parquet" and not args.output:
+        raise UsageError("--format parquet writes a binary file: give it with -o FILE")
+    loaded = load_inputs(args.inputs, options_from_args(args))
+    labels = label_options_from_args(args)
+    if args.by == "bucket":
+        table = report.bucket_table(loaded.aggregations, labels)
+    elif args.by == "value":
+        table = report.value_table(loaded.aggregations, labels)
+    else:
+        table = report.summary(loaded.profile, args.by, labels)
+        if args.sort == "total":
+            table = table.sort_values(["total", "self"], ascending=False, kind="stable").reset_index(drop=True)
+    if args.format == "parquet":
+        _write_parquet(table, args.output, input_paths(args))
+        return 0
+    with open_output(args.output, inputs=input_paths(args)) as out:
+        if args.format != "table":
+            from tracebridge.tables import write_rows
+
+            write_rows(out, _records(table), list(table.columns), args.format)
+        else:
+            _terminal(out, loaded, table, args, labels)
+    return 0
+
+
+def _records(table) -> list[dict]:
+    """Rows with plain Python values (integral weights as int, missing as None) for JSON and CSV."""
+    rows = table.astype(object).where(table.notna(), None).to_dict("records")
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, float) and value.is_integer() and not key.endswith("percent"):
+                row[key] = int(value)
+    return rows
+
+
+def _write_parquet(table, path: str, inputs: list[str]) -> None:
+    try:
+        import pyarrow  # noqa: F401  (pandas needs it for parquet; say so plainly if it is missing)
+    except ImportError:
+        raise UsageError("--format parquet needs pyarrow: pip install 'tracebridge[parquet]'") from None
+    with open_output(path, "wb", inputs=inputs) as out:
+        table.to_parquet(out, index=False)
+
+
+def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: LabelOptions) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from tracebridge import report
+    from tracebridge.tables import write_rows
+
+    shown = table if args.top == 0 else table.head(args.top)
+    if args.by in ("bucket", "value"):
+        write_rows(out, _records(shown), list(shown.columns), "table", numeric=("low", "count", "value"))
+        return
+    console = Console(file=out, soft_wrap=False)
+    profile = loaded.profile
+    if profile.stacks:
+        unit = profile.metadata.unit
+        title = (f"{escape(profile.metadata.source)}: {_number(profile.total)} {unit}, "
+                 f"top {len(shown)} of {len(table)} by {args.by}")
+        rich_table = Table(title=title, header_style="bold")
+        for column in table.columns:
+            rich_table.add_column(column.replace("_percent", " %"),
+                                  justify="right" if column in report.MEASURES else "left", overflow="fold")
+        for row in shown.itertuples(index=False):
+            rich_table.add_row(*(escape(str(v)) if c not in report.MEASURES else
+                                 f"{v:.1f}%" if c.endswith("percent") else _number(v)
+                                 for c, v in zip(table.columns, row)))
+        console.print(rich_table)
+    for aggregation in loaded.aggregations:
+        if aggregation.histograms:
+            for row in aggregation.rows:
+                console.print(_histogram(row, aggregation.kind, labels))
+    values = report.value_table([a for a in loaded.aggregations if a.kind in ("avg", "min", "max")], labels)
+    if len(values):
+        write_rows(out, _records(values), list(values.columns), "table", title="aggregation values",
+                   numeric=("value",))
+
+
+def _histogram(row, kind: str, labels: LabelOptions):
+    """One histogram as DTrace draws it: value, a 40-column bar, count."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from tracebridge.report import key_text
+
+    histogram = row.value
+    total = sum(abs(b.count) for b in histogram.buckets) or 1
+    key = key_text(row.keys, labels) or "(no key)"
+    table = Table(title=f"{escape(key)}  [dim]{kind}, {histogram.total} values[/dim]", header_style="bold",
+                  box=None, title_justify="left")
+    table.add_column("value", justify="right")
+    table.add_column("distribution", no_wrap=True)
+    table.add_column("count", justify="right")
+    for bucket in histogram.buckets:
+        depth = math.floor(abs(bucket.count) * BAR_WIDTH / total + 0.5)
+        table.add_row(escape(bucket.label), "|" + "@" * depth + " " * (BAR_WIDTH - depth), str(bucket.count))
+    return table
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"

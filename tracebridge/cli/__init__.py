@@ -22,7 +22,8 @@ COMMAND_MODULES = (
     "pmc",
     "cpu",
     "fold",
-    "report",
+    "flamegraph",
+    "diff",
 )
 
 

@@ -1,0 +1,82 @@
+"""``tracebridge flamegraph``: an interactive SVG flame graph of any profile input."""
+
+from __future__ import annotations
+
+import argparse
+
+from tracebridge.inputs import add_input_arguments, input_paths, load_profile, options_from_args
+from tracebridge.labels import add_label_arguments, label_options_from_args
+from tracebridge.outputs import open_output
+from tracebridge.palettes import PALETTES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "flamegraph", help="draw an interactive SVG flame graph (Rust frames coloured apart)",
+        description="Draw the stacks of the inputs as an interactive SVG flame graph: click a frame to zoom, "
+                    "'Reset Zoom' to go back, 'Search' (or Ctrl-F) for a regular expression or, with '.*' "
+                    "switched off, plain text, with the share of samples matched; each frame's tooltip has "
+                    "the demangled and mangled names, the module, samples and percent.  With the default "
+                    "'rust' colours, Rust frames are orange, kernel C crimson, other C yellow and "
+                    "unresolved addresses grey.")
+    add_input_arguments(parser)
+    add_label_arguments(parser)
+    add_graph_arguments(parser)
+    parser.add_argument("--colors", choices=PALETTES, default="rust",
+                        help="palette: rust (by language, default) or one of flamegraph.pl's")
+    parser.add_argument("-o", "--output", metavar="FILE.svg",
+                        help="write here instead of standard output (replaced atomically)")
+    parser.set_defaults(func=run)
+
+
+def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
+    """The look of a graph, as flamegraph.pl names it; shared with ``tracebridge diff``."""
+    group = parser.add_argument_group("drawing")
+    group.add_argument("--title", help="heading (default 'Flame Graph', 'Icicle Graph' when inverted)")
+    group.add_argument("--subtitle", help="second line (default: the inputs and the sample count)")
+    group.add_argument("--width", type=_int_at_least(40), default=1200, metavar="PX",
+                       help="image width in pixels (default 1200)")
+    group.add_argument("--minwidth", type=_non_negative, default=0.1, metavar="PX",
+                       help="leave out frames narrower than this, merging runs of them into one grey box "
+                            "(default 0.1)")
+    group.add_argument("--inverted", action="store_true", help="icicle graph: root at the top")
+    group.add_argument("--count-name", metavar="WORD", help="what the counts are (default: the input's unit)")
+
+
+def graph_options(args: argparse.Namespace, **extra):
+    from tracebridge.flamegraph import GraphOptions
+
+    return GraphOptions(title=args.title, subtitle=args.subtitle, width=args.width, min_width=args.minwidth,
+                        inverted=args.inverted, count_name=args.count_name, **extra)
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}")
+        return value
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number, zero or more")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from tracebridge.flamegraph import render_flamegraph
+
+    profile = load_profile(args.inputs, options_from_args(args))
+    svg = render_flamegraph(profile, graph_options(args, colors=args.colors), label_options_from_args(args))
+    with open_output(args.output, inputs=input_paths(args)) as out:
+        out.write(svg)
+    return 0

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "pmc",
     "cpu",
     "fold",
+    "report",
     "flamegraph",
     "diff",
 )

@@ -45,8 +45,8 @@ _INT = re.compile(r"^-?\d+$")
 _OFFSET = re.compile(r"\+0x[0-9a-fA-F]+")
 _NOISE = ("dtrace: ", "^C")
 
-#: The value kinds whose values add up (and so can be stack weights).
-ADDITIVE = ("count", "sum")
+#: Scalar value kinds that do not add up (so are not samples by default).
+NOT_ADDITIVE = ("avg", "min", "max")
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
     frames = distinct - counts
     if not counts or any("`" not in f and not f.startswith("0x") for f in frames):
         return None
-    profile = _new_profile(source, options)
+    profile = _new_profile(source, options.value_kinds[0])
     ids = _frame_ids(profile, {f: f for f in frames}, options)
     codes = list(map(ids.get, tokens))
     add = profile.add_ids
@@ -169,9 +169,9 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
     return Loaded(profile) if start == len(tokens) else None
 
 
-def _new_profile(source: Source, options: LoadOptions) -> Profile:
-    kind = options.value_kind
-    return Profile(Metadata(source=source.path, event="samples" if kind in ADDITIVE else kind,
+def _new_profile(source: Source, kind: str) -> Profile:
+    """``count()`` values are samples (or calls); anything else is named after its kind."""
+    return Profile(Metadata(source=source.path, event="samples" if kind == "count" else kind,
                             unit="samples" if kind == "count" else kind))
 
 
@@ -315,46 +315,83 @@ def _histogram_kind(buckets: list[Bucket]) -> str:
     return "lquantize" if len(steps) <= 1 else "llquantize"
 
 
+def _group(records: list[_Record]) -> list[list[_Record]]:
+    """Records cut into the printed aggregations.
+
+    One aggregation's keys are unique, so a key seen again starts the next
+    one; so does a change of shape (keys, stacks, histogram or not), and a
+    scalar row after a blank line (a scalar aggregation prints no blank lines
+    between its rows, dtrace(1) prints one between aggregations).
+    """
+    groups: list[list[_Record]] = []
+    seen: set[tuple] = set()
+    shape = None
+    for record in records:
+        key = (tuple(record.keys), tuple(record.frames))
+        record_shape = (len(record.keys), bool(record.frames), isinstance(record.value, Histogram))
+        if (not groups or key in seen or record_shape != shape
+                or (record.after_blank and not record_shape[2] and not record.frames)):
+            groups.append([])
+            seen = set()
+            shape = record_shape
+        groups[-1].append(record)
+        seen.add(key)
+    return groups
+
+
 def build(source: Source, records: list[_Record], options: LoadOptions) -> Loaded:
-    """Name the frames and turn records into stacks (and tables for non-stack aggregations)."""
+    """Name the frames; one aggregation becomes the profile, non-stack ones also tables.
+
+    Scalar aggregations take their kinds from ``options.value_kinds`` in the
+    order printed (the last kind repeats).  The profile is made of
+    ``options.aggregation`` (1-based, in print order) or else of the first
+    aggregation with keys whose values add up: counts, sums, histograms
+    (their number of values).  Stacks are keys first (``execname`` at the root), then the
+    printed frames reversed.
+    """
     if not records:
         raise source.error("holds no stacks and no aggregation values")
+    groups = _group(records)
+    kinds: list[str] = []
+    scalars = iter(options.value_kinds)
+    kind = "count"
+    for group in groups:
+        if isinstance(group[0].value, Histogram):
+            kinds.append(group[0].value.kind)
+        else:
+            kind = next(scalars, kind)
+            kinds.append(kind)
+    if options.aggregation is not None:
+        if not 1 <= options.aggregation <= len(groups):
+            raise source.error(f"--aggregation {options.aggregation}: it holds {len(groups)} aggregation(s)")
+        chosen = options.aggregation - 1
+    else:
+        chosen = next((i for i, (k, g) in enumerate(zip(kinds, groups))
+                       if k not in NOT_ADDITIVE and (g[0].keys or g[0].frames)), None)
     frame_texts: set[str] = set().union(*(r.frames for r in records))
     key_texts: set[str] = set().union(*(r.keys for r in records))
     # Without offsets, `f+0x10` and `f+0x24` are one frame: a capture has a few thousand
     # functions but far more (function, offset) pairs, each of which would cost a naming.
     texts = {t: t for t in frame_texts} if options.offsets else strip_offsets(frame_texts)
     texts.update({k: k for k in key_texts if not _INT.match(k)})
-    kind = options.value_kind
-    profile = _new_profile(source, options)
+    profile = _new_profile(source, kinds[chosen] if chosen is not None else "count")
     ids = _frame_ids(profile, texts, options)
     named = {k: profile.frames[ids[k]] for k in key_texts if k in ids}
     for key in key_texts - named.keys():
         named[key] = _integer_frame(key)
         ids[key] = profile.intern(named[key])
     get = ids.__getitem__
-    aggregations: list[Aggregation] = []
-    current: Aggregation | None = None
-    additive = kind in ADDITIVE
-    for record in records:
-        value = record.value
-        weight = value.total if isinstance(value, Histogram) else value
-        if additive or isinstance(value, Histogram):
+    if chosen is not None:
+        for record in groups[chosen]:
+            value = record.value
             stack = tuple(map(get, record.keys)) + tuple(map(get, reversed(record.frames)))
             if stack:
-                profile.add_ids(stack, weight)
-        if record.frames:
-            continue
-        row_kind = value.kind if isinstance(value, Histogram) else kind
-        keys = tuple(named[k] for k in record.keys)
-        if (current is None or current.kind != row_kind or len(current.rows[0].keys) != len(keys)
-                or (record.after_blank and not isinstance(value, Histogram))):
-            current = Aggregation(source.path, record.line, row_kind)
-            aggregations.append(current)
-        current.rows.append(AggregationRow(keys, value))
-    if not additive and not aggregations:
-        raise source.error(f"--value-kind {kind}: stack aggregations of {kind}() values cannot be added up "
-                           "into a profile")
+                profile.add_ids(stack, value.total if isinstance(value, Histogram) else value)
+    aggregations = [
+        Aggregation(source.path, group[0].line, kind,
+                    [AggregationRow(tuple(named[k] for k in r.keys), r.value) for r in group])
+        for group, kind in zip(groups, kinds) if not group[0].frames
+    ]
     return Loaded(profile, aggregations)
 
 

@@ -24,18 +24,17 @@ three repairs, all made here once per distinct frame text:
 
 from __future__ import annotations
 
-import json
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from tracebridge.demangle import RUST_LEGACY, demangle_symbol
-from tracebridge.errors import InputError
 from tracebridge.profile import UNKNOWN, Frame, symbol_frame
 
 if TYPE_CHECKING:
+    from tracebridge.probemap import ProbeMap
     from tracebridge.resolve import AddressSpace
 
 _FRAME = re.compile(r"^(?:(?P<module>[^`]*)`)?(?P<func>.*?)(?:\+0x(?P<offset>[0-9a-fA-F]+))?$", re.DOTALL)
@@ -69,51 +68,17 @@ def remangle_legacy(name: str) -> str | None:
     return f"_ZN{body}17h{match.group(2)}E{match.group(3) or ''}"
 
 
-def read_probe_map(path: str) -> dict[str, str]:
-    """Probe function field (as written in D, ``?`` for ``$``) -> mangled symbol name.
-
-    Reads the JSON that ``tracebridge gen-probes`` writes: a top-level
-    ``probes`` list (or a bare list) of objects with the D-side field under
-    ``probe_function``/``function``/``probe`` and the symbol under
-    ``symbol``/``mangled``/``name``; or a plain object mapping one to the other.
-    """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read the probe map: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not a probe map (invalid JSON: {exc.msg})", exc.lineno) from None
-    entries = data.get("probes", data) if isinstance(data, dict) else data
-    if isinstance(entries, dict):
-        if all(isinstance(k, str) and isinstance(v, str) for k, v in entries.items()):
-            return dict(entries)
-        raise InputError(path, "not a probe map: expected a 'probes' list")
-    mapping: dict[str, str] = {}
-    for entry in entries if isinstance(entries, list) else ():
-        if not isinstance(entry, dict):
-            continue
-        probe = next((entry[k] for k in ("probe_function", "function", "probe") if isinstance(entry.get(k), str)),
-                     None)
-        symbol = next((entry[k] for k in ("symbol", "mangled", "name") if isinstance(entry.get(k), str)), None)
-        if probe and symbol:
-            mapping[probe] = symbol
-    if not mapping:
-        raise InputError(path, "not a probe map: no entries pairing a probe function with a symbol")
-    return mapping
-
-
 class FrameNamer:
     """Frame text -> :class:`Frame`, cached per distinct text; hex frames resolved in bulk."""
 
-    def __init__(self, space: AddressSpace | None = None, probe_map: Mapping[str, str] | None = None,
+    def __init__(self, space: AddressSpace | None = None, probe_map: ProbeMap | None = None,
                  names: Iterable[str] = ()):
         self.space = space
-        self.probe_map = dict(probe_map or {})
-        #: Every symbol name known (modules' functions): cut names are completed from these.
-        self.names = set(names) | set(self.probe_map.values())
+        self.probe_map = probe_map
+        #: The probe descriptions' function fields (``?`` for ``$``) -> mangled name.
+        self.fields: dict[str, str] = {e.function: e.mangled for e in probe_map} if probe_map else {}
+        #: Every symbol name known (modules' functions, the map's): cut names are completed from these.
+        self.names = set(names) | set(self.fields.values())
         self._cache: dict[str, Frame] = {}
 
     def frames(self, texts: Iterable[str]) -> list[Frame]:
@@ -146,7 +111,10 @@ class FrameNamer:
             self._resolve(addresses)
 
     def _symbol(self, module: str | None, func: str, offset: int | None) -> Frame:
-        mapped = self.probe_map.get(func)
+        mapped = self.fields.get(func)
+        if mapped is None and self.probe_map is not None and any(c in func for c in "?*["):
+            entry = self.probe_map.find(func)  # a glob field the script wrote, not listed verbatim
+            mapped = entry.mangled if entry is not None else None
         if mapped is not None:
             return symbol_frame(module, mapped, offset)
         remangled = remangle_legacy(func) if "::" in func else None

@@ -179,8 +179,11 @@ class LoadOptions:
     old_kernel_linker: bool = False
     #: Keep each frame's ``+0xOFF`` (frames at different offsets stay apart); off, inputs read faster.
     offsets: bool = False
-    #: What the values of scalar DTrace aggregations are: ``count``, ``sum``, ``avg``, ``min``, ``max``.
-    value_kind: str = "count"
+    #: What the values of scalar DTrace aggregations are, in print order (the last repeats):
+    #: ``count``, ``sum``, ``avg``, ``min``, ``max``.
+    value_kinds: tuple[str, ...] = ("count",)
+    #: Which printed DTrace aggregation (1-based) makes the profile; None: the first that adds up.
+    aggregation: int | None = None
 
     @cached_property
     def images(self) -> list[ModuleImage]:
@@ -220,9 +223,10 @@ class LoadOptions:
 
     @cached_property
     def namer(self) -> FrameNamer:
-        from tracebridge.dtrace_frames import FrameNamer, read_probe_map
+        from tracebridge.dtrace_frames import FrameNamer
+        from tracebridge.probemap import ProbeMap
 
-        probe_map = read_probe_map(self.probe_map) if self.probe_map is not None else None
+        probe_map = ProbeMap.load(self.probe_map) if self.probe_map is not None else None
         names = [f.name for image in self.images for f in image.functions]
         return FrameNamer(self.address_space, probe_map, names)
 
@@ -250,6 +254,10 @@ def detect(source: Source) -> InputFormat | None:
 
 
 def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
+    if os.path.isdir(path):  # a `tracebridge record` bundle
+        from tracebridge.bundle import read_bundle
+
+        return read_bundle(os.fspath(path), options)
     source = Source(path)
     if not source.data.strip():
         raise source.error("is empty: no samples to read")
@@ -298,7 +306,8 @@ def load_profile(paths: Sequence[str | os.PathLike[str]], options: LoadOptions |
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """The inputs and the options that say how to read them, for every reading command."""
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="profile files: folded stacks, DTrace output, pmcstat output (auto-detected)")
+                        help="profile files: folded stacks, DTrace output, pmcstat output (auto-detected), "
+                             "or a bundle directory written by `tracebridge record`")
     group = parser.add_argument_group("reading inputs")
     group.add_argument("--input-format", choices=format_names(), dest="input_format",
                        help="read every input as this format instead of detecting it")
@@ -311,9 +320,21 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                        help="probe map from `tracebridge gen-probes` to name probes written with `?` for `$`")
     group.add_argument("--old-kernel-linker", action="store_true",
                        help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
-    group.add_argument("--value-kind", choices=("count", "sum", "avg", "min", "max"), default="count",
-                       help="what DTrace scalar aggregation values are (default count); "
-                            "decides how equal keys from several inputs combine")
+    group.add_argument("--value-kind", type=_value_kinds, default=("count",), metavar="KIND[,KIND...]",
+                       help="what the values of DTrace scalar aggregations are, in the order printed: count "
+                            "(default), sum, avg, min or max; the last one given repeats.  avg/min/max values "
+                            "are not samples; all decide how equal keys combine")
+    group.add_argument("--aggregation", type=int, metavar="N",
+                       help="make the profile of the Nth aggregation printed (default: the first whose values "
+                            "add up: count, sum or a histogram)")
+
+
+def _value_kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(","))
+    unknown = [k for k in kinds if k not in ("count", "sum", "avg", "min", "max")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown value kind {unknown[0]!r} (count, sum, avg, min, max)")
+    return kinds
 
 
 def _parse_base(text: str) -> int:
@@ -325,10 +346,13 @@ def _parse_base(text: str) -> int:
 def options_from_args(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions(format=args.input_format, modules=tuple(args.modules), bases=tuple(args.bases),
                        kldstat=args.kldstat, probe_map=args.probe_map,
-                       old_kernel_linker=args.old_kernel_linker, value_kind=args.value_kind)
+                       old_kernel_linker=args.old_kernel_linker, value_kinds=args.value_kind,
+                       aggregation=args.aggregation)
 
 
 def input_paths(args: argparse.Namespace) -> list[str]:
     """Every file the command reads (outputs must not overwrite any of them)."""
+    from tracebridge.bundle import bundle_paths
+
     extra = [p for p in (args.kldstat, args.probe_map) if p]
-    return list(args.inputs) + list(args.modules) + extra
+    return [f for p in args.inputs for f in bundle_paths(p)] + list(args.modules) + extra

@@ -206,5 +206,61 @@ def test_tick_exit_then_aggregation(tmp_path):
 
 def test_avg_values_are_tables_not_stacks(tmp_path):
     path = write(tmp_path, "\n  foo                                                             17\n")
-    loaded = load_inputs([path], LoadOptions(value_kind="avg"))
+    loaded = load_inputs([path], LoadOptions(value_kinds=("avg",)))
     assert loaded.aggregations[0].kind == "avg" and not loaded.profile.stacks
+
+
+def test_several_aggregations_in_one_output():
+    """gen-probes' latency template: @ns quantize, @avg_ns avg, @total_ns sum, all by probefunc."""
+    loaded = load_inputs([DATA / "latency.txt"], LoadOptions(value_kinds=("avg", "sum")))
+    assert [a.kind for a in loaded.aggregations] == ["quantize", "avg", "sum"]
+    assert [len(a.rows) for a in loaded.aggregations] == [3, 3, 3]
+    calls = {row.keys[0].name: row.value.total for row in loaded.aggregations[0].rows}
+    assert named_stacks(loaded.profile) == {(name,): total for name, total in calls.items()}
+    assert loaded.profile.metadata.unit == "quantize"
+    summed = load_inputs([DATA / "latency.txt"], LoadOptions(value_kinds=("avg", "sum"), aggregation=3))
+    assert named_stacks(summed.profile) == {(r.keys[0].name,): r.value for r in loaded.aggregations[2].rows}
+    assert summed.profile.metadata.unit == "sum"
+
+
+def test_fold_refuses_values_that_are_not_samples(tmp_path, capsys):
+    path = write(tmp_path, "\n  foo                                                             17\n")
+    assert main(["fold", str(path), "--value-kind", "avg"]) == 2
+    assert "no stacks to fold" in capsys.readouterr().err
+
+
+def test_flow_template_per_thread(tmp_path):
+    """gen-probes' flow template: CPU, thread, timestamp, per-thread indentation; unpaired entries."""
+    path = tmp_path / "flow.txt"
+    lines = [(0, 100, 10, 0, "->", "a"), (1, 200, 11, 0, "->", "x"),
+             (0, 100, 12, 2, "->", "b"),          # b has no return probe: its -> does not indent
+             (0, 100, 13, 2, "->", "c"),
+             (1, 100, 14, 4, "->", "d"),          # thread 100 moved to CPU 1 (printed out of order below)
+             (1, 100, 16, 2, "<-", "c"),
+             (0, 100, 17, 0, "<-", "a"), (1, 200, 18, 0, "<-", "x")]
+    lines.sort(key=lambda e: e[0])  # each CPU's buffer is printed in turn
+    path.write_text("".join(f"{cpu:3d} {tid:6d} {ts} {'':{ind}}{arrow} {fn}\n"
+                            for cpu, tid, ts, ind, arrow, fn in lines))
+    assert named_stacks(load_profile([path])) == {
+        ("a",): 1, ("a", "b"): 1, ("a", "c"): 1, ("a", "c", "d"): 1, ("x",): 1}
+
+
+def test_probe_map_names_globbed_fields(tmp_path):
+    probemap = pytest.importorskip("tracebridge.probemap")
+    refill = "_ZN3rem2em2rx16Adapter$LT$T$GT$6refill17hc15f6da71de9a8caE"
+    long_name = next(s.name for s in readelf_text.symbols(EXPECTED / "rem_legacy_fp.readelf-s.txt")
+                     if s.name.startswith("_ZN316_"))
+    entries = [probemap.ProbeMapEntry(function=refill.replace("$", "?"), mangled=refill,
+                                      demangled="rem::em::rx::Adapter<T>::refill", offset=0x650, size=0x6f,
+                                      entry=True, ret=True),
+               probemap.ProbeMapEntry(function=long_name[:100].replace("$", "?") + "*" + long_name[-40:],
+                                      mangled=long_name, demangled="", offset=0x200, size=0x4c,
+                                      entry=True, ret=True)]
+    map_path = tmp_path / "probes.json"
+    probemap.ProbeMap(module="if_rem.ko", modname="if_rem", machine="amd64", template="count", base=None,
+                      size=0x2d90, scripts=["probes.d"], entries=entries).save(map_path)
+    capture = write(tmp_path, "\n  %-50s %16d\n  %-50s %16d\n  %-50s %16d\n" % (
+        refill.replace("$", "?"), 5, long_name[:191], 7, entries[1].function, 2))
+    (demangled_refill, demangled_long) = rustfilt_lines([refill, long_name])
+    stacks = named_stacks(load_profile([capture], LoadOptions(probe_map=str(map_path))))
+    assert stacks == {(demangled_refill,): 5, (demangled_long,): 9}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from tracebridge.errors import UsageError
 from tracebridge.inputs import add_input_arguments, input_paths, load_profile, options_from_args
 from tracebridge.labels import add_label_arguments, label_options_from_args
 from tracebridge.outputs import open_output
@@ -34,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     options.offsets = args.include_offset
     profile = load_profile(args.inputs, options)
+    if not profile.stacks:
+        raise UsageError("the inputs hold no stacks to fold, only aggregations whose values are not samples "
+                         "(see them with `tracebridge report`, or pick one with --aggregation N)")
     labels = label_options_from_args(args)
     with open_output(args.output, inputs=input_paths(args)) as out:
         if args.format == "speedscope":

@@ -18,19 +18,22 @@ The shapes follow libdtrace's printers (``dt_consume.c``, ``dtrace.c``):
   ``CPU     ID                    FUNCTION:NAME`` once, then per firing
   ``"%3d %6d %32s "`` and the traced data: each such record is one sample.
 
-Everything is parsed as text in one pass; frames are named once per
-distinct text by :class:`~tracebridge.dtrace_frames.FrameNamer`.  Stacks
-come out root first: string and integer keys first (``execname`` as the
-root), then the printed frames of all stack keys reversed, so
-``@[stack(), ustack()]`` reads user root -> user leaf -> kernel root ->
-kernel leaf, as the samples nested.
+Plain stack aggregations, by far the largest captures, are read by one
+split of the text (:func:`_read_plain_stacks`); everything else line by
+line (:func:`parse`).  Frames are named once per distinct text by
+:class:`~tracebridge.dtrace_frames.FrameNamer`.  Stacks come out root
+first: string and integer keys first (``execname`` as the root), then the
+printed frames of all stack keys reversed, so ``@[stack(), ustack()]``
+reads user root -> user leaf -> kernel root -> kernel leaf, as the samples
+nested.  An output may print several aggregations; one makes the profile
+(see :func:`build`) and those not keyed by stacks are also kept as tables.
 """
 
 from __future__ import annotations
 
 import re
-from itertools import compress
 from dataclasses import dataclass, field
+from itertools import compress
 
 from tracebridge.dtrace_frames import strip_offsets
 from tracebridge.inputs import Loaded, LoadOptions, Source
@@ -75,13 +78,11 @@ class Histogram:
         return sum(b.count for b in self.buckets)
 
 
-#: One aggregation key: a named frame (string or integer key) or a stack (frames root first).
-Key = Frame | tuple[Frame, ...]
-
-
 @dataclass
 class AggregationRow:
-    keys: tuple[Key, ...]
+    """One entry: its string and integer keys as frames (``probefunc`` demangled), and its value."""
+
+    keys: tuple[Frame, ...]
     value: int | Histogram
 
 
@@ -229,7 +230,7 @@ def parse(source: Source) -> list[_Record]:
                 if traced:  # aggregation output after the traced firings: its stack began at the last gap
                     end_traced(gap)
                 emit(int(stripped), start)
-            elif _next_is_frame(lines, i):  # an integer key (`@[pid, stack()]`)
+            elif _key_follows(lines, i):  # an integer key (`@[pid, stack()]`, `@[cpu] = quantize(x)`)
                 start = start if keys else i
                 keys.append(stripped)
             else:  # `@ = count()`: a value with no key at all
@@ -276,14 +277,12 @@ def parse(source: Source) -> list[_Record]:
     return records
 
 
-def _next_is_frame(lines: list[str], i: int) -> bool:
-    """Is the line after a lone number a stack frame (so the number was an integer key)?"""
-    if i >= len(lines):
+def _key_follows(lines: list[str], i: int) -> bool:
+    """Is the line after a lone number a stack frame or a histogram (so the number was a key)?"""
+    if i >= len(lines) or not lines[i][:1].isspace():
         return False
-    line = lines[i]
-    stripped = line.strip()
-    return bool(stripped) and line[:1].isspace() and not _INT.match(stripped) and not _QUANT_HEADER.match(line) \
-        and ("`" in stripped or stripped.startswith("0x"))
+    stripped = lines[i].strip()
+    return "`" in stripped or stripped.startswith("0x") or bool(_QUANT_HEADER.match(lines[i]))
 
 
 def _split_keys(text: str) -> list[str]:

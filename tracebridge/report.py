@@ -107,7 +107,6 @@ def value_table(aggregations: list[Aggregation], labels: LabelOptions = LabelOpt
     return table.sort_values(["value", "key"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-def key_text(keys: tuple, labels: LabelOptions) -> str:
-    """An aggregation key as one string: its parts joined by ``, `` (a stack as ``a;b;c``)."""
-    parts = [";".join(labels.label(f) for f in k) if isinstance(k, tuple) else labels.label(k) for k in keys]
-    return ", ".join(parts)
+def key_text(keys: tuple[Frame, ...], labels: LabelOptions) -> str:
+    """An aggregation key as one string: its parts joined by ``, ``."""
+    return ", ".join(labels.label(k) for k in keys)

@@ -264,3 +264,11 @@ def test_probe_map_names_globbed_fields(tmp_path):
     (demangled_refill, demangled_long) = rustfilt_lines([refill, long_name])
     stacks = named_stacks(load_profile([capture], LoadOptions(probe_map=str(map_path))))
     assert stacks == {(demangled_refill,): 5, (demangled_long,): 9}
+
+
+def test_integer_keyed_histogram(tmp_path):
+    header = "\n%16s %41s %-9s\n" % ("value", "------------- Distribution -------------", "count")
+    row = "%16d |%-40s %-9d\n"
+    text = (" %16d" % 3 + header + row % (0, "", 0) + row % (1, "@" * 40, 4) + row % (2, "", 0) + "\n")
+    (table,) = load_inputs([write(tmp_path, text)]).aggregations
+    assert table.kind == "quantize" and table.rows[0].keys[0].name == "3" and table.rows[0].value.total == 4

@@ -344,10 +344,11 @@ def _parse_base(text: str) -> int:
 
 
 def options_from_args(args: argparse.Namespace) -> LoadOptions:
+    """Reading options from :func:`add_input_arguments`'s; offsets are kept if ``--include-offset`` asks."""
     return LoadOptions(format=args.input_format, modules=tuple(args.modules), bases=tuple(args.bases),
                        kldstat=args.kldstat, probe_map=args.probe_map,
-                       old_kernel_linker=args.old_kernel_linker, value_kinds=args.value_kind,
-                       aggregation=args.aggregation)
+                       old_kernel_linker=args.old_kernel_linker, offsets=getattr(args, "include_offset", False),
+                       value_kinds=args.value_kind, aggregation=args.aggregation)
 
 
 def input_paths(args: argparse.Namespace) -> list[str]:

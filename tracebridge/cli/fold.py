@@ -32,9 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = options_from_args(args)
-    options.offsets = args.include_offset
-    profile = load_profile(args.inputs, options)
+    profile = load_profile(args.inputs, options_from_args(args))
     if not profile.stacks:
         raise UsageError("the inputs hold no stacks to fold, only aggregations whose values are not samples "
                          "(see them with `tracebridge report`, or pick one with --aggregation N)")

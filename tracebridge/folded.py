@@ -17,7 +17,6 @@ never hold a newline (every input is line based).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import IO
 
 from tracebridge.inputs import Loaded, LoadOptions, Source
@@ -56,20 +55,26 @@ def split_frames(stack: str) -> list[str]:
     return frames
 
 
-def folded_lines(profile: Profile, labels: LabelOptions = LabelOptions()) -> Iterator[str]:
+def folded_lines(profile: Profile, labels: LabelOptions = LabelOptions()) -> list[str]:
     """``stack count`` lines, sorted; stacks whose labels are equal are merged."""
     names = [escape(label) for label in labels.labels(profile)]
-    merged: dict[str, float] = {}
-    for stack, weight in profile.stacks.items():
-        key = ";".join(map(names.__getitem__, stack))
-        merged[key] = merged.get(key, 0) + weight
-    for key in sorted(merged):
-        weight = merged[key]
-        yield f"{key} {int(weight) if weight == int(weight) else weight}"
+    keys = [";".join([names[i] for i in stack]) for stack in profile.stacks]
+    merged = dict(zip(keys, profile.stacks.values()))
+    if len(merged) != len(keys):  # labels collide (offsets dropped, generic instances): add up
+        merged = {}
+        for key, weight in zip(keys, profile.stacks.values()):
+            merged[key] = merged.get(key, 0) + weight
+    return [f"{key} {_count(merged[key])}" for key in sorted(merged)]
+
+
+def _count(weight: float) -> int | float:
+    return int(weight) if type(weight) is int or weight == int(weight) else weight
 
 
 def write_folded(out: IO[str], profile: Profile, labels: LabelOptions = LabelOptions()) -> None:
-    out.writelines(line + "\n" for line in folded_lines(profile, labels))
+    lines = folded_lines(profile, labels)
+    if lines:
+        out.write("\n".join(lines) + "\n")
 
 
 def sniff(source: Source) -> bool:

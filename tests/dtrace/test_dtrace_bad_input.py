@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -30,7 +29,7 @@ def assert_one_line(err: str, path, line: int | None, words: str):
 
 
 @pytest.mark.parametrize("content, line, words", [
-    (b"\x7fELF\x02\x01\x01\x00" + os.urandom(64), 1, "NUL byte"),
+    (b"\x7fELF\x02\x01\x01\x00" + bytes(range(1, 256)), 1, "NUL byte"),
     (STACKS.encode().replace(b"bar", b"b\x00r"), 3, "NUL byte"),
     (b"hello world\nthis is not a profile\n", 1, "does not look like any input"),
     (b"\n              kernel`foo+0x1\n              kernel`bar+0x2\n", 2, "no count.*cut short"),
@@ -48,7 +47,8 @@ def assert_one_line(err: str, path, line: int | None, words: str):
     (b"CPU FUNCTION\n  0  -> foo\n  0  <- foo\ngarbage here\n", 4, "not a flow line"),
     (b"", None, "is empty"),
     (b"\n\n   \n", None, "is empty"),
-])
+], ids=["elf", "nul-in-frame", "prose", "no-count", "cut-after-stack", "histogram-no-rows", "histogram-cut",
+        "latin1", "stray-cr", "folded-no-count", "folded-bad-count", "flow-garbage", "empty", "blank"])
 def test_bad_input_one_line(tmp_path, capsys, content, line, words):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)

@@ -157,17 +157,19 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
     frames = distinct - counts
     if not counts or any("`" not in f and not f.startswith("0x") for f in frames):
         return None
+    ends = list(compress(range(len(tokens)), map(counts.__contains__, tokens)))
+    starts = [0] + [end + 1 for end in ends[:-1]]
+    # Every count must close a non-empty run of frames (a number after a number is a key).
+    if ends[-1] != len(tokens) - 1 or any(start == end for start, end in zip(starts, ends)):
+        return None
     profile = _new_profile(source, options.value_kinds[0])
     ids = _frame_ids(profile, {f: f for f in frames}, options)
-    codes = list(map(ids.get, tokens))
+    backwards = list(map(ids.get, reversed(tokens)))  # root-first slices of each entry
+    n = len(tokens)
     add = profile.add_ids
-    start = 0
-    for end in compress(range(len(tokens)), map(counts.__contains__, tokens)):
-        if end == start:  # a number with no frames before it: a key, or a keyless value
-            return None
-        add(tuple(codes[end - 1:start - 1 if start else None:-1]), int(tokens[end]))
-        start = end + 1
-    return Loaded(profile) if start == len(tokens) else None
+    for start, end in zip(starts, ends):
+        add(tuple(backwards[n - end:n - start]), int(tokens[end]))
+    return Loaded(profile)
 
 
 def _new_profile(source: Source, kind: str) -> Profile:

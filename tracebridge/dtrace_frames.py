@@ -37,18 +37,33 @@ if TYPE_CHECKING:
     from tracebridge.probemap import ProbeMap
     from tracebridge.resolve import AddressSpace
 
-_FRAME = re.compile(r"^(?:(?P<module>[^`]*)`)?(?P<func>.*?)(?:\+0x(?P<offset>[0-9a-fA-F]+))?$", re.DOTALL)
 #: Lengths at which DTrace cuts a function name (probe description field, default strsize).
 CUT_LENGTHS = (191, 255)
-_HEX = re.compile(r"^0x([0-9a-fA-F]+)$")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 #: A legacy Rust name after a C++ demangler: ``path::components::h<16 hex>``, maybe a clone suffix.
 _HALF_DEMANGLED = re.compile(r"^((?:[^:\s]+::)+)h([0-9a-f]{16})(?: ?\(?(\.llvm\.[0-9A-Za-z_.]+)\)?)?$")
 
 
+def split_offset(text: str) -> tuple[str, int | None]:
+    """``func+0x1f`` -> (``func``, 0x1f); text without a hex ``+0x`` tail -> (text, None)."""
+    plus = text.rfind("+0x")
+    if plus > 0:
+        offset = _hex(text[plus + 1:])
+        if offset is not None:
+            return text[:plus], offset
+    return text, None
+
+
+def _hex(text: str) -> int | None:
+    """The value of ``0x<hex digits>``, or None."""
+    if len(text) > 2 and text[0] == "0" and text[1] in "xX" and _HEX_DIGITS.issuperset(text[2:]):
+        return int(text[2:], 16)
+    return None
+
+
 def strip_offsets(texts: Iterable[str]) -> dict[str, str]:
     """Each frame text -> the text without its trailing ``+0xOFF``."""
-    return {text: text[:plus] if (plus := text.rfind("+0x")) > 0 and text[plus + 3:].isalnum() else text
-            for text in texts}
+    return {text: split_offset(text)[0] for text in texts}
 
 
 def remangle_legacy(name: str) -> str | None:
@@ -96,15 +111,15 @@ class FrameNamer:
     def _name(self, texts: list[str]) -> None:
         addresses: list[tuple[str, str | None, int]] = []
         for text in texts:
-            match = _FRAME.match(text)
-            module = match.group("module")
-            func = match.group("func")
-            offset = match.group("offset")
-            hex_address = _HEX.match(func) if offset is None else None
-            if hex_address is not None:
-                addresses.append((text, module, int(hex_address.group(1), 16)))
+            module, tick, func = text.partition("`")
+            if not tick:
+                module, func = None, text
+            func, offset = split_offset(func)
+            address = _hex(func) if offset is None else None
+            if address is not None:
+                addresses.append((text, module, address))
             elif func:
-                self._cache[text] = self._symbol(module, func, int(offset, 16) if offset else None)
+                self._cache[text] = self._symbol(module, func, offset)
             else:  # "mod`" or a bare "+0x10": keep the text as it is
                 self._cache[text] = Frame(module, text, text, None, UNKNOWN, None)
         if addresses:

@@ -90,9 +90,11 @@ def main() -> None:
         reference_command = (f"{shlex.quote(args.perl)} {shlex.quote(args.stackcollapse)} {shlex.quote(capture)}"
                              f" | {shlex.quote(args.rustfilt)}")
         reference = wall_time(reference_command, args.repeat)
+        startup = wall_time([args.tracebridge, "--version"], args.repeat)
         size = os.path.getsize(capture) / 1e6
         report(f"fold on a {size:.1f} MB DTrace stack capture", ours, reference,
                "perl stackcollapse.pl | rustfilt", "target <= 0.33x")
+        print(f"  of which CLI start-up (tracebridge --version, every command registered): {startup:.3f} s")
 
 
 if __name__ == "__main__":

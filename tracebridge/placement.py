@@ -14,10 +14,13 @@ import argparse
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tracebridge.errors import UsageError
-from tracebridge.image import ModuleImage, open_module
-from tracebridge.resolve import AddressSpace
+
+if TYPE_CHECKING:  # numpy and pyelftools load only when a command runs
+    from tracebridge.image import ModuleImage
+    from tracebridge.resolve import AddressSpace
 
 KERNEL = "kernel"
 
@@ -52,6 +55,8 @@ def stem(name: str) -> str:
 def open_images(modules: Iterable[str], kernel: str | None = None, *,
                 old_kernel_linker: bool = False) -> dict[str, ModuleImage]:
     """The ELF files by the name the kernel gives them: file name, and ``kernel`` for the kernel."""
+    from tracebridge.image import open_module
+
     images: dict[str, ModuleImage] = {}
     for path in modules:
         image = open_module(path, init_fini_arrays=not old_kernel_linker)
@@ -101,6 +106,8 @@ def load_addresses(images: Mapping[str, ModuleImage], bases: Iterable[BaseSpec] 
 def build_space(images: Mapping[str, ModuleImage], placed: Mapping[str, int], *,
                 require_all: bool) -> AddressSpace:
     """An address space with every placed image (and the kernel, which places itself)."""
+    from tracebridge.resolve import AddressSpace
+
     space = AddressSpace()
     missing = []
     for name, image in images.items():

@@ -1,6 +1,6 @@
-"""pmcstat's text outputs: ``pmcstat -R log -o`` record logs and ``-R log -G`` callgraphs.
+"""pmcstat's text outputs: ``pmcstat -R log -o`` record logs, and recognising ``-G`` callgraphs.
 
-**Record logs** (``usr.sbin/pmcstat/pmcstat_log.c``, ``pmcstat_print_log``)
+Record logs (``usr.sbin/pmcstat/pmcstat_log.c``, ``pmcstat_print_log``)
 print one record per line: the tag left-justified in 9 columns
 (``"%-9s"``), a space, the fields.  A ``callchain PID 0xPMCID CPU NPC u|s``
 record is followed by NPC lines ``...       0xPC``, the sampled PC first and
@@ -14,24 +14,12 @@ is an optional leading timestamp field.  tracebridge resolves the kernel
 PCs itself, from the module layouts (pmcstat cannot: freebsd-facts §6), and
 streams the log in chunks, so a log of many gigabytes needs little memory.
 
-**Callgraphs** (``pmcpl_callgraph.c``, ``pmcstat_cgnode_print``) print,
-per PMC, ``@ EVENT [N samples]`` and then one tree per sampled function:
-``depth`` spaces, the share of the parent (``100.0%`` or ``%05.2f%``),
-`` [count]`` padded to 12 columns, ``depth`` spaces again, the symbol name
-(or the node's address as ``%p`` when pmcstat found no symbol) and
-`` @ /path`` whenever the image differs from the *previous line's*.
-Children are callers.  Stacks are recovered exactly as FlameGraph's
-``stackcollapse-pmc.pl`` does: each line that does not go deeper than the
-one before ends the stack above it, which is counted with the count of its
-deepest node; lines the script's pattern rejects are skipped.  pmcstat
-prints a module's unnamed node as its offset from the module base (the
-image's ``pi_vaddr`` is 0 for a module) and a kernel node as its address,
-so with the module's ``.ko`` at hand tracebridge names those nodes itself.
+Callgraphs are folded by :mod:`tracebridge.pmcgraph`; this module tells the
+two kinds apart and plugs both into :mod:`tracebridge.inputs`.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import sys
@@ -42,7 +30,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 
 from tracebridge.errors import InputError
-from tracebridge.profile import UNKNOWN, Frame, Metadata, Profile, address_frame, symbol_frame
+from tracebridge.profile import Metadata, Profile
 from tracebridge.resolve import AddressSpace, ResolutionCounts
 
 if TYPE_CHECKING:
@@ -70,14 +58,6 @@ _QUOTED = re.compile(rb'"(.*)"')
 _CALLGRAPH_HEADER = re.compile(r"^@ .* \[\d+ samples\]\s*$")
 _CALLGRAPH_LINE = re.compile(r"^ *[0-9.]+%  \[[0-9]+\]\s*\S")
 _GRAPH_LINE = re.compile(_CALLGRAPH_LINE.pattern.encode())
-#: One callgraph line per match, in order: a PMC header, a tree line (the
-#: pattern of stackcollapse-pmc.pl, kept within the line), or anything else.
-_GRAPH = re.compile(rb"^(?:@ ([^\n]*?) \[[0-9]+ samples\][^\n]*"
-                    rb"|( *)[0-9.]+%  \[([0-9]+)\][^\S\n]*(\S+)([^\n]*)"
-                    rb"|[^\S\n]*(\S)[^\n]*)", re.MULTILINE)
-_HEX_NAME = re.compile(rb"^0x[0-9a-fA-F]+$")
-#: Stands for a caller level stackcollapse-pmc.pl would print empty (its line was malformed).
-MISSING = "[unknown]"
 
 
 def image_name(path: str) -> str:
@@ -400,134 +380,6 @@ def _show(raw: bytes) -> str:
     return repr(raw.strip()[:60].decode("utf-8", "replace"))
 
 
-# -- callgraphs (-G) ---------------------------------------------------------
-
-
-class _GraphNamer:
-    """Callgraph node text -> profile frame id, cached per (name, image)."""
-
-    def __init__(self, profile: Profile, images: Mapping[str, ModuleImage]):
-        self.profile = profile
-        self.images = images
-        self.spaces: dict[str, AddressSpace] = {}
-        self.ids: dict[tuple[bytes, bytes], int] = {}
-
-    def __call__(self, name: bytes, image: bytes) -> int:
-        key = (name, image)
-        ident = self.ids.get(key)
-        if ident is None:
-            ident = self.ids[key] = self.profile.intern(self._frame(name, image))
-        return ident
-
-    def _frame(self, name: bytes, image: bytes) -> Frame:
-        module = image_name(image.decode("utf-8", "replace")) if image else None
-        text = name.decode("utf-8", "replace")
-        if not _HEX_NAME.match(name):
-            return symbol_frame(module, text)
-        value = int(name, 16)
-        space = self._space(module)
-        if space is None:
-            return Frame(module, text, text, None, UNKNOWN, None)
-        return space.frames([value], offsets=False)[0]
-
-    def _space(self, module: str | None) -> AddressSpace | None:
-        """The module alone, based at 0 (pmcstat prints module nodes as offsets), or the kernel where linked."""
-        image = self.images.get(module) if module else None
-        if image is None:
-            return None
-        space = self.spaces.get(module)
-        if space is None:
-            space = self.spaces[module] = AddressSpace()
-            space.add(image, None if image.fixed_base is not None else 0, module)
-        return space
-
-
-def fold_callgraph(data: bytes | mmap.mmap, path: str, images: Mapping[str, ModuleImage] | None = None, *,
-                   pmc: str | None = None) -> Profile:
-    """Stacks of a ``pmcstat -G`` callgraph, counted as stackcollapse-pmc.pl counts them."""
-    profile = Profile(Metadata(source=path))
-    namer = _GraphNamer(profile, images or {})
-    add = profile.add_ids
-    stack: list[int | None] = []
-    depth = -1           # depth of the previous tree line (-1: none pending)
-    count = 0
-    image = b""
-    selected = pmc is None
-    events: list[str] = []
-    lines = skipped = 0
-    for header, indent, count_text, name, rest, other in _GRAPH.findall(data):
-        if indent or count_text:
-            level = len(indent)
-            if level <= depth and selected:
-                add(_stack(stack, depth, namer), count)
-            if rest.startswith(b" @ "):
-                image = rest[3:].strip()
-            if level >= len(stack):
-                stack.extend([None] * (level + 1 - len(stack)))
-            stack[level] = namer(name, image)
-            count = int(count_text)
-            depth = level
-            lines += 1
-        elif other:
-            skipped += 1
-        else:
-            event = header.decode("utf-8", "replace")
-            events.append(event)
-            if pmc is not None:
-                # Close the previous PMC's last stack before the filter changes.
-                if depth >= 0 and selected:
-                    add(_stack(stack, depth, namer), count)
-                depth = -1
-                selected = event == pmc
-    if depth >= 0 and selected:
-        add(_stack(stack, depth, namer), count)
-    if not lines:
-        raise InputError(path, "holds no pmcstat -G callgraph lines (`NN.NN%  [count]  function`)", 1)
-    if pmc is not None and pmc not in events:
-        raise InputError(path, f"has no callgraph for PMC {pmc!r} (it has: {', '.join(events) or 'none'})")
-    if skipped:
-        warn(f"{path}:{_first_skipped_line(data)}: skipped {skipped} line(s) that are not callgraph entries "
-             "(as stackcollapse-pmc.pl does)")
-    profile.metadata.event = pmc or ", ".join(dict.fromkeys(events)) or "samples"
-    if any(name.endswith(".ko") for name in {f.module for f in profile.frames if f.module}):
-        warn(f"{path}: pmcstat -G names functions of modules with one section per function (most Rust "
-             "modules) wrongly, as it ignores section offsets; only its hex nodes are re-resolved here. "
-             "For exact names convert with `pmcstat -R LOG -o out.txt` and read that instead")
-    return profile
-
-
-def _stack(stack: list[int | None], depth: int, namer: _GraphNamer) -> tuple[int, ...]:
-    """The stack ending at ``depth``, root (outermost caller) first; unset levels become [unknown]."""
-    levels = stack[depth::-1]
-    if None in levels:
-        missing = namer.profile.intern(Frame(None, MISSING, MISSING, None, UNKNOWN, None))
-        levels = [missing if level is None else level for level in levels]
-    return tuple(levels)
-
-
-def _first_skipped_line(data: bytes | mmap.mmap) -> int:
-    """Line number of the first line not read as a callgraph entry (only looked for when there is one)."""
-    for number, line in enumerate(bytes(data).split(b"\n"), 1):
-        match = _GRAPH.match(line)
-        if match and match.group(6):
-            return number
-    return 1
-
-
-def read_callgraph(path: str | os.PathLike[str], images: Mapping[str, ModuleImage] | None = None, *,
-                   pmc: str | None = None) -> Profile:
-    """Read a ``pmcstat -R log -G`` callgraph file (mapped, not copied)."""
-    path = os.fspath(path)
-    with _open_binary(path) as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            raise InputError(path, "is empty: no callgraph")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            _refuse_binary_log(path, data[:HEAD])
-            if sniff_log(data[:4096].decode("utf-8", "replace").splitlines()):
-                raise InputError(path, "this is a pmcstat -o record log, not -G callgraph output", 1)
-            return fold_callgraph(data, path, images, pmc=pmc)
-
-
 # -- detection and the shared input table --------------------------------------
 
 
@@ -579,6 +431,7 @@ def read_log_source(source: Source, options: LoadOptions) -> Loaded:
 
 def read_callgraph_source(source: Source, options: LoadOptions) -> Loaded:
     from tracebridge.inputs import Loaded
+    from tracebridge.pmcgraph import fold_callgraph
 
     images, _ = _options_images(options)
     return Loaded(fold_callgraph(source.data, source.path, images))

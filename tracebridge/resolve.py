@@ -249,10 +249,13 @@ class AddressSpace:
     def resolve(self, pcs: np.ndarray | list[int]) -> Resolution:
         table = self._table or self._build()
         pcs = np.asarray(pcs, dtype=np.uint64)
-        slot = np.searchsorted(table.starts, pcs, side="right") - 1
+        slot = np.searchsorted(table.starts, pcs, side="right")
+        slot -= 1
         # The table starts at 0, so every slot is valid; `clip` skips numpy's bounds checks.
+        offset = np.take(table.base, slot, mode="clip")
+        np.subtract(pcs, offset, out=offset)
         return Resolution(np.take(table.placement, slot, mode="clip"), np.take(table.module, slot, mode="clip"),
-                          pcs - np.take(table.base, slot, mode="clip"))
+                          offset)
 
     def count(self, resolution: Resolution, weights: np.ndarray | None = None) -> ResolutionCounts:
         """How many PCs (or how much weight per PC) named a function, a module only, or nothing."""
@@ -278,18 +281,25 @@ class AddressSpace:
     def frame_ids(self, pcs: np.ndarray, profile: Profile) -> tuple[np.ndarray, ResolutionCounts]:
         """Profile frame ids for many PCs, one function-level frame per function.
 
-        Only the distinct PCs are turned into frames (a profile repeats the
-        same few thousand PCs millions of times); the ids come back per PC.
+        Each function present becomes one frame, found through a table indexed
+        by function (no sorting of the PCs); only PCs that no function holds
+        are made distinct and become a frame each.
         """
-        unique, inverse = np.unique(np.asarray(pcs, dtype=np.uint64), return_inverse=True)
-        result = self.resolve(unique)
-        intern = profile.intern
-        ids = np.fromiter(
-            (intern(self._frame(function, module, offset, pc, False)) for function, module, offset, pc in zip(
-                result.function.tolist(), result.module.tolist(), result.offset.tolist(), unique.tolist())),
-            dtype=np.int64, count=len(unique))
-        counts = self.count(result, np.bincount(inverse.ravel(), minlength=len(unique)))
-        return ids[inverse.ravel()], counts
+        pcs = np.asarray(pcs, dtype=np.uint64)
+        result = self.resolve(pcs)
+        ids = np.empty(len(pcs), dtype=np.int64)
+        named = result.function >= 0
+        present = np.flatnonzero(np.bincount(result.function[named], minlength=len(self.placements)))
+        table = np.zeros(len(self.placements), dtype=np.int64)
+        table[present] = [profile.intern(self._frame(f, -1, 0, 0, False)) for f in present.tolist()]
+        ids[named] = table[result.function[named]]
+        unnamed = np.flatnonzero(~named)
+        distinct, first, which = np.unique(pcs[unnamed], return_index=True, return_inverse=True)
+        at = unnamed[first]
+        ids[unnamed] = np.array([profile.intern(self._frame(-1, module, offset, pc, False)) for module, offset, pc in
+                                 zip(result.module[at].tolist(), result.offset[at].tolist(), distinct.tolist())],
+                                dtype=np.int64)[which.ravel()]
+        return ids, self.count(result)
 
     def _frame(self, function: int, module: int, offset: int, pc: int, with_offset: bool) -> Frame:
         if function >= 0:

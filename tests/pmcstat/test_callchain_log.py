@@ -197,3 +197,16 @@ def test_kldload_mid_log_and_explicit_base(tmp_path, capsys):
     lines = sorted(out.read_text().splitlines())
     name = next(iter(names))
     assert lines == sorted([f"{name} 1", f"{old + first + 4:#x};{name} 1"])
+
+
+def test_fold_command_reads_a_record_log(tmp_path):
+    """The shared input table (tracebridge fold/report) reads -o logs, placing modules by map-in."""
+    functions = expected_functions("rem_legacy_fp", module_base("rem_legacy_fp"))
+    text, _ = build_log("rem_legacy_fp", functions, True)
+    log = tmp_path / "pmc.txt"
+    log.write_text(text)
+    out = tmp_path / "out.folded"
+    assert main(["fold", str(log), "--module", str(MODULES / "rem_legacy_fp.ko"), "--module", str(KERNEL),
+                 "--no-demangle", "-o", str(out)]) == 0
+    leaves = {split_frames(line.rpartition(" ")[0])[-1] for line in out.read_text().splitlines()}
+    assert all(leaves & names for _, _, names in functions)

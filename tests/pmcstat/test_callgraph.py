@@ -19,7 +19,7 @@ from tracebridge.cli import main
 from tracebridge.folded import folded_lines
 from tracebridge.labels import LabelOptions
 from tracebridge.placement import open_images
-from tracebridge.pmcstat import MISSING, read_callgraph
+from tracebridge.pmcgraph import MISSING, read_callgraph
 
 DATA = Path(__file__).parents[1] / "data" / "pmcstat"
 CAPTURES = ["multi-image", "malformed"]
@@ -102,3 +102,27 @@ def test_cli_detects_a_callgraph(tmp_path, capsys):
                  "--kernel", str(DATA / "kernel"), "-o", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert "fork_exit;taskqueue_run;rem_intr;rem::em::rx::Adapter<T>::refill 5" in lines
+
+
+def test_windows_line_ends_and_tabs_fold_the_same(tmp_path):
+    """perl's \\s takes \\r and \\t; the indentation must still be spaces only."""
+    crlf = tmp_path / "crlf.graph"
+    crlf.write_bytes((DATA / "multi-image.graph").read_bytes().replace(b"\n", b"\r\n"))
+    assert folded(read_callgraph(crlf), LabelOptions(demangle=False)) == perl_folded("multi-image")
+    tabs = tmp_path / "tabs.graph"
+    tabs.write_bytes(b"100.0%  [10]       foo @ /boot/kernel/kernel\n"
+                     b"\t 50.00%  [5]        not-read\n"     # a tab in the indentation: skipped by the script
+                     b" 50.00%  [5]\tbar\n"                  # a tab before the name: read
+                     b"  100.0%  [5]         baz\n")
+    assert folded(read_callgraph(tabs), LabelOptions(demangle=False)) == {"baz;bar;foo": 5}
+
+
+def test_fold_command_detects_pmcstat_inputs(tmp_path, capsys):
+    """The shared input table (tracebridge fold/report) reads -G output too."""
+    out = tmp_path / "out.folded"
+    assert main(["fold", str(DATA / "multi-image.graph"), "--no-demangle", "-o", str(out)]) == 0
+    stacks = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        stacks[stack] += int(count)
+    assert stacks == perl_folded("multi-image")

@@ -61,7 +61,9 @@ def run_resolve(args: argparse.Namespace) -> int:
         if unused:
             profile.metadata.notes.append(f"never mapped in by the log: {', '.join(unused)}")
     else:
-        profile = pmcstat.read_callgraph(args.input, images, pmc=args.pmc)
+        from tracebridge.pmcgraph import read_callgraph
+
+        profile = read_callgraph(args.input, images, pmc=args.pmc)
     if not args.quiet:
         _summary(args.input, profile, counts)
     labels = label_options_from_args(args)

@@ -104,10 +104,11 @@ def test_filters_and_sorting(capsys):
     assert run_json(capsys, MODULES / "rem_legacy_fp.ko", "--crate", "nosuchcrate") == []
 
 
-def test_csv_and_table(capsys, tmp_path):
+def test_csv_and_table(capsys, tmp_path, monkeypatch):
     out = tmp_path / "s.csv"
     assert main(["symbols", str(MODULES / "rem_legacy_fp.ko"), "--format", "csv", "-o", str(out)]) == 0
     header = out.read_text().splitlines()[0]
-    assert header == "name,demangled,scheme,section,offset,address,size,binding,crate"
+    assert header == "name,demangled,scheme,section,offset,address,size,binding,crate,fbt_entry,fbt_returns,fbt_reason"
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that no name is folded
     assert main(["symbols", str(MODULES / "rem_legacy_fp.ko")]) == 0
     assert "rx_frame" in capsys.readouterr().out

@@ -18,6 +18,8 @@ from tracebridge.errors import TracebridgeError
 
 COMMAND_MODULES = (
     "symbols",
+    "inspect",
+    "gen_probes",
     "symmap",
     "pmc",
     "cpu",

@@ -6,13 +6,19 @@ import argparse
 
 from tracebridge.cli.common import (add_base_argument, add_format_argument, add_module_argument,
                                     add_output_argument, load_module)
+from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
 from tracebridge.demangle import demangle_all
+from tracebridge.fbt import predict
 from tracebridge.outputs import open_output
 from tracebridge.select import add_selection_arguments, selection_from_args
 from tracebridge.tables import FORMATS, write_rows
 
-COLUMNS = ("name", "demangled", "scheme", "section", "offset", "address", "size", "binding", "crate")
-TABLE_COLUMNS = ("demangled", "scheme", "section", "offset", "address", "size", "binding")
+COLUMNS = ("name", "demangled", "scheme", "section", "offset", "address", "size", "binding", "crate",
+           "fbt_entry", "fbt_returns", "fbt_reason")
+#: The terminal table folds the three FBT columns into one, "+0x4/2" (entry
+#: offset, return sites) or the reason, in the place of the binding (almost
+#: always LOCAL: kmod.mk localises every symbol but the module's entry points).
+TABLE_COLUMNS = ("demangled", "scheme", "section", "offset", "address", "size", "fbt")
 SORT_KEYS = {
     "offset": lambda row: (row["offset"], row["name"]),
     "name": lambda row: row["name"],
@@ -26,9 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "symbols", help="list a module's functions with kernel-linker offsets and demangled names",
         description="List every function of a kernel module (STT_FUNC and STT_GNU_IFUNC, locals included) "
                     "with its offset from the module base as FreeBSD's kernel linker lays it out, "
-                    "its size, binding and rustc-demangle name.")
+                    "its size, binding and rustc-demangle name, and what FreeBSD's FBT provider will make of it: "
+                    "fbt_entry is the entry probe's offset from the function's start (empty: no probe), "
+                    "fbt_returns the number of return sites, fbt_reason why there is no probe.")
     add_module_argument(parser)
     add_base_argument(parser)
+    add_fbt_arguments(parser)
     add_selection_arguments(parser, exclude=False, regex=False)
     parser.add_argument("--sort", choices=tuple(SORT_KEYS), default="offset", help="row order (default offset)")
     add_format_argument(parser, FORMATS)
@@ -43,15 +52,20 @@ def run(args: argparse.Namespace) -> int:
     selection = selection_from_args(args)
     keep = selection.apply(functions, names) if selection.active else range(len(functions))
     base = image.fixed_base if image.fixed_base is not None else args.base
+    kept = [functions[i] for i in keep]
+    _, probes = predict(image, kept, image.modname, fbt_options_from_args(args, base))
     rows = []
-    for i in keep:
+    for i, fbt in zip(keep, probes):
         function, name = functions[i], names[i]
         rows.append({
             "name": function.name, "demangled": name.name, "scheme": name.scheme,
             "section": function.section, "offset": function.offset,
             "address": None if base is None else base + function.offset, "size": function.size,
             "binding": function.binding, "crate": name.crate,
+            "fbt_entry": fbt.entry, "fbt_returns": len(fbt.returns), "fbt_reason": fbt.reason,
         })
+        if args.format == "table":
+            rows[-1]["fbt"] = fbt.reason or f"+{fbt.entry:#x}/{len(fbt.returns)}"
     if args.sort != "offset":
         rows.sort(key=SORT_KEYS[args.sort])
     columns = COLUMNS if args.format != "table" else TABLE_COLUMNS

@@ -1,0 +1,145 @@
+"""FBT's probe rules applied to GNU objdump's disassembly: the independent check.
+
+tracebridge decodes x86 with iced-x86; this reads instruction boundaries and
+bytes from ``objdump -d -w`` (tests/fixtures/expected/*.objdump.txt) and the
+symbols from ``readelf -s``, and applies the kernel's rules (freebsd-facts.md
+section 3, sys/cddl/dev/fbt/*/fbt_isa.c) on its own.  objdump's "(bad)" marks
+where a length decoder fails.  The jump-table heuristic is not modelled: it
+needs relocated pointer values, and the test checks separately that the
+fixtures have no pointer-sized relocation inside any function (so, with no
+load address given, the kernel's test cannot fire).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import readelf_text
+
+_SECTION = re.compile(r"^Disassembly of section (.*):$")
+_INSN = re.compile(r"^\s*([0-9a-f]+):\t([0-9a-f ]+?)\s*\t(.*)$")
+
+
+@dataclass
+class Insn:
+    address: int
+    raw: bytes
+    text: str
+
+    @property
+    def bad(self) -> bool:
+        return self.text.startswith("(bad)")
+
+
+def disassembly(path: Path, machine: str) -> dict[str, list[Insn]]:
+    """Instructions per section, in address order (a word per line on arm64)."""
+    sections: dict[str, list[Insn]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        m = _SECTION.match(line)
+        if m:
+            current = sections.setdefault(m.group(1), [])
+            continue
+        m = _INSN.match(line)
+        if m and current is not None:
+            field = m.group(2).split()
+            if machine == "arm64":
+                raw = int(field[0], 16).to_bytes(4, "little")
+            else:
+                raw = bytes(int(b, 16) for b in field)
+            current.append(Insn(int(m.group(1), 16), raw, m.group(3)))
+    for insns in sections.values():
+        insns.sort(key=lambda i: i.address)
+    return sections
+
+
+def excluded(name: str, machine: str) -> bool:
+    if name.startswith("dtrace_") and not name.startswith("dtrace_safe_"):
+        return True
+    if name in ("owner_mtx", "owner_rm", "owner_rw", "owner_sx"):
+        return True
+    return machine in ("amd64", "i386") and name == "trap_check"
+
+
+def expected_probes(name: str, machine: str) -> dict[int, tuple[int | None, tuple[int, ...]]]:
+    """symbol index -> (entry offset or None, return sites) for every function of a fixture."""
+    expected = Path(__file__).parent.parent / "fixtures" / "expected"
+    secs = {s.index: s for s in readelf_text.sections(expected / f"{name}.readelf-S.txt")}
+    code = disassembly(expected / f"{name}.objdump.txt", machine)
+    out = {}
+    for sym in readelf_text.symbols(expected / f"{name}.readelf-s.txt"):
+        if sym.type not in ("FUNC", "IFUNC") or not sym.ndx.isdigit() or sym.value == 0 and sym.ndx == "0":
+            continue
+        section = secs[int(sym.ndx)]
+        if section.name not in code or excluded(sym.name, machine) or sym.size == 0:
+            out[sym.index] = (None, ())
+            continue
+        insns = code[section.name]
+        out[sym.index] = _apply(machine, insns, sym.value, sym.size)
+    return out
+
+
+def _apply(machine: str, insns: list[Insn], start: int, size: int) -> tuple[int | None, tuple[int, ...]]:
+    inside = [i for i in insns if start <= i.address < start + size]
+    after = [i for i in insns if i.address >= start + size]
+    if machine == "amd64":
+        return _amd64(inside, start)
+    if machine == "i386":
+        return _i386(inside, after, start)
+    return _arm64(inside, start, size)
+
+
+def _amd64(inside: list[Insn], start: int):
+    entry_at = None
+    for k, insn in enumerate(inside):
+        if insn.bad:
+            return None, ()
+        if insn.raw[0] == 0x55:
+            entry_at = k
+            break
+    if entry_at is None:
+        return None, ()
+    returns = []
+    for insn in inside[entry_at:]:
+        if insn.bad:
+            break
+        if insn.raw[0] == 0xC3:
+            returns.append(insn.address - start)
+    return inside[entry_at].address - start, tuple(returns)
+
+
+def _i386(inside: list[Insn], after: list[Insn], start: int):
+    stream = b"".join(i.raw for i in inside)
+    if stream[:1] != b"\x55" or stream[1:3] not in (b"\x8b\xec", b"\x89\xe5"):
+        return None, ()
+    returns = []
+    following = inside[1:] + after[:1]
+    for insn, nxt in zip(inside, following + [None] * (len(inside) - len(following))):
+        if insn.bad:
+            break
+        next_byte = nxt.raw[0] if nxt is not None else 0
+        if len(insn.raw) == 1 and insn.raw[0] in (0x5D, 0xC9) and next_byte in (0xC3, 0xC2):
+            returns.append(insn.address - start)
+    return 0, tuple(returns)
+
+
+def _arm64(inside: list[Insn], start: int, size: int):
+    words = [(i.address - start, int.from_bytes(i.raw, "little")) for i in inside]
+    k = 1 if words and words[0][1] & 0xFFFFFF3F == 0xD503241F else 0
+    if not (k < len(words) and words[k][1] == 0xD503201F):
+        while k < len(words):
+            w = words[k][1]
+            if w & 0xFFC00000 == 0xA9800000 and (w >> 5) & 31 == 31:
+                break
+            if w & 0xFFC00000 == 0xD1000000 and w & 31 == 31 and (w >> 5) & 31 == 31:
+                break
+            k += 1
+    if k >= len(words):
+        return None, ()
+    returns = []
+    for offset, w in words[k:]:
+        if w == 0xD65F03C0 or (w & 0xFF000000 == 0x14000000 and offset + (w & 0xFFFFFF) * 16 >= size):
+            returns.append(offset)
+    return words[k][0], tuple(returns)

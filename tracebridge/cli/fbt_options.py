@@ -1,0 +1,21 @@
+"""Command-line options for FBT predictions, shared by ``symbols``, ``inspect`` and ``gen-probes``."""
+
+from __future__ import annotations
+
+import argparse
+
+from tracebridge.fbt import FbtOptions
+
+
+def add_fbt_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("FBT rules of the target kernel")
+    group.add_argument("--old-fbt-names", action="store_true",
+                       help="the kernel's fbt.c still skips every function whose name starts with '__' "
+                            "(FreeBSD before fbt_excluded())")
+    group.add_argument("--fbt-in-kernel", action="store_true",
+                       help="FBT is compiled into the kernel rather than loaded as fbt.ko: "
+                            "then functions named fbt_* get no probes either")
+
+
+def fbt_options_from_args(args: argparse.Namespace, base: int | None) -> FbtOptions:
+    return FbtOptions(old_dunder_rule=args.old_fbt_names, fbt_in_kernel=args.fbt_in_kernel, base=base)

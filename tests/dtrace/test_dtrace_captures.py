@@ -272,3 +272,22 @@ def test_integer_keyed_histogram(tmp_path):
     text = (" %16d" % 3 + header + row % (0, "", 0) + row % (1, "@" * 40, 4) + row % (2, "", 0) + "\n")
     (table,) = load_inputs([write(tmp_path, text)]).aggregations
     assert table.kind == "quantize" and table.rows[0].keys[0].name == "3" and table.rows[0].value.total == 4
+
+
+def test_hex_only_capture(if_rem):
+    """No symbols at all: module addresses resolve from the layout, the rest stay hex."""
+    module = ReadelfModule("rem_legacy_fp", BASE)
+    expected: dict[tuple[str, ...], float] = {}
+    frames: list[str] = []
+    for line in (DATA / "freebsd-hex-only.txt").read_text().splitlines():
+        text = line.strip()
+        if text.isdigit():
+            key = tuple(module.name(int(f, 16)) or f for f in reversed(frames))
+            expected[key] = expected.get(key, 0) + int(text)
+            frames = []
+        elif text:
+            frames.append(text)
+    assert any(name.startswith("0xffffffff80b") for stack in expected for name in stack)
+    assert any("rem::" in name for stack in expected for name in stack)
+    options = LoadOptions(modules=(str(if_rem),), bases=(BASE,))
+    assert named_stacks(load_profile([DATA / "freebsd-hex-only.txt"], options)) == expected

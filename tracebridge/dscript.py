@@ -28,6 +28,7 @@ program (own DOF) but shares their variables and aggregations.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -225,7 +226,11 @@ class Script:
                              f"{d_text(image.filename)}' lists every function with its fbt_reason.")
         elif self.skipped:
             lines.append(f"{len(self.skipped)} selected functions are not traced: part 1 lists them.")
-        return "/*\n" + "".join(f" * {line}".rstrip() + "\n" for line in lines) + " */\n"
+        # Long sentences are wrapped; indented lines (commands, lists) are kept whole.  Names
+        # went through d_text (no "/" left); the fixed text must not open or close a comment either.
+        wrapped = [part.replace("/*", "/ *").replace("*/", "* /") for line in lines
+                   for part in ([line] if not line or line.startswith(" ") else textwrap.wrap(line, 96))]
+        return "/*\n" + "".join(f" * {line}".rstrip() + "\n" for line in wrapped) + " */\n"
 
 
 _REASON_TEXT = {

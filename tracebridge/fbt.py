@@ -39,12 +39,12 @@ REASONS = {
     EXCLUDED_MODULE: "FBT never instruments the modules named dtrace and cyclic",
     DTRACE_DEPENDENT: "the module has a MODULE_DEPEND on a dtrace* module, so FBT skips all of it",
     EXCLUDED_NAME: "fbt_excluded() or the machine's fbt_isa.c refuses this name",
-    LISTING_STOPPED: "arm64 FBT stops listing the file's functions at handle_el1h_sync/do_el1h_sync",
+    LISTING_STOPPED: "arm64 FBT stops listing the file's functions at handle_el1h_sync or do_el1h_sync",
     IFUNC: "an IFUNC: FBT scans whatever the resolver picks at load time",
     ZERO_SIZE: "the symbol's size is zero",
     NO_CODE: "the symbol's bytes are not in the file",
-    NO_FRAME_POINTER: "no instruction FBT recognises as the frame setup (push %rbp / push %ebp; mov %esp,%ebp)",
-    NO_PROLOGUE: "no stp ..., [sp, #imm]! / sub sp, sp, #imm (arm64) or sd ra, (sp) (riscv) prologue",
+    NO_FRAME_POINTER: "no instruction FBT recognises as the frame setup (push %rbp; on i386 push %ebp, mov %esp,%ebp)",
+    NO_PROLOGUE: "no prologue FBT recognises (arm64: stp ..., [sp, #imm]! or sub sp, sp, #imm; riscv: sd ra, off(sp))",
     DECODE_FAILED: "the kernel's instruction-length decoder fails before any push %rbp",
 }
 

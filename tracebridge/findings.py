@@ -55,6 +55,11 @@ class Report:
     def probeable(self) -> int:
         return self.entry
 
+    @property
+    def frameless(self) -> int:
+        """Functions without the prologue FBT looks for."""
+        return self.reasons.get(NO_FRAME_POINTER, 0) + self.reasons.get(NO_PROLOGUE, 0)
+
     def to_json(self) -> dict:
         data = asdict(self)
         data["probeable"] = self.probeable
@@ -82,6 +87,9 @@ class Report:
             lines.append("Verdict: nothing in this module is probeable with FBT.")
         elif self.entry == n:
             lines.append("Verdict: every function is probeable with FBT.")
+        elif self.frameless > self.entry:
+            lines.append(f"Verdict: only {self.entry} of {n} functions are probeable with FBT: the module was "
+                         "built without frame pointers (see the first fix).")
         else:
             lines.append(f"Verdict: {self.entry} of {n} functions are probeable with FBT.")
         if self.findings:
@@ -137,8 +145,8 @@ def _findings(plan: Plan, report: Report) -> list[Finding]:
             "push %ebp; mov %esp,%ebp" if image.machine == "i386" else "frame-building prologue")
         found.append(Finding(
             "frame-pointers",
-            f"{len(frameless)} functions ({rust} Rust) have no {instruction}, so FBT gives them no probes "
-            "(and stack() cannot walk through them).",
+            f"Functions without {instruction}: {len(frameless)} ({rust} Rust). FBT gives them no probes, "
+            "and stack() cannot walk through them.",
             "build with -C force-frame-pointers=yes (RUSTFLAGS) and -fno-omit-frame-pointer for C."))
     if image.elf_type == "ET_REL" and report.code_sections > 1:
         found.append(Finding(
@@ -156,15 +164,15 @@ def _findings(plan: Plan, report: Report) -> list[Finding]:
     excluded = report.reasons.get(fbt.EXCLUDED_NAME, 0)
     if excluded:
         found.append(Finding(
-            "excluded-names", f"{excluded} functions have names FBT refuses (dtrace_* other than dtrace_safe_*, "
-            "lock owner methods, and the machine's exception handlers).",
+            "excluded-names", f"Functions whose names FBT refuses: {excluded} (dtrace_* other than "
+            "dtrace_safe_*, lock owner methods, the machine's exception handlers).",
             "rename functions that should be traced (dtrace_safe_* is allowed)."))
     if report.reasons.get(fbt.ZERO_SIZE):
-        found.append(Finding("symbol-size", f"{report.reasons[fbt.ZERO_SIZE]} functions have a zero symbol size.",
+        found.append(Finding("symbol-size", f"Functions with a zero symbol size: {report.reasons[fbt.ZERO_SIZE]}.",
                              "give assembly functions a .size directive."))
     if report.unnamed:
         found.append(Finding(
-            "long-names", f"{report.unnamed} functions cannot be named alone in a {FUNCTION_MAX}-character "
-            "probe description.",
+            "long-names", f"Functions no probe description of at most {FUNCTION_MAX} characters can name "
+            f"alone: {report.unnamed}.",
             "shorten the Rust path or type names of these generic instances, or trace them with a wider glob."))
     return found

@@ -20,7 +20,8 @@ def test_frame_pointer_less_module_names_the_fix(capsys):
     status, out, _ = run(capsys, MODULES / "rem_legacy_nofp.ko")
     assert status == 0
     assert "no-frame-pointer" in out and "-C force-frame-pointers=yes" in out
-    assert "Verdict: 14 of 78 functions are probeable" in out
+    assert "Verdict: only 14 of 78 functions are probeable with FBT: the module was built without frame pointers" \
+        in out
 
 
 def test_json_report(capsys):

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "symmap",
     "pmc",
     "cpu",
+    "record",
     "fold",
     "report",
     "flamegraph",

@@ -34,10 +34,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from tracebridge import __version__, fbt
+from typing import TYPE_CHECKING
+
+from tracebridge import __version__
 from tracebridge.errors import UsageError
 from tracebridge.probedesc import d_text, description
-from tracebridge.probeplan import Plan, Planned
+
+if TYPE_CHECKING:
+    from tracebridge.probeplan import Plan, Planned
 
 TEMPLATES = ("count", "latency", "flow", "stack", "args")
 HEADER = "@@HEADER@@"
@@ -177,6 +181,8 @@ class Script:
         return f"arg0 >= {self.pc_range[0]:#x} && arg0 < {self.pc_range[1]:#x}"
 
     def _header(self, index: int, files: Sequence[str]) -> str:
+        from tracebridge.fbt import REASONS  # the decoder and numpy: not needed to list templates
+
         plan = self.plan
         image = plan.image
         traced = sum(len(p) for p in self.parts)
@@ -211,14 +217,14 @@ class Script:
                 "    dtrace " + " ".join(f"-s {d_text(os.path.basename(f))}" for f in files) + " -o out.txt",
             ]
         if plan.verdict.reason is not None:
-            lines.append(f"FBT creates no probes in this module: {fbt.REASONS[plan.verdict.reason]}"
+            lines.append(f"FBT creates no probes in this module: {REASONS[plan.verdict.reason]}"
                          + (f" ({', '.join(d_text(d) for d in plan.verdict.dtrace_dependencies)})."
                             if plan.verdict.dtrace_dependencies else "."))
         if self.skipped and index == 0:
             lines.append("")
             lines.append(f"Not traced: {len(self.skipped)} selected functions lack what this template needs.")
             for reason, count in sorted(Counter(r for _, r in self.skipped).items()):
-                lines.append(f"  {reason} ({count}): {_REASON_TEXT.get(reason) or fbt.REASONS[reason]}")
+                lines.append(f"  {reason} ({count}): {_REASON_TEXT.get(reason) or REASONS[reason]}")
             for planned, reason in self.skipped[:SKIPPED_LISTED]:
                 lines.append(f"  - {d_text(planned.name.name)}  [{d_text(planned.function.name)}]: {reason}")
             if len(self.skipped) > SKIPPED_LISTED:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from tracebridge import fbt_isa, gcpause, modmeta
 from tracebridge.fbt_isa import DECODE_FAILED, NO_FRAME_POINTER, NO_PROLOGUE, FbtProbes, PointsInside
 from tracebridge.image import Function, ModuleImage
+from tracebridge.parallel import split_map
 from tracebridge.relocs import Relocations
 
 EXCLUDED_NAME = "excluded-name"
@@ -126,8 +127,14 @@ def _predict(image: ModuleImage, functions: Sequence[Function], modname: str,
     if verdict.reason is not None:
         refused = FbtProbes(None, (), verdict.reason)
         return verdict, [refused] * len(functions)
+    stop_index = _listing_stop(functions, image.machine)
+    return verdict, split_map(lambda part: _scan(image, part, relocations, stop_index, options), functions)
+
+
+def _scan(image: ModuleImage, functions: Sequence[Function], relocations: Relocations,
+          stop_index: int | None, options: FbtOptions) -> list[FbtProbes]:
+    """The per-function rules, in order; independent per function (so it can run in halves)."""
     machine = image.machine
-    stop_index = _listing_stop(functions, machine)
     excluded_name = _exclusion_pattern(machine, options).match
     excluded = FbtProbes(None, (), EXCLUDED_NAME)
     scan = _SCANNERS[machine]
@@ -152,7 +159,7 @@ def _predict(image: ModuleImage, functions: Sequence[Function], modname: str,
                 append(scan(code, _jump_table_test(image, function, code, relocations, options.base)))
             else:
                 append(scan(code))
-    return verdict, results
+    return results
 
 
 def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from tracebridge.fbt import FbtOptions
+if TYPE_CHECKING:
+    from tracebridge.fbt import FbtOptions
 
 
 def add_fbt_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,4 +20,6 @@ def add_fbt_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def fbt_options_from_args(args: argparse.Namespace, base: int | None) -> FbtOptions:
+    from tracebridge.fbt import FbtOptions  # numpy and the decoder: only when a command runs
+
     return FbtOptions(old_dunder_rule=args.old_fbt_names, fbt_in_kernel=args.fbt_in_kernel, base=base)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tracebridge.cli.common import (add_base_argument, add_format_argument, add_module_argument,
                                     add_output_argument, load_module)
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
-from tracebridge.demangle import demangle_all
-from tracebridge.fbt import predict
 from tracebridge.outputs import open_output
 from tracebridge.select import add_selection_arguments, selection_from_args
 from tracebridge.tables import FORMATS, write_rows
+
+if TYPE_CHECKING:
+    from tracebridge.image import Function
 
 COLUMNS = ("name", "demangled", "scheme", "section", "offset", "address", "size", "binding", "crate",
            "fbt_entry", "fbt_returns", "fbt_reason")
@@ -46,26 +49,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tracebridge.demangle import demangle_all
+    from tracebridge.fbt import predict
+    from tracebridge.parallel import split_map
+
     image = load_module(args)
-    functions = image.functions_by_offset
-    names = demangle_all([f.name for f in functions])
-    selection = selection_from_args(args)
-    keep = selection.apply(functions, names) if selection.active else range(len(functions))
     base = image.fixed_base if image.fixed_base is not None else args.base
-    kept = [functions[i] for i in keep]
-    _, probes = predict(image, kept, image.modname, fbt_options_from_args(args, base))
-    rows = []
-    for i, fbt in zip(keep, probes):
-        function, name = functions[i], names[i]
-        rows.append({
-            "name": function.name, "demangled": name.name, "scheme": name.scheme,
-            "section": function.section, "offset": function.offset,
-            "address": None if base is None else base + function.offset, "size": function.size,
-            "binding": function.binding, "crate": name.crate,
-            "fbt_entry": fbt.entry, "fbt_returns": len(fbt.returns), "fbt_reason": fbt.reason,
-        })
-        if args.format == "table":
-            rows[-1]["fbt"] = fbt.reason or f"+{fbt.entry:#x}/{len(fbt.returns)}"
+    selection = selection_from_args(args)
+    options = fbt_options_from_args(args, base)
+
+    def rows_for(functions: Sequence[Function]) -> list[dict]:
+        """Rows for a slice of the functions: demangling and FBT prediction are per function."""
+        names = demangle_all([f.name for f in functions])
+        if selection.active:
+            keep = selection.apply(functions, names)
+            functions, names = [functions[i] for i in keep], [names[i] for i in keep]
+        _, probes = predict(image, functions, image.modname, options)
+        rows = []
+        for function, name, fbt in zip(functions, names, probes):
+            rows.append({
+                "name": function.name, "demangled": name.name, "scheme": name.scheme,
+                "section": function.section, "offset": function.offset,
+                "address": None if base is None else base + function.offset, "size": function.size,
+                "binding": function.binding, "crate": name.crate,
+                "fbt_entry": fbt.entry, "fbt_returns": len(fbt.returns), "fbt_reason": fbt.reason,
+            })
+            if args.format == "table":
+                rows[-1]["fbt"] = fbt.reason or f"+{fbt.entry:#x}/{len(fbt.returns)}"
+        return rows
+
+    rows = split_map(rows_for, image.functions_by_offset)
     if args.sort != "offset":
         rows.sort(key=SORT_KEYS[args.sort])
     columns = COLUMNS if args.format != "table" else TABLE_COLUMNS

@@ -186,8 +186,7 @@ def _jump_table_test(image: ModuleImage, function: Function, code: bytes, reloca
     if base is None and not relocations.may_patch(shndx):
         return None
     width = image.bits // 8
-    section = image.sections[shndx]
-    in_section = function.value if image.elf_type == "ET_REL" else function.value - section.addr
+    in_section = image.offset_in_section(function)
     low, high = function.offset, function.offset + function.size
     order = "little" if image.little_endian else "big"
 

@@ -143,24 +143,29 @@ class ModuleImage:
     def functions_by_offset(self) -> list[Function]:
         return sorted(self.functions, key=lambda f: (f.offset, -f.size, f.name))
 
+    def offset_in_section(self, function: Function) -> int:
+        """Where the function starts inside its section (ET_REL values already are that)."""
+        if self.elf_type == "ET_REL":
+            return function.value
+        return function.value - self._table.addr[function.shndx]
+
     def code(self, function: Function) -> bytes:
         """The bytes of a function as they lie in the file (before relocation).
 
         Relocations are not applied: FBT patches only the opcode bytes of
         ``push %rbp`` and ``ret``, which relocations never touch.
         """
-        section = self.sections[function.shndx]
-        if section.type == SHT_NOBITS:
+        # Straight from the header columns: called once per function, and
+        # building the Section objects of a 100k-section module costs more.
+        table, index = self._table, function.shndx
+        if table.type[index] == SHT_NOBITS:
             return b""
-        if self.elf_type == "ET_REL":
-            start = function.value
-        else:
-            start = function.value - section.addr
-        if start < 0 or start >= section.size:
+        size = table.size[index]
+        start = self.offset_in_section(function)
+        if start < 0 or start >= size:
             return b""
-        end = min(section.size, start + function.size)
-        begin = section.file_offset + start
-        return bytes(self._data[begin:section.file_offset + end])
+        base = table.offset[index]
+        return self._data[base + start:base + min(size, start + function.size)]
 
     def address(self, function: Function, base: int | None = None) -> int | None:
         """Run-time address; the kernel's own functions have a fixed one."""

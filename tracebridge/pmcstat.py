@@ -25,6 +25,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from itertools import compress, islice
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
@@ -53,6 +54,9 @@ HEAD = 64 * 1024
 KERNEL_PID = -1
 
 _TAG = re.compile(rb"^[A-Za-z][A-Za-z0-9_.-]*$")
+#: A PC line exactly as pmcstat prints a 64-bit kernel address: ``PMCSTAT_PRINT_ENTRY("...", "%p")``.
+_PC_LINE = b"...       0x0123456789abcdef\n"
+_PC_PREFIX = np.frombuffer(_PC_LINE[:12], dtype=np.uint8)
 _MAP_IN = re.compile(rb'^\s*(?:\d+\s+)?map-in\s+(-?\d+)\s+(0x[0-9a-fA-F]+)\s+"(.*)"\s*$')
 _QUOTED = re.compile(rb'"(.*)"')
 _CALLGRAPH_HEADER = re.compile(r"^@ .* \[\d+ samples\]\s*$")
@@ -116,8 +120,9 @@ class _LogReader:
         self.profile = profile
         self.counts = counts
         self.pmc_names: dict[int, str] = {}
-        self.pcs: list[int] = []
-        self.lengths: list[int] = []
+        self.pc_lines: list[bytes] = []   # the batch: PC lines as read, parsed in bulk by flush()
+        self.lengths: list[int] = []      # PCs per sample of the batch
+        self.first_lines: list[int] = []  # line number of each sample's first PC (for messages)
         self.remaining = 0        # PCs still expected for the pending callchain
         self.keep = False         # the pending callchain passes the PMC filter
         self.header_line = 0      # where the pending callchain began
@@ -130,10 +135,9 @@ class _LogReader:
 
     def run(self, lines: Iterable[bytes]) -> None:
         number = 0
-        for number, raw in enumerate(lines, 1):
-            if self.remaining:
-                self._pc(raw, number)
-                continue
+        lines = iter(lines)
+        for raw in lines:
+            number += 1
             words = raw.split()
             if not words:
                 continue
@@ -142,6 +146,7 @@ class _LogReader:
                 tag, fields = fields[0], fields[1:]
             if tag == b"callchain":
                 self._callchain(fields, number)
+                number += self._pcs(lines)
             elif tag == b"map-in":
                 self._map_in(raw, number)
             elif tag == b"map-out":
@@ -158,33 +163,59 @@ class _LogReader:
                 raise self.error(f"not a pmcstat record: {_show(raw)}", number)
             else:
                 self.records += tag.decode() in LOG_TAGS
-        if self.remaining:
-            raise self.error(f"truncated callchain: {self.remaining} of its PCs are missing at the end of the file",
-                             self.header_line)
         if not number:
             raise InputError(self.path, "is empty: no pmcstat records")
         if not self.records:
             raise InputError(self.path, "holds no pmcstat -o records (initlog, map-in, callchain, ...)", 1)
         self.flush()
 
-    def _pc(self, raw: bytes, number: int) -> None:
-        if raw.startswith(b"..."):
-            text = raw[3:]
-        else:
-            words = raw.split()
-            if len(words) != 3 or not words[0].isdigit() or words[1] != b"...":
-                raise self.error(f"truncated callchain: {self.remaining} more PC line(s) expected "
-                                 f"(callchain at line {self.header_line}), found {_show(raw)}", number)
-            text = words[2]
-        try:
-            pc = int(text, 16)
-        except ValueError:
-            raise self.error(f"bad PC {_show(text)} in a callchain", number) from None
-        if not 0 <= pc < 1 << 64:
-            raise self.error(f"PC {_show(text)} is not a 64-bit address", number)
-        self.remaining -= 1
+    def _pcs(self, lines: Iterator[bytes]) -> int:
+        """Take the pending callchain's PC lines as they are (flush() parses them); how many were read."""
+        block = list(islice(lines, self.remaining))
+        if len(block) < self.remaining:
+            raise self.error(f"truncated callchain: {self.remaining - len(block)} of its PCs are missing at the "
+                             "end of the file", self.header_line)
         if self.keep:
-            self.pcs.append(pc)
+            self.pc_lines += block
+        self.remaining = 0
+        return len(block)
+
+    def _pc(self, raw: bytes, number: int) -> int:
+        """One PC line, read slowly: a leading timestamp is allowed, anything else is an error."""
+        words = raw.split()
+        if len(words) == 3 and words[0].isdigit():
+            words = words[1:]
+        if len(words) != 2 or words[0] != b"...":
+            raise self.error(f"truncated callchain: a PC line was expected, found {_show(raw)}", number)
+        try:
+            pc = int(words[1], 16)
+        except ValueError:
+            raise self.error(f"bad PC {_show(words[1])} in a callchain", number) from None
+        if not 0 <= pc < 1 << 64:
+            raise self.error(f"PC {_show(words[1])} is not a 64-bit address", number)
+        return pc
+
+    def _parse_pcs(self) -> np.ndarray:
+        """The batch's PC lines as numbers: lines in pmcstat's exact 64-bit form in one go, others one by one."""
+        lines = self.pc_lines
+        pcs = np.empty(len(lines), dtype=np.uint64)
+        exact = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) == len(_PC_LINE)
+        if exact.any():
+            rows = np.frombuffer(b"".join(compress(lines, exact.tolist())), dtype=np.uint8).reshape(-1, len(_PC_LINE))
+            form = (rows[:, :12] == _PC_PREFIX).all(axis=1) & (rows[:, -1] == 10)
+            try:
+                values = np.frombuffer(bytes.fromhex(rows[:, 12:-1].tobytes().decode("ascii")), dtype=">u8")
+            except (ValueError, UnicodeDecodeError):
+                form[:] = False
+                values = np.zeros(len(rows), dtype=np.uint64)
+            where = np.flatnonzero(exact)
+            pcs[where[form]] = values[form]
+            exact[where[~form]] = False
+        starts = np.cumsum([0, *self.lengths[:-1]]) if self.lengths else np.zeros(0, dtype=np.int64)
+        for index in np.flatnonzero(~exact).tolist():
+            sample = int(np.searchsorted(starts, index, side="right")) - 1
+            pcs[index] = self._pc(lines[index], self.first_lines[sample] + index - int(starts[sample]))
+        return pcs
 
     def _callchain(self, fields: list[bytes], number: int) -> None:
         if len(fields) != 5 or fields[4] not in (b"u", b"s"):
@@ -200,11 +231,12 @@ class _LogReader:
         self.records += 1
         self.remaining = npc
         self.header_line = number
-        self.keep = npc > 0 and self._selected(pmcid)
+        self.keep = npc > 0 and (self.pmc is None or self._selected(pmcid))
         if self.keep:
-            if len(self.pcs) >= CHUNK:
+            if len(self.pc_lines) >= CHUNK:
                 self.flush()
             self.lengths.append(npc)
+            self.first_lines.append(number + 1)
             self.samples += 1
             if fields[4] == b"u":
                 self.user_pcs += npc
@@ -219,8 +251,9 @@ class _LogReader:
             raise self.error("malformed sample record: a field is not a number", number) from None
         self.records += 1
         if self._selected(pmcid):
-            self.pcs.append(pc)
+            self.pc_lines.append(b"...       %#x\n" % pc)
             self.lengths.append(1)
+            self.first_lines.append(number)
             self.samples += 1
             self.user_pcs += fields[3] == b"u"
 
@@ -265,7 +298,7 @@ class _LogReader:
         """Resolve the batch in bulk and add its stacks (root first) to the profile."""
         if not self.lengths:
             return
-        ids, counts = self.space.frame_ids(np.array(self.pcs, dtype=np.uint64), self.profile)
+        ids, counts = self.space.frame_ids(self._parse_pcs(), self.profile)
         self.counts += counts
         flat = ids.tolist()
         add = self.profile.add_ids
@@ -274,8 +307,9 @@ class _LogReader:
             end = position + length
             add(tuple(flat[position:end][::-1]), 1)
             position = end
-        self.pcs = []
+        self.pc_lines = []
         self.lengths = []
+        self.first_lines = []
 
 
 def map_in(space: AddressSpace, images: Mapping[str, ModuleImage], name: str, start: int,

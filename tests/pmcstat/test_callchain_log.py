@@ -210,3 +210,15 @@ def test_fold_command_reads_a_record_log(tmp_path):
                  "--no-demangle", "-o", str(out)]) == 0
     leaves = {split_frames(line.rpartition(" ")[0])[-1] for line in out.read_text().splitlines()}
     assert all(leaves & names for _, _, names in functions)
+
+
+def test_chunked_reading_gives_the_same_profile(tmp_path, monkeypatch):
+    """Logs are resolved a batch at a time: batch edges (and a kldload between batches) change nothing."""
+    import tracebridge.pmcstat as pmcstat
+
+    whole, stacks, _, _ = read(tmp_path, "rem_legacy_fp")
+    monkeypatch.setattr(pmcstat, "CHUNK", 3)
+    chunked, _, counts, _ = read(tmp_path, "rem_legacy_fp")
+    assert sorted((tuple(f.name for f in frames), w) for frames, w in chunked) == \
+        sorted((tuple(f.name for f in frames), w) for frames, w in whole)
+    assert counts.total == sum(len(s) for s in stacks)

@@ -94,6 +94,9 @@ class Demangled:
         """The crate that defines the item (the one in ``<X as Trait>`` for impls)."""
         if not self.is_rust:
             return None
+        head, sep, _ = self.name.partition("::")
+        if sep and head.isidentifier():  # the common `crate::path` shape, without a regex
+            return head
         crate = _CRATE.search(self.name)
         return crate.group(1) if crate else None
 

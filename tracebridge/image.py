@@ -20,6 +20,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 
 import numpy as np
 from elftools.construct import ConstructError
@@ -141,7 +142,8 @@ class ModuleImage:
 
     @cached_property
     def functions_by_offset(self) -> list[Function]:
-        return sorted(self.functions, key=lambda f: (f.offset, -f.size, f.name))
+        """Functions in address order; aliases (same offset) keep symbol-table order."""
+        return sorted(self.functions, key=attrgetter("offset"))
 
     def offset_in_section(self, function: Function) -> int:
         """Where the function starts inside its section (ET_REL values already are that)."""

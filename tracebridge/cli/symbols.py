@@ -51,7 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tracebridge.demangle import demangle_all
     from tracebridge.fbt import predict
-    from tracebridge.parallel import split_map
 
     image = load_module(args)
     base = image.fixed_base if image.fixed_base is not None else args.base
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     options = fbt_options_from_args(args, base)
 
     def rows_for(functions: Sequence[Function]) -> list[dict]:
-        """Rows for a slice of the functions: demangling and FBT prediction are per function."""
+        """One row per function (FBT prediction splits itself over the CPUs)."""
         names = demangle_all([f.name for f in functions])
         if selection.active:
             keep = selection.apply(functions, names)
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 rows[-1]["fbt"] = fbt.reason or f"+{fbt.entry:#x}/{len(fbt.returns)}"
         return rows
 
-    rows = split_map(rows_for, image.functions_by_offset)
+    rows = rows_for(image.functions_by_offset)
     if args.sort != "offset":
         rows.sort(key=SORT_KEYS[args.sort])
     columns = COLUMNS if args.format != "table" else TABLE_COLUMNS

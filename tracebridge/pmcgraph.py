@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tracebridge.errors import InputError
-from tracebridge.pmcstat import HEAD, _open_binary, _refuse_binary_log, image_name, sniff_log, warn
+from tracebridge.pmcstat import HEAD, open_input, refuse_binary, image_name, sniff_log, warn
 from tracebridge.profile import UNKNOWN, Frame, Metadata, Profile, symbol_frame
 from tracebridge.resolve import AddressSpace
 
@@ -316,11 +316,11 @@ def read_callgraph(path: str | os.PathLike[str], images: Mapping[str, ModuleImag
                    pmc: str | None = None) -> Profile:
     """Read a ``pmcstat -R log -G`` callgraph file."""
     path = os.fspath(path)
-    with _open_binary(path) as handle:
+    with open_input(path) as handle:
         data = handle.read()
     if not data.strip():
         raise InputError(path, "is empty: no callgraph")
-    _refuse_binary_log(path, data[:HEAD])
+    refuse_binary(path, data[:HEAD])
     if sniff_log(data[:4096].decode("utf-8", "replace").splitlines()):
         raise InputError(path, "this is a pmcstat -o record log, not -G callgraph output", 1)
     return fold_callgraph(data, path, images, pmc=pmc)

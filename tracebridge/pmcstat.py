@@ -14,8 +14,10 @@ is an optional leading timestamp field.  tracebridge resolves the kernel
 PCs itself, from the module layouts (pmcstat cannot: freebsd-facts §6), and
 streams the log in chunks, so a log of many gigabytes needs little memory.
 
-Callgraphs are folded by :mod:`tracebridge.pmcgraph`; this module tells the
-two kinds apart and plugs both into :mod:`tracebridge.inputs`.
+A raw hwpmc log (``pmcstat -O``) is read through :mod:`tracebridge.pmclog`,
+which turns its records into these same lines.  Callgraphs are folded by
+:mod:`tracebridge.pmcgraph`; this module tells the kinds apart and plugs
+the text ones into :mod:`tracebridge.inputs`.
 """
 
 from __future__ import annotations
@@ -352,9 +354,8 @@ def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
     profile = Profile(Metadata(source=path))
     reader = _LogReader(path, space, images or {}, pmc, profile, counts)
     if lines is None:
-        with _open_binary(path) as handle:
-            _refuse_binary_log(path, handle.peek(HEAD))
-            reader.run(handle)
+        with open_log(path) as lines:
+            reader.run(lines)
     else:
         reader.run(lines)
     names = sorted(set(reader.pmc_names.values()))
@@ -370,9 +371,8 @@ def log_map_ins(path: str | os.PathLike[str]) -> dict[str, int]:
     path = os.fspath(path)
     placed: dict[str, int] = {}
     records = 0
-    with _open_binary(path) as handle:
-        _refuse_binary_log(path, handle.peek(HEAD))
-        for number, raw in enumerate(handle, 1):
+    with open_log(path) as lines:
+        for number, raw in enumerate(lines, 1):
             if b"map-in" not in raw:
                 records += b"callchain" in raw
                 continue
@@ -388,7 +388,8 @@ def log_map_ins(path: str | os.PathLike[str]) -> dict[str, int]:
 
 
 @contextmanager
-def _open_binary(path: str) -> Iterator[IO[bytes]]:
+def open_input(path: str) -> Iterator[IO[bytes]]:
+    """Open a pmcstat output for reading as bytes; every failure is an InputError."""
     try:
         if os.path.isdir(path):
             raise InputError(path, "is a directory, expected a pmcstat output file")
@@ -400,10 +401,26 @@ def _open_binary(path: str) -> Iterator[IO[bytes]]:
         raise InputError(path, "permission denied") from None
 
 
-def _refuse_binary_log(path: str, head: bytes) -> None:
-    """Refuse binary input: a raw hwpmc log (its ``initlog`` header: type 1, magic 0xEE) or any NUL byte."""
-    if len(head) >= 4 and head[3] == 0xEE and head[2] == 1:
-        raise InputError(path, "is a binary hwpmc log: convert it with `pmcstat -R LOG -o out.txt` first")
+@contextmanager
+def open_log(path: str) -> Iterator[Iterable[bytes]]:
+    """The lines of a record log: a text file's, or a raw hwpmc log's records as ``pmcstat -o`` prints them."""
+    from tracebridge.pmclog import is_binary_log, log_lines
+
+    with open_input(path) as handle:
+        head = handle.peek(HEAD)
+        if is_binary_log(head):
+            yield log_lines(path)
+        else:
+            refuse_binary(path, head)
+            yield handle
+
+
+def refuse_binary(path: str, head: bytes) -> None:
+    """Refuse binary data where text is expected (a NUL byte; a raw hwpmc log named as such)."""
+    from tracebridge.pmclog import is_binary_log
+
+    if is_binary_log(head):
+        raise InputError(path, "is a raw hwpmc log (pmcstat -O), not callgraph text: read it as a log")
     nul = head.find(b"\0")
     if nul >= 0:
         raise InputError(path, "contains binary data (a NUL byte), not pmcstat text output",
@@ -420,9 +437,13 @@ def _show(raw: bytes) -> str:
 def detect(path: str | os.PathLike[str]) -> str:
     """``"log"`` (``-o``) or ``"callgraph"`` (``-G``) for a pmcstat output file; InputError otherwise."""
     path = os.fspath(path)
-    with _open_binary(path) as handle:
+    from tracebridge.pmclog import is_binary_log
+
+    with open_input(path) as handle:
         head = handle.read(HEAD)
-    _refuse_binary_log(path, head)
+    if is_binary_log(head):
+        return "log"
+    refuse_binary(path, head)
     if not head.strip():
         raise InputError(path, "is empty: no pmcstat output")
     lines = head.decode("utf-8", "replace").splitlines()

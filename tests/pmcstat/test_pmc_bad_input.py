@@ -13,7 +13,10 @@ from tracebridge.cli import main
 DATA = Path(__file__).parents[1] / "data" / "pmcstat"
 MODULE = str(MODULES / "rem_legacy_fp.ko")
 GOOD = entry("initlog", '0x9030000 "INTEL_SKYLAKE"') + map_in(-1, 0xFFFFFFFF82A1C000, "/boot/modules/x.ko")
-BINARY_LOG = bytes.fromhex("1800 01ee") + bytes(20)   # an initlog record header: type 1, magic 0xEE
+# Raw hwpmc logs: an initlog record with a FreeBSD 11 header (type 2, 20 bytes), and a current
+# one (type 3, 112 bytes) followed by a word that is no record header.
+OLD_BINARY_LOG = (0xEE << 24 | 2 << 16 | 20).to_bytes(4, "little") + bytes(16)
+DAMAGED_BINARY_LOG = (0xEE << 24 | 3 << 16 | 112).to_bytes(4, "little") + bytes(108) + b"junkjunkjunkjunk"
 
 CASES = {
     "empty": (b"", None, "is empty"),
@@ -28,7 +31,8 @@ CASES = {
     "bad-pc": ((GOOD + entry("callchain", "0 0x20000 0 1 s") + entry("...", "0xZZ12")).encode(), 4, "bad PC"),
     "stray-pc": ((GOOD + entry("...", "0x1234")).encode(), 3, "outside any callchain"),
     "bad-map-in": ((GOOD + entry("map-in", "-1 zz")).encode(), 3, "malformed map-in"),
-    "binary-log": (BINARY_LOG, None, "binary hwpmc log"),
+    "old-binary-log": (OLD_BINARY_LOG, "byte 0x0", "FreeBSD 11 or earlier"),
+    "damaged-binary-log": (DAMAGED_BINARY_LOG, "byte 0x70", "no record header here"),
     "nul": (b"callchain 0 0x1 0 1 s\n\0\0\0", 2, "binary data"),
 }
 

@@ -1,10 +1,11 @@
 """``tracebridge pmc resolve``: hwpmc samples to folded stacks with the modules' real function names.
 
-The input is either ``pmcstat -R LOG -o out.txt`` (raw records: every
-kernel PC is resolved here from the module layouts, the right way for Rust
-modules) or ``pmcstat -R LOG -G out.txt`` (pmcstat's callgraph: folded as
-stackcollapse-pmc.pl folds it, hex nodes of given modules named, but
-pmcstat's own wrong names for per-function-section modules stay).
+The input is ``pmcstat -R LOG -o out.txt`` or the raw log itself
+(``pmcstat -O LOG``: records, every kernel PC resolved here from the module
+layouts, the right way for Rust modules), or ``pmcstat -R LOG -G out.txt``
+(pmcstat's callgraph: folded as stackcollapse-pmc.pl folds it, hex nodes of
+given modules named, but pmcstat's own wrong names for per-function-section
+modules stay).
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description="Read hwpmc data as pmcstat prints it.")
     commands = parser.add_subparsers(dest="pmc_command", metavar="COMMAND", required=True)
     resolve = commands.add_parser(
-        "resolve", help="pmcstat -o log or -G callgraph to folded stacks (or speedscope JSON)",
-        description="Resolve the kernel PCs of a `pmcstat -R LOG -o` record log with the layouts of the given "
-                    "modules (load addresses from the log's map-in records, --base or --kldstat), or fold a "
+        "resolve", help="hwpmc log, pmcstat -o log or -G callgraph to folded stacks (or speedscope JSON)",
+        description="Resolve the kernel PCs of a raw hwpmc log (pmcstat -O) or its `pmcstat -R LOG -o` text "
+                    "with the layouts of the given modules (load addresses from the log's map-in records, "
+                    "--base or --kldstat), or fold a "
                     "`pmcstat -R LOG -G` callgraph as stackcollapse-pmc.pl does, and write folded stacks. "
                     "A summary of resolved and unresolved PCs goes to standard error.")
-    resolve.add_argument("input", metavar="INPUT", help="pmcstat -o or -G output (detected)")
+    resolve.add_argument("input", metavar="INPUT", help="raw hwpmc log, pmcstat -o or -G output (detected)")
     add_placement_arguments(resolve, modules_flag=True)
     resolve.add_argument("--input-format", choices=FORMATS,
-                         help="read INPUT as a -o record log or a -G callgraph instead of detecting it")
+                         help="read INPUT as a record log (raw or -o) or a -G callgraph instead of detecting it")
     resolve.add_argument("--pmc", metavar="EVENT",
                          help="keep the samples of one PMC (event name as pmcstat prints it, or its hex id)")
     add_label_arguments(resolve)

@@ -27,11 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "symmap", help="write a run-time symbol map (START END NAME) for modules and the kernel",
         description="Write where every function of the given modules (and the kernel ELF) lives at run time, "
                     "one range per line in address order, with demangled names. Load addresses come from "
-                    "--base, a saved `kldstat -v` listing, or the map-in records of a `pmcstat -R LOG -o` file.")
+                    "--base, a saved `kldstat -v` listing, or the map-in records of a hwpmc log.")
     parser.add_argument("modules", nargs="*", metavar="MODULE.ko", help="kernel module ELF files")
     add_placement_arguments(parser, modules_flag=False)
     parser.add_argument("--pmclog", metavar="FILE",
-                        help="`pmcstat -R LOG -o` output whose kernel map-in records give the load addresses")
+                        help="raw hwpmc log (pmcstat -O) or its `pmcstat -R LOG -o` text whose kernel map-in "
+                             "records give the load addresses")
     parser.add_argument("--format", "-f", choices=FORMATS, default="map",
                         help="map: START END NAME; perf: START SIZE NAME (perf-PID.map); json/csv: every column")
     parser.add_argument("-o", "--output", metavar="FILE",

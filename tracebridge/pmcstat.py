@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from itertools import compress, islice
@@ -69,10 +68,6 @@ _GRAPH_LINE = re.compile(_CALLGRAPH_LINE.pattern.encode())
 def image_name(path: str) -> str:
     """How frames name an image: its file name (``if_rem.ko``; the kernel is ``kernel``)."""
     return os.path.basename(path.rstrip("/")) or path
-
-
-def warn(message: str) -> None:
-    print(f"tracebridge: warning: {message}", file=sys.stderr)
 
 
 # -- sniffing -------------------------------------------------------------

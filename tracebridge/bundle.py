@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from tracebridge import __version__
 from tracebridge.errors import InputError
+from tracebridge.jsondoc import load_document
 from tracebridge.outputs import write_output
 
 if TYPE_CHECKING:
@@ -132,17 +133,10 @@ class Manifest:
     def load(cls, directory: str) -> Manifest:
         path = os.path.join(directory, MANIFEST)
         try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
+            data = load_document(path, FORMAT, VERSION, "bundle manifest")
         except FileNotFoundError:
             raise InputError(directory, f"is a directory without {MANIFEST}: expected a profile file "
                                         "or a bundle written by `tracebridge record`") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(path, f"not a tracebridge bundle manifest: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise InputError(path, f"not a tracebridge bundle manifest (no \"format\": \"{FORMAT}\")")
-        if data.get("version") != VERSION:
-            raise InputError(path, f"bundle manifest version {data.get('version')!r} is not {VERSION}")
         try:
             module = dict(data["module"])
             module["base"] = int(module["base"], 16)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from tracebridge import dglob
 from tracebridge.errors import InputError
+from tracebridge.jsondoc import load_document
 from tracebridge.outputs import open_output
 
 FORMAT = "tracebridge-probe-map"
@@ -97,18 +98,9 @@ class ProbeMap:
     def load(cls, path: str | os.PathLike[str]) -> ProbeMap:
         """Read a map written by :meth:`save`; any problem is an :class:`InputError`."""
         try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
+            data = load_document(path, FORMAT, VERSION, "probe map")
         except FileNotFoundError:
             raise InputError(path, "no such file") from None
-        except IsADirectoryError:
-            raise InputError(path, "is a directory, not a probe map") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(path, f"not a tracebridge probe map: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise InputError(path, f"not a tracebridge probe map (no \"format\": \"{FORMAT}\")")
-        if data.get("version") != VERSION:
-            raise InputError(path, f"probe map version {data.get('version')!r} is not {VERSION}")
         try:
             entries = [
                 ProbeMapEntry(

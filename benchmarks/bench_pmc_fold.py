@@ -16,6 +16,7 @@ import argparse
 import collections
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,17 @@ def folded(lines: str) -> collections.Counter:
     return stacks
 
 
+def cpu_time(command: str | list[str], repeat: int) -> float:
+    """Best user+system CPU seconds of the command (steadier than wall time on a shared machine)."""
+    best = float("inf")
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(command, shell=isinstance(command, str), check=True, stdout=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        best = min(best, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", help="the script to compare with, e.g. 'perl stackcollapse-pmc.pl'")
@@ -111,7 +123,10 @@ def main() -> None:
         theirs = subprocess.run(f"{args.reference} {graph}", shell=True, check=True, capture_output=True, text=True)
         same = folded(open(out).read()) == folded(theirs.stdout)
         report(label, ours, reference, args.reference, "target <= 0.5x, i.e. 2x faster")
-        print(f"speed-up {reference / ours:.2f}x; same stacks and counts as the reference: {same}")
+        ours_cpu, reference_cpu = cpu_time(command, args.repeat), cpu_time(f"{args.reference} {graph}", args.repeat)
+        print(f"CPU time: tracebridge {ours_cpu:.3f} s, reference {reference_cpu:.3f} s; "
+              f"speed-up {reference / ours:.2f}x wall, {reference_cpu / ours_cpu:.2f}x CPU; "
+              f"same stacks and counts as the reference: {same}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import MODULE_NAMES, MODULES
+from fixture_paths import MODULE_NAMES, MODULES
 from dcheck import PSPEC, check
 from tracebridge import dscript
 from tracebridge.cli import main

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import MODULES
+from fixture_paths import MODULES
 from dcheck import check
 from tracebridge import dscript
 from tracebridge.cli import main

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import MODULES
+from fixture_paths import MODULES
 from tracebridge.cli import main
 
 

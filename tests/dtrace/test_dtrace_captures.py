@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 import readelf_text
-from conftest import EXPECTED, MODULES
+from fixture_paths import EXPECTED, MODULES
 from tracebridge.cli import main
 from tracebridge.dtrace import Histogram
 from tracebridge.folded import split_frames

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import readelf_text
-from conftest import EXPECTED
+from fixture_paths import EXPECTED
 
 DATA = Path(__file__).parent.parent / "data" / "dtrace"
 RUSTFILT = shutil.which("rustfilt")

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import MODULES
+from fixture_paths import MODULES
 from tracebridge import fbt, fbt_isa
 from tracebridge.fbt import FbtOptions, name_excluded, predict
 from tracebridge.image import open_module

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import MODULE_NAMES, MODULES
+from fixture_paths import MODULE_NAMES, MODULES
 from objdump_oracle import expected_probes
 from tracebridge.fbt import EXCLUDED_NAME, predict
 from tracebridge.image import open_module

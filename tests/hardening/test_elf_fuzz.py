@@ -7,7 +7,7 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import MODULES
+from fixture_paths import MODULES
 from tracebridge.demangle import demangle_all
 from tracebridge.errors import InputError
 from tracebridge.image import open_module

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from conftest import MODULES
+from fixture_paths import MODULES
 from tracebridge.cli import main
 
 GOOD = MODULES / "rem_legacy_fp.ko"

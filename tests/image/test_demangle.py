@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import EXPECTED
+from fixture_paths import EXPECTED
 from tracebridge import demangle
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import readelf_text
-from conftest import EXPECTED, MODULES
+from fixture_paths import EXPECTED, MODULES
 from tracebridge.cli import main
 
 LOADED_TYPES = ("FUNC", "IFUNC")

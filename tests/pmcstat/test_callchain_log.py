@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import readelf_text
-from conftest import EXPECTED, MODULE_NAMES, MODULES
+from fixture_paths import EXPECTED, MODULE_NAMES, MODULES
 from pmcstat_text import callchain, entry, map_in, map_out
 from tracebridge.cli import main
 from tracebridge.folded import split_frames

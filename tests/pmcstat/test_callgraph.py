@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import readelf_text
-from conftest import EXPECTED, MODULES
+from fixture_paths import EXPECTED, MODULES
 from tracebridge.cli import main
 from tracebridge.folded import folded_lines
 from tracebridge.labels import LabelOptions

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODULES
+from fixture_paths import MODULES
 from pmcstat_text import callchain, entry, map_in
 from tracebridge.cli import main
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import readelf_text
-from conftest import EXPECTED, MODULES
+from fixture_paths import EXPECTED, MODULES
 from pmcstat_text import callchain, entry, map_in
 from tracebridge.cli import main
 

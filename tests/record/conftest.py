@@ -1,77 +1,13 @@
-"""A FreeBSD target made of stand-in tools (``standins/``), for ``tracebridge record`` tests.
-
-:func:`install_target` builds a ``bin`` directory holding the chosen stand-ins and the
-few real commands the tests run (``sh``, ``sleep``, ``uname``, ``touch``), and
-makes it, with this Python's directory (the stand-ins' ``#!/usr/bin/env
-python3``), the whole PATH: a machine's own ``dtrace`` (systemtap ships one)
-can never be picked up.
-"""
+"""The ``target`` fixture: a FreeBSD machine made of stand-in tools (see standin_target.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import sys
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-HERE = Path(__file__).parent
-STANDINS = HERE / "standins"
-sys.path.insert(0, str(HERE))
-
-import world  # noqa: E402
-
-MODULE_NAME = "rem_legacy_fp"
-MODULE = world.MODULES / f"{MODULE_NAME}.ko"
-SYSTEM_COMMANDS = ("sh", "sleep", "uname", "touch")
-
-
-@dataclass
-class Target:
-    bin: Path
-    calls_file: Path
-    env: dict[str, str]
-
-    def calls(self) -> list[list[str]]:
-        """Each stand-in run so far: [tool, *argv]."""
-        if not self.calls_file.exists():
-            return []
-        return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
-
-
-def install_target(directory: Path, patch: pytest.MonkeyPatch, tools=("dtrace", "pmcstat", "kldstat"),
-                   loaded: bool = True, **extra: str) -> Target:
-    """Put the stand-in machine in place: a fresh ``directory/bin`` as the whole PATH, and its environment."""
-    bin_dir = directory / "bin"
-    if bin_dir.exists():
-        shutil.rmtree(bin_dir)
-    bin_dir.mkdir(parents=True)
-    for tool in tools:
-        (bin_dir / tool).symlink_to(STANDINS / tool)
-    for command in SYSTEM_COMMANDS:
-        (bin_dir / command).symlink_to(shutil.which(command))
-    calls = directory / "calls.jsonl"
-    env = {"PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}", "STANDIN_CALLS": str(calls), **extra}
-    if loaded:
-        env["STANDIN_MODULE"] = MODULE_NAME
-    else:
-        patch.delenv("STANDIN_MODULE", raising=False)
-    for name, value in env.items():
-        patch.setenv(name, value)
-    patch.setattr(os, "geteuid", lambda: 0)  # the stand-ins need no privileges
-    return Target(bin_dir, calls, env)
+from standin_target import install_target
 
 
 @pytest.fixture
 def target(tmp_path, monkeypatch):
     """A factory: ``target(tools=..., loaded=..., STANDIN_...=...)`` installs the stand-in machine."""
     return lambda **options: install_target(tmp_path, monkeypatch, **options)
-
-
-#: ``tracebridge`` in a child process, told it runs as root as :func:`install_target` tells this one.
-RECORD_PROCESS = [sys.executable, "-c",
-                  "import os, sys; os.geteuid = lambda: 0; from tracebridge.cli import main; "
-                  "sys.exit(main(sys.argv[1:]))", "record"]

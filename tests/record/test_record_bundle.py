@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import world
-from conftest import MODULE, MODULE_NAME, Target, install_target
+from standin_target import MODULE, MODULE_NAME, Target, install_target
 from tracebridge.bundle import Manifest, sha256_of
 from tracebridge.cli import main
 

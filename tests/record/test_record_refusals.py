@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import MODULE, MODULE_NAME
+from standin_target import MODULE, MODULE_NAME
 from tracebridge.cli import main
 
 

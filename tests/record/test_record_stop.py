@@ -14,7 +14,7 @@ import time
 import psutil
 import pytest
 
-from conftest import MODULE, RECORD_PROCESS
+from standin_target import MODULE, RECORD_PROCESS
 from tracebridge.bundle import Manifest
 from tracebridge.cli import main
 

@@ -117,17 +117,47 @@ class ModuleImage:
     _table: _SectionTable = field(repr=False)
     _load_offsets: dict[int, int] = field(repr=False)
     _data: bytes | mmap.mmap = field(repr=False)
+    _section_cache: dict[int, Section] = field(default_factory=dict, repr=False)
 
     @cached_property
     def sections(self) -> list[Section]:
         """Every section header, built on first use (the bulk paths read columns)."""
-        t = self._table
-        names = t.names
-        return [
-            Section(i, names[start:names.find("\0", start)], *rest, load_offset=self._load_offsets.get(i))
-            for i, (start, *rest) in enumerate(zip(t.name, t.type, t.flags, t.addr, t.offset, t.size, t.link,
-                                                   t.info, t.addralign, t.entsize))
-        ]
+        return [self.section(i) for i in range(len(self._table))]
+
+    @property
+    def section_count(self) -> int:
+        return len(self._table)
+
+    def section(self, index: int) -> Section:
+        """One section header (``IndexError`` outside the table), built on demand.
+
+        A per-function-section module has 100k sections; most questions
+        concern a handful, so they are not all built to answer them.
+        """
+        section = self._section_cache.get(index)
+        if section is None:
+            t = self._table
+            if not 0 <= index < len(t):
+                raise IndexError(f"section index {index} outside 0..{len(t) - 1}")
+            section = self._section_cache[index] = Section(
+                index, t.section_name(index), t.type[index], t.flags[index], t.addr[index], t.offset[index],
+                t.size[index], t.link[index], t.info[index], t.addralign[index], t.entsize[index],
+                self._load_offsets.get(index))
+        return section
+
+    def sections_of_type(self, *types: int) -> list[Section]:
+        return [self.section(i) for i, kind in enumerate(self._table.type) if kind in types]
+
+    def sections_named(self, name: str) -> list[Section]:
+        # Find the name in the string table first (names may share a tail,
+        # ".text" inside ".rela.text"), then the headers that point there.
+        names, key = self._table.names, name + "\0"
+        starts = set()
+        at = names.find(key)
+        while at >= 0:
+            starts.add(at)
+            at = names.find(key, at + 1)
+        return [self.section(i) for i, start in enumerate(self._table.name) if start in starts]
 
     @property
     def filename(self) -> str:

@@ -46,7 +46,7 @@ def module_metadata(image: ModuleImage, relocations: Relocations | None = None) 
     are left out: the answer is then "no such dependency", as it would be for
     a module without the set.
     """
-    sets = [s for s in image.sections if s.name == SET_SECTION and s.loaded]
+    sets = [s for s in image.sections_named(SET_SECTION) if s.loaded]
     if not sets:
         return []
     relocations = relocations or Relocations(image)

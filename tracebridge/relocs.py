@@ -73,9 +73,7 @@ class Relocations:
         self._by_target: dict[int, list[Section]] = {}
         self._dynamic: list[Section] = []
         self._by_address: dict[int, list[Relocation]] | None = None
-        for section in image.sections:
-            if section.type != SHT_RELA and section.type != SHT_REL:
-                continue
+        for section in image.sections_of_type(SHT_RELA, SHT_REL):
             if image.elf_type == "ET_REL":
                 self._by_target.setdefault(section.info, []).append(section)
             elif section.flags & SHF_ALLOC:
@@ -221,15 +219,15 @@ class Relocations:
             return None
         shndx, value = defined
         if self.image.elf_type == "ET_REL":
-            section = self.image.sections[shndx]
+            section = self.image.section(shndx)
             return section.load_offset + value + addend if section.loaded else None
         return value - (low or 0) + addend
 
     def _inplace(self, rel: Section, r_offset: int, low: int | None) -> int | None:
         if low is None:
-            if not 0 <= rel.info < len(self.image.sections):
+            if not 0 <= rel.info < self.image.section_count:
                 return None
-            located = (self.image.sections[rel.info], r_offset)
+            located = (self.image.section(rel.info), r_offset)
         else:
             located = self._section_at_address(r_offset)
         if located is None:
@@ -241,10 +239,10 @@ class Relocations:
 
     def _symbol(self, symtab_index: int, symbol: int) -> tuple[int, int] | None:
         """(section index, value) of a symbol defined in a loaded section, else None."""
-        sections = self.image.sections
-        if symbol == 0 or not 0 < symtab_index < len(sections):
+        count = self.image.section_count
+        if symbol == 0 or not 0 < symtab_index < count:
             return None
-        symtab = sections[symtab_index]
+        symtab = self.image.section(symtab_index)
         width = 24 if self.image.bits == 64 else 16
         raw = self.read(symtab, symbol * width, width)
         if raw is None:
@@ -257,13 +255,13 @@ class Relocations:
             shndx = self._extended_index(symtab_index, symbol)
         elif shndx >= SHN_LORESERVE:
             return None
-        if shndx is None or shndx == SHN_UNDEF or shndx >= len(sections):
+        if shndx is None or shndx == SHN_UNDEF or shndx >= count:
             return None
         return shndx, value
 
     def _extended_index(self, symtab_index: int, symbol: int) -> int | None:
-        for section in self.image.sections:
-            if section.type == SHT_SYMTAB_SHNDX and section.link == symtab_index:
+        for section in self.image.sections_of_type(SHT_SYMTAB_SHNDX):
+            if section.link == symtab_index:
                 raw = self.read(section, symbol * 4, 4)
                 return None if raw is None else int.from_bytes(raw, "little" if self.image.little_endian else "big")
         return None

@@ -1,7 +1,13 @@
 """Write docs/reference-cli.md from the CLI's own argparse definitions.
 
 The reference cannot drift from the code: tests/docs/test_docs.py checks that
-the committed file equals what this script produces now.
+the committed file equals what this script produces now, and that every
+option of every command appears in it.
+
+Commands are found by walking the parser that ``tracebridge`` itself builds
+(:func:`tracebridge.cli.build_parser`), sub-commands of sub-commands
+included (``pmc resolve``), plus the parsers a command builds for the words
+after it (``NESTED_PARSERS`` of its module: ``cpu import``, ``cpu compare``).
 
     python docs/generate_reference.py            # rewrite docs/reference-cli.md
     python docs/generate_reference.py --check    # exit 1 if it is stale
@@ -10,67 +16,155 @@ the committed file equals what this script produces now.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from tracebridge.cli import build_parser
+from tracebridge.cli import COMMAND_MODULES, build_parser
 
 TARGET = Path(__file__).with_name("reference-cli.md")
+#: argparse wraps usage lines to the terminal: the reference fixes the width.
+WIDTH = "100"
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+def commands() -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every (sub)command as ("gen-probes", parser), ("pmc resolve", parser), ("cpu import", parser), ..."""
+    os.environ["COLUMNS"] = WIDTH
+    nested = {}
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f"tracebridge.cli.{module_name}")
+        for word, factory in getattr(module, "NESTED_PARSERS", {}).items():
+            nested.setdefault(module_name.replace("_", "-"), []).append((word, factory))
     found = []
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                found.append((name, sub))
-                found.extend((f"{name} {inner}", p) for inner, p in _subcommands(sub))
+
+    def walk(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    full = f"{prefix}{name}"
+                    found.append((full, sub))
+                    walk(sub, full + " ")
+                    for word, factory in nested.get(full, []):
+                        found.append((f"{full} {word}", factory()))
+
+    walk(build_parser(), "")
     return found
 
 
-def _option_rows(parser: argparse.ArgumentParser) -> list[str]:
-    rows = []
+def options(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    """The arguments a user can give (not --help, not the sub-command slot)."""
     for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-            continue
-        if action.option_strings:
-            names = ", ".join(f"`{o}`" for o in action.option_strings)
-            if action.nargs != 0 and action.metavar is not None:
-                names += f" `{action.metavar}`"
-            elif action.nargs != 0 and action.choices is not None:
-                names += " `{" + ",".join(map(str, action.choices)) + "}`"
-            elif action.nargs != 0:
-                names += f" `{action.dest.upper()}`"
+        if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            yield action
+
+
+def _markdown(text: str) -> str:
+    """Plain help text as Markdown: code spans kept, characters Markdown would eat escaped outside them."""
+    parts = re.split(r"(`[^`]*`)", text)
+    for i in range(0, len(parts), 2):
+        plain = parts[i].replace("\\", "\\\\").replace("*", "\\*").replace("<", "&lt;")
+        parts[i] = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", plain)
+    return "".join(parts)
+
+
+def _argument(action: argparse.Action) -> str:
+    if not action.option_strings:
+        return f"`{action.metavar or action.dest}`"
+    names = ", ".join(f"`{o}`" for o in action.option_strings)
+    if action.nargs == 0:
+        return names
+    if action.metavar is not None:
+        return f"{names} `{action.metavar}`"
+    if action.choices is not None:
+        return f"{names} `{{{','.join(map(str, action.choices))}}}`"
+    return f"{names} `{action.dest.upper()}`"
+
+
+def _meaning(action: argparse.Action) -> str:
+    text = " ".join((action.help or "").split())
+    default = action.default
+    if default not in (None, False, [], (), argparse.SUPPRESS) and "default" not in text:
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        text += f" (default: `{shown}`)"
+    if action.option_strings and isinstance(action, (argparse._AppendAction, argparse._ExtendAction)) \
+            and "repeat" not in text:
+        text += "; repeatable"
+    return _markdown(text).replace("|", "\\|")
+
+
+def _group_of(parser: argparse.ArgumentParser, action: argparse.Action) -> str | None:
+    for group in parser._action_groups:
+        if action in group._group_actions and group.title not in ("positional arguments", "options",
+                                                                 "optional arguments"):
+            return group.title
+    return None
+
+
+def _section(name: str, parser: argparse.ArgumentParser) -> list[str]:
+    out = [f"## `tracebridge {name}`", ""]
+    description = parser.description or ""
+    if description:
+        if parser.formatter_class is argparse.RawDescriptionHelpFormatter:
+            out += ["```text", description.rstrip(), "```", ""]
         else:
-            names = f"`{action.metavar or action.dest}`"
-        text = (action.help or "").replace("|", "\\|").replace("\n", " ")
-        if action.default not in (None, False, [], argparse.SUPPRESS) and "default" not in text:
-            text += f" (default: `{action.default}`)"
-        rows.append(f"| {names} | {text} |")
-    return rows
+            out += [_markdown(" ".join(description.split())), ""]
+    # Continuation lines are indented under the program name, which follows "usage: ".
+    usage = "\n".join(line[len("usage: "):] if line.startswith(" " * len("usage: ")) else line
+                      for line in parser.format_usage().replace("usage: ", "", 1).strip().split("\n"))
+    out += ["```text", usage, "```", ""]
+    rows = [(action, _group_of(parser, action)) for action in options(parser)]
+    if rows:
+        out += ["| argument | meaning |", "|---|---|"]
+        for action, group in rows:
+            prefix = f"*{group}:* " if group else ""
+            out.append(f"| {_argument(action)} | {prefix}{_meaning(action)} |")
+        out.append("")
+    return out
 
 
 def render() -> str:
-    os.environ["COLUMNS"] = "100"  # argparse wraps usage lines to the terminal: fix the width
     parser = build_parser()
+    found = commands()
     out = [
         "# Command reference",
         "",
-        "Generated by `python docs/generate_reference.py` from the CLI definitions; do not edit by hand.",
+        "Generated by `python docs/generate_reference.py` from the CLI definitions; do not edit by hand "
+        "(`tests/docs/test_docs.py` fails when it is stale). The same text, wrapped, is "
+        "`tracebridge COMMAND --help`. Input and output formats are in [formats.md](formats.md), the "
+        "messages in [troubleshooting.md](troubleshooting.md).",
         "",
-        "Every command exits with status 0 on success, 2 on bad input or usage (one line on stderr: "
-        "`tracebridge: FILE[:LINE]: problem`), and 130 when interrupted.",
+        "## Exit status",
         "",
+        "| status | when |",
+        "|---|---|",
+        "| 0 | success (`inspect`: whatever the verdict) |",
+        "| 2 | bad input or usage: one line on standard error, `tracebridge: FILE[:LINE]: problem` "
+        "(argparse's own usage errors print the usage line first) |",
+        "| 130 | interrupted (Ctrl-C) |",
+        "| other | `tracebridge cpu -- COMMAND` and `tracebridge record ... -- WORKLOAD`: the workload's own "
+        "failing status (128+N when a signal N ended it), as `time(1)` does; see "
+        "[record.md](record.md#exit-status) |",
+        "",
+        "## Commands",
+        "",
+        "| command | what it does |",
+        "|---|---|",
     ]
-    for name, sub in _subcommands(parser):
-        out += [f"## `tracebridge {name}`", ""]
-        if sub.description or sub.format_usage():
-            out += [sub.description or "", ""] if sub.description else []
-        out += ["```", sub.format_usage().replace("usage: ", "").strip(), "```", ""]
-        rows = _option_rows(sub)
-        if rows:
-            out += ["| argument | meaning |", "|---|---|", *rows, ""]
+    helps = {}
+    for name, sub in [("", parser), *found]:
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps.update({f"{name} {c.dest}".strip(): c.help for c in action._choices_actions})
+    for name, sub in found:
+        text = helps.get(name) or re.split(r"\.(?:\s|$)", sub.description or "")[0]
+        anchor = "tracebridge-" + name.replace(" ", "-")
+        out.append(f"| [`tracebridge {name}`](#{anchor}) | {_markdown(' '.join(text.split()))} |")
+    out += ["", "`tracebridge --version` prints the version; `-h`/`--help` works on every command.", ""]
+    for name, sub in found:
+        out += _section(name, sub)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -38,7 +38,6 @@ cpu_percent (percent of ONE cpu; time in seconds since the start).  CPU-wide
 rows are in the same file with pid -1, process "[cpu]", thread "cpuN" or "all"
 (the sum over CPUs).  See docs/cpu.md."""
 
-SUBCOMMANDS = ("import", "compare")
 # Recording options and their defaults: a change to any of them before "import"/"compare" is a mistake.
 RECORD_DEFAULTS = {"pid": [], "name": None, "all": False, "interval": 1.0, "duration": None, "output": None,
                    "top": 15}
@@ -69,11 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     words = list(args.words)
-    if words and words[0] in SUBCOMMANDS:
+    if words and words[0] in NESTED_PARSERS:
         if any(getattr(args, option) != default for option, default in RECORD_DEFAULTS.items()):
             raise UsageError(f"recording options cannot be combined with '{words[0]}'; "
                              f"put its own options after it (tracebridge cpu {words[0]} --help)")
-        sub = _import_parser() if words[0] == "import" else _compare_parser()
+        sub = NESTED_PARSERS[words[0]]()
         options = sub.parse_args(words[1:])
         return options.func(options)
     if words and words[0] != "--":
@@ -120,7 +119,8 @@ def _exit_status(status: int | None) -> int:
     return 128 - status if status < 0 else status
 
 
-def _import_parser() -> argparse.ArgumentParser:
+def import_parser() -> argparse.ArgumentParser:
+    """The parser of ``tracebridge cpu import`` (also read by docs/generate_reference.py)."""
     parser = argparse.ArgumentParser(
         prog="tracebridge cpu import",
         description="Convert a FreeBSD `top -bzSHCP` batch capture into the CPU series "
@@ -147,7 +147,8 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_parser() -> argparse.ArgumentParser:
+def compare_parser() -> argparse.ArgumentParser:
+    """The parser of ``tracebridge cpu compare`` (also read by docs/generate_reference.py)."""
     from tracebridge.cli.common import add_format_argument  # pulls in the ELF reader: only when needed
 
     parser = argparse.ArgumentParser(
@@ -188,6 +189,11 @@ def _compare(args: argparse.Namespace) -> int:
         draw_comparison(runs, busiest(runs, args.top), args.output)
         print(f"tracebridge: wrote {args.output}", file=sys.stderr)
     return 0
+
+
+#: The words after ``tracebridge cpu`` that have their own parser, and how to build it.  argparse
+#: cannot attach them as sub-commands (see the module docstring), so documentation tools read them here.
+NESTED_PARSERS = {"import": import_parser, "compare": compare_parser}
 
 
 def _positive(text: str) -> float:

@@ -116,6 +116,8 @@ class Document:
     lines: list[str]
     #: Shell commands and excerpts in document order.
     items: list[Command | Excerpt] = field(default_factory=list)
+    #: Mistakes in the examples themselves (a FreeBSD block that does not say so).
+    problems: list[str] = field(default_factory=list)
 
 
 def _split_commands(text: str) -> list[str]:
@@ -138,6 +140,7 @@ def read_document(path: Path) -> Document:
     shell: str | None = None
     code: list[str] | None = None
     code_line = 0
+    first_line = False
     pending = ""
     pending_line = 0
     excerpt_start: tuple[int, re.Match] | None = None
@@ -154,6 +157,12 @@ def read_document(path: Path) -> Document:
             if shell is None:
                 continue
             stripped = line.strip()
+            if shell == TARGET and first_line and stripped:
+                first_line = False
+                if not (stripped.startswith("#") and "FreeBSD" in stripped):
+                    document.problems.append(
+                        f"{_shown(path)}:{number + 1}: a `sh freebsd` block must start with a comment that "
+                        "says so to the reader (`# on FreeBSD, as root`): the info string is not shown")
             if not pending and (not stripped or stripped.startswith("#")):
                 continue
             if not pending:
@@ -170,6 +179,7 @@ def read_document(path: Path) -> Document:
             fence = opened.group(1)
             if opened.group(2) in SHELLS and excerpt_start is None:
                 shell = TARGET if opened.group(3).split()[:1] == [TARGET] else "run"
+                first_line = True
             elif opened.group(2) in PYTHON and excerpt_start is None:
                 code, code_line = [], number + 2
             continue
@@ -357,7 +367,7 @@ class Outcome:
 
 
 def run_document(document: Document) -> Outcome:
-    outcome = Outcome(document)
+    outcome = Outcome(document, failures=list(document.problems))
     replacements: list[tuple[int, int, list[str]]] = []
     namespace: dict = {"__name__": "__docs__"}
     printed = ""

@@ -78,7 +78,8 @@ def test_the_docs_have_examples_to_run():
 
 
 def test_the_checker_catches_failures(tmp_path):
-    """A failing command, a stray tool, a stale excerpt and a target-only block are each noticed."""
+    """A failing command, a stray tool, a stale excerpt and a target-only block are each noticed,
+    and so is a target-only block that does not tell the reader so."""
     page = tmp_path / "page.md"
     page.write_text("\n".join([
         "```sh", "tracebridge inspect examples/if_rem.ko", "tracebridge fold examples/kldstat.txt",
@@ -88,10 +89,11 @@ def test_the_checker_catches_failures(tmp_path):
         "<!-- /output -->", ""]))
     result = examples.run_document(examples.read_document(page))
     assert result.ran == 3
-    assert len(result.failures) == 3
-    assert "examples/kldstat.txt" in result.failures[0] and "exited 2" in result.failures[0]
-    assert "not a tracebridge command" in result.failures[1]
-    assert "does not parse" in result.failures[2] and "--no-such-option" in result.failures[2]
+    assert len(result.failures) == 4
+    assert "must start with a comment" in result.failures[0]
+    assert "examples/kldstat.txt" in result.failures[1] and "exited 2" in result.failures[1]
+    assert "not a tracebridge command" in result.failures[2]
+    assert "does not parse" in result.failures[3] and "--no-such-option" in result.failures[3]
     assert [c.text for c in result.skipped] == ["dtrace -s probes.d", "tracebridge gen-probes --no-such-option x.ko"]
     assert "$ tracebridge inspect examples/if_rem.ko\nif_rem.ko: amd64 ET_REL" in result.text
     assert "stale" not in result.text

@@ -171,8 +171,9 @@ def _per_key(stacks: FlatStacks, keys: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _plain(value: float) -> int | float:
+    """A count as an int when whole; a scaled (--normalize) count to 2 decimals, like the percentages."""
     value = float(value)
-    return int(value) if value.is_integer() else round(value, 6)
+    return int(value) if value.is_integer() else round(value, 2)
 
 
 def read_name_map(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -48,8 +48,9 @@ def _rich_table(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequen
 
     table = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
-        table.add_column(column, justify="right" if column in numeric | hex_columns else "left",
-                         overflow="fold")
+        is_number = column in numeric | hex_columns
+        # Numbers never wrap mid-digit; names fold where they must.
+        table.add_column(column, justify="right" if is_number else "left", overflow="fold", no_wrap=is_number)
     for row in rows:
         cells = []
         for column in columns:

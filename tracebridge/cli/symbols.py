@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
             })
             if args.format == "table":
                 rows[-1]["fbt"] = fbt.reason or f"+{fbt.entry:#x}/{len(fbt.returns)}"
+                # rustc's per-function sections repeat the (mangled) name: say so briefly.
+                if function.section.endswith(function.name) and function.section != function.name:
+                    rows[-1]["section"] = function.section[:-len(function.name)] + "<fn>"
         return rows
 
     rows = rows_for(image.functions_by_offset)

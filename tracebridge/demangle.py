@@ -9,7 +9,11 @@ symbols, takes over automatically.  C++ Itanium names always go through the
 ``demangle`` package.
 
 A name that cannot be demangled (corrupt, hostile, or over the size limit) is
-returned unchanged: a wrong expansion is worse than the mangled name.
+returned unchanged: a wrong expansion is worse than the mangled name.  Either
+way, control characters in the name people read (a newline, an escape
+sequence, Unicode line separators; symbol names are bytes anyone can write)
+are shown as ``\\xNN``/``\\uNNNN``, so no text output -- a symbol map, a
+table, folded stacks -- gains lines or terminal commands from a name.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ except ImportError:
 #: Longest name handed to a demangler.  rustc-demangle has its own recursion
 #: and output limits; this bounds the pure-Python fallback's time per name.
 MAX_NAME = 16384
+#: Longest demangled name kept.  v0 backrefs and C++ substitutions make the
+#: output grow exponentially with the input: 140 bytes can spell 400 KB, and
+#: rustc-demangle stops only at 1 MB.  The pure-Python package stops at 64 K
+#: characters; the same bound here keeps every backend's answer the same and
+#: a module of such names within memory.  Longer names stay mangled.
+MAX_DEMANGLED = 1 << 16
 
 RUST_LEGACY = "rust-legacy"
 RUST_V0 = "rust-v0"
@@ -45,6 +55,15 @@ _LEGACY_PREFIXES = ("_ZN", "ZN", "__ZN")
 # `<[u32; 4] as rem::em::RxDesc>::len` (a primitive is never followed by `::`).
 _CRATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)::")
 _V0_CRATE_HASH = re.compile(r"^[^\[:<]*\[([0-9a-f]+)\]")
+# Every control character but the tab, which breaks no line (names already hold spaces).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as an escape (see the module docstring)."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
 
 
 @dataclass(slots=True)
@@ -66,7 +85,7 @@ class Demangled:
     @property
     def full(self) -> str:
         if self._full is None:
-            self._full = _rust_full(self.mangled) if self.is_rust else self.name
+            self._full = printable(_rust_full(self.mangled)) if self.is_rust else self.name
         return self._full
 
     @property
@@ -134,16 +153,18 @@ def split_path(name: str) -> tuple[str, ...]:
 
 def _pyderust_plain(name: str) -> str | None:
     try:
-        return _pyderust.demangle(name)
+        plain = _pyderust.demangle(name)
     except Exception:  # DemangleError, or a limit hit inside the binding
         return None
+    return plain if len(plain) <= MAX_DEMANGLED else None
 
 
 def _pyderust_full(name: str) -> str:
     try:
-        return _pyderust.demangle(name, include_hash=True)
+        full = _pyderust.demangle(name, include_hash=True)
     except Exception:
         return name
+    return full if len(full) <= MAX_DEMANGLED else name
 
 
 _FALLBACK_FULL = _pydemangle.style("llvm", rust={"keep_hash": True})
@@ -160,9 +181,10 @@ def _fallback_full(name: str) -> str:
 
 def _cpp_fast(name: str) -> str:
     try:
-        return _cpp_demangle.demangle(name)
+        cpp = _cpp_demangle.demangle(name)
     except Exception:  # ValueError for names it cannot read
         return name
+    return cpp if len(cpp) <= MAX_DEMANGLED else name
 
 
 def _cpp_fallback(name: str) -> str:
@@ -192,7 +214,8 @@ def use_backend(name: str) -> None:
 
 
 def _as_c(name: str) -> Demangled:
-    return Demangled(name, C, name, name)
+    shown = printable(name)
+    return Demangled(name, C, shown, shown)
 
 
 @lru_cache(maxsize=1 << 20)
@@ -205,14 +228,15 @@ def demangle_symbol(mangled: str) -> Demangled:
     if mangled.startswith(_V0_PREFIXES):
         plain = _rust_plain(mangled)
         if plain is not None:
-            return Demangled(mangled, RUST_V0, plain)
+            return Demangled(mangled, RUST_V0, printable(plain))
     elif mangled.startswith(_LEGACY_PREFIXES):
         plain = _rust_plain(mangled)
         if plain is not None:
-            return Demangled(mangled, RUST_LEGACY, plain)
+            return Demangled(mangled, RUST_LEGACY, printable(plain))
     if mangled.startswith(("_Z", "__Z")):
         cpp = _cpp(mangled)
         if cpp != mangled:
+            cpp = printable(cpp)
             return Demangled(mangled, CPP, cpp, cpp)
     return _as_c(mangled)
 

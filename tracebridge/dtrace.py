@@ -40,10 +40,10 @@ from tracebridge.inputs import Loaded, LoadOptions, Source
 from tracebridge.profile import C, Frame, Metadata, Profile
 
 _HEADER = re.compile(r"^CPU +ID +FUNCTION:NAME\s*$")
-_PROBE = re.compile(r"^ *\d+ +\d+ +\S*:\S+(?: .*)?$")
+_PROBE = re.compile(r"^ *\d+ +\d+ +[^\s:]*:\S+(?: .*)?$")  # up to the first `:` in one way: linear time
 _QUANT_HEADER = re.compile(r"^ *(?:value|key) +-+ Distribution -+ +count *$")
 # "%16lld " then the bar (`@`, spaces, or UTF-8 blocks; `|` placed by sign), then "%-9lld".
-_QUANT_ROW = re.compile(r"^ *(<|>=)? *(-?\d+) [^|\d]*\|[^\d-]*?(-?\d+) *$")
+_QUANT_ROW = re.compile(r"^ *(?:(<|>=) *)?(-?\d+) [^|\d]*\|[^\d-]*?(-?\d+) *$")  # one way to take each space
 _INT = re.compile(r"^-?\d+$")
 _OFFSET = re.compile(r"\+0x[0-9a-fA-F]+")
 _NOISE = ("dtrace: ", "^C")
@@ -140,36 +140,57 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
     """The common case at C speed: only ``@[stack(), ...] = count()`` entries, or None.
 
     A 25 MB capture is half a million lines, and looking at each in Python
-    is most of the cost.  Here the text is cut at whitespace in one call and
-    the counts are found among the tokens; the distinct tokens (a few
-    thousand once offsets are gone) are checked after.  Anything that is not
-    frames-then-count (keys, histograms, traced firings, names with spaces)
-    leaves a token that is neither, and returns None for :func:`parse`.
+    is most of the cost.  Here each block of text (see
+    :meth:`~tracebridge.inputs.Source.blocks`: a capture of gigabytes is
+    streamed) is cut at whitespace in one call and the counts are found
+    among the tokens; the distinct tokens (a few thousand once offsets are
+    gone) are checked after.  Anything that is not frames-then-count (keys,
+    histograms, traced firings, names with spaces) leaves a token that is
+    neither, and returns None for :func:`parse`.
     """
-    text = source.text
-    while text.startswith(_NOISE):
-        text = text[text.find("\n") + 1:] if "\n" in text else ""
-    if not options.offsets:
-        text = _OFFSET.sub("", text)
-    tokens = text.split()
+    profile = _new_profile(source, options.value_kinds[0])
+    ids: dict[str, int] = {}
+    tail: list[str] = []  # the tokens of an entry that goes on in the next block
+    for first, text in source.blocks():
+        if first == 1:
+            while text.startswith(_NOISE):
+                text = text[text.find("\n") + 1:] if "\n" in text else ""
+        if not options.offsets:
+            text = _OFFSET.sub("", text)
+        tail = _add_plain_entries(profile, ids, tail + text.split(), options)
+        if tail is None:
+            return None
+    return Loaded(profile) if profile.stacks and not tail else None
+
+
+#: Most tokens one plain entry may have (a stack is at most a few hundred frames).
+_MAX_ENTRY = 1 << 16
+
+
+def _add_plain_entries(profile: Profile, ids: dict[str, int], tokens: list[str],
+                       options: LoadOptions) -> list[str] | None:
+    """Add the complete entries of ``tokens``; return the tokens after the last count, or None if not plain."""
     distinct = set(tokens)
-    counts = {t for t in distinct if t.isdigit()}
+    counts = {t for t in distinct if t.isascii() and t.isdigit()}
     frames = distinct - counts
-    if not counts or any("`" not in f and not f.startswith("0x") for f in frames):
+    if any("`" not in f and not f.startswith("0x") for f in frames):
         return None
     ends = list(compress(range(len(tokens)), map(counts.__contains__, tokens)))
+    if not ends:
+        return tokens if len(tokens) <= _MAX_ENTRY else None
     starts = [0] + [end + 1 for end in ends[:-1]]
     # Every count must close a non-empty run of frames (a number after a number is a key).
-    if ends[-1] != len(tokens) - 1 or any(start == end for start, end in zip(starts, ends)):
+    if any(start == end for start, end in zip(starts, ends)):
         return None
-    profile = _new_profile(source, options.value_kinds[0])
-    ids = _frame_ids(profile, {f: f for f in frames}, options)
-    backwards = list(map(ids.get, reversed(tokens)))  # root-first slices of each entry
-    n = len(tokens)
+    new = frames - ids.keys()
+    if new:
+        ids.update(_frame_ids(profile, {f: f for f in new}, options))
+    n = ends[-1] + 1
+    backwards = list(map(ids.get, reversed(tokens[:n])))  # root-first slices of each entry
     add = profile.add_ids
     for start, end in zip(starts, ends):
         add(tuple(backwards[n - end:n - start]), int(tokens[end]))
-    return Loaded(profile)
+    return tokens[n:]
 
 
 def _new_profile(source: Source, kind: str) -> Profile:

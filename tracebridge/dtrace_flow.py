@@ -30,7 +30,9 @@ from tracebridge.inputs import Loaded, LoadOptions, Source
 from tracebridge.profile import Metadata, Profile
 
 _HEADER = re.compile(r"^CPU +FUNCTION\s*$")
-_FLOW = re.compile(r"^(?P<numbers>(?: *\d+)*)(?P<pad> *)(?P<arrow>->|<-|=>|<=|\|) (?P<function>\S+)")
+# Each leading number is taken whole ((?!\d)): `(?: *\d+)*` alone could split a long
+# run of digits every possible way, and a line of them would never finish matching.
+_FLOW = re.compile(r"^(?P<numbers>(?: *\d+(?!\d))*)(?P<pad> *)(?P<arrow>->|<-|=>|<=|\|) (?P<function>\S+)")
 _ENTRY = ("->", "=>")
 _RETURN = ("<-", "<=")
 _SKIP = ("dtrace: ", "^C")
@@ -69,7 +71,7 @@ def read(source: Source, options: LoadOptions) -> Loaded:
 def _events(source: Source) -> list[tuple[tuple[str, ...], int, int, str, str]]:
     """(leading numbers, indentation, line, arrow, function) per entry/return line."""
     events = []
-    for number, line in enumerate(source.text.split("\n"), 1):
+    for number, line in source.lines():
         if not line.strip() or _HEADER.match(line) or line.startswith(_SKIP):
             continue
         match = _FLOW.match(line)

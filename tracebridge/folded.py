@@ -88,7 +88,7 @@ def sniff(source: Source) -> bool:
 
 def read(source: Source, options: LoadOptions) -> Loaded:
     stacks: dict[tuple[str, ...], float] = {}
-    for number, line in enumerate(source.text.split("\n"), 1):
+    for number, line in source.lines():
         if not line.strip():
             continue
         stack, space, count = line.rpartition(" ")

@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from tracebridge.errors import InputError, UsageError
 from tracebridge.profile import Metadata, Profile
@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 #: Bytes of each file the sniffers look at.
 HEAD_SIZE = 64 * 1024
+#: Bytes a streaming reader takes at a time.
+BLOCK = 4 << 20
+#: Longest line accepted: far beyond any real stack, and it bounds the memory one line takes.
+MAX_LINE = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -92,20 +96,26 @@ def find_format(name: str) -> InputFormat:
 class Source:
     """One input file: its path, the first bytes for sniffing, and its text for reading.
 
-    The text is checked once, here, for what no reader should have to
-    handle: NUL bytes (a binary file), bytes that are not UTF-8, and
-    Windows line ends, which are read as plain ``\\n`` (a capture copied
-    through a Windows machine holds the same data).  A carriage return
-    that does not end a line is an error.
+    Readers that can stream take the text in blocks of whole lines
+    (:meth:`blocks`, :meth:`lines`), so a capture of gigabytes never sits
+    in memory; the others take all of it (:attr:`text`).  Either way the
+    text is checked here, once, for what no reader should have to handle:
+    NUL bytes (a binary file), bytes that are not UTF-8, and lines longer
+    than :data:`MAX_LINE`; Windows line ends are read as plain ``\\n`` (a
+    capture copied through a Windows machine holds the same data), and a
+    carriage return that does not end a line is an error.
     """
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = os.fspath(path)
+        with self._open() as handle:
+            self.head_bytes = handle.read(HEAD_SIZE + 1)
+
+    def _open(self) -> IO[bytes]:
         if os.path.isdir(self.path):
-            raise InputError(self.path, "is a directory, expected a profile file")
+            raise InputError(self.path, "is a directory, expected a file")
         try:
-            with open(self.path, "rb") as handle:
-                self.data = handle.read()
+            return open(self.path, "rb")
         except FileNotFoundError:
             raise InputError(self.path, "no such file") from None
         except PermissionError:
@@ -116,32 +126,97 @@ class Source:
     def error(self, message: str, line: int | None = None) -> InputError:
         return InputError(self.path, message, line)
 
-    def _line_at(self, offset: int) -> int:
-        return self.data.count(b"\n", 0, offset) + 1
+    def _raw_blocks(self) -> Iterator[tuple[int, bytes]]:
+        """Blocks of whole lines (the last may lack its newline), each with its first line's number."""
+        line = 1
+        pending: list[bytes] = []
+        pending_size = 0
+        with self._open() as handle:
+            while chunk := handle.read(BLOCK):
+                cut = chunk.rfind(b"\n") + 1
+                if not cut:  # no line ends in this chunk: part of one long line
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size > MAX_LINE:
+                        raise self.error(f"has a line longer than {MAX_LINE >> 20} MB: not a text capture", line)
+                    continue
+                block = b"".join([*pending, chunk[:cut]])
+                pending, pending_size = [chunk[cut:]], len(chunk) - cut
+                yield line, block
+                line += block.count(b"\n")
+        if pending_size:
+            yield line, b"".join(pending)
 
-    @cached_property
-    def text(self) -> str:
-        data = self.data
+    def _refuse_nul(self, data: bytes, line: int) -> None:
         nul = data.find(b"\0")
         if nul >= 0:
-            raise self.error("contains a NUL byte: binary data, not a text capture", self._line_at(nul))
+            raise self.error("contains a NUL byte: binary data, not a text capture", line + data.count(b"\n", 0, nul))
+
+    def _decode(self, data: bytes, line: int) -> str:
+        self._refuse_nul(data, line)
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n")
             stray = data.find(b"\r")
             if stray >= 0:
                 raise self.error("contains a carriage return inside a line (corrupt or not a text capture)",
-                                 data.count(b"\n", 0, stray) + 1)
+                                 line + data.count(b"\n", 0, stray))
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self.error(f"is not UTF-8 text (byte {data[exc.start]:#04x})",
-                             data.count(b"\n", 0, exc.start) + 1) from None
+                             line + data.count(b"\n", 0, exc.start)) from None
+
+    def blocks(self) -> Iterator[tuple[int, str]]:
+        """The checked text in blocks of whole lines (about :data:`BLOCK` bytes), with their first line numbers."""
+        for line, data in self._raw_blocks():
+            yield line, self._decode(data, line)
+
+    def lines(self) -> Iterator[tuple[int, str]]:
+        """``(number, line)`` for every line of the checked text, without its newline."""
+        for first, block in self.blocks():
+            lines = block.split("\n")
+            if lines[-1] == "":
+                lines.pop()
+            yield from enumerate(lines, first)
+
+    @property
+    def data(self) -> bytes:
+        """Every byte of the file, for readers that need it all at once."""
+        with self._open() as handle:
+            return handle.read()
+
+    @cached_property
+    def text(self) -> str:
+        """All of the checked text, for readers that need it at once (not the large captures)."""
+        return self._decode(self.data, 1)
+
+    def lenient_text(self) -> str:
+        """All of the text, bytes that are not UTF-8 replaced, line ends as they are; NUL bytes still refused.
+
+        For captures of tools that print names as raw bytes (``top``).
+        """
+        data = self.data
+        self._refuse_nul(data, 1)
+        return data.decode("utf-8", errors="replace")
+
+    def check_text(self) -> None:
+        """Raise the error that says why this is not text, if it is not (streaming through it)."""
+        for _ in self.blocks():
+            pass
+
+    @property
+    def blank(self) -> bool:
+        """Nothing but white space (or nothing) in the file."""
+        if self.head_bytes.strip():
+            return False
+        with self._open() as handle:
+            return not any(chunk.strip() for chunk in iter(lambda: handle.read(BLOCK), b""))
 
     @cached_property
     def head(self) -> str:
         """The first lines (up to :data:`HEAD_SIZE` bytes), leniently decoded, for sniffing only."""
-        head = self.data[:HEAD_SIZE]
-        if len(self.data) > HEAD_SIZE:
+        head = self.head_bytes[:HEAD_SIZE]
+        if len(self.head_bytes) > HEAD_SIZE:
             head = head[:head.rfind(b"\n") + 1] or head
         return head.replace(b"\r\n", b"\n").decode("utf-8", errors="replace")
 
@@ -253,18 +328,56 @@ def detect(source: Source) -> InputFormat | None:
     return None
 
 
+#: Files given where a profile is expected by mistake, by their first bytes: what they are, what to do.
+_MAGICS = (
+    (b"\x7fELF", "an ELF file (a kernel module or kernel?): give modules with --module"),
+    (b"\x1f\x8b", "gzip-compressed data: decompress it first"),
+    (b"\xfd7zXZ\x00", "xz-compressed data: decompress it first"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data: decompress it first"),
+    (b"PAR1", "a Parquet file (a report or a CPU series), not a profile"),
+    (b"\x89PNG", "a PNG image (a chart), not a profile"),
+)
+
+
+def other_kind(source: Source) -> str | None:
+    """What a file that no reader takes looks like (for "this looks like ..."), if tracebridge knows it."""
+    from tracebridge.cputime.top import _DISPLAY_START
+    from tracebridge.kldstat import sniff as sniff_kldstat
+    from tracebridge.pmclog import is_binary_log
+
+    head = source.head_bytes
+    for magic, what in _MAGICS:
+        if head.startswith(magic):
+            return what
+    if is_binary_log(head):
+        return "a raw hwpmc log (pmcstat -O): read it with `tracebridge pmc resolve`"
+    first = source.first_line
+    if first.startswith("{"):
+        return "a JSON document (a probe map? give it with --probe-map)"
+    if first.startswith(("<?xml", "<svg")):
+        return "an SVG or XML file (a flame graph?), not a capture"
+    if sniff_kldstat([first]):
+        return "saved kldstat output: give it with --kldstat"
+    if _DISPLAY_START.match(first):
+        return "a top capture: read it with `tracebridge cpu import` or `tracebridge cpu compare`"
+    return None
+
+
 def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
     if os.path.isdir(path):  # a `tracebridge record` bundle
         from tracebridge.bundle import read_bundle
 
         return read_bundle(os.fspath(path), options)
     source = Source(path)
-    if not source.data.strip():
+    if source.blank:
         raise source.error("is empty: no samples to read")
     if options.format is None:
         fmt = detect(source)
         if fmt is None:
-            source.text  # binary or undecodable data is reported as such, with its line
+            other = other_kind(source)
+            if other is not None:
+                raise source.error(f"this looks like {other}")
+            source.check_text()  # binary or undecodable data is reported as such, with its line
             first = source.first_line
             raise source.error(
                 "does not look like any input tracebridge reads ("
@@ -276,10 +389,14 @@ def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
         return fmt.load(source, options)
     except InputError as exc:
         guess = detect(source)
-        if guess is None or guess.name == fmt.name:
-            raise
-        raise InputError(exc.path, f"{exc.message} (this looks like {guess.description}: "
-                                   f"try --input-format {guess.name})", exc.position) from None
+        if guess is not None and guess.name != fmt.name:
+            hint = f"this looks like {guess.description}: try --input-format {guess.name}"
+        else:
+            hint = other_kind(source) if guess is None else None
+            if hint is None:
+                raise
+            hint = f"this looks like {hint}"
+        raise InputError(exc.path, f"{exc.message} ({hint})", exc.position) from None
 
 
 def load_inputs(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> Loaded:

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from tracebridge.errors import InputError
 
 _HEADER = re.compile(r"^\s*Id\s+Refs\s+Address( +)Size\s+Name\s*$")
-_FILE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(0x[0-9a-fA-F]+|[0-9a-fA-F]{8,16})\s+(\S+)\s+(\S.*?)\s*$")
+# Matched against the line without trailing white space: `(\S.*?)\s*$` would try every
+# split of a long run of blanks, in time that grows with its square.
+_FILE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(0x[0-9a-fA-F]+|[0-9a-fA-F]{8,16})\s+(\S+)\s+(\S.*)$")
 _PATHNAME = re.compile(r"^(\S+) \((.*)\)$")
 _MODULE = re.compile(r"^\s*(\d+)\s+(\S+)")
 #: Sub-lines of ``-v`` that carry nothing tracebridge needs.
@@ -131,7 +133,7 @@ def read_kldstat(path: str | os.PathLike[str]) -> Kldstat:
 
 
 def _file_line(line: str, path: str, number: int, humanised: bool) -> KldFile:
-    match = _FILE.match(line)
+    match = _FILE.match(line.rstrip())
     if match is None:
         raise InputError(path, f"not a kldstat line (expected 'Id Refs Address Size Name'): {line.strip()[:80]!r}",
                          number)
@@ -148,6 +150,8 @@ def _file_line(line: str, path: str, number: int, humanised: bool) -> KldFile:
     named = _PATHNAME.match(rest)
     if named:
         rest, pathname = named.groups()
+    if int(address, 16) >> 64:
+        raise InputError(path, f"address {address} does not fit in 64 bits", number)
     return KldFile(int(ident), int(refs), int(address, 16), size, rest, pathname, (), number)
 
 

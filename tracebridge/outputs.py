@@ -3,7 +3,8 @@
 Outputs are written to a temporary file next to the target and renamed into
 place, so an interrupted run never leaves half a file; and a target that is
 one of the command's own inputs is refused, so ``-o`` cannot eat the data it
-was asked to read.
+was asked to read.  A target that is a device or a pipe (``-o /dev/null``)
+is written into, never renamed over.
 """
 
 from __future__ import annotations
@@ -57,13 +58,19 @@ def open_output(
     check_not_input(target, inputs)
     if os.path.isdir(target):
         raise OutputError(f"{target}: is a directory, expected a file name for the output")
+    if os.path.exists(target) and not os.path.isfile(target):
+        # A device or a pipe (`-o /dev/null`, a FIFO): renaming over it would
+        # replace the device node itself, so write into it.
+        with _open_special(target, mode) as handle:
+            yield handle
+        return
     directory = os.path.dirname(os.path.abspath(target))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tracebridge-", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise OutputError(f"{target}: cannot write here: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as handle:
+        with os.fdopen(fd, mode, **_text_options(mode)) as handle:
             yield handle
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
@@ -82,6 +89,17 @@ def write_output(
     """Write ``data`` atomically to ``path`` (or stdout for ``None``/``-``)."""
     with open_output(path, "wb" if isinstance(data, bytes) else "w", inputs=inputs) as handle:
         handle.write(data)
+
+
+def _text_options(mode: str) -> dict[str, str]:
+    return {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+
+
+def _open_special(target: str, mode: str) -> IO:
+    try:
+        return open(target, mode, **_text_options(mode))
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write here: {exc.strerror or exc}") from None
 
 
 def _umask() -> int:

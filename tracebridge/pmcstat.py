@@ -335,23 +335,20 @@ def map_in(space: AddressSpace, images: Mapping[str, ModuleImage], name: str, st
 
 def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
                        images: Mapping[str, ModuleImage] | None = None, *, pmc: str | None = None,
-                       counts: ResolutionCounts | None = None, lines: Iterable[bytes] | None = None) -> Profile:
+                       counts: ResolutionCounts | None = None) -> Profile:
     """Read a ``pmcstat -R log -o`` record log into a profile of kernel stacks.
 
     ``space`` holds modules placed beforehand (``--base``, kldstat); the
     log's kernel ``map-in`` records place the rest, using ``images`` (by
     file name, the kernel as ``kernel``) for the layouts.  ``pmc`` keeps
     one PMC (event name or hex id).  ``counts``, if given, receives the
-    resolution summary.  ``lines`` reads from memory instead of ``path``.
+    resolution summary.
     """
     path = os.fspath(path)
     counts = counts if counts is not None else ResolutionCounts()
     profile = Profile(Metadata(source=path))
     reader = _LogReader(path, space, images or {}, pmc, profile, counts)
-    if lines is None:
-        with open_log(path) as lines:
-            reader.run(lines)
-    else:
+    with open_log(path) as lines:
         reader.run(lines)
     names = sorted(set(reader.pmc_names.values()))
     profile.metadata.event = pmc or (", ".join(names) if names else "samples")
@@ -469,14 +466,12 @@ def _options_images(options: LoadOptions) -> tuple[dict[str, ModuleImage], dict[
 
 
 def read_log_source(source: Source, options: LoadOptions) -> Loaded:
-    import io
-
     from tracebridge.inputs import Loaded
     from tracebridge.placement import build_space
 
     images, placed = _options_images(options)
     space = build_space(images, placed, require_all=False)
-    return Loaded(read_callchain_log(source.path, space, images, lines=io.BytesIO(source.data)))
+    return Loaded(read_callchain_log(source.path, space, images))  # streamed from the file
 
 
 def read_callgraph_source(source: Source, options: LoadOptions) -> Loaded:

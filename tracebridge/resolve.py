@@ -232,6 +232,9 @@ class AddressSpace:
         end = module.end
         if end is None:
             return limit
+        if end > limit and following is None:
+            raise UsageError(f"{module.name} at {module.base:#x} (size {end - module.base:#x}) runs past the end "
+                             "of the address space: check the load address")
         if end > limit and module.image is not None and following.image is not None:
             raise UsageError(f"{module.name} at {module.base:#x} (size {end - module.base:#x}) overlaps "
                              f"{following.name} at {following.base:#x}: check the load addresses")

@@ -29,7 +29,7 @@ def assert_one_line(err: str, path, line: int | None, words: str):
 
 
 @pytest.mark.parametrize("content, line, words", [
-    (b"\x7fELF\x02\x01\x01\x00" + bytes(range(1, 256)), 1, "NUL byte"),
+    (b"\x7fELF\x02\x01\x01\x00" + bytes(range(1, 256)), None, "looks like an ELF file.*--module"),
     (STACKS.encode().replace(b"bar", b"b\x00r"), 3, "NUL byte"),
     (b"hello world\nthis is not a profile\n", 1, "does not look like any input"),
     (b"\n              kernel`foo+0x1\n              kernel`bar+0x2\n", 2, "no count.*cut short"),

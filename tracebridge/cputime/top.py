@@ -80,13 +80,10 @@ def looks_like_top(path: str | os.PathLike[str]) -> bool:
 
 
 def read_top(path: str | os.PathLike[str]) -> TopCapture:
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8", errors="replace", newline="") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
-    return parse_top(text, name)
+    from tracebridge.inputs import Source
+
+    source = Source(path)
+    return parse_top(source.lenient_text(), source.path)
 
 
 def parse_top(text: str, name: str = "<top>") -> TopCapture:

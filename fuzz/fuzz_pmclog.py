@@ -1,0 +1,23 @@
+"""Fuzz the raw hwpmc log reader (tracebridge/pmclog.py): pmc resolve and symmap --pmclog."""
+
+from __future__ import annotations
+
+from _harness import MODULES, Target, check_cli, from_tests, main, scratch
+from fuzz_pmcstat import RESOLVE
+
+
+def seeds() -> list[bytes]:
+    log = from_tests("pmcstat", "test_pmclog")
+    return [log.binary_log("<"), log.binary_log(">")]
+
+
+def check(data: bytes) -> None:
+    path = scratch("pmc.log", data)
+    check_cli(["pmc", "resolve", path, *RESOLVE])
+    check_cli(["symmap", str(MODULES / "rem_legacy_fp.ko"), "--pmclog", path])
+
+
+TARGET = Target("pmclog", seeds, check)
+
+if __name__ == "__main__":
+    main(TARGET)

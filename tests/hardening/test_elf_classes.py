@@ -1,0 +1,111 @@
+"""Each class of broken ELF the hardening issue names, made by hand from a real module.
+
+A class either still gives a correct result (the damage is somewhere the
+kernel linker would not look either) or one line naming the file, exit 2;
+every command that reads modules is run on it.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixture_paths import MODULES
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "fuzz"))
+
+from _harness import check_result, run_cli  # noqa: E402
+
+GOOD = (MODULES / "rem_legacy_fp.ko").read_bytes()  # ELF64, little-endian, ET_REL, amd64
+SHOFF, SHNUM, SHSTRNDX = struct.unpack_from("<Q", GOOD, 0x28)[0], *struct.unpack_from("<HxxH", GOOD, 0x3C)
+#: Field offsets in an Elf64_Shdr.
+SH_TYPE, SH_OFFSET, SH_SIZE, SH_LINK, SH_ADDRALIGN, SH_ENTSIZE = 4, 24, 32, 40, 48, 56
+
+
+def header(index: int) -> int:
+    return SHOFF + 64 * index
+
+
+def section_of_type(kind: int) -> int:
+    return next(i for i in range(SHNUM) if struct.unpack_from("<I", GOOD, header(i) + SH_TYPE)[0] == kind)
+
+
+SYMTAB = section_of_type(2)
+STRTAB = struct.unpack_from("<I", GOOD, header(SYMTAB) + SH_LINK)[0]
+
+
+def first_function_symbol() -> int:
+    """File offset of the first STT_FUNC symbol."""
+    start, size = struct.unpack_from("<QQ", GOOD, header(SYMTAB) + SH_OFFSET)
+    for at in range(start, start + size, 24):
+        if GOOD[at + 4] & 0xF == 2:
+            return at
+    raise AssertionError("no function symbol")
+
+
+def patched(*changes: tuple[int, str, int]) -> bytes:
+    data = bytearray(GOOD)
+    for offset, fmt, value in changes:
+        struct.pack_into("<" + fmt, data, offset, value)
+    return bytes(data)
+
+
+def every_section(field: int, fmt: str, value: int) -> bytes:
+    return patched(*((header(i) + field, fmt, value) for i in range(SHNUM)))
+
+
+TEXT_OFFSET = struct.unpack_from("<Q", GOOD, header(SYMTAB - 1) + SH_OFFSET)[0]
+
+#: Class -> (the module, whether a result is expected (True) or a refusal (a word of its message)).
+CASES = {
+    "section-offset-past-end": (patched((header(SYMTAB) + SH_OFFSET, "Q", 0xFFFF_FFFF_00)), "past the end"),
+    "section-size-4gb": (patched((header(SYMTAB) + SH_SIZE, "Q", 4 << 30)), "past the end"),
+    "string-table-size-4gb": (patched((header(STRTAB) + SH_SIZE, "Q", 4 << 30)), "past the end"),
+    "symbol-section-index-out-of-range": (patched((first_function_symbol() + 6, "H", SHNUM + 3)), True),
+    "symbol-name-past-string-table": (patched((first_function_symbol(), "I", 0xFFFFFF)), "name offset"),
+    "section-count-too-large": (patched((0x3C, "H", SHNUM + 500)), "past the end"),
+    "section-count-too-small": (patched((0x3C, "H", SYMTAB)), "out of range"),
+    "section-name-table-index-out-of-range": (patched((0x3E, "H", SHNUM + 1)), "out of range"),
+    "section-header-size-wrong": (patched((0x3A, "H", 40)), "entry size"),
+    "symbol-table-without-string-table": (patched((header(SYMTAB) + SH_LINK, "I", SYMTAB)), "string table"),
+    "symbol-entry-size-wrong": (patched((header(SYMTAB) + SH_ENTSIZE, "Q", 7)), "entry size"),
+    "extended-index-without-shndx-section": (patched((first_function_symbol() + 6, "H", 0xFFFF)), "extended"),
+    "overlapping-sections": (every_section(SH_OFFSET, "Q", TEXT_OFFSET), True),
+    "zero-addralign": (every_section(SH_ADDRALIGN, "Q", 0), True),
+    "non-x86-machine-arm64": ((MODULES / "rem_arm64.ko").read_bytes(), True),
+    "unsupported-machine-ppc64": (patched((18, "H", 21)), "unsupported machine"),
+    "truncated-in-section-headers": (GOOD[:SHOFF + 64 * 3], "past the end"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_broken_module(tmp_path, case):
+    data, expected = CASES[case]
+    path = tmp_path / "broken.ko"
+    path.write_bytes(data)
+    status, _, err = run_cli(["symbols", "-f", "json", str(path)])
+    check_result(status, err)
+    if expected is True:
+        assert status == 0, err
+        for argv in (["inspect", str(path)], ["gen-probes", str(path), "-o", str(tmp_path / "p.d")]):
+            status, _, err = run_cli(argv)
+            check_result(status, err)
+            assert status == 0, err
+    else:
+        assert status == 2
+        assert err.startswith(f"tracebridge: {path}: ") and expected in err, err
+
+
+def test_zero_addralign_lays_out_like_alignment_one(tmp_path):
+    """gABI: sh_addralign 0 and 1 both mean no alignment constraint."""
+    outputs = []
+    for name, data in (("zero", every_section(SH_ADDRALIGN, "Q", 0)), ("one", every_section(SH_ADDRALIGN, "Q", 1))):
+        path = tmp_path / f"{name}.ko"
+        path.write_bytes(data)
+        status, out, err = run_cli(["symbols", "-f", "csv", str(path)])
+        assert status == 0, err
+        outputs.append(out)
+    assert outputs[0] == outputs[1]

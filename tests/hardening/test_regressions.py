@@ -1,0 +1,113 @@
+"""Inputs the fuzzers (and a look at every regular expression) found breaking the promise, kept forever.
+
+Each gave a hang, a traceback or injected text before its fix; now it gives
+a result or one error line, quickly.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixture_paths import MODULES
+from tracebridge import demangle
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "fuzz"))
+
+from _harness import check_result, run_cli  # noqa: E402
+
+#: Seconds any of these may take; each took minutes (or forever) before its fix.
+QUICK = 10.0
+
+
+def run(tmp_path: Path, data: bytes, *argv: str) -> tuple[int, str, str]:
+    path = tmp_path / "input"
+    path.write_bytes(data)
+    start = time.perf_counter()
+    status, out, err = run_cli([a.replace("{}", str(path)) for a in argv])
+    assert time.perf_counter() - start < QUICK
+    check_result(status, err)
+    return status, out, err
+
+
+@pytest.mark.parametrize("data, argv, status", [
+    # fuzz_folded, fuzz_dtrace_flow: `(?: *\d+)*` in the flow sniffer split a run of digits every way (a hang).
+    (b"9" * 74 + b"8 3\n", ["fold", "{}"], 0),
+    (b"CPU FUNCTION\n  0  -> f\n" + b"8" * 60 + b"h7f891ceb5f9c2e9aE \n", ["fold", "--input-format", "dtrace-flow", "{}"],
+     2),
+    # A probe line `CPU ID func:name` with a long run of colons then a tab: quadratic backtracking.
+    (b" 1 2 " + b":" * 30000 + b"\tx\n", ["fold", "--input-format", "dtrace", "{}"], 2),
+    # A histogram row of blanks: two adjacent ` *` around an optional group.
+    (b"  rem_load\n     value  ---- Distribution ---- count\n" + b" " * 30000 + b"x\n",
+     ["fold", "--input-format", "dtrace", "{}"], 2),
+    # A count that str.isdigit() accepts but int() does not: a traceback.
+    (b"\n              kernel`foo+0x1\n \xc2\xb2\n", ["fold", "{}"], 2),
+], ids=["digits-in-flow-sniffer", "digits-in-flow-reader", "probe-line-colons", "histogram-row-blanks",
+        "superscript-count"])
+def test_text_inputs(tmp_path, data, argv, status):
+    assert run(tmp_path, data, *argv)[0] == status
+
+
+def test_kldstat_address_over_64_bits(tmp_path):
+    """fuzz_kldstat: a 27-digit address reached the address space as a module past 2**64 (a traceback)."""
+    kldstat = (b"Id Refs Address                Size Name\n"
+               b" 1   64 0xffffffff80200000f8213d000     77e0 rem_legacy_fp.ko\n")
+    status, _, err = run(tmp_path, kldstat, "symmap", str(MODULES / "rem_legacy_fp.ko"), "--kldstat", "{}")
+    assert status == 2 and "does not fit in 64 bits" in err and ":2: " in err
+
+
+def test_module_past_the_end_of_the_address_space():
+    status, _, err = run_cli(["symmap", str(MODULES / "rem_legacy_fp.ko"), "--base", "rem_legacy_fp.ko=ffffffffffffff00"])
+    assert status == 2 and "runs past the end of the address space" in err
+
+
+def test_kldstat_line_with_a_long_run_of_blanks(tmp_path):
+    """`(\\S.*?)\\s*$` tried every split of the blanks: seconds per line, quadratic."""
+    kldstat = b"Id Refs Address                Size Name\n 1 1 0xffffffff82000000 10 a" + b" " * 30000 + b"\tx\n"
+    run(tmp_path, kldstat, "symmap", str(MODULES / "rem_legacy_fp.ko"), "--kldstat", "{}")
+
+
+def _backrefs(levels: int) -> str:
+    """A v0 name whose every type is a tuple of two backreferences to the type before: output 2**levels."""
+    body = "INvCs_1a1fThhE"
+    previous = len("INvCs_1a1f")
+    for _ in range(levels):
+        at = len(body)
+        ref = "_" if previous == 0 else _base62(previous - 1) + "_"
+        body += f"TB{ref}B{ref}E"
+        previous = at
+    return "_R" + body + "E"
+
+
+def _base62(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    while True:
+        out = digits[n % 62] + out
+        n //= 62
+        if not n:
+            return out
+
+
+@pytest.mark.parametrize("backend", ["pyderust", "demangle"])
+def test_exponential_v0_backrefs_stay_mangled(backend):
+    """140 bytes that rustc-demangle spells as 400 KB: over the bound, so shown mangled, in every backend."""
+    if backend == "pyderust" and demangle._pyderust is None:
+        pytest.skip("pyderust is not installed")
+    previous = demangle.BACKEND
+    demangle.use_backend(backend)
+    try:
+        small, huge = demangle.demangle_symbol(_backrefs(8)), demangle.demangle_symbol(_backrefs(14))
+    finally:
+        demangle.use_backend(previous)
+    assert small.scheme == demangle.RUST_V0 and len(small.name) > 5000
+    assert huge.scheme == demangle.C and huge.name == huge.mangled
+
+
+def test_control_characters_in_names_are_escaped():
+    """Symbol names are bytes anyone can write: a newline or an escape sequence must not reach a text output."""
+    assert demangle.demangle_symbol("evil\nffffffff80000000 pwned").name == "evil\\x0affffffff80000000 pwned"
+    assert demangle.demangle_symbol("esc\x1b[31m\u2028").name == "esc\\x1b[31m\\u2028"

@@ -278,14 +278,20 @@ def open_module(path: str | os.PathLike[str], *, init_fini_arrays: bool = True) 
     try:
         with gcpause.paused():
             return _parse(path, data, init_fini_arrays)
-    except InputError:
+    except BaseException as exc:
         if isinstance(data, mmap.mmap):
             data.close()
+        if isinstance(exc, _CORRUPT):
+            raise InputError(path, f"malformed ELF{' header' if isinstance(exc, _HEADER_ERRORS) else ''}: {exc}"
+                             ) from None
         raise
-    except (ValueError, IndexError, OverflowError, MemoryError, TypeError) as exc:
-        if isinstance(data, mmap.mmap):
-            data.close()
-        raise InputError(path, f"malformed ELF: {exc}") from None
+
+
+#: What pyelftools raises on a corrupt ELF header (it is used for nothing else).
+_HEADER_ERRORS = (ELFError, ConstructError, struct.error)
+#: Everything parsing a corrupt file can raise besides our own InputError: pyelftools' errors, and
+#: numpy's and Python's on tables whose numbers lie.  They become one InputError here, and only here.
+_CORRUPT = (*_HEADER_ERRORS, ValueError, IndexError, OverflowError, MemoryError, TypeError)
 
 
 def _parse(path: str, data: bytes | mmap.mmap, init_fini_arrays: bool) -> ModuleImage:
@@ -325,18 +331,18 @@ def _parse(path: str, data: bytes | mmap.mmap, init_fini_arrays: bool) -> Module
 
 
 def _elf_header(r: _Reader) -> dict[str, int | str]:
-    """Parse the ELF header with pyelftools, including extended section numbering."""
-    try:
-        elf = ELFFile(r.data)
-        header = elf.header
-        return {
-            "type": header["e_type"], "machine": header["e_machine"],
-            "shoff": header["e_shoff"], "shentsize": header["e_shentsize"],
-            "phoff": header["e_phoff"], "phentsize": header["e_phentsize"], "phnum": header["e_phnum"],
-            "shnum": elf.num_sections(), "shstrndx": elf.get_shstrndx(),
-        }
-    except (ELFError, ConstructError, struct.error) as exc:
-        raise r.fail(f"malformed ELF header: {exc}") from None
+    """Parse the ELF header with pyelftools, including extended section numbering.
+
+    pyelftools' exceptions are mapped with all the others, in :func:`open_module`.
+    """
+    elf = ELFFile(r.data)
+    header = elf.header
+    return {
+        "type": header["e_type"], "machine": header["e_machine"],
+        "shoff": header["e_shoff"], "shentsize": header["e_shentsize"],
+        "phoff": header["e_phoff"], "phentsize": header["e_phentsize"], "phnum": header["e_phnum"],
+        "shnum": elf.num_sections(), "shstrndx": elf.get_shstrndx(),
+    }
 
 
 def _load_segments(r: _Reader, header: dict[str, int], bits: int, order: str) -> list[tuple[int, int]]:

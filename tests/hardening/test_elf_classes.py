@@ -78,6 +78,8 @@ CASES = {
     "non-x86-machine-arm64": ((MODULES / "rem_arm64.ko").read_bytes(), True),
     "unsupported-machine-ppc64": (patched((18, "H", 21)), "unsupported machine"),
     "truncated-in-section-headers": (GOOD[:SHOFF + 64 * 3], "past the end"),
+    # e_shnum 0: the count is in section 0's header (extended numbering), which pyelftools reads past the end.
+    "extended-section-count-past-end": (patched((0x3C, "H", 0), (0x28, "Q", len(GOOD) + 8)), "malformed ELF header"),
 }
 
 

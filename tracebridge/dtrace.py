@@ -201,7 +201,9 @@ def _new_profile(source: Source, kind: str) -> Profile:
 
 def _frame_ids(profile: Profile, texts: dict[str, str], options: LoadOptions) -> dict[str, int]:
     """Frame id for each raw text; ``texts`` maps it to the text to name (offset cut or not)."""
-    names = set(texts.values())
+    # Sorted, not set order: frame ids (and so speedscope's frame list) must not
+    # depend on the interpreter's string hashing.
+    names = sorted(set(texts.values()))
     interned = {name: profile.intern(frame) for name, frame in zip(names, options.namer.frames(names))}
     return {text: interned[name] for text, name in texts.items()}
 
@@ -399,7 +401,7 @@ def build(source: Source, records: list[_Record], options: LoadOptions) -> Loade
     profile = _new_profile(source, kinds[chosen] if chosen is not None else "count")
     ids = _frame_ids(profile, texts, options)
     named = {k: profile.frames[ids[k]] for k in key_texts if k in ids}
-    for key in key_texts - named.keys():
+    for key in sorted(key_texts - named.keys()):
         named[key] = _integer_frame(key)
         ids[key] = profile.intern(named[key])
     get = ids.__getitem__

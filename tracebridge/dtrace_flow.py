@@ -61,7 +61,7 @@ def read(source: Source, options: LoadOptions) -> Loaded:
     per_thread = all(len(numbers) >= 2 for numbers, *_ in events)
     paths = _paths_by_depth(events) if per_thread else _paths_by_arrows(events)
     profile = Profile(Metadata(source=source.path, event="calls", unit="calls"))
-    texts = {text for path in paths for text in path}
+    texts = sorted({text for path in paths for text in path})  # frame ids independent of hashing
     ids = {text: profile.intern(frame) for text, frame in zip(texts, options.namer.frames(texts))}
     for path, count in paths.items():
         profile.add_ids(tuple(ids[t] for t in path), count)

@@ -99,7 +99,7 @@ def read(source: Source, options: LoadOptions) -> Loaded:
         weight = float(count) if "." in count else int(count)
         stacks[frames] = stacks.get(frames, 0) + weight
     profile = Profile(Metadata(source=source.path))
-    texts = {text for frames in stacks for text in frames}
+    texts = sorted({text for frames in stacks for text in frames})  # frame ids independent of hashing
     named = dict(zip(texts, options.namer.frames(texts)))
     ids = {text: profile.intern(frame) for text, frame in named.items()}
     for frames, weight in stacks.items():

@@ -55,9 +55,10 @@ def split_offset(text: str) -> tuple[str, int | None]:
 
 
 def _hex(text: str) -> int | None:
-    """The value of ``0x<hex digits>``, or None."""
+    """The value of ``0x<hex digits>`` when it fits an address (64 bits), or None."""
     if len(text) > 2 and text[0] == "0" and text[1] in "xX" and _HEX_DIGITS.issuperset(text[2:]):
-        return int(text[2:], 16)
+        value = int(text[2:], 16)
+        return value if value >> 64 == 0 else None
     return None
 
 

@@ -52,7 +52,7 @@ MAX_DEPTH = 1024
 #: longer run of digits is taken as not matching (stackcollapse-pmc.pl has no limit).
 MAX_FIELD = 32
 
-_HEX_NAME = re.compile(rb"^0x[0-9a-fA-F]+$")
+_HEX_NAME = re.compile(rb"^0x[0-9a-fA-F]{1,16}$")  # an address fits 64 bits
 _HEADER = re.compile(rb"^@ (.*) \[[0-9]+ samples\]")
 _NL, _SP, _PERCENT, _OPEN, _CLOSE, _AT = 10, 32, 37, 91, 93, 64
 

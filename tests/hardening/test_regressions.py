@@ -59,6 +59,18 @@ def test_kldstat_address_over_64_bits(tmp_path):
     assert status == 2 and "does not fit in 64 bits" in err and ":2: " in err
 
 
+@pytest.mark.parametrize("data, argv", [
+    (b"\n              0x1ffffffff82a1c830\n              kernel`foo+0x1\n               12\n",
+     ["fold", "{}", "--module", str(MODULES / "rem_legacy_fp.ko"), "--base", "ffffffff82a1c000"]),
+    (b"@ cpu [1 samples]\n100.00%  [1]  0x1ffffffffffffffff @ /boot/kernel/kernel\n",
+     ["pmc", "resolve", "{}", "--kernel", str(Path(__file__).parents[1] / "data" / "pmcstat" / "kernel"), "-q"]),
+], ids=["dtrace-frame", "pmcstat-callgraph-node"])
+def test_hex_frames_over_64_bits_stay_text(tmp_path, data, argv):
+    """A mutation of the pmcstat seeds: `0x` and 17 digits reached numpy as a PC (OverflowError)."""
+    status, out, err = run(tmp_path, data, *argv)
+    assert status == 0 and "0x1ffffffff" in out, err
+
+
 def test_module_past_the_end_of_the_address_space():
     status, _, err = run_cli(["symmap", str(MODULES / "rem_legacy_fp.ko"), "--base", "rem_legacy_fp.ko=ffffffffffffff00"])
     assert status == 2 and "runs past the end of the address space" in err

@@ -6,6 +6,7 @@ a result or one error line, quickly.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -123,3 +124,11 @@ def test_control_characters_in_names_are_escaped():
     """Symbol names are bytes anyone can write: a newline or an escape sequence must not reach a text output."""
     assert demangle.demangle_symbol("evil\nffffffff80000000 pwned").name == "evil\\x0affffffff80000000 pwned"
     assert demangle.demangle_symbol("esc\x1b[31m\u2028").name == "esc\\x1b[31m\\u2028"
+
+
+def test_top_capture_timed_by_the_clock_alone(tmp_path):
+    """fuzz_top: displays with a clock but no uptime made `zip(..., strict=True)` raise on every such capture."""
+    top = (Path(__file__).parents[1] / "data" / "top" / "top-bzSHCP-iperf.txt").read_text()
+    status, _, err = run(tmp_path, re.sub(r"up \d+\+\d\d:\d\d:\d\d", "", top).encode(), "cpu", "import", "{}",
+                         "-o", str(tmp_path / "run.csv"))
+    assert status == 0 and "3 displays" in err

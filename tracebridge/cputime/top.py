@@ -218,7 +218,7 @@ def _display_times(displays: list[_Display], notes: list[str]) -> list[float]:
         return [float(d.uptime - displays[0].uptime) for d in displays]
     if all(d.clock is not None for d in displays):
         times, day = [], 0
-        for previous, current in zip([None, *displays], displays, strict=True):
+        for previous, current in zip([None, *displays[:-1]], displays, strict=True):
             if previous is not None and current.clock < previous.clock:
                 day += 86400  # the capture ran past midnight
             times.append(float(current.clock + day - displays[0].clock))

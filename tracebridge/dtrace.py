@@ -43,8 +43,10 @@ _HEADER = re.compile(r"^CPU +ID +FUNCTION:NAME\s*$")
 _PROBE = re.compile(r"^ *\d+ +\d+ +[^\s:]*:\S+(?: .*)?$")  # up to the first `:` in one way: linear time
 _QUANT_HEADER = re.compile(r"^ *(?:value|key) +-+ Distribution -+ +count *$")
 # "%16lld " then the bar (`@`, spaces, or UTF-8 blocks; `|` placed by sign), then "%-9lld".
-_QUANT_ROW = re.compile(r"^ *(?:(<|>=) *)?(-?\d+) [^|\d]*\|[^\d-]*?(-?\d+) *$")  # one way to take each space
-_INT = re.compile(r"^-?\d+$")
+_QUANT_ROW = re.compile(r"^ *(?:(<|>=) *)?(-?\d{1,20}) [^|\d]*\|[^\d-]*?(-?\d{1,20}) *$")  # one way per space
+# DTrace prints 64-bit values: at most 20 digits.  (Longer runs are no numbers, and int() refuses
+# strings of over 4300 digits with a ValueError.)
+_INT = re.compile(r"^-?\d{1,20}$")
 _OFFSET = re.compile(r"\+0x[0-9a-fA-F]+")
 _NOISE = ("dtrace: ", "^C")
 
@@ -171,7 +173,7 @@ def _add_plain_entries(profile: Profile, ids: dict[str, int], tokens: list[str],
                        options: LoadOptions) -> list[str] | None:
     """Add the complete entries of ``tokens``; return the tokens after the last count, or None if not plain."""
     distinct = set(tokens)
-    counts = {t for t in distinct if t.isascii() and t.isdigit()}
+    counts = {t for t in distinct if t.isascii() and t.isdigit() and len(t) <= 20}
     frames = distinct - counts
     if any("`" not in f and not f.startswith("0x") for f in frames):
         return None

@@ -32,7 +32,8 @@ from tracebridge.profile import Metadata, Profile
 _HEADER = re.compile(r"^CPU +FUNCTION\s*$")
 # Each leading number is taken whole ((?!\d)): `(?: *\d+)*` alone could split a long
 # run of digits every possible way, and a line of them would never finish matching.
-_FLOW = re.compile(r"^(?P<numbers>(?: *\d+(?!\d))*)(?P<pad> *)(?P<arrow>->|<-|=>|<=|\|) (?P<function>\S+)")
+# (CPU, thread and depth numbers have at most 20 digits; int() refuses over 4300.)
+_FLOW = re.compile(r"^(?P<numbers>(?: *\d{1,20}(?!\d))*)(?P<pad> *)(?P<arrow>->|<-|=>|<=|\|) (?P<function>\S+)")
 _ENTRY = ("->", "=>")
 _RETURN = ("<-", "<=")
 _SKIP = ("dtrace: ", "^C")

@@ -23,7 +23,7 @@ from tracebridge.inputs import Loaded, LoadOptions, Source
 from tracebridge.labels import LabelOptions
 from tracebridge.profile import Metadata, Profile
 
-_COUNT = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+_COUNT = re.compile(r"^[0-9]{1,20}(?:\.[0-9]+)?$")  # 64-bit counts (int() refuses over 4300 digits)
 _ESCAPED = re.compile(r"\\([\\;])|;")
 
 

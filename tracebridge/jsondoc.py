@@ -26,7 +26,8 @@ def load_document(path: str | os.PathLike[str], fmt: str, version: int, what: st
         raise
     except IsADirectoryError:
         raise InputError(path, f"is a directory, not a {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    # ValueError: JSONDecodeError, and int()'s refusal of numbers of over 4300 digits.
+    except (OSError, ValueError, RecursionError) as exc:
         raise InputError(path, f"not a tracebridge {what}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise InputError(path, f"not a tracebridge {what} (no \"format\": \"{fmt}\")")

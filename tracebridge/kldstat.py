@@ -24,7 +24,7 @@ from tracebridge.errors import InputError
 _HEADER = re.compile(r"^\s*Id\s+Refs\s+Address( +)Size\s+Name\s*$")
 # Matched against the line without trailing white space: `(\S.*?)\s*$` would try every
 # split of a long run of blanks, in time that grows with its square.
-_FILE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(0x[0-9a-fA-F]+|[0-9a-fA-F]{8,16})\s+(\S+)\s+(\S.*)$")
+_FILE = re.compile(r"^\s*(\d{1,10})\s+(\d{1,10})\s+(0x[0-9a-fA-F]+|[0-9a-fA-F]{8,16})\s+(\S+)\s+(\S.*)$")
 _PATHNAME = re.compile(r"^(\S+) \((.*)\)$")
 _MODULE = re.compile(r"^\s*(\d+)\s+(\S+)")
 #: Sub-lines of ``-v`` that carry nothing tracebridge needs.

@@ -132,3 +132,27 @@ def test_top_capture_timed_by_the_clock_alone(tmp_path):
     status, _, err = run(tmp_path, re.sub(r"up \d+\+\d\d:\d\d:\d\d", "", top).encode(), "cpu", "import", "{}",
                          "-o", str(tmp_path / "run.csv"))
     assert status == 0 and "3 displays" in err
+
+
+HUGE = b"9" * 5000  # int() refuses decimal strings of over 4300 digits with a ValueError
+TOP = (Path(__file__).parents[1] / "data" / "top" / "top-bzSHCP-iperf.txt").read_bytes()
+
+
+@pytest.mark.parametrize("data, argv", [
+    (b"CPU     ID                    FUNCTION:NAME\n  0  71234                     :profile-997 \n" + HUGE + b"\n",
+     ["fold", "{}"]),
+    (b"\n              kernel`foo+0x1\n " + HUGE + b"\n", ["fold", "{}"]),
+    (b"  rem_load\n     value  ---- Distribution ---- count\n  " + HUGE + b" |@@@@ 3\n", ["report", "-f", "csv", "{}"]),
+    (b"a;b " + HUGE + b"\n", ["fold", "--input-format", "folded", "{}"]),
+    (b"CPU FUNCTION\n  0 " + HUGE + b" -> f\n", ["fold", "--input-format", "dtrace-flow", "{}"]),
+    (b"Id Refs Address                Size Name\n " + HUGE + b" 1 0xffffffff82000000 10 a.ko\n",
+     ["symmap", str(MODULES / "rem_legacy_fp.ko"), "--kldstat", "{}"]),
+    (b'map-in ' + HUGE + b' 0xffffffff80200000 "/boot/kernel/kernel"\n', ["pmc", "resolve", "{}", "-q"]),
+    (b'{"format": "tracebridge-probe-map", "version": ' + HUGE + b"}",
+     ["fold", str(Path(__file__).parents[1] / "data" / "dtrace" / "probefunc-count.txt"), "--probe-map", "{}"]),
+    (TOP.replace(b" 1893 root", b" " + HUGE + b" root", 1), ["cpu", "import", "{}"]),
+], ids=["dtrace-traced", "dtrace-count", "dtrace-histogram", "folded", "flow", "kldstat", "pmcstat-map-in",
+        "probe-map", "top"])
+def test_numbers_of_thousands_of_digits(tmp_path, data, argv):
+    """hypothesis, on the DTrace seeds: a 4301-digit count reached int() (a ValueError traceback)."""
+    assert run(tmp_path, data, *argv)[0] == 2

@@ -37,10 +37,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _DISPLAY_START = re.compile(r"^(?:last pid:\s*\d+;\s+)?load averages?:")
-_UPTIME = re.compile(r"\bup (\d+)\+(\d+):(\d\d):(\d\d)\b")
+_UPTIME = re.compile(r"\bup (\d{1,9})\+(\d+):(\d\d):(\d\d)\b")
 _CLOCK = re.compile(r"\b(\d\d):(\d\d):(\d\d)\s*$")
 _COUNTS = re.compile(r"^\d+ (processes|threads):")
-_CPU_LINE = re.compile(r"^CPU( \d+)?:\s")
+_CPU_LINE = re.compile(r"^CPU( \d{1,9})?:\s")
 _CPU_STATE = re.compile(r"(\d+(?:\.\d+)?)% (\w+)")
 _THREAD_COMMAND = re.compile(r"(?P<process>[^{]*)\{(?P<thread>.*)\}")
 
@@ -195,7 +195,7 @@ def _row_pattern(header: str, name: str, number: int) -> re.Pattern[str]:
         raise InputError(name, f"unknown top column header {_excerpt(header)}", position=number)
     fixed = columns.index("STATE")
     processor = r"(?P<processor>\d+)\s+" if "C" in columns else ""
-    return re.compile(r"^\s*(?P<pid>\d+)\s+" + r"\S+\s+" * (fixed - 1) + r"(?:(?P<state>\S(?:.*?\S)?)\s+)?"
+    return re.compile(r"^\s*(?P<pid>\d{1,10})\s+" + r"\S+\s+" * (fixed - 1) + r"(?:(?P<state>\S(?:.*?\S)?)\s+)?"
                       + processor + r"(?P<time>\S+)\s+(?P<percent>\d+(?:\.\d+)?)%\s(?P<command>.+)$")
 
 

@@ -43,10 +43,7 @@ if str(TESTS) not in sys.path:  # the tests' builders of seed texts
     sys.path.insert(0, str(TESTS))
 
 from tracebridge import cli  # noqa: E402
-
-# Every run parses a new command line with the same parser: build it once,
-# or building it is most of the time of a run on a small input.
-cli.build_parser = functools.cache(cli.build_parser)
+from tracebridge.demangle import demangle_symbol  # noqa: E402
 
 #: Where a target writes the input under test (tmpfs when there is one).
 SCRATCH = Path(tempfile.mkdtemp(prefix="tracebridge-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
@@ -131,6 +128,11 @@ def main(target: Target, argv: Sequence[str] | None = None) -> None:
     args, libfuzzer_args = parser.parse_known_args(argv)
     import atheris  # only the long runs need it
 
+    # Every run parses a new command line with the same parser: build it once, or
+    # building it is most of the time of a run on a small input.  (Here only: the
+    # test suite keeps the CLI as it is.)
+    cli.build_parser = functools.cache(cli.build_parser)
+
     corpus = args.corpus or Path(tempfile.mkdtemp(prefix=f"fuzz-{target.name}-"))
     corpus.mkdir(parents=True, exist_ok=True)
     seeds = target.seeds()
@@ -142,8 +144,18 @@ def main(target: Target, argv: Sequence[str] | None = None) -> None:
     _instrument(atheris)
     atheris.Setup([sys.argv[0], str(corpus), f"-max_total_time={args.seconds}", f"-timeout={args.timeout}",
                    f"-rss_limit_mb={args.rss_limit_mb}", f"-max_len={max_len}", "-print_final_stats=1",
-                   *libfuzzer_args], target.check)
+                   *libfuzzer_args], functools.partial(_one_input, target.check))
     atheris.Fuzz()
+
+
+def _one_input(check: Callable[[bytes], None], data: bytes) -> None:
+    """One input, then forget the names it made: the demangler's cache (up to a million names, by
+    design, for one command's inputs) would otherwise grow over a long run and hide a real leak
+    from the RSS limit."""
+    try:
+        check(data)
+    finally:
+        demangle_symbol.cache_clear()
 
 
 #: Packages whose code reads the input: coverage is measured in these only

@@ -113,6 +113,8 @@ class _Record:
     value: int | Histogram
     #: A blank line came before it: a scalar row here starts a new printed aggregation.
     after_blank: bool
+    #: A traced firing (one sample), not an aggregation entry: the same stack may come again.
+    traced: bool = False
 
 
 def sniff(source: Source) -> bool:
@@ -232,7 +234,7 @@ def parse(source: Source) -> list[_Record]:
         """A traced firing is one sample of the stack printed under it."""
         nonlocal frames, traced, gap
         if frames[:upto]:
-            records.append(_Record(traced, [], frames[:upto], 1, False))
+            records.append(_Record(traced, [], frames[:upto], 1, False, traced=True))
         frames, traced, gap = frames[upto:], 0, 0
 
     i = 0
@@ -345,17 +347,19 @@ def _group(records: list[_Record]) -> list[list[_Record]]:
     """Records cut into the printed aggregations.
 
     One aggregation's keys are unique, so a key seen again starts the next
-    one; so does a change of shape (keys, stacks, histogram or not), and a
-    scalar row after a blank line (a scalar aggregation prints no blank lines
-    between its rows, dtrace(1) prints one between aggregations).
+    one; so does a change of shape (keys, stacks, histogram or not, traced
+    firing or not), and a scalar row after a blank line (a scalar aggregation
+    prints no blank lines between its rows, dtrace(1) prints one between
+    aggregations).  Traced firings are samples: the same stack again is one
+    more of them.
     """
     groups: list[list[_Record]] = []
     seen: set[tuple] = set()
     shape = None
     for record in records:
         key = (tuple(record.keys), tuple(record.frames))
-        record_shape = (len(record.keys), bool(record.frames), isinstance(record.value, Histogram))
-        if (not groups or key in seen or record_shape != shape
+        record_shape = (len(record.keys), bool(record.frames), isinstance(record.value, Histogram), record.traced)
+        if (not groups or (key in seen and not record.traced) or record_shape != shape
                 or (record.after_blank and not record_shape[2] and not record.frames)):
             groups.append([])
             seen = set()

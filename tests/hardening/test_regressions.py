@@ -156,3 +156,12 @@ TOP = (Path(__file__).parents[1] / "data" / "top" / "top-bzSHCP-iperf.txt").read
 def test_numbers_of_thousands_of_digits(tmp_path, data, argv):
     """hypothesis, on the DTrace seeds: a 4301-digit count reached int() (a ValueError traceback)."""
     assert run(tmp_path, data, *argv)[0] == 2
+
+
+def test_traced_firings_of_the_same_stack_all_count(tmp_path):
+    """Found reading the grouping: a stack traced again started a new "aggregation", and only the first counted."""
+    firing = b"  0  71234                     :profile-997 \n              kernel`foo+0x1\n              kernel`bar+0x2\n\n"
+    other = b"  1  71234                     :profile-997 \n              kernel`baz+0x1\n              kernel`bar+0x2\n\n"
+    capture = b"CPU     ID                    FUNCTION:NAME\n" + firing + firing + other
+    status, out, _ = run(tmp_path, capture, "fold", "{}")
+    assert status == 0 and out.splitlines() == ["bar;baz 1", "bar;foo 2"]

@@ -10,6 +10,9 @@ size asked):
   ``@[stack()] = count()`` entries drawn from a pool of distinct stacks,
   over and over (frames of the fixture module as bare hex PCs, resolved
   with --module/--base, plus mangled module frames and kernel frames);
+* a DTrace capture of traced firings (``profile-997 { stack(); }``, not
+  quiet): a ``CPU ID FUNCTION:NAME`` line and a stack per firing, read line
+  by line (the general reader), stacks from the same pool;
 * a ``pmcstat -R LOG -o`` record log: kernel and module map-ins, then
   callchains drawn from a pool, PCs inside the module's functions and the
   test kernel's.
@@ -81,6 +84,19 @@ def make_dtrace(path: str, size: int, pool: int, seed: int = 1) -> None:
     _fill(path, "dtrace: description 'profile-997 ' matched 1 probe\n", entries, size, rng)
 
 
+def make_traced(path: str, size: int, pool: int, seed: int = 3) -> None:
+    rng = random.Random(seed)
+    pcs = _module_pcs()
+    indent = " " * 14
+    entries = []
+    for _ in range(pool):
+        frames = [f"0x{rng.choice(pcs):x}" for _ in range(rng.randint(1, 4))]
+        frames += [f"kernel`{rng.choice(KERNEL)}+0x{rng.randint(1, 0x300):x}" for _ in range(rng.randint(3, 10))]
+        entries.append(f"{rng.randrange(2):3d} {71234:6d} {':profile-997':>32s} \n"
+                       + "".join(f"{indent}{f}\n" for f in frames) + "\n")
+    _fill(path, "CPU     ID                    FUNCTION:NAME\n", entries, size, rng)
+
+
 def make_pmclog(path: str, size: int, pool: int, seed: int = 2) -> None:
     rng = random.Random(seed)
     module, kernel = _module_pcs(), _kernel_pcs()
@@ -115,6 +131,7 @@ def main() -> None:
     size = int(args.gigabytes * (1 << 30))
     runs = [
         ("dtrace.txt", make_dtrace, ["fold", "--module", MODULE, "--base", f"{BASE:x}"]),
+        ("dtrace-traced.txt", make_traced, ["fold", "--module", MODULE, "--base", f"{BASE:x}"]),
         ("pmcstat-o.txt", make_pmclog, ["pmc", "resolve", "-m", MODULE, "--kernel", TEST_KERNEL, "-q"]),
         ("pmcstat-o.txt", make_pmclog, ["fold", "--module", MODULE, "--module", TEST_KERNEL]),
     ]

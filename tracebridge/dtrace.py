@@ -212,12 +212,37 @@ def _frame_ids(profile: Profile, texts: dict[str, str], options: LoadOptions) ->
     return {text: interned[name] for text, name in texts.items()}
 
 
+class _Lines:
+    """The lines of a source as ``(number, line)``, streamed, with a look at the next one (all parse needs)."""
+
+    def __init__(self, source: Source):
+        self._lines = source.lines()
+        self._next = next(self._lines, None)
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> tuple[int, str]:
+        item = self._next
+        if item is None:
+            raise StopIteration
+        self._next = next(self._lines, None)
+        return item
+
+    def peek(self) -> str | None:
+        return None if self._next is None else self._next[1]
+
+
 def parse(source: Source) -> list[_Record]:
-    """Split the text into records; raise InputError (with the line) on anything unrecognised."""
-    lines = source.text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    """Split the text into records; raise InputError (with the line) on anything unrecognised.
+
+    The text is streamed, and the firings of a traced run are counted per
+    stack as they come, so a long traced capture takes the memory of its
+    distinct stacks.
+    """
+    lines = _Lines(source)
     records: list[_Record] = []
+    traced_run: dict[tuple[str, ...], _Record] = {}  # stack -> its record, in this run of traced firings
     keys: list[str] = []
     frames: list[str] = []
     start = 0          # line number (1-based) where the pending record began
@@ -229,19 +254,21 @@ def parse(source: Source) -> list[_Record]:
         nonlocal keys, frames, blank, gap
         records.append(_Record(line, keys, frames, value, blank))
         keys, frames, blank, gap = [], [], False, 0
+        traced_run.clear()
 
     def end_traced(upto: int) -> None:
         """A traced firing is one sample of the stack printed under it."""
         nonlocal frames, traced, gap
         if frames[:upto]:
-            records.append(_Record(traced, [], frames[:upto], 1, False, traced=True))
+            stack = tuple(frames[:upto])
+            record = traced_run.get(stack)
+            if record is None:
+                record = traced_run[stack] = _Record(traced, [], frames[:upto], 0, False, traced=True)
+                records.append(record)
+            record.value += 1
         frames, traced, gap = frames[upto:], 0, 0
 
-    i = 0
-    n = len(lines)
-    while i < n:
-        line = lines[i]
-        i += 1
+    for i, line in lines:
         stripped = line.strip()
         if not stripped:
             if traced and not frames:  # the firing traced no stack
@@ -259,7 +286,7 @@ def parse(source: Source) -> list[_Record]:
                 if traced:  # aggregation output after the traced firings: its stack began at the last gap
                     end_traced(gap)
                 emit(int(stripped), start)
-            elif _key_follows(lines, i):  # an integer key (`@[pid, stack()]`, `@[cpu] = quantize(x)`)
+            elif _key_follows(lines.peek()):  # an integer key (`@[pid, stack()]`, `@[cpu] = quantize(x)`)
                 start = start if keys else i
                 keys.append(stripped)
             else:  # `@ = count()`: a value with no key at all
@@ -268,9 +295,7 @@ def parse(source: Source) -> list[_Record]:
         if _QUANT_HEADER.match(line):
             if traced:
                 end_traced(gap)
-            value, end = _histogram(source, lines, i)
-            emit(value, start if (keys or frames) else i)
-            i = end
+            emit(_histogram(source, lines, i), start if (keys or frames) else i)
             continue
         if _PROBE.match(line):
             if frames and not traced:
@@ -306,12 +331,12 @@ def parse(source: Source) -> list[_Record]:
     return records
 
 
-def _key_follows(lines: list[str], i: int) -> bool:
+def _key_follows(following: str | None) -> bool:
     """Is the line after a lone number a stack frame or a histogram (so the number was a key)?"""
-    if i >= len(lines) or not lines[i][:1].isspace():
+    if following is None or not following[:1].isspace():
         return False
-    stripped = lines[i].strip()
-    return "`" in stripped or stripped.startswith("0x") or bool(_QUANT_HEADER.match(lines[i]))
+    stripped = following.strip()
+    return "`" in stripped or stripped.startswith("0x") or bool(_QUANT_HEADER.match(following))
 
 
 def _split_keys(text: str) -> list[str]:
@@ -319,20 +344,20 @@ def _split_keys(text: str) -> list[str]:
     return re.split(r"\s{2,}", text.strip())
 
 
-def _histogram(source: Source, lines: list[str], i: int) -> tuple[Histogram, int]:
+def _histogram(source: Source, lines: _Lines, header: int) -> Histogram:
+    """The rows after the header on line ``header``, up to a blank line."""
     buckets: list[Bucket] = []
-    header = i
-    while i < len(lines) and lines[i].strip():
-        match = _QUANT_ROW.match(lines[i])
+    while (following := lines.peek()) is not None and following.strip():
+        number, row = next(lines)
+        match = _QUANT_ROW.match(row)
         if match is None:
-            raise source.error(f"not a histogram row: {lines[i].strip()[:60]!r}", i + 1)
-        sign, number, count = match.group(1), int(match.group(2)), int(match.group(3))
-        label = f"{sign} {number}" if sign else str(number)
-        buckets.append(Bucket(label, None if sign == "<" else number, count))
-        i += 1
+            raise source.error(f"not a histogram row: {row.strip()[:60]!r}", number)
+        sign, value, count = match.group(1), int(match.group(2)), int(match.group(3))
+        label = f"{sign} {value}" if sign else str(value)
+        buckets.append(Bucket(label, None if sign == "<" else value, count))
     if not buckets:
         raise source.error("histogram header with no rows (the capture is cut short here)", header)
-    return Histogram(_histogram_kind(buckets), tuple(buckets)), i
+    return Histogram(_histogram_kind(buckets), tuple(buckets))
 
 
 def _histogram_kind(buckets: list[Bucket]) -> str:

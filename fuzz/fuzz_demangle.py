@@ -7,6 +7,7 @@ import time
 from _harness import MODULES, BrokenPromise, Target, main
 
 from tracebridge import demangle
+from tracebridge.printable import printable
 
 #: Seconds one name may take in either backend (the fallback is pure Python).
 LIMIT = 2.0
@@ -31,11 +32,11 @@ def check(data: bytes) -> None:
         elapsed = time.perf_counter() - start
         if elapsed > LIMIT:
             raise BrokenPromise(f"{backend}: {elapsed:.1f} s for a name of {len(name)} characters")
-        if item.scheme == demangle.C and item.name != demangle.printable(name):
+        if item.scheme == demangle.C and item.name != printable(name):
             raise BrokenPromise(f"{backend}: a name that did not demangle is not shown mangled")
-        if demangle.printable(item.full) != item.full:
+        if printable(item.full) != item.full:
             raise BrokenPromise(f"{backend}: a control character in the demangled name {item.full!r}")
-        if max(len(item.name), len(item.full)) > max(len(demangle.printable(name)), demangle.MAX_DEMANGLED):
+        if max(len(item.name), len(item.full)) > max(len(printable(name)), demangle.MAX_DEMANGLED):
             raise BrokenPromise(f"{backend}: a demangled name of {len(item.full)} characters")
 
 

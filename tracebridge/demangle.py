@@ -10,10 +10,9 @@ symbols, takes over automatically.  C++ Itanium names always go through the
 
 A name that cannot be demangled (corrupt, hostile, or over the size limit) is
 returned unchanged: a wrong expansion is worse than the mangled name.  Either
-way, control characters in the name people read (a newline, an escape
-sequence, Unicode line separators; symbol names are bytes anyone can write)
-are shown as ``\\xNN``/``\\uNNNN``, so no text output -- a symbol map, a
-table, folded stacks -- gains lines or terminal commands from a name.
+way, control characters in the name people read are written as escapes
+(:mod:`tracebridge.printable`), so no text output -- a symbol map, a table,
+folded stacks -- gains lines or terminal commands from a name.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import demangle as _pydemangle
+
+from tracebridge.printable import printable
 
 try:  # rustc-demangle bindings: fast and the reference implementation.
     import pyderust as _pyderust
@@ -55,17 +56,6 @@ _LEGACY_PREFIXES = ("_ZN", "ZN", "__ZN")
 # `<[u32; 4] as rem::em::RxDesc>::len` (a primitive is never followed by `::`).
 _CRATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)::")
 _V0_CRATE_HASH = re.compile(r"^[^\[:<]*\[([0-9a-f]+)\]")
-# Every control character but the tab, which breaks no line (names already hold spaces).
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def printable(text: str) -> str:
-    """``text`` with every control character written as an escape (see the module docstring)."""
-    if _CONTROL.search(text) is None:
-        return text
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
-
-
 @dataclass(slots=True)
 class Demangled:
     """One symbol name, demangled, with the parts tools need to group by.

@@ -165,3 +165,13 @@ def test_traced_firings_of_the_same_stack_all_count(tmp_path):
     capture = b"CPU     ID                    FUNCTION:NAME\n" + firing + firing + other
     status, out, _ = run(tmp_path, capture, "fold", "{}")
     assert status == 0 and out.splitlines() == ["bar;baz 1", "bar;foo 2"]
+
+
+def test_error_messages_quoting_input_stay_one_line(tmp_path):
+    """fuzz_kldstat: `does not list if_rem.ko (loaded: ...)` quoted names holding \\x1e and NUL bytes."""
+    kldstat = b"Id Refs Address                Size Name\n 1   64 0xffffffff80200000  1f3c6c0 ker\x1enel\x00\x1b[2J\n"
+    module = tmp_path / "if_rem.ko"
+    module.write_bytes((MODULES / "rem_legacy_fp.ko").read_bytes())
+    status, _, err = run(tmp_path, kldstat, "fold", str(Path(__file__).parents[1] / "data" / "dtrace" /
+                                                        "freebsd-hex-only.txt"), "--module", str(module), "--kldstat", "{}")
+    assert status == 2 and "ker\\x1enel\\x00\\x1b[2J" in err and len(err.splitlines()) == 1

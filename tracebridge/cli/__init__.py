@@ -16,6 +16,7 @@ import sys
 
 from tracebridge import __version__
 from tracebridge.errors import TracebridgeError
+from tracebridge.printable import printable
 
 COMMAND_MODULES = (
     "symbols",
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TracebridgeError as exc:
-        print(f"tracebridge: {exc}", file=sys.stderr)
+        # One line whatever the input held: messages quote file names and input text.
+        print(f"tracebridge: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         print("tracebridge: interrupted", file=sys.stderr)

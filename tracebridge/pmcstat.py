@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 
 from tracebridge.errors import InputError
+from tracebridge.printable import printable
 from tracebridge.profile import Metadata, Profile
 from tracebridge.resolve import AddressSpace, ResolutionCounts
 
@@ -66,8 +67,8 @@ _GRAPH_LINE = re.compile(_CALLGRAPH_LINE.pattern.encode())
 
 
 def image_name(path: str) -> str:
-    """How frames name an image: its file name (``if_rem.ko``; the kernel is ``kernel``)."""
-    return os.path.basename(path.rstrip("/")) or path
+    """How frames name an image: its file name (``if_rem.ko``; the kernel is ``kernel``), printable."""
+    return printable(os.path.basename(path.rstrip("/")) or path)
 
 
 # -- sniffing -------------------------------------------------------------

@@ -175,3 +175,10 @@ def test_error_messages_quoting_input_stay_one_line(tmp_path):
     status, _, err = run(tmp_path, kldstat, "fold", str(Path(__file__).parents[1] / "data" / "dtrace" /
                                                         "freebsd-hex-only.txt"), "--module", str(module), "--kldstat", "{}")
     assert status == 2 and "ker\\x1enel\\x00\\x1b[2J" in err and len(err.splitlines()) == 1
+
+
+def test_map_in_paths_with_control_characters(tmp_path):
+    """Image names from a log's map-in records reach frames and notes: escaped like symbol names."""
+    log = b'map-in -1 0xffffffff80200000 "/boot/ker\x1enel/\x1b[2Jevil"\ncallchain 0 0x20000 0 1 s\n...       0xffffffff80200120\n'
+    status, out, err = run(tmp_path, log, "pmc", "resolve", "{}", "-m", str(MODULES / "rem_legacy_fp.ko"))
+    assert status == 0 and "\x1b" not in out + err and "\\x1b[2Jevil" in err

@@ -141,7 +141,7 @@ class Manifest:
             module = dict(data["module"])
             module["base"] = int(module["base"], 16)
             kernel = data["kernel"]
-            return cls(
+            manifest = cls(
                 mode=data["mode"], template=data["template"], pmc_event=data["pmc_event"],
                 module=ModuleRecord(**module), kernel=KernelRecord(**kernel) if kernel else None,
                 old_kernel_linker=bool(data["old_kernel_linker"]), host=data["host"], tools=data["tools"],
@@ -153,6 +153,11 @@ class Manifest:
                 tracebridge=data["tracebridge"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(path, f"malformed bundle manifest: {type(exc).__name__}: {exc}") from None
+        # Bundled files are read from the bundle itself: a name may not lead out of it.
+        for name in [manifest.module.file, *(f.name for f in manifest.files)]:
+            if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
+                raise InputError(path, f"malformed bundle manifest: {name!r} is not a file name inside the bundle")
+        return manifest
 
 
 def sha256_of(path: str) -> str:

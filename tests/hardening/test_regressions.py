@@ -6,6 +6,8 @@ a result or one error line, quickly.
 
 from __future__ import annotations
 
+import importlib
+import json
 import re
 import sys
 import time
@@ -182,3 +184,14 @@ def test_map_in_paths_with_control_characters(tmp_path):
     log = b'map-in -1 0xffffffff80200000 "/boot/ker\x1enel/\x1b[2Jevil"\ncallchain 0 0x20000 0 1 s\n...       0xffffffff80200120\n'
     status, out, err = run(tmp_path, log, "pmc", "resolve", "{}", "-m", str(MODULES / "rem_legacy_fp.ko"))
     assert status == 0 and "\x1b" not in out + err and "\\x1b[2Jevil" in err
+
+
+@pytest.mark.parametrize("name", ["../rem_legacy_fp.ko", "/etc/passwd", "..", ""])
+def test_bundle_files_stay_inside_the_bundle(name):
+    """A manifest names the bundled files; a name leading out of the bundle is refused, not read."""
+    bundle = importlib.import_module("fuzz_bundle")
+    manifest = json.loads(bundle.seeds()[0])
+    manifest["module"]["file"] = name
+    bundle.check(json.dumps(manifest).encode())  # the promise
+    status, _, err = run_cli(["fold", str(bundle.BUNDLE)])
+    assert status == 2 and "not a file name inside the bundle" in err

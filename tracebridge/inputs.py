@@ -96,10 +96,10 @@ def find_format(name: str) -> InputFormat:
 class Source:
     """One input file: its path, the first bytes for sniffing, and its text for reading.
 
-    Readers that can stream take the text in blocks of whole lines
-    (:meth:`blocks`, :meth:`lines`), so a capture of gigabytes never sits
-    in memory; the others take all of it (:attr:`text`).  Either way the
-    text is checked here, once, for what no reader should have to handle:
+    Readers take the text in blocks of whole lines (:meth:`blocks`,
+    :meth:`lines`), so a capture of gigabytes never sits in memory (those
+    that need all of a small file take :attr:`data`).  The text is checked
+    here, once, for what no reader should have to handle:
     NUL bytes (a binary file), bytes that are not UTF-8, and lines longer
     than :data:`MAX_LINE`; Windows line ends are read as plain ``\\n`` (a
     capture copied through a Windows machine holds the same data), and a
@@ -184,11 +184,6 @@ class Source:
         """Every byte of the file, for readers that need it all at once."""
         with self._open() as handle:
             return handle.read()
-
-    @cached_property
-    def text(self) -> str:
-        """All of the checked text, for readers that need it at once (not the large captures)."""
-        return self._decode(self.data, 1)
 
     def lenient_text(self) -> str:
         """All of the text, bytes that are not UTF-8 replaced, line ends as they are; NUL bytes still refused.

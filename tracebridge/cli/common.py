@@ -7,6 +7,7 @@ this module) import heavy libraries only inside ``run``.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,45 @@ def parse_address(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a hex address: {text!r}") from None
     if value < 0 or value >= 1 << 64:
         raise argparse.ArgumentTypeError(f"address out of range: {text!r}")
+    return value
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}: {text!r}")
+        return value
+    return parse
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above zero (seconds, rates)."""
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse type: a finite number, zero or more."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more: {text!r}")
     return value
 
 

@@ -13,6 +13,7 @@ import argparse
 import re
 import sys
 
+from tracebridge.cli.common import int_at_least, positive_number
 from tracebridge.errors import UsageError
 from tracebridge.tables import FORMATS, write_rows
 
@@ -53,13 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="watch this process (repeatable)")
     parser.add_argument("--name", metavar="REGEX", help="watch processes whose name matches REGEX")
     parser.add_argument("--all", action="store_true", help="watch every process (not this one)")
-    parser.add_argument("--interval", type=_positive, metavar="S",
+    parser.add_argument("--interval", type=positive_number, metavar="S",
                         help="seconds between samples (default 1)")
-    parser.add_argument("--duration", type=_positive, metavar="S",
+    parser.add_argument("--duration", type=positive_number, metavar="S",
                         help="stop after S seconds (ending COMMAND if it still runs)")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the time series to FILE.csv or FILE.parquet ('-': CSV on stdout)")
-    parser.add_argument("--top", type=_count, metavar="N",
+    parser.add_argument("--top", type=int_at_least(0), metavar="N",
                         help="threads shown in the live table and the summary (default 15; 0 for all)")
     parser.add_argument("words", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                         help="the workload to start and watch, after '--'")
@@ -161,7 +162,7 @@ def compare_parser() -> argparse.ArgumentParser:
                         help="name of each run, in order (default: the file names)")
     parser.add_argument("-o", "--output", metavar="CHART",
                         help="also draw the chart into CHART.png, .svg or .pdf")
-    parser.add_argument("--top", type=_count, default=10, metavar="N",
+    parser.add_argument("--top", type=int_at_least(0), default=10, metavar="N",
                         help="busiest thread names to show (default 10; 0 for all)")
     add_format_argument(parser, FORMATS)
     parser.set_defaults(func=_compare)
@@ -194,23 +195,3 @@ def _compare(args: argparse.Namespace) -> int:
 #: The words after ``tracebridge cpu`` that have their own parser, and how to build it.  argparse
 #: cannot attach them as sub-commands (see the module docstring), so documentation tools read them here.
 NESTED_PARSERS = {"import": import_parser, "compare": compare_parser}
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tracebridge.cli.common import int_at_least, non_negative_number
 from tracebridge.inputs import add_input_arguments, input_paths, load_profile, options_from_args
 from tracebridge.labels import add_label_arguments, label_options_from_args
 from tracebridge.outputs import open_output
@@ -34,9 +35,9 @@ def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("drawing")
     group.add_argument("--title", help="heading (default 'Flame Graph', 'Icicle Graph' when inverted)")
     group.add_argument("--subtitle", help="second line (default: the inputs and the sample count)")
-    group.add_argument("--width", type=_int_at_least(40), default=1200, metavar="PX",
+    group.add_argument("--width", type=int_at_least(40), default=1200, metavar="PX",
                        help="image width in pixels (default 1200)")
-    group.add_argument("--minwidth", type=_non_negative, default=0.1, metavar="PX",
+    group.add_argument("--minwidth", type=non_negative_number, default=0.1, metavar="PX",
                        help="leave out frames narrower than this, merging runs of them into one grey box "
                             "(default 0.1)")
     group.add_argument("--inverted", action="store_true", help="icicle graph: root at the top")
@@ -48,28 +49,6 @@ def graph_options(args: argparse.Namespace, **extra):
 
     return GraphOptions(title=args.title, subtitle=args.subtitle, width=args.width, min_width=args.minwidth,
                         inverted=args.inverted, count_name=args.count_name, **extra)
-
-
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}")
-        return value
-    return parse
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("must be a finite number, zero or more")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tracebridge.cli.cpu import _count, _positive
+from tracebridge.cli.common import int_at_least, positive_number
 from tracebridge.errors import UsageError
 
 DESCRIPTION = """\
@@ -49,13 +49,13 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pmc", metavar="EVENT",
                         help="instead of DTrace, sample this hwpmc event system-wide with callchains "
                              "(pmcstat -S EVENT -O pmc.log), e.g. CPU_CLK_UNHALTED.THREAD_P")
-    parser.add_argument("--pmc-rate", type=_count, metavar="N",
+    parser.add_argument("--pmc-rate", type=int_at_least(0), metavar="N",
                         help="with --pmc: one sample every N events (pmcstat -n; default pmcstat's 65536)")
-    parser.add_argument("--duration", type=_positive, metavar="S",
+    parser.add_argument("--duration", type=positive_number, metavar="S",
                         help="stop after S seconds (ending WORKLOAD if it still runs)")
-    parser.add_argument("--interval", type=_positive, default=1.0, metavar="S",
+    parser.add_argument("--interval", type=positive_number, default=1.0, metavar="S",
                         help="seconds between CPU samples (default 1)")
-    parser.add_argument("--settle", type=_positive, default=1.0, metavar="S",
+    parser.add_argument("--settle", type=positive_number, default=1.0, metavar="S",
                         help="seconds the tracer runs before WORKLOAD starts (default 1); a tracer that "
                              "fails within them stops the recording")
     parser.add_argument("--old-kernel-linker", action="store_true",

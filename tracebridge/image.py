@@ -320,6 +320,7 @@ def _parse(path: str, data: bytes | mmap.mmap, init_fini_arrays: bool) -> Module
     else:
         offsets, size, low = layout.link_elf_segments(table, _load_segments(r, header, bits, order))
         offsets = {index: addr - low for index, addr in offsets.items()}
+    _check_loaded_contents(r, table, offsets)
     functions, symtab = _read_functions(r, table, offsets, bits, order, elf_type, low)
     # The kernel (ET_EXEC) runs where it was linked; modules move.
     fixed_base = low if elf_type == "ET_EXEC" else None
@@ -422,6 +423,27 @@ def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) ->
         bad = int(np.argmax(name_offsets >= len(names)))
         raise r.fail(f"section {bad} name offset is past the end of the section name table")
     return _SectionTable(*(table[field].tolist() for field in dtype.names), names=names)
+
+
+def _check_loaded_contents(r: _Reader, table: _SectionTable, offsets: dict[int, int]) -> None:
+    """Every loaded section with contents lies inside the file, as the kernel linker needs to read it.
+
+    Readers of code, relocations and module metadata step through sections
+    by ``sh_size``; a size the file cannot hold (2**63 in a 40 KB file) would
+    have them loop for hours.
+    """
+    if not offsets:
+        return
+    index = np.fromiter(offsets, dtype=np.intp, count=len(offsets))
+    start = np.asarray(table.offset, dtype=np.uint64)[index]
+    size = np.asarray(table.size, dtype=np.uint64)[index]
+    end = np.uint64(len(r.data))
+    outside = (np.asarray(table.type, dtype=np.uint32)[index] != SHT_NOBITS) & (
+        (size > end) | (start > end - np.minimum(size, end)))
+    if outside.any():
+        bad = int(index[np.argmax(outside)])
+        raise r.fail(f"section {bad} ({table.section_name(bad)}) lies past the end of the file (offset "
+                     f"{table.offset[bad]:#x}, size {table.size[bad]:#x}, file size {len(r.data):#x})")
 
 
 def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], bits: int, order: str,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracebridge.image import ModuleImage
+from tracebridge.image import SHT_NOBITS, ModuleImage
 from tracebridge.relocs import Relocations
 
 SET_SECTION = "set_modmetadata_set"
@@ -46,7 +46,8 @@ def module_metadata(image: ModuleImage, relocations: Relocations | None = None) 
     are left out: the answer is then "no such dependency", as it would be for
     a module without the set.
     """
-    sets = [s for s in image.sections_named(SET_SECTION) if s.loaded]
+    # Pointers live in the file: a NOBITS "set" holds none (and its size, unbounded by the file, is no loop bound).
+    sets = [s for s in image.sections_named(SET_SECTION) if s.loaded and s.type != SHT_NOBITS]
     if not sets:
         return []
     relocations = relocations or Relocations(image)

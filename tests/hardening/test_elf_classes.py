@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "fuzz"))
 from _harness import check_result, run_cli  # noqa: E402
 
 GOOD = (MODULES / "rem_legacy_fp.ko").read_bytes()  # ELF64, little-endian, ET_REL, amd64
-SHOFF, SHNUM, SHSTRNDX = struct.unpack_from("<Q", GOOD, 0x28)[0], *struct.unpack_from("<HxxH", GOOD, 0x3C)
+SHOFF, SHNUM = struct.unpack_from("<Q", GOOD, 0x28)[0], struct.unpack_from("<H", GOOD, 0x3C)[0]
 #: Field offsets in an Elf64_Shdr.
 SH_TYPE, SH_OFFSET, SH_SIZE, SH_LINK, SH_ADDRALIGN, SH_ENTSIZE = 4, 24, 32, 40, 48, 56
 
@@ -33,7 +33,14 @@ def section_of_type(kind: int) -> int:
     return next(i for i in range(SHNUM) if struct.unpack_from("<I", GOOD, header(i) + SH_TYPE)[0] == kind)
 
 
+def section_named(name: bytes) -> int:
+    names = struct.unpack_from("<Q", GOOD, header(struct.unpack_from("<H", GOOD, 0x3E)[0]) + SH_OFFSET)[0]
+    return next(i for i in range(SHNUM)
+                if GOOD[names + struct.unpack_from("<I", GOOD, header(i))[0]:].startswith(name + b"\0"))
+
+
 SYMTAB = section_of_type(2)
+METADATA = section_named(b"set_modmetadata_set")
 STRTAB = struct.unpack_from("<I", GOOD, header(SYMTAB) + SH_LINK)[0]
 
 
@@ -78,6 +85,10 @@ CASES = {
     "non-x86-machine-arm64": ((MODULES / "rem_arm64.ko").read_bytes(), True),
     "unsupported-machine-ppc64": (patched((18, "H", 21)), "unsupported machine"),
     "truncated-in-section-headers": (GOOD[:SHOFF + 64 * 3], "past the end"),
+    # fuzz_elf: a loaded section's sh_size of 2**62 had the module metadata reader loop for hours.
+    "loaded-section-past-end": (patched((header(METADATA) + SH_SIZE, "Q", 1 << 62)), "lies past the end"),
+    "nobits-metadata-set-of-1tb": (patched((header(METADATA) + SH_TYPE, "I", 8), (header(METADATA) + SH_SIZE, "Q", 1 << 40)),
+                                   True),
     # e_shnum 0: the count is in section 0's header (extended numbering), which pyelftools reads past the end.
     "extended-section-count-past-end": (patched((0x3C, "H", 0), (0x28, "Q", len(GOOD) + 8)), "malformed ELF header"),
 }

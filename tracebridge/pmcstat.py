@@ -59,7 +59,7 @@ _TAG = re.compile(rb"^[A-Za-z][A-Za-z0-9_.-]*$")
 #: A PC line exactly as pmcstat prints a 64-bit kernel address: ``PMCSTAT_PRINT_ENTRY("...", "%p")``.
 _PC_LINE = b"...       0x0123456789abcdef\n"
 _PC_PREFIX = np.frombuffer(_PC_LINE[:12], dtype=np.uint8)
-_MAP_IN = re.compile(rb'^\s*(?:\d+\s+)?map-in\s+(-?\d{1,10})\s+(0x[0-9a-fA-F]+)\s+"(.*)"\s*$')
+_MAP_IN = re.compile(rb'^\s*(?:\d+\s+)?map-in\s+(-?\d{1,10})\s+(0x[0-9a-fA-F]{1,16})\s+"(.*)"\s*$')
 _QUOTED = re.compile(rb'"(.*)"')
 _CALLGRAPH_HEADER = re.compile(r"^@ .* \[\d+ samples\]\s*$")
 _CALLGRAPH_LINE = re.compile(r"^ *[0-9.]+%  \[[0-9]+\]\s*\S")

@@ -195,3 +195,10 @@ def test_bundle_files_stay_inside_the_bundle(name):
     bundle.check(json.dumps(manifest).encode())  # the promise
     status, _, err = run_cli(["fold", str(bundle.BUNDLE)])
     assert status == 2 and "not a file name inside the bundle" in err
+
+
+def test_map_in_address_over_64_bits(tmp_path):
+    """fuzz_pmcstat: a map-in at a 32-digit address placed a region numpy could not hold (OverflowError)."""
+    log = b'map-in -1 0x1ffffffff82a1c000 "/boot/modules/x.ko"\ncallchain 0 0x20000 0 1 s\n...       0xffffffff80200120\n'
+    status, _, err = run(tmp_path, log, "pmc", "resolve", "{}", "-q")
+    assert status == 2 and ":1: malformed map-in record" in err

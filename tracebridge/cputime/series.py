@@ -38,6 +38,10 @@ from tracebridge.outputs import open_output
 if TYPE_CHECKING:
     import pandas as pd
 
+#: Decimals kept in CSV files: a thousandth of a percent is far below what
+#: one-second sampling can resolve.
+CSV_DECIMALS = 3
+
 COLUMNS = ("time", "pid", "process", "tid", "thread", "cpu_user", "cpu_system", "cpu_percent")
 DTYPES = {"time": "float64", "pid": "int64", "process": "string", "tid": "int64", "thread": "string",
           "cpu_user": "float64", "cpu_system": "float64", "cpu_percent": "float64"}
@@ -123,11 +127,28 @@ def write_series(frame: pd.DataFrame, path: str | os.PathLike[str], *,
     fmt = series_format(path)
     frame = frame.loc[:, list(COLUMNS)]
     if fmt == "csv":
+        frame = _rounded_for_text(frame)
         with open_output(path, "w", inputs=inputs) as out:
-            frame.to_csv(out, index=False, float_format="%.3f", lineterminator="\n")
+            frame.to_csv(out, index=False, float_format=f"%.{CSV_DECIMALS}f", lineterminator="\n")
     else:
         with open_output(path, "wb", inputs=inputs) as out:
             frame.to_parquet(out, index=False)
+
+
+def _rounded_for_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Round the two parts first and write their sum as ``cpu_percent``.
+
+    Rounding the sum on its own can leave it one unit in the last decimal off
+    the sum of the rounded parts (74.4864 + 0.0004), and a reader adding the
+    columns in a spreadsheet would see a total that does not add up.  Rows
+    with only a total (``top`` captures) keep it.
+    """
+    frame = frame.copy()
+    for column in ("cpu_user", "cpu_system", "cpu_percent"):
+        frame[column] = frame[column].round(CSV_DECIMALS)
+    both = frame["cpu_user"].notna() & frame["cpu_system"].notna()
+    frame.loc[both, "cpu_percent"] = (frame.loc[both, "cpu_user"] + frame.loc[both, "cpu_system"]).round(CSV_DECIMALS)
+    return frame
 
 
 def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -38,10 +38,10 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def split_map(work: Callable[[Sequence[T]], list[R]], items: Sequence[T], *, min_items: int = MIN_ITEMS) -> list[R]:
+def split_map(work: Callable[[Sequence[T]], list[R]], items: Sequence[T]) -> list[R]:
     """``work(items)``, computed as ``work(first half) + work(second half)`` on two cores."""
     global _splitting
-    if _splitting or len(items) < min_items or usable_cpus() < 2 or not hasattr(os, "fork"):
+    if _splitting or len(items) < MIN_ITEMS or usable_cpus() < 2 or not hasattr(os, "fork"):
         return work(items)
     _splitting = True
     try:

@@ -117,49 +117,63 @@ def predict(image: ModuleImage, functions: Sequence[Function], modname: str,
             options: FbtOptions = FbtOptions()) -> tuple[ModuleVerdict, list[FbtProbes]]:
     """FBT's probes for each of ``functions`` (in the same order) and the module verdict."""
     with gcpause.paused():
-        return _predict(image, functions, modname, options)
+        predictor = Predictor(image, modname, options)
+        return predictor.verdict, split_map(predictor.scan, functions)
 
 
-def _predict(image: ModuleImage, functions: Sequence[Function], modname: str,
-             options: FbtOptions) -> tuple[ModuleVerdict, list[FbtProbes]]:
-    relocations = Relocations(image)
-    verdict = module_verdict(image, modname, relocations)
-    if verdict.reason is not None:
-        refused = FbtProbes(None, (), verdict.reason)
-        return verdict, [refused] * len(functions)
-    stop_index = _listing_stop(functions, image.machine)
-    return verdict, split_map(lambda part: _scan(image, part, relocations, stop_index, options), functions)
+class Predictor:
+    """FBT's answer for one module, prepared once; :meth:`scan` answers for any list of its functions.
 
+    The module-wide part (relocations, the dtrace-dependency verdict, where
+    arm64's listing stops) is read here; :meth:`scan` is independent per
+    function, so callers that do more per-function work (demangling, probe
+    descriptions) run it in the same :func:`~tracebridge.parallel.split_map`
+    as their own work, forking once.
+    """
 
-def _scan(image: ModuleImage, functions: Sequence[Function], relocations: Relocations,
-          stop_index: int | None, options: FbtOptions) -> list[FbtProbes]:
-    """The per-function rules, in order; independent per function (so it can run in halves)."""
-    machine = image.machine
-    excluded_name = _exclusion_pattern(machine, options).match
-    excluded = FbtProbes(None, (), EXCLUDED_NAME)
-    scan = _SCANNERS[machine]
-    jump_tables = machine in ("amd64", "i386")
-    code_of = image.code
-    results = []
-    append = results.append
-    for function in functions:
-        if excluded_name(function.name):
-            append(excluded)
-        elif stop_index is not None and function.symbol_index > stop_index:
-            append(FbtProbes(None, (), LISTING_STOPPED))
-        elif function.type == "IFUNC":
-            append(FbtProbes(None, (), IFUNC))
-        elif function.size == 0:
-            append(FbtProbes(None, (), ZERO_SIZE))
-        else:
-            code = code_of(function)
-            if not code:
-                append(FbtProbes(None, (), NO_CODE))
-            elif jump_tables:
-                append(scan(code, _jump_table_test(image, function, code, relocations, options.base)))
+    def __init__(self, image: ModuleImage, modname: str, options: FbtOptions = FbtOptions()):
+        self.image = image
+        self.options = options
+        self.relocations = Relocations(image)
+        self.verdict = module_verdict(image, modname, self.relocations)
+        # The kernel's listing stops for every function after the stopper, selected or not.
+        self._stop_index = _listing_stop(image.functions, image.machine)
+
+    def scan(self, functions: Sequence[Function]) -> list[FbtProbes]:
+        """The per-function rules, in order."""
+        if self.verdict.reason is not None:
+            return [FbtProbes(None, (), self.verdict.reason)] * len(functions)
+        image, options, relocations, stop_index = self.image, self.options, self.relocations, self._stop_index
+        machine = image.machine
+        excluded_name = _exclusion_pattern(machine, options).match
+        excluded = FbtProbes(None, (), EXCLUDED_NAME)
+        scan = _SCANNERS[machine]
+        jump_tables = machine in ("amd64", "i386")
+        code_of = image.code
+        results = []
+        # Most functions share their answer with others (entry at 0, one return
+        # at the same offset): keeping one object per distinct answer makes the
+        # list cheap to send back from split_map's second process.
+        distinct: dict[FbtProbes, FbtProbes] = {}
+        append = lambda probes: results.append(distinct.setdefault(probes, probes))  # noqa: E731
+        for function in functions:
+            if excluded_name(function.name):
+                append(excluded)
+            elif stop_index is not None and function.symbol_index > stop_index:
+                append(FbtProbes(None, (), LISTING_STOPPED))
+            elif function.type == "IFUNC":
+                append(FbtProbes(None, (), IFUNC))
+            elif function.size == 0:
+                append(FbtProbes(None, (), ZERO_SIZE))
             else:
-                append(scan(code))
-    return results
+                code = code_of(function)
+                if not code:
+                    append(FbtProbes(None, (), NO_CODE))
+                elif jump_tables:
+                    append(scan(code, _jump_table_test(image, function, code, relocations, options.base)))
+                else:
+                    append(scan(code))
+        return results
 
 
 def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:

@@ -85,6 +85,11 @@ class FbtProbes:
     def has_entry(self) -> bool:
         return self.entry is not None
 
+    def __reduce__(self):
+        # Rebuilt with the constructor: unpickling a frozen slots dataclass
+        # field by field costs several times more (split_map sends 50k back).
+        return FbtProbes, (self.entry, self.returns, self.reason)
+
     @property
     def has_return(self) -> bool:
         return bool(self.returns)

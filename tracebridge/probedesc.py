@@ -23,6 +23,7 @@ apart by any description; their shared description is kept and marked.
 
 from __future__ import annotations
 
+import bisect
 import re
 import string
 from collections import Counter, defaultdict
@@ -46,6 +47,8 @@ _SET_SAFE = frozenset(string.ascii_letters + string.digits + "_.`")
 #: Suffix lengths tried, in order, for ``<prefix>*<suffix>`` globs of long names.
 _SUFFIXES = (64, 40, 20, 96, 128, 160, 189)
 _ANCHOR = 16
+#: Few enough names sharing a field's head to check them all without the other indexes.
+_FEW = 64
 
 #: Printable ASCII that can stand in a D comment or string as is: no quote,
 #: no backslash, no ``/`` (so neither ``/*`` nor ``*/`` can form), no ``%``.
@@ -121,6 +124,8 @@ class FunctionFields:
         self._count = Counter(names)
         self._signed = signed_char
         self._indexes: dict[str, dict[object, list[str]]] = {}
+        #: The distinct names in order, sorted on first use.
+        self._sorted: list[str] | None = None
         # How many distinct names end in the same 16 characters, overall and
         # per length: a field whose last 16 characters are plain literals and
         # whose name is alone in its group cannot select any other name.
@@ -157,25 +162,44 @@ class FunctionFields:
         return [other for other in candidates if match(other)]
 
     def _candidates(self, field: str) -> Sequence[str]:
-        """Names that can match ``field``: same length (no ``*``), same literal head and tail."""
+        """Names that can match ``field``: same literal head and tail (and length, without ``*``).
+
+        Two ways narrow the search, and the smaller result is scanned: the
+        names sharing the head are one slice of the sorted names (a long head,
+        as in the ``<prefix>*<suffix>`` globs of long v0 names, leaves only a
+        few), and the buckets by length and last characters (best when the
+        head is short, as in ``_ZN4core3ptr85drop_in_place?LT?...``).
+        """
         if not dglob.is_glob(field):
             return [field] if field in self._count else []
         metas = [m.start() for m in _META.finditer(field)]
         head, tail = field[:metas[0]], field[metas[-1] + 1:]
+        candidates = self._with_prefix(head)
+        if len(candidates) > _FEW:
+            bucket = self._bucket_for(field, tail)
+            if bucket is not None and len(bucket) < len(candidates):
+                candidates = bucket
+        return [n for n in candidates if n.startswith(head) and n.endswith(tail)]
+
+    def _with_prefix(self, head: str) -> Sequence[str]:
+        """Distinct names that start with ``head``, found by bisection in the sorted names."""
+        if self._sorted is None:
+            self._sorted = sorted(self._count)
+        names = self._sorted
+        low = bisect.bisect_left(names, head)
+        # Names are Latin-1 text: every one of them sorts below this character.
+        return names[low:bisect.bisect_left(names, head + "\U0010ffff", low)]
+
+    def _bucket_for(self, field: str, tail: str) -> Sequence[str] | None:
+        """The index bucket ``field``'s matches all fall in, or None when no index applies."""
         if "*" in field:
-            if len(tail) >= _ANCHOR:
-                bucket = self._bucket("tail", tail[-_ANCHOR:])
-            else:
-                bucket = list(self._count)
-        else:
-            length = _fixed_length(field)
-            if length is None:
-                bucket = list(self._count)
-            elif len(tail) >= _ANCHOR:
-                bucket = self._bucket("length-tail", (length, tail[-_ANCHOR:]))
-            else:
-                bucket = self._bucket("length", length)
-        return [n for n in bucket if n.startswith(head) and n.endswith(tail)]
+            return self._bucket("tail", tail[-_ANCHOR:]) if len(tail) >= _ANCHOR else None
+        length = _fixed_length(field)
+        if length is None:
+            return None
+        if len(tail) >= _ANCHOR:
+            return self._bucket("length-tail", (length, tail[-_ANCHOR:]))
+        return self._bucket("length", length)
 
     def _bucket(self, kind: str, key: object) -> Sequence[str]:
         """Names under ``key`` in one of the indexes, each built on first use."""

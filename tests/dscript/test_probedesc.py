@@ -58,3 +58,22 @@ def test_descriptions_pass_the_lexer():
     assert PSPEC.fullmatch(text) and "$" not in text
     assert module_field("x" * 80).endswith("*") and len(module_field("x" * 80)) == 63
     assert re.fullmatch(r"[a-z_?]+", module_field("if rem+x"))
+
+
+def test_fields_are_exact_when_many_names_share_a_head():
+    # More names share each head than the prefix slice is scanned for, so the
+    # length/tail buckets narrow the search instead; the answer must not change.
+    short = [f"_ZN4core3ptr13drop_in_place$LT${kind}$GT$17h{i:016x}E"
+             for i in range(40) for kind in ("A", "B$u20$C", "Vec")]
+    short += [name.replace("$", "<") for name in short[:30]]  # differ only where "?" stands
+    long_head = "_RNvMs1_" + "Cs4abcd_9rustc_mid" * 12
+    long = [f"{long_head}{i % 7}x{'y' * (i % 5)}Cs1JQ_18rustc_hir_analysis" for i in range(150)]
+    names = short + long
+    fields = FunctionFields(names)
+    for name in dict.fromkeys(names):
+        field = fields.field(name)
+        if field.text is None:
+            assert "another function" in field.problem or "no glob" in field.problem
+            continue
+        assert len(field.text) <= FUNCTION_MAX
+        assert [n for n in dict.fromkeys(names) if matches(n, field.text)] == [name], (name, field.text)

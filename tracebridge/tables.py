@@ -9,6 +9,7 @@ JSON or CSV run does not pay for it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
@@ -23,21 +24,42 @@ def write_rows(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequenc
     ``hex_columns`` are integers shown in hex in the terminal table only;
     JSON and CSV keep them as plain integers for machines.
     """
+    if fmt == "table":
+        _rich_table(out, rows, columns, title, set(numeric), set(hex_columns))
+    else:
+        write_chunks(out, [encode_chunk(rows, columns, fmt)], columns, fmt)
+
+
+def encode_chunk(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> str:
+    """Rows as a piece of a JSON array (no brackets) or CSV lines (no header), for :func:`write_chunks`.
+
+    Pieces let a command encode the halves of a long list in two processes
+    (:func:`tracebridge.parallel.split_map`) and write them as one document.
+    """
     if fmt == "json":
-        # json.dumps (C encoder) rather than json.dump, which encodes in Python.
         if rows and list(rows[0]) != list(columns):
             rows = [{c: row[c] for c in columns} for row in rows]
-        out.write(json.dumps(rows, ensure_ascii=False))
-        out.write("\n")
-    elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
+        # json.dumps (C encoder) rather than json.dump, which encodes in Python.
+        return json.dumps(rows, ensure_ascii=False)[1:-1]
+    if fmt == "csv":
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
         for row in rows:
             writer.writerow(["" if row[c] is None else row[c] for c in columns])
-    elif fmt == "table":
-        _rich_table(out, rows, columns, title, set(numeric), set(hex_columns))
-    else:  # argparse restricts choices; this is a programming error
-        raise ValueError(f"unknown format {fmt!r}")
+        return text.getvalue()
+    raise ValueError(f"no chunked form of {fmt!r}")  # argparse restricts choices: a programming error
+
+
+def write_chunks(out: IO[str], chunks: Sequence[str], columns: Sequence[str], fmt: str) -> None:
+    """One JSON array or CSV file from the pieces :func:`encode_chunk` made, in order."""
+    if fmt == "json":
+        out.write("[" + ", ".join(chunk for chunk in chunks if chunk) + "]\n")
+    elif fmt == "csv":
+        csv.writer(out, lineterminator="\n").writerow(columns)
+        for chunk in chunks:
+            out.write(chunk)
+    else:
+        raise ValueError(f"no chunked form of {fmt!r}")
 
 
 def _rich_table(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None,

@@ -11,7 +11,7 @@ from tracebridge.cli.common import (add_base_argument, add_format_argument, add_
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
 from tracebridge.outputs import open_output
 from tracebridge.select import add_selection_arguments, selection_from_args
-from tracebridge.tables import FORMATS, write_rows
+from tracebridge.tables import FORMATS, encode_chunk, write_chunks, write_rows
 
 if TYPE_CHECKING:
     from tracebridge.image import Function
@@ -49,23 +49,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tracebridge import gcpause
     from tracebridge.demangle import demangle_all
-    from tracebridge.fbt import predict
+    from tracebridge.fbt import Predictor
+    from tracebridge.parallel import split_map
 
     image = load_module(args)
     base = image.fixed_base if image.fixed_base is not None else args.base
     selection = selection_from_args(args)
-    options = fbt_options_from_args(args, base)
+    predictor = Predictor(image, image.modname, fbt_options_from_args(args, base))
+    columns = COLUMNS if args.format != "table" else TABLE_COLUMNS
 
     def rows_for(functions: Sequence[Function]) -> list[dict]:
-        """One row per function (FBT prediction splits itself over the CPUs)."""
+        """One row per selected function: independent per function, so it runs in halves."""
         names = demangle_all([f.name for f in functions])
         if selection.active:
             keep = selection.apply(functions, names)
             functions, names = [functions[i] for i in keep], [names[i] for i in keep]
-        _, probes = predict(image, functions, image.modname, options)
         rows = []
-        for function, name, fbt in zip(functions, names, probes):
+        for function, name, fbt in zip(functions, names, predictor.scan(functions)):
             rows.append({
                 "name": function.name, "demangled": name.name, "scheme": name.scheme,
                 "section": function.section, "offset": function.offset,
@@ -80,12 +82,17 @@ def run(args: argparse.Namespace) -> int:
                     rows[-1]["section"] = function.section[:-len(function.name)] + "<fn>"
         return rows
 
-    rows = rows_for(image.functions_by_offset)
-    if args.sort != "offset":
-        rows.sort(key=SORT_KEYS[args.sort])
-    columns = COLUMNS if args.format != "table" else TABLE_COLUMNS
-    title = f"{image.filename}: {len(rows)} functions ({image.elf_type} {image.machine}, {image.size:#x} bytes mapped)"
-    with open_output(args.output, inputs=[args.module]) as out:
-        write_rows(out, rows, columns, args.format, title=title, numeric=("size",),
-                   hex_columns=("offset", "address"))
+    functions = image.functions_by_offset
+    with gcpause.paused(), open_output(args.output, inputs=[args.module]) as out:
+        if args.format != "table" and args.sort == "offset":
+            # Already in order: each half is demangled, scanned and encoded in its own process.
+            chunks = split_map(lambda part: [encode_chunk(rows_for(part), columns, args.format)], functions)
+            write_chunks(out, chunks, columns, args.format)
+            return 0
+        rows = split_map(rows_for, functions)
+        if args.sort != "offset":
+            rows.sort(key=SORT_KEYS[args.sort])
+        title = (f"{image.filename}: {len(rows)} functions "
+                 f"({image.elf_type} {image.machine}, {image.size:#x} bytes mapped)")
+        write_rows(out, rows, columns, args.format, title=title, numeric=("size",), hex_columns=("offset", "address"))
     return 0

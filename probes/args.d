@@ -1,7 +1,7 @@
 /*
  * tracebridge template "args": the arguments and return value of every call.
  *
- * Run:    dtrace -s probes.d -o out.txt            (stop it with Ctrl-C)
+ * Run:    dtrace @@RUN@@ -o out.txt (stop it with Ctrl-C)
  * Prints: one line per event: CPU, thread id, timestamp in nanoseconds, then
  *         "-> name(arg0, arg1, arg2, arg3, arg4)" on entry and
  *         "<- name = arg1 (+arg0)" on return, in hex: on return FBT's arg1

@@ -2,7 +2,7 @@
  * tracebridge template "flow": the calls and returns of every thread, indented
  * by call depth, like dtrace -F but per thread instead of per CPU.
  *
- * Run:    dtrace -s probes.d -o out.txt            (stop it with Ctrl-C)
+ * Run:    dtrace @@RUN@@ -o out.txt (stop it with Ctrl-C)
  * Prints: one line per event: CPU, thread id, timestamp in nanoseconds, then
  *         two spaces per call level and "-> name" on entry or "<- name" on
  *         return (the name as FBT knows it: the mangled symbol).  Threads

@@ -1,7 +1,7 @@
 /*
  * tracebridge template "latency": time from entry to return of each function.
  *
- * Run:    dtrace -s probes.d -o out.txt            (stop it with Ctrl-C)
+ * Run:    dtrace @@RUN@@ -o out.txt (stop it with Ctrl-C)
  * Prints: when tracing stops, three aggregations keyed by the function's name
  *         as FBT knows it (the mangled symbol): @ns, a power-of-two histogram
  *         of the nanoseconds of each call (quantize); @avg_ns, the average;

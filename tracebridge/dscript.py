@@ -11,7 +11,10 @@ a D script with placeholders on lines of their own:
   entry / a return probe, ``@@PAIRED_ENTRY@@`` / ``@@PAIRED_RETURN@@`` those
   with both, ``@@UNPAIRED_ENTRY@@`` those with an entry and no return;
 * ``@@PC_IN_MODULE@@`` (inline) becomes a test that ``arg0`` lies in the
-  module, when its load address is known.
+  module, when its load address is known;
+* ``@@RUN@@`` (inline) becomes the ``-s`` options that run the script: the
+  file names it was written to (every part), or ``-s SCRIPT.d`` on standard
+  output.
 
 libdtrace compiles every description of a clause separately, each with its own
 copy of the predicate and actions, and the kernel takes at most 8 MiB of DOF
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 TEMPLATES = ("count", "latency", "flow", "stack", "args")
 HEADER = "@@HEADER@@"
 PC_IN_MODULE = "@@PC_IN_MODULE@@"
+RUN = "@@RUN@@"
 #: Descriptions per clause; longer lists become several clauses with one body.
 CLAUSE_MAX = 256
 #: Estimated DOF bytes allowed per script file (the kernel's limit is 8 MiB).
@@ -171,7 +175,7 @@ class Script:
                 for start in range(0, len(listed), CLAUSE_MAX):
                     out.append(",\n".join(listed[start:start + CLAUSE_MAX]) + "\n" + segment.body)
                 continue
-            segment = segment.replace(PC_IN_MODULE, self._pc_test())
+            segment = segment.replace(PC_IN_MODULE, self._pc_test()).replace(RUN, _run_options(files))
             out.append(segment.replace(HEADER + "\n", self._header(index, files)))
         return "".join(out)
 
@@ -214,7 +218,7 @@ class Script:
                 f"Part {index + 1} of {len(files)}, estimated DOF {self.dof[index] // 1024} KiB: the probes "
                 f"are split so that each script stays well under the kernel's {DOF_LIMIT >> 20} MiB of DOF "
                 "per program. Run all parts in one dtrace, which shares their variables and aggregations:",
-                "    dtrace " + " ".join(f"-s {d_text(os.path.basename(f))}" for f in files) + " -o out.txt",
+                f"    dtrace {_run_options(files)} -o out.txt",
             ]
         if plan.verdict.reason is not None:
             lines.append(f"FBT creates no probes in this module: {REASONS[plan.verdict.reason]}"
@@ -237,6 +241,11 @@ class Script:
         wrapped = [part.replace("/*", "/ *").replace("*/", "* /") for line in lines
                    for part in ([line] if not line or line.startswith(" ") else textwrap.wrap(line, 96))]
         return "/*\n" + "".join(f" * {line}".rstrip() + "\n" for line in wrapped) + " */\n"
+
+
+def _run_options(files: Sequence[str]) -> str:
+    """``-s FILE`` for each part as written (standard output has no name to give)."""
+    return " ".join(f"-s {d_text(os.path.basename(f)) if f != '-' else 'SCRIPT.d'}" for f in files)
 
 
 _REASON_TEXT = {

@@ -1,7 +1,7 @@
 /*
  * tracebridge template "stack": where the CPUs are when they run this module.
  *
- * Run:    dtrace -s probes.d -o out.txt            (stop it with Ctrl-C)
+ * Run:    dtrace -s script.d -o out.txt (stop it with Ctrl-C)
  * Prints: when tracing stops, every distinct kernel stack seen by a 997 Hz
  *         sampler while a CPU ran the module's code, with its sample count,
  *         least frequent first: a blank line, the frames (module`func+0xoff,

@@ -125,3 +125,11 @@ def test_bad_maps(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(InputError):
         ProbeMap.load(path)
+
+
+def test_run_line_names_the_files_written(tmp_path, capsys):
+    out = tmp_path / "rx-stack.d"
+    assert main(["gen-probes", str(MODULES / "rem_legacy_fp.ko"), "-t", "stack", "-o", str(out)]) == 0
+    assert " * Run:    dtrace -s rx-stack.d -o out.txt" in out.read_text()
+    assert main(["gen-probes", str(MODULES / "rem_legacy_fp.ko"), "-t", "count"]) == 0
+    assert " * Run:    dtrace -s SCRIPT.d -o out.txt" in capsys.readouterr().out

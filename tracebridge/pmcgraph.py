@@ -255,11 +255,28 @@ def fold_callgraph(data: bytes, path: str, images: Mapping[str, ModuleImage] | N
     if len(lines.skipped):
         warn(f"{path}:{int(lines.skipped[0]) + 1}: skipped {len(lines.skipped)} line(s) that are not callgraph "
              "entries (as stackcollapse-pmc.pl does)")
-    if any(f.module.endswith(".ko") for f in profile.frames if f.module):
+    given = images or {}
+    modules = sorted({f.module for f in profile.frames if f.module and f.module.endswith(".ko")})
+    misnamed = [m for m in modules if m in given and not _pmcstat_names_right(given[m])]
+    unknown = [m for m in modules if m not in given]
+    if misnamed or unknown:
+        which = "; ".join(part for part in (f"one section per function: {', '.join(misnamed)}" if misnamed else "",
+                                            f"no ELF given to check: {', '.join(unknown)}" if unknown else "")
+                          if part)
         warn(f"{path}: pmcstat -G names functions of modules with one section per function (most Rust "
-             "modules) wrongly, as it ignores section offsets; only its hex nodes are re-resolved here. "
-             "For exact names convert with `pmcstat -R LOG -o out.txt` and read that instead")
+             f"modules) wrongly, as it ignores section offsets ({which}); only its hex nodes are re-resolved "
+             "here. For exact names convert with `pmcstat -R LOG -o out.txt` and read that instead")
     return profile
+
+
+def _pmcstat_names_right(image: ModuleImage) -> bool:
+    """Does pmcstat's raw-``st_value`` lookup (freebsd-facts §6) find this module's functions where they are?
+
+    Only when every function's symbol value is its offset from the module
+    base: an ET_REL whose functions all lie in one section loaded at offset 0
+    (a merged ``.text`` placed first), or an ET_DYN linked at 0.
+    """
+    return all(f.offset == f.value for f in image.functions)
 
 
 def _event(data: bytes, lines: _Lines, index: int) -> str:

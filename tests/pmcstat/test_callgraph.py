@@ -126,3 +126,22 @@ def test_fold_command_detects_pmcstat_inputs(tmp_path, capsys):
         stack, _, count = line.rpartition(" ")
         stacks[stack] += int(count)
     assert stacks == perl_folded("multi-image")
+
+
+def test_warning_only_for_modules_pmcstat_misnames(tmp_path, capsys):
+    # rem_legacy_fp_merged.ko has one .text at offset 0 (pmcstat's st_value lookup is right);
+    # rem_legacy_fp.ko has a section per function (every Rust function at 0 for pmcstat).
+    graph = tmp_path / "two.graph"
+    graph.write_text("@ cpu_clk_unhalted.thread_p [5 samples]\n\n"
+                     "60.00%  [3]        rem_modevent @ /boot/modules/rem_legacy_fp_merged.ko\n"
+                     " 100.0%  [3]         fork_exit @ /boot/kernel/kernel\n"
+                     "40.00%  [2]        rem_modevent @ /boot/modules/rem_legacy_fp.ko\n"
+                     " 100.0%  [2]         fork_exit @ /boot/kernel/kernel\n")
+    read_callgraph(graph, open_images([MODULES / "rem_legacy_fp_merged.ko"], None))
+    err = capsys.readouterr().err
+    assert "no ELF given to check: rem_legacy_fp.ko" in err and "one section per function:" not in err
+    read_callgraph(graph, open_images([MODULES / "rem_legacy_fp_merged.ko", MODULES / "rem_legacy_fp.ko"], None))
+    assert "one section per function: rem_legacy_fp.ko)" in capsys.readouterr().err
+    graph.write_text(graph.read_text().replace("rem_legacy_fp.ko", "rem_legacy_fp_merged.ko"))
+    read_callgraph(graph, open_images([MODULES / "rem_legacy_fp_merged.ko"], None))
+    assert capsys.readouterr().err == ""

@@ -47,7 +47,7 @@ _SET_SAFE = frozenset(string.ascii_letters + string.digits + "_.`")
 #: Suffix lengths tried, in order, for ``<prefix>*<suffix>`` globs of long names.
 _SUFFIXES = (64, 40, 20, 96, 128, 160, 189)
 _ANCHOR = 16
-#: Few enough names sharing a field's head to check them all without the other indexes.
+#: Few enough candidates to check them all without looking for fewer.
 _FEW = 64
 
 #: Printable ASCII that can stand in a D comment or string as is: no quote,
@@ -114,23 +114,27 @@ class FunctionFields:
     """Function fields for one module, each checked against all of its functions.
 
     ``names`` are the module's function names (duplicates allowed).  Finding
-    which other names a glob also selects must stay cheap for 100k functions,
-    so names are bucketed by length and their first and last characters, the
-    bucket is narrowed to names with the field's literal head and tail, and
-    only the few left are run through the kernel matcher.
+    which other names a glob also selects must stay cheap for 100k functions:
+    the names that share the glob's literal head are one slice of the sorted
+    names, those that share its literal tail one slice of the sorted reversed
+    names, and a ``*``-free glob can only match names of its own length; the
+    smallest of these is narrowed to names with both the head and the tail,
+    and only the few left are run through the kernel matcher.
     """
 
     def __init__(self, names: Iterable[str], *, signed_char: bool = True):
         self._count = Counter(names)
         self._signed = signed_char
-        self._indexes: dict[str, dict[object, list[str]]] = {}
-        #: The distinct names in order, sorted on first use.
-        self._sorted: list[str] | None = None
         # How many distinct names end in the same 16 characters, overall and
         # per length: a field whose last 16 characters are plain literals and
-        # whose name is alone in its group cannot select any other name.
+        # whose name is alone in its group cannot select any other name.  This
+        # settles most legacy names (``...17h<hash>E``) without a search.
         self._tails = Counter(name[-_ANCHOR:] for name in self._count)
         self._length_tails = Counter((len(name), name[-_ANCHOR:]) for name in self._count)
+        # The search structures, built on first use.
+        self._sorted: list[str] | None = None
+        self._reversed: list[str] | None = None
+        self._by_length: dict[int, list[str]] | None = None
 
     def field(self, name: str) -> FunctionField:
         duplicates = self._count.get(name, 1)
@@ -162,60 +166,49 @@ class FunctionFields:
         return [other for other in candidates if match(other)]
 
     def _candidates(self, field: str) -> Sequence[str]:
-        """Names that can match ``field``: same literal head and tail (and length, without ``*``).
-
-        Two ways narrow the search, and the smaller result is scanned: the
-        names sharing the head are one slice of the sorted names (a long head,
-        as in the ``<prefix>*<suffix>`` globs of long v0 names, leaves only a
-        few), and the buckets by length and last characters (best when the
-        head is short, as in ``_ZN4core3ptr85drop_in_place?LT?...``).
-        """
+        """Names that can match ``field``: same literal head and tail (and length, without ``*``)."""
         if not dglob.is_glob(field):
             return [field] if field in self._count else []
         metas = [m.start() for m in _META.finditer(field)]
         head, tail = field[:metas[0]], field[metas[-1] + 1:]
         candidates = self._with_prefix(head)
         if len(candidates) > _FEW:
-            bucket = self._bucket_for(field, tail)
-            if bucket is not None and len(bucket) < len(candidates):
-                candidates = bucket
+            ending = self._with_suffix(tail)
+            if len(ending) < len(candidates):
+                candidates = ending
+        if len(candidates) > _FEW and "*" not in field:
+            length = _fixed_length(field)
+            if length is not None:
+                same_length = self._of_length(length)
+                if len(same_length) < len(candidates):
+                    candidates = same_length
         return [n for n in candidates if n.startswith(head) and n.endswith(tail)]
 
     def _with_prefix(self, head: str) -> Sequence[str]:
-        """Distinct names that start with ``head``, found by bisection in the sorted names."""
+        """Distinct names that start with ``head``."""
         if self._sorted is None:
             self._sorted = sorted(self._count)
-        names = self._sorted
-        low = bisect.bisect_left(names, head)
-        # Names are Latin-1 text: every one of them sorts below this character.
-        return names[low:bisect.bisect_left(names, head + "\U0010ffff", low)]
+        return _bisect_prefix(self._sorted, head)
 
-    def _bucket_for(self, field: str, tail: str) -> Sequence[str] | None:
-        """The index bucket ``field``'s matches all fall in, or None when no index applies."""
-        if "*" in field:
-            return self._bucket("tail", tail[-_ANCHOR:]) if len(tail) >= _ANCHOR else None
-        length = _fixed_length(field)
-        if length is None:
-            return None
-        if len(tail) >= _ANCHOR:
-            return self._bucket("length-tail", (length, tail[-_ANCHOR:]))
-        return self._bucket("length", length)
+    def _with_suffix(self, tail: str) -> Sequence[str]:
+        """Distinct names that end with ``tail`` (reversed: the caller only filters them)."""
+        if self._reversed is None:
+            self._reversed = sorted(name[::-1] for name in self._count)
+        return [reverse[::-1] for reverse in _bisect_prefix(self._reversed, tail[::-1])]
 
-    def _bucket(self, kind: str, key: object) -> Sequence[str]:
-        """Names under ``key`` in one of the indexes, each built on first use."""
-        index = self._indexes.get(kind)
-        if index is None:
-            index = self._indexes[kind] = defaultdict(list)
+    def _of_length(self, length: int) -> Sequence[str]:
+        if self._by_length is None:
+            self._by_length = defaultdict(list)
             for name in self._count:
-                if kind == "length":
-                    index[len(name)].append(name)
-                elif len(name) < _ANCHOR:
-                    continue
-                elif kind == "length-tail":
-                    index[len(name), name[-_ANCHOR:]].append(name)
-                else:
-                    index[name[-_ANCHOR:]].append(name)
-        return index.get(key, ())
+                self._by_length[len(name)].append(name)
+        return self._by_length.get(length, ())
+
+
+def _bisect_prefix(ordered: list[str], prefix: str) -> list[str]:
+    """The slice of a sorted list whose strings start with ``prefix``."""
+    low = bisect.bisect_left(ordered, prefix)
+    # Names are Latin-1 text: every one of them sorts below this character.
+    return ordered[low:bisect.bisect_left(ordered, prefix + "\U0010ffff", low)]
 
 
 def _fixed_length(field: str) -> int | None:

@@ -60,8 +60,9 @@ def test_gen_probes_is_the_same_split_or_not(monkeypatch, tmp_path):
     texts = []
     for threshold in (10**9, 2):
         monkeypatch.setattr(parallel, "MIN_ITEMS", threshold)
-        out = tmp_path / f"probes-{threshold}.d"
-        assert main(["gen-probes", str(MODULES / "rem_legacy_fp.ko"), "-t", "flow", "-o", str(out),
-                     "--map", str(tmp_path / f"map-{threshold}.json")]) == 0
-        texts.append(out.read_text())
+        run = tmp_path / str(threshold)
+        run.mkdir()
+        assert main(["gen-probes", str(MODULES / "rem_legacy_fp.ko"), "-t", "flow", "-o", str(run / "probes.d"),
+                     "--map", str(run / "map.json")]) == 0
+        texts.append((run / "probes.d").read_text() + (run / "map.json").read_text())
     assert texts[0] == texts[1] and "fbt:" in texts[0]

@@ -146,7 +146,19 @@ class ModuleImage:
         return section
 
     def sections_of_type(self, *types: int) -> list[Section]:
-        return [self.section(i) for i, kind in enumerate(self._table.type) if kind in types]
+        return [self.section(i) for i in self.section_indices_of_type(*types)]
+
+    def section_indices_of_type(self, *types: int) -> list[int]:
+        """Indices of the sections of these types, without building their headers.
+
+        With their :meth:`section_info`, enough to index the 20k relocation
+        sections of a big per-function-section module without building them.
+        """
+        return [i for i, kind in enumerate(self._table.type) if kind in types]
+
+    def section_info(self, index: int) -> int:
+        """``sh_info`` of one section (for a relocation section, the section it patches)."""
+        return self._table.info[index]
 
     def sections_named(self, name: str) -> list[Section]:
         # Find the name in the string table first (names may share a tail,

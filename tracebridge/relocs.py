@@ -70,14 +70,15 @@ class Relocations:
         self._offsets: dict[int, list[int]] = {}
         self._loaded: list[Section] | None = None
         self._starts: list[int] = []
-        self._by_target: dict[int, list[Section]] = {}
+        #: ET_REL: the relocation sections (indices) that patch each section.
+        self._by_target: dict[int, list[int]] = {}
         self._dynamic: list[Section] = []
         self._by_address: dict[int, list[Relocation]] | None = None
-        for section in image.sections_of_type(SHT_RELA, SHT_REL):
-            if image.elf_type == "ET_REL":
-                self._by_target.setdefault(section.info, []).append(section)
-            elif section.flags & SHF_ALLOC:
-                self._dynamic.append(section)
+        if image.elf_type == "ET_REL":
+            for index in image.section_indices_of_type(SHT_RELA, SHT_REL):
+                self._by_target.setdefault(image.section_info(index), []).append(index)
+        else:
+            self._dynamic = [s for s in image.sections_of_type(SHT_RELA, SHT_REL) if s.flags & SHF_ALLOC]
         # ET_DYN and ET_EXEC: virtual address of module offset 0.
         self._low = 0
         if image.elf_type != "ET_REL":
@@ -99,7 +100,8 @@ class Relocations:
         found = self._cache.get(shndx)
         if found is None:
             if self.image.elf_type == "ET_REL":
-                found = [r for rel in self._by_target.get(shndx, ()) for r in self._read(rel, None)]
+                found = [r for rel in self._by_target.get(shndx, ())
+                         for r in self._read(self.image.section(rel), None)]
             else:
                 if self._by_address is None:
                     self._by_address = self._load_dynamic()

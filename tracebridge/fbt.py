@@ -155,7 +155,10 @@ class Predictor:
         # at the same offset): keeping one object per distinct answer makes the
         # list cheap to send back from split_map's second process.
         distinct: dict[FbtProbes, FbtProbes] = {}
-        append = lambda probes: results.append(distinct.setdefault(probes, probes))  # noqa: E731
+
+        def append(probes: FbtProbes) -> None:
+            results.append(distinct.setdefault(probes, probes))
+
         for function in functions:
             if excluded_name(function.name):
                 append(excluded)

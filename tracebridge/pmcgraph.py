@@ -259,12 +259,12 @@ def fold_callgraph(data: bytes, path: str, images: Mapping[str, ModuleImage] | N
     modules = sorted({f.module for f in profile.frames if f.module and f.module.endswith(".ko")})
     misnamed = [m for m in modules if m in given and not _pmcstat_names_right(given[m])]
     unknown = [m for m in modules if m not in given]
-    if misnamed or unknown:
-        which = "; ".join(part for part in (f"one section per function: {', '.join(misnamed)}" if misnamed else "",
-                                            f"no ELF given to check: {', '.join(unknown)}" if unknown else "")
-                          if part)
+    which = ([f"one section per function: {', '.join(misnamed)}"] if misnamed else []) + \
+        ([f"no ELF given to check: {', '.join(unknown)}"] if unknown else [])
+    if which:
         warn(f"{path}: pmcstat -G names functions of modules with one section per function (most Rust "
-             f"modules) wrongly, as it ignores section offsets ({which}); only its hex nodes are re-resolved "
+             f"modules) wrongly, as it ignores section offsets ({'; '.join(which)}); only its hex nodes are "
+             "re-resolved "
              "here. For exact names convert with `pmcstat -R LOG -o out.txt` and read that instead")
     return profile
 

@@ -1,9 +1,13 @@
-"""Timing helpers shared by the benchmark scripts: best-of-N wall time of a shell command."""
+"""Helpers shared by the benchmark scripts: best-of-N wall time of a command, the big test module."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def wall_time(command: str | list[str], repeat: int = 3) -> float:
@@ -25,3 +29,13 @@ def report(label: str, ours: float, reference: float, reference_label: str, targ
     ratio = ours / reference
     print(f"{label}: tracebridge {ours:.3f} s, {reference_label} {reference:.3f} s, "
           f"ratio {ratio:.2f}x ({target})")
+
+
+def big_module(path: str | None, functions: int, directory: str) -> str:
+    """``path`` if given, else a module of ``functions`` functions made by make_big_module.py in ``directory``."""
+    if path is not None:
+        return path
+    path = os.path.join(directory, "big.ko")
+    subprocess.run([sys.executable, os.path.join(HERE, "make_big_module.py"), "-n", str(functions), "-o", path],
+                   check=True, stdout=subprocess.DEVNULL)
+    return path

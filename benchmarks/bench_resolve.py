@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
+
+from _timing import big_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, os.pardir)
@@ -76,11 +76,7 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})   # one core
     with tempfile.TemporaryDirectory() as tmp:
-        big = args.module
-        if big is None:
-            big = os.path.join(tmp, "big.ko")
-            subprocess.run([sys.executable, os.path.join(HERE, "make_big_module.py"), "-n", str(args.functions),
-                            "-o", big], check=True, stdout=subprocess.DEVNULL)
+        big = big_module(args.module, args.functions, tmp)
         space = build_space(big)
         pcs = make_pcs(space, args.pcs)
         times = []

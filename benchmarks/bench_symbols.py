@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 
-from _timing import report, wall_time
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from _timing import big_module, report, wall_time
 
 
 def main() -> None:
@@ -28,11 +24,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        module = args.module
-        if module is None:
-            module = os.path.join(tmp, "big.ko")
-            subprocess.run([sys.executable, os.path.join(HERE, "make_big_module.py"), "-n", str(args.functions),
-                            "-o", module], check=True, stdout=subprocess.DEVNULL)
+        module = big_module(args.module, args.functions, tmp)
         out = os.path.join(tmp, "symbols.json")
         ours = wall_time(["tracebridge", "symbols", "--format", "json", "-o", out, module], args.repeat)
         nm = wall_time(["nm", "--demangle=rust", "--defined-only", module], args.repeat)

@@ -45,6 +45,8 @@ import sys
 import tempfile
 import time
 
+from tracebridge.demangle import split_path
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_LDSCRIPT = os.path.join(HERE, os.pardir, "tests", "fixtures", "ldscript.kmod.amd64")
 ENTRY_POINT = "big_modevent"
@@ -75,25 +77,6 @@ def _legacy_sanitize(component: str) -> str:
     return s
 
 
-def _split_top(path: str) -> list[str]:
-    """Split a demangled path on '::' outside <...>, (...) and [...]."""
-    parts, depth, start, i = [], 0, 0, 0
-    while i < len(path):
-        c = path[i]
-        if c in "<([":
-            depth += 1
-        elif c in ">)]":
-            depth -= 1
-        elif c == ":" and depth == 0 and path.startswith("::", i):
-            parts.append(path[start:i])
-            i += 2
-            start = i
-            continue
-        i += 1
-    parts.append(path[start:])
-    return parts
-
-
 _DISAMB_RE = re.compile(r"\{([a-z:_ ]+?)(?:#\d+)?\}")
 _INT_SUFFIX_RE = re.compile(r"\b(\d+)(?:usize|isize|u8|u16|u32|u64|u128|i8|i16|i32|i64|i128)\b")
 
@@ -106,14 +89,14 @@ def legacy_from_demangled(path: str, h: int) -> str | None:
     path = _INT_SUFFIX_RE.sub(r"\1", path)
     path = path.replace(", ", ",")
     comps = []
-    for i, c in enumerate(_split_top(path)):
+    for i, c in enumerate(split_path(path)):
         if not c:
             return None
         if c.startswith("<") and i > 0:
             continue  # function generic args (`::<T>`): legacy omits them
         if c.startswith("<") and " as " not in c and c.endswith(">"):
             # `<Type>::method` (inherent impl): legacy spells the type's path.
-            inner = _split_top(c[1:-1])
+            inner = split_path(c[1:-1])
             if all(inner):
                 comps.extend(inner)
                 continue

@@ -46,6 +46,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,11 +249,7 @@ def run(command: str, cwd: str, columns: str = COLUMNS) -> Result:
     stdout, both = io.BytesIO(), io.BytesIO()
     out = io.TextIOWrapper(stdout if redirect else both, encoding="utf-8", write_through=True)
     err = io.TextIOWrapper(both, encoding="utf-8", write_through=True)
-    previous = os.getcwd()
-    saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = columns
-    try:
-        os.chdir(cwd)
+    with _working_in(cwd, columns):
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 status = main(words[1:])
@@ -262,12 +259,6 @@ def run(command: str, cwd: str, columns: str = COLUMNS) -> Result:
         err.flush()
         if redirect:
             Path(redirect).write_bytes(stdout.getvalue())
-    finally:
-        os.chdir(previous)
-        if saved is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = saved
     return Result(status, both.getvalue().decode("utf-8", errors="replace"))
 
 
@@ -285,25 +276,31 @@ def run_python(code: str, namespace: dict, cwd: str) -> Result:
     import traceback
 
     buffer = io.StringIO()
+    status = 0
+    with _working_in(cwd, COLUMNS), contextlib.redirect_stdout(buffer):
+        try:
+            exec(compile(code, "<docs>", "exec"), namespace)
+        except Exception:  # noqa: BLE001 -- reported as the block's failure
+            buffer.write(traceback.format_exc())
+            status = 1
+    return Result(status, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def _working_in(cwd: str, columns: str) -> Iterator[None]:
+    """The body runs in ``cwd`` with ``COLUMNS`` set, as a documented command runs; both are restored after."""
     previous = os.getcwd()
     saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = COLUMNS
-    status = 0
+    os.environ["COLUMNS"] = columns
     try:
         os.chdir(cwd)
-        with contextlib.redirect_stdout(buffer):
-            try:
-                exec(compile(code, "<docs>", "exec"), namespace)
-            except Exception:  # noqa: BLE001 -- reported as the block's failure
-                buffer.write(traceback.format_exc())
-                status = 1
+        yield
     finally:
         os.chdir(previous)
         if saved is None:
             os.environ.pop("COLUMNS", None)
         else:
             os.environ["COLUMNS"] = saved
-    return Result(status, buffer.getvalue())
 
 
 def check_target_command(command: str) -> str | None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tracebridge.errors import InputError
+from tracebridge.errors import InputError, reading
 from tracebridge.flamegraph import ROOT_FILL, GraphOptions, count_text, draw
 from tracebridge.flametree import ROOT, FlatStacks, build_tree, flatten
 from tracebridge.palettes import ELIDED_FILL, diff_fill
@@ -179,12 +179,10 @@ def _plain(value: float) -> int | float:
 def read_name_map(path: str | os.PathLike[str]) -> dict[str, str]:
     """``FROM<TAB>TO`` lines (``#`` comments, blank lines ignored): names to compare as one."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with reading(path), open(path, encoding="utf-8") as handle:
             lines = handle.read().split("\n")
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"cannot read: {exc}") from None
     names = {}
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):

@@ -8,6 +8,8 @@ and exits with status 2.  Nothing else should escape as a traceback.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class TracebridgeError(Exception):
@@ -31,6 +33,24 @@ class InputError(TracebridgeError):
         if position is not None:
             where = f"{where}:{position}"
         super().__init__(f"{where}: {message}")
+
+
+@contextmanager
+def reading(path: str | os.PathLike[str], expected: str = "a file") -> Iterator[None]:
+    """Opening and reading ``path`` in the body: the OS's refusals become one-line :class:`InputError` s.
+
+    ``expected`` says what a directory given in its place should have been.
+    """
+    try:
+        yield
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except IsADirectoryError:
+        raise InputError(path, f"is a directory, expected {expected}") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
 class OutputError(TracebridgeError):

@@ -28,7 +28,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from tracebridge import gcpause, layout
-from tracebridge.errors import InputError
+from tracebridge.errors import InputError, reading
 
 # ELF constants (the ELF gABI; values also in sys/sys/elf_common.h).
 SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS, SHT_DYNSYM, SHT_SYMTAB_SHNDX = 2, 3, 8, 11, 18
@@ -263,20 +263,13 @@ class _Reader:
 
 
 def _open_data(path: str) -> bytes | mmap.mmap:
-    try:
-        if os.path.isdir(path):
-            raise InputError(path, "is a directory, not a kernel module")
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size == 0:
-                raise InputError(path, "is empty, not an ELF kernel module")
-            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except PermissionError:
-        raise InputError(path, "permission denied") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    if os.path.isdir(path):
+        raise InputError(path, "is a directory, not a kernel module")
+    with reading(path), open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise InputError(path, "is empty, not an ELF kernel module")
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def open_module(path: str | os.PathLike[str], *, init_fini_arrays: bool = True) -> ModuleImage:

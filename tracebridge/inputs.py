@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, TYPE_CHECKING
 
-from tracebridge.errors import InputError, UsageError
+from tracebridge.errors import InputError, UsageError, reading
 from tracebridge.profile import Metadata, Profile
 
 if TYPE_CHECKING:
@@ -114,14 +114,8 @@ class Source:
     def _open(self) -> IO[bytes]:
         if os.path.isdir(self.path):
             raise InputError(self.path, "is a directory, expected a file")
-        try:
+        with reading(self.path):
             return open(self.path, "rb")
-        except FileNotFoundError:
-            raise InputError(self.path, "no such file") from None
-        except PermissionError:
-            raise InputError(self.path, "permission denied") from None
-        except OSError as exc:
-            raise InputError(self.path, f"cannot read: {exc.strerror or exc}") from None
 
     def error(self, message: str, line: int | None = None) -> InputError:
         return InputError(self.path, message, line)

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tracebridge.errors import InputError
+from tracebridge.errors import InputError, reading
 
 _HEADER = re.compile(r"^\s*Id\s+Refs\s+Address( +)Size\s+Name\s*$")
 # Matched against the line without trailing white space: `(\S.*?)\s*$` would try every
@@ -121,15 +121,9 @@ def parse_kldstat(lines: Iterable[str], path: str) -> Kldstat:
 
 def read_kldstat(path: str | os.PathLike[str]) -> Kldstat:
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-            return parse_kldstat(handle, path)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, expected saved kldstat output") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    with reading(path, expected="saved kldstat output"), \
+            open(path, encoding="utf-8", errors="surrogateescape") as handle:
+        return parse_kldstat(handle, path)
 
 
 def _file_line(line: str, path: str, number: int, humanised: bool) -> KldFile:

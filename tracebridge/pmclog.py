@@ -27,7 +27,7 @@ import os
 import struct
 from collections.abc import Iterator
 
-from tracebridge.errors import InputError
+from tracebridge.errors import InputError, reading
 
 MAGIC = 0xEE
 HEADER = 16
@@ -51,10 +51,9 @@ def log_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
     """Every record tracebridge reads, as the line(s) ``pmcstat -R log -o`` prints for it."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with reading(path), open(path, "rb") as handle, \
+                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
             yield from _records(path, data)
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
     except ValueError:  # mmap of an empty file
         raise InputError(path, "is empty: no hwpmc records") from None
 

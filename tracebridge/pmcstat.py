@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from tracebridge.errors import InputError
+from tracebridge.errors import InputError, reading
 from tracebridge.printable import printable
 from tracebridge.profile import Metadata, Profile
 from tracebridge.resolve import AddressSpace, ResolutionCounts
@@ -383,15 +383,12 @@ def log_map_ins(path: str | os.PathLike[str]) -> dict[str, int]:
 @contextmanager
 def open_input(path: str) -> Iterator[IO[bytes]]:
     """Open a pmcstat output for reading as bytes; every failure is an InputError."""
-    try:
-        if os.path.isdir(path):
-            raise InputError(path, "is a directory, expected a pmcstat output file")
-        with open(path, "rb", buffering=1 << 20) as handle:
-            yield handle
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except PermissionError:
-        raise InputError(path, "permission denied") from None
+    if os.path.isdir(path):
+        raise InputError(path, "is a directory, expected a pmcstat output file")
+    with reading(path):  # only the opening: the caller's own errors pass through as they are
+        handle = open(path, "rb", buffering=1 << 20)
+    with handle:
+        yield handle
 
 
 @contextmanager

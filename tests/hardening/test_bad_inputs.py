@@ -120,3 +120,16 @@ def test_refused_with_the_file_named(tmp_path, probe_map, kind, bad):
     status, _, err, path = run(tmp_path, kind, bad_data)
     assert status == 2
     assert err.splitlines()[-1].startswith(f"tracebridge: {path}"), err
+
+
+@pytest.mark.parametrize("kind", sorted(INPUTS))
+@pytest.mark.parametrize("bad", ["missing", "directory"])
+def test_a_path_that_is_not_a_readable_file(tmp_path, kind, bad):
+    path = tmp_path / "input"
+    if bad == "directory":
+        path.mkdir()
+    status, _, err = run_cli(INPUTS[kind][1](str(path)))
+    check_result(status, err)
+    assert status == 2
+    want = "no such file" if bad == "missing" else "is a directory"
+    assert err.splitlines()[-1].startswith(f"tracebridge: {path}: {want}"), err

@@ -24,6 +24,7 @@ from _harness import check_result, run_cli  # noqa: E402
 
 #: Seconds any of these may take; each took minutes (or forever) before its fix.
 QUICK = 10.0
+TOP = (Path(__file__).parents[1] / "data" / "top" / "top-bzSHCP-iperf.txt").read_bytes()
 
 
 def run(tmp_path: Path, data: bytes, *argv: str) -> tuple[int, str, str]:
@@ -48,8 +49,10 @@ def run(tmp_path: Path, data: bytes, *argv: str) -> tuple[int, str, str]:
      ["fold", "--input-format", "dtrace", "{}"], 2),
     # A count that str.isdigit() accepts but int() does not: a traceback.
     (b"\n              kernel`foo+0x1\n \xc2\xb2\n", ["fold", "{}"], 2),
+    # hypothesis on the top seed: `(\d+(?:\.\d+)?)% ` searched a CPU line from every digit of a long run.
+    (TOP.replace(b"CPU 0:", b"CPU 0: " + b"1" * 200_000, 1), ["cpu", "import", "{}"], 0),
 ], ids=["digits-in-flow-sniffer", "digits-in-flow-reader", "probe-line-colons", "histogram-row-blanks",
-        "superscript-count"])
+        "superscript-count", "top-cpu-line-digits"])
 def test_text_inputs(tmp_path, data, argv, status):
     assert run(tmp_path, data, *argv)[0] == status
 
@@ -137,7 +140,6 @@ def test_top_capture_timed_by_the_clock_alone(tmp_path):
 
 
 HUGE = b"9" * 5000  # int() refuses decimal strings of over 4300 digits with a ValueError
-TOP = (Path(__file__).parents[1] / "data" / "top" / "top-bzSHCP-iperf.txt").read_bytes()
 
 
 @pytest.mark.parametrize("data, argv", [

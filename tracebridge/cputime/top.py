@@ -41,7 +41,9 @@ _UPTIME = re.compile(r"\bup (\d{1,9})\+(\d+):(\d\d):(\d\d)\b")
 _CLOCK = re.compile(r"\b(\d\d):(\d\d):(\d\d)\s*$")
 _COUNTS = re.compile(r"^\d+ (processes|threads):")
 _CPU_LINE = re.compile(r"^CPU( \d{1,9})?:\s")
-_CPU_STATE = re.compile(r"(\d+(?:\.\d+)?)% (\w+)")
+# A share starts a run of digits (so a long run is tried once, not from each of its digits) and
+# is at most 100.0: unanchored, ``\d+`` made every CPU line with a long run of digits quadratic.
+_CPU_STATE = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3})?)% (\w+)")
 _THREAD_COMMAND = re.compile(r"(?P<process>[^{]*)\{(?P<thread>.*)\}")
 
 

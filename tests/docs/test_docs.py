@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -112,6 +113,14 @@ def test_freebsd_and_setup_examples_are_skipped_explicitly(command):
         checked = " (arguments checked)" if command.text.startswith("tracebridge ") else ""
         pytest.skip(f"on the FreeBSD target only{checked}: {command.text}")
     pytest.skip(f"set-up, run by .ci/run: {command.text}")
+
+
+def test_ci_runs_the_readme_test_command():
+    """CI checks what a user runs: .ci/run ends with the README's test command, character for character."""
+    blocks = re.findall(r"^```sh\n(.*?)\n```$", (ROOT / "README.md").read_text(), re.M | re.S)
+    test_command = next(block for block in blocks if block.endswith("&& pytest"))
+    ci_lines = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci_lines[-1] == test_command
 
 
 def test_example_captures_are_current():

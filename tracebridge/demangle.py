@@ -46,6 +46,8 @@ MAX_DEMANGLED = 1 << 16
 
 RUST_LEGACY = "rust-legacy"
 RUST_V0 = "rust-v0"
+#: A Rust path read already demangled (folded stacks hold names, not symbols).
+RUST_NAME = "rust"
 CPP = "c++"
 C = "c"
 
@@ -101,19 +103,22 @@ class Demangled:
     @property
     def crate(self) -> str | None:
         """The crate that defines the item (the one in ``<X as Trait>`` for impls)."""
-        if not self.is_rust:
-            return None
-        head, sep, _ = self.name.partition("::")
-        if sep and head.isidentifier():  # the common `crate::path` shape, without a regex
-            return head
-        crate = _CRATE.search(self.name)
-        return crate.group(1) if crate else None
+        return crate_of(self.name) if self.is_rust else None
 
     @property
     def short(self) -> str:
         """The last two path components: ``Adapter<T>::rx_frame``."""
         parts = self.path
         return "::".join(parts[-2:]) if len(parts) > 1 else parts[0]
+
+
+def crate_of(name: str) -> str | None:
+    """The crate of a demangled Rust path: its first identifier followed by ``::``."""
+    head, sep, _ = name.partition("::")
+    if sep and head.isidentifier():  # the common `crate::path` shape, without a regex
+        return head
+    crate = _CRATE.search(name)
+    return crate.group(1) if crate else None
 
 
 def split_path(name: str) -> tuple[str, ...]:

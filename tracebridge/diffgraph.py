@@ -93,7 +93,7 @@ def render_diff(comparison: Comparison, graph: GraphOptions = GraphOptions()) ->
     # then AFTER's and BEFORE's columns in the tree either way.
     a, b = (0, 1) if options.shape == "after" else (1, 0)
     weights = stacks.weights * np.array([1.0, scale])
-    shaped = FlatStacks(stacks.frames, stacks.flat, stacks.lengths, weights[:, [a, b]])
+    shaped = replace(stacks, weights=weights[:, [a, b]])
     tree = build_tree(shaped, graph.min_width_units(float(shaped.weights[:, 0].sum())))
     own_delta = tree.own[:, a] - tree.own[:, b]
     total_delta = tree.total[:, a] - tree.total[:, b]
@@ -115,9 +115,9 @@ def render_diff(comparison: Comparison, graph: GraphOptions = GraphOptions()) ->
         sources = f"{comparison.before.metadata.source or 'BEFORE'} -> {comparison.after.metadata.source or 'AFTER'}"
         subtitle = (f"{sources}: widths are {options.shape.upper()}, colour is the change in "
                     f"{options.by} {unit}{' (shares, normalized)' if options.normalize else ''}")
-    legend = [("rgb(255,60,60)", "grew"), ("rgb(60,60,255)", "shrank"), ("rgb(255,255,255)", "same")]
+    legend = [(diff_fill(1, 1), "grew"), (diff_fill(-1, 1), "shrank"), (diff_fill(0, 1), "same")]
     graph = replace(graph, title=graph.title or "Differential Flame Graph")
-    return draw(tree, stacks.frames, graph, fills, counts, subtitle, legend, BACKGROUND)
+    return draw(tree, stacks, graph, fills, counts, subtitle, legend, BACKGROUND)
 
 
 def _signed(value: float) -> str:

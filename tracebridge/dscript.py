@@ -196,7 +196,7 @@ class Script:
         ]
         if self.template.clauses:
             lines.append(f"Probes: fbt:{d_text(plan.module_field)}:<function>:entry|return for {traced} of "
-                         f"{len(plan.items)} selected functions ({plan.total} in the module).")
+                         f"{_selected(len(plan.items))} ({plan.total} in the module).")
             fields = [p.field for part in self.parts for p in part]
             if any(f.glob for f in fields):
                 lines.append("A function field with ? or * is a glob: ? stands for $ or another character a "
@@ -226,7 +226,7 @@ class Script:
                             if plan.verdict.dtrace_dependencies else "."))
         if self.skipped and index == 0:
             lines.append("")
-            lines.append(f"Not traced: {len(self.skipped)} selected functions lack what this template needs.")
+            lines.append(f"Not traced, for lack of what this template needs: {_selected(len(self.skipped))}.")
             for reason, count in sorted(Counter(r for _, r in self.skipped).items()):
                 lines.append(f"  {reason} ({count}): {_REASON_TEXT.get(reason) or REASONS[reason]}")
             for planned, reason in self.skipped[:SKIPPED_LISTED]:
@@ -235,12 +235,16 @@ class Script:
                 lines.append(f"  ... and {len(self.skipped) - SKIPPED_LISTED} more: 'tracebridge symbols "
                              f"{d_text(image.filename)}' lists every function with its fbt_reason.")
         elif self.skipped:
-            lines.append(f"{len(self.skipped)} selected functions are not traced: part 1 lists them.")
+            lines.append(f"Not traced: {_selected(len(self.skipped))}; part 1 lists them.")
         # Long sentences are wrapped; indented lines (commands, lists) are kept whole.  Names
         # went through d_text (no "/" left); the fixed text must not open or close a comment either.
         wrapped = [part.replace("/*", "/ *").replace("*/", "* /") for line in lines
                    for part in ([line] if not line or line.startswith(" ") else textwrap.wrap(line, 96))]
         return "/*\n" + "".join(f" * {line}".rstrip() + "\n" for line in wrapped) + " */\n"
+
+
+def _selected(count: int) -> str:
+    return f"{count} selected function{'' if count == 1 else 's'}"
 
 
 def _run_options(files: Sequence[str]) -> str:

@@ -198,9 +198,10 @@ def _add_plain_entries(profile: Profile, ids: dict[str, int], tokens: list[str],
 
 
 def _new_profile(source: Source, kind: str) -> Profile:
-    """``count()`` values are samples (or calls); anything else is named after its kind."""
-    return Profile(Metadata(source=source.path, event="samples" if kind == "count" else kind,
-                            unit="samples" if kind == "count" else kind))
+    """What the weights count: ``count()`` samples (or calls), a histogram the values it
+    recorded (``quantize`` of latencies: one per call); a ``sum()`` is named after its kind."""
+    unit = "samples" if kind == "count" else "values" if kind.endswith("quantize") else kind
+    return Profile(Metadata(source=source.path, event="samples" if kind == "count" else kind, unit=unit))
 
 
 def _frame_ids(profile: Profile, texts: dict[str, str], options: LoadOptions) -> dict[str, int]:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -88,13 +89,16 @@ class FrameNamer:
     """Frame text -> :class:`Frame`, cached per distinct text; hex frames resolved in bulk."""
 
     def __init__(self, space: AddressSpace | None = None, probe_map: ProbeMap | None = None,
-                 names: Iterable[str] = ()):
+                 owners: Mapping[str, str | None] | None = None):
         self.space = space
         self.probe_map = probe_map
         #: The probe descriptions' function fields (``?`` for ``$``) -> mangled name.
         self.fields: dict[str, str] = {e.function: e.mangled for e in probe_map} if probe_map else {}
+        #: The given modules' function names -> the module defining them (None: several do).  A
+        #: name with no module in the text (a ``probefunc`` key) gets its module from here.
+        self.owners: Mapping[str, str | None] = owners or {}
         #: Every symbol name known (modules' functions, the map's): cut names are completed from these.
-        self.names = set(names) | set(self.fields.values())
+        self.names = set(self.owners) | set(self.fields.values())
         self._cache: dict[str, Frame] = {}
 
     def frames(self, texts: Iterable[str]) -> list[Frame]:
@@ -127,6 +131,13 @@ class FrameNamer:
             self._resolve(addresses)
 
     def _symbol(self, module: str | None, func: str, offset: int | None) -> Frame:
+        frame = self._named(module, func, offset)
+        if module is None and frame.symbol in self.owners:
+            owner = self.owners[frame.symbol]
+            return replace(frame, module=owner) if owner is not None else frame
+        return frame
+
+    def _named(self, module: str | None, func: str, offset: int | None) -> Frame:
         mapped = self.fields.get(func)
         if mapped is None and self.probe_map is not None and any(c in func for c in "?*["):
             entry = self.probe_map.find(func)  # a glob field the script wrote, not listed verbatim

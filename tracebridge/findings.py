@@ -43,6 +43,8 @@ class Report:
     entry_only: int
     #: Functions without probes, by ``fbt_reason``.
     reasons: dict[str, int]
+    #: The first few of them by reason (demangled, in symbol-table order), so the text names them.
+    reason_examples: dict[str, list[str]]
     #: Probed functions whose field is a glob (``?`` for ``$`` and the like, ``*`` for
     #: long names), and those no field can single out.
     glob_names: int
@@ -80,6 +82,9 @@ class Report:
         ]
         for reason, count in sorted(self.reasons.items(), key=lambda item: -item[1]):
             lines.append(f"  {count:6} {reason}: {fbt.REASONS[reason]}")
+            examples = self.reason_examples.get(reason, [])
+            more = f" and {count - len(examples)} more" if count > len(examples) else ""
+            lines.append(f"         {', '.join(examples)}{more}")
         lines.append(f"Names of probed functions: {self.glob_names} need a glob in probe descriptions ('$' "
                      f"and other characters become '?'), {self.long_names} are longer than {FUNCTION_MAX} "
                      f"(prefix*suffix), {self.unnamed} cannot be singled out")
@@ -100,6 +105,10 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
+#: Functions named per reason in the report.
+REASON_EXAMPLES = 3
+
+
 def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "0%"
 
@@ -109,6 +118,10 @@ def inspect_plan(plan: Plan) -> Report:
     items = plan.items
     schemes = Counter(p.name.scheme for p in items)
     reasons = Counter(p.fbt.reason for p in items if p.fbt.reason is not None)
+    examples: dict[str, list[str]] = {}
+    for p in items:
+        if p.fbt.reason is not None and len(examples.setdefault(p.fbt.reason, [])) < REASON_EXAMPLES:
+            examples[p.fbt.reason].append(p.name.name)
     entry = sum(1 for p in items if p.fbt.has_entry)
     ret = sum(1 for p in items if p.fbt.has_return)
     fields = [p.field for p in items]
@@ -117,7 +130,7 @@ def inspect_plan(plan: Plan) -> Report:
         code_sections=len({p.function.shndx for p in items}),
         rust_legacy=schemes.get("rust-legacy", 0), rust_v0=schemes.get("rust-v0", 0),
         other=len(items) - schemes.get("rust-legacy", 0) - schemes.get("rust-v0", 0),
-        entry=entry, ret=ret, entry_only=entry - ret, reasons=dict(reasons),
+        entry=entry, ret=ret, entry_only=entry - ret, reasons=dict(reasons), reason_examples=examples,
         glob_names=sum(1 for f in fields if f.glob), long_names=sum(1 for f in fields if f.text and "*" in f.text),
         unnamed=sum(1 for p in items if p.fbt.has_entry and p.field.text is None),
         dtrace_dependencies=list(plan.verdict.dtrace_dependencies),

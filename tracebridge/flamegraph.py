@@ -24,7 +24,7 @@ from functools import cache
 from importlib import resources
 
 from tracebridge.errors import InputError
-from tracebridge.flametree import ROOT, FlameTree, build_tree, flatten
+from tracebridge.flametree import ROOT, FlameTree, FlatStacks, build_tree, flatten
 from tracebridge.labels import LabelOptions
 from tracebridge.palettes import ELIDED_FILL, KINDS, Palette, legend_fill
 from tracebridge.profile import Frame, Profile
@@ -91,9 +91,14 @@ class GraphOptions:
         return self.min_width * total / self.frames_width
 
 
-def frame_identity(frame: Frame) -> tuple[str | None, str, str]:
-    """Frames that draw as one box: the same function in the same module (offsets merge)."""
-    return frame.module, frame.symbol, frame.name
+def frame_identity(frame: Frame) -> tuple[str | None, str]:
+    """Frames that draw as one box: the same name in the same module.
+
+    Offsets merge, and so do a generic's instances (``Adapter<T>::rx_frame``
+    once per ``T``, told apart only by the legacy hash), as they do in folded
+    output and in reports; the tooltip lists the instances' symbols.
+    """
+    return frame.module, frame.name
 
 
 def render_flamegraph(profile: Profile, options: GraphOptions = GraphOptions(),
@@ -120,7 +125,7 @@ def render_flamegraph(profile: Profile, options: GraphOptions = GraphOptions(),
     subtitle = options.subtitle
     if subtitle is None:
         subtitle = f"{profile.metadata.source + ': ' if profile.metadata.source else ''}{count_text(total)} {unit}"
-    return draw(tree, frames, options, fills, counts, subtitle, legend)
+    return draw(tree, stacks, options, fills, counts, subtitle, legend)
 
 
 def count_text(value: float) -> str:
@@ -150,18 +155,27 @@ def label(name: str, width_px: float, char_width: float) -> str:
     return name if len(name) <= chars else name[:chars - 2] + ".."
 
 
-def _head(frame: Frame) -> tuple[str, str, bool]:
+#: Symbols a tooltip lists for a box that merges several instances.
+LISTED_INSTANCES = 4
+
+
+def _head(frame: Frame, symbols: Sequence[str]) -> tuple[str, str, bool]:
     """(visible name, escaped tooltip lines before the counts, whether labels need escaping)."""
     name = visible(frame.name)
     lines = [xml(frame.name)]
-    if frame.symbol != frame.name:
+    if len(symbols) > 1:
+        lines.append(f"{len(symbols)} instances, mangled:")
+        lines.extend("  " + xml(symbol) for symbol in symbols[:LISTED_INSTANCES])
+        if len(symbols) > LISTED_INSTANCES:
+            lines.append(f"  and {len(symbols) - LISTED_INSTANCES} more")
+    elif frame.symbol != frame.name:
         lines.append("mangled: " + xml(frame.symbol))
     if frame.module:
         lines.append("module: " + xml(frame.module))
     return name, "\n".join(lines) + "\n", bool(_SPECIAL.search(name))
 
 
-def draw(tree: FlameTree, frames: Sequence[Frame], options: GraphOptions, fills: Sequence[str],
+def draw(tree: FlameTree, stacks: FlatStacks, options: GraphOptions, fills: Sequence[str],
          counts: Sequence[str], subtitle: str, legend: Sequence[tuple[str, str]] = (),
          background: tuple[str, str] | None = None) -> str:
     """The SVG of a laid-out tree: one fill and one (unescaped) counts line per node.
@@ -182,7 +196,7 @@ def draw(tree: FlameTree, frames: Sequence[Frame], options: GraphOptions, fills:
         ys = [top + d * fh for d in range(tree.max_depth + 1)]
     else:
         ys = [height - bottom - (d + 1) * fh for d in range(tree.max_depth + 1)]
-    heads = [_head(frame) for frame in frames]
+    heads = [_head(frame, symbols) for frame, symbols in zip(stacks.frames, stacks.symbols)]
     bg_top, bg_bottom = background or Palette(options.colors).background
 
     out = [

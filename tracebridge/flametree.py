@@ -36,10 +36,13 @@ class FlatStacks:
 
     Key ids are numbered in drawing order (by demangled name, then module,
     then symbol), so sorting ids sorts siblings; ``frames[k]`` is the frame
-    shown for key ``k`` (the first one met, column 0's profile first).
+    shown for key ``k`` (the first one met, column 0's profile first) and
+    ``symbols[k]`` every distinct symbol merged into it, sorted (generic
+    instances that share a name: the tooltip lists them).
     """
 
     frames: list[Frame]
+    symbols: list[tuple[str, ...]]
     #: Key ids of every stack, concatenated, root first.
     flat: np.ndarray
     #: Length of each stack.
@@ -57,11 +60,13 @@ class FlatStacks:
 def flatten(profiles: Sequence[Profile], identity: Callable[[Frame], Hashable]) -> FlatStacks:
     """Stack the profiles' rows, one weight column each, frames merged by ``identity``."""
     first: dict[Hashable, Frame] = {}
+    symbols: dict[Hashable, set[str]] = {}
     identities = []
     for profile in profiles:
         ids = [identity(frame) for frame in profile.frames]
         for ident, frame in zip(ids, profile.frames):
             first.setdefault(ident, frame)
+            symbols.setdefault(ident, set()).add(frame.symbol)
         identities.append(ids)
     ordered = sorted(first, key=lambda ident: _draw_order(first[ident]))
     key_of = {ident: k for k, ident in enumerate(ordered)}
@@ -76,7 +81,8 @@ def flatten(profiles: Sequence[Profile], identity: Callable[[Frame], Hashable]) 
         weight = np.zeros((len(stacks), len(profiles)))
         weight[:, column] = np.fromiter(stacks.values(), dtype=np.float64, count=len(stacks))
         columns.append(weight)
-    return FlatStacks([first[ident] for ident in ordered], np.concatenate(flats),
+    return FlatStacks([first[ident] for ident in ordered], [tuple(sorted(symbols[ident])) for ident in ordered],
+                      np.concatenate(flats),
                       np.concatenate(lengths), np.concatenate(columns))
 
 

@@ -12,16 +12,23 @@ to exactly the same stacks, and folded files from other tools (which
 never contain ``\\;`` or ``\\\\`` on purpose) read as they always did.
 Spaces need no escape: the count is after the *last* space.  Frame names
 never hold a newline (every input is line based).
+
+Folded text holds names, not symbols: a frame that names no symbol the
+reader knows and has a ``::`` path (``rem::em::rx::rxeof``) is taken as
+Rust, so flame graphs and reports of folded files still set Rust apart.
+A kernel has no C++; a C++ name in a user stack would be taken as Rust too.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import IO
 
+from tracebridge.demangle import C, RUST_NAME, crate_of
 from tracebridge.inputs import Loaded, LoadOptions, Source
 from tracebridge.labels import LabelOptions
-from tracebridge.profile import Metadata, Profile
+from tracebridge.profile import Frame, Metadata, Profile
 
 _COUNT = re.compile(r"^[0-9]{1,20}(?:\.[0-9]+)?$")  # 64-bit counts (int() refuses over 4300 digits)
 _ESCAPED = re.compile(r"\\([\\;])|;")
@@ -100,8 +107,15 @@ def read(source: Source, options: LoadOptions) -> Loaded:
         stacks[frames] = stacks.get(frames, 0) + weight
     profile = Profile(Metadata(source=source.path))
     texts = sorted({text for frames in stacks for text in frames})  # frame ids independent of hashing
-    named = dict(zip(texts, options.namer.frames(texts)))
+    named = dict(zip(texts, map(_rust_by_name, options.namer.frames(texts))))
     ids = {text: profile.intern(frame) for text, frame in named.items()}
     for frames, weight in stacks.items():
         profile.add_ids(tuple(ids[t] for t in frames), weight)
     return Loaded(profile)
+
+
+def _rust_by_name(frame: Frame) -> Frame:
+    """``frame``, taken as Rust when it is a C name with a ``::`` path (see the module's docstring)."""
+    if frame.scheme != C or "::" not in frame.name:
+        return frame
+    return replace(frame, scheme=RUST_NAME, crate=crate_of(frame.name))

@@ -177,6 +177,11 @@ class ModuleImage:
         return os.path.basename(self.path)
 
     @property
+    def frame_module(self) -> str:
+        """The module its frames are shown in: ``kernel`` for the kernel (ET_EXEC), else the file name."""
+        return "kernel" if self.elf_type == "ET_EXEC" else self.filename
+
+    @property
     def modname(self) -> str:
         """FBT's module field: the basename without ``.ko`` (``kernel`` stays)."""
         name = self.filename

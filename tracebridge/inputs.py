@@ -291,8 +291,12 @@ class LoadOptions:
         from tracebridge.probemap import ProbeMap
 
         probe_map = ProbeMap.load(self.probe_map) if self.probe_map is not None else None
-        names = [f.name for image in self.images for f in image.functions]
-        return FrameNamer(self.address_space, probe_map, names)
+        owners: dict[str, str | None] = {}
+        for image in self.images:
+            module = image.frame_module
+            for function in image.functions:
+                owners[function.name] = module if owners.get(function.name, module) == module else None
+        return FrameNamer(self.address_space, probe_map, owners)
 
 
 def _kldstat_bases(path: str, images: list) -> list[int | None]:

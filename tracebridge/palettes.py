@@ -51,6 +51,8 @@ HUES: dict[str, Hue] = {
     # Kernel C leans to crimson and module C to yellow, so neither is taken for orange.
     "kernel": lambda v: (205 + int(40 * v[0]), 70 + int(40 * v[1]), 90 + int(35 * v[1])),
     "c": lambda v: (205 + int(30 * v[0]), 195 + int(35 * v[0]), 60 + int(40 * v[1])),
+    # Native code of no known module (names read from folded text): a paler, greyer yellow.
+    "native": lambda v: (215 + int(25 * v[0]), 210 + int(25 * v[0]), 150 + int(30 * v[1])),
     "unresolved": lambda v: (170 + int(35 * v[0]),) * 3,
 }
 
@@ -62,15 +64,22 @@ BACKGROUNDS = {"mem": ("#eeeeee", "#e0e0ff"), "io": ("#f8f8f8", "#e8e8e8")}
 DEFAULT_BACKGROUND = ("#eeeeee", "#eeeeb0")
 
 #: What each kind means, for the legend of the ``rust`` palette.
-KINDS = {"rust": "Rust", "kernel": "C, kernel", "c": "C/C++, module", "unresolved": "unresolved"}
+KINDS = {"rust": "Rust", "kernel": "C, kernel", "c": "C/C++, module", "native": "C/C++, module not known",
+         "unresolved": "unresolved"}
 
 
 def kind(frame: Frame) -> str:
-    """``rust``, ``kernel`` (C in the kernel proper), ``c`` (other native code) or ``unresolved``."""
+    """``rust``, ``kernel`` (C in the kernel proper), ``c`` (C in a module), ``native`` or ``unresolved``.
+
+    ``native`` is C whose module nothing says (a name read from folded
+    text): it may be the kernel's or a module's.
+    """
     if not frame.resolved:
         return "unresolved"
     if frame.is_rust:
         return "rust"
+    if frame.module is None:
+        return "native"
     return "kernel" if frame.module == "kernel" else "c"
 
 
@@ -106,9 +115,16 @@ def rgb(channels: tuple[int, int, int]) -> str:
     return "rgb({},{},{})".format(*channels)
 
 
+#: Channel value of the strongest change: pure blue under black text reads
+#: at a contrast of 2.4:1; from 100 up, both red and blue stay above 4.5:1 (WCAG AA).
+DIFF_DARKEST = 100
+#: Channel value of the smallest change (255 would be "same").
+DIFF_LIGHTEST = 210
+
+
 def diff_fill(delta: float, largest: float) -> str:
     """Red for growth, blue for shrinkage, white for none; saturation grows with |delta|/largest."""
     if largest <= 0 or delta == 0:
         return "rgb(255,255,255)"
-    fade = int(210 * (1 - min(abs(delta) / largest, 1.0)))
+    fade = DIFF_DARKEST + int((DIFF_LIGHTEST - DIFF_DARKEST) * (1 - min(abs(delta) / largest, 1.0)))
     return f"rgb(255,{fade},{fade})" if delta > 0 else f"rgb({fade},{fade},255)"

@@ -155,7 +155,7 @@ class AddressSpace:
         if base is None:
             raise UsageError(f"{image.path}: a load address is needed for this module "
                              "(--base, a kldstat file, or a pmcstat map-in record)")
-        name = name or ("kernel" if image.elf_type == "ET_EXEC" else image.filename)
+        name = name or image.frame_module
         return self._insert(LoadedModule(image, base, name))
 
     def add_region(self, name: str, base: int, end: int | None = None) -> LoadedModule:

@@ -11,8 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMATS = ("table", "json", "csv")
 
@@ -64,7 +68,6 @@ def write_chunks(out: IO[str], chunks: Sequence[str], columns: Sequence[str], fm
 
 def _rich_table(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None,
                 numeric: set[str], hex_columns: set[str]) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -85,4 +88,23 @@ def _rich_table(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequen
                 # Names come from the module: never let them be read as markup.
                 cells.append(escape(str(value)))
         table.add_row(*cells)
-    Console(file=out, soft_wrap=False).print(table)
+    console(out).print(table)
+
+
+#: Line width for a table written to a file or a pipe: wide enough that rows do not fold.
+UNFOLDED_WIDTH = 400
+
+
+def console(out: IO[str]) -> Console:
+    """A rich console writing to ``out``: as wide as the terminal, or ``COLUMNS``.
+
+    Rich draws 80 columns when ``out`` is not a terminal, which folds a
+    table of Rust names into unreadable fragments in a file; there, without
+    ``COLUMNS``, the table takes the width it needs (up to :data:`UNFOLDED_WIDTH`).
+    """
+    from rich.console import Console
+
+    isatty = getattr(out, "isatty", None)
+    terminal = bool(isatty and isatty())
+    width = None if terminal or os.environ.get("COLUMNS") else UNFOLDED_WIDTH
+    return Console(file=out, soft_wrap=False, width=width)

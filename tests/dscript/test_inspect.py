@@ -20,6 +20,7 @@ def test_frame_pointer_less_module_names_the_fix(capsys):
     status, out, _ = run(capsys, MODULES / "rem_legacy_nofp.ko")
     assert status == 0
     assert "no-frame-pointer" in out and "-C force-frame-pointers=yes" in out
+    assert "         rem_unload, dtrace_safe_y, rem_load and 60 more\n" in out
     assert "Verdict: only 14 of 78 functions are probeable with FBT: the module was built without frame pointers" \
         in out
 
@@ -30,6 +31,7 @@ def test_json_report(capsys):
     assert status == 0
     assert report["functions"] == 78 and report["probeable"] == 77 and report["ret"] == 73
     assert report["reasons"] == {"excluded-name": 1}
+    assert report["reason_examples"] == {"excluded-name": ["dtrace_helper_x"]}
     assert report["long_names"] == 2 and report["unnamed"] == 0
     assert {f["code"] for f in report["findings"]} == {"merge-text", "excluded-names"}
 

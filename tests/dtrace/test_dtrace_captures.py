@@ -120,6 +120,10 @@ def test_probefunc_counts_and_cut_names(if_rem):
     assert named_stacks(loaded.profile) == expected
     (table,) = loaded.aggregations
     assert table.kind == "count" and len(table.rows) == len(rows)
+    # probefunc keys name no module: the module whose symbols they are is filled in.
+    assert {frame.module for frame in loaded.profile.frames} == {"if_rem.ko"}
+    alone = load_inputs([DATA / "probefunc-count.txt"])
+    assert {frame.module for frame in alone.profile.frames} == {None}
 
 
 def test_quantize_buckets_kept():
@@ -217,7 +221,7 @@ def test_several_aggregations_in_one_output():
     assert [len(a.rows) for a in loaded.aggregations] == [3, 3, 3]
     calls = {row.keys[0].name: row.value.total for row in loaded.aggregations[0].rows}
     assert named_stacks(loaded.profile) == {(name,): total for name, total in calls.items()}
-    assert loaded.profile.metadata.unit == "quantize"
+    assert loaded.profile.metadata.unit == "values" and loaded.profile.metadata.event == "quantize"
     summed = load_inputs([DATA / "latency.txt"], LoadOptions(value_kinds=("avg", "sum"), aggregation=3))
     assert named_stacks(summed.profile) == {(r.keys[0].name,): r.value for r in loaded.aggregations[2].rows}
     assert summed.profile.metadata.unit == "sum"

@@ -18,7 +18,7 @@ BASE = 0xFFFFFFFF82000000
 def image(name: str, size: int, *functions: tuple[str, int, int, str]):
     """A stand-in for ModuleImage: ``(name, offset, size, binding)`` per function."""
     return SimpleNamespace(
-        path=f"/m/{name}", filename=name, elf_type="ET_REL", fixed_base=None, size=size,
+        path=f"/m/{name}", filename=name, frame_module=name, elf_type="ET_REL", fixed_base=None, size=size,
         functions=[Function(i, n, ".text", 1, 0, s, b, "FUNC", o) for i, (n, o, s, b) in enumerate(functions)])
 
 

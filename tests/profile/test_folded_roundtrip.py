@@ -95,3 +95,16 @@ def test_offsets_hash_and_mangled_names(tmp_path, capsys):
     assert capsys.readouterr().out == "ether_input;rem::em::rx::rxeof::h84684ba9222bcdc9 15\n"
     assert main(["fold", str(capture), "--no-demangle"]) == 0
     assert capsys.readouterr().out == "ether_input;_ZN3rem2em2rx5rxeof17h84684ba9222bcdc9E 15\n"
+
+
+def test_rust_paths_in_folded_text_are_rust(tmp_path):
+    """Folded text names no symbols: a `::` path is Rust (with its crate), the rest native code."""
+    path = tmp_path / "ours.folded"
+    path.write_text("fork_exit;rem_intr;rem::em::rx::rxeof;<[u32\\; 4] as rem::em::rx::RxDesc>::from_word 7\n"
+                    "kernel`fork_exit;kernel`m_free 2\n")
+    frames = {f.name: f for f in load_profile([path]).frames}
+    assert [(f.is_rust, f.crate) for f in map(frames.get, ("rem::em::rx::rxeof",
+                                                         "<[u32; 4] as rem::em::rx::RxDesc>::from_word"))] == [
+        (True, "rem"), (True, "rem")]
+    assert not frames["rem_intr"].is_rust and frames["rem_intr"].module is None
+    assert frames["m_free"].module == "kernel" and not frames["m_free"].is_rust

@@ -16,6 +16,7 @@ from tracebridge.cli import main
 from tracebridge.diffgraph import DiffOptions, compare, read_name_map, render_diff, top_changes
 from tracebridge.errors import InputError
 from tracebridge.flamegraph import GraphOptions
+from tracebridge.palettes import diff_fill
 from tracebridge.profile import Profile
 
 
@@ -51,9 +52,9 @@ def test_grown_frames_are_red_and_shrunk_frames_blue():
     # Drawn on AFTER's shape: AFTER's widths, and what AFTER lacks is not drawn.
     assert frames["grows"].w == 30 and frames["shrinks"].w == 10
     assert "gone" not in frames
-    # The largest change is fully saturated, smaller ones paler.
-    assert _channels(frames["grows"].fill) == (255, 0, 0)
-    assert _channels(frames["new"].fill)[1] > 0
+    # The largest change is the most saturated, smaller ones paler.
+    assert _channels(frames["grows"].fill) == _channels(diff_fill(1, 1))
+    assert _channels(frames["new"].fill)[1] > _channels(frames["grows"].fill)[1]
     assert frames["grows"].title.endswith("30 samples, 46.15%; before 10, 15.38%; change self +20, total +20")
     assert parse(svg).find(SVG + "title").text == "Differential Flame Graph"
 
@@ -207,3 +208,17 @@ def test_every_drawn_frame_carries_its_paths_samples_from_both_sides(before_stac
         assert f.w == after_paths[path]
         before_count = before_paths.get(path, 0)
         assert f"; before {before_count:,.0f}, " in f.title
+
+
+def _contrast_with_black(fill: str) -> float:
+    """WCAG contrast ratio of black text on ``fill``."""
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = map(linear, _channels(fill))
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05) / 0.05
+
+
+@pytest.mark.parametrize("delta", [1, -1, 0.5, -0.5, 0.01, -0.01])
+def test_labels_stay_readable_on_every_change_colour(delta):
+    assert _contrast_with_black(diff_fill(delta, 1)) >= 4.5

@@ -282,10 +282,37 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         main(["flamegraph", str(folded), "--colors", "neon"])
 
 
-def test_module_frames_without_module_name_are_c():
+def test_frames_without_module_name_are_native_code():
     profile = Profile()
     profile.add([module("em_rxeof", where=None)], 1)
-    frames = by_name(drawn(render_flamegraph(profile)))
+    svg = render_flamegraph(profile)
+    frames = by_name(drawn(svg))
     r, g, b = _channels(frames["em_rxeof"].fill)
     assert g >= 195 and "module:" not in frames["em_rxeof"].title
-    assert rust().is_rust
+    assert [t.text for t in parse(svg).iter(SVG + "text") if t.get("class") == "tb-legend"] == [
+        "C/C++, module not known"]
+
+
+def test_a_graph_of_our_own_folded_output_keeps_rust_apart(tmp_path):
+    folded = tmp_path / "if_rem.folded"
+    folded.write_text("kernel`0xffffffff8104e10e;fork_exit;ithread_loop;rem_intr;rem::em::rx::rxeof 9\n")
+    svg_path = tmp_path / "out.svg"
+    assert main(["flamegraph", str(folded), "-o", str(svg_path)]) == 0
+    svg = svg_path.read_text()
+    frames = by_name(drawn(svg))
+    r, g, b = _channels(frames["rem::em::rx::rxeof"].fill)
+    assert r >= 238 and 128 <= g <= 168 and b <= 50          # orange, as from the capture itself
+    assert [t.text for t in parse(svg).iter(SVG + "text") if t.get("class") == "tb-legend"] == [
+        "Rust", "C/C++, module not known", "unresolved"]
+
+
+def test_generic_instances_draw_as_one_box_listing_their_symbols():
+    profile = Profile()
+    instances = [f"_ZN3rem2em2rx16Adapter$LT$T$GT$8rx_frame17h{n:016x}E" for n in range(6)]
+    for weight, symbol in enumerate(instances, 1):
+        profile.add([kernel("ithread_loop"), rust(symbol)], weight)
+    frames = [f for f in drawn(render_flamegraph(profile)) if f.name == "rem::em::rx::Adapter<T>::rx_frame"]
+    assert len(frames) == 1 and frames[0].w == 21
+    lines = frames[0].title.split("\n")
+    assert lines[1] == "6 instances, mangled:"
+    assert lines[2:6] == ["  " + s for s in instances[:4]] and lines[6] == "  and 2 more"

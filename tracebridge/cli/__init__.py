@@ -42,7 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"tracebridge.cli.{name}").register(subparsers)
+    _remember_parsers(parser)
     return parser
+
+
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Give every (sub-)command's parser a default ``parser``: itself, the deepest one chosen wins.
+
+    argparse reports options it does not know with the top-level usage; with
+    this, the command that was asked for reports them with its own.
+    """
+    parser.set_defaults(parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                _remember_parsers(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     # them over and over.  Collect far less often instead of never.
     gc.set_threshold(200_000, 50, 100)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args) or 0)
     except TracebridgeError as exc:

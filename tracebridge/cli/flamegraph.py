@@ -17,9 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Draw the stacks of the inputs as an interactive SVG flame graph: click a frame to zoom, "
                     "'Reset Zoom' to go back, 'Search' (or Ctrl-F) for a regular expression or, with '.*' "
                     "switched off, plain text, with the share of samples matched; each frame's tooltip has "
-                    "the demangled and mangled names, the module, samples and percent.  With the default "
-                    "'rust' colours, Rust frames are orange, kernel C crimson, other C yellow and "
-                    "unresolved addresses grey.")
+                    "the demangled and mangled names, the module, samples and percent; the instances of a "
+                    "generic that share a name are one frame and the tooltip lists their symbols.  With "
+                    "the default 'rust' colours, Rust frames are orange, kernel C crimson, other C yellow "
+                    "and unresolved addresses grey.  Folded input holds names only: there, a name with a "
+                    "'::' path counts as Rust and other names as C of no known module (pale yellow).")
     add_input_arguments(parser)
     add_label_arguments(parser)
     add_graph_arguments(parser)

@@ -1,8 +1,8 @@
 """``tracebridge report``: top functions (or crates, modules) by self and total samples.
 
-The terminal form is a rich table of the top rows, followed by every
-histogram of ``quantize``/``lquantize``/``llquantize`` inputs drawn as DTrace
-draws them, and the values of scalar aggregations that are not samples
+The terminal form is a rich table of the top rows, followed by the
+histograms of as many keys of ``quantize``/``lquantize``/``llquantize``
+inputs, largest first, drawn as DTrace draws them, and the values of scalar aggregations that are not samples
 (``--value-kind avg|min|max``).  ``--format csv|json|parquet`` writes the
 whole table chosen by ``--by`` for machines; ``--by bucket`` and
 ``--by value`` select the histogram buckets and the scalar values.
@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "scalar aggregation values")
     parser.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default table)")
     parser.add_argument("--top", type=int, default=25, metavar="N",
-                        help="rows in the terminal table (default 25; 0: all); other formats get all rows")
+                        help="rows in the terminal table and histograms drawn after it (default 25; 0: all); "
+                             "other formats get all rows")
     parser.add_argument("--sort", choices=("self", "total"), default="self", help="row order (default self)")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write here instead of standard output (replaced atomically)")
@@ -94,18 +95,18 @@ def _write_parquet(table, path: str, inputs: list[str]) -> None:
 
 
 def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: LabelOptions) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from tracebridge import report
+    from tracebridge import report, tables
+    from tracebridge.report import key_text
     from tracebridge.tables import write_rows
 
     shown = table if args.top == 0 else table.head(args.top)
     if args.by in ("bucket", "value"):
         write_rows(out, _records(shown), list(shown.columns), "table", numeric=("low", "count", "value"))
         return
-    console = Console(file=out, soft_wrap=False)
+    console = tables.console(out)
     profile = loaded.profile
     if profile.stacks:
         unit = profile.metadata.unit
@@ -122,7 +123,9 @@ def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: Lab
         console.print(rich_table)
     for aggregation in loaded.aggregations:
         if aggregation.histograms:
-            for row in aggregation.rows:
+            # Largest first, ties by key, as many as the table shows (DTrace prints all, smallest first).
+            rows = sorted(aggregation.rows, key=lambda row: (-row.value.total, key_text(row.keys, labels)))
+            for row in rows if args.top == 0 else rows[:args.top]:
                 console.print(_histogram(row, aggregation.kind, labels))
     values = report.value_table([a for a in loaded.aggregations if a.kind in ("avg", "min", "max")], labels)
     if len(values):

@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tracebridge.spool import shown
+
 
 class TracebridgeError(Exception):
     """Base of every error the CLI reports as one line with exit status 2."""
@@ -26,7 +28,7 @@ class InputError(TracebridgeError):
     """An input file is missing, unreadable, malformed or of the wrong kind."""
 
     def __init__(self, path: str | os.PathLike[str] | None, message: str, position: str | int | None = None):
-        self.path = os.fspath(path) if path is not None else None
+        self.path = shown(os.fspath(path)) if path is not None else None
         self.message = message
         self.position = position
         where = self.path or "<input>"

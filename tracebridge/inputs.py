@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, TYPE_CHECKING
 
+from tracebridge import spool
 from tracebridge.errors import InputError, UsageError, reading
 from tracebridge.profile import Metadata, Profile
 
@@ -415,7 +416,7 @@ def load_profile(paths: Sequence[str | os.PathLike[str]], options: LoadOptions |
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """The inputs and the options that say how to read them, for every reading command."""
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", type=spool.readable,
                         help="profile files: folded stacks, DTrace output, pmcstat output (auto-detected), "
                              "or a bundle directory written by `tracebridge record`")
     group = parser.add_argument_group("reading inputs")

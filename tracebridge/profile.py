@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from tracebridge.demangle import C, demangle_symbol
+from tracebridge.spool import shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,6 +69,9 @@ class Metadata:
     unit: str = "samples"
     duration: float | None = None
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.source = shown(self.source)  # a piped input is named as the user gave it
 
 
 class Profile:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tracebridge.cli import main
+
+TOP = Path(__file__).parents[1] / "data" / "top" / "top-bzSHCP-iperf.txt"
 
 
 @pytest.fixture
@@ -36,7 +40,7 @@ def test_compare_of_something_else(dtrace_output, tmp_path, capsys):
     assert one_line_error(capsys).startswith(f"tracebridge: {dtrace_output}: neither FreeBSD top output")
     missing = tmp_path / "missing.csv"
     assert main(["cpu", "compare", str(missing)]) == 2
-    assert "cannot read" in one_line_error(capsys)
+    assert one_line_error(capsys) == f"tracebridge: {missing}: no such file"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -57,7 +61,11 @@ def test_usage_errors(argv, message, capsys):
 
 
 def test_output_refuses_to_eat_the_input(tmp_path, capsys):
+    """A whole capture that imports fine, named .csv: only the output check can refuse it."""
     capture = tmp_path / "top.csv"
-    capture.write_text("last pid:  1894;  load averages:  1.31,  0.64,  0.29  up 0+00:41:17    14:22:05\n")
+    capture.write_bytes(TOP.read_bytes())
+    assert main(["cpu", "import", str(capture), "-o", str(tmp_path / "other.csv")]) == 0
+    capsys.readouterr()
     assert main(["cpu", "import", str(capture), "-o", str(capture)]) == 2
-    one_line_error(capsys)
+    assert "refusing to overwrite an input file" in one_line_error(capsys)
+    assert capture.read_bytes() == TOP.read_bytes()

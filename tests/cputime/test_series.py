@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
-from tracebridge.cputime.series import Row, read_series, to_frame, write_series
+import pytest
+
+from tracebridge.cputime.series import NotASeries, Row, read_series, to_frame, write_series
+from tracebridge.errors import InputError
 
 
 def test_csv_total_is_the_sum_of_the_written_parts(tmp_path):
@@ -26,3 +29,33 @@ def test_parquet_keeps_full_precision(tmp_path):
     path = tmp_path / "run.parquet"
     write_series(to_frame(rows), path)
     assert read_series(path).cpu_user.tolist() == [10.0004]
+
+
+GOOD = "1.000,1893,iperf3,101872,101872,37.800,0.000,37.800"
+
+
+@pytest.mark.parametrize("row, problem", [
+    ("1.000,1" + "0" * 22 + ",iperf3,101872,101872,37.800,0.000,37.800", "too large for 64 bits"),
+    ("inf,1893,iperf3,101872,101872,37.800,0.000,37.800", "not a finite number of seconds"),
+    ("1.000,-7,iperf3,101872,101872,37.800,0.000,37.800", "below -1"),
+    ("1.000,1893,iperf3,101872,101872,-3.000,0.000,37.800", "negative or infinite"),
+    ("1.000,1893,iperf3,101872,101872,37.800,0.000,inf", "negative or infinite"),
+    ("1.000,1893,iperf3,101872,101872,,,", "no cpu_percent"),
+    ("1.000,1893,iperf3,101872," + "t" * 5000 + ",37.800,0.000,37.800", "name longer than 1024"),
+])
+def test_values_no_run_holds_are_refused_with_their_line(tmp_path, row, problem):
+    path = tmp_path / "run.csv"
+    path.write_text(f"time,pid,process,tid,thread,cpu_user,cpu_system,cpu_percent\n{GOOD}\n{row}\n")
+    with pytest.raises(InputError) as error:
+        read_series(path)
+    assert problem in str(error.value)
+    if "64 bits" not in problem:  # pandas does not say which row overflowed
+        assert error.value.position == 3
+
+
+@pytest.mark.parametrize("head, kind", [(b"\x7fELF\x02\x01\x01", "an ELF file"), (b"time,\0pid", "NUL byte")])
+def test_binary_files_are_named_for_what_they_are(tmp_path, head, kind):
+    path = tmp_path / "run.csv"
+    path.write_bytes(head + bytes(range(256)))
+    with pytest.raises(NotASeries, match=kind):
+        read_series(path)

@@ -10,7 +10,10 @@ may be read or refused, but only that way.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "fuzz"))
 from _harness import DATA, check_result, from_tests, run_cli  # noqa: E402
 from fuzz_kldstat import listed_module  # noqa: E402
 
+ROOT = Path(__file__).parents[2]
 FIXTURE = str(MODULES / "rem_legacy_fp.ko")
 PMC = ["-m", FIXTURE, "--kernel", str(DATA / "pmcstat" / "kernel")]
 
@@ -53,6 +57,8 @@ INPUTS = {
             lambda p: ["cpu", "import", p], DATA / "dtrace" / "flow.txt"),
     "probe-map": (None, lambda p: ["fold", str(DATA / "dtrace" / "probefunc-count.txt"), "--probe-map", p],
                   DATA / "dtrace" / "flow.txt"),
+    "cpu-series": (lambda: (ROOT / "examples" / "run" / "cpu.csv").read_bytes(),
+                   lambda p: ["cpu", "compare", p, "-f", "csv"], MODULES / "rem_legacy_fp.ko"),
 }
 
 
@@ -133,3 +139,26 @@ def test_a_path_that_is_not_a_readable_file(tmp_path, kind, bad):
     assert status == 2
     want = "no such file" if bad == "missing" else "is a directory"
     assert err.splitlines()[-1].startswith(f"tracebridge: {path}: {want}"), err
+
+
+#: Inputs given as INPUT arguments (the others are option values, read once).
+PIPED = ["dtrace", "dtrace-aggregation", "dtrace-flow", "folded", "pmcstat-o", "pmcstat-G", "top", "cpu-series"]
+
+
+@pytest.mark.parametrize("kind", PIPED)
+def test_a_pipe_reads_like_a_file(tmp_path, kind):
+    """`dtrace … | tracebridge fold /dev/stdin`: readers open an input twice (sniff, then read)."""
+    data = example(kind, b"")
+    status, out, err, _ = run(tmp_path, kind, data)
+    assert status == 0
+    fifo = tmp_path / "piped" / "input"  # the same name: run labels come from it
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+    writer.start()
+    try:
+        piped = run_cli(INPUTS[kind][1](str(fifo)))
+    finally:
+        writer.join(timeout=30)
+    assert piped[:2] == (status, out.replace(str(tmp_path / "input"), str(fifo)))
+    assert not [p for p in Path(tempfile.gettempdir()).glob("tracebridge-*-input")], "spooled copy left behind"

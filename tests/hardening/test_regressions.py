@@ -51,8 +51,10 @@ def run(tmp_path: Path, data: bytes, *argv: str) -> tuple[int, str, str]:
     (b"\n              kernel`foo+0x1\n \xc2\xb2\n", ["fold", "{}"], 2),
     # hypothesis on the top seed: `(\d+(?:\.\d+)?)% ` searched a CPU line from every digit of a long run.
     (TOP.replace(b"CPU 0:", b"CPU 0: " + b"1" * 200_000, 1), ["cpu", "import", "{}"], 0),
+    # audit: a thread name of a megabyte made `cpu compare -o chart.png` draw for minutes.
+    (TOP.replace(b"{irq", b"{" + b"x" * (1 << 20) + b"irq", 1), ["cpu", "compare", "{}", "-o", "{}.png"], 2),
 ], ids=["digits-in-flow-sniffer", "digits-in-flow-reader", "probe-line-colons", "histogram-row-blanks",
-        "superscript-count", "top-cpu-line-digits"])
+        "superscript-count", "top-cpu-line-digits", "top-megabyte-thread-name"])
 def test_text_inputs(tmp_path, data, argv, status):
     assert run(tmp_path, data, *argv)[0] == status
 

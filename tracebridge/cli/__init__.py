@@ -14,7 +14,7 @@ import gc
 import importlib
 import sys
 
-from tracebridge import __version__
+from tracebridge import __version__, spool
 from tracebridge.errors import TracebridgeError
 from tracebridge.printable import printable
 
@@ -65,10 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     # them over and over.  Collect far less often instead of never.
     gc.set_threshold(200_000, 50, 100)
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
+        # Inside: an input that is a pipe is copied while the command line is parsed (spool).
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         return int(args.func(args) or 0)
     except TracebridgeError as exc:
         # One line whatever the input held: messages quote file names and input text.
@@ -81,3 +82,5 @@ def main(argv: list[str] | None = None) -> int:
         # The reader of our stdout went away (`| head`); that is not an error.
         sys.stderr.close()
         return 0
+    finally:
+        spool.remove_all()

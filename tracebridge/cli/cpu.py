@@ -13,6 +13,7 @@ import argparse
 import re
 import sys
 
+from tracebridge import spool
 from tracebridge.cli.common import int_at_least, positive_number
 from tracebridge.errors import UsageError
 from tracebridge.tables import FORMATS, write_rows
@@ -126,7 +127,7 @@ def import_parser() -> argparse.ArgumentParser:
         prog="tracebridge cpu import",
         description="Convert a FreeBSD `top -bzSHCP` batch capture into the CPU series "
                     "(cpu_percent from top's CPU/WCPU column, cpu_user/cpu_system empty, tid -1).")
-    parser.add_argument("capture", metavar="TOP.txt", help="output of e.g. top -bzSHCP -s 1 -d 31 all")
+    parser.add_argument("capture", metavar="TOP.txt", type=spool.readable, help="output of e.g. top -bzSHCP -s 1 -d 31 all")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="FILE.csv or FILE.parquet (default: CSV on standard output)")
     parser.set_defaults(func=_import)
@@ -156,7 +157,7 @@ def compare_parser() -> argparse.ArgumentParser:
         prog="tracebridge cpu compare",
         description="Compare runs thread by thread (matched by process and thread name): mean, median, "
                     "min and max CPU per thread in percent of one CPU, and optionally a chart.")
-    parser.add_argument("runs", nargs="+", metavar="RUN",
+    parser.add_argument("runs", nargs="+", metavar="RUN", type=spool.readable,
                         help="a series (.csv/.parquet from `tracebridge cpu`) or a top -bzSHCP capture")
     parser.add_argument("--label", action="append", default=[], metavar="NAME",
                         help="name of each run, in order (default: the file names)")

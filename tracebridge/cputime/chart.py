@@ -55,13 +55,21 @@ def _draw_bars(axes, runs: Sequence[Run], keys: Sequence[tuple[str, str]]) -> No
         # No number where the run lacks the name: an absent thread is not a measured 0.
         axes.bar_label(drawn, labels=[f"{mean:.1f}" if key in run.stats.index else ""
                                       for key, mean in zip(keys, means, strict=True)], padding=2, fontsize=8)
-    axes.set_yticks(range(len(keys)), labels=[display_name(key) for key in keys])
+    axes.set_yticks(range(len(keys)), labels=[_label(display_name(key)) for key in keys])
     axes.invert_yaxis()  # busiest at the top
     axes.set_xlabel("mean CPU over the run (% of one CPU)")
     axes.set_title(f"Busiest {len(keys)} threads")
     axes.margins(x=0.12)
     axes.grid(axis="x", alpha=0.3)
     axes.legend(loc="lower right")
+
+
+#: Longest thread label drawn (a top -a command line can be hundreds of characters).
+LABEL_MAX = 48
+
+
+def _label(text: str) -> str:
+    return text if len(text) <= LABEL_MAX else text[:LABEL_MAX - 1] + "…"
 
 
 def _draw_totals(axes, runs: Sequence[Run]) -> None:

@@ -17,6 +17,7 @@ from tracebridge.cputime.series import NotASeries, read_series
 from tracebridge.cputime.stats import STATS, is_machine_total, thread_stats
 from tracebridge.cputime.top import looks_like_top, read_top
 from tracebridge.errors import InputError, UsageError
+from tracebridge.spool import shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,7 +62,7 @@ def _load_run(path: str, label: str) -> Run:
 
 def _default_labels(paths: Sequence[str]) -> list[str]:
     """File names without extension, numbered when they collide (run/em.csv, run/rem.csv...)."""
-    stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
+    stems = [os.path.splitext(os.path.basename(shown(path)))[0] for path in paths]
     if len(set(stems)) == len(stems):
         return stems
     return [f"{stem} #{number}" for number, stem in enumerate(stems, start=1)]

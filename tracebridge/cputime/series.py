@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING
 
-from tracebridge.errors import InputError, UsageError
+from tracebridge.errors import InputError, UsageError, reading
 from tracebridge.outputs import open_output
 
 if TYPE_CHECKING:
@@ -156,11 +156,13 @@ def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:
     import pandas as pd
 
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
+    with reading(name), open(name, "rb") as handle:
+        head = handle.read(4096)
+    magic = head[:4]
+    if magic == b"\x7fELF":
+        raise NotASeries(name, "this is an ELF file (a kernel module?)")
+    if magic != b"PAR1" and b"\0" in head:
+        raise NotASeries(name, "binary data (a NUL byte), neither CSV nor Parquet")
     try:
         if magic == b"PAR1":
             frame = pd.read_parquet(name)
@@ -176,9 +178,40 @@ def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise NotASeries(name, f"expected the columns {','.join(COLUMNS)}, "
                                f"found {_excerpt(','.join(map(str, frame.columns)))}")
     try:
-        return frame.astype(DTYPES)
+        frame = frame.astype(DTYPES)
+    except OverflowError:
+        raise InputError(name, "bad value in a CPU series: a pid or tid too large for 64 bits") from None
     except (ValueError, TypeError) as exc:
         raise InputError(name, f"bad value in a CPU series: {_first_line(exc)}") from None
+    _check_values(frame, name, csv=magic != b"PAR1")
+    return frame
+
+
+#: Longest process or thread name accepted.  FreeBSD keeps 19 characters
+#: (MAXCOMLEN), Linux 15; a name of megabytes is a corrupt file, and would
+#: make every table and chart of it crawl.
+MAX_NAME = 1024
+
+
+def _check_values(frame: pd.DataFrame, name: str, csv: bool) -> None:
+    """Refuse values no run can hold, naming the first row (its CSV line) that holds one."""
+    import numpy as np
+
+    cpu = frame[["cpu_user", "cpu_system", "cpu_percent"]].to_numpy()
+    problems = [
+        ("a time that is not a finite number of seconds from the start", ~np.isfinite(frame["time"].to_numpy())
+         | (frame["time"].to_numpy() < 0)),
+        ("a pid or tid below -1", (frame["pid"].to_numpy() < -1) | (frame["tid"].to_numpy() < -1)),
+        ("a CPU share that is negative or infinite", np.isinf(cpu).any(axis=1) | (cpu < 0).any(axis=1)),
+        ("no cpu_percent", np.isnan(frame["cpu_percent"].to_numpy())),
+        (f"a process or thread name longer than {MAX_NAME} characters",
+         (frame["process"].str.len() > MAX_NAME).to_numpy(bool) | (frame["thread"].str.len() > MAX_NAME).to_numpy(bool)),
+    ]
+    for what, bad in problems:
+        if bad.any():
+            row = int(np.argmax(bad))
+            where = row + 2 if csv else f"row {row + 1}"
+            raise InputError(name, f"bad value in a CPU series: {what}", where)
 
 
 def _excerpt(text: str) -> str:

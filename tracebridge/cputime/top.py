@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tracebridge.cputime.series import ALL_CPUS, NO_TID, Row, cpu_row, to_frame
+from tracebridge.cputime.series import ALL_CPUS, MAX_NAME, NO_TID, Row, cpu_row, to_frame
 from tracebridge.errors import InputError
 
 if TYPE_CHECKING:
@@ -209,6 +209,9 @@ def _thread_row(pattern: re.Pattern[str] | None, line: str, name: str,
     command = match["command"].strip()
     if command.startswith("[") and command.endswith("]"):  # -a shows system processes in brackets
         command = command[1:-1]
+    if len(command) > MAX_NAME:
+        raise InputError(name, f"a command of {len(command):,} characters, longer than a top line holds "
+                               f"({MAX_NAME}): not top output", position=number)
     braces = _THREAD_COMMAND.fullmatch(command)
     process, thread = (braces["process"], braces["thread"]) if braces else (command, command)
     return int(match["pid"]), process, thread, float(match["percent"])

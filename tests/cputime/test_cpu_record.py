@@ -113,3 +113,14 @@ def test_access_denied_is_counted_not_fatal(monkeypatch, capsys):
 def test_workload_failure_is_the_exit_status(capsys):
     assert main(["cpu", "--interval", "0.1", "--", "sh", "-c", "exit 3"]) == 3
     assert "the workload exited with status 3" in capsys.readouterr().out
+
+
+UNNAMED = BUSY.replace('    ctypes.CDLL(None).prctl(15, name.encode(), 0, 0, 0)\n', '')
+
+
+def test_unnamed_busy_threads_are_told_apart_by_tid(capsys):
+    """Both workers carry the process's name: the summary shows two threads, not one at 200 %."""
+    assert main(["cpu", "--duration", "2", "--", sys.executable, "-c", UNNAMED]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if f"{PYTHON} [" in line]
+    assert len(rows) >= 2, out

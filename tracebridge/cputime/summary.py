@@ -8,7 +8,26 @@ from tracebridge.cputime.record import Recording
 from tracebridge.cputime.stats import is_machine_total, thread_stats
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.console import Console
+
+
+def _threads_apart(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with threads that share a name in one process told apart by tid: ``python [4242]``.
+
+    Comparisons match threads of two runs by name (tids differ between runs),
+    but within one run two busy unnamed threads of a Python or Rust workload
+    (both named after the process on Linux) are two threads, not one of 200 %.
+    """
+    threads = frame[frame["tid"] >= 0]
+    tids = threads.groupby(["pid", "thread"])["tid"].transform("nunique")
+    shared = tids[tids > 1].index
+    if not len(shared):
+        return frame
+    frame = frame.copy()
+    frame.loc[shared, "thread"] = (frame.loc[shared, "thread"] + " [" + frame.loc[shared, "tid"].astype("string")
+                                   + "]")
+    return frame
 
 
 def print_summary(console: Console, recording: Recording, shown: int, saved_to: str | None) -> None:
@@ -18,7 +37,7 @@ def print_summary(console: Console, recording: Recording, shown: int, saved_to: 
     def say(text: str) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
 
-    stats = thread_stats(recording.frame)
+    stats = thread_stats(_threads_apart(recording.frame))
     machine = [key for key in stats.index if is_machine_total(key)]
     threads = stats.drop(index=machine)
     shown = shown or len(threads)

@@ -86,7 +86,9 @@ def _argument(action: argparse.Action) -> str:
 def _meaning(action: argparse.Action) -> str:
     text = " ".join((action.help or "").split())
     default = action.default
-    if default not in (None, False, [], (), argparse.SUPPRESS) and "default" not in text:
+    # A flag's default is only that it is off: store_false's True says nothing either.
+    flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction))
+    if not flag and default not in (None, False, [], (), argparse.SUPPRESS) and "default" not in text:
         shown = ",".join(default) if isinstance(default, tuple) else default
         text += f" (default: `{shown}`)"
     if action.option_strings and isinstance(action, (argparse._AppendAction, argparse._ExtendAction)) \

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from tracebridge import __version__
@@ -209,7 +210,17 @@ def read_bundle(path: str, options: LoadOptions) -> Loaded:
     metadata.source = path
     if manifest.pmc_event:
         metadata.event = manifest.pmc_event
+    metadata.duration = _seconds_between(manifest.times.get("traced"), manifest.times.get("stopped"))
     return loaded
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from one manifest time to another; None when either is missing or unreadable."""
+    try:
+        seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def _bundled_sha256(path: str) -> str:

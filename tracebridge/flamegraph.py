@@ -124,7 +124,8 @@ def render_flamegraph(profile: Profile, options: GraphOptions = GraphOptions(),
         legend = [(legend_fill(hue), label) for hue, label in KINDS.items() if hue in drawn]
     subtitle = options.subtitle
     if subtitle is None:
-        subtitle = f"{profile.metadata.source + ': ' if profile.metadata.source else ''}{count_text(total)} {unit}"
+        metadata = profile.metadata
+        subtitle = f"{metadata.source + ': ' if metadata.source else ''}{count_text(total)} {unit}{metadata.over}"
     return draw(tree, stacks, options, fills, counts, subtitle, legend)
 
 

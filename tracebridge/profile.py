@@ -73,6 +73,11 @@ class Metadata:
     def __post_init__(self) -> None:
         self.source = shown(self.source)  # a piped input is named as the user gave it
 
+    @property
+    def over(self) -> str:
+        """`` over 30.8 s`` when the capture's length is known (a bundle's manifest), else nothing."""
+        return f" over {self.duration:.1f} s" if self.duration is not None else ""
+
 
 class Profile:
     """Weighted stacks of interned frames, root first."""

@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,10 @@ def test_dtrace_bundle_is_read_by_fold_report_and_flamegraph(recorded, tmp_path,
     assert main(["flamegraph", str(run), "-o", str(svg)]) == 0
     text = svg.read_text()
     assert "rx_frame" in text and "rem::hw::phy::walk" in text
+    # The capture's length, from the manifest's times, in the subtitle.
+    times = json.loads((run / "manifest.json").read_text())["times"]
+    seconds = (datetime.fromisoformat(times["stopped"]) - datetime.fromisoformat(times["traced"])).total_seconds()
+    assert f" samples over {seconds:.1f} s</text>" in text
 
 
 def test_manifest_records_how_the_bundle_was_made(recorded):

@@ -110,7 +110,7 @@ def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: Lab
     profile = loaded.profile
     if profile.stacks:
         unit = profile.metadata.unit
-        title = (f"{escape(profile.metadata.source)}: {_number(profile.total)} {unit}, "
+        title = (f"{escape(profile.metadata.source)}: {_number(profile.total)} {unit}{profile.metadata.over}, "
                  f"top {len(shown)} of {len(table)} by {args.by}")
         rich_table = Table(title=title, header_style="bold")
         for column in table.columns:

@@ -112,7 +112,9 @@ def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: Lab
         unit = profile.metadata.unit
         title = (f"{escape(profile.metadata.source)}: {_number(profile.total)} {unit}{profile.metadata.over}, "
                  f"top {len(shown)} of {len(table)} by {args.by}")
-        rich_table = Table(title=title, header_style="bold")
+        # The heading on a line of its own: as a table title it would wrap to a narrow table's width.
+        console.print(title, highlight=False)
+        rich_table = Table(header_style="bold")
         for column in table.columns:
             rich_table.add_column(column.replace("_percent", " %"),
                                   justify="right" if column in report.MEASURES else "left", overflow="fold")

@@ -340,9 +340,9 @@ def other_kind(source: Source) -> str | None:
     from tracebridge.pmclog import is_binary_log
 
     head = source.head_bytes
-    for magic, what in _MAGICS:
-        if head.startswith(magic):
-            return what
+    binary = binary_kind(head)
+    if binary is not None:
+        return binary
     if is_binary_log(head):
         return "a raw hwpmc log (pmcstat -O): read it with `tracebridge pmc resolve`"
     first = source.first_line
@@ -354,7 +354,14 @@ def other_kind(source: Source) -> str | None:
         return "saved kldstat output: give it with --kldstat"
     if _DISPLAY_START.match(first):
         return "a top capture: read it with `tracebridge cpu import` or `tracebridge cpu compare`"
+    if first.startswith("time,pid,process,tid,thread,"):
+        return "a CPU series: read it with `tracebridge cpu compare`"
     return None
+
+
+def binary_kind(head: bytes) -> str | None:
+    """What a file is when its first bytes are a known binary format's magic (compressed, ELF, ...)."""
+    return next((what for magic, what in _MAGICS if head.startswith(magic)), None)
 
 
 def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
@@ -365,6 +372,9 @@ def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
     source = Source(path)
     if source.blank:
         raise source.error("is empty: no samples to read")
+    binary = binary_kind(source.head_bytes)
+    if binary is not None:  # before any reader trips over its bytes
+        raise source.error(f"this looks like {binary}")
     if options.format is None:
         fmt = detect(source)
         if fmt is None:

@@ -47,12 +47,16 @@ def assert_one_line(err: str, path, line: int | None, words: str):
     (b"CPU FUNCTION\n  0  -> foo\n  0  <- foo\ngarbage here\n", 4, "not a flow line"),
     (b"", None, "is empty"),
     (b"\n\n   \n", None, "is empty"),
+    (b"\x1f\x8b\x08\x08\x9c\x42\x0c\x6b\x00\x03my.folded\x00" + bytes(range(256)), None,
+     "this looks like gzip-compressed data"),
+    (b"time,pid,process,tid,thread,cpu_user,cpu_system,cpu_percent\n1.000,12,intr,100125,100125,0,28,28\n", None,
+     "this looks like a CPU series.*cpu compare"),
     (b"CPU     ID                    FUNCTION:NAME\n", None, "holds no stacks"),
     (b"dtrace: script 'stack.d' matched 412 probes\nCPU     ID                    FUNCTION:NAME\n"
      b"  0  71023                        :tick-10s \n\n", None, "holds no stacks"),
 ], ids=["elf", "nul-in-frame", "prose", "no-count", "cut-after-stack", "histogram-no-rows", "histogram-cut",
         "latin1", "stray-cr", "folded-no-count", "folded-bad-count", "flow-garbage", "empty", "blank",
-         "header-only", "header-and-probe-line-only"])
+         "gzip-with-file-name", "cpu-series", "header-only", "header-and-probe-line-only"])
 def test_bad_input_one_line(tmp_path, capsys, content, line, words):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)

@@ -82,9 +82,12 @@ def looks_like_top(path: str | os.PathLike[str]) -> bool:
 
 
 def read_top(path: str | os.PathLike[str]) -> TopCapture:
-    from tracebridge.inputs import Source
+    from tracebridge.inputs import Source, binary_kind
 
     source = Source(path)
+    binary = binary_kind(source.head_bytes)
+    if binary is not None:
+        raise source.error(f"not top output: this looks like {binary}")
     return parse_top(source.lenient_text(), source.path)
 
 

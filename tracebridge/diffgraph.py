@@ -77,6 +77,7 @@ class Comparison:
 
 def compare(before: Profile, after: Profile, options: DiffOptions = DiffOptions()) -> Comparison:
     for profile, which in ((before, "BEFORE"), (after, "AFTER")):
+        profile.require_widths("a differential flame graph")
         if not profile.total > 0:
             raise InputError(profile.metadata.source or None, f"no samples in the {which} profile")
     names = options.names

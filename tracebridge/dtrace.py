@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 
 from tracebridge.dtrace_frames import strip_offsets
+from tracebridge.errors import EmptyInput
 from tracebridge.inputs import Loaded, LoadOptions, Source
 from tracebridge.profile import C, Frame, Metadata, Profile
 
@@ -406,7 +407,7 @@ def build(source: Source, records: list[_Record], options: LoadOptions) -> Loade
     printed frames reversed.
     """
     if not records:
-        raise source.error("holds no stacks and no aggregation values")
+        raise EmptyInput(source.path, "holds no stacks and no aggregation values")
     groups = _group(records)
     kinds: list[str] = []
     scalars = iter(options.value_kinds)

@@ -8,9 +8,11 @@ and exits with status 2.  Nothing else should escape as a traceback.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tracebridge.printable import printable
 from tracebridge.spool import shown
 
 
@@ -35,6 +37,18 @@ class InputError(TracebridgeError):
         if position is not None:
             where = f"{where}:{position}"
         super().__init__(f"{where}: {message}")
+
+
+class EmptyInput(InputError):
+    """An input that holds nothing to read (blank, or DTrace's header lines only).
+
+    Alone it is an error; beside inputs that hold samples it is skipped with a warning.
+    """
+
+
+def warn(message: str) -> None:
+    """A line on standard error that does not stop the command."""
+    print(f"tracebridge: warning: {printable(message)}", file=sys.stderr)
 
 
 @contextmanager

@@ -104,6 +104,7 @@ def frame_identity(frame: Frame) -> tuple[str | None, str]:
 def render_flamegraph(profile: Profile, options: GraphOptions = GraphOptions(),
                       labels: LabelOptions = LabelOptions()) -> str:
     """The flame graph of ``profile`` as SVG text; ``labels`` as for folded output (offsets, hashes)."""
+    profile.require_widths("a flame graph")
     total = profile.total
     if not total > 0:
         raise InputError(profile.metadata.source or None, "no samples to draw")

@@ -64,6 +64,7 @@ def split_frames(stack: str) -> list[str]:
 
 def folded_lines(profile: Profile, labels: LabelOptions = LabelOptions()) -> list[str]:
     """``stack count`` lines, sorted; stacks whose labels are equal are merged."""
+    profile.require_widths("folded stacks")
     names = [escape(label) for label in labels.labels(profile)]
     keys = [";".join([names[i] for i in stack]) for stack in profile.stacks]
     merged = dict(zip(keys, profile.stacks.values()))

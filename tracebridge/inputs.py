@@ -29,7 +29,7 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING
 
 from tracebridge import spool
-from tracebridge.errors import InputError, UsageError, reading
+from tracebridge.errors import EmptyInput, InputError, UsageError, reading, warn
 from tracebridge.profile import Metadata, Profile
 
 if TYPE_CHECKING:
@@ -371,7 +371,7 @@ def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
         return read_bundle(os.fspath(path), options)
     source = Source(path)
     if source.blank:
-        raise source.error("is empty: no samples to read")
+        raise EmptyInput(source.path, "is empty: no samples to read")
     binary = binary_kind(source.head_bytes)
     if binary is not None:  # before any reader trips over its bytes
         raise source.error(f"this looks like {binary}")
@@ -408,7 +408,17 @@ def load_inputs(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | 
     options = options or LoadOptions()
     if not paths:
         raise UsageError("no input files")
-    loaded = [load_one(path, options) for path in paths]
+    loaded: list[Loaded] = []
+    empty: list[EmptyInput] = []
+    for path in paths:
+        try:
+            loaded.append(load_one(path, options))
+        except EmptyInput as exc:
+            empty.append(exc)
+    if not loaded:
+        raise empty[0]
+    for exc in empty:  # a run where one probe never fired: the others still make a profile
+        warn(f"{exc}; skipped")
     if len(loaded) == 1:
         return loaded[0]
     metadata = Metadata(source=", ".join(item.profile.metadata.source for item in loaded),

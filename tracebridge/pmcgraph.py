@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tracebridge.errors import InputError
+from tracebridge.errors import InputError, warn
 from tracebridge.pmcstat import HEAD, image_name, open_input, refuse_binary, sniff_log
 from tracebridge.profile import UNKNOWN, Frame, Metadata, Profile, symbol_frame
 from tracebridge.resolve import AddressSpace
@@ -185,10 +184,6 @@ def _intern(data: bytes, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray
     for ident, text in enumerate(index):
         index[text] = ident
     return np.fromiter(map(index.__getitem__, strings), dtype=np.int64, count=len(strings)), list(index)
-
-
-def warn(message: str) -> None:
-    print(f"tracebridge: warning: {message}", file=sys.stderr)
 
 
 class _Namer:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from tracebridge.demangle import C, demangle_symbol
+from tracebridge.errors import InputError
 from tracebridge.spool import shown
 
 if TYPE_CHECKING:
@@ -127,6 +128,17 @@ class Profile:
         for stack, weight in self.stacks.items():
             result.add_ids(tuple(mapping[i] for i in stack), weight)
         return result
+
+    def require_widths(self, output: str) -> None:
+        """Refuse weights that cannot be widths: ``output`` draws each stack as wide as its weight.
+
+        A ``sum()`` of signed numbers can be negative; a flame graph would
+        draw a parent wider than everything and drop the negative child.
+        """
+        if any(weight < 0 for weight in self.stacks.values()):
+            raise InputError(self.metadata.source or None,
+                             f"holds negative values (a sum() of signed numbers?), which {output} cannot show "
+                             "as widths: list them with `tracebridge report`")
 
     def without_offsets(self) -> Profile:
         return self.map_frames(lambda f: replace(f, offset=None) if f.offset is not None else f)

@@ -19,6 +19,7 @@ SCHEMA_URL = "https://www.speedscope.app/file-format-schema.json"
 
 
 def speedscope_document(profile: Profile, labels: LabelOptions = LabelOptions(), name: str = "") -> dict[str, Any]:
+    profile.require_widths("speedscope")
     frame_index: dict[tuple[str, str | None], int] = {}
     frames: list[dict[str, Any]] = []
     mapping: list[int] = []

@@ -107,3 +107,29 @@ def test_bad_module_options(tmp_path, capsys):
     assert status == 2 and "--base needs --module" in err
     status, err = run(capsys, path, "--module", path)
     assert status == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_empty_capture_beside_others_is_skipped_with_a_warning(tmp_path, capsys):
+    """One probe of a run never fired: the other captures still make the profile."""
+    header_only = tmp_path / "quiet.txt"
+    header_only.write_text("CPU     ID                    FUNCTION:NAME\n")
+    stacks = tmp_path / "stacks.txt"
+    stacks.write_text(STACKS)
+    status, err = run(capsys, stacks, header_only)
+    assert status == 0
+    assert err == f"tracebridge: warning: {header_only}: holds no stacks and no aggregation values; skipped\n"
+    status, err = run(capsys, header_only, header_only)
+    assert status == 2
+    assert_one_line(err, header_only, None, "holds no stacks")
+
+
+@pytest.mark.parametrize("command, output", [("fold", "folded stacks"), ("flamegraph", "a flame graph")])
+def test_negative_sums_are_not_drawn_as_widths(tmp_path, capsys, command, output):
+    capture = tmp_path / "signed.txt"
+    capture.write_text("\n  %-50s %16d\n  %-50s %16d\n\n" % ("foo", -5, "bar", 10))
+    out = tmp_path / "out"
+    status = main([command, str(capture), "--value-kind", "sum", "-o", str(out)])
+    assert status == 2 and not out.exists()
+    assert_one_line(capsys.readouterr().err, capture, None, f"negative values.*{output}.*tracebridge report")
+    assert main(["report", str(capture), "--value-kind", "sum", "-f", "csv"]) == 0
+    assert "foo,[unknown],[unknown],-5," in capsys.readouterr().out

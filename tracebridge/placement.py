@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -104,8 +104,12 @@ def load_addresses(images: Mapping[str, ModuleImage], bases: Iterable[BaseSpec] 
 
 
 def build_space(images: Mapping[str, ModuleImage], placed: Mapping[str, int], *,
-                require_all: bool) -> AddressSpace:
-    """An address space with every placed image (and the kernel, which places itself)."""
+                require_all: bool, searched: Sequence[str] = ()) -> AddressSpace:
+    """An address space with every placed image (and the kernel, which places itself).
+
+    ``searched`` names the files that were looked in for addresses (kldstat, pmc log), so the
+    error for a module missing from them says so rather than asking for what was given.
+    """
     from tracebridge.resolve import AddressSpace
 
     space = AddressSpace()
@@ -118,7 +122,8 @@ def build_space(images: Mapping[str, ModuleImage], placed: Mapping[str, int], *,
         else:
             missing.append(name)
     if missing and require_all:
-        raise UsageError(f"no load address for {', '.join(missing)}: give --base MODULE=ADDR, "
+        where = f" (not listed in {', '.join(searched)})" if searched else ""
+        raise UsageError(f"no load address for {', '.join(missing)}{where}: give --base MODULE=ADDR, "
                          "--kldstat FILE (saved `kldstat -v`) or --pmclog FILE (its map-in records)")
     return space
 

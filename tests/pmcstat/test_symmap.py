@@ -115,3 +115,12 @@ def test_no_address_is_one_line_exit_2(capsys):
     assert main(["symmap", str(MODULE)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no load address for rem_legacy_fp.ko" in err
+
+
+def test_a_module_missing_from_the_kldstat_file_says_so(tmp_path, capsys):
+    listing = tmp_path / "kldstat.txt"
+    listing.write_text("Id Refs Address                Size Name\n"
+                       " 1   38 0xffffffff80200000  1f3e2c8 kernel (/boot/kernel/kernel)\n")
+    assert main(["symmap", str(MODULE), "--kldstat", str(listing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no load address for rem_legacy_fp.ko (not listed in {listing})" in err

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
         map_ins = log_map_ins(args.pmclog)
     placed = load_addresses(images, args.base, args.kldstat, map_ins)
-    space = build_space(images, placed, require_all=True)
+    space = build_space(images, placed, require_all=True, searched=[p for p in (args.kldstat, args.pmclog) if p])
     rows = symbol_rows(space)
     inputs = placement_inputs(args) + ([args.pmclog] if args.pmclog else [])
     with open_output(args.output, inputs=inputs) as out:

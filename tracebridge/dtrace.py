@@ -98,6 +98,8 @@ class Aggregation:
     #: ``count``/``sum``/``avg``/``min``/``max`` (from ``--value-kind``) or the histogram kind.
     kind: str
     rows: list[AggregationRow] = field(default_factory=list)
+    #: Place in print order, from 1, as ``--aggregation N`` counts (stack aggregations too).
+    number: int = 1
 
     @property
     def histograms(self) -> bool:
@@ -446,8 +448,8 @@ def build(source: Source, records: list[_Record], options: LoadOptions) -> Loade
                 profile.add_ids(stack, value.total if isinstance(value, Histogram) else value)
     aggregations = [
         Aggregation(source.path, group[0].line, kind,
-                    [AggregationRow(tuple(named[k] for k in r.keys), r.value) for r in group])
-        for group, kind in zip(groups, kinds) if not group[0].frames
+                    [AggregationRow(tuple(named[k] for k in r.keys), r.value) for r in group], number)
+        for number, (group, kind) in enumerate(zip(groups, kinds), start=1) if not group[0].frames
     ]
     return Loaded(profile, aggregations)
 

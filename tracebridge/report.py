@@ -81,27 +81,32 @@ def bucket_table(aggregations: list[Aggregation], labels: LabelOptions = LabelOp
     """Every histogram bucket of every ``quantize``-family aggregation, one row each."""
     import pandas as pd
 
-    rows = [{"key": key_text(row.keys, labels), "kind": agg.kind, "bucket": b.label, "low": b.low, "count": b.count}
+    rows = [{"aggregation": agg.number, "key": key_text(row.keys, labels), "kind": agg.kind, "bucket": b.label,
+             "low": b.low, "count": b.count}
             for agg in aggregations if agg.histograms for row in agg.rows for b in row.value.buckets]
-    return pd.DataFrame(rows, columns=["key", "kind", "bucket", "low", "count"])
+    return pd.DataFrame(rows, columns=["aggregation", "key", "kind", "bucket", "low", "count"])
 
 
 def value_table(aggregations: list[Aggregation], labels: LabelOptions = LabelOptions()) -> pd.DataFrame:
-    """Scalar aggregation values per key, largest first.
+    """Scalar aggregation values per aggregation and key, largest first.
 
-    Equal keys (from several inputs, or names that demangle alike) combine
-    as their kind does: counts and sums add up, minima and maxima take the
-    extreme; averages stay apart, since DTrace does not print their counts.
+    ``aggregation`` is the place in print order (``--aggregation N``), so
+    ``@calls`` and ``@errors``, both counts by ``probefunc``, stay apart.
+    Within one, equal keys (the same aggregation in several inputs, or
+    names that demangle alike) combine as their kind does: counts and sums
+    add up, minima and maxima take the extreme; averages stay apart, since
+    DTrace does not print their counts.
     """
     import pandas as pd
 
-    frames = [pd.DataFrame({"key": [key_text(r.keys, labels) for r in agg.rows],
+    columns = ["aggregation", "key", "kind"]
+    frames = [pd.DataFrame({"aggregation": agg.number, "key": [key_text(r.keys, labels) for r in agg.rows],
                             "kind": agg.kind, "value": [r.value for r in agg.rows]})
               for agg in aggregations if not agg.histograms]
     if not frames:
-        return pd.DataFrame(columns=["key", "kind", "value"])
+        return pd.DataFrame(columns=[*columns, "value"])
     table = pd.concat(frames, ignore_index=True)
-    parts = [part if kind == "avg" else part.groupby(["key", "kind"], sort=False, as_index=False)["value"].agg(
+    parts = [part if kind == "avg" else part.groupby(columns, sort=False, as_index=False)["value"].agg(
         COMBINE.get(kind, "sum")) for kind, part in table.groupby("kind", sort=False)]
     table = pd.concat(parts, ignore_index=True)
     return table.sort_values(["value", "key"], ascending=[False, True], kind="stable").reset_index(drop=True)

@@ -109,6 +109,15 @@ def test_buckets_and_values_tables(tmp_path, capsys):
     assert "aggregation values" in capsys.readouterr().out
 
 
+def test_two_aggregations_of_one_kind_stay_apart(tmp_path, capsys):
+    """@calls and @errors, both count() by probefunc: one row per aggregation and key."""
+    path = write(tmp_path, "\n  %-50s %16d\n  %-50s %16d\n\n  %-50s %16d\n  %-50s %16d\n\n"
+                 % ("rem_intr", 100, "rem_ioctl", 50, "rem_intr", 3, "rem_ioctl", 1))
+    values = report_json(capsys, path, "--by", "value")
+    assert [(r["aggregation"], r["key"], r["value"]) for r in values] == [
+        (1, "rem_intr", 100), (1, "rem_ioctl", 50), (2, "rem_intr", 3), (2, "rem_ioctl", 1)]
+
+
 def test_parquet_needs_an_output_file(tmp_path, capsys):
     assert main(["report", str(write(tmp_path, FOLDED)), "--format", "parquet"]) == 2
     assert "-o FILE" in capsys.readouterr().err

@@ -104,7 +104,7 @@ def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: Lab
 
     shown = table if args.top == 0 else table.head(args.top)
     if args.by in ("bucket", "value"):
-        write_rows(out, _records(shown), list(shown.columns), "table", numeric=("low", "count", "value"))
+        write_rows(out, _records(shown), list(shown.columns), "table", numeric=("aggregation", "low", "count", "value"))
         return
     console = tables.console(out)
     profile = loaded.profile
@@ -132,7 +132,7 @@ def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: Lab
     values = report.value_table([a for a in loaded.aggregations if a.kind in ("avg", "min", "max")], labels)
     if len(values):
         write_rows(out, _records(values), list(values.columns), "table", title="aggregation values",
-                   numeric=("value",))
+                   numeric=("aggregation", "value"))
 
 
 def _histogram(row, kind: str, labels: LabelOptions):

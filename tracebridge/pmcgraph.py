@@ -338,6 +338,6 @@ def read_callgraph(path: str | os.PathLike[str], images: Mapping[str, ModuleImag
     if not data.strip():
         raise InputError(path, "is empty: no callgraph")
     refuse_binary(path, data[:HEAD])
-    if sniff_log(data[:4096].decode("utf-8", "replace").splitlines()):
+    if sniff_log(data[:4096].decode("utf-8", "replace").split("\n")):
         raise InputError(path, "this is a pmcstat -o record log, not -G callgraph output", 1)
     return fold_callgraph(data, path, images, pmc=pmc)

@@ -436,14 +436,18 @@ def detect(path: str | os.PathLike[str]) -> str:
     refuse_binary(path, head)
     if not head.strip():
         raise InputError(path, "is empty: no pmcstat output")
-    lines = head.decode("utf-8", "replace").splitlines()
+    # Lines end at "\n" only: str.splitlines() also splits at \x1c-\x1e, \x85 and U+2028, and
+    # str.strip() takes \x1c-\x1f for blanks (fuzz_pmcstat: a file of one \x1c byte had no first line).
+    lines = head.decode("utf-8", "replace").split("\n")
     if sniff_callgraph(lines):
         return "callgraph"
     if sniff_log(lines):
         return "log"
-    first = next(i for i, line in enumerate(lines, 1) if line.strip())
-    raise InputError(path, "is neither `pmcstat -R LOG -o` nor `-G` output; it starts with "
-                           f"{lines[first - 1].strip()[:60]!r}", first)
+    first = next((i for i, line in enumerate(lines, 1) if line.strip(" \t\r")), None)
+    if first is None:
+        raise InputError(path, "is empty: no pmcstat output")
+    start = lines[first - 1].strip(" \t\r")[:60]
+    raise InputError(path, f"is neither `pmcstat -R LOG -o` nor `-G` output; it starts with {start!r}", first)
 
 
 def sniff_log_source(source: Source) -> bool:

@@ -53,8 +53,13 @@ def run(tmp_path: Path, data: bytes, *argv: str) -> tuple[int, str, str]:
     (TOP.replace(b"CPU 0:", b"CPU 0: " + b"1" * 200_000, 1), ["cpu", "import", "{}"], 0),
     # audit: a thread name of a megabyte made `cpu compare -o chart.png` draw for minutes.
     (TOP.replace(b"{irq", b"{" + b"x" * (1 << 20) + b"irq", 1), ["cpu", "compare", "{}", "-o", "{}.png"], 2),
+    # fuzz_pmcstat: str.strip() takes \x1c for a blank, so a file of that one byte had no first line
+    # (StopIteration); str.splitlines() also splits at it.
+    (b"\x1c", ["pmc", "resolve", "{}", "-m", str(MODULES / "rem_legacy_fp.ko"), "-q"], 2),
+    (TOP.replace(b"{irq", b"{i\x1cr\x85q", 1), ["cpu", "import", "{}"], 0),
 ], ids=["digits-in-flow-sniffer", "digits-in-flow-reader", "probe-line-colons", "histogram-row-blanks",
-        "superscript-count", "top-cpu-line-digits", "top-megabyte-thread-name"])
+        "superscript-count", "top-cpu-line-digits", "top-megabyte-thread-name", "pmcstat-file-separator",
+        "top-name-with-separators"])
 def test_text_inputs(tmp_path, data, argv, status):
     assert run(tmp_path, data, *argv)[0] == status
 

@@ -44,6 +44,7 @@ _CPU_LINE = re.compile(r"^CPU( \d{1,9})?:\s")
 # A share starts a run of digits (so a long run is tried once, not from each of its digits) and
 # is at most 100.0: unanchored, ``\d+`` made every CPU line with a long run of digits quadratic.
 _CPU_STATE = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3})?)% (\w+)")
+_LINE_END = re.compile(r"\r\n|\r|\n")
 _THREAD_COMMAND = re.compile(r"(?P<process>[^{]*)\{(?P<thread>.*)\}")
 
 
@@ -75,7 +76,7 @@ def looks_like_top(path: str | os.PathLike[str]) -> bool:
             head = handle.read(4096)
     except OSError:
         return False
-    for line in head.decode("utf-8", "replace").splitlines():
+    for line in head.decode("utf-8", "replace").split("\n"):
         if line.strip():
             return bool(_DISPLAY_START.match(line))
     return False
@@ -94,8 +95,11 @@ def read_top(path: str | os.PathLike[str]) -> TopCapture:
 def parse_top(text: str, name: str = "<top>") -> TopCapture:
     """Parse a whole capture; raises :class:`InputError` naming the bad line."""
     notes: list[str] = []
-    lines = text.splitlines()
-    if lines and not text.endswith(("\n", "\r")):
+    # Line ends only: str.splitlines() would also split a name at \x1c-\x1e, \x85 or U+2028.
+    lines = _LINE_END.split(text)
+    if lines[-1] == "":
+        lines.pop()
+    else:
         lines.pop()
         notes.append("the capture ends in the middle of a line; that line was ignored")
     displays = list(_read_displays(lines, name, notes))

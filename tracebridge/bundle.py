@@ -216,9 +216,11 @@ def read_bundle(path: str, options: LoadOptions) -> Loaded:
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
     """Seconds from one manifest time to another; None when either is missing or unreadable."""
+    if start is None or end is None:
+        return None
     try:
-        seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (TypeError, ValueError):  # unreadable, or one with a time zone and one without
         return None
     return seconds if seconds >= 0 else None
 

@@ -127,7 +127,8 @@ def import_parser() -> argparse.ArgumentParser:
         prog="tracebridge cpu import",
         description="Convert a FreeBSD `top -bzSHCP` batch capture into the CPU series "
                     "(cpu_percent from top's CPU/WCPU column, cpu_user/cpu_system empty, tid -1).")
-    parser.add_argument("capture", metavar="TOP.txt", type=spool.readable, help="output of e.g. top -bzSHCP -s 1 -d 31 all")
+    parser.add_argument("capture", metavar="TOP.txt", type=spool.readable,
+                        help="output of e.g. top -bzSHCP -s 1 -d 31 all")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="FILE.csv or FILE.parquet (default: CSV on standard output)")
     parser.set_defaults(func=_import)

@@ -2,8 +2,8 @@
 
 The terminal form is a rich table of the top rows, followed by the
 histograms of as many keys of ``quantize``/``lquantize``/``llquantize``
-inputs, largest first, drawn as DTrace draws them, and the values of scalar aggregations that are not samples
-(``--value-kind avg|min|max``).  ``--format csv|json|parquet`` writes the
+inputs, largest first, drawn as DTrace draws them, and the values of
+scalar aggregations that are not samples (``--value-kind avg|min|max``).  ``--format csv|json|parquet`` writes the
 whole table chosen by ``--by`` for machines; ``--by bucket`` and
 ``--by value`` select the histogram buckets and the scalar values.
 """

@@ -198,14 +198,14 @@ def _check_values(frame: pd.DataFrame, name: str, csv: bool) -> None:
     import numpy as np
 
     cpu = frame[["cpu_user", "cpu_system", "cpu_percent"]].to_numpy()
+    longest = np.maximum(*(frame[c].str.len().fillna(0).to_numpy(int) for c in ("process", "thread")))
     problems = [
         ("a time that is not a finite number of seconds from the start", ~np.isfinite(frame["time"].to_numpy())
          | (frame["time"].to_numpy() < 0)),
         ("a pid or tid below -1", (frame["pid"].to_numpy() < -1) | (frame["tid"].to_numpy() < -1)),
         ("a CPU share that is negative or infinite", np.isinf(cpu).any(axis=1) | (cpu < 0).any(axis=1)),
         ("no cpu_percent", np.isnan(frame["cpu_percent"].to_numpy())),
-        (f"a process or thread name longer than {MAX_NAME} characters",
-         (frame["process"].str.len() > MAX_NAME).to_numpy(bool) | (frame["thread"].str.len() > MAX_NAME).to_numpy(bool)),
+        (f"a process or thread name longer than {MAX_NAME} characters", longest > MAX_NAME),
     ]
     for what, bad in problems:
         if bad.any():

@@ -25,6 +25,7 @@ from _harness import check_result, run_cli  # noqa: E402
 #: Seconds any of these may take; each took minutes (or forever) before its fix.
 QUICK = 10.0
 TOP = (Path(__file__).parents[1] / "data" / "top" / "top-bzSHCP-iperf.txt").read_bytes()
+SERIES = (Path(__file__).parents[2] / "examples" / "run" / "cpu.csv").read_bytes()
 
 
 def run(tmp_path: Path, data: bytes, *argv: str) -> tuple[int, str, str]:
@@ -57,9 +58,13 @@ def run(tmp_path: Path, data: bytes, *argv: str) -> tuple[int, str, str]:
     # (StopIteration); str.splitlines() also splits at it.
     (b"\x1c", ["pmc", "resolve", "{}", "-m", str(MODULES / "rem_legacy_fp.ko"), "-q"], 2),
     (TOP.replace(b"{irq", b"{i\x1cr\x85q", 1), ["cpu", "import", "{}"], 0),
+    # fuzz_series: control characters in a thread name reached the chart, and matplotlib warned
+    # about their glyphs on standard error (lines that are not tracebridge's).
+    (SERIES.replace(b",iperf3,", b",ip\x01erf\x1b[31m3,"), ["cpu", "compare", "{}", "-o", "{}.svg"], 0),
+    (SERIES.replace(b",iperf3,", b",\xe4\xb8\xad\xe6\x96\x87,"), ["cpu", "compare", "{}", "-o", "{}.png"], 0),
 ], ids=["digits-in-flow-sniffer", "digits-in-flow-reader", "probe-line-colons", "histogram-row-blanks",
         "superscript-count", "top-cpu-line-digits", "top-megabyte-thread-name", "pmcstat-file-separator",
-        "top-name-with-separators"])
+        "top-name-with-separators", "series-control-characters", "series-glyphs-not-in-the-font"])
 def test_text_inputs(tmp_path, data, argv, status):
     assert run(tmp_path, data, *argv)[0] == status
 

@@ -10,6 +10,7 @@ matplotlib is imported here only, with the Agg backend: no display needed.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 
 from tracebridge.cputime.compare import Run, display_name
@@ -41,7 +42,10 @@ def draw_comparison(runs: Sequence[Run], keys: Sequence[tuple[str, str]], path: 
     _draw_bars(bars, runs, keys)
     _draw_totals(lines, runs)
     figure.suptitle("CPU usage: " + " vs ".join(run.label for run in runs), fontsize=14)
-    with open_output(path, "wb", inputs=[run.path for run in runs]) as out:
+    with open_output(path, "wb", inputs=[run.path for run in runs]) as out, warnings.catch_warnings():
+        # Matplotlib warns on standard error about glyphs its font lacks (a thread named in
+        # a script DejaVu does not cover) and cramped layouts; the chart is drawn either way.
+        warnings.simplefilter("ignore", UserWarning)
         figure.savefig(out, format=fmt, dpi=100)
     plt.close(figure)
 

@@ -33,6 +33,7 @@ from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING
 
 from tracebridge.errors import InputError, UsageError, reading
+from tracebridge.printable import CONTROL, printable
 from tracebridge.outputs import open_output
 
 if TYPE_CHECKING:
@@ -184,6 +185,9 @@ def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:
     except (ValueError, TypeError) as exc:
         raise InputError(name, f"bad value in a CPU series: {_first_line(exc)}") from None
     _check_values(frame, name, csv=magic != b"PAR1")
+    for column in ("process", "thread"):  # names people read: no control characters (tables, charts)
+        if frame[column].str.contains(CONTROL.pattern, regex=True, na=False).any():
+            frame[column] = frame[column].map(printable, na_action="ignore").astype("string")
     return frame
 
 

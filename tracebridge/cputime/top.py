@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from tracebridge.cputime.series import ALL_CPUS, MAX_NAME, NO_TID, Row, cpu_row, to_frame
 from tracebridge.errors import InputError
+from tracebridge.printable import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -219,6 +220,7 @@ def _thread_row(pattern: re.Pattern[str] | None, line: str, name: str,
     if len(command) > MAX_NAME:
         raise InputError(name, f"a command of {len(command):,} characters, longer than a top line holds "
                                f"({MAX_NAME}): not top output", position=number)
+    command = printable(command)  # names people read: no control characters (tables, charts)
     braces = _THREAD_COMMAND.fullmatch(command)
     process, thread = (braces["process"], braces["thread"]) if braces else (command, command)
     return int(match["pid"]), process, thread, float(match["percent"])

@@ -154,11 +154,12 @@ def test_a_pipe_reads_like_a_file(tmp_path, kind):
     fifo = tmp_path / "piped" / "input"  # the same name: run labels come from it
     fifo.parent.mkdir()
     os.mkfifo(fifo)
-    writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+    writer = threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True)  # blocks until read
     writer.start()
     try:
         piped = run_cli(INPUTS[kind][1](str(fifo)))
     finally:
         writer.join(timeout=30)
+    assert not writer.is_alive(), "the command never read the pipe"
     assert piped[:2] == (status, out.replace(str(tmp_path / "input"), str(fifo)))
     assert not [p for p in Path(tempfile.gettempdir()).glob("tracebridge-*-input")], "spooled copy left behind"

@@ -13,14 +13,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def wall_time(command: str | list[str], repeat: int = 3) -> float:
     """Best wall time in seconds over ``repeat`` runs; output goes to /dev/null.
 
-    A string is run through the shell (so reference pipelines like
-    ``perl stackcollapse.pl x | rustfilt`` work); a list is run directly.
+    A string is run by bash with ``pipefail`` (so reference pipelines like
+    ``perl stackcollapse.pl x | rustfilt`` work, and a failing first stage
+    fails the benchmark instead of timing an error message); a list is run
+    directly.
     """
+    if isinstance(command, str):
+        command = ["bash", "-o", "pipefail", "-c", command]
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(command, shell=isinstance(command, str), check=True, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(command, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         best = min(best, time.perf_counter() - start)
     return best
 

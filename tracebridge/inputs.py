@@ -438,7 +438,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     """The inputs and the options that say how to read them, for every reading command."""
     parser.add_argument("inputs", nargs="+", metavar="INPUT", type=spool.readable,
                         help="profile files: folded stacks, DTrace output, pmcstat output (auto-detected), "
-                             "or a bundle directory written by `tracebridge record`")
+                             "or a bundle directory written by `tracebridge record`; - for standard input")
     group = parser.add_argument_group("reading inputs")
     group.add_argument("--input-format", choices=format_names(), dest="input_format",
                        help="read every input as this format instead of detecting it")

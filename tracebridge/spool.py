@@ -1,4 +1,4 @@
-"""Inputs that can be read only once -- a pipe, ``/dev/stdin``, ``<(dtrace …)`` -- copied to a file first.
+"""Inputs that can be read only once -- a pipe, ``-`` or ``/dev/stdin``, ``<(dtrace …)`` -- copied to a file first.
 
 Readers open an input more than once: its head to tell its format, then
 the whole to read it (a pmcstat log is sniffed for raw or text records
@@ -18,14 +18,21 @@ import contextlib
 import os
 import shutil
 import stat
+import sys
 import tempfile
+from typing import BinaryIO
 
 #: Spooled copy -> the path the user gave.
 _SPOOLED: dict[str, str] = {}
 
+#: ``-`` as an input path: standard input, as most Unix tools read it.
+STDIN = "-"
+
 
 def readable(path: str) -> str:
-    """``path``, or a regular-file copy of what it gives when it is a pipe or a device."""
+    """``path``, or a regular-file copy of what it gives when it is a pipe, a device or ``-``."""
+    if path == STDIN:
+        return _spool(sys.stdin.buffer, "standard input", "stdin")
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -34,9 +41,15 @@ def readable(path: str) -> str:
         return path
     from tracebridge.errors import reading  # errors imports this module for shown()
 
-    handle = tempfile.NamedTemporaryFile(prefix="tracebridge-", suffix="-" + os.path.basename(path), delete=False)
-    _SPOOLED[handle.name] = path
-    with handle, reading(path), open(path, "rb") as source:
+    with reading(path), open(path, "rb") as source:
+        return _spool(source, path, os.path.basename(path))
+
+
+def _spool(source: BinaryIO, shown_as: str, suffix: str) -> str:
+    """Copy ``source`` to a new temporary file, in blocks; return its path."""
+    handle = tempfile.NamedTemporaryFile(prefix="tracebridge-", suffix="-" + suffix, delete=False)
+    _SPOOLED[handle.name] = shown_as
+    with handle:
         shutil.copyfileobj(source, handle, 1 << 20)
     return handle.name
 

@@ -10,6 +10,7 @@ may be read or refused, but only that way.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tempfile
@@ -163,3 +164,13 @@ def test_a_pipe_reads_like_a_file(tmp_path, kind):
     assert not writer.is_alive(), "the command never read the pipe"
     assert piped[:2] == (status, out.replace(str(tmp_path / "input"), str(fifo)))
     assert not [p for p in Path(tempfile.gettempdir()).glob("tracebridge-*-input")], "spooled copy left behind"
+
+
+def test_a_dash_reads_standard_input(tmp_path, monkeypatch):
+    data = example("dtrace", b"")
+    status, out, _, _ = run(tmp_path, "dtrace", data)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert run_cli(["fold", "-"])[:2] == (status, out)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"junk\n")))
+    status, _, err = run_cli(["fold", "-"])
+    assert status == 2 and err.startswith("tracebridge: standard input:1: does not look like any input")

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "`pmcstat -R LOG -G` callgraph as stackcollapse-pmc.pl does, and write folded stacks. "
                     "A summary of resolved and unresolved PCs goes to standard error.")
     resolve.add_argument("input", metavar="INPUT", type=spool.readable,
-                         help="raw hwpmc log, pmcstat -o or -G output (detected)")
+                         help="raw hwpmc log, pmcstat -o or -G output (detected); - for standard input")
     add_placement_arguments(resolve, modules_flag=True)
     resolve.add_argument("--input-format", choices=FORMATS,
                          help="read INPUT as a record log (raw or -o) or a -G callgraph instead of detecting it")

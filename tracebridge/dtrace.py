@@ -126,9 +126,9 @@ def sniff(source: Source) -> bool:
             continue
         if _HEADER.match(line) or _QUANT_HEADER.match(line):
             return True
-        if not line[0].isspace():
-            return False
         stripped = line.strip()
+        if not line[0].isspace():  # only a frame printed with `-x stackindent=0` starts a capture at column 0
+            return " " not in stripped and ("`" in stripped or stripped.startswith("0x"))
         if "`" in stripped or stripped.startswith("0x") or _INT.match(stripped):
             return True
         if line.startswith("  ") and _INT.match(stripped.rsplit(None, 1)[-1]):
@@ -280,7 +280,8 @@ def parse(source: Source) -> list[_Record]:
             blank, gap = True, len(frames)
             continue
         indent = len(line) - len(line.lstrip())
-        if ("`" in stripped or stripped.startswith("0x")) and (indent > 2 or (indent and " " not in stripped)):
+        # A frame: indented by stackindent (14, or any), or a word alone (`-x stackindent=0`).
+        if ("`" in stripped or stripped.startswith("0x")) and (indent > 2 or " " not in stripped):
             if not frames and not keys:
                 start = i
             frames.append(stripped)

@@ -295,3 +295,13 @@ def test_hex_only_capture(if_rem):
     assert any("rem::" in name for stack in expected for name in stack)
     options = LoadOptions(modules=(str(if_rem),), bases=(BASE,))
     assert named_stacks(load_profile([DATA / "freebsd-hex-only.txt"], options)) == expected
+
+
+def test_stackindent_zero(tmp_path):
+    """`dtrace -x stackindent=0`: frames at column 0, plain and after a string key."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("\nkernel`foo+0x1\nkernel`bar+0x2\n12\n\nkernel`foo+0x1\n0xffffffff80a0b0c0\n3\n")
+    assert named_stacks(load_profile([plain])) == {("bar", "foo"): 12, ("0xffffffff80a0b0c0", "foo"): 3}
+    keyed = tmp_path / "keyed.txt"
+    keyed.write_text("\n  %-50s\nkernel`foo+0x1\nkernel`bar+0x2\n               12\n" % "sshd")
+    assert named_stacks(load_profile([keyed])) == {("sshd", "bar", "foo"): 12}

@@ -406,11 +406,15 @@ def open_log(path: str) -> Iterator[Iterable[bytes]]:
 
 
 def refuse_binary(path: str, head: bytes) -> None:
-    """Refuse binary data where text is expected (a NUL byte; a raw hwpmc log named as such)."""
+    """Refuse binary data where text is expected (a NUL byte; a raw hwpmc log or a compressed file named as such)."""
+    from tracebridge.inputs import binary_kind
     from tracebridge.pmclog import is_binary_log
 
     if is_binary_log(head):
         raise InputError(path, "is a raw hwpmc log (pmcstat -O), not callgraph text: read it as a log")
+    kind = binary_kind(head)
+    if kind is not None:
+        raise InputError(path, f"this looks like {kind}")
     nul = head.find(b"\0")
     if nul >= 0:
         raise InputError(path, "contains binary data (a NUL byte), not pmcstat text output",

@@ -21,7 +21,10 @@ DAMAGED_BINARY_LOG = (0xEE << 24 | 3 << 16 | 112).to_bytes(4, "little") + bytes(
 CASES = {
     "empty": (b"", None, "is empty"),
     "blank": (b"\n\n  \n", None, "is empty"),
-    "garbage": (b"\x89PNG this is not a log\n", 1, "neither"),
+    "garbage": (b"\x8aPNG this is not a log\n", 1, "neither"),
+    "png": (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", None, "this looks like a PNG image"),
+    "gzip-with-file-name": (b"\x1f\x8b\x08\x08\x9c\x42\x0c\x6b\x00\x03pmc.txt\x00" + bytes(range(256)), None,
+                            "this looks like gzip-compressed data"),
     "garbage-record": ((GOOD + "%%% what\n").encode(), 3, "not a pmcstat record"),
     "truncated-callchain": ((GOOD + entry("callchain", "0 0x20000 0 3 s") + entry("...", "0x1")).encode(), 3,
                             "truncated callchain: 2 of its PCs are missing at the end"),

@@ -268,9 +268,7 @@ class _Reader:
 
 
 def _open_data(path: str) -> bytes | mmap.mmap:
-    if os.path.isdir(path):
-        raise InputError(path, "is a directory, not a kernel module")
-    with reading(path), open(path, "rb") as handle:
+    with reading(path, expected="a kernel module"), open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
             raise InputError(path, "is empty, not an ELF kernel module")

@@ -113,8 +113,6 @@ class Source:
             self.head_bytes = handle.read(HEAD_SIZE + 1)
 
     def _open(self) -> IO[bytes]:
-        if os.path.isdir(self.path):
-            raise InputError(self.path, "is a directory, expected a file")
         with reading(self.path):
             return open(self.path, "rb")
 
@@ -339,10 +337,7 @@ def other_kind(source: Source) -> str | None:
     from tracebridge.kldstat import sniff as sniff_kldstat
     from tracebridge.pmclog import is_binary_log
 
-    head = source.head_bytes
-    binary = binary_kind(head)
-    if binary is not None:
-        return binary
+    head = source.head_bytes  # known binary magics were refused before (load_one, binary_kind)
     if is_binary_log(head):
         return "a raw hwpmc log (pmcstat -O): read it with `tracebridge pmc resolve`"
     first = source.first_line

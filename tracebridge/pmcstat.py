@@ -383,9 +383,7 @@ def log_map_ins(path: str | os.PathLike[str]) -> dict[str, int]:
 @contextmanager
 def open_input(path: str) -> Iterator[IO[bytes]]:
     """Open a pmcstat output for reading as bytes; every failure is an InputError."""
-    if os.path.isdir(path):
-        raise InputError(path, "is a directory, expected a pmcstat output file")
-    with reading(path):  # only the opening: the caller's own errors pass through as they are
+    with reading(path, expected="a pmcstat output file"):  # only the opening: the caller's errors pass as they are
         handle = open(path, "rb", buffering=1 << 20)
     with handle:
         yield handle

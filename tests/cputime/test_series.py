@@ -53,7 +53,8 @@ def test_values_no_run_holds_are_refused_with_their_line(tmp_path, row, problem)
         assert error.value.position == 3
 
 
-@pytest.mark.parametrize("head, kind", [(b"\x7fELF\x02\x01\x01", "an ELF file"), (b"time,\0pid", "NUL byte")])
+@pytest.mark.parametrize("head, kind", [(b"\x7fELF\x02\x01\x01", "an ELF file"), (b"\x1f\x8b\x08\x08", "gzip-compressed"),
+                                        (b"time,\0pid", "NUL byte")])
 def test_binary_files_are_named_for_what_they_are(tmp_path, head, kind):
     path = tmp_path / "run.csv"
     path.write_bytes(head + bytes(range(256)))

@@ -160,10 +160,14 @@ def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:
     with reading(name), open(name, "rb") as handle:
         head = handle.read(4096)
     magic = head[:4]
-    if magic == b"\x7fELF":
-        raise NotASeries(name, "this is an ELF file (a kernel module?)")
-    if magic != b"PAR1" and b"\0" in head:
-        raise NotASeries(name, "binary data (a NUL byte), neither CSV nor Parquet")
+    if magic != b"PAR1":
+        from tracebridge.inputs import binary_kind
+
+        kind = binary_kind(head)
+        if kind is not None:
+            raise NotASeries(name, f"this looks like {kind}")
+        if b"\0" in head:
+            raise NotASeries(name, "binary data (a NUL byte), neither CSV nor Parquet")
     try:
         if magic == b"PAR1":
             frame = pd.read_parquet(name)

@@ -40,7 +40,7 @@ from bench_fold import KERNEL, _legacy, _v0  # noqa: E402
 from fixture_paths import MODULES  # noqa: E402
 from pmcstat_text import callchain, entry, map_in  # noqa: E402
 
-from tracebridge.image import open_module  # noqa: E402
+from tracebridge.image.elf import open_module  # noqa: E402
 
 MODULE = str(MODULES / "rem_legacy_fp.ko")
 TEST_KERNEL = os.path.join(ROOT, "tests", "data", "pmcstat", "kernel")

@@ -2,7 +2,7 @@
 
 Target (pmcstat issue): at least 2x faster than the perl script on a callgraph
 of 50 MB or more.  The callgraph is generated in pmcstat's exact format
-(tests/pmcstat/pmcstat_text.py) from random kernel callchains over kernel
+(tests/readers/pmcstat_text.py) from random kernel callchains over kernel
 functions, legacy/v0-mangled Rust functions of two modules and hex nodes.
 Both tools read the same file; tracebridge also demangles every name.  The
 outputs are checked to hold the same stacks (with ``--no-demangle``).

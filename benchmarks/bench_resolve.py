@@ -30,8 +30,8 @@ BASE = 0xFFFFFFFF82A00000
 
 
 def build_space(big: str):
-    from tracebridge.image import open_module
-    from tracebridge.resolve import AddressSpace
+    from tracebridge.image.elf import open_module
+    from tracebridge.profile.resolve import AddressSpace
 
     space = AddressSpace()
     space.add(open_module(os.path.join(ROOT, "tests", "data", "pmcstat", "kernel")))
@@ -85,7 +85,7 @@ def main() -> None:
             result = space.resolve(pcs)
             times.append(time.perf_counter() - start)
         counts = space.count(result)
-        from tracebridge.profile import Profile
+        from tracebridge.profile.model import Profile
 
         start = time.perf_counter()
         space.frame_ids(pcs, Profile())

@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 
-from tracebridge.demangle import split_path
+from tracebridge.image.demangle import split_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_LDSCRIPT = os.path.join(HERE, os.pardir, "tests", "fixtures", "ldscript.kmod.amd64")

@@ -36,8 +36,8 @@ import iced_x86
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
 
-from tracebridge.demangle import demangle_symbol
-from tracebridge.image import open_module
+from tracebridge.image.demangle import demangle_symbol
+from tracebridge.image.elf import open_module
 
 HERE = Path(__file__).resolve().parent
 MODULE = HERE / "if_rem.ko"

@@ -44,7 +44,7 @@ if str(TESTS) not in sys.path:  # the tests' builders of seed texts
     sys.path.insert(0, str(TESTS))
 
 from tracebridge import cli  # noqa: E402
-from tracebridge.demangle import demangle_symbol  # noqa: E402
+from tracebridge.image.demangle import demangle_symbol  # noqa: E402
 
 #: Where a target writes the input under test (tmpfs when there is one).
 SCRATCH = Path(tempfile.mkdtemp(prefix="tracebridge-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))

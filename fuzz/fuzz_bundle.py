@@ -1,4 +1,4 @@
-"""Fuzz the bundle reader (tracebridge/bundle.py): a `tracebridge record` directory whose manifest is mutated."""
+"""Fuzz the bundle reader (tracebridge/readers/bundle.py): a `tracebridge record` directory whose manifest is mutated."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import shutil
 
 from _harness import DATA, MODULES, SCRATCH, Target, check_cli, main
 
-from tracebridge import bundle
-
+from tracebridge.readers import bundle
 #: A bundle as `record` leaves it: the module, its kldstat, a DTrace capture, and the manifest under test.
 BUNDLE = SCRATCH / "bundle"
 FILES = {"if_rem.ko": (MODULES / "rem_legacy_fp.ko", bundle.ROLE_MODULE),

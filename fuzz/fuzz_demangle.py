@@ -1,4 +1,4 @@
-"""Fuzz the demanglers (tracebridge/demangle.py): any name, both Rust backends, bounded time per name."""
+"""Fuzz the demanglers (tracebridge/image/demangle.py): any name, both Rust backends, bounded time per name."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import time
 
 from _harness import MODULES, BrokenPromise, Target, main
 
-from tracebridge import demangle
-from tracebridge.printable import printable
+from tracebridge.image import demangle
+from tracebridge.support.printable import printable
 
 #: Seconds one name may take in either backend (the fallback is pure Python).
 LIMIT = 2.0
@@ -15,7 +15,7 @@ BACKENDS = ("pyderust", "demangle") if demangle._pyderust is not None else ("dem
 
 
 def seeds() -> list[bytes]:
-    from tracebridge.image import open_module
+    from tracebridge.image.elf import open_module
 
     names = {f.name for path in sorted(MODULES.glob("*.ko")) if path.stem != "rem_stripped"
              for f in open_module(path).functions}

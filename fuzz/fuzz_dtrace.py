@@ -1,4 +1,4 @@
-"""Fuzz the DTrace output reader (tracebridge/dtrace.py, dtrace_frames.py): fold (detected) and report (forced)."""
+"""Fuzz the DTrace output reader (tracebridge/readers/dtrace.py, dtrace_frames.py): fold (detected) and report (forced)."""
 
 from __future__ import annotations
 

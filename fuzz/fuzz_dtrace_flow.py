@@ -1,4 +1,4 @@
-"""Fuzz the DTrace flow reader (tracebridge/dtrace_flow.py): dtrace -F output, forced and detected."""
+"""Fuzz the DTrace flow reader (tracebridge/readers/dtrace_flow.py): dtrace -F output, forced and detected."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fuzz the ELF reader (tracebridge/image.py): mutated kernel modules through symbols, inspect and gen-probes."""
+"""Fuzz the ELF reader (tracebridge/image/elf.py): mutated kernel modules through symbols, inspect and gen-probes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fuzz the folded-stack reader (tracebridge/folded.py) and the SVG it feeds: names must not escape into markup."""
+"""Fuzz the folded-stack reader (tracebridge/readers/folded.py) and the SVG it feeds: names must not escape into markup."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fuzz the saved kldstat reader (tracebridge/kldstat.py): load addresses for symmap and fold."""
+"""Fuzz the saved kldstat reader (tracebridge/readers/kldstat.py): load addresses for symmap and fold."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def listed_module() -> str:
 
 
 def seeds() -> list[bytes]:
-    texts = from_tests("pmcstat", "test_kldstat")
+    texts = from_tests("readers", "test_kldstat")
     return [texts.VERBOSE_64.encode(), texts.PLAIN_32_OLD.encode(), texts.HUMANISED.encode()]
 
 

@@ -1,4 +1,4 @@
-"""Fuzz the raw hwpmc log reader (tracebridge/pmclog.py): pmc resolve and symmap --pmclog."""
+"""Fuzz the raw hwpmc log reader (tracebridge/readers/pmclog.py): pmc resolve and symmap --pmclog."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fuzz_pmcstat import RESOLVE
 
 
 def seeds() -> list[bytes]:
-    log = from_tests("pmcstat", "test_pmclog")
+    log = from_tests("readers", "test_pmclog")
     return [log.binary_log("<"), log.binary_log(">")]
 
 

@@ -1,4 +1,4 @@
-"""Fuzz the pmcstat text readers (tracebridge/pmcstat.py, pmcgraph.py): -o record logs and -G callgraphs."""
+"""Fuzz the pmcstat text readers (tracebridge/readers/pmcstat.py, pmcgraph.py): -o record logs and -G callgraphs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ RESOLVE = ["-m", str(MODULES / "rem_legacy_fp.ko"), "--kernel", str(DATA / "pmcs
 
 
 def seeds() -> list[bytes]:
-    return [from_tests("pmcstat", "test_pmclog").text_log().encode()] + files(DATA / "pmcstat", "*.graph")
+    return [from_tests("readers", "test_pmclog").text_log().encode()] + files(DATA / "pmcstat", "*.graph")
 
 
 def check(data: bytes) -> None:

@@ -1,4 +1,4 @@
-"""Fuzz the probe map reader (tracebridge/probemap.py): maps from gen-probes, read back by fold."""
+"""Fuzz the probe map reader (tracebridge/probes/probemap.py): maps from gen-probes, read back by fold."""
 
 from __future__ import annotations
 

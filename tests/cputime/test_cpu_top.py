@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tracebridge.cputime.top import looks_like_top, parse_top, read_top
-from tracebridge.errors import InputError
+from tracebridge.support.errors import InputError
 
 CAPTURE = Path(__file__).parents[1] / "data" / "top" / "top-bzSHCP-iperf.txt"
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tracebridge.cputime.series import NotASeries, Row, read_series, to_frame, write_series
-from tracebridge.errors import InputError
+from tracebridge.support.errors import InputError
 
 
 def test_csv_total_is_the_sum_of_the_written_parts(tmp_path):

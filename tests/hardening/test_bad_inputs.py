@@ -32,11 +32,11 @@ PMC = ["-m", FIXTURE, "--kernel", str(DATA / "pmcstat" / "kernel")]
 
 
 def _kldstat_text() -> bytes:
-    return from_tests("pmcstat", "test_kldstat").VERBOSE_64.encode()
+    return from_tests("readers", "test_kldstat").VERBOSE_64.encode()
 
 
 def _pmcstat_text() -> bytes:
-    return from_tests("pmcstat", "test_pmclog").text_log().encode()
+    return from_tests("readers", "test_pmclog").text_log().encode()
 
 
 #: Input type -> (a valid example, the command reading a file of it, a file of another format).

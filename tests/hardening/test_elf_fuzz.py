@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixture_paths import MODULES
-from tracebridge.demangle import demangle_all
-from tracebridge.errors import InputError
-from tracebridge.image import open_module
+from tracebridge.image.demangle import demangle_all
+from tracebridge.support.errors import InputError
+from tracebridge.image.elf import open_module
 
 SEEDS = {name: (MODULES / f"{name}.ko").read_bytes()
          for name in ("rem_legacy_fp", "rem_legacy_fp_merged", "rem_i386", "rem_arm64")}

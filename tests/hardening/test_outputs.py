@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from fixture_paths import MODULES
-from tracebridge.errors import OutputError
-from tracebridge.outputs import open_output, write_output
+from tracebridge.support.errors import OutputError
+from tracebridge.support.outputs import open_output, write_output
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "fuzz"))
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from fixture_paths import MODULES
-from tracebridge import demangle
-
+from tracebridge.image import demangle
 sys.path.insert(0, str(Path(__file__).parents[2] / "fuzz"))
 
 from _harness import check_result, run_cli  # noqa: E402

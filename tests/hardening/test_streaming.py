@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tracebridge import inputs
-
+from tracebridge.readers import registry as inputs
 ROOT = Path(__file__).parents[2]
 DATA = ROOT / "tests" / "data"
 sys.path[:0] = [str(ROOT / "fuzz"), str(ROOT / "benchmarks")]

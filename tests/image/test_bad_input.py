@@ -84,7 +84,7 @@ def test_unsupported_machine(capsys, tmp_path):
 
 def test_huge_section_size_in_small_file(capsys, tmp_path):
     """A symbol table claiming 4 GB in a small file is refused, not read."""
-    from tracebridge.image import open_module
+    from tracebridge.image.elf import open_module
 
     image = open_module(GOOD)
     symtab = next(s for s in image.sections if s.name == ".symtab")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fixture_paths import EXPECTED
-from tracebridge import demangle
-
-
+from tracebridge.image import demangle
 def rustfilt_pairs(suffix: str) -> list[tuple[str, str]]:
     pairs = []
     for path in sorted(EXPECTED.glob(f"*.{suffix}.txt")):

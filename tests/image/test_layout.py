@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracebridge import layout
-
+from tracebridge.image import layout
 PROGBITS, NOBITS, RELA, INIT, FINI, UNWIND = 1, 8, 4, 14, 15, 0x70000001
 A, AX = 0x2, 0x6
 

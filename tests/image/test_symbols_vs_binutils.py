@@ -80,7 +80,7 @@ def test_names_identical_to_rustfilt(capsys, module_name, hash_form):
     lines = (EXPECTED / f"{module_name}.{suffix}.txt").read_text().splitlines()
     expected = dict(line.split("\t", 1) for line in lines if line)
     rows = run_json(capsys, MODULES / f"{module_name}.ko")
-    from tracebridge.demangle import demangle_symbol
+    from tracebridge.image.demangle import demangle_symbol
 
     for row in rows:
         if row["name"] in expected:

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracebridge.cli import main
-from tracebridge.folded import escape, folded_lines, split_frames
-from tracebridge.inputs import LoadOptions, load_profile
-from tracebridge.profile import Frame, Profile
+from tracebridge.readers.folded import escape, folded_lines, split_frames
+from tracebridge.readers.registry import LoadOptions, load_profile
+from tracebridge.profile.model import Frame, Profile
 
 # Names as Rust, C and DTrace string keys spell them, with every separator the format has to survive.
 # (A leading letter other than R/Z keeps them from reading as mangled symbols; no backtick: that

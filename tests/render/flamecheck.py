@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from tracebridge.profile import Frame, Profile, address_frame, symbol_frame
+from tracebridge.profile.model import Frame, Profile, address_frame, symbol_frame
 
 SVG = "{http://www.w3.org/2000/svg}"
 RX_FRAME = "_ZN6if_rem2rx8rx_frame17h0123456789abcdefE"

@@ -15,10 +15,10 @@ import pytest
 
 from chromium import Chromium, find_chromium
 from flamecheck import by_name, driver_profile, drawn, folded_profile, kernel, rust
-from tracebridge.diffgraph import compare, render_diff
-from tracebridge.flamegraph import GraphOptions, render_flamegraph
-from tracebridge.palettes import HIGHLIGHT
-from tracebridge.profile import Frame, Profile
+from tracebridge.render.diffgraph import compare, render_diff
+from tracebridge.render.flamegraph import GraphOptions, render_flamegraph
+from tracebridge.render.palettes import HIGHLIGHT
+from tracebridge.profile.model import Frame, Profile
 
 EXECUTABLE = find_chromium()
 pytestmark = pytest.mark.skipif(EXECUTABLE is None, reason="Chromium is not installed (apt-get install chromium)")

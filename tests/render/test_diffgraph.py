@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from flamecheck import SVG, by_name, drawn, folded_profile, kernel, module, parse, rust
 from tracebridge.cli import main
-from tracebridge.diffgraph import DiffOptions, compare, read_name_map, render_diff, top_changes
-from tracebridge.errors import InputError
-from tracebridge.flamegraph import GraphOptions
-from tracebridge.palettes import diff_fill
-from tracebridge.profile import Profile
+from tracebridge.render.diffgraph import DiffOptions, compare, read_name_map, render_diff, top_changes
+from tracebridge.support.errors import InputError
+from tracebridge.render.flamegraph import GraphOptions
+from tracebridge.render.palettes import diff_fill
+from tracebridge.profile.model import Profile
 
 
 def _channels(fill: str) -> tuple[int, int, int]:

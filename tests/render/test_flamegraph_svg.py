@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from flamecheck import (RX_FRAME, SVG, by_name, driver_profile, drawn, folded_profile, kernel, module, parse,
                         reference_layout, rust)
 from tracebridge.cli import main
-from tracebridge.errors import InputError
-from tracebridge.flamegraph import CHAR_WIDTH, GraphOptions, render_flamegraph, visible, xml
-from tracebridge.labels import LabelOptions
-from tracebridge.profile import Frame, Profile
+from tracebridge.support.errors import InputError
+from tracebridge.render.flamegraph import CHAR_WIDTH, GraphOptions, render_flamegraph, visible, xml
+from tracebridge.profile.labels import LabelOptions
+from tracebridge.profile.model import Frame, Profile
 
 ALLOWED_TAGS = {"svg", "title", "defs", "linearGradient", "stop", "style", "rect", "text", "g", "script"}
 

@@ -5,5 +5,5 @@
 record about the machine; :mod:`.tracer` runs dtrace or pmcstat in the
 background and stops it the way each tool wants to be stopped;
 :mod:`.session` puts them together with the CPU sampler and the workload and
-writes the bundle (:mod:`tracebridge.bundle`).
+writes the bundle (:mod:`tracebridge.readers.bundle`).
 """

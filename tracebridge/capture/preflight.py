@@ -17,8 +17,8 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracebridge.errors import UsageError
-from tracebridge.kldstat import KldFile, Kldstat, parse_kldstat
+from tracebridge.support.errors import UsageError
+from tracebridge.readers.kldstat import KldFile, Kldstat, parse_kldstat
 
 KLDSTAT = "kldstat"
 #: Seconds allowed to a query such as ``kldstat -v`` or ``dtrace -V``.

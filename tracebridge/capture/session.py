@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from tracebridge import bundle
+from tracebridge.readers import bundle
 from tracebridge.capture.preflight import (
     KLDSTAT, Loaded, check_output_directory, find_loaded, find_tools, query, require_command, require_root,
 )
@@ -46,7 +46,7 @@ from tracebridge.capture.tracer import ToolFailed, Tracer, last_line
 if TYPE_CHECKING:
     from tracebridge.cputime.live import LiveView, QuietView
     from tracebridge.cputime.record import Recording
-    from tracebridge.image import ModuleImage
+    from tracebridge.image.elf import ModuleImage
 
 DTRACE = "dtrace"
 PMCSTAT = "pmcstat"
@@ -121,7 +121,7 @@ class _Run:
 
 def record(request: Request, view: LiveView | QuietView) -> Result:
     """Check, capture and write the bundle; tool failures raise :class:`ToolFailed` after the manifest is out."""
-    from tracebridge.image import open_module
+    from tracebridge.image.elf import open_module
 
     image = open_module(request.module, init_fini_arrays=not request.old_kernel_linker)
     check_output_directory(request.output, request.force)
@@ -207,7 +207,7 @@ def _capture(run: _Run, argv: list[str], view: LiveView | QuietView) -> None:
 def _dtrace_argv(run: _Run, dtrace: str, base: int) -> list[str]:
     """Write the D script and probe map with ``gen-probes``; the dtrace command line that runs them."""
     from tracebridge.cli import gen_probes
-    from tracebridge.probemap import ProbeMap
+    from tracebridge.probes.probemap import ProbeMap
 
     request = run.request
     probe_map = run.path(PROBE_MAP, bundle.ROLE_PROBE_MAP)

@@ -27,8 +27,8 @@ import signal
 import subprocess
 from collections.abc import Sequence
 
-from tracebridge.bundle import TracerRecord
-from tracebridge.errors import TracebridgeError
+from tracebridge.readers.bundle import TracerRecord
+from tracebridge.support.errors import TracebridgeError
 
 #: Seconds a tool gets after SIGINT (dtrace prints its aggregations then), and after SIGTERM.
 INTERRUPT_GRACE = 60.0

@@ -3,7 +3,7 @@
 Each module named in :data:`COMMAND_MODULES` provides ``register(subparsers)``,
 which adds its parser and sets ``func`` to a ``run(args) -> int``.  Errors that
 are the input's or the user's fault arrive here as
-:class:`~tracebridge.errors.TracebridgeError` and leave as one line on stderr
+:class:`~tracebridge.support.errors.TracebridgeError` and leave as one line on stderr
 with exit status 2.
 """
 
@@ -14,9 +14,11 @@ import gc
 import importlib
 import sys
 
-from tracebridge import __version__, spool
-from tracebridge.errors import TracebridgeError
-from tracebridge.printable import printable
+from tracebridge import __version__
+
+from tracebridge.support import spool
+from tracebridge.support.errors import TracebridgeError
+from tracebridge.support.printable import printable
 
 COMMAND_MODULES = (
     "symbols",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tracebridge.image import ModuleImage
+    from tracebridge.image.elf import ModuleImage
 
 
 def parse_address(text: str) -> int:
@@ -77,7 +77,7 @@ def add_base_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def load_module(args: argparse.Namespace) -> ModuleImage:
-    from tracebridge.image import open_module  # numpy and pyelftools: only when a command runs
+    from tracebridge.image.elf import open_module  # numpy and pyelftools: only when a command runs
 
     return open_module(args.module, init_fini_arrays=not args.old_kernel_linker)
 

@@ -13,10 +13,10 @@ import argparse
 import re
 import sys
 
-from tracebridge import spool
+from tracebridge.support import spool
 from tracebridge.cli.common import int_at_least, positive_number
-from tracebridge.errors import UsageError
-from tracebridge.tables import FORMATS, write_rows
+from tracebridge.support.errors import UsageError
+from tracebridge.render.tables import FORMATS, write_rows
 
 DESCRIPTION = """\
 Per-thread CPU usage, as used to judge a C driver against its Rust port.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from tracebridge.cli.flamegraph import add_graph_arguments, graph_options
-from tracebridge.errors import UsageError
-from tracebridge.inputs import add_input_arguments, input_paths, load_profile, options_from_args
-from tracebridge.outputs import open_output
-from tracebridge.tables import FORMATS, write_rows
+from tracebridge.support.errors import UsageError
+from tracebridge.readers.registry import add_input_arguments, input_paths, load_profile, options_from_args
+from tracebridge.support.outputs import open_output
+from tracebridge.render.tables import FORMATS, write_rows
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracebridge.diffgraph import CHANGE_COLUMNS, DiffOptions, compare, read_name_map, render_diff, top_changes
+    from tracebridge.render.diffgraph import CHANGE_COLUMNS, DiffOptions, compare, read_name_map, render_diff, top_changes
 
     if len(args.inputs) != 2:
         raise UsageError(f"diff takes two inputs, BEFORE and AFTER ({len(args.inputs)} given)")

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tracebridge.fbt import FbtOptions
+    from tracebridge.probes.fbt import FbtOptions
 
 
 def add_fbt_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +20,6 @@ def add_fbt_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def fbt_options_from_args(args: argparse.Namespace, base: int | None) -> FbtOptions:
-    from tracebridge.fbt import FbtOptions  # numpy and the decoder: only when a command runs
+    from tracebridge.probes.fbt import FbtOptions  # numpy and the decoder: only when a command runs
 
     return FbtOptions(old_dunder_rule=args.old_fbt_names, fbt_in_kernel=args.fbt_in_kernel, base=base)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from tracebridge.cli.common import int_at_least, non_negative_number
-from tracebridge.inputs import add_input_arguments, input_paths, load_profile, options_from_args
-from tracebridge.labels import add_label_arguments, label_options_from_args
-from tracebridge.outputs import open_output
-from tracebridge.palettes import PALETTES
+from tracebridge.readers.registry import add_input_arguments, input_paths, load_profile, options_from_args
+from tracebridge.profile.labels import add_label_arguments, label_options_from_args
+from tracebridge.support.outputs import open_output
+from tracebridge.render.palettes import PALETTES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,14 +47,14 @@ def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def graph_options(args: argparse.Namespace, **extra):
-    from tracebridge.flamegraph import GraphOptions
+    from tracebridge.render.flamegraph import GraphOptions
 
     return GraphOptions(title=args.title, subtitle=args.subtitle, width=args.width, min_width=args.minwidth,
                         inverted=args.inverted, count_name=args.count_name, **extra)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracebridge.flamegraph import render_flamegraph
+    from tracebridge.render.flamegraph import render_flamegraph
 
     profile = load_profile(args.inputs, options_from_args(args))
     svg = render_flamegraph(profile, graph_options(args, colors=args.colors), label_options_from_args(args))

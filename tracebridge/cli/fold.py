@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from tracebridge.errors import UsageError
-from tracebridge.inputs import add_input_arguments, input_paths, load_profile, options_from_args
-from tracebridge.labels import add_label_arguments, label_options_from_args
-from tracebridge.outputs import open_output
+from tracebridge.support.errors import UsageError
+from tracebridge.readers.registry import add_input_arguments, input_paths, load_profile, options_from_args
+from tracebridge.profile.labels import add_label_arguments, label_options_from_args
+from tracebridge.support.outputs import open_output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
     labels = label_options_from_args(args)
     with open_output(args.output, inputs=input_paths(args)) as out:
         if args.format == "speedscope":
-            from tracebridge.speedscope import write_speedscope
+            from tracebridge.render.speedscope import write_speedscope
 
             write_speedscope(out, profile, labels)
         else:
-            from tracebridge.folded import write_folded
+            from tracebridge.readers.folded import write_folded
 
             write_folded(out, profile, labels)
     return 0

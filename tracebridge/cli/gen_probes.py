@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from tracebridge import gcpause
+from tracebridge.support import gcpause
 from tracebridge.cli.common import add_base_argument, add_module_argument, load_module
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
-from tracebridge.dscript import TEMPLATES, build, load_template, part_files
-from tracebridge.errors import UsageError
-from tracebridge.outputs import check_not_input, open_output
-from tracebridge.probemap import ProbeMap, ProbeMapEntry
-from tracebridge.select import add_selection_arguments, selection_from_args
+from tracebridge.probes.dscript import TEMPLATES, build, load_template, part_files
+from tracebridge.support.errors import UsageError
+from tracebridge.support.outputs import check_not_input, open_output
+from tracebridge.probes.probemap import ProbeMap, ProbeMapEntry
+from tracebridge.image.select import add_selection_arguments, selection_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.map is not None and args.map == args.output:
         raise UsageError("--map and -o name the same file")
     image = load_module(args)
-    from tracebridge.probeplan import plan_module  # numpy, pyelftools, the decoder
+    from tracebridge.probes.probeplan import plan_module  # numpy, pyelftools, the decoder
 
     plan = plan_module(image, modname=args.module_name, options=fbt_options_from_args(args, args.base),
                        selection=selection_from_args(args))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from tracebridge import gcpause
+from tracebridge.support import gcpause
 from tracebridge.cli.common import add_base_argument, add_module_argument, add_output_argument, load_module
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
-from tracebridge.outputs import open_output
+from tracebridge.support.outputs import open_output
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     image = load_module(args)
-    from tracebridge.probeplan import plan_module  # numpy, pyelftools, the decoder
+    from tracebridge.probes.probeplan import plan_module  # numpy, pyelftools, the decoder
 
     plan = plan_module(image, modname=args.module_name, options=fbt_options_from_args(args, args.base))
-    from tracebridge.findings import inspect_plan
+    from tracebridge.probes.findings import inspect_plan
 
     report = inspect_plan(plan)
     with open_output(args.output, inputs=[args.module]) as out:

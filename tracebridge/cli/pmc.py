@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tracebridge import spool
-
+from tracebridge.support import spool
 FORMATS = ("log", "callgraph")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tracebridge.labels import add_label_arguments
-    from tracebridge.placement import add_placement_arguments
+    from tracebridge.profile.labels import add_label_arguments
+    from tracebridge.readers.placement import add_placement_arguments
 
     parser = subparsers.add_parser("pmc", help="read hwpmc/pmcstat output",
                                    description="Read hwpmc data as pmcstat prints it.")
@@ -49,11 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_resolve(args: argparse.Namespace) -> int:
-    from tracebridge import pmcstat
-    from tracebridge.labels import label_options_from_args
-    from tracebridge.outputs import open_output
-    from tracebridge.placement import build_space, load_addresses, open_images, placement_inputs
-    from tracebridge.resolve import ResolutionCounts
+    from tracebridge.readers import pmcstat
+    from tracebridge.profile.labels import label_options_from_args
+    from tracebridge.support.outputs import open_output
+    from tracebridge.readers.placement import build_space, load_addresses, open_images, placement_inputs
+    from tracebridge.profile.resolve import ResolutionCounts
 
     images = open_images(args.modules, args.kernel, old_kernel_linker=args.old_kernel_linker)
     placed = load_addresses(images, args.base, args.kldstat)
@@ -66,7 +65,7 @@ def run_resolve(args: argparse.Namespace) -> int:
         if unused:
             profile.metadata.notes.append(f"never mapped in by the log: {', '.join(unused)}")
     else:
-        from tracebridge.pmcgraph import read_callgraph
+        from tracebridge.readers.pmcgraph import read_callgraph
 
         profile = read_callgraph(args.input, images, pmc=args.pmc)
     if not args.quiet:
@@ -74,11 +73,11 @@ def run_resolve(args: argparse.Namespace) -> int:
     labels = label_options_from_args(args)
     with open_output(args.output, inputs=[args.input, *placement_inputs(args)]) as out:
         if args.format == "speedscope":
-            from tracebridge.speedscope import write_speedscope
+            from tracebridge.render.speedscope import write_speedscope
 
             write_speedscope(out, profile, labels)
         else:
-            from tracebridge.folded import write_folded
+            from tracebridge.readers.folded import write_folded
 
             write_folded(out, profile, labels)
     return 0

@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from tracebridge.cli.common import int_at_least, positive_number
-from tracebridge.errors import UsageError
+from tracebridge.support.errors import UsageError
 
 DESCRIPTION = """\
 One command on the target machine (as root): read `kldstat -v` for the module's
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from tracebridge.capture.session import Request, record
     from tracebridge.cli.cpu import _exit_status
     from tracebridge.cputime.live import LiveView, QuietView
-    from tracebridge.dscript import TEMPLATES
+    from tracebridge.probes.dscript import TEMPLATES
 
     module, workload = _module_and_workload(args)
     if args.output is None:

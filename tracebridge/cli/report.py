@@ -14,10 +14,10 @@ import argparse
 import math
 from typing import IO
 
-from tracebridge.errors import UsageError
-from tracebridge.inputs import add_input_arguments, input_paths, load_inputs, options_from_args
-from tracebridge.labels import LabelOptions, add_label_arguments, label_options_from_args
-from tracebridge.outputs import open_output
+from tracebridge.support.errors import UsageError
+from tracebridge.readers.registry import add_input_arguments, input_paths, load_inputs, options_from_args
+from tracebridge.profile.labels import LabelOptions, add_label_arguments, label_options_from_args
+from tracebridge.support.outputs import open_output
 
 FORMATS = ("table", "csv", "json", "parquet")
 BY = ("function", "crate", "module", "bucket", "value")
@@ -46,8 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracebridge import report
-
+    from tracebridge.render import report
     if args.top < 0:
         raise UsageError("--top must be 0 (all rows) or more")
     if args.format == "parquet" and not args.output:
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with open_output(args.output, inputs=input_paths(args)) as out:
         if args.format != "table":
-            from tracebridge.tables import write_rows
+            from tracebridge.render.tables import write_rows
 
             write_rows(out, _records(table), list(table.columns), args.format)
         else:
@@ -98,9 +97,9 @@ def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: Lab
     from rich.markup import escape
     from rich.table import Table
 
-    from tracebridge import report, tables
-    from tracebridge.report import key_text
-    from tracebridge.tables import write_rows
+    from tracebridge.render import report, tables
+    from tracebridge.render.report import key_text
+    from tracebridge.render.tables import write_rows
 
     shown = table if args.top == 0 else table.head(args.top)
     if args.by in ("bucket", "value"):
@@ -140,7 +139,7 @@ def _histogram(row, kind: str, labels: LabelOptions):
     from rich.markup import escape
     from rich.table import Table
 
-    from tracebridge.report import key_text
+    from tracebridge.render.report import key_text
 
     histogram = row.value
     total = sum(abs(b.count) for b in histogram.buckets) or 1

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from tracebridge.cli.common import (add_base_argument, add_format_argument, add_module_argument,
                                     add_output_argument, load_module)
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
-from tracebridge.outputs import open_output
-from tracebridge.select import add_selection_arguments, selection_from_args
-from tracebridge.tables import FORMATS, encode_chunk, write_chunks, write_rows
+from tracebridge.support.outputs import open_output
+from tracebridge.image.select import add_selection_arguments, selection_from_args
+from tracebridge.render.tables import FORMATS, encode_chunk, write_chunks, write_rows
 
 if TYPE_CHECKING:
-    from tracebridge.image import Function
+    from tracebridge.image.elf import Function
 
 COLUMNS = ("name", "demangled", "scheme", "section", "offset", "address", "size", "binding", "crate",
            "fbt_entry", "fbt_returns", "fbt_reason")
@@ -49,10 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracebridge import gcpause
-    from tracebridge.demangle import demangle_all
-    from tracebridge.fbt import Predictor
-    from tracebridge.parallel import split_map
+    from tracebridge.support import gcpause
+    from tracebridge.image.demangle import demangle_all
+    from tracebridge.probes.fbt import Predictor
+    from tracebridge.support.parallel import split_map
 
     image = load_module(args)
     base = image.fixed_base if image.fixed_base is not None else args.base

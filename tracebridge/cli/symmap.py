@@ -6,7 +6,7 @@ symbols stretched to the next symbol, overlapping symbols split, aliases.
 ``perf`` writes the ``START SIZE NAME`` map other profilers read (perf,
 samply), without comments; ``json`` and ``csv`` add the mangled symbol,
 the module and the offset from the module base.  Ranges follow
-:mod:`tracebridge.resolve`, the rules every other command resolves with.
+:mod:`tracebridge.profile.resolve`, the rules every other command resolves with.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tracebridge.outputs import open_output
+from tracebridge.support.outputs import open_output
 
 FORMATS = ("map", "perf", "json", "csv")
 COLUMNS = ("start", "end", "size", "module", "offset", "name", "symbol", "note")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tracebridge.placement import add_placement_arguments
+    from tracebridge.readers.placement import add_placement_arguments
 
     parser = subparsers.add_parser(
         "symmap", help="write a run-time symbol map (START END NAME) for modules and the kernel",
@@ -41,15 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracebridge.errors import UsageError
-    from tracebridge.placement import build_space, load_addresses, open_images, placement_inputs
+    from tracebridge.support.errors import UsageError
+    from tracebridge.readers.placement import build_space, load_addresses, open_images, placement_inputs
 
     if not args.modules and not args.kernel:
         raise UsageError("symmap needs at least one MODULE.ko or --kernel")
     images = open_images(args.modules, args.kernel, old_kernel_linker=args.old_kernel_linker)
     map_ins = None
     if args.pmclog:
-        from tracebridge.pmcstat import log_map_ins
+        from tracebridge.readers.pmcstat import log_map_ins
 
         map_ins = log_map_ins(args.pmclog)
     placed = load_addresses(images, args.base, args.kldstat, map_ins)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                 if row["note"]:
                     print(f"tracebridge: note: {row['name']}: {row['note']}", file=sys.stderr)
         else:
-            from tracebridge.tables import write_rows
+            from tracebridge.render.tables import write_rows
 
             write_rows(out, rows, COLUMNS, args.format)
     return 0
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 def symbol_rows(space) -> list[dict]:
     """One row per owned range, in address order, with a note where the symbol table was bent."""
-    from tracebridge.demangle import demangle_symbol
+    from tracebridge.image.demangle import demangle_symbol
 
     rows = []
     for segment in space.segments:

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from tracebridge.cputime.compare import Run, display_name
 from tracebridge.cputime.stats import total_over_time
-from tracebridge.errors import UsageError
-from tracebridge.outputs import open_output
+from tracebridge.support.errors import UsageError
+from tracebridge.support.outputs import open_output
 
 CHART_FORMATS = ("png", "svg", "pdf")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from tracebridge.cputime.series import ALL_CPUS, Row, cpu_row
-from tracebridge.errors import UsageError
+from tracebridge.support.errors import UsageError
 
 # A process first seen after the start counts from zero only if it is not much
 # older than the previous sample; the slack covers Linux's create_time, whose

@@ -32,9 +32,9 @@ from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING
 
-from tracebridge.errors import InputError, UsageError, reading
-from tracebridge.printable import CONTROL, printable
-from tracebridge.outputs import open_output
+from tracebridge.support.errors import InputError, UsageError, reading
+from tracebridge.support.printable import CONTROL, printable
+from tracebridge.support.outputs import open_output
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -161,7 +161,7 @@ def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:
         head = handle.read(4096)
     magic = head[:4]
     if magic != b"PAR1":
-        from tracebridge.inputs import binary_kind
+        from tracebridge.readers.registry import binary_kind
 
         kind = binary_kind(head)
         if kind is not None:

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tracebridge.cputime.series import ALL_CPUS, MAX_NAME, NO_TID, Row, cpu_row, to_frame
-from tracebridge.errors import InputError
-from tracebridge.printable import printable
+from tracebridge.support.errors import InputError
+from tracebridge.support.printable import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,7 +84,7 @@ def looks_like_top(path: str | os.PathLike[str]) -> bool:
 
 
 def read_top(path: str | os.PathLike[str]) -> TopCapture:
-    from tracebridge.inputs import Source, binary_kind
+    from tracebridge.readers.registry import Source, binary_kind
 
     source = Source(path)
     binary = binary_kind(source.head_bytes)

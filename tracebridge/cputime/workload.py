@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import psutil
 
-from tracebridge.errors import UsageError
+from tracebridge.support.errors import UsageError
 
 _STOP_GRACE = 3.0
 

@@ -2,7 +2,7 @@
 
     python tests/data/pmcstat/make_captures.py
 
-The callgraphs are printed in pmcstat's exact format (tests/pmcstat/pmcstat_text.py)
+The callgraphs are printed in pmcstat's exact format (tests/readers/pmcstat_text.py)
 from made-up callchains over three images: the stand-in kernel of this
 directory, ``rem_legacy_fp.ko`` (a per-function-section Rust module, named
 by its mangled symbols as pmcstat prints them, or by the hex offsets pmcstat
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parents[1] / "pmcstat"))
+sys.path.insert(0, str(HERE.parents[1] / "readers"))
 
 from pmcstat_text import callgraph  # noqa: E402
 

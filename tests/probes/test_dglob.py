@@ -1,0 +1,59 @@
+"""The kernel's glob matcher: its quirks, and the fast matchers against the literal port."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracebridge.probes import dglob
+from tracebridge.probes.dglob import NUL, GlobDepthError, _match, matches
+
+
+@pytest.mark.parametrize("name, field, expected", [
+    ("abc", "abc", True), ("abc", "ab", False), ("abc", "", True),
+    ("abc", "a?c", True), ("ac", "a?c", False),
+    ("abc", "a*", True), ("a", "a*", True), ("abc", "*c", True), ("", "*", True), ("", "?", False),
+    ("a*c", "a\\*c", True), ("abc", "a\\*c", False), ("a?c", "a\\?c", True), ("abc", "a\\?c", False),
+    ("abc", "a[a-c]c", True), ("adc", "a[a-c]c", False), ("adc", "a[!a-c]c", True), ("abc", "a[!a-c]c", False),
+    ("a-c", "a[b-]c", True), ("a]c", "a[]]c", True), ("a-c", "a[-b]c", True), ("abc", "a[", False),
+    ("a$b", "a?b", True), ("a$b", "a[!x]b", True), ("axb", "a[!x]b", False),
+])
+def test_kernel_semantics(name, field, expected):
+    assert matches(name, field) is expected
+
+
+def test_ranges_compare_plain_char():
+    """Above 0x7f the answer depends on whether the machine's char is signed."""
+    assert matches("\xe9", "[a-z]", signed_char=False) is False
+    assert matches("\xe9", "[\x80-\xff]", signed_char=False) is True
+    # Signed: 0xe9 is -23, 0x80 is -128, 0xff is -1: still inside; but [a-\xff] is empty.
+    assert matches("\xe9", "[\x80-\xff]", signed_char=True) is True
+    assert matches("\xe9", "[a-\xff]", signed_char=True) is False
+    assert matches("\xe9", "[a-\xff]", signed_char=False) is True
+
+
+def test_depth_limit():
+    assert matches("abcdefghi", "*a*b*c*d*e*f*g*h*")
+    with pytest.raises(GlobDepthError):
+        matches("abcdefghij", "*a*b*c*d*e*f*g*h*i*j")
+
+
+def test_only_glob_characters_make_a_glob():
+    assert dglob.is_glob("a?b") and dglob.is_glob("a[b") and dglob.is_glob("a\\b") and dglob.is_glob("*")
+    assert not dglob.is_glob("a]b!c-d.e`f")
+
+
+_PATTERNS = st.text(alphabet="ab$?*", min_size=1, max_size=8)
+_NAMES = st.text(alphabet="ab$", max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=_NAMES, field=_PATTERNS)
+def test_fast_matchers_equal_the_port(name, field):
+    """The run-comparing and regex matchers agree with the line-by-line port of dtrace_match_glob."""
+    if len([r for r in field.split("*")]) - 1 > dglob.MAX_DEPTH:
+        return
+    port = _match(name + NUL, field + NUL, 0, True)
+    assert port >= 0
+    assert matches(name, field) is (port == 1)

@@ -1,0 +1,135 @@
+"""gen-probes: every template on every fixture is valid D with descriptions that select exactly their function."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fixture_paths import MODULE_NAMES, MODULES
+from dcheck import PSPEC, check
+from tracebridge.probes import dscript
+from tracebridge.cli import main
+from tracebridge.probes.dglob import SIGNED_CHAR, matches
+from tracebridge.support.errors import UsageError
+from tracebridge.image.elf import open_module
+from tracebridge.probes.probemap import ProbeMap
+from tracebridge.probes.probeplan import plan_module
+
+
+def generate(tmp_path, module, *args):
+    script, mapping = tmp_path / "probes.d", tmp_path / "probes.json"
+    assert main(["gen-probes", str(module), "-o", str(script), "--map", str(mapping), *args]) == 0
+    return script.read_text(), ProbeMap.load(mapping)
+
+
+def assert_descriptions_exact(clauses, probe_map, names, signed_char):
+    by_description = {d: e for e in probe_map for d in e.descriptions}
+    distinct = set(names)
+    described = 0
+    for clause in clauses:
+        for text in clause.descriptions:
+            if not text.startswith("fbt:"):
+                continue
+            assert PSPEC.fullmatch(text) and "$" not in text
+            provider, module, function, probe = text.split(":")
+            assert len(function) <= 191 and len(module) <= 63 and probe in ("entry", "return")
+            assert module == probe_map.modname
+            entry = by_description[text]
+            selected = {n for n in distinct if matches(n, function, signed_char=signed_char)}
+            assert selected == {entry.mangled}, text
+            described += 1
+    return described
+
+
+@pytest.mark.parametrize("template", dscript.TEMPLATES)
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_every_template_on_every_fixture(tmp_path, name, template):
+    module = MODULES / f"{name}.ko"
+    source, probe_map = generate(tmp_path, module, "--template", template)
+    clauses = check(source)
+    image = open_module(module)
+    names = [f.name for f in image.functions]
+    described = assert_descriptions_exact(clauses, probe_map, names, SIGNED_CHAR[image.machine])
+    assert source.startswith("/*\n * tracebridge template")
+    assert "dtrace -s probes.d -o out.txt" in source
+    if template == "stack":
+        assert described == 0 and any(c.descriptions == ["profile-997"] for c in clauses)
+    else:
+        assert described > 0
+        assert all(e.entry for e in probe_map)
+    if template in ("latency", "flow"):
+        assert all(e.ret for e in probe_map if any(d.endswith(":return") for d in e.descriptions))
+
+
+def test_latency_pairs_only_functions_with_both_probes(tmp_path):
+    source, probe_map = generate(tmp_path, MODULES / "rem_legacy_fp.ko", "--template", "latency")
+    assert all(e.entry and e.ret for e in probe_map)
+    assert "no-return-probe" in source  # rem_unload & co. have an entry but no return site
+    assert "self->ts[probefunc, self->depth[probefunc]]" in source
+
+
+def test_selection_and_module_name(tmp_path):
+    source, probe_map = generate(tmp_path, MODULES / "rem_legacy_fp.ko", "--match", "*rx_frame*",
+                                 "--module-name", "if_rem")
+    assert len(probe_map.entries) == 3 and all("rx_frame" in e.demangled for e in probe_map)
+    assert all(d.startswith("fbt:if_rem:") for e in probe_map for d in e.descriptions)
+    assert probe_map.find(probe_map.entries[0].mangled) is probe_map.entries[0]
+    assert probe_map.find(probe_map.entries[1].function) is probe_map.entries[1]
+
+
+def test_stack_predicate_uses_base_and_size(tmp_path):
+    source, _ = generate(tmp_path, MODULES / "rem_legacy_fp.ko", "--template", "stack", "--base", "ffffffff82a00000")
+    size = open_module(MODULES / "rem_legacy_fp.ko").size
+    assert f"/arg0 >= 0xffffffff82a00000 && arg0 < {0xffffffff82a00000 + size:#x}/" in source
+
+
+def test_big_scripts_are_split(tmp_path):
+    image = open_module(MODULES / "rem_legacy_fp.ko")
+    template = dscript.load_template("latency")
+    script = dscript.build(template, plan_module(image), budget=40_000)
+    assert len(script.parts) > 2 and sum(map(len, script.parts)) == 73
+    files = dscript.part_files(str(tmp_path / "p.d"), len(script.parts))
+    assert files[1].endswith("p.part2.d")
+    for index in range(len(files)):
+        text = script.text(index, files)
+        check(text)
+        assert "-s p.d -s p.part2.d" in text and f"Part {index + 1} of {len(files)}" in text
+    with pytest.raises(UsageError):
+        dscript.part_files(None, 2)
+
+
+def test_clauses_hold_at_most_256_descriptions(monkeypatch):
+    monkeypatch.setattr(dscript, "CLAUSE_MAX", 5)
+    image = open_module(MODULES / "rem_legacy_fp.ko")
+    script = dscript.build(dscript.load_template("count"), plan_module(image))
+    clauses = check(script.text(0, ["-"]))
+    assert len(clauses) == 16 and max(len(c.descriptions) for c in clauses) == 5
+
+
+def test_map_round_trip(tmp_path):
+    _, probe_map = generate(tmp_path, MODULES / "rem_v0_fp.ko", "--template", "args")
+    data = json.loads((tmp_path / "probes.json").read_text())
+    assert data["format"] == "tracebridge-probe-map" and data["scripts"] == ["probes.d"]
+    assert set(data["functions"][0]) == {"function", "mangled", "demangled", "offset", "size", "entry", "return",
+                                         "descriptions", "script"}
+    probe_map.save(tmp_path / "again.json")
+    assert ProbeMap.load(tmp_path / "again.json") == probe_map
+
+
+@pytest.mark.parametrize("content", [b"not json", b"[]", b'{"format": "tracebridge-probe-map", "version": 1}',
+                                     b'{"format": "tracebridge-probe-map", "version": 1, "module": 3}'])
+def test_bad_maps(tmp_path, content):
+    from tracebridge.support.errors import InputError
+    path = tmp_path / "m.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError):
+        ProbeMap.load(path)
+
+
+def test_run_line_names_the_files_written(tmp_path, capsys):
+    out = tmp_path / "rx-stack.d"
+    assert main(["gen-probes", str(MODULES / "rem_legacy_fp.ko"), "-t", "stack", "-o", str(out)]) == 0
+    assert " * Run:    dtrace -s rx-stack.d -o out.txt" in out.read_text()
+    assert main(["gen-probes", str(MODULES / "rem_legacy_fp.ko"), "-t", "count"]) == 0
+    assert " * Run:    dtrace -s SCRIPT.d -o out.txt" in capsys.readouterr().out

@@ -1,0 +1,147 @@
+"""`pmcstat -R -G` callgraphs fold to what stackcollapse-pmc.pl prints.
+
+The captures and the real script's output on them are in tests/data/pmcstat/
+(see make_captures.py there).  The script prints an empty frame where a
+caller level was never filled (its line was malformed); tracebridge writes
+``[unknown]`` there, the one intended difference.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import readelf_text
+from fixture_paths import EXPECTED, MODULES
+from tracebridge.cli import main
+from tracebridge.readers.folded import folded_lines
+from tracebridge.profile.labels import LabelOptions
+from tracebridge.readers.placement import open_images
+from tracebridge.readers.pmcgraph import MISSING, read_callgraph
+
+DATA = Path(__file__).parents[1] / "data" / "pmcstat"
+CAPTURES = ["multi-image", "malformed"]
+
+
+def perl_folded(name: str) -> Counter:
+    stacks: Counter = Counter()
+    for line in (DATA / f"{name}.perl.folded").read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        stacks[";".join(frame or MISSING for frame in stack.split(";"))] += int(count)
+    return stacks
+
+
+def folded(profile, labels=LabelOptions()) -> Counter:
+    stacks: Counter = Counter()
+    for line in folded_lines(profile, labels):
+        stack, _, count = line.rpartition(" ")
+        stacks[stack] += int(count)
+    return stacks
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_same_stacks_and_counts_as_stackcollapse_pmc(name):
+    profile = read_callgraph(DATA / f"{name}.graph")
+    assert folded(profile, LabelOptions(demangle=False)) == perl_folded(name)
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_names_are_demangled_as_rustfilt_does(name):
+    rustfilt = dict(line.split("\t") for line in (EXPECTED / "rem_legacy_fp.rustfilt.txt").read_text().splitlines())
+    want = Counter()
+    for stack, count in perl_folded(name).items():
+        want[";".join(rustfilt.get(frame, frame) for frame in stack.split(";"))] += count
+    assert folded(read_callgraph(DATA / f"{name}.graph")) == want
+
+
+def layout_function(offset: int) -> str:
+    """The function of rem_legacy_fp.ko holding a module offset, from readelf's text alone."""
+    secs = readelf_text.sections(EXPECTED / "rem_legacy_fp.readelf-S.txt")
+    placed, _ = readelf_text.kernel_layout(secs)
+    for sym in readelf_text.symbols(EXPECTED / "rem_legacy_fp.readelf-s.txt"):
+        if sym.type == "FUNC" and sym.ndx.isdigit() and int(sym.ndx) in placed:
+            start = placed[int(sym.ndx)] + sym.value
+            if start <= offset < start + sym.size:
+                return sym.name
+    raise AssertionError(f"no function at {offset:#x}")
+
+
+def test_hex_nodes_of_given_modules_are_named_from_the_layout(capsys):
+    images = open_images([MODULES / "rem_legacy_fp.ko"], DATA / "kernel")
+    profile = read_callgraph(DATA / "multi-image.graph", images)
+    symbols = {f.symbol for f in profile.frames}
+    for offset in (0x870, 0xCF8, 0x1D10):
+        assert layout_function(offset) in symbols
+    kernel = {s.name: (s.value, s.size) for s in readelf_text.symbols(DATA / "kernel.readelf-s.txt")}
+    start, size = kernel["ether_input"]
+    assert start <= 0xFFFFFFFF80200120 < start + size
+    assert "0xffffffff80200120" not in symbols and "0x870" not in symbols
+    # if_em.ko has no ELF here: its nodes stay as pmcstat printed them.
+    assert {"0x1a2b0", "0x18000", "0x19f00"} <= symbols
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "-o" in err
+
+
+def test_one_pmc(capsys):
+    profile = read_callgraph(DATA / "multi-image.graph", pmc="inst_retired.any")
+    assert sum(folded(profile, LabelOptions(demangle=False)).values()) == 12 + 4 + 3
+    assert profile.metadata.event == "inst_retired.any"
+
+
+def test_malformed_lines_are_skipped_with_one_warning(capsys):
+    read_callgraph(DATA / "malformed.graph")
+    err = capsys.readouterr().err
+    assert "malformed.graph:4: skipped 5 line(s)" in err
+
+
+def test_cli_detects_a_callgraph(tmp_path, capsys):
+    out = tmp_path / "out.folded"
+    assert main(["pmc", "resolve", str(DATA / "multi-image.graph"), "-m", str(MODULES / "rem_legacy_fp.ko"),
+                 "--kernel", str(DATA / "kernel"), "-o", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert "fork_exit;taskqueue_run;rem_intr;rem::em::rx::Adapter<T>::refill 5" in lines
+
+
+def test_windows_line_ends_and_tabs_fold_the_same(tmp_path):
+    """perl's \\s takes \\r and \\t; the indentation must still be spaces only."""
+    crlf = tmp_path / "crlf.graph"
+    crlf.write_bytes((DATA / "multi-image.graph").read_bytes().replace(b"\n", b"\r\n"))
+    assert folded(read_callgraph(crlf), LabelOptions(demangle=False)) == perl_folded("multi-image")
+    tabs = tmp_path / "tabs.graph"
+    tabs.write_bytes(b"100.0%  [10]       foo @ /boot/kernel/kernel\n"
+                     b"\t 50.00%  [5]        not-read\n"     # a tab in the indentation: skipped by the script
+                     b" 50.00%  [5]\tbar\n"                  # a tab before the name: read
+                     b"  100.0%  [5]         baz\n")
+    assert folded(read_callgraph(tabs), LabelOptions(demangle=False)) == {"baz;bar;foo": 5}
+
+
+def test_fold_command_detects_pmcstat_inputs(tmp_path, capsys):
+    """The shared input table (tracebridge fold/report) reads -G output too."""
+    out = tmp_path / "out.folded"
+    assert main(["fold", str(DATA / "multi-image.graph"), "--no-demangle", "-o", str(out)]) == 0
+    stacks = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        stacks[stack] += int(count)
+    assert stacks == perl_folded("multi-image")
+
+
+def test_warning_only_for_modules_pmcstat_misnames(tmp_path, capsys):
+    # rem_legacy_fp_merged.ko has one .text at offset 0 (pmcstat's st_value lookup is right);
+    # rem_legacy_fp.ko has a section per function (every Rust function at 0 for pmcstat).
+    graph = tmp_path / "two.graph"
+    graph.write_text("@ cpu_clk_unhalted.thread_p [5 samples]\n\n"
+                     "60.00%  [3]        rem_modevent @ /boot/modules/rem_legacy_fp_merged.ko\n"
+                     " 100.0%  [3]         fork_exit @ /boot/kernel/kernel\n"
+                     "40.00%  [2]        rem_modevent @ /boot/modules/rem_legacy_fp.ko\n"
+                     " 100.0%  [2]         fork_exit @ /boot/kernel/kernel\n")
+    read_callgraph(graph, open_images([MODULES / "rem_legacy_fp_merged.ko"], None))
+    err = capsys.readouterr().err
+    assert "no ELF given to check: rem_legacy_fp.ko" in err and "one section per function:" not in err
+    read_callgraph(graph, open_images([MODULES / "rem_legacy_fp_merged.ko", MODULES / "rem_legacy_fp.ko"], None))
+    assert "one section per function: rem_legacy_fp.ko)" in capsys.readouterr().err
+    graph.write_text(graph.read_text().replace("rem_legacy_fp.ko", "rem_legacy_fp_merged.ko"))
+    read_callgraph(graph, open_images([MODULES / "rem_legacy_fp_merged.ko"], None))
+    assert capsys.readouterr().err == ""

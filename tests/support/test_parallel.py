@@ -1,0 +1,68 @@
+"""split_map's two-process path: same answers, same order, and a failing child changes nothing.
+
+Commands only split at 20k functions, more than any committed module has, so
+these tests lower the threshold to run the forked path on the fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fixture_paths import MODULES
+from tracebridge.support import parallel
+from tracebridge.cli import main
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or parallel.usable_cpus() < 2,
+                                reason="split_map runs in one process here")
+
+
+def test_halves_come_back_in_order(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    parent = os.getpid()
+
+    def work(part):
+        return [(x * x, os.getpid() == parent) for x in part]
+
+    result = parallel.split_map(work, list(range(101)))
+    assert [value for value, _ in result] == [x * x for x in range(101)]
+    # The first half was computed here, the second in the child.
+    assert all(here for _, here in result[:50]) and not any(here for _, here in result[50:])
+
+
+def test_a_failing_child_is_redone_in_the_parent(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    parent = os.getpid()
+
+    def work(part):
+        if os.getpid() != parent:
+            raise RuntimeError("child only")
+        return [x + 1 for x in part]
+
+    assert parallel.split_map(work, list(range(10))) == list(range(1, 11))
+
+
+@pytest.mark.parametrize("command", [["symbols", "-f", "json"], ["symbols", "-f", "csv"],
+                                     ["symbols", "-f", "json", "--rust-only", "--sort", "name"],
+                                     ["inspect", "-f", "json"]])
+def test_commands_answer_the_same_split_or_not(monkeypatch, capsys, command):
+    module = str(MODULES / "rem_legacy_fp.ko")
+    outputs = []
+    for threshold in (10**9, 2):
+        monkeypatch.setattr(parallel, "MIN_ITEMS", threshold)
+        assert main([*command, module]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 100
+
+
+def test_gen_probes_is_the_same_split_or_not(monkeypatch, tmp_path):
+    texts = []
+    for threshold in (10**9, 2):
+        monkeypatch.setattr(parallel, "MIN_ITEMS", threshold)
+        run = tmp_path / str(threshold)
+        run.mkdir()
+        assert main(["gen-probes", str(MODULES / "rem_legacy_fp.ko"), "-t", "flow", "-o", str(run / "probes.d"),
+                     "--map", str(run / "map.json")]) == 0
+        texts.append((run / "probes.d").read_text() + (run / "map.json").read_text())
+    assert texts[0] == texts[1] and "fbt:" in texts[0]

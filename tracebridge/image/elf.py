@@ -1,0 +1,531 @@
+"""The module image: a kernel module's sections and functions, as the kernel sees them.
+
+This is the layer every other part of tracebridge stands on.  It reads an ELF
+kernel module (amd64 ET_REL ``.ko``, i386/arm64/riscv ET_DYN ``.ko``) or the
+kernel itself (ET_EXEC), and lists its functions with the offset from the
+module base that FreeBSD's kernel linker gives them (see :mod:`tracebridge.image.layout`).
+
+pyelftools parses and validates the ELF header; the section header table and
+the symbol table are then read *as a whole* with numpy, because a Rust module
+can have 100k sections and symbols and per-entry Python parsing would cost
+seconds.  Names are decoded as Latin-1 so that every byte of a symbol name is
+one character: hostile or corrupt names survive unchanged and byte-exact
+(FBT and libdtrace compare bytes), and real names are ASCII anyway.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from functools import cached_property
+from operator import attrgetter
+
+import numpy as np
+from elftools.construct import ConstructError
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from tracebridge.support import gcpause
+
+from tracebridge.image import layout
+from tracebridge.support.errors import InputError, reading
+
+# ELF constants (the ELF gABI; values also in sys/sys/elf_common.h).
+SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS, SHT_DYNSYM, SHT_SYMTAB_SHNDX = 2, 3, 8, 11, 18
+SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
+STT_FUNC, STT_GNU_IFUNC = 2, 10
+SHN_UNDEF, SHN_LORESERVE, SHN_XINDEX = 0, 0xFF00, 0xFFFF
+ELFOSABI_FREEBSD = 9
+PT_LOAD = 1
+
+#: e_machine (as pyelftools names it) -> FreeBSD architecture name.
+MACHINES = {"EM_386": "i386", "EM_X86_64": "amd64", "EM_AARCH64": "arm64", "EM_RISCV": "riscv"}
+_BINDINGS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
+
+
+@dataclass(slots=True)
+class Section:
+    """One section header, plus where the kernel linker places it (if it does).
+
+    Not frozen, for the same reason as :class:`Function`: a Rust module can
+    have 100k sections.  ``load_offset`` is filled in once, by the layout.
+    """
+
+    index: int
+    name: str
+    type: int
+    flags: int
+    addr: int
+    file_offset: int
+    size: int
+    link: int
+    info: int
+    addralign: int
+    entsize: int
+    #: Offset from the module base at run time, or None when not loaded.
+    load_offset: int | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.load_offset is not None
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.flags & SHF_EXECINSTR)
+
+
+@dataclass(slots=True)
+class Function:
+    """A function symbol the kernel linker would list (FUNC/IFUNC, in a loaded section).
+
+    Not frozen: a module can hold 100k of these and frozen dataclasses cost
+    three times as much to build.  Treat instances as read-only.
+    """
+
+    symbol_index: int
+    name: str
+    section: str
+    shndx: int
+    value: int
+    size: int
+    binding: str
+    type: str
+    #: Offset from the module base (``lf->address``) at run time.
+    offset: int
+
+    def address(self, base: int | None) -> int | None:
+        """Run-time address for a module loaded at ``base`` (None if unknown)."""
+        return None if base is None else base + self.offset
+
+
+@dataclass(eq=False)
+class ModuleImage:
+    """A parsed kernel module: header facts, sections, functions and the layout."""
+
+    path: str
+    elf_type: str
+    machine: str
+    bits: int
+    little_endian: bool
+    osabi: int
+    functions: list[Function]
+    #: ``lf->size``: bytes the kernel maps for the module (final layout offset).
+    size: int
+    #: The run-time address of offset 0 when it is fixed (the kernel, ET_EXEC).
+    fixed_base: int | None
+    symtab: str
+    _table: _SectionTable = field(repr=False)
+    _load_offsets: dict[int, int] = field(repr=False)
+    _data: bytes | mmap.mmap = field(repr=False)
+    _section_cache: dict[int, Section] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def sections(self) -> list[Section]:
+        """Every section header, built on first use (the bulk paths read columns)."""
+        return [self.section(i) for i in range(len(self._table))]
+
+    @property
+    def section_count(self) -> int:
+        return len(self._table)
+
+    def section(self, index: int) -> Section:
+        """One section header (``IndexError`` outside the table), built on demand.
+
+        A per-function-section module has 100k sections; most questions
+        concern a handful, so they are not all built to answer them.
+        """
+        section = self._section_cache.get(index)
+        if section is None:
+            t = self._table
+            if not 0 <= index < len(t):
+                raise IndexError(f"section index {index} outside 0..{len(t) - 1}")
+            section = self._section_cache[index] = Section(
+                index, t.section_name(index), t.type[index], t.flags[index], t.addr[index], t.offset[index],
+                t.size[index], t.link[index], t.info[index], t.addralign[index], t.entsize[index],
+                self._load_offsets.get(index))
+        return section
+
+    def sections_of_type(self, *types: int) -> list[Section]:
+        return [self.section(i) for i in self.section_indices_of_type(*types)]
+
+    def section_indices_of_type(self, *types: int) -> list[int]:
+        """Indices of the sections of these types, without building their headers.
+
+        With their :meth:`section_info`, enough to index the 20k relocation
+        sections of a big per-function-section module without building them.
+        """
+        return [i for i, kind in enumerate(self._table.type) if kind in types]
+
+    def section_info(self, index: int) -> int:
+        """``sh_info`` of one section (for a relocation section, the section it patches)."""
+        return self._table.info[index]
+
+    def sections_named(self, name: str) -> list[Section]:
+        # Find the name in the string table first (names may share a tail,
+        # ".text" inside ".rela.text"), then the headers that point there.
+        names, key = self._table.names, name + "\0"
+        starts = set()
+        at = names.find(key)
+        while at >= 0:
+            starts.add(at)
+            at = names.find(key, at + 1)
+        return [self.section(i) for i, start in enumerate(self._table.name) if start in starts]
+
+    @property
+    def filename(self) -> str:
+        """The file's basename, as ``stack()`` frames name it (``if_rem.ko``)."""
+        return os.path.basename(self.path)
+
+    @property
+    def frame_module(self) -> str:
+        """The module its frames are shown in: ``kernel`` for the kernel (ET_EXEC), else the file name."""
+        return "kernel" if self.elf_type == "ET_EXEC" else self.filename
+
+    @property
+    def modname(self) -> str:
+        """FBT's module field: the basename without ``.ko`` (``kernel`` stays)."""
+        name = self.filename
+        return name[:-3] if name.endswith(".ko") else name
+
+    @cached_property
+    def functions_by_offset(self) -> list[Function]:
+        """Functions in address order; aliases (same offset) keep symbol-table order."""
+        return sorted(self.functions, key=attrgetter("offset"))
+
+    def offset_in_section(self, function: Function) -> int:
+        """Where the function starts inside its section (ET_REL values already are that)."""
+        if self.elf_type == "ET_REL":
+            return function.value
+        return function.value - self._table.addr[function.shndx]
+
+    def code(self, function: Function) -> bytes:
+        """The bytes of a function as they lie in the file (before relocation).
+
+        Relocations are not applied: FBT patches only the opcode bytes of
+        ``push %rbp`` and ``ret``, which relocations never touch.
+        """
+        # Straight from the header columns: called once per function, and
+        # building the Section objects of a 100k-section module costs more.
+        table, index = self._table, function.shndx
+        if table.type[index] == SHT_NOBITS:
+            return b""
+        size = table.size[index]
+        start = self.offset_in_section(function)
+        if start < 0 or start >= size:
+            return b""
+        base = table.offset[index]
+        return self._data[base + start:base + min(size, start + function.size)]
+
+    def address(self, function: Function, base: int | None = None) -> int | None:
+        """Run-time address; the kernel's own functions have a fixed one."""
+        if self.fixed_base is not None:
+            return self.fixed_base + function.offset
+        return function.address(base)
+
+    def close(self) -> None:
+        if isinstance(self._data, mmap.mmap):
+            self._data.close()
+
+
+def _header_dtype(bits: int, order: str) -> np.dtype:
+    if bits == 64:
+        fields = [("name", "u4"), ("type", "u4"), ("flags", "u8"), ("addr", "u8"),
+                  ("offset", "u8"), ("size", "u8"), ("link", "u4"), ("info", "u4"),
+                  ("addralign", "u8"), ("entsize", "u8")]
+    else:
+        fields = [("name", "u4"), ("type", "u4"), ("flags", "u4"), ("addr", "u4"),
+                  ("offset", "u4"), ("size", "u4"), ("link", "u4"), ("info", "u4"),
+                  ("addralign", "u4"), ("entsize", "u4")]
+    return np.dtype([(n, order + t) for n, t in fields])
+
+
+def _symbol_dtype(bits: int, order: str) -> np.dtype:
+    if bits == 64:
+        fields = [("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"),
+                  ("value", "u8"), ("size", "u8")]
+    else:
+        fields = [("name", "u4"), ("value", "u4"), ("size", "u4"), ("info", "u1"),
+                  ("other", "u1"), ("shndx", "u2")]
+    return np.dtype([(n, order + t if t != "u1" else t) for n, t in fields])
+
+
+class _Reader:
+    """Bounds-checked access to the raw file, turning every fault into an InputError."""
+
+    def __init__(self, path: str, data: bytes | mmap.mmap):
+        self.path = path
+        self.data = data
+
+    def fail(self, message: str) -> InputError:
+        return InputError(self.path, message)
+
+    def slice(self, offset: int, size: int, what: str) -> bytes:
+        """A copy of ``size`` bytes at ``offset``: copies keep no view on the mapping, so it can close."""
+        if offset < 0 or size < 0 or offset + size > len(self.data):
+            raise self.fail(f"{what} lies past the end of the file "
+                            f"(offset {offset:#x}, size {size:#x}, file size {len(self.data):#x})")
+        return self.data[offset:offset + size]
+
+
+def _open_data(path: str) -> bytes | mmap.mmap:
+    with reading(path, expected="a kernel module"), open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise InputError(path, "is empty, not an ELF kernel module")
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def open_module(path: str | os.PathLike[str], *, init_fini_arrays: bool = True) -> ModuleImage:
+    """Read a kernel module or kernel ELF; raise :class:`InputError` on anything wrong.
+
+    ``init_fini_arrays`` follows the 2024+ kernel linker, which also maps
+    ``SHT_INIT_ARRAY``/``SHT_FINI_ARRAY`` sections; pass False for older kernels.
+    """
+    path = os.fspath(path)
+    data = _open_data(path)
+    try:
+        with gcpause.paused():
+            return _parse(path, data, init_fini_arrays)
+    except BaseException as exc:
+        if isinstance(data, mmap.mmap):
+            data.close()
+        if isinstance(exc, _CORRUPT):
+            raise InputError(path, f"malformed ELF{' header' if isinstance(exc, _HEADER_ERRORS) else ''}: {exc}"
+                             ) from None
+        raise
+
+
+#: What pyelftools raises on a corrupt ELF header (it is used for nothing else).
+_HEADER_ERRORS = (ELFError, ConstructError, struct.error)
+#: Everything parsing a corrupt file can raise besides our own InputError: pyelftools' errors, and
+#: numpy's and Python's on tables whose numbers lie.  They become one InputError here, and only here.
+_CORRUPT = (*_HEADER_ERRORS, ValueError, IndexError, OverflowError, MemoryError, TypeError)
+
+
+def _parse(path: str, data: bytes | mmap.mmap, init_fini_arrays: bool) -> ModuleImage:
+    r = _Reader(path, data)
+    if data[:4] != b"\x7fELF":
+        raise r.fail("not an ELF file (no \\x7fELF magic)")
+    if len(data) < 52:
+        raise r.fail("truncated ELF: the file is shorter than an ELF header")
+    ei_class, ei_data, osabi = data[4], data[5], data[7]
+    if ei_class not in (1, 2) or ei_data not in (1, 2):
+        raise r.fail(f"unknown ELF class/data encoding ({ei_class}/{ei_data})")
+    bits = 64 if ei_class == 2 else 32
+    order = "<" if ei_data == 1 else ">"
+    header = _elf_header(r)
+    elf_type = header["type"]
+    if elf_type not in ("ET_REL", "ET_DYN", "ET_EXEC"):
+        raise r.fail(f"ELF type {elf_type} is not a kernel module or kernel (expected ET_REL, ET_DYN or ET_EXEC)")
+    machine = MACHINES.get(header["machine"])
+    if machine is None:
+        raise r.fail(f"unsupported machine {header['machine']}; "
+                     "FreeBSD kernel modules for amd64, i386, arm64 and riscv are understood")
+    table = _read_sections(r, header, bits, order)
+    if elf_type == "ET_REL":
+        offsets, size = layout.link_elf_obj(table, machine=machine, init_fini_arrays=init_fini_arrays)
+        low = 0
+    else:
+        offsets, size, low = layout.link_elf_segments(table, _load_segments(r, header, bits, order))
+        offsets = {index: addr - low for index, addr in offsets.items()}
+    _check_loaded_contents(r, table, offsets)
+    functions, symtab = _read_functions(r, table, offsets, bits, order, elf_type, low)
+    # The kernel (ET_EXEC) runs where it was linked; modules move.
+    fixed_base = low if elf_type == "ET_EXEC" else None
+    return ModuleImage(
+        path=path, elf_type=elf_type, machine=machine, bits=bits, little_endian=order == "<",
+        osabi=osabi, functions=functions, size=size, fixed_base=fixed_base, symtab=symtab,
+        _table=table, _load_offsets=offsets, _data=data,
+    )
+
+
+def _elf_header(r: _Reader) -> dict[str, int | str]:
+    """Parse the ELF header with pyelftools, including extended section numbering.
+
+    pyelftools' exceptions are mapped with all the others, in :func:`open_module`.
+    """
+    elf = ELFFile(r.data)
+    header = elf.header
+    return {
+        "type": header["e_type"], "machine": header["e_machine"],
+        "shoff": header["e_shoff"], "shentsize": header["e_shentsize"],
+        "phoff": header["e_phoff"], "phentsize": header["e_phentsize"], "phnum": header["e_phnum"],
+        "shnum": elf.num_sections(), "shstrndx": elf.get_shstrndx(),
+    }
+
+
+def _load_segments(r: _Reader, header: dict[str, int], bits: int, order: str) -> list[tuple[int, int]]:
+    """``(p_vaddr, p_memsz)`` of every ``PT_LOAD`` program header."""
+    if header["phoff"] == 0 or header["phnum"] == 0:
+        return []
+    if bits == 64:
+        dtype = np.dtype([("type", order + "u4"), ("flags", order + "u4"), ("offset", order + "u8"),
+                          ("vaddr", order + "u8"), ("paddr", order + "u8"), ("filesz", order + "u8"),
+                          ("memsz", order + "u8"), ("align", order + "u8")])
+    else:
+        dtype = np.dtype([("type", order + "u4"), ("offset", order + "u4"), ("vaddr", order + "u4"),
+                          ("paddr", order + "u4"), ("filesz", order + "u4"), ("memsz", order + "u4"),
+                          ("flags", order + "u4"), ("align", order + "u4")])
+    if header["phentsize"] != dtype.itemsize:
+        raise r.fail(f"program header entry size is {header['phentsize']}, expected {dtype.itemsize}")
+    table = np.frombuffer(r.slice(header["phoff"], header["phnum"] * dtype.itemsize, "the program header table"),
+                          dtype=dtype)
+    return [(int(p["vaddr"]), int(p["memsz"])) for p in table if int(p["type"]) == PT_LOAD]
+
+
+@dataclass(frozen=True)
+class _SectionTable:
+    """The section header table as columns (lists of ints) plus the name table text."""
+
+    name: list[int]
+    type: list[int]
+    flags: list[int]
+    addr: list[int]
+    offset: list[int]
+    size: list[int]
+    link: list[int]
+    info: list[int]
+    addralign: list[int]
+    entsize: list[int]
+    #: The section name string table, Latin-1 decoded, NUL-terminated.
+    names: str
+
+    def __len__(self) -> int:
+        return len(self.type)
+
+    def section_name(self, index: int) -> str:
+        start = self.name[index]
+        return self.names[start:self.names.find("\0", start)]
+
+    def first(self, kind: int, link: int | None = None) -> int | None:
+        """Index of the first section of a type (and ``sh_link``), or None."""
+        start = 0
+        while True:
+            try:
+                index = self.type.index(kind, start)
+            except ValueError:
+                return None
+            if link is None or self.link[index] == link:
+                return index
+            start = index + 1
+
+
+def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) -> _SectionTable:
+    """Read the whole section header table at once (a Rust module may have 100k)."""
+    dtype = _header_dtype(bits, order)
+    shoff, shnum, shstrndx = header["shoff"], header["shnum"], header["shstrndx"]
+    if shoff == 0 or shnum == 0:
+        raise r.fail("has no section headers (a kernel module needs them)")
+    if header["shentsize"] != dtype.itemsize:
+        raise r.fail(f"section header entry size is {header['shentsize']}, expected {dtype.itemsize}")
+    table = np.frombuffer(r.slice(shoff, shnum * dtype.itemsize, f"the section header table ({shnum} entries)"),
+                          dtype=dtype)
+    if not 0 < shstrndx < shnum:
+        raise r.fail(f"section name string table index {shstrndx} is out of range (0..{shnum - 1})")
+    names_hdr = table[shstrndx]
+    # Latin-1 keeps one character per byte, so string offsets are byte offsets.
+    names = r.slice(int(names_hdr["offset"]), int(names_hdr["size"]),
+                    "the section name string table").decode("latin-1") + "\0"
+    name_offsets = table["name"]
+    if int(name_offsets.max()) >= len(names):
+        bad = int(np.argmax(name_offsets >= len(names)))
+        raise r.fail(f"section {bad} name offset is past the end of the section name table")
+    return _SectionTable(*(table[field].tolist() for field in dtype.names), names=names)
+
+
+def _check_loaded_contents(r: _Reader, table: _SectionTable, offsets: dict[int, int]) -> None:
+    """Every loaded section with contents lies inside the file, as the kernel linker needs to read it.
+
+    Readers of code, relocations and module metadata step through sections
+    by ``sh_size``; a size the file cannot hold (2**63 in a 40 KB file) would
+    have them loop for hours.
+    """
+    if not offsets:
+        return
+    index = np.fromiter(offsets, dtype=np.intp, count=len(offsets))
+    start = np.asarray(table.offset, dtype=np.uint64)[index]
+    size = np.asarray(table.size, dtype=np.uint64)[index]
+    end = np.uint64(len(r.data))
+    outside = (np.asarray(table.type, dtype=np.uint32)[index] != SHT_NOBITS) & (
+        (size > end) | (start > end - np.minimum(size, end)))
+    if outside.any():
+        bad = int(index[np.argmax(outside)])
+        raise r.fail(f"section {bad} ({table.section_name(bad)}) lies past the end of the file (offset "
+                     f"{table.offset[bad]:#x}, size {table.size[bad]:#x}, file size {len(r.data):#x})")
+
+
+def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], bits: int, order: str,
+                    elf_type: str, low: int) -> tuple[list[Function], str]:
+    """The functions the kernel linker lists: FUNC/IFUNC in a loaded section, any binding.
+
+    ``offsets`` holds the load offset of every loaded section.  ``low`` is the
+    lowest mapped address of an ET_DYN/ET_EXEC image, which its
+    ``st_value``s are relative to; ET_REL values are section offsets.
+    """
+    symtab = table.first(SHT_SYMTAB)
+    if symtab is None and elf_type != "ET_REL":
+        # The kernel linker falls back to the dynamic symbols of an ET_DYN module.
+        symtab = table.first(SHT_DYNSYM)
+    if symtab is None:
+        raise r.fail("has no symbol table (.symtab): the module was stripped; "
+                     "FBT and tracebridge need it, rebuild without stripping")
+    symtab_name = table.section_name(symtab)
+    dtype = _symbol_dtype(bits, order)
+    if table.entsize[symtab] not in (0, dtype.itemsize):
+        raise r.fail(f"symbol table entry size is {table.entsize[symtab]}, expected {dtype.itemsize}")
+    count = table.size[symtab] // dtype.itemsize
+    symbols = np.frombuffer(r.slice(table.offset[symtab], count * dtype.itemsize, f"symbol table {symtab_name}"),
+                            dtype=dtype)
+    link = table.link[symtab]
+    if not 0 < link < len(table) or table.type[link] != SHT_STRTAB:
+        raise r.fail(f"symbol table {symtab_name} has no valid string table (sh_link {link})")
+    strtab_name = table.section_name(link)
+    # A trailing NUL guarantees every name ends, even in a corrupt table;
+    # Latin-1 keeps one character per byte (see the module docstring).
+    strtab = r.slice(table.offset[link], table.size[link], f"string table {strtab_name}").decode("latin-1")
+    strtab += "\0"
+
+    shndx = symbols["shndx"].astype(np.int64)
+    xindex = shndx == SHN_XINDEX
+    if xindex.any():
+        extra = table.first(SHT_SYMTAB_SHNDX, link=symtab)
+        if extra is None:
+            raise r.fail("symbols use extended section indices but there is no .symtab_shndx section")
+        real = np.frombuffer(r.slice(table.offset[extra], count * 4, ".symtab_shndx"), dtype=order + "u4")
+        shndx = np.where(xindex, real.astype(np.int64), shndx)
+    kind = symbols["info"] & 0xF
+    nsections = len(table)
+    loaded = np.zeros(nsections + 1, dtype=bool)
+    loaded[list(offsets)] = True
+    in_range = (shndx > SHN_UNDEF) & (shndx < nsections) & ~((shndx >= SHN_LORESERVE) & ~xindex)
+    safe_shndx = np.where(in_range, shndx, nsections)
+    selected = np.flatnonzero(((kind == STT_FUNC) | (kind == STT_GNU_IFUNC)) & in_range & loaded[safe_shndx])
+
+    name_offsets = symbols["name"][selected]
+    if len(name_offsets) and int(name_offsets.max()) >= len(strtab):
+        bad = int(selected[np.argmax(name_offsets >= len(strtab))])
+        raise r.fail(f"symbol {bad} name offset is past the end of {strtab_name}")
+    values = symbols["value"][selected].astype(np.uint64)
+    section_index = shndx[selected]
+    if elf_type == "ET_REL":
+        base = np.zeros(nsections, dtype=np.uint64)
+        base[list(offsets)] = list(offsets.values())
+        function_offsets = (base[section_index] + values).tolist()
+    else:
+        function_offsets = (values - np.uint64(low)).tolist()
+    infos = symbols["info"][selected]
+    bindings = [_BINDINGS.get(b, str(b)) for b in range(16)]
+    binding_names = [bindings[b] for b in (infos >> 4).tolist()]
+    type_names = ["FUNC" if t == STT_FUNC else "IFUNC" for t in (infos & 0xF).tolist()]
+    section_names = {i: table.section_name(i) for i in set(section_index.tolist())}
+    find = strtab.find
+    functions = [
+        Function(sym_index, strtab[start:find("\0", start)], section_names[sec], sec,
+                 value, size, binding, kind, offset)
+        for sym_index, start, sec, value, size, binding, kind, offset in zip(
+            selected.tolist(), name_offsets.tolist(), section_index.tolist(), values.tolist(),
+            symbols["size"][selected].tolist(), binding_names, type_names, function_offsets)
+    ]
+    return functions, symtab_name

@@ -1,0 +1,223 @@
+"""Which functions FreeBSD's FBT provider gives probes, and where (freebsd-facts.md section 3).
+
+:func:`predict` answers, for every function of a module image, what
+``fbt_provide_module`` and ``fbt_provide_module_function`` would create when
+the module is loaded: the entry probe's patch point, the return sites, or the
+reason there is no probe.  Module-wide refusals (a module named ``dtrace`` or
+``cyclic``, or one that ``MODULE_DEPEND``s on a ``dtrace*`` module) come first,
+then ``fbt_excluded()``'s names and the machine's own exclusions, then the
+instruction rules of :mod:`tracebridge.probes.fbt_isa`.
+
+``entry`` and ``returns`` are offsets from the *function's start* (its symbol
+value): that is how FBT itself reports a return site (the return probe's
+``arg0``), and it stays meaningful whatever the module's load address; add the
+function's ``offset`` for a position from the module base.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tracebridge.probes import fbt_isa
+
+from tracebridge.support import gcpause
+
+from tracebridge.image import modmeta
+from tracebridge.probes.fbt_isa import DECODE_FAILED, NO_FRAME_POINTER, NO_PROLOGUE, FbtProbes, PointsInside
+from tracebridge.image.elf import Function, ModuleImage
+from tracebridge.support.parallel import split_map
+from tracebridge.image.relocs import Relocations
+
+EXCLUDED_NAME = "excluded-name"
+EXCLUDED_MODULE = "excluded-module"
+DTRACE_DEPENDENT = "dtrace-dependent-module"
+LISTING_STOPPED = "listing-stopped"
+ZERO_SIZE = "zero-size"
+NO_CODE = "no-code"
+IFUNC = "ifunc"
+
+#: Every ``fbt_reason`` value, with what it means (for reports and --help).
+REASONS = {
+    EXCLUDED_MODULE: "FBT never instruments the modules named dtrace and cyclic",
+    DTRACE_DEPENDENT: "the module has a MODULE_DEPEND on a dtrace* module, so FBT skips all of it",
+    EXCLUDED_NAME: "fbt_excluded() or the machine's fbt_isa.c refuses this name",
+    LISTING_STOPPED: "arm64 FBT stops listing the file's functions at handle_el1h_sync or do_el1h_sync",
+    IFUNC: "an IFUNC: FBT scans whatever the resolver picks at load time",
+    ZERO_SIZE: "the symbol's size is zero",
+    NO_CODE: "the symbol's bytes are not in the file",
+    NO_FRAME_POINTER: "no instruction FBT recognises as the frame setup (push %rbp; on i386 push %ebp, mov %esp,%ebp)",
+    NO_PROLOGUE: "no prologue FBT recognises (arm64: stp ..., [sp, #imm]! or sub sp, sp, #imm; riscv: sd ra, off(sp))",
+    DECODE_FAILED: "the kernel's instruction-length decoder fails before any push %rbp",
+}
+
+#: Module names ``fbt_provide_module`` skips outright.
+_EXCLUDED_MODULES = ("dtrace", "cyclic")
+_LOCK_OWNERS = frozenset({"owner_mtx", "owner_rm", "owner_rw", "owner_sx"})
+#: Names each machine's fbt_isa.c refuses besides fbt_excluded().
+_MACHINE_EXCLUDED = {
+    "amd64": frozenset({"trap_check"}),
+    "i386": frozenset({"trap_check"}),
+    "arm64": frozenset({"handle_el1h_sync", "do_el1h_sync"}),
+    "riscv": frozenset({"cpu_exception_handler", "cpu_exception_handler_user",
+                        "cpu_exception_handler_supervisor", "do_trap_supervisor"}),
+}
+_SCANNERS = {"amd64": fbt_isa.scan_amd64, "i386": fbt_isa.scan_i386, "arm64": fbt_isa.scan_arm64,
+             "riscv": fbt_isa.scan_riscv}
+#: arm64 returns 1 (an error) for these, which ends linker_file_function_listall.
+_STOPS_LISTING = {"arm64": frozenset({"handle_el1h_sync", "do_el1h_sync"})}
+
+
+@dataclass(frozen=True, slots=True)
+class FbtOptions:
+    """Kernel build and version facts that change FBT's answer."""
+
+    #: Kernels whose fbt.c still skipped every name starting with ``__``.
+    old_dunder_rule: bool = False
+    #: FBT compiled into the kernel (not fbt.ko): ``fbt_*`` names are then excluded.
+    fbt_in_kernel: bool = False
+    #: Load address (kldstat), to evaluate the jump-table heuristic on plain bytes.
+    base: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleVerdict:
+    """FBT's module-wide answer, before any function is looked at."""
+
+    reason: str | None
+    dtrace_dependencies: tuple[str, ...]
+
+
+def name_excluded(name: str, machine: str, options: FbtOptions) -> bool:
+    """``fbt_excluded()`` plus the machine's own list (``fbt_isa.c``)."""
+    return _exclusion_pattern(machine, options).match(name) is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _exclusion_pattern(machine: str, options: FbtOptions) -> re.Pattern[str]:
+    """All of one kernel's name exclusions as one regular expression (one C call per name)."""
+    exact = sorted(_LOCK_OWNERS | _MACHINE_EXCLUDED.get(machine, frozenset()))
+    rules = [r"dtrace_(?!safe_)", "(?:" + "|".join(map(re.escape, exact)) + r")\Z"]
+    if options.fbt_in_kernel:
+        rules.append("fbt_")
+    if options.old_dunder_rule:
+        rules.append("__")
+    return re.compile("|".join(rules), re.DOTALL)
+
+
+def module_verdict(image: ModuleImage, modname: str, relocations: Relocations | None = None) -> ModuleVerdict:
+    """Does ``fbt_provide_module`` look at this module's functions at all?"""
+    dependencies = tuple(modmeta.dtrace_dependencies(modmeta.module_metadata(image, relocations)))
+    if modname in _EXCLUDED_MODULES:
+        return ModuleVerdict(EXCLUDED_MODULE, dependencies)
+    if dependencies:
+        return ModuleVerdict(DTRACE_DEPENDENT, dependencies)
+    return ModuleVerdict(None, dependencies)
+
+
+def predict(image: ModuleImage, functions: Sequence[Function], modname: str,
+            options: FbtOptions = FbtOptions()) -> tuple[ModuleVerdict, list[FbtProbes]]:
+    """FBT's probes for each of ``functions`` (in the same order) and the module verdict."""
+    with gcpause.paused():
+        predictor = Predictor(image, modname, options)
+        return predictor.verdict, split_map(predictor.scan, functions)
+
+
+class Predictor:
+    """FBT's answer for one module, prepared once; :meth:`scan` answers for any list of its functions.
+
+    The module-wide part (relocations, the dtrace-dependency verdict, where
+    arm64's listing stops) is read here; :meth:`scan` is independent per
+    function, so callers that do more per-function work (demangling, probe
+    descriptions) run it in the same :func:`~tracebridge.support.parallel.split_map`
+    as their own work, forking once.
+    """
+
+    def __init__(self, image: ModuleImage, modname: str, options: FbtOptions = FbtOptions()):
+        self.image = image
+        self.options = options
+        self.relocations = Relocations(image)
+        self.verdict = module_verdict(image, modname, self.relocations)
+        # The kernel's listing stops for every function after the stopper, selected or not.
+        self._stop_index = _listing_stop(image.functions, image.machine)
+
+    def scan(self, functions: Sequence[Function]) -> list[FbtProbes]:
+        """The per-function rules, in order."""
+        if self.verdict.reason is not None:
+            return [FbtProbes(None, (), self.verdict.reason)] * len(functions)
+        image, options, relocations, stop_index = self.image, self.options, self.relocations, self._stop_index
+        machine = image.machine
+        excluded_name = _exclusion_pattern(machine, options).match
+        excluded = FbtProbes(None, (), EXCLUDED_NAME)
+        scan = _SCANNERS[machine]
+        jump_tables = machine in ("amd64", "i386")
+        code_of = image.code
+        results = []
+        # Most functions share their answer with others (entry at 0, one return
+        # at the same offset): keeping one object per distinct answer makes the
+        # list cheap to send back from split_map's second process.
+        distinct: dict[FbtProbes, FbtProbes] = {}
+
+        def append(probes: FbtProbes) -> None:
+            results.append(distinct.setdefault(probes, probes))
+
+        for function in functions:
+            if excluded_name(function.name):
+                append(excluded)
+            elif stop_index is not None and function.symbol_index > stop_index:
+                append(FbtProbes(None, (), LISTING_STOPPED))
+            elif function.type == "IFUNC":
+                append(FbtProbes(None, (), IFUNC))
+            elif function.size == 0:
+                append(FbtProbes(None, (), ZERO_SIZE))
+            else:
+                code = code_of(function)
+                if not code:
+                    append(FbtProbes(None, (), NO_CODE))
+                elif jump_tables:
+                    append(scan(code, _jump_table_test(image, function, code, relocations, options.base)))
+                else:
+                    append(scan(code))
+        return results
+
+
+def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:
+    """Symbol index at which the kernel's function listing ends, if it does."""
+    stoppers = _STOPS_LISTING.get(machine)
+    if not stoppers:
+        return None
+    indices = [f.symbol_index for f in functions if f.name in stoppers]
+    return min(indices) if indices else None
+
+
+def _jump_table_test(image: ModuleImage, function: Function, code: bytes, relocations: Relocations,
+                     base: int | None) -> PointsInside | None:
+    """The kernel's "does this window hold a pointer into the function?" for one function.
+
+    A window that is exactly one absolute pointer relocation to this module
+    points to ``base + target``: inside the function iff ``target`` is, for any
+    base.  A window of plain bytes holds a constant, which can only point into
+    the function for one load address: it is tested when ``base`` is known and
+    taken as "no" otherwise.  A window that mixes relocated and plain bytes
+    holds part of some other address, never one of this function's.
+    """
+    shndx = function.shndx
+    if base is None and not relocations.may_patch(shndx):
+        return None
+    width = image.bits // 8
+    in_section = image.offset_in_section(function)
+    low, high = function.offset, function.offset + function.size
+    order = "little" if image.little_endian else "big"
+
+    def points_inside(check: int) -> bool:
+        where = in_section + check
+        target = relocations.pointer(shndx, where)
+        if target is not None:
+            return low <= target < high
+        if base is None or relocations.overlaps(shndx, where, where + width):
+            return False
+        return base + low <= int.from_bytes(code[check:check + width], order) < base + high
+
+    return points_inside

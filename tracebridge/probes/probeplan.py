@@ -1,0 +1,70 @@
+"""Everything known about tracing a module's functions, in one place.
+
+``gen-probes`` and ``inspect`` ask the same questions of every function: what
+it is called (mangled and demangled), whether the user selected it, what FBT
+will give it (:mod:`tracebridge.probes.fbt`) and how a probe description can name it
+(:mod:`tracebridge.probes.probedesc`).  :func:`plan_module` answers them once, and
+only as far as needed: names are demangled when first asked for (or all at
+once to apply a selection), and only functions with probes get a field.
+Description fields are checked against *all* the module's functions, selected
+or not, because the kernel matches a description against all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tracebridge.probes import dglob
+from tracebridge.image.demangle import Demangled, demangle_all, demangle_symbol
+from tracebridge.probes.fbt import FbtOptions, FbtProbes, ModuleVerdict, predict
+from tracebridge.image.elf import Function, ModuleImage
+from tracebridge.probes.probedesc import FunctionField, FunctionFields, module_field
+from tracebridge.image.select import Selection
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One selected function, with its FBT probes and its description field."""
+
+    function: Function
+    fbt: FbtProbes
+    #: How descriptions name it; worked out only for functions with probes.
+    field: FunctionField
+
+    @property
+    def name(self) -> Demangled:
+        """The demangled name, on first use (``demangle_symbol`` caches it)."""
+        return demangle_symbol(self.function.name)
+
+
+#: The field of a function FBT gives no probe: no description will name it.
+NOT_NEEDED = FunctionField(None, problem="FBT gives it no probe")
+
+
+@dataclass(frozen=True)
+class Plan:
+    image: ModuleImage
+    #: FBT's module name (the file name without ``.ko``, or ``--module-name``).
+    modname: str
+    #: The module field as written in descriptions.
+    module_field: str
+    verdict: ModuleVerdict
+    #: Selected functions in offset order.
+    items: Sequence[Planned]
+    #: How many functions the module has in all (selected or not).
+    total: int
+
+
+def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtOptions = FbtOptions(),
+                selection: Selection | None = None) -> Plan:
+    modname = modname or image.modname
+    functions = image.functions_by_offset
+    if selection is not None and selection.active:
+        keep = selection.apply(functions, demangle_all([f.name for f in functions]))
+        functions = [functions[i] for i in keep]
+    verdict, probes = predict(image, functions, modname, options)
+    fields = FunctionFields((f.name for f in image.functions), signed_char=dglob.SIGNED_CHAR[image.machine])
+    items = [Planned(f, p, fields.field(f.name) if p.has_entry else NOT_NEEDED)
+             for f, p in zip(functions, probes)]
+    return Plan(image, modname, module_field(modname), verdict, items, len(image.functions))

@@ -1,0 +1,167 @@
+"""One profile model for every input and every output.
+
+Parsers (DTrace output, pmcstat logs and callgraphs, folded stacks) turn what
+they read into :class:`Frame` stacks with weights and add them to a
+:class:`Profile`; renderers (folded, flame graph, speedscope, tables) read
+from it.  Frames are interned to integer ids and stacks are tuples of ids,
+so millions of samples over a few thousand distinct frames stay cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from tracebridge.image.demangle import C, demangle_symbol
+from tracebridge.support.errors import InputError
+from tracebridge.support.spool import shown
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One stack frame.
+
+    ``symbol`` is the name as the symbol table (or the input) spells it,
+    mangled; ``name`` is what people read (rustc-demangle without hash).
+    A frame that could not be resolved has ``symbol`` and ``name`` set to
+    its hex address text and ``scheme`` ``"unknown"``.
+    """
+
+    module: str | None
+    symbol: str
+    name: str
+    offset: int | None = None
+    scheme: str = C
+    crate: str | None = None
+
+    @property
+    def is_rust(self) -> bool:
+        return self.scheme.startswith("rust")
+
+    @property
+    def resolved(self) -> bool:
+        return self.scheme != UNKNOWN
+
+
+def symbol_frame(module: str | None, symbol: str, offset: int | None = None) -> Frame:
+    """A frame for a named symbol; the name is demangled here, once per distinct symbol."""
+    d = demangle_symbol(symbol)
+    return Frame(module, symbol, d.name, offset, d.scheme, d.crate)
+
+
+def address_frame(module: str | None, address: int) -> Frame:
+    """A frame nothing could name: kept as ``module`0xADDR`` text, never dropped."""
+    text = f"0x{address:x}"
+    return Frame(module, text, text, None, UNKNOWN, None)
+
+
+@dataclass
+class Metadata:
+    """Where a profile came from: shown in titles and kept in exports."""
+
+    source: str = ""
+    event: str = "samples"
+    unit: str = "samples"
+    duration: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.source = shown(self.source)  # a piped input is named as the user gave it
+
+    @property
+    def over(self) -> str:
+        """`` over 30.8 s`` when the capture's length is known (a bundle's manifest), else nothing."""
+        return f" over {self.duration:.1f} s" if self.duration is not None else ""
+
+
+class Profile:
+    """Weighted stacks of interned frames, root first."""
+
+    def __init__(self, metadata: Metadata | None = None):
+        self.metadata = metadata or Metadata()
+        self.frames: list[Frame] = []
+        self._ids: dict[Frame, int] = {}
+        self.stacks: dict[tuple[int, ...], float] = {}
+
+    def intern(self, frame: Frame) -> int:
+        ident = self._ids.get(frame)
+        if ident is None:
+            ident = self._ids[frame] = len(self.frames)
+            self.frames.append(frame)
+        return ident
+
+    def add_ids(self, stack: tuple[int, ...], weight: float = 1) -> None:
+        self.stacks[stack] = self.stacks.get(stack, 0) + weight
+
+    def add(self, frames: Sequence[Frame], weight: float = 1) -> None:
+        """Add one stack, root first."""
+        intern = self.intern
+        self.add_ids(tuple(intern(f) for f in frames), weight)
+
+    def __iter__(self) -> Iterator[tuple[list[Frame], float]]:
+        frames = self.frames
+        for stack, weight in self.stacks.items():
+            yield [frames[i] for i in stack], weight
+
+    @property
+    def total(self) -> float:
+        return sum(self.stacks.values())
+
+    def __len__(self) -> int:
+        return len(self.stacks)
+
+    def merge(self, other: Profile) -> None:
+        mapping = [self.intern(f) for f in other.frames]
+        for stack, weight in other.stacks.items():
+            self.add_ids(tuple(mapping[i] for i in stack), weight)
+
+    def map_frames(self, change) -> Profile:
+        """A new profile with every frame replaced by ``change(frame)`` (stacks re-merged)."""
+        result = Profile(self.metadata)
+        mapping = [result.intern(change(f)) for f in self.frames]
+        for stack, weight in self.stacks.items():
+            result.add_ids(tuple(mapping[i] for i in stack), weight)
+        return result
+
+    def require_widths(self, output: str) -> None:
+        """Refuse weights that cannot be widths: ``output`` draws each stack as wide as its weight.
+
+        A ``sum()`` of signed numbers can be negative; a flame graph would
+        draw a parent wider than everything and drop the negative child.
+        """
+        if any(weight < 0 for weight in self.stacks.values()):
+            raise InputError(self.metadata.source or None,
+                             f"holds negative values (a sum() of signed numbers?), which {output} cannot show "
+                             "as widths: list them with `tracebridge report`")
+
+    def without_offsets(self) -> Profile:
+        return self.map_frames(lambda f: replace(f, offset=None) if f.offset is not None else f)
+
+    def frame_table(self) -> pd.DataFrame:
+        """One row per frame id: module, symbol, name, scheme, crate, is_rust."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "module": [f.module for f in self.frames],
+                "symbol": [f.symbol for f in self.frames],
+                "name": [f.name for f in self.frames],
+                "offset": [f.offset for f in self.frames],
+                "scheme": [f.scheme for f in self.frames],
+                "crate": [f.crate for f in self.frames],
+                "is_rust": [f.is_rust for f in self.frames],
+            }
+        )
+
+
+def from_stacks(stacks: Iterable[tuple[Sequence[Frame], float]], metadata: Metadata | None = None) -> Profile:
+    profile = Profile(metadata)
+    for frames, weight in stacks:
+        profile.add(frames, weight)
+    return profile

@@ -1,0 +1,147 @@
+"""Which module is loaded where: ``--base``, saved ``kldstat`` output, pmcstat ``map-in`` records.
+
+Commands that put modules at run-time addresses (``symmap``, ``pmc
+resolve``) take the same sources, in this order of precedence: an explicit
+``--base MODULE=ADDR``, a saved ``kldstat`` listing, then the ``map-in``
+records of a pmcstat log.  Modules are named by file name (``if_rem.ko``,
+``.ko`` optional when matching); the kernel ELF is always ``kernel`` and
+needs no address (it runs where it was linked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tracebridge.support.errors import UsageError
+
+if TYPE_CHECKING:  # numpy and pyelftools load only when a command runs
+    from tracebridge.image.elf import ModuleImage
+    from tracebridge.profile.resolve import AddressSpace
+
+KERNEL = "kernel"
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """``--base MODULE=ADDR``."""
+
+    module: str
+    address: int
+
+
+def parse_base_spec(text: str) -> BaseSpec:
+    """``if_rem.ko=ffffffff82a1c000`` (hex as kldstat prints it, ``0x`` optional)."""
+    name, equals, address = text.rpartition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected MODULE=ADDR (as kldstat shows it), got {text!r}")
+    try:
+        value = int(address, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a hex address: {address!r}") from None
+    if not 0 <= value < 1 << 64:
+        raise argparse.ArgumentTypeError(f"address out of range: {address!r}")
+    return BaseSpec(name, value)
+
+
+def stem(name: str) -> str:
+    name = os.path.basename(name)
+    return name[:-3] if name.endswith(".ko") else name
+
+
+def open_images(modules: Iterable[str], kernel: str | None = None, *,
+                old_kernel_linker: bool = False) -> dict[str, ModuleImage]:
+    """The ELF files by the name the kernel gives them: file name, and ``kernel`` for the kernel."""
+    from tracebridge.image.elf import open_module
+
+    images: dict[str, ModuleImage] = {}
+    for path in modules:
+        image = open_module(path, init_fini_arrays=not old_kernel_linker)
+        name = KERNEL if image.elf_type == "ET_EXEC" else image.filename
+        if name in images:
+            raise UsageError(f"{path}: a module named {name} was given twice ({images[name].path})")
+        images[name] = image
+    if kernel is not None:
+        image = open_module(kernel, init_fini_arrays=not old_kernel_linker)
+        if image.elf_type != "ET_EXEC":
+            raise UsageError(f"{kernel}: --kernel wants the kernel ELF (ET_EXEC), this is {image.elf_type}")
+        images[KERNEL] = image
+    return images
+
+
+def find_image(images: Mapping[str, ModuleImage], name: str) -> str | None:
+    """The key of ``images`` that ``name`` means (``if_rem``, ``if_rem.ko``, a path)."""
+    wanted = stem(name)
+    return next((key for key in images if stem(key) == wanted), None)
+
+
+def load_addresses(images: Mapping[str, ModuleImage], bases: Iterable[BaseSpec] = (),
+                   kldstat: str | None = None, map_ins: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Base address per image name, from the sources in order of precedence; the kernel needs none."""
+    placed: dict[str, int] = {}
+    for spec in bases:
+        key = find_image(images, spec.module)
+        if key is None:
+            raise UsageError(f"--base {spec.module}=...: no such module among the inputs "
+                             f"({', '.join(images) or 'none given'})")
+        placed[key] = spec.address
+    if kldstat is not None:
+        from tracebridge.readers.kldstat import read_kldstat
+
+        listing = read_kldstat(kldstat)
+        for key, image in images.items():
+            found = listing.find(key)
+            if key not in placed and image.fixed_base is None and found is not None:
+                placed[key] = found.address
+    for key, address in (map_ins or {}).items():
+        target = find_image(images, key)
+        if target is not None and target not in placed and images[target].fixed_base is None:
+            placed[target] = address
+    return placed
+
+
+def build_space(images: Mapping[str, ModuleImage], placed: Mapping[str, int], *,
+                require_all: bool, searched: Sequence[str] = ()) -> AddressSpace:
+    """An address space with every placed image (and the kernel, which places itself).
+
+    ``searched`` names the files that were looked in for addresses (kldstat, pmc log), so the
+    error for a module missing from them says so rather than asking for what was given.
+    """
+    from tracebridge.profile.resolve import AddressSpace
+
+    space = AddressSpace()
+    missing = []
+    for name, image in images.items():
+        if image.fixed_base is not None:
+            space.add(image, None, name)
+        elif name in placed:
+            space.add(image, placed[name], name)
+        else:
+            missing.append(name)
+    if missing and require_all:
+        where = f" (not listed in {', '.join(searched)})" if searched else ""
+        raise UsageError(f"no load address for {', '.join(missing)}{where}: give --base MODULE=ADDR, "
+                         "--kldstat FILE (saved `kldstat -v`) or --pmclog FILE (its map-in records)")
+    return space
+
+
+def add_placement_arguments(parser: argparse.ArgumentParser, *, modules_flag: bool) -> None:
+    """``-m/--module`` (when the modules are not positional), ``--kernel``, ``--base``, ``--kldstat``."""
+    group = parser.add_argument_group("modules and load addresses")
+    if modules_flag:
+        group.add_argument("-m", "--module", action="append", default=[], dest="modules", metavar="MODULE.ko",
+                           help="kernel module ELF whose PCs to name (repeatable); matched by file name")
+    group.add_argument("--kernel", metavar="KERNEL", help="the kernel ELF that ran (e.g. /boot/kernel/kernel)")
+    group.add_argument("--base", action="append", default=[], type=parse_base_spec, metavar="MODULE=ADDR",
+                       help="load address of a module as kldstat shows it (hex); repeatable")
+    group.add_argument("--kldstat", metavar="FILE", help="saved `kldstat` or `kldstat -v` output")
+    group.add_argument("--old-kernel-linker", action="store_true",
+                       help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
+
+
+def placement_inputs(args: argparse.Namespace) -> list[str]:
+    """Files the placement options read (outputs must never overwrite them)."""
+    return [*args.modules, *(p for p in (args.kernel, args.kldstat) if p)]

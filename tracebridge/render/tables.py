@@ -1,0 +1,110 @@
+"""Writing rows as a terminal table, JSON or CSV: one writer for every command.
+
+Rows are plain mappings from column name to a JSON-compatible value; the
+column list fixes the order (and the exact JSON keys, which are part of the
+documented interface).  rich is imported only for the terminal form, so a
+JSON or CSV run does not pay for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+FORMATS = ("table", "json", "csv")
+
+
+def write_rows(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str,
+               *, title: str | None = None, numeric: Iterable[str] = (), hex_columns: Iterable[str] = ()) -> None:
+    """Write ``rows`` to ``out`` in ``fmt`` (``table``, ``json`` or ``csv``).
+
+    ``hex_columns`` are integers shown in hex in the terminal table only;
+    JSON and CSV keep them as plain integers for machines.
+    """
+    if fmt == "table":
+        _rich_table(out, rows, columns, title, set(numeric), set(hex_columns))
+    else:
+        write_chunks(out, [encode_chunk(rows, columns, fmt)], columns, fmt)
+
+
+def encode_chunk(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> str:
+    """Rows as a piece of a JSON array (no brackets) or CSV lines (no header), for :func:`write_chunks`.
+
+    Pieces let a command encode the halves of a long list in two processes
+    (:func:`tracebridge.support.parallel.split_map`) and write them as one document.
+    """
+    if fmt == "json":
+        if rows and list(rows[0]) != list(columns):
+            rows = [{c: row[c] for c in columns} for row in rows]
+        # json.dumps (C encoder) rather than json.dump, which encodes in Python.
+        return json.dumps(rows, ensure_ascii=False)[1:-1]
+    if fmt == "csv":
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        for row in rows:
+            writer.writerow(["" if row[c] is None else row[c] for c in columns])
+        return text.getvalue()
+    raise ValueError(f"no chunked form of {fmt!r}")  # argparse restricts choices: a programming error
+
+
+def write_chunks(out: IO[str], chunks: Sequence[str], columns: Sequence[str], fmt: str) -> None:
+    """One JSON array or CSV file from the pieces :func:`encode_chunk` made, in order."""
+    if fmt == "json":
+        out.write("[" + ", ".join(chunk for chunk in chunks if chunk) + "]\n")
+    elif fmt == "csv":
+        csv.writer(out, lineterminator="\n").writerow(columns)
+        for chunk in chunks:
+            out.write(chunk)
+    else:
+        raise ValueError(f"no chunked form of {fmt!r}")
+
+
+def _rich_table(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None,
+                numeric: set[str], hex_columns: set[str]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        is_number = column in numeric | hex_columns
+        # Numbers never wrap mid-digit; names fold where they must.
+        table.add_column(column, justify="right" if is_number else "left", overflow="fold", no_wrap=is_number)
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row[column]
+            if value is None:
+                cells.append("")
+            elif column in hex_columns and isinstance(value, int):
+                cells.append(f"{value:#x}")
+            else:
+                # Names come from the module: never let them be read as markup.
+                cells.append(escape(str(value)))
+        table.add_row(*cells)
+    console(out).print(table)
+
+
+#: Line width for a table written to a file or a pipe: wide enough that rows do not fold.
+UNFOLDED_WIDTH = 400
+
+
+def console(out: IO[str]) -> Console:
+    """A rich console writing to ``out``: as wide as the terminal, or ``COLUMNS``.
+
+    Rich draws 80 columns when ``out`` is not a terminal, which folds a
+    table of Rust names into unreadable fragments in a file; there, without
+    ``COLUMNS``, the table takes the width it needs (up to :data:`UNFOLDED_WIDTH`).
+    """
+    from rich.console import Console
+
+    isatty = getattr(out, "isatty", None)
+    terminal = bool(isatty and isatty())
+    width = None if terminal or os.environ.get("COLUMNS") else UNFOLDED_WIDTH
+    return Console(file=out, soft_wrap=False, width=width)

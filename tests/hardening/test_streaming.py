@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tracebridge.readers import registry as inputs
+from tracebridge.readers import source
 ROOT = Path(__file__).parents[2]
 DATA = ROOT / "tests" / "data"
 sys.path[:0] = [str(ROOT / "fuzz"), str(ROOT / "benchmarks")]
@@ -28,13 +28,13 @@ def test_small_blocks_give_the_same_stacks(tmp_path, monkeypatch, capture, line_
     path = tmp_path / "capture.txt"
     path.write_bytes((DATA / capture).read_bytes().replace(b"\n", line_ends.encode()))
     whole = run_cli(["fold", str(path)])
-    monkeypatch.setattr(inputs, "BLOCK", 7)  # blocks end inside lines and inside CRLF pairs
+    monkeypatch.setattr(source, "BLOCK", 7)  # blocks end inside lines and inside CRLF pairs
     assert run_cli(["fold", str(path)]) == whole
     assert whole[0] == 0
 
 
 def test_an_error_far_into_the_file_names_its_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(inputs, "BLOCK", 64)
+    monkeypatch.setattr(source, "BLOCK", 64)
     lines = (DATA / "dtrace" / "freebsd-stack-hex.txt").read_bytes().splitlines(keepends=True)
     lines[150] = lines[150].replace(b"`", b"`\xff")
     path = tmp_path / "capture.txt"
@@ -44,8 +44,8 @@ def test_an_error_far_into_the_file_names_its_line(tmp_path, monkeypatch):
 
 
 def test_a_line_longer_than_the_limit_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(inputs, "BLOCK", 1024)
-    monkeypatch.setattr(inputs, "MAX_LINE", 64 << 10)
+    monkeypatch.setattr(source, "BLOCK", 1024)
+    monkeypatch.setattr(source, "MAX_LINE", 64 << 10)
     path = tmp_path / "capture.folded"
     path.write_bytes(b"a;b 1\n" + b"x;" * (100 << 10) + b"y 1\n")
     status, _, err = run_cli(["fold", str(path)])

@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracebridge.cli import main
-from tracebridge.readers.folded import escape, folded_lines, split_frames
-from tracebridge.readers.registry import LoadOptions, load_profile
+from tracebridge.readers.folded import escape, split_frames
+from tracebridge.render.folded import folded_lines
+from tracebridge.readers.options import LoadOptions
+from tracebridge.readers.registry import load_profile
 from tracebridge.profile.model import Frame, Profile
 
 # Names as Rust, C and DTrace string keys spell them, with every separator the format has to survive.

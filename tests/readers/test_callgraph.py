@@ -16,7 +16,7 @@ import pytest
 import readelf_text
 from fixture_paths import EXPECTED, MODULES
 from tracebridge.cli import main
-from tracebridge.readers.folded import folded_lines
+from tracebridge.render.folded import folded_lines
 from tracebridge.profile.labels import LabelOptions
 from tracebridge.readers.placement import open_images
 from tracebridge.readers.pmcgraph import MISSING, read_callgraph

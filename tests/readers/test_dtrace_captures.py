@@ -12,7 +12,8 @@ from fixture_paths import EXPECTED, MODULES
 from tracebridge.cli import main
 from tracebridge.readers.dtrace import Histogram
 from tracebridge.readers.folded import split_frames
-from tracebridge.readers.registry import LoadOptions, load_inputs, load_profile
+from tracebridge.readers.options import LoadOptions
+from tracebridge.readers.registry import load_inputs, load_profile
 from truth import DATA, ReadelfModule, rustfilt_lines, truth_stacks
 
 BASE = 0xffffffff82e1c000

@@ -25,7 +25,6 @@ running at the end is terminated, then killed.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -42,6 +41,7 @@ from tracebridge.capture.preflight import (
     KLDSTAT, Loaded, check_output_directory, find_loaded, find_tools, query, require_command, require_root,
 )
 from tracebridge.capture.tracer import ToolFailed, Tracer, last_line
+from tracebridge.support.outputs import open_output
 
 if TYPE_CHECKING:
     from tracebridge.cputime.live import LiveView, QuietView
@@ -205,22 +205,26 @@ def _capture(run: _Run, argv: list[str], view: LiveView | QuietView) -> None:
 
 
 def _dtrace_argv(run: _Run, dtrace: str, base: int) -> list[str]:
-    """Write the D script and probe map with ``gen-probes``; the dtrace command line that runs them."""
-    from tracebridge.cli import gen_probes
-    from tracebridge.probes.probemap import ProbeMap
+    """Write the D script and probe map (what ``gen-probes`` writes); the dtrace command line that runs them."""
+    from tracebridge.image.elf import open_module
+    from tracebridge.probes.dscript import part_files
+    from tracebridge.probes.generate import generate
 
     request = run.request
     probe_map = run.path(PROBE_MAP, bundle.ROLE_PROBE_MAP)
+    image = open_module(request.module, init_fini_arrays=not request.old_kernel_linker)
+    generated = generate(image, str(request.script_template), base=base)
+    files = part_files(os.path.join(request.output, SCRIPT), len(generated.script.parts))
+    for index, path in enumerate(files):
+        with open_output(path, inputs=[request.module]) as out:
+            out.write(generated.script.text(index, files))
+    generated.probe_map(files).save(probe_map, inputs=[request.module])
     words = ["gen-probes", request.module, "--template", str(request.script_template), "--base", f"{base:#x}",
              "-o", os.path.join(request.output, SCRIPT), "--map", probe_map]
     if request.old_kernel_linker:
         words.append("--old-kernel-linker")
-    parser = argparse.ArgumentParser(prog="tracebridge")
-    gen_probes.register(parser.add_subparsers())
-    args = parser.parse_args(words)
-    args.func(args)
-    run.commands["gen-probes"] = ["tracebridge", *words]
-    scripts = ProbeMap.load(probe_map).scripts
+    run.commands["gen-probes"] = ["tracebridge", *words]  # the same files, made by hand
+    scripts = [os.path.basename(f) for f in files]
     for name in scripts:
         run.roles[name] = bundle.ROLE_SCRIPT
     # dtrace -o appends: a previous run's output (--force) must not be read as part of this one.

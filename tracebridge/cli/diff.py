@@ -6,7 +6,8 @@ import argparse
 
 from tracebridge.cli.flamegraph import add_graph_arguments, graph_options
 from tracebridge.support.errors import UsageError
-from tracebridge.readers.registry import add_input_arguments, input_paths, load_profile, options_from_args
+from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
+from tracebridge.readers.registry import load_profile
 from tracebridge.support.outputs import open_output
 from tracebridge.render.tables import FORMATS, write_rows
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from tracebridge.cli.common import int_at_least, non_negative_number
-from tracebridge.readers.registry import add_input_arguments, input_paths, load_profile, options_from_args
+from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
+from tracebridge.readers.registry import load_profile
 from tracebridge.profile.labels import add_label_arguments, label_options_from_args
 from tracebridge.support.outputs import open_output
 from tracebridge.render.palettes import PALETTES

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 from tracebridge.support.errors import UsageError
-from tracebridge.readers.registry import add_input_arguments, input_paths, load_profile, options_from_args
+from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
+from tracebridge.readers.registry import load_profile
 from tracebridge.profile.labels import add_label_arguments, label_options_from_args
 from tracebridge.support.outputs import open_output
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
             write_speedscope(out, profile, labels)
         else:
-            from tracebridge.readers.folded import write_folded
+            from tracebridge.render.folded import write_folded
 
             write_folded(out, profile, labels)
     return 0

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from tracebridge.support import gcpause
 from tracebridge.cli.common import add_base_argument, add_module_argument, load_module
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
-from tracebridge.probes.dscript import TEMPLATES, build, load_template, part_files
+from tracebridge.probes.dscript import TEMPLATES, part_files
+from tracebridge.probes.generate import generate
 from tracebridge.support.errors import UsageError
 from tracebridge.support.outputs import check_not_input, open_output
-from tracebridge.probes.probemap import ProbeMap, ProbeMapEntry
 from tracebridge.image.select import add_selection_arguments, selection_from_args
 
 
@@ -51,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    template = load_template(args.template)
     if args.module_name is not None and not args.module_name:
         raise UsageError("--module-name must not be empty")
     for path in (args.output, args.map):
@@ -59,27 +57,12 @@ def _run(args: argparse.Namespace) -> int:
             check_not_input(path, [args.module])
     if args.map is not None and args.map == args.output:
         raise UsageError("--map and -o name the same file")
-    image = load_module(args)
-    from tracebridge.probes.probeplan import plan_module  # numpy, pyelftools, the decoder
-
-    plan = plan_module(image, modname=args.module_name, options=fbt_options_from_args(args, args.base),
-                       selection=selection_from_args(args))
-    script = build(template, plan, base=args.base)
-    files = part_files(args.output, len(script.parts))
+    generated = generate(load_module(args), args.template, base=args.base, modname=args.module_name,
+                         options=fbt_options_from_args(args, args.base), selection=selection_from_args(args))
+    files = part_files(args.output, len(generated.script.parts))
     for index, path in enumerate(files):
         with open_output(None if path == "-" else path, inputs=[args.module]) as out:
-            out.write(script.text(index, files))
+            out.write(generated.script.text(index, files))
     if args.map is not None:
-        entries = [
-            ProbeMapEntry(function=planned.field.text or "", mangled=planned.function.name,
-                          demangled=planned.name.name, offset=planned.function.offset,
-                          size=planned.function.size, entry=planned.fbt.has_entry, ret=planned.fbt.has_return,
-                          descriptions=script.descriptions(planned) if planned.field.text else (), script=index)
-            for index, part in enumerate(script.parts) for planned in part
-        ]
-        base = image.fixed_base if image.fixed_base is not None else args.base
-        ProbeMap(module=image.filename, modname=plan.module_field, machine=image.machine,
-                 template=template.name, base=base, size=image.size,
-                 scripts=[os.path.basename(f) if f != "-" else "-" for f in files],
-                 entries=entries).save(args.map, inputs=[args.module])
+        generated.probe_map(files).save(args.map, inputs=[args.module])
     return 0

@@ -77,7 +77,7 @@ def run_resolve(args: argparse.Namespace) -> int:
 
             write_speedscope(out, profile, labels)
         else:
-            from tracebridge.readers.folded import write_folded
+            from tracebridge.render.folded import write_folded
 
             write_folded(out, profile, labels)
     return 0

@@ -15,7 +15,8 @@ import math
 from typing import IO
 
 from tracebridge.support.errors import UsageError
-from tracebridge.readers.registry import add_input_arguments, input_paths, load_inputs, options_from_args
+from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
+from tracebridge.readers.registry import load_inputs
 from tracebridge.profile.labels import LabelOptions, add_label_arguments, label_options_from_args
 from tracebridge.support.outputs import open_output
 

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 from tracebridge.cputime.series import NotASeries, read_series
 from tracebridge.cputime.stats import STATS, is_machine_total, thread_stats
 from tracebridge.cputime.top import looks_like_top, read_top
-from tracebridge.support.errors import InputError, UsageError
-from tracebridge.support.spool import shown
+from tracebridge.support.errors import InputError, UsageError, shown
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -161,7 +161,7 @@ def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:
         head = handle.read(4096)
     magic = head[:4]
     if magic != b"PAR1":
-        from tracebridge.readers.registry import binary_kind
+        from tracebridge.readers.kinds import binary_kind
 
         kind = binary_kind(head)
         if kind is not None:

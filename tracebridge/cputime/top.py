@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tracebridge.cputime.series import ALL_CPUS, MAX_NAME, NO_TID, Row, cpu_row, to_frame
+from tracebridge.readers.kinds import TOP_DISPLAY_START
 from tracebridge.support.errors import InputError
 from tracebridge.support.printable import printable
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_DISPLAY_START = re.compile(r"^(?:last pid:\s*\d+;\s+)?load averages?:")
 _UPTIME = re.compile(r"\bup (\d{1,9})\+(\d+):(\d\d):(\d\d)\b")
 _CLOCK = re.compile(r"\b(\d\d):(\d\d):(\d\d)\s*$")
 _COUNTS = re.compile(r"^\d+ (processes|threads):")
@@ -79,12 +79,13 @@ def looks_like_top(path: str | os.PathLike[str]) -> bool:
         return False
     for line in head.decode("utf-8", "replace").split("\n"):
         if line.strip():
-            return bool(_DISPLAY_START.match(line))
+            return bool(TOP_DISPLAY_START.match(line))
     return False
 
 
 def read_top(path: str | os.PathLike[str]) -> TopCapture:
-    from tracebridge.readers.registry import Source, binary_kind
+    from tracebridge.readers.kinds import binary_kind
+    from tracebridge.readers.source import Source
 
     source = Source(path)
     binary = binary_kind(source.head_bytes)
@@ -127,7 +128,7 @@ def _read_displays(lines: list[str], name: str, notes: list[str]) -> Iterator[_D
     in_table = False
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
-        if _DISPLAY_START.match(line):
+        if TOP_DISPLAY_START.match(line):
             if display is not None:
                 if not display.has_table:
                     raise InputError(name, "this top display has no thread table", position=display.line)

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from tracebridge.image.demangle import C, demangle_symbol
-from tracebridge.support.errors import InputError
-from tracebridge.support.spool import shown
+from tracebridge.support.errors import InputError, shown
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -10,7 +10,7 @@ lines, times, why recording stopped).
 
 Readers reach a bundle through :func:`tracebridge.readers.registry.load_one`, which
 hands any directory to :func:`read_bundle`; the bundle turns itself into the
-same :class:`~tracebridge.readers.registry.LoadOptions` a user would have typed
+same :class:`~tracebridge.readers.options.LoadOptions` a user would have typed
 (``--module``, ``--kldstat``, ``--probe-map``) and reads its profile file the
 usual way, so a bundle reads exactly like its parts.  Options the user does
 give still apply: another ``--module``, or a ``--kldstat`` that overrides the
@@ -30,6 +30,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tracebridge import __version__
@@ -38,7 +39,7 @@ from tracebridge.support.jsondoc import load_document
 from tracebridge.support.outputs import write_output
 
 if TYPE_CHECKING:
-    from tracebridge.readers.registry import Loaded, LoadOptions
+    from tracebridge.readers.options import Loaded, LoadOptions
 
 FORMAT = "tracebridge-bundle"
 VERSION = 1
@@ -184,10 +185,12 @@ def bundle_paths(path: str | os.PathLike[str]) -> list[str]:
     return [os.path.join(path, MANIFEST)] + [os.path.join(path, f.name) for f in manifest.files]
 
 
-def read_bundle(path: str, options: LoadOptions) -> Loaded:
-    """Read the bundle's profile with the bundle's module, load address and probe map."""
-    from tracebridge.readers.registry import load_one
+def read_bundle(path: str, options: LoadOptions, load_one: Callable[[str, LoadOptions], Loaded]) -> Loaded:
+    """Read the bundle's profile with the bundle's module, load address and probe map.
 
+    ``load_one`` reads the profile file (the registry's, passed in: the
+    registry hands directories to this module, so this module cannot import it).
+    """
     manifest = Manifest.load(path)
     profile = manifest.file_with_role(ROLE_PROFILE)
     if profile is None:

@@ -37,7 +37,8 @@ from itertools import compress
 
 from tracebridge.readers.dtrace_frames import strip_offsets
 from tracebridge.support.errors import EmptyInput
-from tracebridge.readers.registry import Loaded, LoadOptions, Source
+from tracebridge.readers.options import Loaded, LoadOptions
+from tracebridge.readers.source import Source
 from tracebridge.profile.model import C, Frame, Metadata, Profile
 
 _HEADER = re.compile(r"^CPU +ID +FUNCTION:NAME\s*$")
@@ -148,7 +149,7 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
 
     A 25 MB capture is half a million lines, and looking at each in Python
     is most of the cost.  Here each block of text (see
-    :meth:`~tracebridge.readers.registry.Source.blocks`: a capture of gigabytes is
+    :meth:`~tracebridge.readers.source.Source.blocks`: a capture of gigabytes is
     streamed) is cut at whitespace in one call and the counts are found
     among the tokens; the distinct tokens (a few thousand once offsets are
     gone) are checked after.  Anything that is not frames-then-count (keys,

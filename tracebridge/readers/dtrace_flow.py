@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import re
 
-from tracebridge.readers.registry import Loaded, LoadOptions, Source
+from tracebridge.readers.options import Loaded, LoadOptions
+
+from tracebridge.readers.source import Source
 from tracebridge.profile.model import Metadata, Profile
 
 _HEADER = re.compile(r"^CPU +FUNCTION\s*$")

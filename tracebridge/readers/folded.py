@@ -1,8 +1,9 @@
 """Folded stacks: the one-line-per-stack text every flame graph tool reads.
 
 Each line is the frames root first, joined by ``;``, a space, and the
-count: ``main;rem::em::rx::rxeof;rem::hw::regs::write 42``.  Lines are
-written sorted, as stackcollapse.pl and inferno do.
+count: ``main;rem::em::rx::rxeof;rem::hw::regs::write 42``.  This module
+reads them; :mod:`tracebridge.render.folded` writes them (sorted, as
+stackcollapse.pl and inferno do), with the escapes defined here.
 
 Rust names can hold ``;`` (``<[u32; 4] as RxDesc>::from_word``), which
 plain folded text cannot tell from a frame boundary.  tracebridge escapes
@@ -23,11 +24,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import IO
 
 from tracebridge.image.demangle import C, RUST_NAME, crate_of
-from tracebridge.readers.registry import Loaded, LoadOptions, Source
-from tracebridge.profile.labels import LabelOptions
+from tracebridge.readers.options import Loaded, LoadOptions
+from tracebridge.readers.source import Source
 from tracebridge.profile.model import Frame, Metadata, Profile
 
 _COUNT = re.compile(r"^[0-9]{1,20}(?:\.[0-9]+)?$")  # 64-bit counts (int() refuses over 4300 digits)
@@ -60,29 +60,6 @@ def split_frames(stack: str) -> list[str]:
     current.append(stack[position:])
     frames.append("".join(current))
     return frames
-
-
-def folded_lines(profile: Profile, labels: LabelOptions = LabelOptions()) -> list[str]:
-    """``stack count`` lines, sorted; stacks whose labels are equal are merged."""
-    profile.require_widths("folded stacks")
-    names = [escape(label) for label in labels.labels(profile)]
-    keys = [";".join([names[i] for i in stack]) for stack in profile.stacks]
-    merged = dict(zip(keys, profile.stacks.values()))
-    if len(merged) != len(keys):  # labels collide (offsets dropped, generic instances): add up
-        merged = {}
-        for key, weight in zip(keys, profile.stacks.values()):
-            merged[key] = merged.get(key, 0) + weight
-    return [f"{key} {_count(merged[key])}" for key in sorted(merged)]
-
-
-def _count(weight: float) -> int | float:
-    return int(weight) if type(weight) is int or weight == int(weight) else weight
-
-
-def write_folded(out: IO[str], profile: Profile, labels: LabelOptions = LabelOptions()) -> None:
-    lines = folded_lines(profile, labels)
-    if lines:
-        out.write("\n".join(lines) + "\n")
 
 
 def sniff(source: Source) -> bool:

@@ -36,11 +36,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tracebridge.support.errors import InputError, warn
-from tracebridge.readers.pmcstat import HEAD, image_name, open_input, refuse_binary, sniff_log
+from tracebridge.readers.options import Loaded
+from tracebridge.readers.pmcstat import (HEAD, image_name, open_input, options_images, refuse_binary, sniff_callgraph,
+                                         sniff_log)
 from tracebridge.profile.model import UNKNOWN, Frame, Metadata, Profile, symbol_frame
 from tracebridge.profile.resolve import AddressSpace
 
 if TYPE_CHECKING:
+    from tracebridge.readers.options import LoadOptions
+    from tracebridge.readers.source import Source
     from tracebridge.image.elf import ModuleImage
 
 #: Stands for a caller depth stackcollapse-pmc.pl would print empty (its line was malformed).
@@ -341,3 +345,12 @@ def read_callgraph(path: str | os.PathLike[str], images: Mapping[str, ModuleImag
     if sniff_log(data[:4096].decode("utf-8", "replace").split("\n")):
         raise InputError(path, "this is a pmcstat -o record log, not -G callgraph output", 1)
     return fold_callgraph(data, path, images, pmc=pmc)
+
+
+def sniff_callgraph_source(source: Source) -> bool:
+    return sniff_callgraph(source.head.split("\n"))
+
+
+def read_callgraph_source(source: Source, options: LoadOptions) -> Loaded:
+    images, _ = options_images(options)
+    return Loaded(fold_callgraph(source.data, source.path, images))

@@ -38,7 +38,8 @@ from tracebridge.profile.resolve import AddressSpace, ResolutionCounts
 
 if TYPE_CHECKING:
     from tracebridge.image.elf import ModuleImage
-    from tracebridge.readers.registry import Loaded, LoadOptions, Source
+    from tracebridge.readers.options import Loaded, LoadOptions
+    from tracebridge.readers.source import Source
 
 #: Record tags ``pmcstat -R -o`` prints (pmcstat_log.c): seeing one is enough to recognise a log.
 LOG_TAGS = frozenset({
@@ -405,7 +406,7 @@ def open_log(path: str) -> Iterator[Iterable[bytes]]:
 
 def refuse_binary(path: str, head: bytes) -> None:
     """Refuse binary data where text is expected (a NUL byte; a raw hwpmc log or a compressed file named as such)."""
-    from tracebridge.readers.registry import binary_kind
+    from tracebridge.readers.kinds import binary_kind
     from tracebridge.readers.pmclog import is_binary_log
 
     if is_binary_log(head):
@@ -456,11 +457,7 @@ def sniff_log_source(source: Source) -> bool:
     return sniff_log(source.head.split("\n"))
 
 
-def sniff_callgraph_source(source: Source) -> bool:
-    return sniff_callgraph(source.head.split("\n"))
-
-
-def _options_images(options: LoadOptions) -> tuple[dict[str, ModuleImage], dict[str, int]]:
+def options_images(options: LoadOptions) -> tuple[dict[str, ModuleImage], dict[str, int]]:
     """The modules of the shared reading options by name, and the addresses given for them."""
     from tracebridge.readers.placement import BaseSpec, load_addresses, open_images
 
@@ -470,17 +467,9 @@ def _options_images(options: LoadOptions) -> tuple[dict[str, ModuleImage], dict[
 
 
 def read_log_source(source: Source, options: LoadOptions) -> Loaded:
-    from tracebridge.readers.registry import Loaded
+    from tracebridge.readers.options import Loaded
     from tracebridge.readers.placement import build_space
 
-    images, placed = _options_images(options)
+    images, placed = options_images(options)
     space = build_space(images, placed, require_all=False)
     return Loaded(read_callchain_log(source.path, space, images))  # streamed from the file
-
-
-def read_callgraph_source(source: Source, options: LoadOptions) -> Loaded:
-    from tracebridge.readers.registry import Loaded
-    from tracebridge.readers.pmcgraph import fold_callgraph
-
-    images, _ = _options_images(options)
-    return Loaded(fold_callgraph(source.data, source.path, images))

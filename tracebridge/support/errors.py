@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tracebridge.support.printable import printable
-from tracebridge.support.spool import shown
+
+
+#: A copy tracebridge made of an input (a spooled pipe) -> the path the user gave for it.
+SHOWN_AS: dict[str, str] = {}
+
+
+def shown(path: str) -> str:
+    """The path to show for ``path``: the one the user gave, for a copy made of a pipe."""
+    return SHOWN_AS.get(path, path)
 
 
 class TracebridgeError(Exception):

@@ -8,7 +8,7 @@ second would see an empty input.  The CLI passes every input path through
 directory is used as it is; anything else is copied, once, in blocks, to a
 temporary file that is removed when the command ends (:func:`remove_all`,
 called by the CLI; at exit otherwise).  Messages and titles still name the
-path the user gave (:func:`shown`).
+path the user gave (:func:`tracebridge.support.errors.shown`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import sys
 import tempfile
 from typing import BinaryIO
 
-#: Spooled copy -> the path the user gave.
-_SPOOLED: dict[str, str] = {}
+from tracebridge.support.errors import SHOWN_AS, reading
 
 #: ``-`` as an input path: standard input, as most Unix tools read it.
 STDIN = "-"
@@ -39,8 +38,6 @@ def readable(path: str) -> str:
         return path  # the reader reports it, in its own words
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return path
-    from tracebridge.support.errors import reading  # errors imports this module for shown()
-
     with reading(path), open(path, "rb") as source:
         return _spool(source, path, os.path.basename(path))
 
@@ -48,21 +45,16 @@ def readable(path: str) -> str:
 def _spool(source: BinaryIO, shown_as: str, suffix: str) -> str:
     """Copy ``source`` to a new temporary file, in blocks; return its path."""
     handle = tempfile.NamedTemporaryFile(prefix="tracebridge-", suffix="-" + suffix, delete=False)
-    _SPOOLED[handle.name] = shown_as
+    SHOWN_AS[handle.name] = shown_as
     with handle:
         shutil.copyfileobj(source, handle, 1 << 20)
     return handle.name
 
 
-def shown(path: str) -> str:
-    """The path to show for ``path``: the one the user gave for a spooled copy."""
-    return _SPOOLED.get(path, path)
-
-
 @atexit.register
 def remove_all() -> None:
     """Remove every spooled copy (the data was the pipe's: nothing the user owns)."""
-    while _SPOOLED:
-        copy, _ = _SPOOLED.popitem()
+    while SHOWN_AS:
+        copy, _ = SHOWN_AS.popitem()
         with contextlib.suppress(OSError):
             os.unlink(copy)

@@ -1,0 +1,60 @@
+"""The command-line face of reading inputs: the arguments every reading command shares, and the options they give."""
+
+from __future__ import annotations
+
+import argparse
+
+from tracebridge.cli.common import parse_address
+from tracebridge.readers.options import LoadOptions
+from tracebridge.readers.registry import format_names
+from tracebridge.support import spool
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The inputs and the options that say how to read them, for every reading command."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", type=spool.readable,
+                        help="profile files: folded stacks, DTrace output, pmcstat output (auto-detected), "
+                             "or a bundle directory written by `tracebridge record`; - for standard input")
+    group = parser.add_argument_group("reading inputs")
+    group.add_argument("--input-format", choices=format_names(), dest="input_format",
+                       help="read every input as this format instead of detecting it")
+    group.add_argument("--module", action="append", default=[], metavar="MODULE.ko", dest="modules",
+                       help="kernel module whose hex frames should be named (repeatable)")
+    group.add_argument("--base", action="append", default=[], type=parse_address, metavar="ADDR", dest="bases",
+                       help="load address of each --module, in order, as kldstat prints it (hex)")
+    group.add_argument("--kldstat", metavar="FILE", help="saved `kldstat -v` output giving the load addresses")
+    group.add_argument("--probe-map", metavar="FILE",
+                       help="probe map from `tracebridge gen-probes` to name probes written with `?` for `$`")
+    group.add_argument("--old-kernel-linker", action="store_true",
+                       help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
+    group.add_argument("--value-kind", type=_value_kinds, default=("count",), metavar="KIND[,KIND...]",
+                       help="what the values of DTrace scalar aggregations are, in the order printed: count "
+                            "(default), sum, avg, min or max; the last one given repeats.  avg/min/max values "
+                            "are not samples; all decide how equal keys combine")
+    group.add_argument("--aggregation", type=int, metavar="N",
+                       help="make the profile of the Nth aggregation printed (default: the first whose values "
+                            "add up: count, sum or a histogram)")
+
+
+def _value_kinds(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(","))
+    unknown = [k for k in kinds if k not in ("count", "sum", "avg", "min", "max")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown value kind {unknown[0]!r} (count, sum, avg, min, max)")
+    return kinds
+
+
+def options_from_args(args: argparse.Namespace) -> LoadOptions:
+    """Reading options from :func:`add_input_arguments`'s; offsets are kept if ``--include-offset`` asks."""
+    return LoadOptions(format=args.input_format, modules=tuple(args.modules), bases=tuple(args.bases),
+                       kldstat=args.kldstat, probe_map=args.probe_map,
+                       old_kernel_linker=args.old_kernel_linker, offsets=getattr(args, "include_offset", False),
+                       value_kinds=args.value_kind, aggregation=args.aggregation)
+
+
+def input_paths(args: argparse.Namespace) -> list[str]:
+    """Every file the command reads (outputs must not overwrite any of them)."""
+    from tracebridge.readers.bundle import bundle_paths
+
+    extra = [p for p in (args.kldstat, args.probe_map) if p]
+    return [f for p in args.inputs for f in bundle_paths(p)] + list(args.modules) + extra

@@ -1,0 +1,117 @@
+"""How to read inputs (:class:`LoadOptions`: modules, load addresses, probe map) and what reading gives (:class:`Loaded`).
+
+The types every reader takes and returns; kept out of the registry so that
+a reader never imports the module that imports it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from tracebridge.profile.model import Profile
+from tracebridge.support.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from tracebridge.image.elf import ModuleImage
+    from tracebridge.profile.resolve import AddressSpace
+    from tracebridge.readers.dtrace import Aggregation
+    from tracebridge.readers.dtrace_frames import FrameNamer
+
+
+@dataclass
+class Loaded:
+    """What the inputs held: the stacks, and DTrace aggregations kept as tables (histograms)."""
+
+    profile: Profile
+    aggregations: list[Aggregation] = field(default_factory=list)
+
+
+@dataclass
+class LoadOptions:
+    """How to turn what an input prints into frames; shared by all readers."""
+
+    #: Forced input format name, or None to auto-detect each file.
+    format: str | None = None
+    #: Kernel modules (``.ko``) whose addresses frames may fall into.
+    modules: tuple[str, ...] = ()
+    #: Load address for each of :attr:`modules`, in order (or taken from :attr:`kldstat`).
+    bases: tuple[int, ...] = ()
+    #: Saved ``kldstat -v`` output giving the load addresses.
+    kldstat: str | None = None
+    #: Probe map JSON written by ``tracebridge gen-probes``.
+    probe_map: str | None = None
+    #: Lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections).
+    old_kernel_linker: bool = False
+    #: Keep each frame's ``+0xOFF`` (frames at different offsets stay apart); off, inputs read faster.
+    offsets: bool = False
+    #: What the values of scalar DTrace aggregations are, in print order (the last repeats):
+    #: ``count``, ``sum``, ``avg``, ``min``, ``max``.
+    value_kinds: tuple[str, ...] = ("count",)
+    #: Which printed DTrace aggregation (1-based) makes the profile; None: the first that adds up.
+    aggregation: int | None = None
+
+    @cached_property
+    def images(self) -> list[ModuleImage]:
+        if self.bases and not self.modules:
+            raise UsageError("--base needs --module (which module is loaded there?)")
+        if len(self.bases) > len(self.modules):
+            raise UsageError(f"{len(self.bases)} --base addresses for {len(self.modules)} --module files")
+        if not self.modules:
+            return []
+        from tracebridge.image.elf import open_module
+
+        return [open_module(m, init_fini_arrays=not self.old_kernel_linker) for m in self.modules]
+
+    @cached_property
+    def address_space(self) -> AddressSpace | None:
+        """The modules whose load address is known, at that address (None: no such module).
+
+        A module given without an address still names frames whose text
+        DTrace cut short (see :mod:`tracebridge.readers.dtrace_frames`).
+        """
+        images = self.images
+        if not images:
+            return None
+        from tracebridge.profile.resolve import AddressSpace
+
+        bases: list[int | None] = list(self.bases)
+        if self.kldstat is not None:
+            bases += _kldstat_bases(self.kldstat, images[len(bases):])
+        placed = [(image, base) for image, base in zip(images, bases + [None] * len(images))
+                  if base is not None or image.fixed_base is not None]
+        if not placed:
+            return None
+        space = AddressSpace()
+        for image, base in placed:
+            space.add(image, base)
+        return space
+
+    @cached_property
+    def namer(self) -> FrameNamer:
+        from tracebridge.readers.dtrace_frames import FrameNamer
+        from tracebridge.probes.probemap import ProbeMap
+
+        probe_map = ProbeMap.load(self.probe_map) if self.probe_map is not None else None
+        owners: dict[str, str | None] = {}
+        for image in self.images:
+            module = image.frame_module
+            for function in image.functions:
+                owners[function.name] = module if owners.get(function.name, module) == module else None
+        return FrameNamer(self.address_space, probe_map, owners)
+
+
+def _kldstat_bases(path: str, images: list) -> list[int | None]:
+    """Load addresses from saved ``kldstat -v`` output, matched by file name."""
+    from tracebridge.readers.kldstat import read_kldstat
+
+    kldstat = read_kldstat(path)
+    bases: list[int | None] = []
+    for image in images:
+        loaded = kldstat.find(image.filename)
+        if loaded is None and image.fixed_base is None:
+            names = ", ".join(f.name for f in kldstat.files)
+            raise InputError(path, f"does not list {image.filename} (loaded: {names})")
+        bases.append(loaded.address if loaded is not None and image.fixed_base is None else None)
+    return bases

@@ -7,12 +7,16 @@ this module) import heavy libraries only inside ``run``.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
-
 from typing import TYPE_CHECKING
+
+from tracebridge.support.errors import UsageError
 
 if TYPE_CHECKING:
     from tracebridge.image.elf import ModuleImage
+    from tracebridge.profile.model import Metadata
+    from tracebridge.render.parquet_profile import Run
 
 
 def parse_address(text: str) -> int:
@@ -89,3 +93,38 @@ def add_format_argument(parser: argparse.ArgumentParser, choices: tuple[str, ...
 def add_output_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write here instead of standard output (replaced atomically)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--run-id`` and ``--host``: what tags each row of a Parquet output, so many runs' files are one table."""
+    group = parser.add_argument_group("tagging Parquet rows (many runs, many machines)")
+    group.add_argument("--run-id", metavar="ID",
+                       help="the run_id column of --format parquet (default: the input's name without its "
+                            "extension; several inputs joined with '+')")
+    group.add_argument("--host", metavar="NAME",
+                       help="the host column of --format parquet (default: the node name a bundle's manifest "
+                            "recorded, else empty)")
+
+
+def run_of(args: argparse.Namespace, metadata: Metadata) -> Run:
+    """The run the rows are tagged with: the options, else what the inputs say."""
+    from tracebridge.render.parquet_profile import Run
+    from tracebridge.support.spool import shown
+
+    run_id = args.run_id or "+".join(_stem(shown(path)) for path in args.inputs)
+    return Run(run_id, args.host or metadata.host)
+
+
+def _stem(path: str) -> str:
+    """``runs/if_rem.stack.txt`` -> ``if_rem.stack``; a bundle directory ``runs/42/`` -> ``42``."""
+    name = os.path.basename(os.path.normpath(path))
+    stem, dot, _ = name.rpartition(".")
+    return stem if dot and stem else name
+
+
+def require_pyarrow(option: str = "--format parquet") -> None:
+    """Say plainly that Parquet needs pyarrow (an optional dependency) before anything is read."""
+    try:
+        import pyarrow  # noqa: F401  (only its presence matters)
+    except ImportError:
+        raise UsageError(f"{option} needs pyarrow: pip install 'tracebridge[parquet]'") from None

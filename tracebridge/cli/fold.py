@@ -1,43 +1,60 @@
-"""``tracebridge fold``: any profile input to folded stacks (or speedscope JSON).
+"""``tracebridge fold``: any profile input to folded stacks (or speedscope, pprof, Parquet).
 
-``--format speedscope`` writes the same stacks as a speedscope file
-instead of folded text: both are "the stacks, labelled", with the same
-label options, so one command serves both.
+``--format speedscope|pprof|parquet`` writes the same stacks as a
+speedscope file, a pprof profile (``go tool pprof``, Pyroscope, Parca) or a
+Parquet table of one row per stack (DuckDB, Spark) instead of folded text:
+all are "the stacks, labelled", with the same label options, so one command
+serves them all.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
 from tracebridge.support.errors import UsageError
 from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
 from tracebridge.readers.registry import load_profile
 from tracebridge.profile.labels import add_label_arguments, label_options_from_args
 from tracebridge.support.outputs import open_output
 
+FORMATS = ("folded", "speedscope", "pprof", "parquet")
+#: Formats written as bytes, never to a terminal.
+BINARY = ("pprof", "parquet")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "fold", help="convert profile inputs to folded stacks or speedscope JSON",
+        "fold", help="convert profile inputs to folded stacks, speedscope JSON, pprof or Parquet",
         description="Read DTrace stack/aggregation/flow output, folded stacks or pmcstat output, name every frame "
                     "(rustc-demangle names; hex frames resolved from --module/--base or --kldstat) and write "
                     "folded stacks (root first, ';'-separated, a space, the count; ';' inside a name is "
-                    "written '\\;' and a backslash '\\\\') or a speedscope JSON file.")
+                    "written '\\;' and a backslash '\\\\'), a speedscope JSON file, a gzip-compressed pprof "
+                    "profile.proto (go tool pprof, Grafana Pyroscope, Parca) or a Parquet table of one row "
+                    "per stack tagged with --run-id/--host (DuckDB, Spark; schema in docs/formats.md).")
     add_input_arguments(parser)
     add_label_arguments(parser)
-    parser.add_argument("--format", "-f", choices=("folded", "speedscope"), default="folded",
-                        help="output format (default folded)")
+    parser.add_argument("--format", "-f", choices=FORMATS, default="folded",
+                        help="output format (default folded); pprof and parquet are binary: give -o FILE")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write here instead of standard output (replaced atomically)")
+    add_run_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format in BINARY and not args.output:
+        raise UsageError(f"--format {args.format} writes a binary file: give it with -o FILE")
+    if args.format == "parquet":
+        require_pyarrow()
     profile = load_profile(args.inputs, options_from_args(args))
     if not profile.stacks:
         raise UsageError("the inputs hold no stacks to fold, only aggregations whose values are not samples "
                          "(see them with `tracebridge report`, or pick one with --aggregation N)")
     labels = label_options_from_args(args)
+    if args.format in BINARY:
+        _write_binary(args, profile, labels)
+        return 0
     with open_output(args.output, inputs=input_paths(args)) as out:
         if args.format == "speedscope":
             from tracebridge.render.speedscope import write_speedscope
@@ -48,3 +65,15 @@ def run(args: argparse.Namespace) -> int:
 
             write_folded(out, profile, labels)
     return 0
+
+
+def _write_binary(args: argparse.Namespace, profile, labels) -> None:
+    with open_output(args.output, "wb", inputs=input_paths(args)) as out:
+        if args.format == "pprof":
+            from tracebridge.render.pprof import write_pprof
+
+            write_pprof(out, profile, labels)
+        else:
+            from tracebridge.render.parquet_profile import write_profile_parquet
+
+            write_profile_parquet(out, profile, run_of(args, profile.metadata), labels)

@@ -19,6 +19,8 @@ from tracebridge.support.errors import InputError, shown
 if TYPE_CHECKING:
     import pandas as pd
 
+    from tracebridge.image.elf import ModuleImage
+
 UNKNOWN = "unknown"
 
 
@@ -69,6 +71,16 @@ class Metadata:
     unit: str = "samples"
     duration: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: Where it ran, for exports that put several machines' runs side by side (a bundle's
+    #: ``uname`` node name; None when the input does not say).
+    host: str | None = None
+    #: ``freebsd-version -k`` of the machine that ran, when a bundle recorded it.
+    kernel_version: str | None = None
+    #: SHA-256 of the traced module file (a bundle's manifest, or the one ``--module``).
+    module_sha256: str | None = None
+    #: The module files whose layout named the frames (``--module``, a bundle's copy), for exports
+    #: that place frames in their module (pprof's mappings).
+    modules: list[ModuleImage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.source = shown(self.source)  # a piped input is named as the user gave it

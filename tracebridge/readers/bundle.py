@@ -39,6 +39,7 @@ from tracebridge.support.jsondoc import load_document
 from tracebridge.support.outputs import write_output
 
 if TYPE_CHECKING:
+    from tracebridge.profile.model import Metadata
     from tracebridge.readers.options import Loaded, LoadOptions
 
 FORMAT = "tracebridge-bundle"
@@ -214,7 +215,22 @@ def read_bundle(path: str, options: LoadOptions, load_one: Callable[[str, LoadOp
     if manifest.pmc_event:
         metadata.event = manifest.pmc_event
     metadata.duration = _seconds_between(manifest.times.get("traced"), manifest.times.get("stopped"))
+    _describe_run(metadata, manifest)
     return loaded
+
+
+def _describe_run(metadata: Metadata, manifest: Manifest) -> None:
+    """What the manifest says about the run that the capture alone does not: the machine, its
+    kernel, the module's hash, and what the template's values count (its D script says)."""
+    uname = (manifest.host.get("uname") or "").split()
+    metadata.host = uname[1] if len(uname) > 1 else None  # `uname -a`: sysname, then the node name
+    versions = (manifest.host.get("freebsd_version") or "").split()
+    metadata.kernel_version = versions[0] if versions else None  # `freebsd-version -ku`: kernel first
+    metadata.module_sha256 = manifest.module.sha256
+    if manifest.template == "count":  # count() at each function's entry probe: calls, not samples
+        metadata.event = metadata.unit = "calls"
+    elif manifest.template == "latency" and metadata.event == "sum":  # @total_ns: sum(timestamp deltas)
+        metadata.unit = "nanoseconds"
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from tracebridge.profile.model import Metadata, Profile
@@ -92,6 +92,17 @@ def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
         from tracebridge.readers.bundle import read_bundle
 
         return read_bundle(os.fspath(path), options, load_one)
+    loaded = _load_file(path, options)
+    metadata = loaded.profile.metadata
+    metadata.modules = list(options.images)
+    if len(metadata.modules) == 1:
+        from tracebridge.readers.bundle import sha256_of
+
+        metadata.module_sha256 = sha256_of(metadata.modules[0].path)
+    return loaded
+
+
+def _load_file(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
     source = Source(path)
     if source.blank:
         raise EmptyInput(source.path, "is empty: no samples to read")
@@ -144,12 +155,21 @@ def load_inputs(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | 
         warn(f"{exc}; skipped")
     if len(loaded) == 1:
         return loaded[0]
-    metadata = Metadata(source=", ".join(item.profile.metadata.source for item in loaded),
-                        event=loaded[0].profile.metadata.event, unit=loaded[0].profile.metadata.unit)
+    each = [item.profile.metadata for item in loaded]
+    metadata = Metadata(source=", ".join(m.source for m in each), event=each[0].event, unit=each[0].unit,
+                        host=_common(m.host for m in each), kernel_version=_common(m.kernel_version for m in each),
+                        module_sha256=_common(m.module_sha256 for m in each),
+                        modules=list({image.path: image for m in each for image in m.modules}.values()))
     profile = Profile(metadata)
     for item in loaded:
         profile.merge(item.profile)
     return Loaded(profile, [agg for item in loaded for agg in item.aggregations])
+
+
+def _common(values: Iterable[str | None]) -> str | None:
+    """The value every input agrees on (the runs' host, say), else None."""
+    distinct = set(values)
+    return distinct.pop() if len(distinct) == 1 else None
 
 
 def load_profile(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> Profile:

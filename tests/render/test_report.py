@@ -81,7 +81,9 @@ def test_csv_and_parquet_hold_the_same_rows(tmp_path, capsys):
     assert main(["report", str(path), "--format", "parquet", "-o", str(out)]) == 0
     frame = pandas.read_parquet(out)
     assert list(frame["name"]) == [r["name"] for r in rows]
-    assert list(frame.columns) == ["name", "module", "crate", "self", "self_percent", "total", "total_percent"]
+    assert list(frame.columns) == ["run_id", "host", "name", "module", "crate", "self", "self_percent", "total",
+                                   "total_percent"]
+    assert set(frame["run_id"]) == {path.stem} and frame["host"].isna().all()  # no bundle, no --host
 
 
 def test_terminal_table_and_histograms(capsys):

@@ -5,7 +5,9 @@ histograms of as many keys of ``quantize``/``lquantize``/``llquantize``
 inputs, largest first, drawn as DTrace draws them, and the values of
 scalar aggregations that are not samples (``--value-kind avg|min|max``).  ``--format csv|json|parquet`` writes the
 whole table chosen by ``--by`` for machines; ``--by bucket`` and
-``--by value`` select the histogram buckets and the scalar values.
+``--by value`` select the histogram buckets and the scalar values.  Parquet
+rows start with ``run_id`` and ``host`` (``--run-id``, ``--host``), so the
+reports of many runs are one table.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import math
 from typing import IO
 
+from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
 from tracebridge.support.errors import UsageError
 from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
 from tracebridge.readers.registry import load_inputs
@@ -43,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sort", choices=("self", "total"), default="self", help="row order (default self)")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write here instead of standard output (replaced atomically)")
+    add_run_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -52,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--top must be 0 (all rows) or more")
     if args.format == "parquet" and not args.output:
         raise UsageError("--format parquet writes a binary file: give it with -o FILE")
+    if args.format == "parquet":
+        require_pyarrow()
     loaded = load_inputs(args.inputs, options_from_args(args))
     labels = label_options_from_args(args)
     if args.by == "bucket":
@@ -63,7 +69,13 @@ def run(args: argparse.Namespace) -> int:
         if args.sort == "total":
             table = table.sort_values(["total", "self"], ascending=False, kind="stable").reset_index(drop=True)
     if args.format == "parquet":
-        _write_parquet(table, args.output, input_paths(args))
+        import pandas as pd
+
+        run = run_of(args, loaded.profile.metadata)
+        for column, value in (("host", run.host), ("run_id", run.run_id)):  # strings even when unknown
+            table.insert(0, column, pd.array([value] * len(table), dtype="string"))
+        with open_output(args.output, "wb", inputs=input_paths(args)) as out:
+            table.to_parquet(out, index=False)
         return 0
     with open_output(args.output, inputs=input_paths(args)) as out:
         if args.format != "table":
@@ -83,15 +95,6 @@ def _records(table) -> list[dict]:
             if isinstance(value, float) and value.is_integer() and not key.endswith("percent"):
                 row[key] = int(value)
     return rows
-
-
-def _write_parquet(table, path: str, inputs: list[str]) -> None:
-    try:
-        import pyarrow  # noqa: F401  (pandas needs it for parquet; say so plainly if it is missing)
-    except ImportError:
-        raise UsageError("--format parquet needs pyarrow: pip install 'tracebridge[parquet]'") from None
-    with open_output(path, "wb", inputs=inputs) as out:
-        table.to_parquet(out, index=False)
 
 
 def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: LabelOptions) -> None:

@@ -109,7 +109,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run_of(args: argparse.Namespace, metadata: Metadata) -> Run:
     """The run the rows are tagged with: the options, else what the inputs say."""
     from tracebridge.render.parquet_profile import Run
-    from tracebridge.support.spool import shown
+    from tracebridge.support.errors import shown
 
     run_id = args.run_id or "+".join(_stem(shown(path)) for path in args.inputs)
     return Run(run_id, args.host or metadata.host)

@@ -12,5 +12,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 MODULES = FIXTURES / "modules"
 EXPECTED = FIXTURES / "expected"
 
-#: Every committed module that has a symbol table.
-MODULE_NAMES = sorted(p.stem for p in MODULES.glob("*.ko") if p.stem != "rem_stripped")
+#: Every committed module that has a symbol table and the full set of views (readelf, nm, rustfilt...).
+MODULE_NAMES = sorted(p.stem for p in MODULES.glob("rem_*.ko") if p.stem != "rem_stripped")
+#: The modules built with DWARF (``.ko`` + ``.ko.debug`` + ``.ko.full``), with addr2line views.
+DWARF_MODULE_NAMES = sorted(p.stem for p in MODULES.glob("inl_*.ko"))

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "fuzz"))
 
 #: Target name -> examples per run (the ELF and top targets cost most per example).
 TARGETS = {"elf": 25, "demangle": 300, "dtrace": 40, "dtrace_flow": 40, "folded": 30, "pmcstat": 30,
-           "pmclog": 30, "kldstat": 40, "top": 15, "probemap": 40, "bundle": 30, "series": 15}
+           "pmclog": 30, "kldstat": 40, "top": 15, "probemap": 40, "bundle": 30, "series": 15,
+           "dwarf": 25}
 
 HOSTILE = [b"\0", b"\r", b"\r\n", b"\n", b"\xff\xfe", b"\xc3", b"*/", b'"', b"<script>alert(1)</script>",
            b"`", b";", b"\\", b" 12345678901234567890", b"0x", b"\t", b"-1", b"\xe2\x96\x88", b"%s%n"]

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "inspect",
     "gen_probes",
     "symmap",
+    "lookup",
     "pmc",
     "cpu",
     "record",

@@ -33,7 +33,7 @@ from tracebridge.image import layout
 from tracebridge.support.errors import InputError, reading
 
 # ELF constants (the ELF gABI; values also in sys/sys/elf_common.h).
-SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS, SHT_DYNSYM, SHT_SYMTAB_SHNDX = 2, 3, 8, 11, 18
+SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_DYNSYM, SHT_SYMTAB_SHNDX = 2, 3, 4, 8, 9, 11, 18
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 STT_FUNC, STT_GNU_IFUNC = 2, 10
 SHN_UNDEF, SHN_LORESERVE, SHN_XINDEX = 0, 0xFF00, 0xFFFF
@@ -146,6 +146,41 @@ class ModuleImage:
                 t.size[index], t.link[index], t.info[index], t.addralign[index], t.entsize[index],
                 self._load_offsets.get(index))
         return section
+
+    @property
+    def load_offsets(self) -> dict[int, int]:
+        """Section index -> offset from the module base, for every loaded section."""
+        return dict(self._load_offsets)
+
+    def section_bytes(self, index: int) -> bytes:
+        """A section's contents as the file holds them (empty for ``NOBITS``); checked against the file size."""
+        t = self._table
+        if t.type[index] == SHT_NOBITS:
+            return b""
+        start, size = t.offset[index], t.size[index]
+        if start + size > len(self._data):
+            raise InputError(self.path, f"section {index} ({t.section_name(index)}) lies past the end of the file")
+        return self._data[start:start + size]
+
+    def relocation_sections_for(self, index: int) -> list[Section]:
+        """The ``SHT_REL``/``SHT_RELA`` sections whose ``sh_info`` names section ``index`` (ET_REL)."""
+        return [self.section(i) for i in self.section_indices_of_type(SHT_REL, SHT_RELA)
+                if self._table.info[i] == index]
+
+    def symbol_columns(self, symtab: int) -> tuple[np.ndarray, np.ndarray]:
+        """``st_value`` and ``st_shndx`` of every symbol of the symbol table at ``symtab``, as arrays.
+
+        Extended indices (``SHN_XINDEX``) are left as they are: relocations
+        in debug sections name section symbols of small indices.
+        """
+        t = self._table
+        if not 0 < symtab < len(t) or t.type[symtab] not in (SHT_SYMTAB, SHT_DYNSYM):
+            raise InputError(self.path, f"relocations name symbol table {symtab}, which is not one")
+        dtype = _symbol_dtype(self.bits, "<" if self.little_endian else ">")
+        count = t.size[symtab] // dtype.itemsize
+        data = _Reader(self.path, self._data).slice(t.offset[symtab], count * dtype.itemsize, "the symbol table")
+        symbols = np.frombuffer(data, dtype=dtype)
+        return symbols["value"].astype(np.uint64), symbols["shndx"].astype(np.int64)
 
     def sections_of_type(self, *types: int) -> list[Section]:
         return [self.section(i) for i in self.section_indices_of_type(*types)]

@@ -1,0 +1,31 @@
+"""Parse ``addr2line -a -i -f -C`` output: the independent reference for DWARF lookups.
+
+The expected files (``tests/fixtures/expected/inl_*.addr2line.txt``) were made
+by binutils on a copy of the unstripped module with its sections moved to
+their kernel-layout offsets (see ``tests/fixtures/build.sh``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def read_addr2line(path: Path) -> dict[int, list[tuple[str, str | None, int | None]]]:
+    """address -> frames innermost first, each (function, file or None, line or None)."""
+    chains: dict[int, list[tuple[str, str | None, int | None]]] = {}
+    lines = path.read_text().splitlines()
+    current: list | None = None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("0x"):
+            current = chains.setdefault(int(line, 16), [])
+            i += 1
+            continue
+        function, location = line, lines[i + 1]
+        file, _, number = location.rpartition(":")
+        number = number.split(" ")[0]  # "12 (discriminator 3)"
+        current.append((function, None if file == "??" else file,
+                        int(number) if number.isdigit() and int(number) else None))
+        i += 2
+    return chains

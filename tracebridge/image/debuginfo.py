@@ -160,12 +160,12 @@ def _relocate(debug: ModuleImage, index: int, data: bytearray, offsets: dict[int
             chosen = np.flatnonzero(kind == code)
             if not len(chosen):
                 continue
-            at = entries["offset"][chosen].astype(np.int64)
+            at = entries["offset"][chosen]
             if int(at.max()) + size > len(data):
                 raise InputError(path, f"{rel.name}: a relocation lies past the end of {debug.section(index).name}")
             field = target[chosen].astype(f"{order}{'i' if signed else 'u'}{size}")
             raw = field.view(np.uint8).reshape(-1, size)
-            buffer[at[:, None] + np.arange(size)] = raw
+            buffer[at.astype(np.int64)[:, None] + np.arange(size)] = raw
         unknown = np.setdiff1d(np.unique(kind), [0, *_AMD64_DWARF_RELOCS])
         if len(unknown):
             raise InputError(path, f"{rel.name}: relocation type {int(unknown[0])} in DWARF is not supported")

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from elftools.common.exceptions import ELFError
+from elftools.common.exceptions import DWARFError, ELFError
 from elftools.construct import ConstructError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 
@@ -46,7 +46,7 @@ MAX_ADDRESS = (1 << 63) - 1
 #: Highest line number kept (larger is corrupt; taken as "no line").
 MAX_LINE = (1 << 31) - 1
 #: What a corrupt unit makes pyelftools (or our arithmetic on its values) raise.
-_CORRUPT = (ELFError, ConstructError, KeyError, IndexError, ValueError, TypeError, AttributeError,
+_CORRUPT = (ELFError, DWARFError, ConstructError, KeyError, IndexError, ValueError, TypeError, AttributeError,
             OverflowError, AssertionError, UnicodeDecodeError, RecursionError, EOFError)
 _CODE_TAGS = ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine")
 _SCOPE_TAGS = ("DW_TAG_namespace", "DW_TAG_structure_type", "DW_TAG_class_type", "DW_TAG_union_type",

@@ -34,7 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, os.pardir)
-sys.path[:0] = [os.path.join(ROOT, "tests", "pmcstat"), os.path.join(ROOT, "tests")]
+sys.path[:0] = [os.path.join(ROOT, "tests", "readers"), os.path.join(ROOT, "tests")]
 
 from bench_fold import KERNEL, _legacy, _v0  # noqa: E402
 from fixture_paths import MODULES  # noqa: E402

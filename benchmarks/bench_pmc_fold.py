@@ -24,7 +24,7 @@ import tempfile
 from _timing import report, wall_time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, os.pardir, "tests", "pmcstat"))
+sys.path.insert(0, os.path.join(HERE, os.pardir, "tests", "readers"))
 
 from pmcstat_text import callgraph  # noqa: E402
 

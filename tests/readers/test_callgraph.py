@@ -145,3 +145,40 @@ def test_warning_only_for_modules_pmcstat_misnames(tmp_path, capsys):
     graph.write_text(graph.read_text().replace("rem_legacy_fp.ko", "rem_legacy_fp_merged.ko"))
     read_callgraph(graph, open_images([MODULES / "rem_legacy_fp_merged.ko"], None))
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("block", [1, 37, 200])
+@pytest.mark.parametrize("name", CAPTURES)
+def test_blocks_cut_anywhere_fold_the_same(monkeypatch, name, block):
+    """A tree (and its last line, whose stack ends only if the next line is no deeper) may span blocks."""
+    monkeypatch.setattr("tracebridge.readers.source.BLOCK", block)
+    assert folded(read_callgraph(DATA / f"{name}.graph"), LabelOptions(demangle=False)) == perl_folded(name)
+    want = folded(read_callgraph(DATA / "multi-image.graph", pmc="inst_retired.any"), LabelOptions(demangle=False))
+    assert sum(want.values()) == 12 + 4 + 3
+
+
+def test_retained_state_stays_constant_over_repeated_trees():
+    """Only the distinct frames and stacks stay: after the 60th copy of the trees no more than after the 20th."""
+    import tracemalloc
+
+    from tracebridge.readers import pmcgraph
+    from tracebridge.profile import model
+
+    def held() -> int:  # what the reader and the profile allocated and still hold
+        only = [tracemalloc.Filter(True, module.__file__) for module in (pmcgraph, model)]
+        return sum(stat.size for stat in tracemalloc.take_snapshot().filter_traces(only).statistics("filename"))
+
+    data = (DATA / "multi-image.graph").read_bytes()
+    folder = pmcgraph.CallgraphFolder("repeated.graph")
+    tracemalloc.start()
+    try:
+        for copy in range(60):
+            folder.feed(1 + 61 * copy, data)
+            if copy == 19:
+                after_twenty = held()
+        after_sixty = held()
+    finally:
+        tracemalloc.stop()
+    assert after_sixty - after_twenty < 512   # one copy's stacks alone would take more
+    assert folded(folder.finish(), LabelOptions(demangle=False)) == \
+        Counter({stack: 60 * count for stack, count in perl_folded("multi-image").items()})

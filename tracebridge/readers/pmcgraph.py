@@ -13,10 +13,15 @@ keeps the last name seen at each depth, and when a line is no deeper than
 the one before prints the stack down to that previous line with its count.
 So the stack of a "leaf" line holds, at every depth, the most recent
 matching line of that depth; a depth never seen prints as an empty frame,
-written ``[unknown]`` here.  This module computes exactly that, but for the
-whole file at once with numpy (line boundaries, fields and the most recent
+written ``[unknown]`` here.  This module computes exactly that, a block of
+lines at a time with numpy (line boundaries, fields and the most recent
 line per depth), because a callgraph can have millions of lines; only the
-distinct names become Python objects.
+distinct names become Python objects.  :func:`scan_block` reads one block
+(bytes in, arrays out); :class:`CallgraphFolder` keeps what must outlive a
+block (the most recent frame per depth, the last image, the last line,
+whose stack ends only if the next line is no deeper) and adds each
+finished stack to the profile at once, so memory follows the distinct
+stacks and frames, never the file's size.
 
 pmcstat prints a module's unnamed node as its offset from the module base
 (a module's ``pi_vaddr`` is 0) and a kernel node as its address, so with
@@ -219,53 +224,212 @@ class _Namer:
         return space
 
 
-def fold_callgraph(data: bytes, path: str, images: Mapping[str, ModuleImage] | None = None, *,
-                   pmc: str | None = None) -> Profile:
-    """The stacks of a ``pmcstat -G`` callgraph, counted as stackcollapse-pmc.pl counts them."""
+@dataclass
+class GraphBlock:
+    """What one block of callgraph text holds, for the tree lines in order (line indices from the block's first).
+
+    The whole per-block scan: a function of the block's bytes alone, so a
+    native scanner can stand in for :func:`scan_block`.
+    """
+
+    #: Index in the block of each tree line (one the pattern matches).
+    tree: np.ndarray
+    depth: np.ndarray
+    #: Digits in each ``[count]``; :attr:`counts` holds its value where that is at most 18.
+    digits: np.ndarray
+    counts: np.ndarray
+    #: Per tree line, an index into :attr:`names`.
+    name_ids: np.ndarray
+    names: list[bytes]
+    #: Per tree line, an index into :attr:`paths` of the `` @ path`` it prints, or -1.
+    image_ids: np.ndarray
+    paths: list[bytes]
+    #: Index of each ``@ EVENT [N samples]`` line, and its event.
+    headers: np.ndarray
+    events: list[str]
+    #: Indices of the other non-blank lines (skipped, as the script skips them).
+    skipped: np.ndarray
+
+
+def scan_block(data: bytes) -> GraphBlock:
+    """The tree lines, headers and skipped lines of one block of whole lines."""
     lines, pad = _scan(data)
-    if not len(lines.tree):
-        raise InputError(path, "holds no pmcstat -G callgraph lines (`NN.NN%  [count]  function`)", 1)
-    depth = lines.depth
-    if int(depth.max()) > MAX_DEPTH:
-        line = int(lines.tree[np.argmax(depth > MAX_DEPTH)]) + 1
-        raise InputError(path, f"a callgraph line indented {int(depth.max())} deep: no pmcstat callchain is", line)
+    name_ids, names = _intern(data, lines.name_start, lines.name_end)
+    marked = np.flatnonzero(lines.image_end > lines.image_start)
+    image_ids = np.full(len(name_ids), -1, dtype=np.int64)
+    paths: list[bytes] = []
+    if len(marked):
+        image_ids[marked], paths = _intern(data, lines.image_start[marked], lines.image_end[marked])
     digits = lines.count_end - lines.count_start
-    if int(digits.max()) > 18:
-        raise InputError(path, "a callgraph count too large to be a sample count",
-                         int(lines.tree[np.argmax(digits > 18)]) + 1)
-    events = [_event(data, lines, i) for i in lines.headers.tolist()]
-    section = np.searchsorted(lines.headers, lines.tree) - 1   # which `@ EVENT` each tree line is under
-    if pmc is not None and pmc not in events:
-        raise InputError(path, f"has no callgraph for PMC {pmc!r} (it has: {', '.join(events) or 'none'})")
+    counts = _counts(pad, lines.count_start, np.minimum(lines.count_end, lines.count_start + 18))
+    events = [_event(data[int(lines.starts[i]):int(lines.ends[i])]) for i in lines.headers.tolist()]
+    return GraphBlock(lines.tree, lines.depth, digits, counts, name_ids, names, image_ids, paths, lines.headers,
+                      events, lines.skipped)
 
-    profile = Profile(Metadata(source=path, event=pmc or ", ".join(dict.fromkeys(events)) or "samples"))
-    ids = _frame_ids(data, pad, lines, profile, _Namer(images or {}))
-    # A line ends a stack when the next tree line is no deeper (and, when one PMC is
-    # chosen, when the next line belongs to another PMC's callgraph).
-    leaf = np.ones(len(depth), dtype=bool)
-    leaf[:-1] = depth[1:] <= depth[:-1]
-    if pmc is not None:
-        leaf[:-1] |= section[1:] != section[:-1]
-        keep = np.array([event == pmc for event in events] + [False], dtype=bool)
-        leaf &= keep[section]
-    leaves = np.flatnonzero(leaf)
-    _add_stacks(profile, ids, depth, leaves, _counts(pad, lines, leaves))
 
-    if len(lines.skipped):
-        warn(f"{path}:{int(lines.skipped[0]) + 1}: skipped {len(lines.skipped)} line(s) that are not callgraph "
-             "entries (as stackcollapse-pmc.pl does)")
-    given = images or {}
-    modules = sorted({f.module for f in profile.frames if f.module and f.module.endswith(".ko")})
-    misnamed = [m for m in modules if m in given and not _pmcstat_names_right(given[m])]
-    unknown = [m for m in modules if m not in given]
-    which = ([f"one section per function: {', '.join(misnamed)}"] if misnamed else []) + \
-        ([f"no ELF given to check: {', '.join(unknown)}"] if unknown else [])
-    if which:
-        warn(f"{path}: pmcstat -G names functions of modules with one section per function (most Rust "
-             f"modules) wrongly, as it ignores section offsets ({'; '.join(which)}); only its hex nodes are "
-             "re-resolved "
-             "here. For exact names convert with `pmcstat -R LOG -o out.txt` and read that instead")
-    return profile
+class CallgraphFolder:
+    """Folds a callgraph block by block, keeping between blocks only what the next block's stacks need.
+
+    That is the most recent frame at every depth (stackcollapse-pmc.pl's
+    state), the image of the last line, the last tree line (its stack is
+    complete only if the line after it is no deeper), the events seen and
+    the distinct (name, image) frames: nothing that grows with repeated trees.
+    """
+
+    def __init__(self, path: str, images: Mapping[str, ModuleImage] | None = None, pmc: str | None = None):
+        self.path, self.images, self.pmc = path, images or {}, pmc
+        self.profile = Profile(Metadata(source=path))
+        self.latest = np.full(MAX_DEPTH + 1, -1, dtype=np.int64)
+        self.image: bytes | None = None
+        self.frames: dict[tuple[bytes, bytes | None], int] = {}
+        #: The events of the ``@ EVENT`` headers seen (each once), how many headers, and the last one's event.
+        self.events: dict[str, None] = {}
+        self.sections = 0
+        self.event: str | None = None
+        #: The last tree line so far: its depth, header section, count, whether it is kept (its PMC) and stack
+        #: (frame ids by depth, -1 none).
+        self.pending: tuple[int, int, int, bool, np.ndarray] | None = None
+        self.tree_lines = 0
+        self.skipped = 0
+        self.first_skipped: int | None = None
+        self._namer = _Namer(self.images)
+
+    def feed(self, first: int, data: bytes) -> None:
+        """Add the stacks that end in this block (``first``: the number of its first line)."""
+        self.add(first, scan_block(data))
+
+    def add(self, first: int, block: GraphBlock) -> None:
+        if len(block.skipped):
+            self.skipped += len(block.skipped)
+            if self.first_skipped is None:
+                self.first_skipped = first + int(block.skipped[0])
+        under = np.searchsorted(block.headers, block.tree)  # headers of this block before each tree line
+        section = self.sections - 1 + under
+        chosen = np.array([self.pmc is None or event == self.pmc for event in [self.event, *block.events]])
+        keep = chosen[under]
+        self.sections += len(block.events)
+        self.events.update(dict.fromkeys(block.events))
+        self.event = block.events[-1] if block.events else self.event
+        depth = block.depth
+        if not len(depth):
+            return
+        self.tree_lines += len(depth)
+        self._check(first, block)
+        ids = self._frame_ids(block)
+        if self.pending is not None:  # the last line before this block: a leaf if this block's first is no deeper
+            if depth[0] <= self.pending[0] or (self.pmc is not None and section[0] != self.pending[1]):
+                self._add_pending()
+            self.pending = None
+        # A line ends a stack when the next tree line is no deeper (and, when one PMC is
+        # chosen, when the next line belongs to another PMC's callgraph); the block's last
+        # line waits for the next block.
+        leaf = np.zeros(len(depth), dtype=bool)
+        leaf[:-1] = depth[1:] <= depth[:-1]
+        if self.pmc is not None:
+            leaf[:-1] |= section[1:] != section[:-1]
+        leaf[-1] = True
+        leaves = np.flatnonzero(leaf)
+        rows = self._rows(ids, depth, leaves)
+        last = len(leaves) - 1
+        self.pending = (int(depth[-1]), int(section[-1]), int(block.counts[-1]), bool(keep[-1]), rows[last].copy())
+        self._add_rows(rows[:last], depth[leaves[:last]], block.counts[leaves[:last]], keep[leaves[:last]])
+        positions = np.arange(len(depth))
+        for level in np.unique(depth).tolist():
+            self.latest[level] = ids[positions[depth == level][-1]]
+
+    def _check(self, first: int, block: GraphBlock) -> None:
+        depth, digits = block.depth, block.digits
+        if int(depth.max()) > MAX_DEPTH:
+            line = first + int(block.tree[np.argmax(depth > MAX_DEPTH)])
+            raise InputError(self.path, f"a callgraph line indented {int(depth.max())} deep: no pmcstat callchain is",
+                             line)
+        if int(digits.max()) > 18:
+            raise InputError(self.path, "a callgraph count too large to be a sample count",
+                             first + int(block.tree[np.argmax(digits > 18)]))
+
+    def _frame_ids(self, block: GraphBlock) -> np.ndarray:
+        """A profile frame id per tree line: each distinct (name, image) pair becomes a frame once."""
+        # The image is the last ` @ path` printed on this line or an earlier one (in an earlier block: carried).
+        count = len(block.image_ids)
+        last_mark = np.maximum.accumulate(np.where(block.image_ids >= 0, np.arange(count), -1))
+        carried = len(block.paths)
+        image_ids = np.where(last_mark >= 0, block.image_ids[np.maximum(last_mark, 0)], carried)
+        paths = [*block.paths, self.image]
+        width = len(paths)
+        keys, inverse = np.unique(block.name_ids * width + image_ids, return_inverse=True)
+        frames, get = self.frames, self.frames.get
+        ids = []
+        for key in keys.tolist():
+            pair = (block.names[key // width], paths[key % width])
+            ident = get(pair)
+            if ident is None:
+                ident = frames[pair] = self.profile.intern(self._namer.frame(*pair))
+            ids.append(ident)
+        self.image = paths[int(image_ids[-1])]
+        return np.array(ids, dtype=np.int64)[inverse.ravel()]
+
+    def _rows(self, ids: np.ndarray, depth: np.ndarray, leaves: np.ndarray) -> np.ndarray:
+        """Each leaf's stack by depth: at every depth the most recent tree line of that depth (-1: none yet)."""
+        deepest = int(depth[leaves].max())
+        rows = np.empty((len(leaves), deepest + 1), dtype=np.int64)
+        rows[:] = self.latest[:deepest + 1]
+        positions = np.arange(len(depth))
+        for level in np.unique(depth[depth <= deepest]).tolist():
+            latest = np.maximum.accumulate(np.where(depth == level, positions, -1))[leaves]
+            rows[:, level] = np.where(latest >= 0, ids[np.maximum(latest, 0)], rows[:, level])
+        return rows
+
+    def _add_rows(self, rows: np.ndarray, depth: np.ndarray, counts: np.ndarray, keep: np.ndarray) -> None:
+        rows, depth, counts = rows[keep], depth[keep], counts[keep]
+        if not len(rows):
+            return
+        if (rows == -1).any():
+            unknown = self.profile.intern(Frame(None, MISSING, MISSING, None, UNKNOWN, None))
+            rows = np.where(rows == -1, unknown, rows)
+        add = self.profile.add_ids
+        for row, level, count in zip(rows.tolist(), depth.tolist(), counts.tolist()):
+            add(tuple(row[level::-1]), count)
+
+    def _add_pending(self) -> None:
+        depth, _, count, keep, row = self.pending
+        self._add_rows(row[None, :], np.array([depth]), np.array([count]), np.array([keep]))
+
+    def finish(self) -> Profile:
+        """The profile, once the last block is in; says on standard error what was skipped or misnamed."""
+        if not self.tree_lines:
+            raise InputError(self.path, "holds no pmcstat -G callgraph lines (`NN.NN%  [count]  function`)", 1)
+        if self.pmc is not None and self.pmc not in self.events:
+            raise InputError(self.path, f"has no callgraph for PMC {self.pmc!r} (it has: "
+                             f"{', '.join(self.events) or 'none'})")
+        if self.pending is not None:
+            self._add_pending()
+            self.pending = None
+        profile = self.profile
+        profile.metadata.event = self.pmc or ", ".join(self.events) or "samples"
+        if self.skipped:
+            warn(f"{self.path}:{self.first_skipped}: skipped {self.skipped} line(s) that are not callgraph "
+                 "entries (as stackcollapse-pmc.pl does)")
+        given = self.images
+        modules = sorted({f.module for f in profile.frames if f.module and f.module.endswith(".ko")})
+        misnamed = [m for m in modules if m in given and not _pmcstat_names_right(given[m])]
+        unknown = [m for m in modules if m not in given]
+        which = ([f"one section per function: {', '.join(misnamed)}"] if misnamed else []) + \
+            ([f"no ELF given to check: {', '.join(unknown)}"] if unknown else [])
+        if which:
+            warn(f"{self.path}: pmcstat -G names functions of modules with one section per function (most Rust "
+                 f"modules) wrongly, as it ignores section offsets ({'; '.join(which)}); only its hex nodes are "
+                 "re-resolved "
+                 "here. For exact names convert with `pmcstat -R LOG -o out.txt` and read that instead")
+        return profile
+
+
+def fold_callgraph(source: Source, images: Mapping[str, ModuleImage] | None = None, *,
+                   pmc: str | None = None) -> Profile:
+    """The stacks of a ``pmcstat -G`` callgraph, counted as stackcollapse-pmc.pl counts them, read block by block."""
+    folder = CallgraphFolder(source.path, images, pmc)
+    for first, data in source.byte_blocks():
+        folder.feed(first, data)
+    return folder.finish()
 
 
 def _pmcstat_names_right(image: ModuleImage) -> bool:
@@ -278,35 +442,15 @@ def _pmcstat_names_right(image: ModuleImage) -> bool:
     return all(f.offset == f.value for f in image.functions)
 
 
-def _event(data: bytes, lines: _Lines, index: int) -> str:
-    text = data[int(lines.starts[index]):int(lines.ends[index])]
+def _event(text: bytes) -> str:
     match = _HEADER.match(text)
     return (match.group(1) if match else text[2:].strip()).decode("utf-8", "replace")
 
 
-def _frame_ids(data: bytes, pad: np.ndarray, lines: _Lines, profile: Profile, namer: _Namer) -> np.ndarray:
-    """A profile frame id per tree line: each distinct (name, image) pair becomes a frame once."""
-    name_ids, names = _intern(data, lines.name_start, lines.name_end)
-    # The image is the last ` @ path` printed on this line or an earlier one.
-    marked = np.flatnonzero(lines.image_end > lines.image_start)
-    image_of_line = np.full(len(name_ids), -1, dtype=np.int64)
-    paths: list[bytes] = []
-    if len(marked):
-        image_of_line[marked], paths = _intern(data, lines.image_start[marked], lines.image_end[marked])
-    last_mark = np.maximum.accumulate(np.where(image_of_line >= 0, np.arange(len(name_ids)), -1))
-    image_ids = np.where(last_mark >= 0, image_of_line[np.maximum(last_mark, 0)], -1)
-    width = len(paths) + 1
-    keys, inverse = np.unique(name_ids * width + image_ids + 1, return_inverse=True)
-    frame_ids = np.array([profile.intern(namer.frame(names[key // width], paths[key % width - 1] if key % width
-                                                     else None)) for key in keys.tolist()], dtype=np.int64)
-    return frame_ids[inverse.ravel()]
-
-
-def _counts(pad: np.ndarray, lines: _Lines, leaves: np.ndarray) -> np.ndarray:
-    """The ``[count]`` of each leaf line (the only counts a stack uses)."""
-    start, end = lines.count_start[leaves], lines.count_end[leaves]
-    value = np.zeros(len(leaves), dtype=np.int64)
-    active = np.arange(len(leaves))
+def _counts(pad: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The number written in each ``pad[start:end]`` (ASCII digits)."""
+    value = np.zeros(len(start), dtype=np.int64)
+    active = np.flatnonzero(end > start)
     position = start.copy()
     while active.size:
         value[active] = value[active] * 10 + (pad[position[active]].astype(np.int64) - 48)
@@ -315,36 +459,20 @@ def _counts(pad: np.ndarray, lines: _Lines, leaves: np.ndarray) -> np.ndarray:
     return value
 
 
-def _add_stacks(profile: Profile, ids: np.ndarray, depth: np.ndarray, leaves: np.ndarray,
-                counts: np.ndarray) -> None:
-    """Each leaf's stack: at every depth the most recent tree line of that depth, root first."""
-    deepest = int(depth[leaves].max()) if len(leaves) else -1
-    missing = -1
-    columns = np.full((len(leaves), deepest + 1), missing, dtype=np.int64)
-    positions = np.arange(len(depth))
-    for level in np.unique(depth[depth <= deepest]).tolist():
-        latest = np.maximum.accumulate(np.where(depth == level, positions, -1))[leaves]
-        columns[:, level] = np.where(latest >= 0, ids[np.maximum(latest, 0)], missing)
-    if (columns == missing).any():
-        unknown = profile.intern(Frame(None, MISSING, MISSING, None, UNKNOWN, None))
-        columns[columns == missing] = unknown
-    add = profile.add_ids
-    for row, level, count in zip(columns.tolist(), depth[leaves].tolist(), counts.tolist()):
-        add(tuple(row[level::-1]), count)
-
-
 def read_callgraph(path: str | os.PathLike[str], images: Mapping[str, ModuleImage] | None = None, *,
                    pmc: str | None = None) -> Profile:
     """Read a ``pmcstat -R log -G`` callgraph file."""
-    path = os.fspath(path)
-    with open_input(path) as handle:
-        data = handle.read()
-    if not data.strip():
-        raise InputError(path, "is empty: no callgraph")
-    refuse_binary(path, data[:HEAD])
-    if sniff_log(data[:4096].decode("utf-8", "replace").split("\n")):
-        raise InputError(path, "this is a pmcstat -o record log, not -G callgraph output", 1)
-    return fold_callgraph(data, path, images, pmc=pmc)
+    from tracebridge.readers.source import Source
+
+    with open_input(os.fspath(path)):  # the error a missing or unreadable pmcstat output gets
+        pass
+    source = Source(path)
+    if source.blank:
+        raise InputError(source.path, "is empty: no callgraph")
+    refuse_binary(source.path, source.head_bytes[:HEAD])
+    if sniff_log(source.head_bytes[:4096].decode("utf-8", "replace").split("\n")):
+        raise InputError(source.path, "this is a pmcstat -o record log, not -G callgraph output", 1)
+    return fold_callgraph(source, images, pmc=pmc)
 
 
 def sniff_callgraph_source(source: Source) -> bool:
@@ -353,4 +481,4 @@ def sniff_callgraph_source(source: Source) -> bool:
 
 def read_callgraph_source(source: Source, options: LoadOptions) -> Loaded:
     images, _ = options_images(options)
-    return Loaded(fold_callgraph(source.data, source.path, images))
+    return Loaded(fold_callgraph(source, images))

@@ -46,8 +46,12 @@ class Source:
     def error(self, message: str, line: int | None = None) -> InputError:
         return InputError(self.path, message, line)
 
-    def _raw_blocks(self) -> Iterator[tuple[int, bytes]]:
-        """Blocks of whole lines (the last may lack its newline), each with its first line's number."""
+    def byte_blocks(self) -> Iterator[tuple[int, bytes]]:
+        """Blocks of whole lines as bytes, unchecked (the last may lack its newline), with their first line numbers.
+
+        For readers that scan bytes with numpy (or native code) and treat
+        odd bytes as the tool they mimic does.
+        """
         line = 1
         pending: list[bytes] = []
         pending_size = 0
@@ -88,7 +92,7 @@ class Source:
 
     def blocks(self) -> Iterator[tuple[int, str]]:
         """The checked text in blocks of whole lines (about :data:`BLOCK` bytes), with their first line numbers."""
-        for line, data in self._raw_blocks():
+        for line, data in self.byte_blocks():
             yield line, self._decode(data, line)
 
     def lines(self) -> Iterator[tuple[int, str]]:

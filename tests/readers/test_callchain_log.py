@@ -8,6 +8,7 @@ ELF files.  The logs are printed with pmcstat's own formats.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tracebridge.cli import main
 from tracebridge.readers.folded import split_frames
 from tracebridge.readers.placement import build_space, open_images
 from tracebridge.readers.pmcstat import read_callchain_log
+from tracebridge.profile.model import Profile
 from tracebridge.profile.resolve import ResolutionCounts
 
 DATA = Path(__file__).parents[1] / "data" / "pmcstat"
@@ -222,3 +224,35 @@ def test_chunked_reading_gives_the_same_profile(tmp_path, monkeypatch):
     assert sorted((tuple(f.name for f in frames), w) for frames, w in chunked) == \
         sorted((tuple(f.name for f in frames), w) for frames, w in whole)
     assert counts.total == sum(len(s) for s in stacks)
+
+
+def test_labels_keep_each_samples_cpu_and_process(tmp_path):
+    """With labels asked for, every callchain's CPU (and PID, unless -1) splits its stack's weight;
+    merging and relabelling frames keep the split."""
+    name = "rem_legacy_fp"
+    text, _ = build_log(name, expected_functions(name, module_base(name)), True)
+    log = tmp_path / "pmc.txt"
+    log.write_text(text)
+    images = open_images([MODULES / f"{name}.ko"], KERNEL)
+    profile = read_callchain_log(log, build_space(images, {}, require_all=False), images, labels=True)
+    expected = Counter()
+    for pid, cpu in re.findall(r"^callchain\s+(-?\d+) 0x[0-9a-f]+ (\d+) ", text, flags=re.M):
+        expected[(("cpu", int(cpu)),) + ((("pid", int(pid)),) if int(pid) >= 0 else ())] += 1
+    assert len(expected) > 2
+    for copy in (profile, profile.without_offsets(), merged(profile)):
+        contexts = Counter()
+        for (stack, context), weight in copy.labelled.items():
+            contexts[context] += weight
+        assert contexts == expected
+        by_stack = Counter()
+        for (stack, _), weight in copy.labelled.items():
+            by_stack[stack] += weight
+        assert by_stack == Counter(copy.stacks)
+    unlabelled = read_callchain_log(log, build_space(images, {}, require_all=False), images)
+    assert unlabelled.stacks == profile.stacks and not unlabelled.labelled
+
+
+def merged(profile: Profile) -> Profile:
+    result = Profile()
+    result.merge(profile)
+    return result

@@ -103,6 +103,8 @@ def raw_stacks(text: str) -> tuple[list[str], dict[tuple[str, ...], int]]:
     stacks: dict[tuple[str, ...], int] = {}
     for line in sample_lines[1:]:
         value, _, ids = line.partition(":")
+        if not value.strip().isdigit():  # a label line under its sample (`cpu:[1]`)
+            continue
         stack = tuple(n for i in reversed(ids.split()) for n in reversed(names[int(i)]))
         stacks[stack] = stacks.get(stack, 0) + int(value)
     return sample_lines[0].split(), stacks
@@ -136,6 +138,21 @@ def test_go_pprof_demangles_the_mangled_names_as_tracebridge_does(tmp_path, caps
 ])
 def test_sample_types(tmp_path, name, sample_type):
     assert raw_stacks(go_pprof("-raw", write(tmp_path, name)))[0] == [sample_type]
+
+
+@needs_go
+def test_record_log_samples_carry_their_cpu(tmp_path):
+    """Each `callchain PID 0xPMCID CPU NPC` record's CPU becomes a `cpu` label: `go tool pprof -tags`
+    counts as many samples per CPU as the capture has records."""
+    records = re.findall(r"^callchain\s+(-?\d+) 0x[0-9a-f]+ (\d+) ", (EXAMPLES / "if_rem.pmc.txt").read_text(),
+                         flags=re.M)
+    per_cpu: dict[str, int] = {}
+    for _, cpu in records:
+        per_cpu[cpu] = per_cpu.get(cpu, 0) + 1
+    assert len(per_cpu) > 1 and all(pid == "-1" for pid, _ in records)  # no process: no pid label
+    tags = go_pprof("-tags", write(tmp_path, "rem-pmc-log"))
+    shown = {cpu: int(float(count)) for count, cpu in re.findall(r"^\s+([0-9.]+) \([0-9.]+%\): (\d+)$", tags, flags=re.M)}
+    assert shown == per_cpu and "pid" not in tags
 
 
 def test_bundle_templates_name_their_units(tmp_path):

@@ -10,6 +10,7 @@ serves them all.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
 from tracebridge.support.errors import UsageError
@@ -47,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {args.format} writes a binary file: give it with -o FILE")
     if args.format == "parquet":
         require_pyarrow()
-    profile = load_profile(args.inputs, options_from_args(args))
+    options = options_from_args(args)
+    if args.format == "pprof":  # pprof labels each sample with its CPU and process where the input says
+        options = dataclasses.replace(options, sample_labels=True)
+    profile = load_profile(args.inputs, options)
     if not profile.stacks:
         raise UsageError("the inputs hold no stacks to fold, only aggregations whose values are not samples "
                          "(see them with `tracebridge report`, or pick one with --aggregation N)")

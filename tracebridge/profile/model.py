@@ -91,14 +91,26 @@ class Metadata:
         return f" over {self.duration:.1f} s" if self.duration is not None else ""
 
 
+#: Per-sample context a reader can keep (``(("cpu", 1), ("pid", 812))``): sorted (key, value) pairs.
+SampleLabels = tuple[tuple[str, int], ...]
+
+
 class Profile:
-    """Weighted stacks of interned frames, root first."""
+    """Weighted stacks of interned frames, root first.
+
+    :attr:`labelled` optionally splits the stacks' weights by the context of
+    their samples (CPU, process), for outputs that keep it (pprof labels);
+    it is filled only when a reader was asked to and its input says
+    (``LoadOptions.sample_labels``), and what it does not cover of a stack is
+    that stack's unlabelled rest.
+    """
 
     def __init__(self, metadata: Metadata | None = None):
         self.metadata = metadata or Metadata()
         self.frames: list[Frame] = []
         self._ids: dict[Frame, int] = {}
         self.stacks: dict[tuple[int, ...], float] = {}
+        self.labelled: dict[tuple[tuple[int, ...], SampleLabels], float] = {}
 
     def intern(self, frame: Frame) -> int:
         ident = self._ids.get(frame)
@@ -109,6 +121,12 @@ class Profile:
 
     def add_ids(self, stack: tuple[int, ...], weight: float = 1) -> None:
         self.stacks[stack] = self.stacks.get(stack, 0) + weight
+
+    def add_labelled(self, stack: tuple[int, ...], labels: SampleLabels, weight: float = 1) -> None:
+        """Add one stack of samples taken in the context ``labels``."""
+        self.add_ids(stack, weight)
+        key = (stack, labels)
+        self.labelled[key] = self.labelled.get(key, 0) + weight
 
     def add(self, frames: Sequence[Frame], weight: float = 1) -> None:
         """Add one stack, root first."""
@@ -128,17 +146,21 @@ class Profile:
         return len(self.stacks)
 
     def merge(self, other: Profile) -> None:
-        mapping = [self.intern(f) for f in other.frames]
-        for stack, weight in other.stacks.items():
-            self.add_ids(tuple(mapping[i] for i in stack), weight)
+        self._take(other, [self.intern(f) for f in other.frames])
 
     def map_frames(self, change) -> Profile:
         """A new profile with every frame replaced by ``change(frame)`` (stacks re-merged)."""
         result = Profile(self.metadata)
-        mapping = [result.intern(change(f)) for f in self.frames]
-        for stack, weight in self.stacks.items():
-            result.add_ids(tuple(mapping[i] for i in stack), weight)
+        result._take(self, [result.intern(change(f)) for f in self.frames])
         return result
+
+    def _take(self, other: Profile, mapping: list[int]) -> None:
+        """Add ``other``'s stacks (and their labelled parts), its frame ids turned into ours by ``mapping``."""
+        for stack, weight in other.stacks.items():
+            self.add_ids(tuple(mapping[i] for i in stack), weight)
+        for (stack, labels), weight in other.labelled.items():
+            key = (tuple(mapping[i] for i in stack), labels)
+            self.labelled[key] = self.labelled.get(key, 0) + weight
 
     def require_widths(self, output: str) -> None:
         """Refuse weights that cannot be widths: ``output`` draws each stack as wide as its weight.

@@ -51,6 +51,9 @@ class LoadOptions:
     value_kinds: tuple[str, ...] = ("count",)
     #: Which printed DTrace aggregation (1-based) makes the profile; None: the first that adds up.
     aggregation: int | None = None
+    #: Keep each sample's CPU and process where the input records them (``Profile.labelled``), for
+    #: outputs that carry them (pprof); off, a record log's stacks cost no more than the stacks.
+    sample_labels: bool = False
 
     @cached_property
     def images(self) -> list[ModuleImage]:

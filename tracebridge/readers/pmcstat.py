@@ -33,7 +33,7 @@ import numpy as np
 
 from tracebridge.support.errors import InputError, reading
 from tracebridge.support.printable import printable
-from tracebridge.profile.model import Metadata, Profile
+from tracebridge.profile.model import Metadata, Profile, SampleLabels
 from tracebridge.profile.resolve import AddressSpace, ResolutionCounts
 
 if TYPE_CHECKING:
@@ -111,8 +111,9 @@ class _LogReader:
     """The state of one pass over a record log: the pending callchain, the batch, the PMC names."""
 
     def __init__(self, path: str, space: AddressSpace, images: Mapping[str, ModuleImage], pmc: str | None,
-                 profile: Profile, counts: ResolutionCounts):
+                 profile: Profile, counts: ResolutionCounts, labels: bool = False):
         self.path = path
+        self.labels = labels
         self.space = space
         self.images = images
         self.pmc = pmc
@@ -122,6 +123,7 @@ class _LogReader:
         self.pc_lines: list[bytes] = []   # the batch: PC lines as read, parsed in bulk by flush()
         self.lengths: list[int] = []      # PCs per sample of the batch
         self.first_lines: list[int] = []  # line number of each sample's first PC (for messages)
+        self.contexts: list[SampleLabels] = []  # each sample's CPU and process, when labels are kept
         self.remaining = 0        # PCs still expected for the pending callchain
         self.keep = False         # the pending callchain passes the PMC filter
         self.header_line = 0      # where the pending callchain began
@@ -236,6 +238,8 @@ class _LogReader:
                 self.flush()
             self.lengths.append(npc)
             self.first_lines.append(number + 1)
+            if self.labels:
+                self.contexts.append(_context(int(fields[2]), int(fields[0])))
             self.samples += 1
             if fields[4] == b"u":
                 self.user_pcs += npc
@@ -245,7 +249,7 @@ class _LogReader:
         if len(fields) != 4 or fields[3] not in (b"u", b"s"):
             raise self.error("malformed sample record (expected `sample 0xPMCID PID 0xPC u|s`)", number)
         try:
-            pmcid, pc = int(fields[0], 16), int(fields[2], 16)
+            pmcid, pid, pc = int(fields[0], 16), int(fields[1]), int(fields[2], 16)
         except ValueError:
             raise self.error("malformed sample record: a field is not a number", number) from None
         self.records += 1
@@ -253,6 +257,8 @@ class _LogReader:
             self.pc_lines.append(b"...       %#x\n" % pc)
             self.lengths.append(1)
             self.first_lines.append(number)
+            if self.labels:
+                self.contexts.append(_context(None, pid))
             self.samples += 1
             self.user_pcs += fields[3] == b"u"
 
@@ -300,15 +306,29 @@ class _LogReader:
         ids, counts = self.space.frame_ids(self._parse_pcs(), self.profile)
         self.counts += counts
         flat = ids.tolist()
-        add = self.profile.add_ids
         position = 0
-        for length in self.lengths:
-            end = position + length
-            add(tuple(flat[position:end][::-1]), 1)
-            position = end
+        if self.contexts:
+            add_labelled = self.profile.add_labelled
+            for length, context in zip(self.lengths, self.contexts):
+                end = position + length
+                add_labelled(tuple(flat[position:end][::-1]), context, 1)
+                position = end
+        else:
+            add = self.profile.add_ids
+            for length in self.lengths:
+                end = position + length
+                add(tuple(flat[position:end][::-1]), 1)
+                position = end
         self.pc_lines = []
         self.lengths = []
         self.first_lines = []
+        self.contexts = []
+
+
+def _context(cpu: int | None, pid: int) -> SampleLabels:
+    """A sample's labels: the CPU, and the process unless the record's PID is -1 (no process)."""
+    labels = [] if cpu is None else [("cpu", cpu)]
+    return tuple(labels + [("pid", pid)] if pid >= 0 else labels)
 
 
 def map_in(space: AddressSpace, images: Mapping[str, ModuleImage], name: str, start: int,
@@ -337,19 +357,20 @@ def map_in(space: AddressSpace, images: Mapping[str, ModuleImage], name: str, st
 
 def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
                        images: Mapping[str, ModuleImage] | None = None, *, pmc: str | None = None,
-                       counts: ResolutionCounts | None = None) -> Profile:
+                       counts: ResolutionCounts | None = None, labels: bool = False) -> Profile:
     """Read a ``pmcstat -R log -o`` record log into a profile of kernel stacks.
 
     ``space`` holds modules placed beforehand (``--base``, kldstat); the
     log's kernel ``map-in`` records place the rest, using ``images`` (by
     file name, the kernel as ``kernel``) for the layouts.  ``pmc`` keeps
     one PMC (event name or hex id).  ``counts``, if given, receives the
-    resolution summary.
+    resolution summary.  ``labels`` keeps each sample's CPU and process
+    (``Profile.labelled``).
     """
     path = os.fspath(path)
     counts = counts if counts is not None else ResolutionCounts()
     profile = Profile(Metadata(source=path))
-    reader = _LogReader(path, space, images or {}, pmc, profile, counts)
+    reader = _LogReader(path, space, images or {}, pmc, profile, counts, labels)
     with open_log(path) as lines:
         reader.run(lines)
     names = sorted(set(reader.pmc_names.values()))
@@ -472,4 +493,4 @@ def read_log_source(source: Source, options: LoadOptions) -> Loaded:
 
     images, placed = options_images(options)
     space = build_space(images, placed, require_all=False)
-    return Loaded(read_callchain_log(source.path, space, images))  # streamed from the file
+    return Loaded(read_callchain_log(source.path, space, images, labels=options.sample_labels))  # streamed

@@ -10,7 +10,10 @@ What goes where (docs/formats.md has the table):
 
 * one ``Sample`` per distinct stack, leaf first as pprof wants, its value
   the stack's weight; ``sample_type`` says what the weights count
-  (:func:`sample_type`);
+  (:func:`sample_type`); where the reader kept the samples' context (a
+  ``pmcstat -R`` log's CPU and process), one ``Sample`` per stack and
+  context, with ``cpu`` and ``pid`` labels (strings: Pyroscope and Parca
+  keep string labels only, and Go's pprof drops a number label of 0);
 * one ``Location`` per distinct frame, with the frame's ``Function``: the
   name as the text outputs print it (``--no-demangle``, ``--hash`` and
   ``--include-offset`` apply, so ``go tool pprof -traces`` shows the folded
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
 from tracebridge.profile.labels import LabelOptions
-from tracebridge.profile.model import Frame, Metadata, Profile
+from tracebridge.profile.model import Frame, Metadata, Profile, SampleLabels
 from tracebridge.support.errors import UsageError
 
 if TYPE_CHECKING:
@@ -159,8 +162,19 @@ def build_pprof(profile: Profile, labels: LabelOptions = LabelOptions()) -> prof
         message.period_type.unit = build.string("count")
     for ident, (frame, name) in enumerate(zip(profile.frames, labels.labels(profile)), 1):
         build.location(ident, frame, name)
+    parts: dict[tuple[int, ...], list[tuple[SampleLabels, float]]] = {}
+    for (stack, context), weight in profile.labelled.items():
+        parts.setdefault(stack, []).append((context, weight))
     for stack, weight in zip(profile.stacks, weights):
-        message.sample.add(location_id=[i + 1 for i in reversed(stack)], value=[int(weight)])
+        locations = [i + 1 for i in reversed(stack)]
+        rest = weight
+        for context, part in parts.get(stack, ()):
+            sample = message.sample.add(location_id=locations, value=[int(part)])
+            for key, number in context:
+                sample.label.add(key=build.string(key), str=build.string(str(number)))
+            rest -= part
+        if rest or stack not in parts:  # what no labelled sample covers (an input that kept none)
+            message.sample.add(location_id=locations, value=[int(rest)])
     if profile.metadata.duration is not None:
         message.duration_nanos = round(profile.metadata.duration * 1e9)
     for text in [f"tracebridge: {profile.metadata.source}", *profile.metadata.notes]:

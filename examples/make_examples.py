@@ -536,6 +536,25 @@ def bundle_files(layout: Layout, stack: str, kldstat_text: str) -> dict[str, str
 # -- everything ---------------------------------------------------------------------------------------------
 
 
+#: Where the synthetic kernel loaded inl.ko (the DWARF example of the tutorial).
+INL_BASE = 0xFFFFFFFF82A40000
+
+
+def inl_stack() -> str:
+    """``stack()`` samples in inl.ko's interrupt path: leaves at every instruction of ``inl_rxeof``, and
+    of ``<Drain as Iterator>::next`` under its real call site in ``inl_drain`` (a return address)."""
+    layout = Layout(HERE / "inl.ko")
+    rng = random.Random(14)
+    kernel = ["kernel`intr_event_execute_handlers+0x99", "kernel`ithread_loop+0x1a6", "kernel`fork_exit+0x80",
+              FORK_TRAMPOLINE]
+    entries = [([f"{INL_BASE + pc:#x}", *kernel], rng.randint(1, 40))
+               for pc in layout.instruction_starts(layout.by_name["inl_rxeof"])]
+    for callee, return_address in layout.calls.get("inl_drain", ()):
+        entries += [([f"{INL_BASE + pc:#x}", f"{INL_BASE + return_address:#x}", *kernel], rng.randint(1, 20))
+                    for pc in layout.instruction_starts(layout.by_name[callee])]
+    return _aggregation(entries)
+
+
 def outputs() -> dict[str, str]:
     layout = Layout(MODULE)
     rem = [(frames, count) for frames, count, _ in rem_stacks(layout)]
@@ -555,6 +574,7 @@ def outputs() -> dict[str, str]:
         "em-rem.names": names,
         "top-em.txt": top_capture("em"),
         "top-rem.txt": top_capture("rem"),
+        "inl.stack.txt": inl_stack(),
         **bundle_files(layout, stack, kldstat_text),
     }
 

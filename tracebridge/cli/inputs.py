@@ -22,6 +22,12 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                        help="kernel module whose hex frames should be named (repeatable)")
     group.add_argument("--base", action="append", default=[], type=parse_address, metavar="ADDR", dest="bases",
                        help="load address of each --module, in order, as kldstat prints it (hex)")
+    group.add_argument("--inline", action="store_true",
+                       help="expand every module frame into its inline chain from the module's DWARF (inlined "
+                            "frames end in _[i]); DWARF from --debug, else NAME.ko.debug or NAME.ko.full beside "
+                            "the module, else /usr/lib/debug")
+    group.add_argument("--debug", action="append", default=[], metavar="FILE", dest="debug",
+                       help="debug file (NAME.ko.debug) of each --module, in order, for --inline")
     group.add_argument("--kldstat", metavar="FILE", help="saved `kldstat -v` output giving the load addresses")
     group.add_argument("--probe-map", metavar="FILE",
                        help="probe map from `tracebridge gen-probes` to name probes written with `?` for `$`")
@@ -49,6 +55,8 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions(format=args.input_format, modules=tuple(args.modules), bases=tuple(args.bases),
                        kldstat=args.kldstat, probe_map=args.probe_map,
                        old_kernel_linker=args.old_kernel_linker, offsets=getattr(args, "include_offset", False),
+                       inline=args.inline or getattr(args, "by", None) == "line",
+                       inline_lines=getattr(args, "by", None) == "line", debug=tuple(args.debug),
                        value_kinds=args.value_kind, aggregation=args.aggregation)
 
 

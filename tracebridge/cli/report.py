@@ -24,7 +24,7 @@ from tracebridge.profile.labels import LabelOptions, add_label_arguments, label_
 from tracebridge.support.outputs import open_output
 
 FORMATS = ("table", "csv", "json", "parquet")
-BY = ("function", "crate", "module", "bucket", "value")
+BY = ("function", "crate", "module", "line", "bucket", "value")
 BAR_WIDTH = 40
 
 
@@ -37,8 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_input_arguments(parser)
     add_label_arguments(parser)
     parser.add_argument("--by", choices=BY, default="function",
-                        help="group by function (default), crate or module; or list histogram buckets / "
-                             "scalar aggregation values")
+                        help="group by function (default), crate, module or source line (file:line from the "
+                             "module's DWARF, as --inline: self is the innermost frame's line, total every "
+                             "line on the stack, call sites included); or list histogram buckets / scalar "
+                             "aggregation values")
     parser.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default table)")
     parser.add_argument("--top", type=int, default=25, metavar="N",
                         help="rows in the terminal table and histograms drawn after it (default 25; 0: all); "

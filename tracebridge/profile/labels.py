@@ -4,6 +4,8 @@ One place decides between the demangled name (what people read, and what
 rustfilt prints), the mangled symbol (``--no-demangle``), the name with
 rustc-demangle's hash (``--hash``, to tell generic instances apart) and an
 ``+0xOFF`` suffix (``--include-offset``, as stackcollapse.pl's option).
+Inlined frames (``--inline``) end in FlameGraph's ``_[i]`` annotation, which
+flamegraph.pl and inferno colour as inlined.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from dataclasses import dataclass
 
 from tracebridge.image.demangle import demangle_symbol
 from tracebridge.profile.model import Frame, Profile
+
+
+#: FlameGraph's annotation of an inlined frame (stackcollapse-perf.pl --inline, flamegraph.pl's colours).
+INLINED_SUFFIX = "_[i]"
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,8 @@ class LabelOptions:
             text = frame.name
         if self.include_offset and frame.offset:
             text = f"{text}+0x{frame.offset:x}"
+        if frame.inlined:
+            text += INLINED_SUFFIX
         return text
 
     def labels(self, profile: Profile) -> list[str]:

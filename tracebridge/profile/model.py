@@ -30,6 +30,7 @@ class Frame:
 
     ``symbol`` is the name as the symbol table (or the input) spells it,
     mangled; ``name`` is what people read (rustc-demangle without hash).
+    An inlined frame has no symbol of its own: ``symbol`` is its name.
     A frame that could not be resolved has ``symbol`` and ``name`` set to
     its hex address text and ``scheme`` ``"unknown"``.
     """
@@ -40,6 +41,11 @@ class Frame:
     offset: int | None = None
     scheme: str = C
     crate: str | None = None
+    #: An inlined copy of ``name`` inside the frame below it (``--inline``), not a real call.
+    inlined: bool = False
+    #: Source file and line of the frame's address (``--inline``, ``report --by line``); None when unknown.
+    file: str | None = None
+    line: int | None = None
 
     @property
     def is_rust(self) -> bool:
@@ -81,6 +87,8 @@ class Metadata:
     #: The module files whose layout named the frames (``--module``, a bundle's copy), for exports
     #: that place frames in their module (pprof's mappings).
     modules: list[ModuleImage] = field(default_factory=list)
+    #: SHA-256 of the debug file whose DWARF expanded each module's frames (``--inline``), by module name.
+    debug_sha256: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.source = shown(self.source)  # a piped input is named as the user gave it

@@ -163,7 +163,7 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
         if first == 1:
             while text.startswith(_NOISE):
                 text = text[text.find("\n") + 1:] if "\n" in text else ""
-        if not options.offsets:
+        if not options.read_offsets:
             text = _OFFSET.sub("", text)
         tail = _add_plain_entries(profile, ids, tail + text.split(), options)
         if tail is None:

@@ -46,6 +46,13 @@ class LoadOptions:
     old_kernel_linker: bool = False
     #: Keep each frame's ``+0xOFF`` (frames at different offsets stay apart); off, inputs read faster.
     offsets: bool = False
+    #: Expand each module frame into its DWARF inline chain (``--inline``); read with offsets, which
+    #: the chains need, and dropped after unless :attr:`offsets` asks for them.
+    inline: bool = False
+    #: Keep file:line on every expanded frame (``report --by line``).
+    inline_lines: bool = False
+    #: Debug file for each of :attr:`modules`, in order (``--debug``); the rest are searched for.
+    debug: tuple[str, ...] = ()
     #: What the values of scalar DTrace aggregations are, in print order (the last repeats):
     #: ``count``, ``sum``, ``avg``, ``min``, ``max``.
     value_kinds: tuple[str, ...] = ("count",)
@@ -66,6 +73,11 @@ class LoadOptions:
         from tracebridge.image.elf import open_module
 
         return [open_module(m, init_fini_arrays=not self.old_kernel_linker) for m in self.modules]
+
+    @property
+    def read_offsets(self) -> bool:
+        """Whether readers keep frame offsets: asked for, or needed by :attr:`inline`."""
+        return self.offsets or self.inline
 
     @cached_property
     def address_space(self) -> AddressSpace | None:

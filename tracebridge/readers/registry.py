@@ -138,8 +138,32 @@ def _load_file(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
 
 
 def load_inputs(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> Loaded:
-    """Read and merge every input; each file's format is detected on its own."""
+    """Read and merge every input; each file's format is detected on its own.
+
+    With ``options.inline`` every module frame then becomes its inline chain
+    (:mod:`tracebridge.profile.inline`).
+    """
     options = options or LoadOptions()
+    loaded = _load_all(paths, options)
+    if options.inline:
+        from tracebridge.profile.inline import InlineExpander
+
+        metadata = loaded.profile.metadata
+        if len(options.debug) > len(options.modules):
+            raise UsageError(f"{len(options.debug)} --debug files for {len(options.modules)} --module files")
+        images = metadata.modules
+        if not images:
+            raise UsageError("--inline needs the module: give --module MODULE.ko (or a bundle)")
+        debug = dict(zip(options.modules, options.debug))
+        expander = InlineExpander(images, debug, lines=options.inline_lines)
+        loaded.profile = expander.expand(loaded.profile)
+        if not options.offsets:
+            loaded.profile = loaded.profile.without_offsets()
+        loaded.profile.metadata.debug_sha256 = expander.debug_sha256
+    return loaded
+
+
+def _load_all(paths: Sequence[str | os.PathLike[str]], options: LoadOptions) -> Loaded:
     if not paths:
         raise UsageError("no input files")
     loaded: list[Loaded] = []

@@ -91,14 +91,15 @@ class GraphOptions:
         return self.min_width * total / self.frames_width
 
 
-def frame_identity(frame: Frame) -> tuple[str | None, str]:
-    """Frames that draw as one box: the same name in the same module.
+def frame_identity(frame: Frame) -> tuple[str | None, str, bool]:
+    """Frames that draw as one box: the same name in the same module, both inlined or both not.
 
     Offsets merge, and so do a generic's instances (``Adapter<T>::rx_frame``
     once per ``T``, told apart only by the legacy hash), as they do in folded
-    output and in reports; the tooltip lists the instances' symbols.
+    output and in reports; the tooltip lists the instances' symbols.  An
+    inlined copy (``--inline``) is drawn apart from a real call of the same function.
     """
-    return frame.module, frame.name
+    return frame.module, frame.name, frame.inlined
 
 
 def render_flamegraph(profile: Profile, options: GraphOptions = GraphOptions(),

@@ -55,6 +55,8 @@ HUES: dict[str, Hue] = {
     "native": lambda v: (215 + int(25 * v[0]), 210 + int(25 * v[0]), 150 + int(30 * v[1])),
     "unresolved": lambda v: (170 + int(35 * v[0]),) * 3,
 }
+# Inlined copies (--inline): flamegraph.pl's colour for `_[i]` frames.
+HUES["inlined"] = HUES["aqua"]
 
 #: Palette names for ``--colors``; ``rust`` picks a hue per kind of frame.
 PALETTES = ("rust", "hot", "mem", "io", "red", "green", "blue", "yellow", "purple", "aqua", "orange")
@@ -64,18 +66,20 @@ BACKGROUNDS = {"mem": ("#eeeeee", "#e0e0ff"), "io": ("#f8f8f8", "#e8e8e8")}
 DEFAULT_BACKGROUND = ("#eeeeee", "#eeeeb0")
 
 #: What each kind means, for the legend of the ``rust`` palette.
-KINDS = {"rust": "Rust", "kernel": "C, kernel", "c": "C/C++, module", "native": "C/C++, module not known",
-         "unresolved": "unresolved"}
+KINDS = {"rust": "Rust", "inlined": "inlined (DWARF)", "kernel": "C, kernel", "c": "C/C++, module",
+         "native": "C/C++, module not known", "unresolved": "unresolved"}
 
 
 def kind(frame: Frame) -> str:
-    """``rust``, ``kernel`` (C in the kernel proper), ``c`` (C in a module), ``native`` or ``unresolved``.
+    """``rust``, ``inlined``, ``kernel`` (C in the kernel proper), ``c`` (C in a module), ``native`` or ``unresolved``.
 
     ``native`` is C whose module nothing says (a name read from folded
     text): it may be the kernel's or a module's.
     """
     if not frame.resolved:
         return "unresolved"
+    if frame.inlined:
+        return "inlined"
     if frame.is_rust:
         return "rust"
     if frame.module is None:

@@ -28,6 +28,7 @@ GROUPS = {
     "function": ("name", "module", "crate"),
     "crate": ("crate",),
     "module": ("module",),
+    "line": ("line",),
 }
 MEASURES = ("self", "self_percent", "total", "total_percent")
 #: How equal keys of a scalar aggregation combine, per value kind.
@@ -42,6 +43,13 @@ def crate_of(frame: Frame) -> str:
     return f"[{frame.module or UNKNOWN_MODULE.strip('[]')}]"
 
 
+def source_line(frame: Frame, label: str) -> str:
+    """``file:line`` of a frame (``report --by line``); a frame without one is ``?? (its name)``."""
+    if frame.file is None:
+        return f"?? ({label})"
+    return f"{frame.file}:{frame.line if frame.line else '?'}"
+
+
 def summary(profile: Profile, by: str = "function", labels: LabelOptions = LabelOptions()) -> pd.DataFrame:
     """One row per group with self/total weights and percentages, largest self first."""
     import numpy as np
@@ -52,6 +60,7 @@ def summary(profile: Profile, by: str = "function", labels: LabelOptions = Label
         "name": labels.labels(profile),
         "module": [f.module or UNKNOWN_MODULE for f in profile.frames],
         "crate": [crate_of(f) for f in profile.frames],
+        "line": [source_line(f, label) for f, label in zip(profile.frames, labels.labels(profile))],
     })
     # One group id per frame id, so the long table carries small integers only.
     group_of = frames.groupby(list(keys), sort=False, dropna=False).ngroup().to_numpy()

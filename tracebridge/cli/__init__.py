@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "gen_probes",
     "symmap",
     "lookup",
+    "pmcstat_root",
     "pmc",
     "cpu",
     "record",

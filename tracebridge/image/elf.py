@@ -100,6 +100,15 @@ class Function:
         return None if base is None else base + self.offset
 
 
+def alias_rank(function: Function) -> tuple[int, int, str]:
+    """Sort key choosing the name shown for several symbols at one address.
+
+    A global name first, then the larger size, then the first by name: the
+    same choice in every output (profiles, symbol maps, pmcstat images).
+    """
+    return (0 if function.binding == "GLOBAL" else 1, -function.size, function.name)
+
+
 @dataclass(eq=False)
 class ModuleImage:
     """A parsed kernel module: header facts, sections, functions and the layout."""
@@ -120,6 +129,8 @@ class ModuleImage:
     _load_offsets: dict[int, int] = field(repr=False)
     _data: bytes | mmap.mmap = field(repr=False)
     _section_cache: dict[int, Section] = field(default_factory=dict, repr=False)
+    #: ``e_flags`` of the ELF header (the float ABI and RVC of a riscv module, for disassemblers).
+    e_flags: int = 0
 
     @cached_property
     def sections(self) -> list[Section]:
@@ -253,6 +264,17 @@ class ModuleImage:
         base = table.offset[index]
         return self._data[base + start:base + min(size, start + function.size)]
 
+    def loaded_contents(self) -> list[tuple[int, bytes]]:
+        """``(load offset, file bytes)`` of every loaded section that has contents, in header order.
+
+        What the kernel linker copies into the module's mapping before
+        relocating it; ``SHT_NOBITS`` sections are zero-filled there and so
+        are left out.
+        """
+        table = self._table
+        return [(offset, self._data[table.offset[index]:table.offset[index] + table.size[index]])
+                for index, offset in self._load_offsets.items() if table.type[index] != SHT_NOBITS]
+
     def address(self, function: Function, base: int | None = None) -> int | None:
         """Run-time address; the kernel's own functions have a fixed one."""
         if self.fixed_base is not None:
@@ -264,7 +286,8 @@ class ModuleImage:
             self._data.close()
 
 
-def _header_dtype(bits: int, order: str) -> np.dtype:
+def section_header_dtype(bits: int, order: str) -> np.dtype:
+    """An ELF section header (``Elf32_Shdr``/``Elf64_Shdr``) as a numpy record, to read or write tables whole."""
     if bits == 64:
         fields = [("name", "u4"), ("type", "u4"), ("flags", "u8"), ("addr", "u8"),
                   ("offset", "u8"), ("size", "u8"), ("link", "u4"), ("info", "u4"),
@@ -276,7 +299,8 @@ def _header_dtype(bits: int, order: str) -> np.dtype:
     return np.dtype([(n, order + t) for n, t in fields])
 
 
-def _symbol_dtype(bits: int, order: str) -> np.dtype:
+def symbol_dtype(bits: int, order: str) -> np.dtype:
+    """An ELF symbol (``Elf32_Sym``/``Elf64_Sym``) as a numpy record, to read or write tables whole."""
     if bits == 64:
         fields = [("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"),
                   ("value", "u8"), ("size", "u8")]
@@ -372,7 +396,7 @@ def _parse(path: str, data: bytes | mmap.mmap, init_fini_arrays: bool) -> Module
     return ModuleImage(
         path=path, elf_type=elf_type, machine=machine, bits=bits, little_endian=order == "<",
         osabi=osabi, functions=functions, size=size, fixed_base=fixed_base, symtab=symtab,
-        _table=table, _load_offsets=offsets, _data=data,
+        _table=table, _load_offsets=offsets, _data=data, e_flags=header["flags"],
     )
 
 
@@ -384,7 +408,7 @@ def _elf_header(r: _Reader) -> dict[str, int | str]:
     elf = ELFFile(r.data)
     header = elf.header
     return {
-        "type": header["e_type"], "machine": header["e_machine"],
+        "type": header["e_type"], "machine": header["e_machine"], "flags": header["e_flags"],
         "shoff": header["e_shoff"], "shentsize": header["e_shentsize"],
         "phoff": header["e_phoff"], "phentsize": header["e_phentsize"], "phnum": header["e_phnum"],
         "shnum": elf.num_sections(), "shstrndx": elf.get_shstrndx(),
@@ -449,7 +473,7 @@ class _SectionTable:
 
 def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) -> _SectionTable:
     """Read the whole section header table at once (a Rust module may have 100k)."""
-    dtype = _header_dtype(bits, order)
+    dtype = section_header_dtype(bits, order)
     shoff, shnum, shstrndx = header["shoff"], header["shnum"], header["shstrndx"]
     if shoff == 0 or shnum == 0:
         raise r.fail("has no section headers (a kernel module needs them)")
@@ -507,7 +531,7 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
         raise r.fail("has no symbol table (.symtab): the module was stripped; "
                      "FBT and tracebridge need it, rebuild without stripping")
     symtab_name = table.section_name(symtab)
-    dtype = _symbol_dtype(bits, order)
+    dtype = symbol_dtype(bits, order)
     if table.entsize[symtab] not in (0, dtype.itemsize):
         raise r.fail(f"symbol table entry size is {table.entsize[symtab]}, expected {dtype.itemsize}")
     count = table.size[symtab] // dtype.itemsize

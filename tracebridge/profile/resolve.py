@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracebridge.support.errors import UsageError
-from tracebridge.image.elf import Function, ModuleImage
+from tracebridge.image.elf import Function, ModuleImage, alias_rank
 from tracebridge.profile.model import UNKNOWN, Frame, Profile, address_frame, symbol_frame
 
 #: The end of a region whose extent nobody knows and no later region bounds.
@@ -318,10 +318,6 @@ class AddressSpace:
         return address_frame(None, pc)
 
 
-def _rank(function: Function) -> tuple[int, int, str]:
-    return (0 if function.binding == "GLOBAL" else 1, -function.size, function.name)
-
-
 def _place(index: int, module: LoadedModule) -> list[Placement]:
     """One placement per distinct start in a module: aliases merged, zero sizes stretched."""
     image = module.image
@@ -332,7 +328,7 @@ def _place(index: int, module: LoadedModule) -> list[Placement]:
     starts = sorted(s for s in by_start if s < module_end)
     placements = []
     for position, start in enumerate(starts):
-        names = sorted(by_start[start], key=_rank)
+        names = sorted(by_start[start], key=alias_rank)
         shown = names[0]
         following = starts[position + 1] if position + 1 < len(starts) else module_end
         stretched = shown.size == 0

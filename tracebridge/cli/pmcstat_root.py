@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from tracebridge.probes.pmcroot import DEFAULT_KERNEL_DIR
 
@@ -66,4 +67,8 @@ def run(args: argparse.Namespace) -> int:
     write_root(plan, args.output, force=args.force)
     for image in modules:
         image.close()
+    for path, count in plan.functions.items():
+        print(f"tracebridge: {os.path.join(args.output, path)}: {count} functions at their run-time offsets",
+              file=sys.stderr)
+    print(f"tracebridge: read a hwpmc log with: pmcstat -R LOG -r {args.output} -G callgraph.txt", file=sys.stderr)
     return 0

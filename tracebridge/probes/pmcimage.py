@@ -122,14 +122,13 @@ def memory_image(image: ModuleImage) -> bytearray:
     return memory
 
 
-def pmcstat_image(image: ModuleImage, *, mangled: bool = False) -> bytes:
-    """The whole ELF file of the pmcstat-ready image (see the module docstring)."""
+def pmcstat_image(image: ModuleImage, symbols: list[ImageSymbol]) -> bytes:
+    """The whole ELF file of the pmcstat-ready image of ``image`` with its :func:`image_symbols`."""
     if image.elf_type == "ET_EXEC":
         raise ValueError("the kernel is not a module: pmcstat reads it correctly as it is")
     bits, order = image.bits, "<" if image.little_endian else ">"
-    symbols = image_symbols(image, mangled=mangled)
     # ELF wants the locals first; sh_info of .symtab is the first non-local.
-    symbols.sort(key=lambda s: (s.binding != STB_LOCAL, s.offset))
+    symbols = sorted(symbols, key=lambda s: (s.binding != STB_LOCAL, s.offset))
     first_global = 2 + sum(1 for s in symbols if s.binding == STB_LOCAL)
 
     strtab = bytearray(b"\0")

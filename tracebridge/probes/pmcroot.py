@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tracebridge.image.elf import ModuleImage
-from tracebridge.probes.pmcimage import pmcstat_image
+from tracebridge.probes.pmcimage import image_symbols, pmcstat_image
 from tracebridge.support.errors import UsageError
 
 #: Written at the top of every root; ``--force`` replaces only a directory holding it.
@@ -65,6 +65,8 @@ class RootPlan:
     images: dict[str, bytes] = field(default_factory=dict)
     #: ROOT-relative path -> ROOT-relative path of the image it points to.
     aliases: dict[str, str] = field(default_factory=dict)
+    #: Image path -> how many functions its symbol table names.
+    functions: dict[str, int] = field(default_factory=dict)
 
     def real_dirs(self) -> list[str]:
         """Every directory that must be real (an ancestor of something placed), parents first."""
@@ -100,7 +102,9 @@ def plan_root(modules: Sequence[tuple[ModuleImage, Sequence[str]]], *, system: s
         target = f"{MODULES_DIR}/{name}"
         if target in plan.images:
             raise UsageError(f"two modules are named {name}: pmcstat tells kernel files apart by name only")
-        plan.images[target] = pmcstat_image(image, mangled=mangled)
+        symbols = image_symbols(image, mangled=mangled)
+        plan.images[target] = pmcstat_image(image, symbols)
+        plan.functions[target] = len(symbols)
         plan.aliases[f"{kernel}/{name}"] = target
         for path in (f"/boot/modules/{name}", f"/boot/kernel/{name}", *loaded_from):
             plan.aliases[f"{kernel}/{_relative(path, 'a full module path')}"] = target

@@ -187,7 +187,7 @@ class ModuleImage:
         t = self._table
         if not 0 < symtab < len(t) or t.type[symtab] not in (SHT_SYMTAB, SHT_DYNSYM):
             raise InputError(self.path, f"relocations name symbol table {symtab}, which is not one")
-        dtype = _symbol_dtype(self.bits, "<" if self.little_endian else ">")
+        dtype = symbol_dtype(self.bits, "<" if self.little_endian else ">")
         count = t.size[symtab] // dtype.itemsize
         data = _Reader(self.path, self._data).slice(t.offset[symtab], count * dtype.itemsize, "the symbol table")
         symbols = np.frombuffer(data, dtype=dtype)

@@ -37,6 +37,11 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                        help="what the values of DTrace scalar aggregations are, in the order printed: count "
                             "(default), sum, avg, min or max; the last one given repeats.  avg/min/max values "
                             "are not samples; all decide how equal keys combine")
+    group.add_argument("--strict", action="store_true",
+                       help="a module the capture does not fit (wrong load address, another build) is an error "
+                            "(exit 2), not a warning")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="print how each module's frames were checked against the capture (standard error)")
     group.add_argument("--aggregation", type=int, metavar="N",
                        help="make the profile of the Nth aggregation printed (default: the first whose values "
                             "add up: count, sum or a histogram)")
@@ -57,7 +62,8 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
                        old_kernel_linker=args.old_kernel_linker, offsets=getattr(args, "include_offset", False),
                        inline=args.inline or getattr(args, "by", None) == "line",
                        inline_lines=getattr(args, "by", None) == "line", debug=tuple(args.debug),
-                       value_kinds=args.value_kind, aggregation=args.aggregation)
+                       value_kinds=args.value_kind, aggregation=args.aggregation,
+                       strict=args.strict, verbose=args.verbose)
 
 
 def input_paths(args: argparse.Namespace) -> list[str]:

@@ -43,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="output format (default folded)")
     resolve.add_argument("-o", "--output", metavar="FILE",
                          help="write here instead of standard output (replaced atomically)")
-    resolve.add_argument("-q", "--quiet", action="store_true", help="no summary on standard error")
+    resolve.add_argument("-q", "--quiet", action="store_true",
+                         help="no summary on standard error (warnings that the log does not fit a module stay)")
+    resolve.add_argument("--strict", action="store_true",
+                         help="a module the log does not fit (wrong load address, another build) is an error "
+                              "(exit 2), not a warning")
     resolve.set_defaults(func=run_resolve)
 
 
@@ -52,15 +56,20 @@ def run_resolve(args: argparse.Namespace) -> int:
     from tracebridge.profile.labels import label_options_from_args
     from tracebridge.support.outputs import open_output
     from tracebridge.readers.placement import build_space, load_addresses, open_images, placement_inputs
+    from tracebridge.profile.consistency import Evidence, report_fit
     from tracebridge.profile.resolve import ResolutionCounts
 
     images = open_images(args.modules, args.kernel, old_kernel_linker=args.old_kernel_linker)
+    evidence = Evidence()
+    for name, image in images.items():
+        evidence.watch(name, image)
     placed = load_addresses(images, args.base, args.kldstat)
     kind = args.input_format or pmcstat.detect(args.input)
     counts = ResolutionCounts()
     if kind == "log":
         space = build_space(images, placed, require_all=False)
-        profile = pmcstat.read_callchain_log(args.input, space, images, pmc=args.pmc, counts=counts)
+        profile = pmcstat.read_callchain_log(args.input, space, images, pmc=args.pmc, counts=counts,
+                                             evidence=evidence)
         unused = sorted(set(images) - {m.name for m in space.modules} - set(counts.by_module))
         if unused:
             profile.metadata.notes.append(f"never mapped in by the log: {', '.join(unused)}")
@@ -70,6 +79,7 @@ def run_resolve(args: argparse.Namespace) -> int:
         profile = read_callgraph(args.input, images, pmc=args.pmc)
     if not args.quiet:
         _summary(args.input, profile, counts)
+    report_fit(evidence, strict=args.strict, verbose=not args.quiet)
     labels = label_options_from_args(args)
     with open_output(args.output, inputs=[args.input, *placement_inputs(args)]) as out:
         if args.format == "speedscope":

@@ -50,6 +50,8 @@ _QUANT_ROW = re.compile(r"^ *(?:(<|>=) *)?(-?\d{1,20}) [^|\d]*\|[^\d-]*?(-?\d{1,
 # strings of over 4300 digits with a ValueError.)
 _INT = re.compile(r"^-?\d{1,20}$")
 _OFFSET = re.compile(r"\+0x[0-9a-fA-F]+")
+#: A frame the tracer named (`` module`func `` or `` module`func+0xOFF ``), not `` module`0xADDR ``.
+_NAMED = re.compile(r"[^\s`]+`(?!0x)[^\s`]+")
 _NOISE = ("dtrace: ", "^C")
 
 #: Scalar value kinds that do not add up (so are not samples by default).
@@ -163,6 +165,8 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
         if first == 1:
             while text.startswith(_NOISE):
                 text = text[text.find("\n") + 1:] if "\n" in text else ""
+        if options.images:  # named frames with their offsets, before the offsets go (opened: watched)
+            options.namer.observe(set(_NAMED.findall(text)), ())
         if not options.read_offsets:
             text = _OFFSET.sub("", text)
         tail = _add_plain_entries(profile, ids, tail + text.split(), options)
@@ -193,12 +197,23 @@ def _add_plain_entries(profile: Profile, ids: dict[str, int], tokens: list[str],
     new = frames - ids.keys()
     if new:
         ids.update(_frame_ids(profile, {f: f for f in new}, options))
+    if options.images:
+        _observe_addresses(options, {tokens[start] for start in starts},
+                           set().union(*(tokens[start + 1:end] for start, end in zip(starts, ends))))
     n = ends[-1] + 1
     backwards = list(map(ids.get, reversed(tokens[:n])))  # root-first slices of each entry
     add = profile.add_ids
     for start, end in zip(starts, ends):
         add(tuple(backwards[n - end:n - start]), int(tokens[end]))
     return tokens[n:]
+
+
+def _observe_addresses(options: LoadOptions, leaves: set[str], callers: set[str]) -> None:
+    """The hex frames of the entries, by role, for the evidence that the modules fit (named ones went before)."""
+    def addresses(texts: set[str]) -> list[str]:
+        return [t for t in texts if t.rpartition("`")[2].startswith("0x")]
+
+    options.namer.observe(addresses(leaves), addresses(callers))
 
 
 def _new_profile(source: Source, kind: str) -> Profile:
@@ -437,6 +452,8 @@ def build(source: Source, records: list[_Record], options: LoadOptions) -> Loade
     texts.update({k: k for k in key_texts if not _INT.match(k)})
     profile = _new_profile(source, kinds[chosen] if chosen is not None else "count")
     ids = _frame_ids(profile, texts, options)
+    options.namer.observe({r.frames[0] for r in records if r.frames},
+                          {f for r in records for f in r.frames[1:]})
     named = {k: profile.frames[ids[k]] for k in key_texts if k in ids}
     for key in sorted(key_texts - named.keys()):
         named[key] = _integer_frame(key)

@@ -20,6 +20,10 @@ three repairs, all made here once per distinct frame text:
   the probe map: a probe description holds at most
   ``DTRACE_FUNCNAMELEN - 1`` = 191 characters (``dtrace -F`` prints that),
   a string such as ``probefunc`` at most ``strsize - 1`` = 255.
+
+Readers also hand the namer each stack's frames by role (:meth:`FrameNamer.observe`),
+so that the evidence whether the capture fits the given modules
+(:mod:`tracebridge.profile.consistency`) is counted where the frames are named.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from tracebridge.profile.model import UNKNOWN, Frame, symbol_frame
 
 if TYPE_CHECKING:
     from tracebridge.probes.probemap import ProbeMap
+    from tracebridge.profile.consistency import Evidence
     from tracebridge.profile.resolve import AddressSpace
 
 #: Lengths at which DTrace cuts a function name (probe description field, default strsize).
@@ -89,8 +94,9 @@ class FrameNamer:
     """Frame text -> :class:`Frame`, cached per distinct text; hex frames resolved in bulk."""
 
     def __init__(self, space: AddressSpace | None = None, probe_map: ProbeMap | None = None,
-                 owners: Mapping[str, str | None] | None = None):
+                 owners: Mapping[str, str | None] | None = None, evidence: Evidence | None = None):
         self.space = space
+        self.evidence = evidence
         self.probe_map = probe_map
         #: The probe descriptions' function fields (``?`` for ``$``) -> mangled name.
         self.fields: dict[str, str] = {e.function: e.mangled for e in probe_map} if probe_map else {}
@@ -100,6 +106,7 @@ class FrameNamer:
         #: Every symbol name known (modules' functions, the map's): cut names are completed from these.
         self.names = set(self.owners) | set(self.fields.values())
         self._cache: dict[str, Frame] = {}
+        self._observed: set[tuple[str, bool]] = set()
 
     def frames(self, texts: Iterable[str]) -> list[Frame]:
         """One frame per text (texts are stripped frame lines or string keys)."""
@@ -112,6 +119,41 @@ class FrameNamer:
 
     def frame(self, text: str) -> Frame:
         return self.frames([text])[0]
+
+    def observe(self, leaves: Iterable[str], callers: Iterable[str]) -> None:
+        """Count the evidence of frame texts by role: ``leaves`` were printed first in a stack, ``callers`` after.
+
+        Hex frames are checked at their addresses (a caller after a call, a leaf on
+        an instruction start), frames the tracer named against the module's symbols.
+        Each distinct text counts once per role.
+        """
+        evidence = self.evidence
+        if evidence is None or not evidence.watching:
+            return
+        bare: tuple[list[int], list[bool]] = ([], [])
+        in_module: tuple[list[int], list[bool]] = ([], [])
+        for texts, leaf in ((leaves, True), (callers, False)):
+            for text in texts:
+                if (text, leaf) in self._observed:
+                    continue
+                self._observed.add((text, leaf))
+                module, tick, func = text.partition("`")
+                if not tick:
+                    module, func = None, text
+                func, offset = split_offset(func)
+                address = _hex(func) if offset is None else None
+                if address is None:
+                    if module and func:
+                        evidence.observe_named(module, func, offset or 0)
+                    continue
+                into = in_module if module else bare
+                into[0].append(address)
+                into[1].append(leaf)
+                if module:
+                    evidence.observe_module_hex(self.space, module, address)
+        if self.space is not None:
+            evidence.observe(self.space, *bare)
+            evidence.observe(self.space, *in_module, named_module=True)
 
     def _name(self, texts: list[str]) -> None:
         addresses: list[tuple[str, str | None, int]] = []

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from tracebridge.profile.consistency import Evidence
 from tracebridge.profile.model import Profile
 from tracebridge.support.errors import InputError, UsageError
 
@@ -61,6 +62,13 @@ class LoadOptions:
     #: Keep each sample's CPU and process where the input records them (``Profile.labelled``), for
     #: outputs that carry them (pprof); off, a record log's stacks cost no more than the stacks.
     sample_labels: bool = False
+    #: A module the capture does not fit is an error, not a warning (``--strict``).
+    strict: bool = False
+    #: Print the per-module resolution summary (``-v``).
+    verbose: bool = False
+    #: Whether the capture fits the modules, counted as frames are resolved.  Shared by the
+    #: copies a bundle makes (``dataclasses.replace`` keeps the object).
+    evidence: Evidence = field(default_factory=Evidence)
 
     @cached_property
     def images(self) -> list[ModuleImage]:
@@ -72,7 +80,10 @@ class LoadOptions:
             return []
         from tracebridge.image.elf import open_module
 
-        return [open_module(m, init_fini_arrays=not self.old_kernel_linker) for m in self.modules]
+        images = [open_module(m, init_fini_arrays=not self.old_kernel_linker) for m in self.modules]
+        for image in images:
+            self.evidence.watch(image.frame_module, image)
+        return images
 
     @property
     def read_offsets(self) -> bool:
@@ -100,7 +111,8 @@ class LoadOptions:
             return None
         space = AddressSpace()
         for image, base in placed:
-            space.add(image, base)
+            loaded = space.add(image, base)
+            self.evidence.placed(loaded.name, loaded.base)
         return space
 
     @cached_property
@@ -114,7 +126,7 @@ class LoadOptions:
             module = image.frame_module
             for function in image.functions:
                 owners[function.name] = module if owners.get(function.name, module) == module else None
-        return FrameNamer(self.address_space, probe_map, owners)
+        return FrameNamer(self.address_space, probe_map, owners, self.evidence)
 
 
 def _kldstat_bases(path: str, images: list) -> list[int | None]:

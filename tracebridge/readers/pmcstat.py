@@ -33,6 +33,7 @@ import numpy as np
 
 from tracebridge.support.errors import InputError, reading
 from tracebridge.support.printable import printable
+from tracebridge.profile.consistency import Evidence
 from tracebridge.profile.model import Metadata, Profile, SampleLabels
 from tracebridge.profile.resolve import AddressSpace, ResolutionCounts
 
@@ -111,9 +112,14 @@ class _LogReader:
     """The state of one pass over a record log: the pending callchain, the batch, the PMC names."""
 
     def __init__(self, path: str, space: AddressSpace, images: Mapping[str, ModuleImage], pmc: str | None,
-                 profile: Profile, counts: ResolutionCounts, labels: bool = False):
+                 profile: Profile, counts: ResolutionCounts, labels: bool = False,
+                 evidence: Evidence | None = None):
         self.path = path
         self.labels = labels
+        self.evidence = evidence if evidence is not None else Evidence()
+        #: Where the modules were placed before the log's own map-in records (--base, kldstat).
+        self.given = {m.name: m.base for m in space.modules if m.image is not None}
+        self.mapped: dict[str, None] = {}  # kernel images the log maps in, in order
         self.space = space
         self.images = images
         self.pmc = pmc
@@ -169,6 +175,10 @@ class _LogReader:
         if not self.records:
             raise InputError(self.path, "holds no pmcstat -o records (initlog, map-in, callchain, ...)", 1)
         self.flush()
+        if self.mapped:  # a log without map-in records has its modules placed by the user
+            for name, image in self.images.items():
+                if image.fixed_base is None and name not in self.mapped and name not in self.given:
+                    self.evidence.unmapped(name, list(self.mapped))
 
     def _pcs(self, lines: Iterator[bytes]) -> int:
         """Take the pending callchain's PC lines as they are (flush() parses them); how many were read."""
@@ -286,7 +296,12 @@ class _LogReader:
             return  # user images: their files are not read
         path = match.group(3).decode("utf-8", "replace")
         self.flush()
-        map_in(self.space, self.images, image_name(path), int(match.group(2), 16), self.profile.metadata.notes)
+        name, start = image_name(path), int(match.group(2), 16)
+        if self.given.get(name, start) != start:
+            self.evidence.base_conflict(name, self.given[name], start)
+        self.mapped[name] = None
+        self.evidence.placed(name, start)
+        map_in(self.space, self.images, name, start, self.profile.metadata.notes)
 
     def _map_out(self, fields: list[bytes], number: int) -> None:
         try:
@@ -303,8 +318,13 @@ class _LogReader:
         """Resolve the batch in bulk and add its stacks (root first) to the profile."""
         if not self.lengths:
             return
-        ids, counts = self.space.frame_ids(self._parse_pcs(), self.profile)
+        pcs = self._parse_pcs()
+        ids, counts = self.space.frame_ids(pcs, self.profile)
         self.counts += counts
+        if self.evidence.watching:  # the first PC of a callchain is the sampled one, the rest return addresses
+            leaf = np.zeros(len(pcs), dtype=bool)
+            leaf[np.cumsum([0, *self.lengths[:-1]])] = True
+            self.evidence.observe(self.space, pcs, leaf)
         flat = ids.tolist()
         position = 0
         if self.contexts:
@@ -357,7 +377,8 @@ def map_in(space: AddressSpace, images: Mapping[str, ModuleImage], name: str, st
 
 def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
                        images: Mapping[str, ModuleImage] | None = None, *, pmc: str | None = None,
-                       counts: ResolutionCounts | None = None, labels: bool = False) -> Profile:
+                       counts: ResolutionCounts | None = None, labels: bool = False,
+                       evidence: Evidence | None = None) -> Profile:
     """Read a ``pmcstat -R log -o`` record log into a profile of kernel stacks.
 
     ``space`` holds modules placed beforehand (``--base``, kldstat); the
@@ -365,12 +386,12 @@ def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
     file name, the kernel as ``kernel``) for the layouts.  ``pmc`` keeps
     one PMC (event name or hex id).  ``counts``, if given, receives the
     resolution summary.  ``labels`` keeps each sample's CPU and process
-    (``Profile.labelled``).
+    (``Profile.labelled``); ``evidence`` receives whether the log fits the modules it watches.
     """
     path = os.fspath(path)
     counts = counts if counts is not None else ResolutionCounts()
     profile = Profile(Metadata(source=path))
-    reader = _LogReader(path, space, images or {}, pmc, profile, counts, labels)
+    reader = _LogReader(path, space, images or {}, pmc, profile, counts, labels, evidence)
     with open_log(path) as lines:
         reader.run(lines)
     names = sorted(set(reader.pmc_names.values()))
@@ -493,4 +514,7 @@ def read_log_source(source: Source, options: LoadOptions) -> Loaded:
 
     images, placed = options_images(options)
     space = build_space(images, placed, require_all=False)
-    return Loaded(read_callchain_log(source.path, space, images, labels=options.sample_labels))  # streamed
+    for name, image in images.items():
+        options.evidence.watch(name, image)
+    return Loaded(read_callchain_log(source.path, space, images, labels=options.sample_labels,
+                                     evidence=options.evidence))  # streamed

@@ -25,6 +25,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from tracebridge.profile.consistency import report_fit
 from tracebridge.profile.model import Metadata, Profile
 from tracebridge.readers.kinds import binary_kind, other_kind
 from tracebridge.readers.options import Loaded, LoadOptions
@@ -177,6 +178,7 @@ def _load_all(paths: Sequence[str | os.PathLike[str]], options: LoadOptions) -> 
         raise empty[0]
     for exc in empty:  # a run where one probe never fired: the others still make a profile
         warn(f"{exc}; skipped")
+    report_fit(options.evidence, strict=options.strict, verbose=options.verbose)
     if len(loaded) == 1:
         return loaded[0]
     each = [item.profile.metadata for item in loaded]

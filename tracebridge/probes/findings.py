@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from tracebridge.probes import fbt
+from tracebridge.probes import fbt, kinst
 from tracebridge.probes.fbt_isa import NO_FRAME_POINTER, NO_PROLOGUE
 from tracebridge.probes.probedesc import FUNCTION_MAX
 from tracebridge.probes.probeplan import Plan
@@ -51,6 +51,9 @@ class Report:
     long_names: int
     unnamed: int
     dtrace_dependencies: list[str]
+    #: Functions kinst (FreeBSD 14+) can probe by name, and the others by kinst reason.
+    kinst: int = 0
+    kinst_reasons: dict[str, int] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -85,6 +88,11 @@ class Report:
             examples = self.reason_examples.get(reason, [])
             more = f" and {count - len(examples)} more" if count > len(examples) else ""
             lines.append(f"         {', '.join(examples)}{more}")
+        if self.machine == "amd64":
+            lines.append(f"kinst probes (FreeBSD 14+; any instruction, exact names): {self.kinst} of {n} functions "
+                         f"({_share(self.kinst, n)}) can be probed")
+            for reason, count in sorted(self.kinst_reasons.items(), key=lambda item: -item[1]):
+                lines.append(f"  {count:6} {reason}: {kinst.REASONS[reason]}")
         lines.append(f"Names of probed functions: {self.glob_names} need a glob in probe descriptions ('$' "
                      f"and other characters become '?'), {self.long_names} are longer than {FUNCTION_MAX} "
                      f"(prefix*suffix), {self.unnamed} cannot be singled out")
@@ -135,6 +143,9 @@ def inspect_plan(plan: Plan) -> Report:
         unnamed=sum(1 for p in items if p.fbt.has_entry and p.field.text is None),
         dtrace_dependencies=list(plan.verdict.dtrace_dependencies),
     )
+    kinst_problems = Counter(kinst.function_problem(image, p.function) for p in items)
+    report.kinst = kinst_problems.pop(None, 0)
+    report.kinst_reasons = dict(kinst_problems)
     report.findings = _findings(plan, report)
     return report
 

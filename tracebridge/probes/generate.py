@@ -50,11 +50,13 @@ class Generated:
 
 
 def generate(image: ModuleImage, template: str, *, base: int | None = None, modname: str | None = None,
-             options: FbtOptions | None = None, selection: Selection | None = None) -> Generated:
-    """Plan the module's probes (FBT's rules, the selection) and build the ``template`` script for them."""
+             options: FbtOptions | None = None, selection: Selection | None = None,
+             provider: str = "fbt") -> Generated:
+    """Plan the module's probes (FBT's or kinst's rules, the selection) and build the ``template`` script."""
     from tracebridge.probes.fbt import FbtOptions
     from tracebridge.probes.probeplan import plan_module  # numpy, pyelftools, the decoder
 
     loaded = load_template(template)
-    plan = plan_module(image, modname=modname, options=options or FbtOptions(base=base), selection=selection)
+    plan = plan_module(image, modname=modname, options=options or FbtOptions(base=base), selection=selection,
+                       provider=provider)
     return Generated(image, loaded, plan, build(loaded, plan, base=base), base)

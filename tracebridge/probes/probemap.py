@@ -48,6 +48,27 @@ class ProbeMapEntry:
                 "descriptions": list(self.descriptions), "script": self.script}
 
 
+@dataclass(frozen=True, slots=True)
+class KinstSiteEntry:
+    """One kinst probe placed from DWARF (``--at``, ``--inlined``): where it is in the source."""
+
+    description: str
+    mangled: str
+    demangled: str
+    #: kinst's probe name (offset from the function's start) and the offset from the module base.
+    probe_offset: int
+    offset: int
+    file: str | None
+    line: int | None
+    #: The inline chain at the probe, outermost first.
+    chain: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {"description": self.description, "mangled": self.mangled, "demangled": self.demangled,
+                "probe_offset": self.probe_offset, "offset": self.offset, "file": self.file, "line": self.line,
+                "chain": list(self.chain)}
+
+
 @dataclass
 class ProbeMap:
     """All traced functions of one generated script (or set of script parts)."""
@@ -63,6 +84,15 @@ class ProbeMap:
     #: The script files written, in order ("-" for standard output).
     scripts: list[str]
     entries: list[ProbeMapEntry] = field(default_factory=list)
+    #: kinst probes placed from DWARF (``--at``, ``--inlined``).
+    sites: list[KinstSiteEntry] = field(default_factory=list)
+
+    def site(self, function: str, probe_offset: int) -> KinstSiteEntry | None:
+        """The kinst site DTrace printed as ``probefunc``, ``probename``."""
+        for site in self.sites:
+            if site.mangled == function and site.probe_offset == probe_offset:
+                return site
+        return None
 
     def find(self, name: str) -> ProbeMapEntry | None:
         """The entry for a name as DTrace printed it (``probefunc``) or as the script wrote it.
@@ -92,6 +122,8 @@ class ProbeMap:
         with open_output(path, inputs=inputs) as out:
             out.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "functions": [\n')
             out.write(",\n".join(json.dumps(e.to_json(), ensure_ascii=False) for e in self.entries))
+            out.write('\n], "kinst_sites": [\n')
+            out.write(",\n".join(json.dumps(e.to_json(), ensure_ascii=False) for e in self.sites))
             out.write("\n]}\n")
 
     @classmethod
@@ -110,13 +142,25 @@ class ProbeMap:
                     descriptions=tuple(_typed(d, str) for d in e["descriptions"]), script=_typed(e["script"], int))
                 for e in data["functions"]
             ]
+            sites = [
+                KinstSiteEntry(
+                    description=_typed(e["description"], str), mangled=_typed(e["mangled"], str),
+                    demangled=_typed(e["demangled"], str), probe_offset=_typed(e["probe_offset"], int),
+                    offset=_typed(e["offset"], int), file=_optional(e["file"], str), line=_optional(e["line"], int),
+                    chain=tuple(_typed(c, str) for c in e["chain"]))
+                for e in data.get("kinst_sites", [])
+            ]
             return cls(module=_typed(data["module"], str), modname=_typed(data["modname"], str),
                        machine=_typed(data["machine"], str), template=_typed(data["template"], str),
                        base=None if data["base"] is None else _typed(data["base"], int),
                        size=_typed(data["size"], int), scripts=[_typed(s, str) for s in data["scripts"]],
-                       entries=entries)
+                       entries=entries, sites=sites)
         except (KeyError, TypeError) as exc:
             raise InputError(path, f"malformed probe map: {exc}") from None
+
+
+def _optional(value, kind: type):
+    return None if value is None else _typed(value, kind)
 
 
 def _typed(value, kind: type):

@@ -12,14 +12,15 @@ or not, because the kernel matches a description against all of them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracebridge.probes import dglob
+from tracebridge.probes import dglob, kinst
 from tracebridge.image.demangle import Demangled, demangle_all, demangle_symbol
 from tracebridge.probes.fbt import FbtOptions, FbtProbes, ModuleVerdict, predict
 from tracebridge.image.elf import Function, ModuleImage
-from tracebridge.probes.probedesc import FunctionField, FunctionFields, module_field
+from tracebridge.probes.probedesc import FunctionField, FunctionFields, description, module_field
 from tracebridge.image.select import Selection
 
 
@@ -54,15 +55,30 @@ class Plan:
     items: Sequence[Planned]
     #: How many functions the module has in all (selected or not).
     total: int
+    #: ``fbt``, or ``kinst`` (entry at offset 0 and a probe per ``ret``, exact names).
+    provider: str = "fbt"
+
+    def descriptions(self, planned: Planned, probe: str) -> list[str]:
+        """The descriptions of one function's ``entry`` or ``return`` probes (kinst: one per ``ret``)."""
+        if self.provider == "kinst":
+            offsets = (planned.fbt.entry,) if probe == "entry" else planned.fbt.returns
+            return [kinst.description(self.image, planned.function, offset) for offset in offsets]
+        return [description(self.module_field, planned.field.text, probe)]
 
 
 def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtOptions = FbtOptions(),
-                selection: Selection | None = None) -> Plan:
+                selection: Selection | None = None, provider: str = "fbt") -> Plan:
     modname = modname or image.modname
     functions = image.functions_by_offset
     if selection is not None and selection.active:
         keep = selection.apply(functions, demangle_all([f.name for f in functions]))
         functions = [functions[i] for i in keep]
+    if provider == "kinst":
+        counts = Counter(f.name for f in image.functions)
+        probes = kinst.predict(image, functions)
+        items = [Planned(f, p, FunctionField(f.name, counts[f.name]) if p.has_entry else NOT_NEEDED)
+                 for f, p in zip(functions, probes)]
+        return Plan(image, modname, image.filename, ModuleVerdict(None, ()), items, len(image.functions), provider)
     verdict, probes = predict(image, functions, modname, options)
     fields = FunctionFields((f.name for f in image.functions), signed_char=dglob.SIGNED_CHAR[image.machine])
     items = [Planned(f, p, fields.field(f.name) if p.has_entry else NOT_NEEDED)

@@ -101,17 +101,17 @@ def image_symbols(image: ModuleImage, *, mangled: bool = False) -> list[ImageSym
         if 0 <= function.offset < image.size:
             by_start.setdefault(function.offset, []).append(function)
     starts = sorted(by_start)
-    chosen = [min(by_start[start], key=alias_rank) for start in starts]
+    groups = [by_start[start] for start in starts]
+    chosen = [group[0] if len(group) == 1 else min(group, key=alias_rank) for group in groups]
     if mangled:
         names = [f.name for f in chosen]
     else:
         names = display_names(demangle_all([f.name for f in chosen]))
-    symbols = []
-    for position, (start, function, name) in enumerate(zip(starts, chosen, names)):
-        following = starts[position + 1] if position + 1 < len(starts) else image.size
-        end = following if function.size == 0 else min(start + function.size, following)
-        symbols.append(ImageSymbol(name, function.name, start, end - start, _BINDING.get(function.binding, STB_GLOBAL)))
-    return symbols
+    ends = [*starts[1:], image.size]
+    return [ImageSymbol(name, function.name, start,
+                        (following if function.size == 0 else min(start + function.size, following)) - start,
+                        _BINDING.get(function.binding, STB_GLOBAL))
+            for start, following, function, name in zip(starts, ends, chosen, names)]
 
 
 def memory_image(image: ModuleImage) -> bytearray:

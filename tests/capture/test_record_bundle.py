@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 import world
+from libpmcstat_emulation import KernelProcess
 from standin_target import MODULE, MODULE_NAME, Target, install_target
+from tracebridge.image.elf import open_module
 from tracebridge.readers.bundle import Manifest, sha256_of
 from tracebridge.cli import main
 
@@ -149,6 +151,18 @@ def test_pmc_bundle_names_rust_and_kernel_frames(target, tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(run), "--format", "json"]) == 0
     assert NAMES[world.RX_FRAME] in capsys.readouterr().out
+    # The root for pmcstat -r: libpmcstat (emulated) finds the image under the full path the module was
+    # loaded from, in the kernel directory kldstat -v gave, and names the sampled Rust function.
+    loaded_from = world.MODULE_PATHNAME.format(name=MODULE_NAME)
+    kernel_dir = str(world.KERNEL.parent)  # the stand-in kldstat's kernel pathname is the test kernel
+    assert manifest.commands["pmcstat-root"][-4:] == ["--kernel-dir", kernel_dir, "--loaded-from", loaded_from]
+    kernel = KernelProcess(str(run / "pmcroot"), kernel_dir)
+    kernel.map_in(loaded_from, world.MODULE_BASE)
+    offset = {f.name: f.offset for f in open_module(MODULE).functions}[world.RX_FRAME] + 0x2b
+    # One of three instances of Adapter<T>::rx_frame: told apart by its hash.
+    instance = NAMES[world.RX_FRAME] + "#" + world.RX_FRAME.split("17h")[1][:8]
+    assert kernel.resolve(world.MODULE_BASE + offset)[1].name == instance
+    assert "pmcroot/.tracebridge-pmcstat-root" not in [f.name for f in manifest.files]
 
 
 def test_workload_failure_is_the_exit_status_and_the_bundle_is_complete(target, tmp_path, capsys):

@@ -15,7 +15,8 @@ The order matters on a live kernel:
 4. when the workload exits, ``--duration`` ends, or Ctrl-C / SIGTERM / SIGHUP
    arrives, the workload is stopped first and the tracer second, with one
    SIGINT (:mod:`.tracer`); pmcstat's binary log is then printed as text with
-   ``pmcstat -R pmc.log -o pmc.txt``;
+   ``pmcstat -R pmc.log -o pmc.txt``, and ``pmcroot/`` is made for
+   ``pmcstat -R pmc.log -r pmcroot`` (:mod:`tracebridge.probes.pmcroot`);
 5. the manifest is written whatever happened, listing the files that exist.
 
 Nothing started here outlives the recording: the tracer is killed if it was
@@ -42,6 +43,7 @@ from tracebridge.capture.preflight import (
 )
 from tracebridge.capture.tracer import ToolFailed, Tracer, last_line
 from tracebridge.support.outputs import open_output
+from tracebridge.support.errors import UsageError
 
 if TYPE_CHECKING:
     from tracebridge.cputime.live import LiveView, QuietView
@@ -58,6 +60,8 @@ PROBE_MAP = "probes.json"
 DTRACE_OUT = "dtrace.out"
 PMC_LOG = "pmc.log"
 PMC_TEXT = "pmc.txt"
+#: The root for ``pmcstat -r`` in a pmc bundle.
+PMC_ROOT = "pmcroot"
 KLDSTAT_FILE = "kldstat.txt"
 CPU_SERIES = "cpu.csv"
 
@@ -160,6 +164,7 @@ def record(request: Request, view: LiveView | QuietView) -> Result:
                     run.stopped_by = f"{signal.Signals(signal_number).name} was received"
             if request.pmc_event is not None and run.times["traced"] is not None:
                 _print_pmc_log(run, tools[PMCSTAT])
+                _pmcstat_root(run, image, loaded)
     finally:
         manifest = _manifest(run, image, loaded, versions, host)
         manifest.save(request.output)
@@ -251,6 +256,30 @@ def _print_pmc_log(run: _Run, pmcstat: str) -> None:
         raise ToolFailed(f"{' '.join(argv)} failed with status {done.returncode}: {last_line(messages)} "
                          f"(the log {os.path.join(run.request.output, PMC_LOG)} is kept)")
     run.roles[PMC_TEXT] = bundle.ROLE_PROFILE
+
+
+def _pmcstat_root(run: _Run, image: ModuleImage, loaded: Loaded) -> None:
+    """``pmcroot/``, for ``pmcstat -R pmc.log -r pmcroot``: pmcstat's own outputs then name the Rust functions.
+
+    The kernel directory is the one the running kernel came from and the
+    module's full path the one it was loaded from, both as ``kldstat -v``
+    gave them (:mod:`tracebridge.probes.pmcroot`).  A root that cannot be
+    made is a note, not a failed recording: the capture is already safe.
+    """
+    from tracebridge.probes.pmcroot import DEFAULT_KERNEL_DIR, plan_root, write_root
+
+    kernel = loaded.kernel.pathname if loaded.kernel is not None else None
+    kernel_dir = os.path.dirname(kernel) if kernel and os.path.isabs(kernel) else DEFAULT_KERNEL_DIR
+    loaded_from = [p for p in (loaded.module.pathname,) if p and os.path.isabs(p)]
+    try:
+        plan = plan_root([(image, [os.path.abspath(run.request.module), *loaded_from])], kernel_dir=kernel_dir)
+        write_root(plan, os.path.join(run.request.output, PMC_ROOT), force=True)
+    except UsageError as exc:
+        run.notes.append(f"no {PMC_ROOT}/ for pmcstat -r: {exc}")
+        return
+    run.commands["pmcstat-root"] = ["tracebridge", "pmcstat-root", os.path.abspath(run.request.module), "-o",
+                                    PMC_ROOT, "--kernel-dir", kernel_dir,
+                                    *(a for p in loaded_from for a in ("--loaded-from", p))]
 
 
 def _manifest(run: _Run, image: ModuleImage, loaded: Loaded, versions: dict[str, dict[str, str | None]],

@@ -292,3 +292,35 @@ def test_root_refuses_what_it_must_not_replace(tmp_path, capsys):
     assert sorted(os.listdir(root / "boot" / "modules")) == ["rem_v0_fp.ko"]
     assert (system / "bin" / "sh").read_bytes() == b"sh"  # replacing never followed a link into the system
     assert [p for p in os.listdir(tmp_path) if p.startswith(".root")] == []
+
+
+def test_bad_modules_are_one_line_and_leave_no_root(tmp_path, capsys):
+    """A .bss claiming a terabyte (valid ELF, no bytes in the file), garbage, and two modules of one name."""
+    import struct
+
+    system = fake_system(tmp_path)
+    data = bytearray((MODULES / "rem_legacy_fp.ko").read_bytes())
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    bss = next(s for s in readelf_text.sections(EXPECTED / "rem_legacy_fp.readelf-S.txt") if s.name == ".bss")
+    struct.pack_into("<Q", data, shoff + bss.index * 64 + 32, 1 << 40)
+    huge = tmp_path / "huge.ko"
+    huge.write_bytes(bytes(data))
+    garbage = tmp_path / "garbage.ko"
+    garbage.write_bytes(b"\x7fELF" + os.urandom(200))
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    shutil.copy(MODULES / "rem_v0_fp.ko", twin / "rem_legacy_fp.ko")
+    for modules, words in (([huge], "kernel layout is 0x1000000"), ([garbage], "garbage.ko"),
+                           ([MODULES / "rem_legacy_fp.ko", twin / "rem_legacy_fp.ko"], "two modules are named")):
+        status = main(["pmcstat-root", *map(str, modules), "-o", str(tmp_path / "root"), "--system", str(system)])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1 and err.startswith("tracebridge: ") and words in err, err
+        assert not (tmp_path / "root").exists()
+        assert [p for p in os.listdir(tmp_path) if p.startswith(".root")] == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/1"), reason="needs a directory nothing can be created in (Linux /proc)")
+def test_an_unwritable_place_is_one_line(capsys):
+    assert main(["pmcstat-root", str(MODULES / "rem_v0_fp.ko"), "-o", "/proc/1/pmcroot"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/proc/1/pmcroot: cannot write here" in err

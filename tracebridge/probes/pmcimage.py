@@ -62,6 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracebridge.image.demangle import demangle_all, display_names
+from tracebridge.support.errors import InputError
 from tracebridge.image.elf import (SHF_ALLOC, SHF_EXECINSTR, STT_FUNC, ModuleImage, alias_rank,
                                    section_header_dtype, symbol_dtype)
 
@@ -72,6 +73,9 @@ SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB = 1, 2, 3
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 STT_SECTION = 3
 _BINDING = {"LOCAL": STB_LOCAL, "GLOBAL": STB_GLOBAL, "WEAK": STB_WEAK}
+#: Largest module mapping written out (the image holds all of it): real modules are a few MB,
+#: a zero-filled ``SHT_NOBITS`` section can claim terabytes in a 1 KB file.
+MAX_IMAGE = 1 << 30
 #: Section header string table: ``.text`` at 1, ``.symtab`` at 7, ``.strtab`` at 15, ``.shstrtab`` at 23.
 _SHSTRTAB = b"\0.text\0.symtab\0.strtab\0.shstrtab\0"
 _TEXT_NAME, _SYMTAB_NAME, _STRTAB_NAME, _SHSTRTAB_NAME = 1, 7, 15, 23
@@ -116,6 +120,9 @@ def image_symbols(image: ModuleImage, *, mangled: bool = False) -> list[ImageSym
 
 def memory_image(image: ModuleImage) -> bytearray:
     """The module's mapping as the kernel linker fills it, before relocation."""
+    if image.size > MAX_IMAGE:
+        raise InputError(image.path, f"its kernel layout is {image.size:#x} bytes (a section claims more than any "
+                                     f"module holds); a pmcstat image is written only up to {MAX_IMAGE:#x}")
     memory = bytearray(image.size)
     for offset, contents in image.loaded_contents():
         memory[offset:offset + len(contents)] = contents

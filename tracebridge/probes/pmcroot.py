@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 from tracebridge.image.elf import ModuleImage
 from tracebridge.probes.pmcimage import image_symbols, pmcstat_image
-from tracebridge.support.errors import UsageError
+from tracebridge.support.errors import OutputError, UsageError
 
 #: Written at the top of every root; ``--force`` replaces only a directory holding it.
 MARKER = ".tracebridge-pmcstat-root"
@@ -130,7 +130,10 @@ def write_root(plan: RootPlan, root: str, *, force: bool = False) -> None:
     root = os.path.abspath(root)
     replacing = _check_target(root, force)
     parent = os.path.dirname(root)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.", dir=parent)
+    try:
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.", dir=parent)
+    except OSError as exc:
+        raise OutputError(f"{root}: cannot write here: {exc.strerror or exc}") from None
     try:
         _build(plan, staging)
         if replacing:
@@ -142,6 +145,9 @@ def write_root(plan: RootPlan, root: str, *, force: bool = False) -> None:
             if os.path.isdir(root) and not os.path.islink(root):
                 os.rmdir(root)  # empty: checked above
             os.rename(staging, root)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(f"{root}: cannot write the root: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fixture_paths import MODULES
+from addr2line_oracle import read_addr2line
+from fixture_paths import EXPECTED, MODULES
 from tracebridge.cli import main
 from tracebridge.readers.bundle import sha256_of
 from tracebridge.readers.folded import split_frames
@@ -234,3 +235,37 @@ def test_committed_module_is_what_protoc_writes(tmp_path):
                    env={**os.environ, "PYTHON": sys.executable})
     generated = proto.with_name("profile_pb2.py")
     assert (copy / generated).read_text() == (ROOT / generated).read_text()
+
+
+def test_source_lines_from_dwarf_equal_addr2line(tmp_path):
+    """A module with DWARF (found beside it, as `lookup` finds it) gives each location the file and
+    line binutils' addr2line gives for that address (a caller's at its return address - 1), for the
+    function the location names: the outermost frame of the inline chain."""
+    oracle = read_addr2line(EXPECTED / "inl_legacy.addr2line.txt")
+    addresses = sorted(a for a, chain in oracle.items() if chain and chain[-1][1] and chain[-1][2])[::7]
+    base = 0xffffffff82e00000
+    capture = tmp_path / "inl.stack.txt"
+    everything = sorted(oracle)
+    # A return address inside the instruction at A, in the same function: A's next instruction is too.
+    callers = [a for a, after in zip(everything, everything[1:])
+               if a in addresses and after > a + 1 and oracle[after][-1][0] == oracle[a][-1][0]]
+    stacks = [[leaf] for leaf in addresses] + [[leaf, caller + 1] for leaf, caller in zip(addresses, callers)]
+    assert len(callers) > 10
+    capture.write_text("".join("\n" + "".join(f"              {base + pc:#x}\n" for pc in stack) + "                1\n"
+                               for stack in stacks))
+    out = tmp_path / "inl.pb.gz"
+    assert main(["fold", str(capture), "--module", str(MODULES / "inl_legacy.ko"), "--base", f"{base:x}",
+                 "-f", "pprof", "-o", str(out)]) == 0
+    message = decode(out)
+    strings = message.string_table
+    functions = {f.id: f for f in message.function}
+    (module,) = [m for m in message.mapping if strings[m.filename].endswith("inl_legacy.ko")]
+    assert module.has_line_numbers and module.has_filenames
+    leaves = {stack[0] for stack in stacks}
+    checked = 0
+    for location in message.location:
+        (line,) = location.line
+        expected = oracle[location.address if location.address in leaves else location.address - 1][-1]
+        assert (strings[functions[line.function_id].filename], line.line) == (expected[1], expected[2])
+        checked += 1
+    assert checked == len({pc for stack in stacks for pc in stack}) > 30

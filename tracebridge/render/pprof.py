@@ -27,8 +27,10 @@ What goes where (docs/formats.md has the table):
   frame) get a mapping with that name and no addresses.
 
 A ``Location`` holds a list of ``Line`` s, innermost first; a frame is one
-``Line`` today.  Inlined frames become more ``Line`` s of the same
-``Location`` (pprof's way of saying "inlined into"), not more locations.
+``Line`` today, with its source file and line where the module's DWARF is
+found (:meth:`_Builder.sources`).  Inlined frames are to become more
+``Line`` s of the same ``Location`` (pprof's way of saying "inlined into"),
+not more locations.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ from typing import IO, TYPE_CHECKING
 
 from tracebridge.profile.labels import LabelOptions
 from tracebridge.profile.model import Frame, Metadata, Profile, SampleLabels
-from tracebridge.support.errors import UsageError
+from tracebridge.support.errors import InputError, UsageError, warn
 
 if TYPE_CHECKING:
+    from tracebridge.image.dwarf import AddressIndex
+    from tracebridge.image.elf import ModuleImage
     from tracebridge.render.pprof_proto import profile_pb2
 
 #: Sample types of the weights a reader can give: (event, unit) of the profile's metadata.
@@ -62,6 +66,8 @@ class ModuleFile:
     sha256: str | None
     #: Symbol -> offset of the function from the module's base, as the kernel linker lays it out.
     starts: MappingType[str, int] = field(default_factory=dict)
+    #: The module's DWARF address index (source lines), when its debug information was found.
+    index: AddressIndex | None = None
 
 
 def sample_type(metadata: Metadata) -> tuple[str, str]:
@@ -88,7 +94,7 @@ class _Builder:
         self.message = message
         self.modules = modules
         self.strings: dict[str, int] = {}
-        self.functions: dict[tuple[str, str], int] = {}
+        self.functions: dict[tuple[str, str], profile_pb2.Function] = {}
         self.mappings: dict[str, int] = {}
         self.string("")  # string_table[0] must be ""
 
@@ -99,13 +105,15 @@ class _Builder:
             self.message.string_table.append(text)
         return index
 
-    def function(self, name: str, system_name: str) -> int:
+    def function(self, name: str, system_name: str, filename: str | None) -> int:
         key = (name, system_name)
-        ident = self.functions.get(key)
-        if ident is None:
-            ident = self.functions[key] = len(self.functions) + 1
-            self.message.function.add(id=ident, name=self.string(name), system_name=self.string(system_name))
-        return ident
+        entry = self.functions.get(key)
+        if entry is None:
+            entry = self.functions[key] = self.message.function.add(
+                id=len(self.functions) + 1, name=self.string(name), system_name=self.string(system_name))
+        if filename and not entry.filename:
+            entry.filename = self.string(filename)
+        return entry.id
 
     def mapping(self, module: str) -> int:
         ident = self.mappings.get(module)
@@ -118,23 +126,53 @@ class _Builder:
                 entry.memory_limit = known.size
                 if known.sha256:
                     entry.build_id = self.string(known.sha256)
+                entry.has_filenames = entry.has_line_numbers = known.index is not None
         return ident
 
-    def address(self, frame: Frame) -> int:
-        """The frame's offset from its module's base when the module's layout is known, else 0."""
+    def address(self, frame: Frame) -> int | None:
+        """The frame's offset from its module's base when the module's layout is known, else None."""
         known = self.modules.get(frame.module) if frame.module else None
         if known is None:
-            return 0
+            return None
         if not frame.resolved:  # a PC inside the module that no symbol covers: its offset is the module's
-            return frame.offset or 0
+            return frame.offset
         start = known.starts.get(frame.symbol)
-        return 0 if start is None else start + (frame.offset or 0)
+        return None if start is None else start + (frame.offset or 0)
 
-    def location(self, ident: int, frame: Frame, name: str) -> None:
-        location = self.message.location.add(id=ident, address=self.address(frame))
+    def sources(self, frames: list[Frame], addresses: list[int | None], leaves: set[int]) -> dict[int, _Source]:
+        """File and line of each frame (by id) whose module has DWARF, for the function the frame names.
+
+        A caller's address is a return address, which may already lie on
+        the next line: it is looked up at address - 1, the leaf's at its
+        address.  The line is the outermost frame's of the address's inline
+        chain: where in the named function the code is (a call site, when
+        the code there was inlined from elsewhere).
+        """
+        wanted: dict[str, list[int]] = {}
+        for ident, frame in enumerate(frames):
+            known = self.modules.get(frame.module) if frame.module else None
+            if known is not None and known.index is not None and frame.resolved and addresses[ident] is not None:
+                wanted.setdefault(frame.module, []).append(ident)
+        found: dict[int, _Source] = {}
+        for module, idents in wanted.items():
+            query = [addresses[i] - (i not in leaves) for i in idents]
+            for ident, chain in zip(idents, self.modules[module].index.frames_many(query)):
+                if chain:
+                    found[ident] = _Source(chain[-1].file, chain[-1].line)
+        return found
+
+    def location(self, ident: int, frame: Frame, name: str, address: int | None, source: _Source | None) -> None:
+        location = self.message.location.add(id=ident, address=address or 0)
         if frame.module:
             location.mapping_id = self.mapping(frame.module)
-        location.line.add(function_id=self.function(name, frame.symbol))
+        source = source or _Source(None, None)
+        location.line.add(function_id=self.function(name, frame.symbol, source.file), line=source.line or 0)
+
+
+@dataclass(frozen=True)
+class _Source:
+    file: str | None
+    line: int | None
 
 
 def module_files(metadata: Metadata) -> dict[str, ModuleFile]:
@@ -142,8 +180,19 @@ def module_files(metadata: Metadata) -> dict[str, ModuleFile]:
     from tracebridge.readers.bundle import sha256_of
 
     return {image.frame_module: ModuleFile(image.frame_module, image.path, image.size, sha256_of(image.path),
-                                           {f.name: f.offset for f in image.functions})
+                                           {f.name: f.offset for f in image.functions}, _dwarf(image))
             for image in metadata.modules}
+
+
+def _dwarf(image: ModuleImage) -> AddressIndex | None:
+    """The module's DWARF index when its debug information is found (as ``lookup`` finds it), else None."""
+    from tracebridge.image.dwarf import module_index
+
+    try:
+        return module_index(image)[0]
+    except InputError as exc:  # a debug file that is not the module's: no lines, the profile still written
+        warn(f"{exc}; the pprof profile has no source lines for {image.filename}")
+        return None
 
 
 def build_pprof(profile: Profile, labels: LabelOptions = LabelOptions()) -> profile_pb2.Profile:
@@ -160,8 +209,11 @@ def build_pprof(profile: Profile, labels: LabelOptions = LabelOptions()) -> prof
     if kind == "samples" and profile.metadata.event not in ("samples", ""):
         message.period_type.type = build.string(profile.metadata.event)  # the PMC event sampled
         message.period_type.unit = build.string("count")
-    for ident, (frame, name) in enumerate(zip(profile.frames, labels.labels(profile)), 1):
-        build.location(ident, frame, name)
+    frames = profile.frames
+    addresses = [build.address(frame) for frame in frames]
+    sources = build.sources(frames, addresses, {stack[-1] for stack in profile.stacks if stack})
+    for ident, (frame, name) in enumerate(zip(frames, labels.labels(profile))):
+        build.location(ident + 1, frame, name, addresses[ident], sources.get(ident))
     parts: dict[tuple[int, ...], list[tuple[SampleLabels, float]]] = {}
     for (stack, context), weight in profile.labelled.items():
         parts.setdefault(stack, []).append((context, weight))

@@ -8,6 +8,7 @@ ELF files.  The logs are printed with pmcstat's own formats.
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections import Counter
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import readelf_text
+from addr2line_oracle import read_addr2line
 from fixture_paths import EXPECTED, MODULE_NAMES, MODULES
 from pmcstat_text import callchain, entry, map_in, map_out
 from tracebridge.cli import main
@@ -23,6 +25,7 @@ from tracebridge.readers.placement import build_space, open_images
 from tracebridge.readers.pmcstat import read_callchain_log
 from tracebridge.profile.model import Profile
 from tracebridge.profile.resolve import ResolutionCounts
+from tracebridge.render.pprof_proto import profile_pb2
 
 DATA = Path(__file__).parents[1] / "data" / "pmcstat"
 KERNEL = DATA / "kernel"
@@ -256,3 +259,26 @@ def merged(profile: Profile) -> Profile:
     result = Profile()
     result.merge(profile)
     return result
+
+
+def test_inline_keeps_each_samples_cpu(tmp_path):
+    """pprof of a record log read with --inline: the profile --inline rebuilds keeps the samples' CPU labels.
+
+    (A record log's frames are whole functions, without the offsets a chain needs: they stay whole.)"""
+    base = 0xffffffff82a40000
+    pcs = sorted(read_addr2line(EXPECTED / "inl_legacy.addr2line.txt"))[10::25]
+    log = tmp_path / "pmc.txt"
+    log.write_text(entry("initlog", '0x5000000 "INTEL_SKYLAKE"') + entry("allocate", '0x10000 "cpu_clk" 0x4014')
+                   + map_in(-1, base, "/boot/modules/inl_legacy.ko")
+                   + "".join(callchain(-1, 0x10000, number % 3, [base + pc]) for number, pc in enumerate(pcs)))
+    out = tmp_path / "pmc.pb.gz"
+    assert main(["fold", str(log), "--module", str(MODULES / "inl_legacy.ko"), "--inline", "-f", "pprof",
+                 "-o", str(out)]) == 0
+    message = profile_pb2.Profile()
+    message.ParseFromString(gzip.decompress(out.read_bytes()))
+    strings = message.string_table
+    per_cpu: dict[str, int] = {}
+    for sample in message.sample:
+        (label,) = sample.label
+        per_cpu[strings[label.str]] = per_cpu.get(strings[label.str], 0) + sample.value[0]
+    assert per_cpu == {str(cpu): len(range(cpu, len(pcs), 3)) for cpu in range(3)}

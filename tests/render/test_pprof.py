@@ -9,6 +9,7 @@ tests skip, saying so.
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import os
 import re
@@ -22,6 +23,7 @@ import pytest
 from addr2line_oracle import read_addr2line
 from fixture_paths import EXPECTED, MODULES
 from tracebridge.cli import main
+from tracebridge.profile.labels import INLINED_SUFFIX
 from tracebridge.readers.bundle import sha256_of
 from tracebridge.readers.folded import split_frames
 from tracebridge.render.pprof_proto import profile_pb2
@@ -53,6 +55,8 @@ CAPTURES = {
     "probefunc-count": [DATA / "dtrace" / "probefunc-count.txt"],
     "pmc-multi-image": [DATA / "pmcstat" / "multi-image.graph", "--module", MODULES / "rem_legacy_fp.ko"],
     "pmc-mangled": [DATA / "pmcstat" / "multi-image.graph", "--no-demangle"],
+    "inl-inline": [EXAMPLES / "inl.stack.txt", "--module", EXAMPLES / "inl.ko", "--base", "ffffffff82a40000",
+                   "--inline"],
 }
 
 GO = shutil.which("go")
@@ -75,7 +79,8 @@ def folded(capsys, arguments: list) -> dict[tuple[str, ...], int]:
     stacks: dict[tuple[str, ...], int] = {}
     for line in capsys.readouterr().out.splitlines():
         stack, _, count = line.rpartition(" ")
-        stacks[tuple(split_frames(stack))] = int(count)
+        # An inlined frame's _[i] is folded text's mark; pprof marks its inlined lines itself.
+        stacks[tuple(frame.removesuffix(INLINED_SUFFIX) for frame in split_frames(stack))] = int(count)
     return stacks
 
 
@@ -269,3 +274,37 @@ def test_source_lines_from_dwarf_equal_addr2line(tmp_path):
         assert (strings[functions[line.function_id].filename], line.line) == (expected[1], expected[2])
         checked += 1
     assert checked == len({pc for stack in stacks for pc in stack}) > 30
+
+
+def test_inlined_frames_are_lines_of_one_location(tmp_path):
+    """With --inline, the inline chain at each address is one location's lines, innermost first, with
+    the functions, files and lines binutils' addr2line -i gives there (a caller's at its address - 1)."""
+    oracle = read_addr2line(EXPECTED / "inl_legacy.addr2line.txt")
+    message = decode(write(tmp_path, "inl-inline"))
+    strings = message.string_table
+    functions = {f.id: f for f in message.function}
+    leaves = {sample.location_id[0] for sample in message.sample}
+    starts = sorted(oracle)
+    (module,) = [m for m in message.mapping if strings[m.filename].endswith("inl.ko")]
+    assert module.has_inline_frames
+    inlined = 0
+    for location in message.location:
+        if location.mapping_id != module.id:
+            continue
+        # A return address - 1 lies inside the call instruction: addr2line's answer for where it starts.
+        pc = location.address if location.id in leaves else location.address - 1
+        expected = oracle[starts[bisect.bisect_right(starts, pc) - 1]]
+        # pprof keeps one file per function, not per line: compared where the line is known.
+        got = [(strings[functions[line.function_id].filename] if line.line else None, line.line)
+               for line in location.line]
+        assert got == [(file if line else None, line or 0) for _, file, line in expected]
+        inlined += len(location.line) > 1
+    assert inlined > 10
+
+
+@needs_go
+def test_go_pprof_shows_inlined_frames_as_inlined(tmp_path):
+    traces = go_pprof("-traces", write(tmp_path, "inl-inline"))
+    assert "core::iter::traits::iterator::Iterator::fold (inline)" in traces
+    assert "   inl_drain\n" in traces  # the function holding them is a real frame
+

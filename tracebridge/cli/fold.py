@@ -49,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "parquet":
         require_pyarrow()
     options = options_from_args(args)
-    if args.format == "pprof":  # pprof labels each sample with its CPU and process where the input says
-        options = dataclasses.replace(options, sample_labels=True)
+    if args.format == "pprof":
+        # pprof keeps each sample's CPU and process where the input says, each location's address
+        # (the frame's offset), and with --inline each inlined line's file:line.
+        options = dataclasses.replace(options, sample_labels=True, offsets=True, inline_lines=options.inline)
     profile = load_profile(args.inputs, options)
     if not profile.stacks:
         raise UsageError("the inputs hold no stacks to fold, only aggregations whose values are not samples "

@@ -51,6 +51,7 @@ class InlineExpander:
         result = Profile(profile.metadata)
         cache: dict[tuple[int, bool], tuple[int, ...]] = {}
         frames = profile.frames
+        expanded: dict[tuple[int, ...], tuple[int, ...]] = {}
         for stack, weight in profile.stacks.items():
             out: list[int] = []
             last = len(stack) - 1
@@ -60,7 +61,10 @@ class InlineExpander:
                 if ids is None:
                     ids = cache[key] = tuple(result.intern(f) for f in self.chain(frames[frame_id], key[1]))
                 out.extend(ids)
-            result.add_ids(tuple(out), weight)
+            result.add_ids(expanded.setdefault(stack, tuple(out)), weight)
+        for (stack, labels), weight in profile.labelled.items():  # the samples' CPU and process stay
+            key = (expanded[stack], labels)
+            result.labelled[key] = result.labelled.get(key, 0) + weight
         return result
 
     def chain(self, frame: Frame, leaf: bool) -> list[Frame]:

@@ -18,7 +18,7 @@ What goes where (docs/formats.md has the table):
   name as the text outputs print it (``--no-demangle``, ``--hash`` and
   ``--include-offset`` apply, so ``go tool pprof -traces`` shows the folded
   output's stacks) as ``name``, the symbol as the module spells it as
-  ``system_name``;
+  ``system_name`` where that differs;
 * one ``Mapping`` per module: the file given with ``--module`` (or the
   bundle's copy) as ``filename``, its SHA-256 as ``build_id``, and where
   the module's layout places a frame, its offset from the module's base as
@@ -26,11 +26,10 @@ What goes where (docs/formats.md has the table):
   offsets).  Modules known only by name (``kernel`` in a ``stack()``
   frame) get a mapping with that name and no addresses.
 
-A ``Location`` holds a list of ``Line`` s, innermost first; a frame is one
-``Line`` today, with its source file and line where the module's DWARF is
-found (:meth:`_Builder.sources`).  Inlined frames are to become more
-``Line`` s of the same ``Location`` (pprof's way of saying "inlined into"),
-not more locations.
+A ``Location`` holds a list of ``Line`` s, innermost first: a frame, and
+with ``--inline`` the frames inlined into it at that address (pprof's way of
+saying "inlined into", :func:`_inline_runs`), each with its source file and
+line where the module's DWARF is found (:meth:`_Builder.sources`).
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
-from tracebridge.profile.labels import LabelOptions
+from tracebridge.profile.labels import INLINED_SUFFIX, LabelOptions
 from tracebridge.profile.model import Frame, Metadata, Profile, SampleLabels
 from tracebridge.support.errors import InputError, UsageError, warn
 
@@ -151,7 +150,8 @@ class _Builder:
         wanted: dict[str, list[int]] = {}
         for ident, frame in enumerate(frames):
             known = self.modules.get(frame.module) if frame.module else None
-            if known is not None and known.index is not None and frame.resolved and addresses[ident] is not None:
+            if (known is not None and known.index is not None and frame.resolved and addresses[ident] is not None
+                    and frame.line is None):  # --inline gave its frames their lines already
                 wanted.setdefault(frame.module, []).append(ident)
         found: dict[int, _Source] = {}
         for module, idents in wanted.items():
@@ -161,12 +161,25 @@ class _Builder:
                     found[ident] = _Source(chain[-1].file, chain[-1].line)
         return found
 
-    def location(self, ident: int, frame: Frame, name: str, address: int | None, source: _Source | None) -> None:
+    def location(self, ident: int, run: tuple[int, ...], frames: list[Frame], names: list[str],
+                 address: int | None, source: _Source | None) -> None:
+        """A location for ``run``: a frame (at ``address``) and the frames inlined into it, outermost first."""
+        base = frames[run[0]]
         location = self.message.location.add(id=ident, address=address or 0)
-        if frame.module:
-            location.mapping_id = self.mapping(frame.module)
-        source = source or _Source(None, None)
-        location.line.add(function_id=self.function(name, frame.symbol, source.file), line=source.line or 0)
+        if base.module:
+            location.mapping_id = self.mapping(base.module)
+            if len(run) > 1:
+                self.message.mapping[location.mapping_id - 1].has_inline_frames = True
+        for position in reversed(range(len(run))):  # innermost first, as pprof lists them
+            frame, name = frames[run[position]], names[run[position]]
+            if frame.inlined:  # pprof marks inlined lines itself
+                name = name.removesuffix(INLINED_SUFFIX)
+            own = _Source(frame.file, frame.line) if frame.file or frame.line else None
+            where = own or (source if position == 0 else None) or _Source(None, None)
+            # A system name only where the module's symbol differs from the name (not for an inlined
+            # copy or a name the input gave): pprof would "demangle" a name equal to it, `<T as U>::f` to `::f`.
+            system_name = frame.symbol if frame.symbol != frame.name else ""
+            location.line.add(function_id=self.function(name, system_name, where.file), line=where.line or 0)
 
 
 @dataclass(frozen=True)
@@ -210,15 +223,21 @@ def build_pprof(profile: Profile, labels: LabelOptions = LabelOptions()) -> prof
         message.period_type.type = build.string(profile.metadata.event)  # the PMC event sampled
         message.period_type.unit = build.string("count")
     frames = profile.frames
+    names = labels.labels(profile)
     addresses = [build.address(frame) for frame in frames]
     sources = build.sources(frames, addresses, {stack[-1] for stack in profile.stacks if stack})
-    for ident, (frame, name) in enumerate(zip(frames, labels.labels(profile))):
-        build.location(ident + 1, frame, name, addresses[ident], sources.get(ident))
+    runs: dict[tuple[int, ...], int] = {}
     parts: dict[tuple[int, ...], list[tuple[SampleLabels, float]]] = {}
     for (stack, context), weight in profile.labelled.items():
         parts.setdefault(stack, []).append((context, weight))
     for stack, weight in zip(profile.stacks, weights):
-        locations = [i + 1 for i in reversed(stack)]
+        locations = []
+        for run in reversed(_inline_runs(stack, frames)):
+            ident = runs.get(run)
+            if ident is None:
+                ident = runs[run] = len(runs) + 1
+                build.location(ident, run, frames, names, addresses[run[0]], sources.get(run[0]))
+            locations.append(ident)
         rest = weight
         for context, part in parts.get(stack, ()):
             sample = message.sample.add(location_id=locations, value=[int(part)])
@@ -232,6 +251,17 @@ def build_pprof(profile: Profile, labels: LabelOptions = LabelOptions()) -> prof
     for text in [f"tracebridge: {profile.metadata.source}", *profile.metadata.notes]:
         message.comment.append(build.string(text))
     return message
+
+
+def _inline_runs(stack: tuple[int, ...], frames: list[Frame]) -> list[tuple[int, ...]]:
+    """``stack`` cut into pprof locations: each frame with the inlined frames after it (``--inline``)."""
+    runs: list[list[int]] = []
+    for ident in stack:
+        if frames[ident].inlined and runs:
+            runs[-1].append(ident)
+        else:
+            runs.append([ident])
+    return [tuple(run) for run in runs]
 
 
 def write_pprof(out: IO[bytes], profile: Profile, labels: LabelOptions = LabelOptions()) -> None:

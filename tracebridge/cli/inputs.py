@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tracebridge.cli.common import parse_address
+from tracebridge.readers.dtrace_printouts import RULES
 from tracebridge.readers.options import LoadOptions
 from tracebridge.readers.registry import format_names
 from tracebridge.support import spool
@@ -45,6 +46,11 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--aggregation", type=int, metavar="N",
                        help="make the profile of the Nth aggregation printed (default: the first whose values "
                             "add up: count, sum or a histogram)")
+    group.add_argument("--printouts", choices=RULES,
+                       help="how printouts of one DTrace aggregation (a tick probe's printa) combine: sum (each is "
+                            "a delta, as after trunc()), last (each is a running total) or each (kept apart as "
+                            "aggregations of their own). Default: last when no value ever falls from one printout "
+                            "to the next, else sum; the rule applied is named on standard error")
 
 
 def _value_kinds(text: str) -> tuple[str, ...]:
@@ -63,7 +69,7 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
                        inline=args.inline or getattr(args, "by", None) == "line",
                        inline_lines=getattr(args, "by", None) == "line", debug=tuple(args.debug),
                        value_kinds=args.value_kind, aggregation=args.aggregation,
-                       strict=args.strict, verbose=args.verbose)
+                       strict=args.strict, verbose=args.verbose, printouts=args.printouts)
 
 
 def input_paths(args: argparse.Namespace) -> list[str]:

@@ -25,18 +25,24 @@ line (:func:`parse`).  Frames are named once per distinct text by
 first: string and integer keys first (``execname`` as the root), then the
 printed frames of all stack keys reversed, so ``@[stack(), ustack()]``
 reads user root -> user leaf -> kernel root -> kernel leaf, as the samples
-nested.  An output may print several aggregations; one makes the profile
-(see :func:`build`) and those not keyed by stacks are also kept as tables.
+nested.  An output may print several aggregations, and each of them
+several times (a ``tick`` probe's ``printa``): the printouts of one
+aggregation combine as :mod:`~tracebridge.readers.dtrace_printouts` says;
+one aggregation makes the profile (see :func:`build`) and those not keyed
+by stacks are also kept as tables.  Records stream from :func:`parse` into
+:class:`_Printouts`, which keeps per aggregation only its distinct keys.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import compress
 
 from tracebridge.readers.dtrace_frames import strip_offsets
-from tracebridge.support.errors import EmptyInput
+from tracebridge.readers.dtrace_printouts import Series
+from tracebridge.support.errors import EmptyInput, note
 from tracebridge.readers.options import Loaded, LoadOptions
 from tracebridge.readers.source import Source
 from tracebridge.profile.model import C, Frame, Metadata, Profile
@@ -83,6 +89,17 @@ class Histogram:
     def total(self) -> int:
         return sum(b.count for b in self.buckets)
 
+    def __add__(self, other: Histogram) -> Histogram:
+        """Two printouts of one histogram added up, bucket by bucket."""
+        if [b.label for b in self.buckets] == [b.label for b in other.buckets]:
+            return Histogram(self.kind, tuple(Bucket(a.label, a.low, a.count + b.count)
+                                              for a, b in zip(self.buckets, other.buckets)))
+        counts: dict[tuple[str, int | None], int] = {}
+        for bucket in (*self.buckets, *other.buckets):
+            counts[bucket.label, bucket.low] = counts.get((bucket.label, bucket.low), 0) + bucket.count
+        order = sorted(counts, key=lambda b: (b[1] is not None, b[0].startswith(">="), b[1] or 0))
+        return Histogram(self.kind, tuple(Bucket(label, low, counts[label, low]) for label, low in order))
+
 
 @dataclass
 class AggregationRow:
@@ -121,6 +138,8 @@ class _Record:
     after_blank: bool
     #: A traced firing (one sample), not an aggregation entry: the same stack may come again.
     traced: bool = False
+    #: Probe lines (``CPU ID FUNCTION:NAME`` firings) before it: what a ``tick`` firing printed shares one.
+    firings: int = 0
 
 
 def sniff(source: Source) -> bool:
@@ -140,7 +159,8 @@ def sniff(source: Source) -> bool:
 
 
 def read(source: Source, options: LoadOptions) -> Loaded:
-    loaded = _read_plain_stacks(source, options)
+    plain = options.printouts != "each" and options.aggregation in (None, 1)
+    loaded = _read_plain_stacks(source, options) if plain else None
     if loaded is None:
         loaded = build(source, parse(source), options)
     return loaded
@@ -154,34 +174,49 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
     :meth:`~tracebridge.readers.source.Source.blocks`: a capture of gigabytes is
     streamed) is cut at whitespace in one call and the counts are found
     among the tokens; the distinct tokens (a few thousand once offsets are
-    gone) are checked after.  Anything that is not frames-then-count (keys,
-    histograms, traced firings, names with spaces) leaves a token that is
-    neither, and returns None for :func:`parse`.
+    gone) are checked after and each named once.  Anything that is not frames-then-count (keys, histograms, traced
+    firings, names with spaces) leaves a token that is neither, and returns
+    None for :func:`parse`.  An entry printed again (offsets and all) starts
+    the next printout (one printout's keys are unique).
     """
     profile = _new_profile(source, options.value_kinds[0])
+    series: Series[tuple[int, ...]] = Series(profile.stacks, options.printouts)
     ids: dict[str, int] = {}
     tail: list[str] = []  # the tokens of an entry that goes on in the next block
+    printed_tail: list[str] = []
     for first, text in source.blocks():
         if first == 1:
             while text.startswith(_NOISE):
                 text = text[text.find("\n") + 1:] if "\n" in text else ""
         if options.images:  # named frames with their offsets, before the offsets go (opened: watched)
             options.namer.observe(set(_NAMED.findall(text)), ())
-        if not options.read_offsets:
-            text = _OFFSET.sub("", text)
-        tail = _add_plain_entries(profile, ids, tail + text.split(), options)
+        printed = None if options.read_offsets else printed_tail + text.split()
+        cut = text if options.read_offsets else _OFFSET.sub("", text)
+        tail = _add_plain_entries(series, profile, ids, tail + cut.split(), printed, options)
         if tail is None:
             return None
-    return Loaded(profile) if profile.stacks and not tail else None
+        printed_tail = printed[len(printed) - len(tail):] if printed is not None else []
+    if not profile.stacks or tail:
+        return None
+    series.tell(source.path, "the stack aggregation")
+    profile.stacks = series.result()
+    return Loaded(profile)
 
 
 #: Most tokens one plain entry may have (a stack is at most a few hundred frames).
 _MAX_ENTRY = 1 << 16
 
 
-def _add_plain_entries(profile: Profile, ids: dict[str, int], tokens: list[str],
-                       options: LoadOptions) -> list[str] | None:
-    """Add the complete entries of ``tokens``; return the tokens after the last count, or None if not plain."""
+def _add_plain_entries(series: Series, profile: Profile, ids: dict[str, int], tokens: list[str],
+                       printed: list[str] | None, options: LoadOptions) -> list[str] | None:
+    """Add the complete entries of ``tokens``; return the tokens after the last count, or None if not plain.
+
+    Without ``--include-offset``, ``tokens`` have their offsets cut (`f+0x10`
+    and `f+0x24` are one frame, and a few thousand distinct tokens are far
+    quicker to look up) and ``printed`` are the same tokens as printed: the
+    entries add up by their cut frames but are told apart as printed (a
+    printout never prints one twice).
+    """
     distinct = set(tokens)
     counts = {t for t in distinct if t.isascii() and t.isdigit() and len(t) <= 20}
     frames = distinct - counts
@@ -202,9 +237,10 @@ def _add_plain_entries(profile: Profile, ids: dict[str, int], tokens: list[str],
                            set().union(*(tokens[start + 1:end] for start, end in zip(starts, ends))))
     n = ends[-1] + 1
     backwards = list(map(ids.get, reversed(tokens[:n])))  # root-first slices of each entry
-    add = profile.add_ids
-    for start, end in zip(starts, ends):
-        add(tuple(backwards[n - end:n - start]), int(tokens[end]))
+    keys = [tuple(backwards[n - end:n - start]) for start, end in zip(starts, ends)]
+    counts = map(int, map(tokens.__getitem__, ends))
+    series.extend(keys, counts, keys if printed is None else
+                  [tuple(printed[start:end]) for start, end in zip(starts, ends)])
     return tokens[n:]
 
 
@@ -253,15 +289,15 @@ class _Lines:
         return None if self._next is None else self._next[1]
 
 
-def parse(source: Source) -> list[_Record]:
-    """Split the text into records; raise InputError (with the line) on anything unrecognised.
+def parse(source: Source) -> Iterator[_Record]:
+    """The records of the text as they come; raise InputError (with the line) on anything unrecognised.
 
     The text is streamed, and the firings of a traced run are counted per
-    stack as they come, so a long traced capture takes the memory of its
-    distinct stacks.
+    stack as they come (given out when the run ends), so a long traced
+    capture takes the memory of its distinct stacks.
     """
     lines = _Lines(source)
-    records: list[_Record] = []
+    records: list[_Record] = []  # complete, not yet given out
     traced_run: dict[tuple[str, ...], _Record] = {}  # stack -> its record, in this run of traced firings
     keys: list[str] = []
     frames: list[str] = []
@@ -269,12 +305,14 @@ def parse(source: Source) -> list[_Record]:
     traced = 0         # line of the pending traced firing (0: none); its stack follows it directly
     gap = 0            # index in `frames` after the last blank line
     blank = True       # a blank line came since the last record (starts a new table)
+    firings = 0        # probe lines so far
 
     def emit(value: int | Histogram, line: int) -> None:
         nonlocal keys, frames, blank, gap
-        records.append(_Record(line, keys, frames, value, blank))
-        keys, frames, blank, gap = [], [], False, 0
+        records.extend(traced_run.values())
         traced_run.clear()
+        records.append(_Record(line, keys, frames, value, blank, firings=firings))
+        keys, frames, blank, gap = [], [], False, 0
 
     def end_traced(upto: int) -> None:
         """A traced firing is one sample of the stack printed under it."""
@@ -283,12 +321,15 @@ def parse(source: Source) -> list[_Record]:
             stack = tuple(frames[:upto])
             record = traced_run.get(stack)
             if record is None:
-                record = traced_run[stack] = _Record(traced, [], frames[:upto], 0, False, traced=True)
-                records.append(record)
+                record = traced_run[stack] = _Record(traced, [], frames[:upto], 0, False, traced=True,
+                                                     firings=firings)
             record.value += 1
         frames, traced, gap = frames[upto:], 0, 0
 
     for i, line in lines:
+        if records:
+            yield from records
+            records.clear()
         stripped = line.strip()
         if not stripped:
             if traced and not frames:  # the firing traced no stack
@@ -324,6 +365,7 @@ def parse(source: Source) -> list[_Record]:
             if traced:
                 end_traced(len(frames))
             traced = start = i
+            firings += 1
             continue
         if _HEADER.match(line) or line.startswith(_NOISE):
             continue
@@ -349,7 +391,8 @@ def parse(source: Source) -> list[_Record]:
         raise source.error("stack has no count (the capture is cut short here)", start)
     elif keys:
         raise source.error("aggregation key has no value (the capture is cut short here)", start)
-    return records
+    yield from records
+    yield from traced_run.values()
 
 
 def _key_follows(following: str | None) -> bool:
@@ -389,33 +432,136 @@ def _histogram_kind(buckets: list[Bucket]) -> str:
     return "lquantize" if len(steps) <= 1 else "llquantize"
 
 
-def _group(records: list[_Record]) -> list[list[_Record]]:
-    """Records cut into the printed aggregations.
+@dataclass
+class _Aggregate:
+    """One aggregation as read so far: where it was first printed, what it is, and its printouts."""
 
-    One aggregation's keys are unique, so a key seen again starts the next
-    one; so does a change of shape (keys, stacks, histogram or not, traced
-    firing or not), and a scalar row after a blank line (a scalar aggregation
-    prints no blank lines between its rows, dtrace(1) prints one between
+    number: int
+    line: int
+    kind: str
+    keyed: bool
+    stacks: bool
+    #: Traced firings: always added up.
+    traced: bool
+    series: Series
+
+
+class _Printouts:
+    """Records cut into printouts as they stream by, and the printouts gathered into aggregations.
+
+    One printout's keys are unique, so a key seen again starts the next one;
+    so does a change of shape (keys, stacks, histogram or not, traced firing
+    or not), and a scalar row after a blank line (a scalar aggregation prints
+    no blank lines between its rows, dtrace(1) prints one between
     aggregations).  Traced firings are samples: the same stack again is one
-    more of them.
+    more of them, and all of them are one aggregation.
+
+    Printouts are of the same aggregation when they are the same place in
+    what successive probe firings printed (``  0  64091  :tick-60s`` lines
+    before them): the first of each firing's printouts, the second, ... (of
+    the same shape).  Before any probe line, stack printouts of one shape that
+    follow each other are one aggregation's, while key/value tables stay apart
+    (``@avg`` and ``@sum`` of the same keys print alike at ``END``).
+    ``--printouts each`` keeps every printout apart.  Only the aggregation that
+    can still make the profile and the tables keep their values.
     """
-    groups: list[list[_Record]] = []
-    seen: set[tuple] = set()
-    shape = None
-    for record in records:
+
+    def __init__(self, options: LoadOptions):
+        self.options = options
+        self.aggregates: list[_Aggregate] = []
+        self._identities: dict[tuple, _Aggregate] = {}
+        self._scalar_kinds = iter(options.value_kinds)
+        self._kind = "count"
+        self.chosen: _Aggregate | None = None
+        self.printouts = 0
+        self._current: _Aggregate | None = None
+        self._shape: tuple | None = None
+        self._seen: set[tuple] = set()
+        self._firings = 0
+        self._place = 0
+        self._previous: tuple | None = None
+        #: Printouts of an aggregation printed before.
+        self.repeated = 0
+        #: The distinct frame texts printed first in a stack and after, for the evidence that the modules fit.
+        self._watched = bool(options.images)
+        self.leaves: set[str] = set()
+        self.callers: set[str] = set()
+
+    def add(self, record: _Record) -> None:
         key = (tuple(record.keys), tuple(record.frames))
-        record_shape = (len(record.keys), bool(record.frames), isinstance(record.value, Histogram), record.traced)
-        if (not groups or (key in seen and not record.traced) or record_shape != shape
-                or (record.after_blank and not record_shape[2] and not record.frames)):
-            groups.append([])
-            seen = set()
-            shape = record_shape
-        groups[-1].append(record)
-        seen.add(key)
-    return groups
+        shape = (len(record.keys), bool(record.frames), isinstance(record.value, Histogram), record.traced)
+        if (self._current is None or (key in self._seen and not record.traced) or shape != self._shape
+                or (record.after_blank and not shape[2] and not record.frames)
+                or (record.firings != self._firings and not record.traced)):
+            self._start(record, shape)
+        self._seen.add(key)
+        self._current.series.add(key, record.value)
+        if self._watched and record.frames:
+            self.leaves.add(record.frames[0])
+            self.callers.update(record.frames[1:])
+
+    def _start(self, record: _Record, shape: tuple) -> None:
+        if self._current is not None:
+            self._current.series.end()
+        self.printouts += 1
+        self._shape, self._seen = shape, set()
+        if record.traced:
+            identity: tuple = ("traced", shape)
+        elif record.firings:
+            self._place = self._place + 1 if record.firings == self._firings else 0
+            self._firings = record.firings
+            identity = ("firing", self._place, shape)
+        elif record.frames and self._previous is not None and self._previous[-1] == shape:
+            identity = self._previous
+        else:
+            identity = ("printed", self.printouts, shape)
+        self._previous = identity
+        aggregate = self._identities.get(identity)
+        if aggregate is not None and not record.traced:
+            self.repeated += 1
+        if aggregate is None or self.options.printouts == "each":
+            aggregate = self._identities[identity] = self._new(record)
+        self._current = aggregate
+
+    def _new(self, record: _Record) -> _Aggregate:
+        """A new aggregation: its kind (``--value-kind`` in print order) and whether it makes the profile."""
+        value = record.value
+        if isinstance(value, Histogram):
+            kind = value.kind
+        else:
+            kind = self._kind = next(self._scalar_kinds, self._kind)
+        number = len(self.aggregates) + 1
+        keyed = bool(record.keys or record.frames)
+        wanted = self.options.aggregation
+        chosen = number == wanted if wanted is not None else (
+            self.chosen is None and keyed and kind not in NOT_ADDITIVE)
+        # Values are kept for tables (not keyed by stacks) and for the aggregation that makes the profile.
+        kept = chosen or not record.frames
+        aggregate = _Aggregate(number, record.line, kind, keyed, bool(record.frames), record.traced,
+                               Series({} if kept else None, "sum" if record.traced else self.options.printouts))
+        if chosen:
+            self.chosen = aggregate
+        self.aggregates.append(aggregate)
+        return aggregate
+
+    def tell(self, source: Source) -> None:
+        """Say on standard error how repeated printouts were combined (once every record is in)."""
+        given = self.options.printouts
+        if given == "each":
+            if self.repeated:
+                note(f"{source.path}: {self.repeated} printouts repeat an aggregation printed before, each kept "
+                     "apart as its own aggregation (--printouts each; choose with --printouts sum|last|each)")
+            return
+        for aggregate in self.aggregates:
+            if aggregate.traced:
+                continue
+            what = "the stack aggregation" if aggregate.stacks else f"aggregation {aggregate.number}"
+            if len(self.aggregates) > 1 and aggregate.stacks:
+                what = f"aggregation {aggregate.number} (stacks)"
+            aggregate.series.tell(source.path, what)
 
 
-def build(source: Source, records: list[_Record], options: LoadOptions) -> Loaded:
+def build(source: Source, records: Iterator[_Record], options: LoadOptions) -> Loaded:
     """Name the frames; one aggregation becomes the profile, non-stack ones also tables.
 
     Scalar aggregations take their kinds from ``options.value_kinds`` in the
@@ -423,52 +569,44 @@ def build(source: Source, records: list[_Record], options: LoadOptions) -> Loade
     ``options.aggregation`` (1-based, in print order) or else of the first
     aggregation with keys whose values add up: counts, sums, histograms
     (their number of values).  Stacks are keys first (``execname`` at the root), then the
-    printed frames reversed.
+    printed frames reversed.  Each aggregation's printouts combine by
+    ``options.printouts`` (see :mod:`~tracebridge.readers.dtrace_printouts`).
     """
-    if not records:
+    printouts = _Printouts(options)
+    for record in records:
+        printouts.add(record)
+    aggregates = printouts.aggregates
+    if not aggregates:
         raise EmptyInput(source.path, "holds no stacks and no aggregation values")
-    groups = _group(records)
-    kinds: list[str] = []
-    scalars = iter(options.value_kinds)
-    kind = "count"
-    for group in groups:
-        if isinstance(group[0].value, Histogram):
-            kinds.append(group[0].value.kind)
-        else:
-            kind = next(scalars, kind)
-            kinds.append(kind)
-    if options.aggregation is not None:
-        if not 1 <= options.aggregation <= len(groups):
-            raise source.error(f"--aggregation {options.aggregation}: it holds {len(groups)} aggregation(s)")
-        chosen = options.aggregation - 1
-    else:
-        chosen = next((i for i, (k, g) in enumerate(zip(kinds, groups))
-                       if k not in NOT_ADDITIVE and (g[0].keys or g[0].frames)), None)
-    frame_texts: set[str] = set().union(*(r.frames for r in records))
-    key_texts: set[str] = set().union(*(r.keys for r in records))
+    if options.aggregation is not None and not 1 <= options.aggregation <= len(aggregates):
+        raise source.error(f"--aggregation {options.aggregation}: it holds {len(aggregates)} aggregation(s)")
+    printouts.tell(source)
+    results = {a.number: a.series.result() for a in aggregates if a.series.values is not None}
+    chosen = printouts.chosen
+    frame_texts = {f for key in results.get(chosen.number, {}) for f in key[1]} if chosen is not None else set()
+    key_texts = {k for result in results.values() for key in result for k in key[0]}
     # Without offsets, `f+0x10` and `f+0x24` are one frame: a capture has a few thousand
     # functions but far more (function, offset) pairs, each of which would cost a naming.
     texts = {t: t for t in frame_texts} if options.offsets else strip_offsets(frame_texts)
     texts.update({k: k for k in key_texts if not _INT.match(k)})
-    profile = _new_profile(source, kinds[chosen] if chosen is not None else "count")
+    profile = _new_profile(source, chosen.kind if chosen is not None else "count")
     ids = _frame_ids(profile, texts, options)
-    options.namer.observe({r.frames[0] for r in records if r.frames},
-                          {f for r in records for f in r.frames[1:]})
+    options.namer.observe(printouts.leaves, printouts.callers)
     named = {k: profile.frames[ids[k]] for k in key_texts if k in ids}
     for key in sorted(key_texts - named.keys()):
         named[key] = _integer_frame(key)
         ids[key] = profile.intern(named[key])
     get = ids.__getitem__
     if chosen is not None:
-        for record in groups[chosen]:
-            value = record.value
-            stack = tuple(map(get, record.keys)) + tuple(map(get, reversed(record.frames)))
+        for (keys, frames), value in results[chosen.number].items():
+            stack = tuple(map(get, keys)) + tuple(map(get, reversed(frames)))
             if stack:
                 profile.add_ids(stack, value.total if isinstance(value, Histogram) else value)
     aggregations = [
-        Aggregation(source.path, group[0].line, kind,
-                    [AggregationRow(tuple(named[k] for k in r.keys), r.value) for r in group], number)
-        for number, (group, kind) in enumerate(zip(groups, kinds), start=1) if not group[0].frames
+        Aggregation(source.path, a.line, a.kind,
+                    [AggregationRow(tuple(named[k] for k in keys), value) for (keys, _), value in
+                     results[a.number].items()], a.number)
+        for a in aggregates if not a.stacks
     ]
     return Loaded(profile, aggregations)
 

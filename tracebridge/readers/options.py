@@ -69,6 +69,9 @@ class LoadOptions:
     #: Whether the capture fits the modules, counted as frames are resolved.  Shared by the
     #: copies a bundle makes (``dataclasses.replace`` keeps the object).
     evidence: Evidence = field(default_factory=Evidence)
+    #: How printouts of one DTrace aggregation combine: ``sum``, ``last`` or ``each`` (kept apart);
+    #: None: ``last`` when they are running totals, else ``sum`` (see :mod:`tracebridge.readers.dtrace_printouts`).
+    printouts: str | None = None
 
     @cached_property
     def images(self) -> list[ModuleImage]:

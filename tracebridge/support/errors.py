@@ -59,6 +59,11 @@ def warn(message: str) -> None:
     print(f"tracebridge: warning: {printable(message)}", file=sys.stderr)
 
 
+def note(message: str) -> None:
+    """A line on standard error saying how the input was read, where more than one reading was possible."""
+    print(f"tracebridge: note: {printable(message)}", file=sys.stderr)
+
+
 @contextmanager
 def reading(path: str | os.PathLike[str], expected: str = "a file") -> Iterator[None]:
     """Opening and reading ``path`` in the body: the OS's refusals become one-line :class:`InputError` s.

@@ -101,7 +101,9 @@ def test_filters_and_sorting(capsys):
     rows = run_json(capsys, MODULES / "rem_legacy_fp.ko", "--rust-only", "--match", "*rx_frame*", "--sort", "size")
     assert rows and all("rx_frame" in r["demangled"] for r in rows)
     assert [r["size"] for r in rows] == sorted((r["size"] for r in rows), reverse=True)
-    assert run_json(capsys, MODULES / "rem_legacy_fp.ko", "--crate", "nosuchcrate") == []
+    # A selection that keeps nothing is an error (exit 2), not an empty listing.
+    assert main(["symbols", "--format", "json", str(MODULES / "rem_legacy_fp.ko"), "--crate", "nosuchcrate"]) == 2
+    assert "--crate nosuchcrate selects no function of rem_legacy_fp.ko" in capsys.readouterr().err
 
 
 def test_csv_and_table(capsys, tmp_path, monkeypatch):

@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         return rows
 
     functions = image.functions_by_offset
+    if selection.active:  # nothing selected is an error before any output (the names stay cached)
+        selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
     with gcpause.paused(), open_output(args.output, inputs=[args.module]) as out:
         if args.format != "table" and args.sort == "offset":
             # Already in order: each half is demangled, scanned and encoded in its own process.

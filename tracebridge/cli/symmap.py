@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     placed = load_addresses(images, args.base, args.kldstat, map_ins)
     space = build_space(images, placed, require_all=True, searched=[p for p in (args.kldstat, args.pmclog) if p])
     rows = symbol_rows(space)
+    if not rows:  # an empty map would name nothing, silently
+        raise UsageError(f"no function to map: the symbol tables of {', '.join(images)} hold no function")
     inputs = placement_inputs(args) + ([args.pmclog] if args.pmclog else [])
     with open_output(args.output, inputs=inputs) as out:
         if args.format == "map":

@@ -7,6 +7,7 @@ Shared by every command that takes a function selection (``symbols``,
 from __future__ import annotations
 
 import argparse
+import difflib
 import fnmatch
 import re
 from collections.abc import Sequence
@@ -49,6 +50,54 @@ class Selection:
     def apply(self, functions: Sequence[Function], names: Sequence[Demangled]) -> list[int]:
         """Indices of the selected functions."""
         return [i for i, (f, n) in enumerate(zip(functions, names)) if self(f, n)]
+
+    def select(self, functions: Sequence[Function], names: Sequence[Demangled], where: str) -> list[int]:
+        """Indices of the selected functions of ``where`` (a module's file name).
+
+        A selection that keeps nothing would make an empty script or table
+        with exit status 0; it is a usage error that names the selection and
+        the names it probably meant.
+        """
+        keep = self.apply(functions, names)
+        if not keep and self.active:
+            raise UsageError(f"{self.describe()} selects no function of {where}"
+                             f" ({'; '.join(self._hints(functions, names))})")
+        return keep
+
+    def describe(self) -> str:
+        """The selection as it was typed."""
+        parts = [f"--match {p!r}" for p in self.match]
+        if self.regex is not None:
+            parts.append(f"--regex {self.regex.pattern!r}")
+        parts += [f"--crate {c}" for c in self.crates]
+        if self.rust_only:
+            parts.append("--rust-only")
+        parts += [f"--exclude {p!r}" for p in self.exclude]
+        return " ".join(parts)
+
+    def _hints(self, functions: Sequence[Function], names: Sequence[Demangled]) -> list[str]:
+        """What the user probably meant: a glob that selects something, the closest names, the crates."""
+        demangled = sorted({n.name for n in names})
+        hints = []
+        for pattern in self.match:
+            stem = pattern.rstrip("*")
+            under = [n for n in demangled if n.startswith(stem + "::")] if not _GLOB.search(stem) else []
+            if under:
+                hints.append(f"a glob matches the whole name: {stem + '::*'!r} would select {len(under)}, "
+                             f"e.g. {under[0]}")
+                continue
+            close = difflib.get_close_matches(pattern, demangled, n=3, cutoff=0.6)
+            if close:
+                hints.append(f"closest names to {pattern!r}: {', '.join(close)}")
+        if self.crates:
+            crates = sorted({n.crate for n in names if n.crate})
+            hints.append(f"crates in it: {', '.join(crates) or 'none'}")
+        if not hints:
+            hints.append(f"it has {len(functions)} functions; `tracebridge symbols` lists them")
+        return hints
+
+
+_GLOB = re.compile(r"[*?\[]")
 
 
 def _glob(text: str, pattern: str) -> bool:

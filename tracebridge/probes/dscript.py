@@ -155,6 +155,28 @@ class Script:
     #: ``arg0`` range of the module's code, when its load address is known.
     pc_range: tuple[int, int] | None
 
+    def require_probes(self) -> None:
+        """A probing template that ended up with no probe is an error, not a script of pragmas only.
+
+        The message says why the selected functions got none (FBT's reason, or
+        the template's need of a return probe) and which module-wide rule applies.
+        """
+        if not self.template.clauses or any(self.parts):
+            return
+        from tracebridge.probes.fbt import REASONS
+
+        plan = self.plan
+        where = plan.image.filename
+        if not self.skipped:
+            raise UsageError(f"{where} has no function for the {self.template.name!r} template to probe")
+        if plan.verdict.reason is not None:
+            raise UsageError(f"{where}: FBT creates no probes in this module: {REASONS[plan.verdict.reason]}")
+        why = "; ".join(f"{planned.name.name}: {_reason_text(reason)}"
+                        for planned, reason in self.skipped[:3])
+        more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+        raise UsageError(f"the {self.template.name!r} template has no probe for the {_selected(len(self.skipped))} "
+                         f"of {where}: {why}{more} (`tracebridge symbols {where}` shows each one's probes)")
+
     def descriptions(self, planned: Planned) -> tuple[str, ...]:
         """The descriptions the script uses for one traced function, in clause order."""
         seen: list[str] = []
@@ -186,7 +208,6 @@ class Script:
 
     def _header(self, index: int, files: Sequence[str]) -> str:
         from tracebridge.probes.fbt import REASONS  # the decoder and numpy: not needed to list templates
-        from tracebridge.probes.kinst import REASONS as KINST_REASONS
 
         plan = self.plan
         image = plan.image
@@ -234,8 +255,7 @@ class Script:
             lines.append("")
             lines.append(f"Not traced, for lack of what this template needs: {_selected(len(self.skipped))}.")
             for reason, count in sorted(Counter(r for _, r in self.skipped).items()):
-                text = _REASON_TEXT.get(reason) or REASONS.get(reason) or KINST_REASONS[reason]
-                lines.append(f"  {reason} ({count}): {text}")
+                lines.append(f"  {reason} ({count}): {_reason_text(reason)}")
             for planned, reason in self.skipped[:SKIPPED_LISTED]:
                 lines.append(f"  - {d_text(planned.name.name)}  [{d_text(planned.function.name)}]: {reason}")
             if len(self.skipped) > SKIPPED_LISTED:
@@ -248,6 +268,14 @@ class Script:
         wrapped = [part.replace("/*", "/ *").replace("*/", "* /") for line in lines
                    for part in ([line] if not line or line.startswith(" ") else textwrap.wrap(line, 96))]
         return "/*\n" + "".join(f" * {line}".rstrip() + "\n" for line in wrapped) + " */\n"
+
+
+def _reason_text(reason: str) -> str:
+    """Why a function is not traced, in words: the template's needs, FBT's or kinst's rules."""
+    from tracebridge.probes.fbt import REASONS
+    from tracebridge.probes.kinst import REASONS as KINST_REASONS
+
+    return _REASON_TEXT.get(reason) or REASONS.get(reason) or KINST_REASONS[reason]
 
 
 def _selected(count: int) -> str:

@@ -52,11 +52,16 @@ class Generated:
 def generate(image: ModuleImage, template: str, *, base: int | None = None, modname: str | None = None,
              options: FbtOptions | None = None, selection: Selection | None = None,
              provider: str = "fbt") -> Generated:
-    """Plan the module's probes (FBT's or kinst's rules, the selection) and build the ``template`` script."""
+    """Plan the module's probes (FBT's or kinst's rules, the selection) and build the ``template`` script.
+
+    A selection that keeps no function, or a template left with no probe, is a usage error.
+    """
     from tracebridge.probes.fbt import FbtOptions
     from tracebridge.probes.probeplan import plan_module  # numpy, pyelftools, the decoder
 
     loaded = load_template(template)
     plan = plan_module(image, modname=modname, options=options or FbtOptions(base=base), selection=selection,
                        provider=provider)
-    return Generated(image, loaded, plan, build(loaded, plan, base=base), base)
+    script = build(loaded, plan, base=base)
+    script.require_probes()
+    return Generated(image, loaded, plan, script, base)

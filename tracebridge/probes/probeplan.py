@@ -71,7 +71,7 @@ def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtO
     modname = modname or image.modname
     functions = image.functions_by_offset
     if selection is not None and selection.active:
-        keep = selection.apply(functions, demangle_all([f.name for f in functions]))
+        keep = selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
         functions = [functions[i] for i in keep]
     if provider == "kinst":
         counts = Counter(f.name for f in image.functions)

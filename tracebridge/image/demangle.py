@@ -112,6 +112,25 @@ class Demangled:
         return "::".join(parts[-2:]) if len(parts) > 1 else parts[0]
 
 
+#: A legacy hash ending a demangled path (rustc-demangle's ``{}``), and a clone suffix after it.
+_DEMANGLED_LEGACY_HASH = re.compile(r"::h[0-9a-f]{16}(?:\.llvm\.[0-9A-Za-z_.]+| ?\(\.llvm\.[0-9A-Za-z_.]+\))?$")
+#: A v0 crate disambiguator right after a crate name (rustc-demangle's ``{}``: ``core[9f2a...]::fmt``).
+_DEMANGLED_V0_HASH = re.compile(r"(?<=[A-Za-z0-9_])\[[0-9a-f]{1,16}\](?=::|>| |,|\)|$)")
+
+
+def strip_hashes(name: str) -> str | None:
+    """A demangled Rust name without its hashes, as rustc-demangle's alternate form prints it; None if none.
+
+    Tools that demangle without ``{:#}`` (or DTrace's ``ustack()`` on some
+    systems) leave the legacy ``::h<16 hex>`` tail, and v0's ``[hex]`` crate
+    disambiguators, on names that are otherwise final -- whatever they start
+    with (``<X as Trait>::f``, ``a::B<T>::f``, ``{{closure}}``).  Mangled and
+    half-demangled (``$LT$``) forms are the demangler's business, not this.
+    """
+    stripped = _DEMANGLED_V0_HASH.sub("", _DEMANGLED_LEGACY_HASH.sub("", name))
+    return stripped if stripped != name and stripped else None
+
+
 def crate_of(name: str) -> str | None:
     """The crate of a demangled Rust path: its first identifier followed by ``::``."""
     head, sep, _ = name.partition("::")

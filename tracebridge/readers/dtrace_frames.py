@@ -35,8 +35,8 @@ from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from tracebridge.image.demangle import RUST_LEGACY, demangle_symbol
-from tracebridge.profile.model import UNKNOWN, Frame, symbol_frame
+from tracebridge.image.demangle import RUST_LEGACY, RUST_NAME, crate_of, demangle_symbol, strip_hashes
+from tracebridge.profile.model import C, UNKNOWN, Frame, symbol_frame
 
 if TYPE_CHECKING:
     from tracebridge.probes.probemap import ProbeMap
@@ -192,6 +192,10 @@ class FrameNamer:
             if demangled.scheme == RUST_LEGACY:
                 return Frame(module, remangled, demangled.name, offset, demangled.scheme, demangled.crate)
         frame = symbol_frame(module, func, offset)
+        if frame.scheme == C:  # a name demangled already, maybe with its hash: kept once, without it
+            stripped = strip_hashes(func)
+            if stripped is not None:
+                return Frame(module, func, stripped, offset, RUST_NAME, crate_of(stripped))
         if len(func) in CUT_LENGTHS and not frame.is_rust:
             whole = self._complete(func)
             if whole is not None:

@@ -106,7 +106,9 @@ def test_broken_module(tmp_path, case):
         for argv in (["inspect", str(path)], ["gen-probes", str(path), "-o", str(tmp_path / "p.d")]):
             status, _, err = run_cli(argv)
             check_result(status, err)
-            assert status == 0, err
+            # A module left with nothing to probe gets no empty script: one line saying so, exit 2.
+            assert status == 0 or (argv[0] == "gen-probes" and status == 2 and (
+                "has no function for the 'count' template" in err or "template has no probe" in err)), err
     else:
         assert status == 2
         assert err.startswith(f"tracebridge: {path}: ") and expected in err, err

@@ -61,7 +61,8 @@ def symbol_listing(name: str) -> Path:
 def expected_functions(name: str) -> tuple[list[Expected], int, str]:
     """One function per start (aliases: the global, then larger, then first name), from readelf and rustfilt.
 
-    Without a rustfilt listing (the opt-level 3 modules) the names expected are the symbols themselves.
+    Without a rustfilt listing (the opt-level 3 modules) GNU c++filt's Rust demangler gives the names,
+    its plain form (``::h<hash>``, ``[crate-hash]``) cut to rustc-demangle's alternate form.
     """
     secs = readelf_text.sections(EXPECTED / f"{name}.readelf-S.txt")
     by_index = {s.index: s for s in secs}
@@ -76,9 +77,13 @@ def expected_functions(name: str) -> tuple[list[Expected], int, str]:
         size = -(-max(s.addr + s.size for s in alloc) // 4096) * 4096 - low
         placed = {s.index: s.addr - low for s in alloc}
     rustfilt = EXPECTED / f"{name}.rustfilt.txt"
-    demangled = dict(line.split("\t", 1) for line in rustfilt.read_text().splitlines()) if rustfilt.exists() else {}
+    listed = readelf_text.symbols(symbol_listing(name))
+    if rustfilt.exists():
+        demangled = dict(line.split("\t", 1) for line in rustfilt.read_text().splitlines())
+    else:
+        demangled = cxxfilt_names([sym.name for sym in listed])
     starts: dict[int, list] = {}
-    for sym in readelf_text.symbols(symbol_listing(name)):
+    for sym in listed:
         if sym.type != "FUNC" or not sym.ndx.isdigit() or int(sym.ndx) not in placed:
             continue
         offset = placed[int(sym.ndx)] + sym.value if relocatable else sym.value - low
@@ -96,6 +101,15 @@ def expected_functions(name: str) -> tuple[list[Expected], int, str]:
         if counts[e.name] > 1:
             e.name += "#" + _LEGACY_HASH.search(e.mangled).group(1)[:8]
     return out, size, machine
+
+
+def cxxfilt_names(symbols: list[str]) -> dict[str, str]:
+    if shutil.which("c++filt") is None:
+        pytest.skip("needs GNU c++filt (binutils) to demangle without a rustfilt listing")
+    plain = subprocess.run(["c++filt", "-s", "rust"], input="\n".join(symbols) + "\n", capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    return {symbol: re.sub(r"::h[0-9a-f]{16}$", "", re.sub(r"\[[0-9a-f]+\]", "", name))
+            for symbol, name in zip(symbols, plain)}
 
 
 def fake_system(top: Path) -> Path:
@@ -134,8 +148,7 @@ def instruction_pcs(name: str, machine: str, fn: Expected) -> tuple[list[int], l
 
 @pytest.mark.parametrize("name", MODULE_NAMES + DWARF_MODULE_NAMES)
 def test_every_pc_of_every_function_names_it(tmp_path, name):
-    mangled = not (EXPECTED / f"{name}.rustfilt.txt").exists()
-    root = make_root(tmp_path, name, extra=("--mangled",) if mangled else ())
+    root = make_root(tmp_path, name)
     functions, size, machine = expected_functions(name)
     kernel = KernelProcess(str(root), kernel_directory(str(root), "/boot/kernel/kernel"))
     assert kernel.map_in("kernel", 0xFFFFFFFF80200000) is None  # not an ELF file: indeterminable, not linked

@@ -20,7 +20,25 @@ size asked):
 Each command runs in a fresh child process whose own child's
 ``ru_maxrss`` is its peak RSS.  ``--pool`` sets the number of distinct stacks.
 
+Then the repeated shapes (memory-follows-the-profile issue): the same capture
+folded once and ``--repeat`` times over (default 20), each 1x input itself
+made of 20 copies with distinct names, target at most 150 MB more peak RSS
+for the repeated one:
+
+* ``dtrace-ticks``: what a ``tick-60s { printa(@); trunc(@); }`` run
+  prints: per firing the ``CPU ID FUNCTION:NAME`` header, the probe line and
+  the ``@[stack()] = count()`` printout (FlameGraph's
+  ``example-dtrace-stacks.txt`` when given with ``--dtrace-example``, else a
+  printout of the pool's stacks); folded with the ``sum`` rule, the repeated
+  one must give exactly ``--repeat`` times the weights;
+* ``pmc-graph``: a ``pmcstat -R LOG -G`` callgraph (benchmarks/bench_pmc_fold.py's
+  generator, 55 MB), its trees repeated;
+* ``distinct-names``: the DTrace capture made of ``--repeat`` times as many
+  copies with distinct names, so memory grows with the distinct stacks
+  (for comparison: this growth is the profile's own).
+
     python benchmarks/bench_memory.py [--gigabytes 2] [--pool 20000] [--directory DIR]
+    python benchmarks/bench_memory.py --shapes repeated [--repeat 20] [--dtrace-example example-dtrace-stacks.txt]
 """
 
 from __future__ import annotations
@@ -28,6 +46,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +56,7 @@ ROOT = os.path.join(HERE, os.pardir)
 sys.path[:0] = [os.path.join(ROOT, "tests", "readers"), os.path.join(ROOT, "tests")]
 
 from bench_fold import KERNEL, _legacy, _v0  # noqa: E402
+from bench_pmc_fold import make_callgraph  # noqa: E402
 from fixture_paths import MODULES  # noqa: E402
 from pmcstat_text import callchain, entry, map_in  # noqa: E402
 
@@ -46,6 +66,10 @@ MODULE = str(MODULES / "rem_legacy_fp.ko")
 TEST_KERNEL = os.path.join(ROOT, "tests", "data", "pmcstat", "kernel")
 BASE = 0xFFFFFFFF82A1C000
 TARGET_MB = 500
+#: Most peak RSS a capture repeated --repeat times may take beyond the capture once.
+REPEAT_TARGET_MB = 150
+COPIES = 20
+TICK = "CPU     ID                    FUNCTION:NAME\n  0  64091                        :tick-60s \n\n"
 
 
 def _module_pcs() -> list[int]:
@@ -120,14 +144,91 @@ def peak_rss(command: list[str]) -> tuple[float, float]:
     return int(result.stdout.split()[-1]) / 1024, time.perf_counter() - start
 
 
+def tick_printout(pool: int, seed: int = 4) -> str:
+    """One ``tick-60s`` firing's printout of ``@[stack()] = count()``: every stack of the pool once."""
+    rng = random.Random(seed)
+    rust = [_legacy(rng) for _ in range(1500)] + [_v0(rng) for _ in range(500)]
+    indent = " " * 14
+    entries = set()
+    while len(entries) < pool:
+        frames = [f"if_rem.ko`{rng.choice(rust)}+0x{rng.randint(1, 0x400):x}" for _ in range(rng.randint(1, 6))]
+        frames += [f"kernel`{rng.choice(KERNEL)}+0x{rng.randint(1, 0x300):x}" for _ in range(rng.randint(3, 10))]
+        entries.add("".join(f"{indent}{f}\n" for f in frames))
+    return TICK + "".join(f"\n{e}{rng.randint(1, 5000):17d}\n" for e in entries)
+
+
+def renamed(printout: str, copy: int) -> str:
+    """The printout with every function renamed for this copy (``module`cN_func``): distinct stacks."""
+    return printout.replace("`", f"`c{copy}_")
+
+
+def write_copies(path: str, text_of, copies: int) -> None:
+    with open(path, "w") as out:
+        for copy in range(copies):
+            out.write(text_of(copy))
+
+
+def repeat_file(source: str, path: str, copies: int) -> None:
+    with open(path, "wb") as out:
+        for _ in range(copies):
+            with open(source, "rb") as once:
+                shutil.copyfileobj(once, out, 1 << 22)
+
+
+def repeated_shapes(args: argparse.Namespace) -> None:
+    """Peak RSS of folding each shape once and --repeat times over; the repeated one must cost <= 150 MB more."""
+    directory, repeat = args.directory, args.repeat
+    printout = open(args.dtrace_example).read() if args.dtrace_example else tick_printout(args.pool // 4)
+    dtrace_once = os.path.join(directory, "ticks-1x.txt")
+    write_copies(dtrace_once, lambda copy: renamed(printout, copy), COPIES)
+    graph_once = os.path.join(directory, "graph-1x.txt")
+    if not os.path.exists(graph_once):
+        make_callgraph(graph_once, 55)
+    shapes = [
+        ("dtrace-ticks", dtrace_once, lambda path: repeat_file(dtrace_once, path, repeat), ["--printouts", "sum"]),
+        ("pmc-graph", graph_once, lambda path: repeat_file(graph_once, path, repeat), []),
+        ("distinct-names", dtrace_once,
+         lambda path: write_copies(path, lambda copy: renamed(printout, copy), COPIES * repeat), ["--printouts", "sum"]),
+    ]
+    for name, once, make, options in shapes:
+        many = os.path.join(directory, f"{name}-{repeat}x.txt")
+        make(many)
+        rows = []
+        for path in (once, many):
+            out = path + ".folded"
+            rss, wall = peak_rss([args.tracebridge, "fold", *options, path, "-o", out])
+            rows.append((os.path.getsize(path) / (1 << 20), rss, wall, _weights(out)))
+        (size1, rss1, wall1, weights1), (size_n, rss_n, wall_n, weights_n) = rows
+        scale = weights_n / weights1
+        verdict = "" if name == "distinct-names" else \
+            f"; {'within' if rss_n - rss1 <= REPEAT_TARGET_MB else 'OVER'} {REPEAT_TARGET_MB} MB"
+        print(f"{name}: 1x {size1:.0f} MB -> peak RSS {rss1:.0f} MB in {wall1:.1f} s; {repeat}x {size_n:.0f} MB -> "
+              f"peak RSS {rss_n:.0f} MB in {wall_n:.1f} s (+{rss_n - rss1:.0f} MB{verdict}); weights x{scale:g}")
+        os.remove(many)
+
+
+def _weights(folded: str) -> int:
+    with open(folded) as lines:
+        return sum(int(line.rpartition(" ")[2]) for line in lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=2.0, help="size of each input (default 2)")
     parser.add_argument("--pool", type=int, default=20000, help="distinct stacks in each input (default 20000)")
     parser.add_argument("--directory", default="/tmp/tracebridge-bench", help="where the inputs are made")
     parser.add_argument("--tracebridge", default=os.path.join(os.path.dirname(sys.executable), "tracebridge"))
+    parser.add_argument("--shapes", choices=("large", "repeated", "all"), default="all",
+                        help="the 2 GB inputs, the repeated shapes, or both (default)")
+    parser.add_argument("--repeat", type=int, default=20, help="copies of each repeated shape (default 20)")
+    parser.add_argument("--dtrace-example", metavar="FILE",
+                        help="a real tick printout to repeat (FlameGraph's example-dtrace-stacks.txt)")
     args = parser.parse_args()
     os.makedirs(args.directory, exist_ok=True)
+    if args.shapes != "large":
+        repeated_shapes(args)
+        if args.shapes == "repeated":
+            return
     size = int(args.gigabytes * (1 << 30))
     runs = [
         ("dtrace.txt", make_dtrace, ["fold", "--module", MODULE, "--base", f"{BASE:x}"]),

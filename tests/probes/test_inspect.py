@@ -70,3 +70,16 @@ def test_symbols_has_fbt_columns(capsys):
     assert (rows["rem_attach"]["fbt_entry"], rows["rem_attach"]["fbt_returns"], rows["rem_attach"]["fbt_reason"]) \
         == (4, 2, None)
     assert (rows["dtrace_helper_x"]["fbt_entry"], rows["dtrace_helper_x"]["fbt_reason"]) == (None, "excluded-name")
+
+
+def test_a_program_is_not_listed_as_a_module(tmp_path, capsys):
+    """A PIE program (ET_DYN, no set_modmetadata_set) is refused in one line, not inspected as `ls.ko`."""
+    import shutil
+
+    program = shutil.which("ls")
+    assert main(["inspect", program]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (f"tracebridge: {program}: is not a kernel module: an ET_DYN file without module metadata "
+                   "(no set_modmetadata_set section), so a program or a shared library; inspect takes a .ko "
+                   "(ET_REL on amd64) or the kernel\n")

@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "(e.g. em_rxeof and the Rust function that replaced it)")
     group.add_argument("--top", type=int, default=20, metavar="N",
                        help="rows of the table (default 20; 0 for all)")
-    add_graph_arguments(parser)
+    add_graph_arguments(parser, title="'Differential Flame Graph'",
+                        subtitle="the inputs, the shape drawn and what the colours mean")
     parser.add_argument("--format", "-f", choices=FORMATS, default="table", help="table format (default table)")
     parser.add_argument("-o", "--output", metavar="FILE.svg", help="write the differential flame graph here")
     parser.set_defaults(func=run)
@@ -43,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tracebridge.render.diffgraph import CHANGE_COLUMNS, DiffOptions, compare, read_name_map, render_diff, top_changes
 
-    if len(args.inputs) != 2:
-        raise UsageError(f"diff takes two inputs, BEFORE and AFTER ({len(args.inputs)} given)")
+    if len(args.inputs) != 2:  # a usage error like any other: the usage line first
+        args.parser.error(f"diff takes two inputs, BEFORE and AFTER ({len(args.inputs)} given)")
     if args.output == "-":
         raise UsageError("-o - would mix the SVG with the table on standard output: name a file")
     if args.top < 0:

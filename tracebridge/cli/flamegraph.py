@@ -33,11 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
-    """The look of a graph, as flamegraph.pl names it; shared with ``tracebridge diff``."""
+def add_graph_arguments(parser: argparse.ArgumentParser, *,
+                        title: str = "'Flame Graph', 'Icicle Graph' when inverted",
+                        subtitle: str = "the inputs and the sample count") -> None:
+    """The look of a graph, as flamegraph.pl names it; shared with ``tracebridge diff``.
+
+    ``title`` and ``subtitle`` say what the command draws when none is given.
+    """
     group = parser.add_argument_group("drawing")
-    group.add_argument("--title", help="heading (default 'Flame Graph', 'Icicle Graph' when inverted)")
-    group.add_argument("--subtitle", help="second line (default: the inputs and the sample count)")
+    group.add_argument("--title", help=f"heading (default {title})")
+    group.add_argument("--subtitle", help=f"second line (default: {subtitle})")
     group.add_argument("--width", type=int_at_least(40), default=1200, metavar="PX",
                        help="image width in pixels (default 1200)")
     group.add_argument("--minwidth", type=non_negative_number, default=0.1, metavar="PX",

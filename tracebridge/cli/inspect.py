@@ -37,6 +37,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     image = load_module(args)
+    if image.elf_type == "ET_DYN" and not image.sections_named("set_modmetadata_set"):
+        # A program or shared library (/bin/ls): amd64 modules are ET_REL, and the ET_DYN
+        # modules of i386 and arm64 declare themselves in set_modmetadata_set.
+        from tracebridge.support.errors import InputError
+
+        raise InputError(args.module, "is not a kernel module: an ET_DYN file without module metadata "
+                                      "(no set_modmetadata_set section), so a program or a shared library; "
+                                      "inspect takes a .ko (ET_REL on amd64) or the kernel")
     from tracebridge.probes.probeplan import plan_module  # numpy, pyelftools, the decoder
 
     plan = plan_module(image, modname=args.module_name, options=fbt_options_from_args(args, args.base))

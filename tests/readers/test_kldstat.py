@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tracebridge.support.errors import InputError
@@ -84,3 +86,29 @@ def test_bad_input_names_file_and_line(tmp_path, text, line, words):
     where = f"{path}:{line}:" if line else f"{path}:"
     assert str(caught.value).startswith(where)
     assert words in str(caught.value)
+
+
+def test_one_form_of_base_for_every_command(capsys):
+    """``--base ADDR`` for the one module given, ``--base MODULE=ADDR`` for one of several, in every command."""
+    from tracebridge.cli import main
+
+    examples = Path(__file__).parents[2] / "examples"
+    stacks, module, other = examples / "if_rem.stack.txt", examples / "if_rem.ko", examples / "if_rem_nofp.ko"
+    folded = []
+    for base in ("ffffffff82a1c000", "if_rem.ko=ffffffff82a1c000", "if_rem=0xffffffff82a1c000"):
+        assert main(["fold", str(stacks), "--module", str(module), "--base", base]) == 0
+        folded.append(capsys.readouterr().out)
+        assert main(["symmap", str(module), "--base", base]) == 0
+        assert "ffffffff82a1c000 ffffffff82a1c037 rem_unload" in capsys.readouterr().out
+        assert main(["gen-probes", str(module), "-t", "stack", "--base", base]) == 0
+        assert "arg0 >= 0xffffffff82a1c000 && arg0 < 0xffffffff82a1ed90" in capsys.readouterr().out
+    assert folded[0] == folded[1] == folded[2] and "rx_frame" in folded[0]
+    # Two modules and one plain address: which one is loaded there?
+    assert main(["fold", str(stacks), "--module", str(module), "--module", str(other),
+                 "--base", "ffffffff82a1c000"]) == 2
+    assert capsys.readouterr().err == (
+        "tracebridge: --base ffffffff82a1c000: 2 modules are given, so name the one loaded there: "
+        "--base MODULE=ADDR (e.g. --base if_rem.ko=ffffffff82a1c000)\n")
+    assert main(["fold", str(stacks), "--module", str(module), "--module", str(other),
+                 "--base", "if_rem.ko=ffffffff82a1c000"]) == 0
+    assert capsys.readouterr().out == folded[0]

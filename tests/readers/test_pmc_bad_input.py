@@ -88,4 +88,4 @@ def test_base_needs_module_and_address(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["pmc", "resolve", str(DATA / "multi-image.graph"), "--base", "nope"])
     assert exit_.value.code == 2
-    assert "expected MODULE=ADDR" in capsys.readouterr().err
+    assert "not a hex address: 'nope'" in capsys.readouterr().err

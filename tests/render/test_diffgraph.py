@@ -164,8 +164,9 @@ def test_cli_diff(tmp_path, capsys):
 
 def test_cli_diff_errors(tmp_path, capsys):
     before = write(tmp_path / "a.folded", "main;f 1\n")
-    assert main(["diff", before]) == 2
-    assert "two inputs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a usage error: the usage line, then the message
+        main(["diff", before])
+    assert exit_.value.code == 2 and "two inputs" in capsys.readouterr().err
     assert main(["diff", before, before, "-o", "-"]) == 2
     assert main(["diff", before, before, "-o", before]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err

@@ -19,17 +19,6 @@ if TYPE_CHECKING:
     from tracebridge.render.parquet_profile import Run
 
 
-def parse_address(text: str) -> int:
-    """Parse a load address as kldstat prints it (hex, ``0x`` optional)."""
-    try:
-        value = int(text, 16)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a hex address: {text!r}") from None
-    if value < 0 or value >= 1 << 64:
-        raise argparse.ArgumentTypeError(f"address out of range: {text!r}")
-    return value
-
-
 def int_at_least(low: int) -> Callable[[str], int]:
     """An argparse type: a whole number no smaller than ``low``."""
     def parse(text: str) -> int:
@@ -76,13 +65,21 @@ def add_module_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_base_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base", type=parse_address, metavar="ADDR",
-                        help="load address of the module as kldstat shows it (hex), to print run-time addresses")
+    from tracebridge.readers.placement import parse_base_spec
+
+    parser.add_argument("--base", type=parse_base_spec, metavar="[MODULE=]ADDR",
+                        help="load address of the module as kldstat shows it (hex), to print run-time addresses; "
+                             "MODULE=ADDR is accepted too, as by the commands that take several modules")
 
 
 def load_module(args: argparse.Namespace) -> ModuleImage:
+    """The module of ``args.module``; a ``--base`` of :func:`add_base_argument` becomes its address."""
     from tracebridge.image.elf import open_module  # numpy and pyelftools: only when a command runs
+    from tracebridge.readers.placement import one_module
 
+    spec = getattr(args, "base", None)
+    if spec is not None and not isinstance(spec, int):
+        ((_, args.base),) = one_module([spec], [args.module])
     return open_module(args.module, init_fini_arrays=not args.old_kernel_linker)
 
 

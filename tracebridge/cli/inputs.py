@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tracebridge.cli.common import parse_address
+from tracebridge.readers.placement import BASE_HELP, one_module, parse_base_spec
 from tracebridge.readers.dtrace_printouts import RULES
 from tracebridge.readers.options import LoadOptions
 from tracebridge.readers.registry import format_names
@@ -21,8 +21,8 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                        help="read every input as this format instead of detecting it")
     group.add_argument("--module", action="append", default=[], metavar="MODULE.ko", dest="modules",
                        help="kernel module whose hex frames should be named (repeatable)")
-    group.add_argument("--base", action="append", default=[], type=parse_address, metavar="ADDR", dest="bases",
-                       help="load address of each --module, in order, as kldstat prints it (hex)")
+    group.add_argument("--base", action="append", default=[], type=parse_base_spec, metavar="[MODULE=]ADDR",
+                       dest="bases", help=BASE_HELP)
     group.add_argument("--inline", action="store_true",
                        help="expand every module frame into its inline chain from the module's DWARF (inlined "
                             "frames end in _[i]); DWARF from --debug, else NAME.ko.debug or NAME.ko.full beside "
@@ -63,7 +63,9 @@ def _value_kinds(text: str) -> tuple[str, ...]:
 
 def options_from_args(args: argparse.Namespace) -> LoadOptions:
     """Reading options from :func:`add_input_arguments`'s; offsets are kept if ``--include-offset`` asks."""
-    return LoadOptions(format=args.input_format, modules=tuple(args.modules), bases=tuple(args.bases),
+    placed = dict(one_module(args.bases, args.modules))
+    return LoadOptions(format=args.input_format, modules=tuple(args.modules),
+                       bases=tuple(placed.get(m) for m in args.modules) if placed else (),
                        kldstat=args.kldstat, probe_map=args.probe_map,
                        old_kernel_linker=args.old_kernel_linker, offsets=getattr(args, "include_offset", False),
                        inline=args.inline or getattr(args, "by", None) == "line",

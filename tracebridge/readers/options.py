@@ -37,8 +37,8 @@ class LoadOptions:
     format: str | None = None
     #: Kernel modules (``.ko``) whose addresses frames may fall into.
     modules: tuple[str, ...] = ()
-    #: Load address for each of :attr:`modules`, in order (or taken from :attr:`kldstat`).
-    bases: tuple[int, ...] = ()
+    #: Load address for each of :attr:`modules`, in order; None (or missing): from :attr:`kldstat`.
+    bases: tuple[int | None, ...] = ()
     #: Saved ``kldstat -v`` output giving the load addresses.
     kldstat: str | None = None
     #: Probe map JSON written by ``tracebridge gen-probes``.
@@ -75,10 +75,9 @@ class LoadOptions:
 
     @cached_property
     def images(self) -> list[ModuleImage]:
-        if self.bases and not self.modules:
-            raise UsageError("--base needs --module (which module is loaded there?)")
         if len(self.bases) > len(self.modules):
-            raise UsageError(f"{len(self.bases)} --base addresses for {len(self.modules)} --module files")
+            raise UsageError("--base needs --module (which module is loaded there?)" if not self.modules else
+                             f"{len(self.bases)} load addresses for {len(self.modules)} --module files")
         if not self.modules:
             return []
         from tracebridge.image.elf import open_module
@@ -105,10 +104,12 @@ class LoadOptions:
             return None
         from tracebridge.profile.resolve import AddressSpace
 
-        bases: list[int | None] = list(self.bases)
-        if self.kldstat is not None:
-            bases += _kldstat_bases(self.kldstat, images[len(bases):])
-        placed = [(image, base) for image, base in zip(images, bases + [None] * len(images))
+        bases: list[int | None] = list(self.bases) + [None] * (len(images) - len(self.bases))
+        if self.kldstat is not None:  # for the modules no --base placed
+            unplaced = [i for i, base in enumerate(bases) if base is None]
+            for i, base in zip(unplaced, _kldstat_bases(self.kldstat, [images[i] for i in unplaced])):
+                bases[i] = base
+        placed = [(image, base) for image, base in zip(images, bases)
                   if base is not None or image.fixed_base is not None]
         if not placed:
             return None

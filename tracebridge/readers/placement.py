@@ -1,9 +1,10 @@
 """Which module is loaded where: ``--base``, saved ``kldstat`` output, pmcstat ``map-in`` records.
 
-Commands that put modules at run-time addresses (``symmap``, ``pmc
-resolve``) take the same sources, in this order of precedence: an explicit
-``--base MODULE=ADDR``, a saved ``kldstat`` listing, then the ``map-in``
-records of a pmcstat log.  Modules are named by file name (``if_rem.ko``,
+``--base`` has one form everywhere: ``ADDR`` when one module is given,
+``MODULE=ADDR`` (by file name) for any of several.  Commands that put
+modules at run-time addresses (``symmap``, ``pmc resolve``) take the same
+sources, in this order of precedence: an explicit ``--base``, a saved
+``kldstat`` listing, then the ``map-in`` records of a pmcstat log.  Modules are named by file name (``if_rem.ko``,
 ``.ko`` optional when matching); the kernel ELF is always ``kernel`` and
 needs no address (it runs where it was linked).
 """
@@ -23,28 +24,57 @@ if TYPE_CHECKING:  # numpy and pyelftools load only when a command runs
     from tracebridge.profile.resolve import AddressSpace
 
 KERNEL = "kernel"
+#: What ``--base`` takes, for every command's help.
+BASE_HELP = ("load address as kldstat shows it (hex): ADDR for the one module given, MODULE=ADDR (by file "
+             "name) for one of several; repeatable")
 
 
 @dataclass(frozen=True)
 class BaseSpec:
-    """``--base MODULE=ADDR``."""
+    """``--base MODULE=ADDR``, or ``--base ADDR`` (``module`` None) for the one module given."""
 
-    module: str
+    module: str | None
     address: int
 
 
 def parse_base_spec(text: str) -> BaseSpec:
-    """``if_rem.ko=ffffffff82a1c000`` (hex as kldstat prints it, ``0x`` optional)."""
+    """``if_rem.ko=ffffffff82a1c000`` or ``ffffffff82a1c000`` (hex as kldstat prints it, ``0x`` optional)."""
     name, equals, address = text.rpartition("=")
-    if not equals or not name:
-        raise argparse.ArgumentTypeError(f"expected MODULE=ADDR (as kldstat shows it), got {text!r}")
+    if equals and not name:
+        raise argparse.ArgumentTypeError(f"expected ADDR or MODULE=ADDR (as kldstat shows it), got {text!r}")
     try:
         value = int(address, 16)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a hex address: {address!r}") from None
     if not 0 <= value < 1 << 64:
         raise argparse.ArgumentTypeError(f"address out of range: {address!r}")
-    return BaseSpec(name, value)
+    return BaseSpec(name or None, value)
+
+
+def one_module(specs: Sequence[BaseSpec], names: Sequence[str]) -> list[tuple[str, int]]:
+    """``(module name, address)`` per ``--base``: a plain ADDR belongs to the one module given.
+
+    A plain ADDR beside several modules is ambiguous (the address of which?),
+    and so is an address given twice for one module: both are usage errors.
+    """
+    named: list[tuple[str, int]] = []
+    for spec in specs:
+        if spec.module is not None:
+            key = next((n for n in names if stem(n) == stem(spec.module)), None)
+            if key is None:
+                raise UsageError(f"--base {spec.module}=...: no such module among the inputs "
+                                 f"({', '.join(names) or 'none given'})")
+        elif len(names) == 1:
+            key = names[0]
+        elif not names:
+            raise UsageError("--base needs --module (which module is loaded there?)")
+        else:
+            raise UsageError(f"--base {spec.address:x}: {len(names)} modules are given, so name the one loaded "
+                             f"there: --base MODULE=ADDR (e.g. --base {os.path.basename(names[0])}={spec.address:x})")
+        if any(key == done for done, _ in named):
+            raise UsageError(f"--base: two addresses for {key}")
+        named.append((key, spec.address))
+    return named
 
 
 def stem(name: str) -> str:
@@ -81,13 +111,8 @@ def find_image(images: Mapping[str, ModuleImage], name: str) -> str | None:
 def load_addresses(images: Mapping[str, ModuleImage], bases: Iterable[BaseSpec] = (),
                    kldstat: str | None = None, map_ins: Mapping[str, int] | None = None) -> dict[str, int]:
     """Base address per image name, from the sources in order of precedence; the kernel needs none."""
-    placed: dict[str, int] = {}
-    for spec in bases:
-        key = find_image(images, spec.module)
-        if key is None:
-            raise UsageError(f"--base {spec.module}=...: no such module among the inputs "
-                             f"({', '.join(images) or 'none given'})")
-        placed[key] = spec.address
+    movable = [name for name, image in images.items() if image.fixed_base is None]
+    placed: dict[str, int] = dict(one_module(list(bases), movable or list(images)))
     if kldstat is not None:
         from tracebridge.readers.kldstat import read_kldstat
 
@@ -135,8 +160,8 @@ def add_placement_arguments(parser: argparse.ArgumentParser, *, modules_flag: bo
         group.add_argument("-m", "--module", action="append", default=[], dest="modules", metavar="MODULE.ko",
                            help="kernel module ELF whose PCs to name (repeatable); matched by file name")
     group.add_argument("--kernel", metavar="KERNEL", help="the kernel ELF that ran (e.g. /boot/kernel/kernel)")
-    group.add_argument("--base", action="append", default=[], type=parse_base_spec, metavar="MODULE=ADDR",
-                       help="load address of a module as kldstat shows it (hex); repeatable")
+    group.add_argument("--base", action="append", default=[], type=parse_base_spec, metavar="[MODULE=]ADDR",
+                       help=BASE_HELP)
     group.add_argument("--kldstat", metavar="FILE", help="saved `kldstat` or `kldstat -v` output")
     group.add_argument("--old-kernel-linker", action="store_true",
                        help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")

@@ -504,7 +504,7 @@ def options_images(options: LoadOptions) -> tuple[dict[str, ModuleImage], dict[s
     from tracebridge.readers.placement import BaseSpec, load_addresses, open_images
 
     images = open_images(options.modules, old_kernel_linker=options.old_kernel_linker)
-    specs = [BaseSpec(os.path.basename(m), b) for m, b in zip(options.modules, options.bases)]
+    specs = [BaseSpec(os.path.basename(m), b) for m, b in zip(options.modules, options.bases) if b is not None]
     return images, load_addresses(images, specs, options.kldstat)
 
 

@@ -86,3 +86,25 @@ def test_a_debug_file_of_another_module_is_refused(tmp_path):
     image = open_module(MODULES / "inl_legacy.ko")
     with pytest.raises(InputError, match="is not the debug file of"):
         module_index(image, str(MODULES / "inl_v0.ko.debug"))
+
+
+def test_a_cached_index_gives_the_same_chains_and_a_bad_cache_file_is_rebuilt(tmp_path, monkeypatch):
+    from tracebridge.image import dwarf
+
+    monkeypatch.setenv("TRACEBRIDGE_CACHE_DIR", str(tmp_path))
+    image = open_module(MODULES / "inl_legacy.ko")
+    built, _ = module_index(image)
+    [saved] = tmp_path.glob("*.npz")
+    addresses = sorted(read_addr2line(EXPECTED / "inl_legacy.addr2line.txt"))
+
+    def no_build(self):
+        raise AssertionError("built again despite the cache")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dwarf.AddressIndex, "_build", no_build)
+        cached, _ = module_index(image)
+    assert cached.frames_many(addresses) == built.frames_many(addresses)
+    saved.write_bytes(saved.read_bytes()[:100])  # truncated: ignored, rebuilt, rewritten
+    rebuilt, _ = module_index(image)
+    assert rebuilt.frames_many(addresses) == built.frames_many(addresses)
+    assert saved.stat().st_size > 100

@@ -32,6 +32,7 @@ from elftools.common.exceptions import DWARFError, ELFError
 from elftools.construct import ConstructError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 
+from tracebridge.image import dwarfcache
 from tracebridge.image.debuginfo import DebugSections, find_debug_file
 from tracebridge.image.elf import ModuleImage
 from tracebridge.image.demangle import demangle_symbol
@@ -71,13 +72,29 @@ class Frame:
 
 
 class AddressIndex:
-    """Module offset -> inline chain, built once from a module's relocated DWARF."""
+    """Module offset -> inline chain, built once from a module's relocated DWARF (or read from the cache)."""
 
-    def __init__(self, debug: DebugSections, entry_symbols: dict[int, str] | None = None):
+    #: The arrays that, with the names, files and warnings, make a built index (what the cache keeps).
+    ARRAYS = ("node_parent", "node_inlined", "node_call_file", "node_call_line", "range_low", "range_high",
+              "range_node", "segment_starts", "segment_node", "row_address", "row_file", "row_line")
+
+    def __init__(self, debug: DebugSections, entry_symbols: dict[int, str] | None = None, cache: bool = True):
         """``entry_symbols``: the module's function symbols by offset, naming functions DWARF gives no
-        linkage name (``#[no_mangle]`` and C functions) as the symbol table does."""
+        linkage name (``#[no_mangle]`` and C functions) as the symbol table does.  ``cache``: read and
+        write the on-disk cache (:mod:`tracebridge.image.dwarfcache`)."""
         self.debug = debug
         self._entry_symbols = entry_symbols or {}
+        key = dwarfcache.cache_key(debug.sections, self._entry_symbols) if cache else None
+        state = dwarfcache.load(key, self.ARRAYS) if key else None
+        if state is not None and self._restore(state):
+            for message in self.warnings:
+                warn(f"{debug.path}: {message}")
+            return
+        self._build()
+        if key:
+            dwarfcache.save(key, self._state())
+
+    def _build(self) -> None:
         self.warnings: list[str] = []
         self._names: list[str] = []
         self._parent: list[int] = []
@@ -90,10 +107,37 @@ class AddressIndex:
         self._ranges: list[tuple[int, int, int]] = []
         self._rows: list[np.ndarray] = []
         self._name_cache: dict[int, str] = {}
-        dwarf = open_dwarf(debug)
+        dwarf = open_dwarf(self.debug)
         if dwarf is not None:
             self._read_units(dwarf)
         self._freeze()
+
+    def _state(self) -> dict:
+        state = {name: getattr(self, name) for name in self.ARRAYS}
+        state.update(names=self._names, files=self._files, warnings=self.warnings)
+        return state
+
+    def _restore(self, state: dict) -> bool:
+        """Take a cached state; False (nothing taken) when its columns do not fit together."""
+        nodes = len(state["names"])
+        columns = [state[name] for name in ("node_parent", "node_inlined", "node_call_file", "node_call_line")]
+        ranges = {len(state[name]) for name in ("range_low", "range_high", "range_node")}
+        rows = {len(state[name]) for name in ("row_address", "row_file", "row_line")}
+        if any(len(c) != nodes for c in columns) or len(ranges) != 1 or len(rows) != 1 or \
+                len(state["segment_starts"]) != len(state["segment_node"]):
+            return False
+        files = len(state["files"])
+        bounds = (("node_parent", -1, nodes), ("segment_node", -1, nodes), ("range_node", 0, nodes),
+                  ("row_file", -1, files), ("node_call_file", -1, files))
+        for name, low, high in bounds:
+            column = state[name]
+            if column.dtype.kind != "i" or (len(column) and not low <= int(column.min()) <= int(column.max()) < high):
+                return False
+        for name in self.ARRAYS:
+            setattr(self, name, state[name])
+        self._names, self._files, self.warnings = state["names"], state["files"], state["warnings"]
+        self._call_file, self._call_line = self.node_call_file.tolist(), self.node_call_line.tolist()
+        return True
 
     # ------------------------------------------------------------ lookups ---
 
@@ -322,6 +366,8 @@ class AddressIndex:
         """Turn the lists into the arrays lookups search."""
         self.node_parent = np.array(self._parent, dtype=np.int64)
         self.node_inlined = np.array(self._inlined, dtype=bool)
+        self.node_call_file = np.array(self._call_file, dtype=np.int64)
+        self.node_call_line = np.array(self._call_line, dtype=np.int64)
         ranges = np.array(self._ranges, dtype=np.int64).reshape(-1, 3)
         self.range_low, self.range_high, self.range_node = ranges[:, 0], ranges[:, 1], ranges[:, 2]
         # Segments: cut at every range boundary, each painted by the ranges

@@ -133,11 +133,20 @@ class AddressIndex:
             column = state[name]
             if column.dtype.kind != "i" or (len(column) and not low <= int(column.min()) <= int(column.max()) < high):
                 return False
+        if nodes and bool((state["node_parent"] >= np.arange(nodes)).any()):
+            return False  # a parent is always indexed before its children: no loops
         for name in self.ARRAYS:
             setattr(self, name, state[name])
         self._names, self._files, self.warnings = state["names"], state["files"], state["warnings"]
         self._call_file, self._call_line = self.node_call_file.tolist(), self.node_call_line.tolist()
+        self._lists()
         return True
+
+    def _lists(self) -> None:
+        """Python lists of the node columns the chains read one element at a time (faster than numpy)."""
+        self._parent_list = self.node_parent.tolist()
+        self._inlined_list = self.node_inlined.tolist()
+        self._outer_cache: dict[int, tuple[Frame, ...]] = {}
 
     # ------------------------------------------------------------ lookups ---
 
@@ -178,15 +187,36 @@ class AddressIndex:
         return np.where(found, self.row_file[safe], -1), np.where(found, self.row_line[safe], 0)
 
     def chain(self, node: int, file: int, line: int) -> list[Frame]:
-        """Frames from ``node`` outwards, the innermost at ``file``:``line``."""
-        frames = []
-        for _ in range(MAX_DEPTH):
-            if node < 0:
-                break
-            frames.append(Frame(self._names[node], self.file_name(file), line or None, bool(self.node_inlined[node])))
-            file, line = self._call_file[node], self._call_line[node]
-            node = int(self.node_parent[node])
-        return frames
+        """Frames from ``node`` outwards, the innermost at ``file``:``line``.
+
+        The frames outside ``node`` depend on ``node`` alone (its call site,
+        its ancestors'), so they are built once per node and shared.
+        """
+        if node < 0:
+            return []
+        head = Frame(self._names[node], self.file_name(file), line or None, self._inlined_list[node])
+        return [head, *self._outer(node)]
+
+    def _outer(self, node: int) -> tuple[Frame, ...]:
+        """The frames around ``node``, outermost last (parents always precede their children)."""
+        cache = self._outer_cache
+        found = cache.get(node)
+        if found is not None:
+            return found
+        pending = []  # nodes whose outer frames are not known yet, innermost first
+        while node >= 0 and node not in cache and len(pending) < MAX_DEPTH:
+            pending.append(node)
+            node = self._parent_list[node]
+        outer = cache.get(node, ())
+        for child in reversed(pending):
+            parent = self._parent_list[child]
+            if parent >= 0:
+                outer = (Frame(self._names[parent], self.file_name(self._call_file[child]),
+                               self._call_line[child] or None, self._inlined_list[parent]), *outer)
+            else:
+                outer = ()
+            cache[child] = outer
+        return outer
 
     def file_name(self, file: int) -> str | None:
         return self._files[file] if 0 <= file < len(self._files) else None
@@ -368,6 +398,7 @@ class AddressIndex:
         self.node_inlined = np.array(self._inlined, dtype=bool)
         self.node_call_file = np.array(self._call_file, dtype=np.int64)
         self.node_call_line = np.array(self._call_line, dtype=np.int64)
+        self._lists()
         ranges = np.array(self._ranges, dtype=np.int64).reshape(-1, 3)
         self.range_low, self.range_high, self.range_node = ranges[:, 0], ranges[:, 1], ranges[:, 2]
         # Segments: cut at every range boundary, each painted by the ranges

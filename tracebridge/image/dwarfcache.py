@@ -58,6 +58,8 @@ def load(key: str, arrays: tuple[str, ...]) -> dict | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             state = {name: data[name] for name in arrays}
+            if any(column.ndim != 1 for column in state.values()):
+                return None
             for name in TEXTS:
                 text = data[name].tobytes().decode("utf-8", "surrogatepass")
                 state[name] = text.split("\0") if text else []

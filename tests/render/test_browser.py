@@ -113,7 +113,7 @@ def test_search_highlights_matches_and_shows_the_share(browser, tmp_path):
     browser.click(*centre(browser, "document.querySelector('.tb-search')"))  # reset
     browser.evaluate("window.prompt = function () { return '8rx_frame17h'; }")
     browser.click(*centre(browser, "document.querySelector('.tb-search')"))
-    assert browser.evaluate("document.querySelector('.tb-matched').textContent") == "Matched: 61.5% (1 frames)"
+    assert browser.evaluate("document.querySelector('.tb-matched').textContent") == "Matched: 61.5% (1 frame)"
     browser.click(*centre(browser, "document.querySelector('.tb-search')"))  # reset
     assert rect_of(browser, "if_rem::rx::rx_frame")["fill"] != HIGHLIGHT
     assert browser.evaluate("document.querySelector('.tb-matched').textContent").strip() == ""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -316,3 +318,29 @@ def test_generic_instances_draw_as_one_box_listing_their_symbols():
     lines = frames[0].title.split("\n")
     assert lines[1] == "6 instances, mangled:"
     assert lines[2:6] == ["  " + s for s in instances[:4]] and lines[6] == "  and 2 more"
+
+
+def test_an_unresolved_frame_shows_its_address_not_a_mangled_name():
+    profile = Profile()
+    hex_frame = Frame("if_rem.ko", "0xffffffff82a1cd0f", "if_rem.ko+0xd0f", 0xD0F, "unknown", None)
+    profile.add([kernel("ithread_loop"), hex_frame], 5)
+    (frame,) = [f for f in drawn(render_flamegraph(profile)) if f.name == "if_rem.ko+0xd0f"]
+    lines = frame.title.split("\n")
+    assert lines[1] == "address: 0xffffffff82a1cd0f" and not any("mangled" in line for line in lines)
+
+
+def test_search_reads_every_instance_of_a_merged_box():
+    """The script's search names: those a tooltip lists (each instance of a merged box too)."""
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = (Path(__file__).parents[2] / "tracebridge" / "data" / "flamegraph.js").read_text()
+    start = script.index("      var names = [lines[0]];")
+    end = script.index("      g.tb = {")
+    program = ("var lines = " + json.dumps(["rem::em::rx::Adapter<T>::rx_frame", "2 instances, mangled:",
+                                            "  _ZN3remA", "  _ZN3remB", "module: if_rem.ko", "7 samples"]) + ";\n"
+               + script[start:end] + "console.log(JSON.stringify(names));\n")
+    names = json.loads(subprocess.run([node, "-e", program], capture_output=True, text=True, check=True).stdout)
+    assert names == ["rem::em::rx::Adapter<T>::rx_frame", "_ZN3remA", "_ZN3remB", "if_rem.ko"]

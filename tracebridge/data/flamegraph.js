@@ -28,10 +28,15 @@
     if (!g.tb) {
       var lines = g.firstElementChild.textContent.split("\n");
       var rect = g.querySelector("rect");
+      // Searchable: the name, the symbol or address, the module, and each instance a merged box lists.
       var names = [lines[0]];
+      var listing = false;
       lines.forEach(function (line) {
         if (line.indexOf("mangled: ") === 0) names.push(line.substring(9));
+        if (line.indexOf("address: ") === 0) names.push(line.substring(9));
         if (line.indexOf("module: ") === 0) names.push(line.substring(8));
+        if (listing && line.indexOf("  ") === 0 && line.indexOf("  and ") !== 0) names.push(line.substring(2));
+        listing = listing ? line.indexOf("  ") === 0 : / instances, mangled:$/.test(line);
       });
       g.tb = {
         x: parseFloat(g.getAttribute("data-x")), w: parseFloat(g.getAttribute("data-w")),
@@ -127,7 +132,8 @@
     });
     term = text;
     searchButton.firstChild.nodeValue = "Reset Search";
-    matched.nodeValue = "Matched: " + (100 * sum / total).toFixed(1) + "% (" + hits.length + " frames)";
+    matched.nodeValue = "Matched: " + (100 * sum / total).toFixed(1) + "% (" + hits.length +
+      (hits.length === 1 ? " frame)" : " frames)");
   }
 
   function resetSearch() {

@@ -171,6 +171,9 @@ def _head(frame: Frame, symbols: Sequence[str]) -> tuple[str, str, bool]:
         lines.extend("  " + xml(symbol) for symbol in symbols[:LISTED_INSTANCES])
         if len(symbols) > LISTED_INSTANCES:
             lines.append(f"  and {len(symbols) - LISTED_INSTANCES} more")
+    elif not frame.resolved:  # a hex address nothing named: no symbol, mangled or not
+        if frame.symbol != frame.name:
+            lines.append("address: " + xml(frame.symbol))
     elif frame.symbol != frame.name:
         lines.append("mangled: " + xml(frame.symbol))
     if frame.module:

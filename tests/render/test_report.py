@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,18 @@ def test_two_aggregations_of_one_kind_stay_apart(tmp_path, capsys):
 def test_parquet_needs_an_output_file(tmp_path, capsys):
     assert main(["report", str(write(tmp_path, FOLDED)), "--format", "parquet"]) == 2
     assert "-o FILE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("capture, module, unit", [
+    ("if_rem.count.txt", None, "calls"),       # @[probefunc] = count() of FBT entries: calls
+    ("if_rem.count.txt", "if_rem.ko", "calls"),
+    ("if_rem.stack.txt", "if_rem.ko", "samples"),  # @[stack()] = count() of profile-997: samples
+])
+def test_the_heading_says_what_a_count_counts(capsys, capture, module, unit):
+    examples = Path(__file__).parents[2] / "examples"
+    argv = ["report", str(examples / capture)]
+    if module:
+        argv += ["--module", str(examples / module), "--base", "ffffffff82a1c000"]
+    assert main(argv) == 0
+    heading = capsys.readouterr().out.splitlines()[0]
+    assert re.match(rf"^{re.escape(str(examples / capture))}: [\d,]+ {unit}, top ", heading), heading

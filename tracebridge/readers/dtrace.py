@@ -596,6 +596,8 @@ def build(source: Source, records: Iterator[_Record], options: LoadOptions) -> L
     for key in sorted(key_texts - named.keys()):
         named[key] = _integer_frame(key)
         ids[key] = profile.intern(named[key])
+    if chosen is not None and _counts_calls(chosen, results[chosen.number], named):
+        profile.metadata.event = profile.metadata.unit = "calls"
     get = ids.__getitem__
     if chosen is not None:
         for (keys, frames), value in results[chosen.number].items():
@@ -609,6 +611,18 @@ def build(source: Source, records: Iterator[_Record], options: LoadOptions) -> L
         for a in aggregates if not a.stacks
     ]
     return Loaded(profile, aggregations)
+
+
+def _counts_calls(chosen: _Aggregate, result: dict, named: dict[str, Frame]) -> bool:
+    """Does this ``count()`` count calls?  Yes when keyed by function names alone (``@[probefunc]``
+    of FBT probes, as the count template keys): a profile probe's ``probefunc`` is ``profile-997``,
+    ``execname`` keys name no Rust function, and stacks are sampled, so those stay samples."""
+    if chosen.kind != "count" or chosen.stacks or not result:
+        return False
+    frames = [named[k] for keys, _ in result for k in keys]
+    # Function names: Rust ones (demangled), a given module's, or C identifiers beside Rust ones.
+    return (any(f.is_rust or f.module is not None for f in frames)
+            and all(f.is_rust or f.module is not None or f.name.isidentifier() for f in frames))
 
 
 def _integer_frame(text: str) -> Frame:

@@ -215,3 +215,30 @@ def test_an_output_must_not_overwrite_the_bundle(copied, capsys):
     assert main(["fold", str(run), "-o", str(run / "dtrace.out")]) == 2
     assert "refusing to overwrite an input" in capsys.readouterr().err
     assert (run / "dtrace.out").read_text() == before
+
+
+def _with_recorded_debug(run: Path, debug: Path, sha256: str) -> None:
+    data = json.loads((run / "manifest.json").read_text())
+    data["module"].update(debug=str(debug), debug_sha256=sha256)
+    (run / "manifest.json").write_text(json.dumps(data))
+
+
+def test_fold_inline_uses_the_recorded_debug_file_only_while_it_is_unchanged(recorded, copied, tmp_path, capsys):
+    from fixture_paths import MODULES
+
+    # No .ko.debug beside the fixture module when it was recorded: nothing recorded.
+    assert Manifest.load(str(recorded.run)).module.debug is None
+    # A recorded debug file that has changed since: a warning, and --inline searches elsewhere (finds none).
+    changed = tmp_path / "rem.ko.debug"
+    changed.write_bytes(b"rebuilt")
+    _with_recorded_debug(copied, changed, "0" * 64)
+    capsys.readouterr()
+    assert main(["fold", str(copied), "--inline"]) == 0
+    err = capsys.readouterr().err
+    assert "differs from the debug file recorded with the bundle" in err and "no DWARF found" in err
+    # The recorded file, unchanged, is the one used: here another module's, which is refused by name.
+    other = MODULES / "inl_legacy.ko.debug"
+    _with_recorded_debug(copied, other, sha256_of(str(other)))
+    assert main(["fold", str(copied), "--inline"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("tracebridge: ") and "inl_legacy.ko.debug: is not the debug file of" in last, last

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from tracebridge.image.debuginfo import debug_candidates
 from tracebridge.readers import bundle
 from tracebridge.capture.preflight import (
     KLDSTAT, Loaded, check_output_directory, find_loaded, find_tools, query, require_command, require_root,
@@ -291,10 +292,11 @@ def _manifest(run: _Run, image: ModuleImage, loaded: Loaded, versions: dict[str,
             kernel = bundle.KernelRecord(loaded.kernel.pathname, bundle.sha256_of(loaded.kernel.pathname))
         except OSError:
             kernel = bundle.KernelRecord(loaded.kernel.pathname, None)
+    debug = next((path for path in debug_candidates(request.module) if os.path.isfile(path)), None)
     module = bundle.ModuleRecord(
         path=os.path.abspath(request.module), file=image.filename, sha256=bundle.sha256_of(request.module),
         loaded_as=loaded.module.pathname or loaded.module.name, base=loaded.module.address,
-        size=loaded.module.size)
+        size=loaded.module.size, debug=debug, debug_sha256=bundle.sha256_of(debug) if debug else None)
     if request.workload:
         run.commands["workload"] = list(request.workload)
     recording = run.recording

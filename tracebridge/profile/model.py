@@ -89,6 +89,8 @@ class Metadata:
     modules: list[ModuleImage] = field(default_factory=list)
     #: SHA-256 of the debug file whose DWARF expanded each module's frames (``--inline``), by module name.
     debug_sha256: dict[str, str] = field(default_factory=dict)
+    #: Debug file to use for a module file (path -> path): a bundle's recorded one.
+    debug_files: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.source = shown(self.source)  # a piped input is named as the user gave it

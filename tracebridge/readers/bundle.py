@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tracebridge import __version__
-from tracebridge.support.errors import InputError
+from tracebridge.support.errors import InputError, warn
 from tracebridge.support.jsondoc import load_document
 from tracebridge.support.outputs import write_output
 
@@ -69,6 +69,10 @@ class ModuleRecord:
     loaded_as: str
     base: int
     size: int | None
+    #: The module's debug file found beside it when it was recorded (absolute path) and its SHA-256,
+    #: so a later ``--inline`` uses that very DWARF or says it changed; None when there was none.
+    debug: str | None = None
+    debug_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -212,11 +216,28 @@ def read_bundle(path: str, options: LoadOptions, load_one: Callable[[str, LoadOp
     loaded = load_one(os.path.join(path, profile), bundled)
     metadata = loaded.profile.metadata
     metadata.source = path
+    if options.inline and manifest.module.debug:
+        _recorded_debug(metadata, module, manifest.module)
     if manifest.pmc_event:
         metadata.event = manifest.pmc_event
     metadata.duration = _seconds_between(manifest.times.get("traced"), manifest.times.get("stopped"))
     _describe_run(metadata, manifest)
     return loaded
+
+
+def _recorded_debug(metadata: Metadata, module: str, record: ModuleRecord) -> None:
+    """Expand the bundled module with the debug file recorded beside it, if it is still that file."""
+    try:
+        same = record.debug_sha256 is not None and sha256_of(record.debug) == record.debug_sha256
+    except OSError:
+        warn(f"{record.debug}: the debug file recorded with the bundle cannot be read; "
+             "--inline looks for the module's DWARF elsewhere")
+        return
+    if not same:
+        warn(f"{record.debug}: differs from the debug file recorded with the bundle (its SHA-256 changed); "
+             "--inline looks for the module's DWARF elsewhere")
+        return
+    metadata.debug_files[module] = record.debug
 
 
 def _describe_run(metadata: Metadata, manifest: Manifest) -> None:

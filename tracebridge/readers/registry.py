@@ -155,7 +155,7 @@ def load_inputs(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | 
         images = metadata.modules
         if not images:
             raise UsageError("--inline needs the module: give --module MODULE.ko (or a bundle)")
-        debug = dict(zip(options.modules, options.debug))
+        debug = {**metadata.debug_files, **dict(zip(options.modules, options.debug))}
         expander = InlineExpander(images, debug, lines=options.inline_lines)
         loaded.profile = expander.expand(loaded.profile)
         if not options.offsets:
@@ -185,7 +185,8 @@ def _load_all(paths: Sequence[str | os.PathLike[str]], options: LoadOptions) -> 
     metadata = Metadata(source=", ".join(m.source for m in each), event=each[0].event, unit=each[0].unit,
                         host=_common(m.host for m in each), kernel_version=_common(m.kernel_version for m in each),
                         module_sha256=_common(m.module_sha256 for m in each),
-                        modules=list({image.path: image for m in each for image in m.modules}.values()))
+                        modules=list({image.path: image for m in each for image in m.modules}.values()),
+                        debug_files={path: debug for m in each for path, debug in m.debug_files.items()})
     profile = Profile(metadata)
     for item in loaded:
         profile.merge(item.profile)

@@ -87,18 +87,23 @@ def open_images(modules: Iterable[str], kernel: str | None = None, *,
     """The ELF files by the name the kernel gives them: file name, and ``kernel`` for the kernel."""
     from tracebridge.image.elf import open_module
 
-    images: dict[str, ModuleImage] = {}
-    for path in modules:
-        image = open_module(path, init_fini_arrays=not old_kernel_linker)
-        name = KERNEL if image.elf_type == "ET_EXEC" else image.filename
-        if name in images:
-            raise UsageError(f"{path}: a module named {name} was given twice ({images[name].path})")
-        images[name] = image
+    images = by_name([open_module(path, init_fini_arrays=not old_kernel_linker) for path in modules])
     if kernel is not None:
         image = open_module(kernel, init_fini_arrays=not old_kernel_linker)
         if image.elf_type != "ET_EXEC":
             raise UsageError(f"{kernel}: --kernel wants the kernel ELF (ET_EXEC), this is {image.elf_type}")
         images[KERNEL] = image
+    return images
+
+
+def by_name(opened: Iterable[ModuleImage]) -> dict[str, ModuleImage]:
+    """Opened ELF files by the name the kernel gives them; two of one name are refused."""
+    images: dict[str, ModuleImage] = {}
+    for image in opened:
+        name = KERNEL if image.elf_type == "ET_EXEC" else image.filename
+        if name in images:
+            raise UsageError(f"{image.path}: a module named {name} was given twice ({images[name].path})")
+        images[name] = image
     return images
 
 

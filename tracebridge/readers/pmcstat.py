@@ -501,9 +501,9 @@ def sniff_log_source(source: Source) -> bool:
 
 def options_images(options: LoadOptions) -> tuple[dict[str, ModuleImage], dict[str, int]]:
     """The modules of the shared reading options by name, and the addresses given for them."""
-    from tracebridge.readers.placement import BaseSpec, load_addresses, open_images
+    from tracebridge.readers.placement import BaseSpec, by_name, load_addresses
 
-    images = open_images(options.modules, old_kernel_linker=options.old_kernel_linker)
+    images = by_name(options.images)  # opened once per command, as every reader and export sees them
     specs = [BaseSpec(os.path.basename(m), b) for m, b in zip(options.modules, options.bases) if b is not None]
     return images, load_addresses(images, specs, options.kldstat)
 

@@ -39,6 +39,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import compress
+from sys import intern
 
 from tracebridge.readers.dtrace_frames import strip_offsets
 from tracebridge.readers.dtrace_printouts import Series
@@ -341,7 +342,7 @@ def parse(source: Source) -> Iterator[_Record]:
         if ("`" in stripped or stripped.startswith("0x")) and (indent > 2 or " " not in stripped):
             if not frames and not keys:
                 start = i
-            frames.append(stripped)
+            frames.append(intern(stripped))  # one string per distinct frame, however many stacks hold it
             continue
         if _INT.match(stripped):
             if frames:
@@ -382,7 +383,7 @@ def parse(source: Source) -> Iterator[_Record]:
         if indent:
             if not frames and not keys:
                 start = i
-            frames.append(stripped)
+            frames.append(intern(stripped))
             continue
         raise source.error(f"unrecognised line in DTrace output: {stripped[:60]!r}", i)
     if traced:

@@ -342,7 +342,7 @@ def parse(source: Source) -> Iterator[_Record]:
         if ("`" in stripped or stripped.startswith("0x")) and (indent > 2 or " " not in stripped):
             if not frames and not keys:
                 start = i
-            frames.append(intern(stripped))  # one string per distinct frame, however many stacks hold it
+            frames.append(stripped)
             continue
         if _INT.match(stripped):
             if frames:
@@ -383,7 +383,7 @@ def parse(source: Source) -> Iterator[_Record]:
         if indent:
             if not frames and not keys:
                 start = i
-            frames.append(intern(stripped))
+            frames.append(stripped)
             continue
         raise source.error(f"unrecognised line in DTrace output: {stripped[:60]!r}", i)
     if traced:
@@ -477,7 +477,6 @@ class _Printouts:
         self.printouts = 0
         self._current: _Aggregate | None = None
         self._shape: tuple | None = None
-        self._seen: set[tuple] = set()
         self._firings = 0
         self._place = 0
         self._previous: tuple | None = None
@@ -491,12 +490,16 @@ class _Printouts:
     def add(self, record: _Record) -> None:
         key = (tuple(record.keys), tuple(record.frames))
         shape = (len(record.keys), bool(record.frames), isinstance(record.value, Histogram), record.traced)
-        if (self._current is None or (key in self._seen and not record.traced) or shape != self._shape
+        current = self._current
+        if (current is None or (key in current.series.entries and not record.traced) or shape != self._shape
                 or (record.after_blank and not shape[2] and not record.frames)
                 or (record.firings != self._firings and not record.traced)):
             self._start(record, shape)
-        self._seen.add(key)
-        self._current.series.add(key, record.value)
+        series = self._current.series
+        if series.values is not None and key not in series.values:
+            # One string per distinct frame, however many stacks hold it.
+            key = (tuple(map(intern, key[0])), tuple(map(intern, key[1])))
+        series.add(key, record.value)
         if self._watched and record.frames:
             self.leaves.add(record.frames[0])
             self.callers.update(record.frames[1:])
@@ -505,7 +508,7 @@ class _Printouts:
         if self._current is not None:
             self._current.series.end()
         self.printouts += 1
-        self._shape, self._seen = shape, set()
+        self._shape = shape
         if record.traced:
             identity: tuple = ("traced", shape)
         elif record.firings:

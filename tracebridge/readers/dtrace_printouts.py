@@ -49,37 +49,38 @@ class Series(Generic[K]):
     #: No key fell or dropped out from one printout to the next so far.
     never_falls: bool = True
     grew: bool = False
+    #: The printout being read is kept by value (the rule may still be ``last``).
+    tracks: bool = False
 
-    @property
-    def _tracks(self) -> bool:
-        return self.values is not None and (self.given == "last" or (self.given is None and self.never_falls))
+    def __post_init__(self) -> None:
+        self._update()
 
-    def add(self, key: K, value, entry: object = None) -> None:
-        """One entry of the printout being read.
+    def _update(self) -> None:
+        self.tracks = self.values is not None and (self.given == "last" or (self.given is None and self.never_falls))
 
-        A printout's entries are unique, so one seen again starts the next
-        printout; ``entry`` is the entry as printed when several fold into
-        one ``key`` (frames whose offsets are cut), else the key is.
-        """
-        entry = key if entry is None else entry
-        if entry in self.entries:
-            self.end()
-        self.entries.add(entry)
+    def add(self, key: K, value) -> None:
+        """One entry of the printout being read (the caller ends a printout when its key comes again)."""
+        self.entries.add(key)
         if self.values is None:
             return
-        if self._tracks:
+        if self.tracks:
             old = self.current.get(key)
             self.current[key] = value if old is None else old + value
         old = self.values.get(key)
         self.values[key] = value if old is None else old + value
 
     def extend(self, keys: Iterable[K], values: Iterable[int], entries: Iterable[object]) -> None:
-        """Many numeric entries at once (:meth:`add` for each, without its cost per call)."""
-        current, seen, sums, tracks = self.current, self.entries, self.values, self._tracks
+        """Many numeric entries at once, cutting the printouts where an entry comes again.
+
+        A printout's entries are unique, so one seen again starts the next
+        printout; ``entries`` are the entries as printed, where several may
+        fold into one key (frames whose offsets are cut).
+        """
+        current, seen, sums, tracks = self.current, self.entries, self.values, self.tracks
         for key, value, entry in zip(keys, values, entries):
             if entry in seen:
                 self.end()
-                current, seen, tracks = self.current, self.entries, self._tracks
+                current, seen, tracks = self.current, self.entries, self.tracks
             seen.add(entry)
             if tracks:
                 current[key] = current.get(key, 0) + value
@@ -90,7 +91,7 @@ class Series(Generic[K]):
         if not self.entries:
             return
         self.printouts += 1
-        if self._tracks and self.printouts > 1 and self.given is None:
+        if self.tracks and self.printouts > 1 and self.given is None:
             current = self.current
             for key, value in self.last.items():
                 now = current.get(key)
@@ -100,6 +101,7 @@ class Series(Generic[K]):
             else:
                 self.grew = self.grew or sum(map(_size, current.values())) > sum(map(_size, self.last.values()))
         self.last, self.current, self.entries = self.current, {}, set()
+        self._update()
 
     def rule(self) -> str:
         """The rule applied: the one given, else ``last`` for running totals and ``sum`` for deltas."""

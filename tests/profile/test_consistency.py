@@ -158,9 +158,23 @@ def test_frames_dtrace_named_are_checked_against_the_file(capsys, tmp_path):
     assert status == 0
     summary, warning = err.splitlines()
     assert summary.endswith("2 of 4 named frames inside their function")
-    assert ("2 of 4 frames DTrace named in it name no function of the file at that offset "
-            "(e.g. rem_poll is not in the file)") in warning and "another build" in warning
+    assert ("2 of 4 frames the capture names in it name no function of the file at that offset "
+            "(not in the file: rem_poll)") in warning and "another build" in warning
     right = tmp_path / "right.txt"
     right.write_text("".join("\n" + "".join(f"              {f}\n" for f in frames) + "                2\n"
                              for frames in (entries[0], entries[3])))
     assert run(capsys, "fold", right, "--module", RIGHT)[2] == ""
+
+
+def test_pmcstat_callgraph_nodes_of_another_build_warn(capsys, tmp_path):
+    """pmcstat -G names a module's functions from its symbols: another build's file lacks them."""
+    graph = Path(__file__).parents[1] / "data" / "pmcstat" / "multi-image.graph"
+    modules = Path(__file__).parents[1] / "fixtures" / "modules"
+    status, _, err = run(capsys, "report", graph, "--module", modules / "rem_legacy_fp.ko")
+    assert status == 0 and "does not fit" not in err
+    other = tmp_path / "rem_legacy_fp.ko"  # the v0 build of the same code, under the name the graph uses
+    shutil.copyfile(modules / "rem_v0_fp.ko", other)
+    status, _, err = run(capsys, "report", graph, "--module", other, "--strict")
+    assert status == 2
+    assert (f"{other}: the capture does not fit rem_legacy_fp.ko: 4 of 4 frames the capture names in it name no "
+            "function of the file at that offset (not in the file: ") in err

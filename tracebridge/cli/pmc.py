@@ -76,7 +76,7 @@ def run_resolve(args: argparse.Namespace) -> int:
     else:
         from tracebridge.readers.pmcgraph import read_callgraph
 
-        profile = read_callgraph(args.input, images, pmc=args.pmc)
+        profile = read_callgraph(args.input, images, pmc=args.pmc, evidence=evidence)
     if not args.quiet:
         _summary(args.input, profile, counts)
     report_fit(evidence, strict=args.strict, verbose=not args.quiet)

@@ -12,9 +12,10 @@ it per module, over distinct addresses, as the readers resolve them:
   (the function decoded from its start, as FBT walks it);
 * a PC inside the module's range lies inside some function, not in padding
   or data between them;
-* a frame DTrace named itself (`` if_rem.ko`func+0xOFF ``) names a function
-  of the given file, at an offset inside it, and a `` if_rem.ko`0xADDR ``
-  frame lies inside the module where it was placed;
+* a frame the tracer named itself (DTrace's `` if_rem.ko`func+0xOFF ``, a
+  ``pmcstat -G`` node) names a function of the given file, at an offset
+  inside it, and a `` if_rem.ko`0xADDR `` frame lies inside the module where
+  it was placed;
 * a pmcstat ``map-in`` record agrees with the load address given for the module;
 * when a module was placed and the capture's unnamed addresses are
   numerous, some of them fall inside it.
@@ -44,6 +45,8 @@ if TYPE_CHECKING:  # numpy loads when a capture is read, not when the command li
 BAD_SHARE = 0.2
 #: ... and at least this many are (or all of them, when fewer were seen).
 BAD_AT_LEAST = 3
+#: The role of a PC whose place in its stack is not known.
+_UNKNOWN_ROLE = 2
 #: Unnamed addresses that must be seen before "none falls inside the module" says anything.
 STRAY_AT_LEAST = 3
 
@@ -98,7 +101,7 @@ class ModuleEvidence:
         for attribute, off, _, _ in _CHECKS:
             check = getattr(self, attribute)
             if check.failed:
-                missing = (f" (e.g. {', '.join(self.missing[:2])} is not in the file)"
+                missing = (f" (not in the file: {', '.join(self.missing[:2])})"
                            if attribute == "named" and self.missing else "")
                 found.append(f"{check.off} of {check.seen} {off}{missing}")
         if self.unmapped is not None:
@@ -125,7 +128,7 @@ _CHECKS = (
     ("in_function", "addresses inside its range fall in no function", "addresses in functions", True),
     ("after_call", "caller frames are not after a call instruction", "caller frames after a call", True),
     ("on_start", "leaf PCs are not at an instruction start", "leaf PCs on instruction starts", True),
-    ("named", "frames DTrace named in it name no function of the file at that offset",
+    ("named", "frames the capture names in it name no function of the file at that offset",
      "named frames inside their function", False),
     ("module_hex", "addresses DTrace placed in it lie outside it at the given base", "module`0xADDR frames inside it",
      False),
@@ -146,7 +149,7 @@ class Evidence:
     def __init__(self) -> None:
         self.modules: dict[str, ModuleEvidence] = {}
         self._images: dict[str, ModuleImage] = {}
-        self._seen: set[tuple[int, bool]] = set()
+        self._seen: set[tuple[int, int]] = set()  # (pc, role: 1 leaf, 0 caller, 2 unknown)
         self._placed: set[int] = set()
         self._named_seen: set[tuple[str, str, int]] = set()
         #: Distinct addresses no module holds and no module was named for (bare hex frames).
@@ -189,24 +192,27 @@ class Evidence:
 
     # -- what the capture holds ---------------------------------------------
 
-    def observe(self, space: AddressSpace, pcs: np.ndarray, leaf: np.ndarray, *, named_module: bool = False) -> None:
+    def observe(self, space: AddressSpace, pcs: np.ndarray, leaf: np.ndarray | None, *,
+                named_module: bool = False) -> None:
         """Distinct PCs and their role (leaf or caller) as resolved in ``space``.
 
-        ``named_module``: the PCs came in frames that named their module
-        (`` kernel`0xADDR ``), so an address outside every module is no stray.
+        ``leaf`` None: the roles are not known (a ``pmcstat -G`` node), only
+        whether each PC lies in a function is checked.  ``named_module``: the
+        PCs came in frames that named their module (`` kernel`0xADDR ``), so an
+        address outside every module is no stray.
         """
         if not self._images or not len(pcs):
             return
         import numpy as np
 
-        pairs = np.unique(np.stack([np.asarray(pcs, dtype=np.uint64), np.asarray(leaf, dtype=np.uint64)]), axis=1)
-        fresh = [(pc, bool(role)) for pc, role in zip(pairs[0].tolist(), pairs[1].tolist())
-                 if (pc, bool(role)) not in self._seen]
+        roles = np.full(len(pcs), _UNKNOWN_ROLE, dtype=np.uint64) if leaf is None else np.asarray(leaf, np.uint64)
+        pairs = np.unique(np.stack([np.asarray(pcs, dtype=np.uint64), roles]), axis=1)
+        fresh = [(pc, role) for pc, role in zip(pairs[0].tolist(), pairs[1].tolist()) if (pc, role) not in self._seen]
         if not fresh:
             return
         self._seen.update(fresh)
         result = space.resolve([pc for pc, _ in fresh])
-        for (pc, is_leaf), function, module in zip(fresh, result.function.tolist(), result.module.tolist()):
+        for (pc, role), function, module in zip(fresh, result.function.tolist(), result.module.tolist()):
             if module < 0:
                 if not named_module:
                     self._stray.add(pc)
@@ -219,11 +225,11 @@ class Evidence:
             if pc not in self._placed:  # one in-function verdict per address, whatever its roles
                 self._placed.add(pc)
                 evidence.in_function.add(function >= 0)
-            if function < 0:
+            if function < 0 or role == _UNKNOWN_ROLE:
                 continue
             placement = space.placements[function]
             offset = pc - placement.start
-            if is_leaf:
+            if role:
                 verdict = self._on_instruction_start(loaded.name, loaded.image, placement.function, offset)
                 if verdict is not None:
                     evidence.on_start.add(verdict)

@@ -44,6 +44,7 @@ from tracebridge.support.errors import InputError, warn
 from tracebridge.readers.options import Loaded
 from tracebridge.readers.pmcstat import (HEAD, image_name, open_input, options_images, refuse_binary, sniff_callgraph,
                                          sniff_log)
+from tracebridge.profile.consistency import Evidence
 from tracebridge.profile.model import UNKNOWN, Frame, Metadata, Profile, symbol_frame
 from tracebridge.profile.resolve import AddressSpace
 
@@ -196,20 +197,30 @@ def _intern(data: bytes, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray
 
 
 class _Namer:
-    """Node text in an image -> frame, naming hex nodes of images whose ELF is given."""
+    """Node text in an image -> frame, naming hex nodes of images whose ELF is given.
 
-    def __init__(self, images: Mapping[str, ModuleImage]):
+    Each distinct node of a given module is also evidence whether the
+    callgraph fits it (:mod:`tracebridge.profile.consistency`): a name pmcstat
+    read from the module's symbols must be one of the file's, a hex node
+    must fall in a function (its role in the stack is not known here).
+    """
+
+    def __init__(self, images: Mapping[str, ModuleImage], evidence: Evidence | None = None):
         self.images = images
+        self.evidence = evidence if evidence is not None else Evidence()
         self.spaces: dict[str, AddressSpace] = {}
 
     def frame(self, name: bytes, image: bytes | None) -> Frame:
         module = image_name(image.decode("utf-8", "replace")) if image else None
         text = name.decode("utf-8", "replace")
         if not _HEX_NAME.match(name):
+            if module is not None:
+                self.evidence.observe_named(module, text, 0)
             return symbol_frame(module, text)
         space = self._space(module)
         if space is None:
             return Frame(module, text, text, None, UNKNOWN, None)
+        self.evidence.observe(space, [int(name, 16)], None)
         return space.frames([int(name, 16)], offsets=False)[0]
 
     def _space(self, module: str | None) -> AddressSpace | None:
@@ -276,7 +287,8 @@ class CallgraphFolder:
     the distinct (name, image) frames: nothing that grows with repeated trees.
     """
 
-    def __init__(self, path: str, images: Mapping[str, ModuleImage] | None = None, pmc: str | None = None):
+    def __init__(self, path: str, images: Mapping[str, ModuleImage] | None = None, pmc: str | None = None,
+                 evidence: Evidence | None = None):
         self.path, self.images, self.pmc = path, images or {}, pmc
         self.profile = Profile(Metadata(source=path))
         self.latest = np.full(MAX_DEPTH + 1, -1, dtype=np.int64)
@@ -292,7 +304,7 @@ class CallgraphFolder:
         self.tree_lines = 0
         self.skipped = 0
         self.first_skipped: int | None = None
-        self._namer = _Namer(self.images)
+        self._namer = _Namer(self.images, evidence)
 
     def feed(self, first: int, data: bytes) -> None:
         """Add the stacks that end in this block (``first``: the number of its first line)."""
@@ -424,9 +436,12 @@ class CallgraphFolder:
 
 
 def fold_callgraph(source: Source, images: Mapping[str, ModuleImage] | None = None, *,
-                   pmc: str | None = None) -> Profile:
-    """The stacks of a ``pmcstat -G`` callgraph, counted as stackcollapse-pmc.pl counts them, read block by block."""
-    folder = CallgraphFolder(source.path, images, pmc)
+                   pmc: str | None = None, evidence: Evidence | None = None) -> Profile:
+    """The stacks of a ``pmcstat -G`` callgraph, counted as stackcollapse-pmc.pl counts them, read block by block.
+
+    ``evidence`` receives whether the callgraph fits the modules it watches.
+    """
+    folder = CallgraphFolder(source.path, images, pmc, evidence)
     for first, data in source.byte_blocks():
         folder.feed(first, data)
     return folder.finish()
@@ -460,7 +475,7 @@ def _counts(pad: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
 
 
 def read_callgraph(path: str | os.PathLike[str], images: Mapping[str, ModuleImage] | None = None, *,
-                   pmc: str | None = None) -> Profile:
+                   pmc: str | None = None, evidence: Evidence | None = None) -> Profile:
     """Read a ``pmcstat -R log -G`` callgraph file."""
     from tracebridge.readers.source import Source
 
@@ -472,7 +487,7 @@ def read_callgraph(path: str | os.PathLike[str], images: Mapping[str, ModuleImag
     refuse_binary(source.path, source.head_bytes[:HEAD])
     if sniff_log(source.head_bytes[:4096].decode("utf-8", "replace").split("\n")):
         raise InputError(source.path, "this is a pmcstat -o record log, not -G callgraph output", 1)
-    return fold_callgraph(source, images, pmc=pmc)
+    return fold_callgraph(source, images, pmc=pmc, evidence=evidence)
 
 
 def sniff_callgraph_source(source: Source) -> bool:
@@ -481,4 +496,6 @@ def sniff_callgraph_source(source: Source) -> bool:
 
 def read_callgraph_source(source: Source, options: LoadOptions) -> Loaded:
     images, _ = options_images(options)
-    return Loaded(fold_callgraph(source, images))
+    for name, image in images.items():
+        options.evidence.watch(name, image)
+    return Loaded(fold_callgraph(source, images, evidence=options.evidence))

@@ -13,7 +13,7 @@ def add_fbt_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("FBT rules of the target kernel")
     group.add_argument("--old-fbt-names", action="store_true",
                        help="the kernel's fbt.c still skips every function whose name starts with '__' "
-                            "(FreeBSD before fbt_excluded())")
+                            "(old FreeBSD, before fbt_excluded(); default: the rules of HEAD)")
     group.add_argument("--fbt-in-kernel", action="store_true",
                        help="FBT is compiled into the kernel rather than loaded as fbt.ko: "
                             "then functions named fbt_* get no probes either")

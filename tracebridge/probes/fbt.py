@@ -8,6 +8,16 @@ reason there is no probe.  Module-wide refusals (a module named ``dtrace`` or
 then ``fbt_excluded()``'s names and the machine's own exclusions, then the
 instruction rules of :mod:`tracebridge.probes.fbt_isa`.
 
+The rules follow FreeBSD as it is now (``sys/cddl/dev/fbt`` on HEAD,
+re-read for issue 15): ``fbt_excluded()`` refuses ``dtrace_*`` (but not
+``dtrace_safe_*``), ``owner_mtx``/``owner_rm``/``owner_rw``/``owner_sx``,
+and ``fbt_*`` only when FBT is compiled into the kernel (``#ifndef
+_KLD_MODULE``: ``--fbt-in-kernel``).  The ``__*`` test of the old
+``fbt_provide_module_function`` (fbt.c of 2008-2012) is gone and applies only
+with ``--old-fbt-names``.  Several functions at one address (aliases,
+functions the linker folded) each get their probes: HEAD's ``fbt_probe_t``
+chains them on one patch point (``fbtp_tracenext``) and all of them fire.
+
 ``entry`` and ``returns`` are offsets from the *function's start* (its symbol
 value): that is how FBT itself reports a return site (the return probe's
 ``arg0``), and it stays meaningful whatever the module's load address; add the

@@ -495,7 +495,5 @@ def sniff_callgraph_source(source: Source) -> bool:
 
 
 def read_callgraph_source(source: Source, options: LoadOptions) -> Loaded:
-    images, _ = options_images(options)
-    for name, image in images.items():
-        options.evidence.watch(name, image)
+    images, _ = options_images(options)  # options.images watch themselves for evidence
     return Loaded(fold_callgraph(source, images, evidence=options.evidence))

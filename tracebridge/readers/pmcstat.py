@@ -513,8 +513,6 @@ def read_log_source(source: Source, options: LoadOptions) -> Loaded:
     from tracebridge.readers.placement import build_space
 
     images, placed = options_images(options)
-    space = build_space(images, placed, require_all=False)
-    for name, image in images.items():
-        options.evidence.watch(name, image)
+    space = build_space(images, placed, require_all=False)  # options.images watch themselves for evidence
     return Loaded(read_callchain_log(source.path, space, images, labels=options.sample_labels,
                                      evidence=options.evidence))  # streamed

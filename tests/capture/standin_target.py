@@ -23,6 +23,7 @@ STANDINS = HERE / "standins"
 sys.path.insert(0, str(HERE))
 
 import world  # noqa: E402
+from tracebridge.capture import session  # noqa: E402
 
 MODULE_NAME = "rem_legacy_fp"
 MODULE = world.MODULES / f"{MODULE_NAME}.ko"
@@ -61,11 +62,13 @@ def install_target(directory: Path, patch: pytest.MonkeyPatch, tools=("dtrace", 
         patch.delenv("STANDIN_MODULE", raising=False)
     for name, value in env.items():
         patch.setenv(name, value)
-    patch.setattr(os, "geteuid", lambda: 0)  # the stand-ins need no privileges
+    # The stand-ins need no privileges; the real effective uid still owns (and is checked against) the output.
+    patch.setattr(session, "require_root", lambda tool: None)
     return Target(bin_dir, calls, env)
 
 
-#: ``tracebridge`` in a child process, told it runs as root as :func:`install_target` tells this one.
+#: ``tracebridge`` in a child process, its root check skipped as :func:`install_target` skips this one's.
 RECORD_PROCESS = [sys.executable, "-c",
-                  "import os, sys; os.geteuid = lambda: 0; from tracebridge.cli import main; "
+                  "import sys; from tracebridge.capture import session; session.require_root = lambda tool: None; "
+                  "from tracebridge.cli import main; "
                   "sys.exit(main(sys.argv[1:]))", "record"]

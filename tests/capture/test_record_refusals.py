@@ -7,6 +7,7 @@ import os
 import pytest
 
 from standin_target import MODULE, MODULE_NAME
+from tracebridge.capture import preflight, session
 from tracebridge.cli import main
 
 
@@ -34,6 +35,7 @@ def test_missing_tools_are_named_before_anything_starts(target, tmp_path, capsys
 
 def test_not_root(target, tmp_path, capsys, monkeypatch):
     machine = target()
+    monkeypatch.setattr(session, "require_root", preflight.require_root)
     monkeypatch.setattr(os, "geteuid", lambda: 1001)
     err = refused(capsys, [str(MODULE), "-o", str(tmp_path / "run")])
     assert err == "tracebridge: dtrace needs root: run tracebridge record as root (e.g. with sudo or doas)"

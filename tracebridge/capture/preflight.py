@@ -83,15 +83,3 @@ def find_loaded(kldstat: str, module_file: str) -> Loaded:
         names = ", ".join(f.name for f in listing.files)
         raise UsageError(f"{module_file} is not loaded (kldstat -v lists: {names}): kldload it first")
     return Loaded(done.stdout, argv, module, listing.find("kernel"))
-
-
-def check_output_directory(path: str, force: bool) -> None:
-    """Refuse a non-empty directory (unless ``force``) and anything that is not a directory."""
-    if os.path.lexists(path) and not os.path.isdir(path):
-        raise UsageError(f"{path}: exists and is not a directory")
-    if os.path.isdir(path) and os.listdir(path) and not force:
-        raise UsageError(f"{path}: directory is not empty; choose a new one, or --force to write into it "
-                         "(files of the bundle's names are replaced, others are kept)")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise UsageError(f"{path}: directory {parent} does not exist")

@@ -27,23 +27,23 @@ running at the end is terminated, then killed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from tracebridge.image.debuginfo import debug_candidates
 from tracebridge.readers import bundle
 from tracebridge.capture.preflight import (
-    KLDSTAT, Loaded, check_output_directory, find_loaded, find_tools, query, require_command, require_root,
+    KLDSTAT, Loaded, find_loaded, find_tools, query, require_command, require_root,
 )
+from tracebridge.capture.outdir import OutputDirectory, check_output_directory
 from tracebridge.capture.tracer import ToolFailed, Tracer, last_line
-from tracebridge.support.outputs import open_output
 from tracebridge.support.errors import UsageError
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ PMC_TEXT = "pmc.txt"
 PMC_ROOT = "pmcroot"
 KLDSTAT_FILE = "kldstat.txt"
 CPU_SERIES = "cpu.csv"
+#: Bytes of a script read back to check it: far beyond any generated part (DOF is capped at 8 MiB).
+MAX_SCRIPT = 64 << 20
 
 #: Signals that end a recording the way Ctrl-C does (a closed ssh session sends SIGHUP).
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -111,6 +113,7 @@ class _Run:
     """What is known so far; the manifest is written from it however the run ends."""
 
     request: Request
+    out: OutputDirectory
     roles: dict[str, str] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
     times: dict[str, str | None] = field(default_factory=lambda: {"started": None, "traced": None, "stopped": None})
@@ -118,10 +121,16 @@ class _Run:
     recording: Recording | None = None
     tracer: Tracer | None = None
     notes: list[str] = field(default_factory=list)
+    #: Each script written, by name, and its SHA-256.
+    scripts: dict[str, str] = field(default_factory=dict)
+    #: The SHA-256 of the module as copied into the bundle.
+    module_sha256: str = ""
 
-    def path(self, name: str, role: str) -> str:
+    def create(self, name: str, role: str, mode: str = "wb") -> IO:
+        """A new file of the bundle (:meth:`OutputDirectory.create`), listed in the manifest with ``role``."""
+        handle = self.out.create(name, mode)
         self.roles[name] = role
-        return os.path.join(self.request.output, name)
+        return handle
 
 
 def record(request: Request, view: LiveView | QuietView) -> Result:
@@ -135,9 +144,9 @@ def record(request: Request, view: LiveView | QuietView) -> Result:
     if request.workload:
         require_command(request.workload)
     loaded = find_loaded(tools[KLDSTAT], image.filename)
-    run = _Run(request)
+    notes: list[str] = []
     if loaded.module.size is not None and loaded.module.size != image.size:
-        run.notes.append(f"kldstat gives {image.filename} {loaded.module.size:#x} bytes, its layout "
+        notes.append(f"kldstat gives {image.filename} {loaded.module.size:#x} bytes, its layout "
                          f"{image.size:#x}: is {request.module} the build that is loaded"
                          + ("?" if request.old_kernel_linker else ", or is the kernel older than 2024 "
                                                                    "(--old-kernel-linker)?"))
@@ -145,12 +154,11 @@ def record(request: Request, view: LiveView | QuietView) -> Result:
     versions = {name: {"path": path, "version": query([path, "-V"]) if name == DTRACE else None}
                 for name, path in tools.items()}
 
-    os.makedirs(request.output, exist_ok=True)
+    run = _Run(request, OutputDirectory(request.output, request.force), notes=notes)
     signal_number: int | None = None
     try:
-        _copy_module(request.module, run.path(image.filename, bundle.ROLE_MODULE))
-        with open(run.path(KLDSTAT_FILE, bundle.ROLE_KLDSTAT), "w", encoding="utf-8",
-                  errors="surrogateescape") as out:
+        run.module_sha256 = _copy_module(request.module, run.create(image.filename, bundle.ROLE_MODULE))
+        with run.create(KLDSTAT_FILE, bundle.ROLE_KLDSTAT, "w") as out:
             out.write(loaded.text)
         run.commands[KLDSTAT] = list(loaded.argv)
         argv = (_dtrace_argv(run, tools[DTRACE], loaded.module.address) if request.pmc_event is None
@@ -167,22 +175,28 @@ def record(request: Request, view: LiveView | QuietView) -> Result:
                 _print_pmc_log(run, tools[PMCSTAT])
                 _pmcstat_root(run, image, loaded)
     finally:
-        manifest = _manifest(run, image, loaded, versions, host)
-        manifest.save(request.output)
+        try:
+            manifest = _manifest(run, image, loaded, versions, host)
+            with run.out.create(bundle.MANIFEST, "w") as out:
+                out.write(manifest.text())
+        finally:
+            run.out.close()
     return Result(manifest, signal_number)
 
 
 def _capture(run: _Run, argv: list[str], view: LiveView | QuietView) -> None:
     from tracebridge.cputime.record import record as record_cpu
     from tracebridge.cputime.sampler import Selection
-    from tracebridge.cputime.series import write_series
+    from tracebridge.cputime.series import write_series_csv
 
     request = run.request
     try:
         run.times["started"] = _now()
-        run.tracer = Tracer(request.tool, argv, request.output,
-                            run.path(f"{request.tool}.stderr", bundle.ROLE_TOOL_OUTPUT))
+        messages = f"{request.tool}.stderr"
+        run.roles[messages] = bundle.ROLE_TOOL_OUTPUT
+        run.tracer = Tracer(request.tool, argv, run.out, messages)
         run.tracer.wait_started(request.settle)
+        _check_scripts(run)
         run.times["traced"] = _now()
         print(f"tracebridge: {request.tool} is running (pid {run.tracer.pid}), writing to {request.output}; "
               f"{_until(request)}", file=sys.stderr)
@@ -204,43 +218,61 @@ def _capture(run: _Run, argv: list[str], view: LiveView | QuietView) -> None:
                 run.tracer.kill()
                 run.times["stopped"] = _now()
     if run.recording is not None:
-        write_series(run.recording.frame, run.path(CPU_SERIES, bundle.ROLE_CPU))
+        with run.create(CPU_SERIES, bundle.ROLE_CPU, "w") as out:
+            write_series_csv(run.recording.frame, out)
     if run.tracer is not None and run.tracer.exited_early:
         run.notes.append(f"{request.tool} exited by itself (status {run.tracer.record().exit_status}) "
                          f"before the recording ended: {run.tracer.last_words()}")
 
 
 def _dtrace_argv(run: _Run, dtrace: str, base: int) -> list[str]:
-    """Write the D script and probe map (what ``gen-probes`` writes); the dtrace command line that runs them."""
+    """Write the D script and probe map (what ``gen-probes`` writes); the dtrace command line that runs them.
+
+    dtrace reads each ``-s`` script by name (``compile_file()``: ``fopen``,
+    then ``dtrace_program_fcompile``) when it starts, relative to its working
+    directory, which is the bundle directory (entered by descriptor); only
+    the invoking user can write there, and :func:`_check_scripts` compares
+    the scripts with what was written once dtrace has compiled them.
+    """
     from tracebridge.image.elf import open_module
     from tracebridge.probes.dscript import part_files
     from tracebridge.probes.generate import generate
 
     request = run.request
-    probe_map = run.path(PROBE_MAP, bundle.ROLE_PROBE_MAP)
     image = open_module(request.module, init_fini_arrays=not request.old_kernel_linker)
     generated = generate(image, str(request.script_template), base=base)
-    files = part_files(os.path.join(request.output, SCRIPT), len(generated.script.parts))
-    for index, path in enumerate(files):
-        with open_output(path, inputs=[request.module]) as out:
-            out.write(generated.script.text(index, files))
-    generated.probe_map(files).save(probe_map, inputs=[request.module])
+    files = part_files(SCRIPT, len(generated.script.parts))
+    for index, name in enumerate(files):
+        text = generated.script.text(index, files)
+        with run.create(name, bundle.ROLE_SCRIPT, "w") as out:
+            out.write(text)
+        run.scripts[name] = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    with run.create(PROBE_MAP, bundle.ROLE_PROBE_MAP, "w") as out:
+        generated.probe_map(files).write(out)
     words = ["gen-probes", request.module, "--template", str(request.script_template), "--base", f"{base:#x}",
-             "-o", os.path.join(request.output, SCRIPT), "--map", probe_map]
+             "-o", run.out.join(SCRIPT), "--map", run.out.join(PROBE_MAP)]
     if request.old_kernel_linker:
         words.append("--old-kernel-linker")
     run.commands["gen-probes"] = ["tracebridge", *words]  # the same files, made by hand
-    scripts = [os.path.basename(f) for f in files]
-    for name in scripts:
-        run.roles[name] = bundle.ROLE_SCRIPT
-    # dtrace -o appends: a previous run's output (--force) must not be read as part of this one.
-    open(run.path(DTRACE_OUT, bundle.ROLE_PROFILE), "w").close()
-    return [dtrace, *(word for name in scripts for word in ("-s", name)), "-o", DTRACE_OUT]
+    # dtrace -o appends (fopen "a"): it finds the empty file made here, in the directory only we can write.
+    run.create(DTRACE_OUT, bundle.ROLE_PROFILE).close()
+    return [dtrace, *(word for name in files for word in ("-s", name)), "-o", DTRACE_OUT]
+
+
+def _check_scripts(run: _Run) -> None:
+    """Stop when a script differs from what was written: someone else could write into the directory."""
+    for name, digest in run.scripts.items():
+        data = run.out.read(name, MAX_SCRIPT)
+        if data is None or hashlib.sha256(data).hexdigest() != digest:
+            if run.tracer is not None:
+                run.tracer.kill()  # not stopped gently: it may be running someone else's script
+            raise ToolFailed(f"{run.out.join(name)} changed after it was written (SHA-256 differs): "
+                             "the recording was stopped; do not trust what dtrace ran")
 
 
 def _pmcstat_argv(run: _Run, pmcstat: str, event: str) -> list[str]:
     """System-wide sampling with callchains (pmcstat's default; -N would turn them off) into a log."""
-    run.roles[PMC_LOG] = bundle.ROLE_PMC_LOG
+    run.create(PMC_LOG, bundle.ROLE_PMC_LOG).close()  # pmcstat -O truncates it (in the directory only we write)
     rate = ["-n", str(run.request.pmc_rate)] if run.request.pmc_rate else []
     return [pmcstat, *rate, "-S", event, "-O", PMC_LOG]
 
@@ -249,13 +281,15 @@ def _print_pmc_log(run: _Run, pmcstat: str) -> None:
     """``pmcstat -R pmc.log -o pmc.txt``: the raw records, which tracebridge resolves itself."""
     argv = [pmcstat, "-R", PMC_LOG, "-o", PMC_TEXT]
     run.commands["pmcstat-print"] = argv
-    messages = run.path("pmcstat-print.stderr", bundle.ROLE_TOOL_OUTPUT)
-    with open(messages, "wb") as sink:
-        done = subprocess.run(argv, cwd=run.request.output, stdin=subprocess.DEVNULL, stdout=sink,
-                              stderr=subprocess.STDOUT, check=False)
+    messages = "pmcstat-print.stderr"
+    run.create(PMC_TEXT, bundle.ROLE_PROFILE).close()
+    del run.roles[PMC_TEXT]  # listed only once pmcstat has written it
+    with run.create(messages, bundle.ROLE_TOOL_OUTPUT) as sink:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                              preexec_fn=run.out.enter, check=False)
     if done.returncode != 0:
-        raise ToolFailed(f"{' '.join(argv)} failed with status {done.returncode}: {last_line(messages)} "
-                         f"(the log {os.path.join(run.request.output, PMC_LOG)} is kept)")
+        raise ToolFailed(f"{' '.join(argv)} failed with status {done.returncode}: "
+                         f"{last_line(run.out, messages)} (the log {run.out.join(PMC_LOG)} is kept)")
     run.roles[PMC_TEXT] = bundle.ROLE_PROFILE
 
 
@@ -294,7 +328,7 @@ def _manifest(run: _Run, image: ModuleImage, loaded: Loaded, versions: dict[str,
             kernel = bundle.KernelRecord(loaded.kernel.pathname, None)
     debug = next((path for path in debug_candidates(request.module) if os.path.isfile(path)), None)
     module = bundle.ModuleRecord(
-        path=os.path.abspath(request.module), file=image.filename, sha256=bundle.sha256_of(request.module),
+        path=os.path.abspath(request.module), file=image.filename, sha256=run.module_sha256,
         loaded_as=loaded.module.pathname or loaded.module.name, base=loaded.module.address,
         size=loaded.module.size, debug=debug, debug_sha256=bundle.sha256_of(debug) if debug else None)
     if request.workload:
@@ -307,7 +341,7 @@ def _manifest(run: _Run, image: ModuleImage, loaded: Loaded, versions: dict[str,
         old_kernel_linker=request.old_kernel_linker, host=host, tools=versions, commands=run.commands,
         times=run.times, stopped_by=run.stopped_by,
         workload_status=recording.workload_status if recording is not None else None, tracers=tracers,
-        files=bundle.describe_files(request.output, run.roles), notes=run.notes)
+        files=_files(run), notes=run.notes)
 
 
 def _until(request: Request) -> str:
@@ -319,9 +353,21 @@ def _until(request: Request) -> str:
     return "recording until Ctrl-C"
 
 
-def _copy_module(source: str, target: str) -> None:
-    if not (os.path.exists(target) and os.path.samefile(source, target)):
-        shutil.copyfile(source, target)
+def _copy_module(source: str, target: IO[bytes]) -> str:
+    """Copy the module into the bundle; its SHA-256 (of the bytes copied, so the manifest names the copy)."""
+    digest = hashlib.sha256()
+    with target, open(source, "rb") as module:
+        while block := module.read(1 << 20):
+            digest.update(block)
+            target.write(block)
+    return digest.hexdigest()
+
+
+def _files(run: _Run) -> list[bundle.BundleFile]:
+    """The bundle's files that exist, in name order."""
+    sizes = {name: run.out.size(name) for name in run.roles}
+    return [bundle.BundleFile(name, role, size) for name, role in sorted(run.roles.items())
+            if (size := sizes[name]) is not None]
 
 
 def _now() -> str:

@@ -27,6 +27,7 @@ import signal
 import subprocess
 from collections.abc import Sequence
 
+from tracebridge.capture.outdir import OutputDirectory
 from tracebridge.readers.bundle import TracerRecord
 from tracebridge.support.errors import TracebridgeError
 
@@ -42,16 +43,20 @@ class ToolFailed(TracebridgeError):
 class Tracer:
     """One started tool; ``name`` is how messages and the manifest call it."""
 
-    def __init__(self, name: str, argv: Sequence[str], cwd: str, output: str):
+    def __init__(self, name: str, argv: Sequence[str], directory: OutputDirectory, messages: str):
+        """Start ``argv`` in ``directory`` (entered by descriptor), its output into the new file ``messages``."""
         self.name = name
         self.argv = list(argv)
-        self.output = output
+        self.directory = directory
+        self.messages = messages
+        self.output = directory.join(messages)
         self.signals: list[str] = []
         self.exited_early = False
-        with open(output, "wb") as sink:
+        with directory.create(messages) as sink:
             try:
-                self._process = subprocess.Popen(self.argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=sink,
-                                                 stderr=subprocess.STDOUT, process_group=0)
+                self._process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=sink,
+                                                 stderr=subprocess.STDOUT, process_group=0,
+                                                 preexec_fn=directory.enter)
             except OSError as exc:
                 raise ToolFailed(f"cannot run {self.argv[0]}: {exc.strerror or exc}") from None
 
@@ -97,7 +102,7 @@ class Tracer:
         return TracerRecord(self._process.returncode, tuple(self.signals), self.exited_early)
 
     def last_words(self) -> str:
-        return last_line(self.output)
+        return last_line(self.directory, self.messages)
 
     def _send(self, number: signal.Signals) -> None:
         self.signals.append(number.name)
@@ -105,12 +110,8 @@ class Tracer:
             os.kill(self._process.pid, number)
 
 
-def last_line(path: str) -> str:
-    """The last line a tool printed into ``path`` (its error, usually)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 4096))
-            lines = handle.read().decode("utf-8", "replace").strip().splitlines()
-    except OSError:
-        lines = []
+def last_line(directory: OutputDirectory, name: str) -> str:
+    """The last line a tool printed into ``name`` in the bundle directory (its error, usually)."""
+    data = directory.tail(name, 4096) or b""
+    lines = data.decode("utf-8", "replace").strip().splitlines()
     return lines[-1].strip() if lines else "it printed nothing"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from tracebridge.support.errors import InputError, UsageError, reading
 from tracebridge.support.printable import CONTROL, printable
@@ -126,14 +126,19 @@ def write_series(frame: pd.DataFrame, path: str | os.PathLike[str], *,
                  inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
     """Write ``frame`` atomically as CSV or Parquet according to ``path``."""
     fmt = series_format(path)
-    frame = frame.loc[:, list(COLUMNS)]
     if fmt == "csv":
-        frame = _rounded_for_text(frame)
         with open_output(path, "w", inputs=inputs) as out:
-            frame.to_csv(out, index=False, float_format=f"%.{CSV_DECIMALS}f", lineterminator="\n")
+            write_series_csv(frame, out)
     else:
+        frame = frame.loc[:, list(COLUMNS)]
         with open_output(path, "wb", inputs=inputs) as out:
             frame.to_parquet(out, index=False)
+
+
+def write_series_csv(frame: pd.DataFrame, out: TextIO) -> None:
+    """The series as CSV into an open text file (what :func:`write_series` writes to a ``.csv``)."""
+    frame = _rounded_for_text(frame.loc[:, list(COLUMNS)])
+    frame.to_csv(out, index=False, float_format=f"%.{CSV_DECIMALS}f", lineterminator="\n")
 
 
 def _rounded_for_text(frame: pd.DataFrame) -> pd.DataFrame:

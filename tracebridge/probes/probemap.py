@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TextIO
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -114,17 +115,21 @@ class ProbeMap:
 
     def save(self, path: str | os.PathLike[str], *, inputs=()) -> None:
         """Write the map as JSON, one function per line (json.dumps' C encoder: 100k lines stay fast)."""
+        with open_output(path, inputs=inputs) as out:
+            self.write(out)
+
+    def write(self, out: TextIO) -> None:
+        """The JSON of :meth:`save` into an open text file."""
         head = {
             "format": FORMAT, "version": VERSION, "module": self.module, "modname": self.modname,
             "machine": self.machine, "template": self.template, "base": self.base, "size": self.size,
             "scripts": self.scripts,
         }
-        with open_output(path, inputs=inputs) as out:
-            out.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "functions": [\n')
-            out.write(",\n".join(json.dumps(e.to_json(), ensure_ascii=False) for e in self.entries))
-            out.write('\n], "kinst_sites": [\n')
-            out.write(",\n".join(json.dumps(e.to_json(), ensure_ascii=False) for e in self.sites))
-            out.write("\n]}\n")
+        out.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "functions": [\n')
+        out.write(",\n".join(json.dumps(e.to_json(), ensure_ascii=False) for e in self.entries))
+        out.write('\n], "kinst_sites": [\n')
+        out.write(",\n".join(json.dumps(e.to_json(), ensure_ascii=False) for e in self.sites))
+        out.write("\n]}\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ProbeMap:

@@ -132,9 +132,11 @@ class Manifest:
         data["module"]["base"] = f"{self.module.base:#x}"
         return {"format": FORMAT, "version": VERSION, **data}
 
+    def text(self) -> str:
+        return json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n"
+
     def save(self, directory: str) -> None:
-        text = json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n"
-        write_output(os.path.join(directory, MANIFEST), text)
+        write_output(os.path.join(directory, MANIFEST), self.text())
 
     @classmethod
     def load(cls, directory: str) -> Manifest:

@@ -139,9 +139,12 @@ def test_pmc_bundle_names_rust_and_kernel_frames(target, tmp_path, capsys):
     calls = machine.calls()
     assert calls[1] == ["pmcstat", "-n", "10000", "-S", "CPU_CLK_UNHALTED.THREAD_P", "-O", "pmc.log"]
     assert calls[2] == ["pmcstat", "-R", "pmc.log", "-o", "pmc.txt"]
-    stacks = folded(capsys, run)
-    # Kernel PCs are named too: the kernel that ran is still where kldstat said, unchanged.
+    # Kernel PCs are named when asked: the kernel that ran is still where kldstat said, unchanged.
+    capsys.readouterr()
+    assert main(["fold", str(run), "--bundle-kernel"]) == 0
+    stacks = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in capsys.readouterr().out.splitlines()}
     assert set(stacks) == expected_stacks(leaf_in_module=False)
+    assert set(folded(capsys, run)) != set(stacks)  # not asked: kernel PCs stay hex
     records = (run / "pmc.txt").read_text().count("callchain ")
     assert sum(stacks.values()) == records > 0
     manifest = Manifest.load(str(run))

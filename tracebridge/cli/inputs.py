@@ -34,6 +34,9 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                        help="probe map from `tracebridge gen-probes` to name probes written with `?` for `$`")
     group.add_argument("--old-kernel-linker", action="store_true",
                        help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
+    group.add_argument("--bundle-kernel", action="store_true",
+                       help="with a bundle: also name kernel PCs from the kernel its manifest names, when that "
+                            "path holds a regular file with the recorded SHA-256 (read on the machine that ran)")
     group.add_argument("--value-kind", type=_value_kinds, default=("count",), metavar="KIND[,KIND...]",
                        help="what the values of DTrace scalar aggregations are, in the order printed: count "
                             "(default), sum, avg, min or max; the last one given repeats.  avg/min/max values "
@@ -67,7 +70,8 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions(format=args.input_format, modules=tuple(args.modules),
                        bases=tuple(placed.get(m) for m in args.modules) if placed else (),
                        kldstat=args.kldstat, probe_map=args.probe_map,
-                       old_kernel_linker=args.old_kernel_linker, offsets=getattr(args, "include_offset", False),
+                       old_kernel_linker=args.old_kernel_linker, bundle_kernel=args.bundle_kernel,
+                       offsets=getattr(args, "include_offset", False),
                        inline=args.inline or getattr(args, "by", None) == "line",
                        inline_lines=getattr(args, "by", None) == "line", debug=tuple(args.debug),
                        value_kinds=args.value_kind, aggregation=args.aggregation,

@@ -17,9 +17,17 @@ give still apply: another ``--module``, or a ``--kldstat`` that overrides the
 bundled one.
 
 The kernel is not copied (it is tens of megabytes); the manifest keeps its
-path and SHA-256, and readers use it only where the file at that path is still
-the one that ran, so a bundle read on another machine never names frames
-from the wrong kernel.
+path and SHA-256, and readers use it only when asked (``--bundle-kernel``)
+and where the file at that path is a regular file that is still the one that
+ran, so a bundle read on another machine never names frames from the wrong
+kernel.
+
+A bundle is often copied off a test machine, so it is read as hostile
+(issue 19): every file it names must be a regular file inside the bundle
+once symlinks are resolved (:func:`bundled_file`: ``realpath`` prefixes,
+opened non-blocking and checked with ``fstat`` before anything reads it),
+and the JSON and text parts have size bounds.  A refusal is one line that
+names the file and shows nothing of what it holds or points to.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from collections.abc import Callable
@@ -45,6 +54,12 @@ if TYPE_CHECKING:
 FORMAT = "tracebridge-bundle"
 VERSION = 1
 MANIFEST = "manifest.json"
+#: Size bounds of a bundle's parts that are read whole (far beyond what ``record`` writes).
+MAX_MANIFEST = 16 << 20
+MAX_KLDSTAT = 16 << 20
+MAX_PROBE_MAP = 1 << 30
+#: The largest kernel hashed to compare it with the one that ran (FreeBSD's are tens of megabytes).
+MAX_KERNEL = 1 << 30
 
 #: What each bundled file is (``BundleFile.role``).
 ROLE_PROFILE = "profile"          # what the readers read: dtrace -o output, or pmcstat -R -o text
@@ -140,9 +155,9 @@ class Manifest:
 
     @classmethod
     def load(cls, directory: str) -> Manifest:
-        path = os.path.join(directory, MANIFEST)
         try:
-            data = load_document(path, FORMAT, VERSION, "bundle manifest")
+            path = bundled_file(directory, MANIFEST, "bundle manifest", MAX_MANIFEST)
+            data = load_document(path, FORMAT, VERSION, "bundle manifest", MAX_MANIFEST)
         except FileNotFoundError:
             raise InputError(directory, f"is a directory without {MANIFEST}: expected a profile file "
                                         "or a bundle written by `tracebridge record`") from None
@@ -177,6 +192,40 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
+def bundled_file(directory: str, name: str, what: str, limit: int | None = None) -> str:
+    """The path of bundle file ``name`` once it is known to be a regular file inside the bundle.
+
+    A symlink may stay inside the bundle (a copy made with ``cp -R`` of a
+    bundle with links), never lead out of it: ``dtrace.out ->
+    /home/victim/capture.txt`` or ``-> /dev/zero``.  The file is opened with
+    ``O_NONBLOCK`` (a FIFO does not wait for a writer) and ``fstat``-checked:
+    a device, FIFO or socket is refused before anything reads it, as is a
+    file over ``limit`` bytes.  A missing file raises FileNotFoundError.
+    """
+    path = os.path.join(directory, name)
+    inside = os.path.realpath(directory)
+    real = os.path.realpath(path)
+    if os.path.dirname(real) != inside and not real.startswith(inside + os.sep):
+        raise InputError(path, f"the bundle's {what} is a link out of the bundle: refusing to read it")
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise InputError(path, f"cannot read the bundle's {what}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(path, f"the bundle's {what} is not a regular file (a device, FIFO or socket?): "
+                               "refusing to read it")
+    if limit is not None and info.st_size > limit:
+        raise InputError(path, f"the bundle's {what} is {info.st_size:,} bytes, more than the "
+                               f"{limit >> 20} MB any {what} takes: refusing to read it")
+    return path
+
+
 def describe_files(directory: str, roles: dict[str, str]) -> list[BundleFile]:
     """The files of ``roles`` (name -> role) that exist in ``directory``, in name order."""
     return [BundleFile(name, role, os.path.getsize(os.path.join(directory, name)))
@@ -202,20 +251,21 @@ def read_bundle(path: str, options: LoadOptions, load_one: Callable[[str, LoadOp
     profile = manifest.file_with_role(ROLE_PROFILE)
     if profile is None:
         raise InputError(path, f"the bundle holds no profile; the recording ended with: {manifest.stopped_by}")
-    module = os.path.join(path, manifest.module.file)
+    module = _bundled(path, manifest.module.file, "module")
     if _bundled_sha256(module) != manifest.module.sha256:
         raise InputError(module, "differs from the module that was recorded (its SHA-256 changed)")
     modules = [*options.modules, module]
-    if manifest.kernel is not None and _same_kernel(manifest.kernel):
+    if options.bundle_kernel and manifest.kernel is not None and _same_kernel(manifest.kernel):
         modules.append(manifest.kernel.path)
     kldstat = manifest.file_with_role(ROLE_KLDSTAT)
     probe_map = manifest.file_with_role(ROLE_PROBE_MAP)
     bundled = dataclasses.replace(
         options, modules=tuple(modules),
-        kldstat=options.kldstat or (os.path.join(path, kldstat) if kldstat else None),
-        probe_map=options.probe_map or (os.path.join(path, probe_map) if probe_map else None),
+        kldstat=options.kldstat or (_bundled(path, kldstat, "kldstat listing", MAX_KLDSTAT) if kldstat else None),
+        probe_map=options.probe_map or (_bundled(path, probe_map, "probe map", MAX_PROBE_MAP) if probe_map
+                                        else None),
         old_kernel_linker=options.old_kernel_linker or manifest.old_kernel_linker)
-    loaded = load_one(os.path.join(path, profile), bundled)
+    loaded = load_one(_bundled(path, profile, "profile"), bundled)
     metadata = loaded.profile.metadata
     metadata.source = path
     if options.inline and manifest.module.debug:
@@ -267,6 +317,14 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+def _bundled(directory: str, name: str, what: str, limit: int | None = None) -> str:
+    """:func:`bundled_file`, a missing file reported as one line."""
+    try:
+        return bundled_file(directory, name, what, limit)
+    except FileNotFoundError:
+        raise InputError(os.path.join(directory, name), f"the bundle's {what} is missing") from None
+
+
 def _bundled_sha256(path: str) -> str:
     try:
         return sha256_of(path)
@@ -275,8 +333,26 @@ def _bundled_sha256(path: str) -> str:
 
 
 def _same_kernel(kernel: KernelRecord) -> bool:
-    """True when the kernel file that ran is readable here, unchanged."""
-    try:
-        return kernel.sha256 is not None and sha256_of(kernel.path) == kernel.sha256
-    except OSError:
+    """True when the kernel file that ran is here, a regular file of a kernel's size, unchanged.
+
+    The path is a string in the manifest (``/dev/zero`` survives any copy):
+    it is opened non-blocking and hashed only when ``fstat`` says it is a
+    regular file of at most :data:`MAX_KERNEL` bytes.
+    """
+    if kernel.sha256 is None or not isinstance(kernel.path, str):
         return False
+    try:
+        fd = os.open(kernel.path, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError):
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_KERNEL:
+            return False
+        digest = hashlib.sha256()
+        try:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        except OSError:
+            return False
+    return digest.hexdigest() == kernel.sha256

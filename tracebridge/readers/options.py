@@ -45,6 +45,8 @@ class LoadOptions:
     probe_map: str | None = None
     #: Lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections).
     old_kernel_linker: bool = False
+    #: With a bundle: add the kernel its manifest names (only a regular file with the recorded SHA-256).
+    bundle_kernel: bool = False
     #: Keep each frame's ``+0xOFF`` (frames at different offsets stay apart); off, inputs read faster.
     offsets: bool = False
     #: Expand each module frame into its DWARF inline chain (``--inline``); read with offsets, which

@@ -11,17 +11,25 @@ import os
 
 from tracebridge.support.errors import InputError
 
+#: Bytes read at most from one document (a probe map of 10^6 functions is about 300 MB).
+MAX_DOCUMENT = 1 << 30
 
-def load_document(path: str | os.PathLike[str], fmt: str, version: int, what: str) -> dict:
+
+def load_document(path: str | os.PathLike[str], fmt: str, version: int, what: str,
+                  limit: int = MAX_DOCUMENT) -> dict:
     """The JSON object in ``path`` if it is a ``fmt`` document of ``version``; else an InputError.
 
     ``what`` names the document in messages ("probe map", "bundle manifest").
     A missing file raises FileNotFoundError, so callers can say what was
-    expected where it is missing.
+    expected where it is missing.  At most ``limit`` bytes are read: a file
+    that holds more (``/dev/zero``) is refused, not read until memory ends.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        with open(path, "rb") as handle:
+            text = handle.read(limit + 1)
+        if len(text) > limit:
+            raise InputError(path, f"is larger than {limit >> 20} MB: not a tracebridge {what}")
+        data = json.loads(text.decode("utf-8"))
     except FileNotFoundError:
         raise
     except IsADirectoryError:

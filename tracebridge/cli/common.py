@@ -85,6 +85,15 @@ def load_module(args: argparse.Namespace) -> ModuleImage:
 
 def add_format_argument(parser: argparse.ArgumentParser, choices: tuple[str, ...], default: str = "table") -> None:
     parser.add_argument("--format", "-f", choices=choices, default=default, help=f"output format (default {default})")
+    if "csv" in choices:
+        add_csv_raw_argument(parser)
+
+
+def add_csv_raw_argument(parser: argparse.ArgumentParser) -> None:
+    """``--csv-raw``: CSV cells as they are, without the ``'`` that keeps spreadsheets from evaluating them."""
+    parser.add_argument("--csv-raw", action="store_true",
+                        help="write CSV cells as they are: by default a cell starting with = + - @ tab or CR "
+                             "(not a number) gets a leading ' so that a spreadsheet does not run it as a formula")
 
 
 def add_output_argument(parser: argparse.ArgumentParser) -> None:

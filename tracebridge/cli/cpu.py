@@ -14,7 +14,7 @@ import re
 import sys
 
 from tracebridge.support import spool
-from tracebridge.cli.common import int_at_least, positive_number
+from tracebridge.cli.common import add_csv_raw_argument, int_at_least, positive_number
 from tracebridge.support.errors import UsageError
 from tracebridge.render.tables import FORMATS, write_rows
 
@@ -42,7 +42,7 @@ rows are in the same file with pid -1, process "[cpu]", thread "cpuN" or "all"
 
 # Recording options and their defaults: a change to any of them before "import"/"compare" is a mistake.
 RECORD_DEFAULTS = {"pid": [], "name": None, "all": False, "interval": 1.0, "duration": None, "output": None,
-                   "top": 15}
+                   "top": 15, "csv_raw": False}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="stop after S seconds (ending COMMAND if it still runs)")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write the time series to FILE.csv or FILE.parquet ('-': CSV on stdout)")
+    add_csv_raw_argument(parser)
     parser.add_argument("--top", type=int_at_least(0), metavar="N",
                         help="threads shown in the live table and the summary (default 15; 0 for all)")
     parser.add_argument("words", nargs=argparse.REMAINDER, metavar="-- COMMAND",
@@ -108,7 +109,7 @@ def _record(args: argparse.Namespace, command: list[str]) -> int:
         recording = record(selection, command, args.interval, args.duration, view)
     saved_to = None
     if args.output is not None:
-        write_series(recording.frame, args.output)
+        write_series(recording.frame, args.output, csv_raw=args.csv_raw)
         saved_to = "standard output" if args.output == "-" else args.output
     print_summary(console, recording, args.top, saved_to)
     return _exit_status(recording.workload_status)
@@ -131,6 +132,7 @@ def import_parser() -> argparse.ArgumentParser:
                         help="output of e.g. top -bzSHCP -s 1 -d 31 all")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="FILE.csv or FILE.parquet (default: CSV on standard output)")
+    add_csv_raw_argument(parser)
     parser.set_defaults(func=_import)
     return parser
 
@@ -142,7 +144,7 @@ def _import(args: argparse.Namespace) -> int:
     output = args.output or "-"
     series_format(output)
     capture = read_top(args.capture)
-    write_series(capture.frame, output, inputs=[args.capture])
+    write_series(capture.frame, output, inputs=[args.capture], csv_raw=args.csv_raw)
     for note in capture.notes:
         print(f"tracebridge: note: {args.capture}: {note}", file=sys.stderr)
     print(f"tracebridge: {args.capture}: {capture.snapshots} displays, {len(capture.frame)} rows",
@@ -187,7 +189,7 @@ def _compare(args: argparse.Namespace) -> int:
         write_rows(sys.stdout, rows, columns, "table", numeric=columns[2:],
                    title=f"CPU per thread, % of one CPU (Δ: change of the mean from {runs[0].label})")
     else:
-        write_rows(sys.stdout, long_rows(runs, keys), LONG_COLUMNS, args.format)
+        write_rows(sys.stdout, long_rows(runs, keys), LONG_COLUMNS, args.format, csv_raw=args.csv_raw)
     if args.output is not None:
         draw_comparison(runs, busiest(runs, args.top), args.output)
         print(f"tracebridge: wrote {args.output}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tracebridge.cli.common import add_csv_raw_argument
 from tracebridge.cli.flamegraph import add_graph_arguments, graph_options
 from tracebridge.support.errors import UsageError
 from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_graph_arguments(parser, title="'Differential Flame Graph'",
                         subtitle="the inputs, the shape drawn and what the colours mean")
     parser.add_argument("--format", "-f", choices=FORMATS, default="table", help="table format (default table)")
+    add_csv_raw_argument(parser)
     parser.add_argument("-o", "--output", metavar="FILE.svg", help="write the differential flame graph here")
     parser.set_defaults(func=run)
 
@@ -66,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
              + (" (BEFORE scaled to AFTER's total)" if args.normalize else ""))
     with open_output(None) as out:
         write_rows(out, rows, CHANGE_COLUMNS, args.format, title=title,
-                   numeric=("before", "after", "delta", "before_pct", "after_pct", "delta_pp"))
+                   numeric=("before", "after", "delta", "before_pct", "after_pct", "delta_pp"), csv_raw=args.csv_raw)
     return 0

@@ -16,7 +16,7 @@ import argparse
 import math
 from typing import IO
 
-from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
+from tracebridge.cli.common import add_csv_raw_argument, add_run_arguments, require_pyarrow, run_of
 from tracebridge.support.errors import UsageError
 from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
 from tracebridge.readers.registry import load_inputs
@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "line on the stack, call sites included); or list histogram buckets / scalar "
                              "aggregation values")
     parser.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default table)")
+    add_csv_raw_argument(parser)
     parser.add_argument("--top", type=int, default=25, metavar="N",
                         help="rows in the terminal table and histograms drawn after it (default 25; 0: all); "
                              "other formats get all rows")
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         if args.format != "table":
             from tracebridge.render.tables import write_rows
 
-            write_rows(out, _records(table), list(table.columns), args.format)
+            write_rows(out, _records(table), list(table.columns), args.format, csv_raw=args.csv_raw)
         else:
             _terminal(out, loaded, table, args, labels)
     return 0

@@ -22,6 +22,9 @@ COLUMNS = ("name", "demangled", "scheme", "section", "offset", "address", "size"
 #: offset, return sites) or the reason, in the place of the binding (almost
 #: always LOCAL: kmod.mk localises every symbol but the module's entry points).
 TABLE_COLUMNS = ("demangled", "scheme", "section", "offset", "address", "size", "fbt")
+#: Above this many characters of names, rows are encoded as they are written, not in two processes at
+#: once (each half's text would be held whole: a hostile module's 2,000 copies of one 1 MB name are 4 GB).
+PARALLEL_NAME_CHARS = 16 << 20
 SORT_KEYS = {
     "offset": lambda row: (row["offset"], row["name"]),
     "name": lambda row: row["name"],
@@ -86,9 +89,11 @@ def run(args: argparse.Namespace) -> int:
     if selection.active:  # nothing selected is an error before any output (the names stay cached)
         selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
     with gcpause.paused(), open_output(args.output, inputs=[args.module]) as out:
-        if args.format != "table" and args.sort == "offset":
+        if (args.format != "table" and args.sort == "offset"
+                and sum(len(f.name) for f in functions) <= PARALLEL_NAME_CHARS):
             # Already in order: each half is demangled, scanned and encoded in its own process.
-            chunks = split_map(lambda part: [encode_chunk(rows_for(part), columns, args.format)], functions)
+            chunks = split_map(lambda part: [encode_chunk(rows_for(part), columns, args.format, args.csv_raw)],
+                               functions)
             write_chunks(out, chunks, columns, args.format)
             return 0
         rows = split_map(rows_for, functions)
@@ -96,5 +101,6 @@ def run(args: argparse.Namespace) -> int:
             rows.sort(key=SORT_KEYS[args.sort])
         title = (f"{image.filename}: {len(rows)} functions "
                  f"({image.elf_type} {image.machine}, {image.size:#x} bytes mapped)")
-        write_rows(out, rows, columns, args.format, title=title, numeric=("size",), hex_columns=("offset", "address"))
+        write_rows(out, rows, columns, args.format, title=title, numeric=("size",), hex_columns=("offset", "address"),
+                   csv_raw=args.csv_raw)
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tracebridge.cli.common import add_csv_raw_argument
 from tracebridge.support.outputs import open_output
 
 FORMATS = ("map", "perf", "json", "csv")
@@ -35,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "records give the load addresses")
     parser.add_argument("--format", "-f", choices=FORMATS, default="map",
                         help="map: START END NAME; perf: START SIZE NAME (perf-PID.map); json/csv: every column")
+    add_csv_raw_argument(parser)
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="write here instead of standard output (replaced atomically)")
     parser.set_defaults(func=run)
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             from tracebridge.render.tables import write_rows
 
-            write_rows(out, rows, COLUMNS, args.format)
+            write_rows(out, rows, COLUMNS, args.format, csv_raw=args.csv_raw)
     return 0
 
 

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, TextIO
 
+from tracebridge.support.csvcells import neutral, restored
 from tracebridge.support.errors import InputError, UsageError, reading
 from tracebridge.support.printable import CONTROL, printable
 from tracebridge.support.outputs import open_output
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 CSV_DECIMALS = 3
 
 COLUMNS = ("time", "pid", "process", "tid", "thread", "cpu_user", "cpu_system", "cpu_percent")
+#: The columns of names (from the machine: a process may call itself ``=HYPERLINK(...)``).
+NAME_COLUMNS = ("process", "thread")
 DTYPES = {"time": "float64", "pid": "int64", "process": "string", "tid": "int64", "thread": "string",
           "cpu_user": "float64", "cpu_system": "float64", "cpu_percent": "float64"}
 
@@ -123,21 +126,29 @@ def series_format(path: str | os.PathLike[str]) -> str:
 
 
 def write_series(frame: pd.DataFrame, path: str | os.PathLike[str], *,
-                 inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+                 inputs: Iterable[str | os.PathLike[str]] = (), csv_raw: bool = False) -> None:
     """Write ``frame`` atomically as CSV or Parquet according to ``path``."""
     fmt = series_format(path)
     if fmt == "csv":
         with open_output(path, "w", inputs=inputs) as out:
-            write_series_csv(frame, out)
+            write_series_csv(frame, out, csv_raw)
     else:
         frame = frame.loc[:, list(COLUMNS)]
         with open_output(path, "wb", inputs=inputs) as out:
             frame.to_parquet(out, index=False)
 
 
-def write_series_csv(frame: pd.DataFrame, out: TextIO) -> None:
-    """The series as CSV into an open text file (what :func:`write_series` writes to a ``.csv``)."""
+def write_series_csv(frame: pd.DataFrame, out: TextIO, csv_raw: bool = False) -> None:
+    """The series as CSV into an open text file (what :func:`write_series` writes to a ``.csv``).
+
+    Process and thread names a spreadsheet would evaluate get a ``'``
+    (:mod:`tracebridge.support.csvcells`) unless ``csv_raw``;
+    :func:`read_series` takes it off again.
+    """
     frame = _rounded_for_text(frame.loc[:, list(COLUMNS)])
+    if not csv_raw:
+        for column in NAME_COLUMNS:
+            frame[column] = frame[column].map(neutral, na_action="ignore").astype("string")
     frame.to_csv(out, index=False, float_format=f"%.{CSV_DECIMALS}f", lineterminator="\n")
 
 
@@ -194,6 +205,9 @@ def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:
     except (ValueError, TypeError) as exc:
         raise InputError(name, f"bad value in a CPU series: {_first_line(exc)}") from None
     _check_values(frame, name, csv=magic != b"PAR1")
+    if magic != b"PAR1":
+        for column in NAME_COLUMNS:
+            frame[column] = frame[column].map(restored, na_action="ignore").astype("string")
     for column in ("process", "thread"):  # names people read: no control characters (tables, charts)
         if frame[column].str.contains(CONTROL.pattern, regex=True, na=False).any():
             frame[column] = frame[column].map(printable, na_action="ignore").astype("string")

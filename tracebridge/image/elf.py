@@ -40,6 +40,8 @@ SHN_UNDEF, SHN_LORESERVE, SHN_XINDEX = 0, 0xFF00, 0xFFFF
 ELFOSABI_FREEBSD = 9
 PT_LOAD = 1
 
+#: Bytes of function names a module may make the tool hold beyond twice its string table.
+MAX_NAME_BYTES = 64 << 20
 #: e_machine (as pyelftools names it) -> FreeBSD architecture name.
 MACHINES = {"EM_386": "i386", "EM_X86_64": "amd64", "EM_AARCH64": "arm64", "EM_RISCV": "riscv"}
 _BINDINGS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
@@ -351,7 +353,8 @@ def open_module(path: str | os.PathLike[str], *, init_fini_arrays: bool = True) 
         if isinstance(data, mmap.mmap):
             data.close()
         if isinstance(exc, _CORRUPT):
-            raise InputError(path, f"malformed ELF{' header' if isinstance(exc, _HEADER_ERRORS) else ''}: {exc}"
+            detail = str(exc) or type(exc).__name__  # MemoryError() says nothing
+            raise InputError(path, f"malformed ELF{' header' if isinstance(exc, _HEADER_ERRORS) else ''}: {detail}"
                              ) from None
         raise
 
@@ -579,12 +582,34 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
     binding_names = [bindings[b] for b in (infos >> 4).tolist()]
     type_names = ["FUNC" if t == STT_FUNC else "IFUNC" for t in (infos & 0xF).tolist()]
     section_names = {i: table.section_name(i) for i in set(section_index.tolist())}
-    find = strtab.find
+    names = _names(r, strtab, name_offsets, strtab_name)
     functions = [
-        Function(sym_index, strtab[start:find("\0", start)], section_names[sec], sec,
+        Function(sym_index, names[start], section_names[sec], sec,
                  value, size, binding, kind, offset)
         for sym_index, start, sec, value, size, binding, kind, offset in zip(
             selected.tolist(), name_offsets.tolist(), section_index.tolist(), values.tolist(),
             symbols["size"][selected].tolist(), binding_names, type_names, function_offsets)
     ]
     return functions, symtab_name
+
+
+def _names(r: _Reader, strtab: str, offsets: np.ndarray, strtab_name: str) -> dict[int, str]:
+    """One string per distinct string-table offset, their total length bounded by the table's size.
+
+    Symbols may share a name (a hostile module points 2,000 symbols at one
+    1 MB name): a copy per symbol would hold 2 GB.  Names at different
+    offsets may still overlap (each one byte further into the same name), so
+    the distinct names' total length is measured before any is made, and a
+    module whose names would take more than :data:`MAX_NAME_BYTES` beyond its
+    string table (which linkers tail-merge only a little) is refused.
+    """
+    starts = np.unique(offsets)
+    if not len(starts):
+        return {}
+    nuls = np.flatnonzero(np.frombuffer(strtab.encode("latin-1"), dtype=np.uint8) == 0)
+    ends = nuls[np.searchsorted(nuls, starts)]  # the table ends in a NUL: every name has one
+    total = int((ends - starts).sum())
+    if total > 2 * len(strtab) + MAX_NAME_BYTES:
+        raise r.fail(f"its function names would take {total:,} bytes from a {len(strtab):,}-byte {strtab_name} "
+                     "(symbols pointing into each other's names): refusing to hold them")
+    return {start: strtab[start:end] for start, end in zip(starts.tolist(), ends.tolist())}

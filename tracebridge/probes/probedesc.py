@@ -134,8 +134,16 @@ class FunctionFields:
         self._sorted: list[str] | None = None
         self._reversed: list[str] | None = None
         self._by_length: dict[int, list[str]] | None = None
+        #: Fields found so far: names repeat (local symbols, or a hostile module's one name for all).
+        self._found: dict[str, FunctionField] = {}
 
     def field(self, name: str) -> FunctionField:
+        found = self._found.get(name)
+        if found is None:
+            found = self._found[name] = self._field(name)
+        return found
+
+    def _field(self, name: str) -> FunctionField:
         duplicates = self._count.get(name, 1)
         text = literal_field(name)
         plain_tail = "?" not in text[-_ANCHOR:] and len(name) >= _ANCHOR

@@ -4,6 +4,11 @@ Rows are plain mappings from column name to a JSON-compatible value; the
 column list fixes the order (and the exact JSON keys, which are part of the
 documented interface).  rich is imported only for the terminal form, so a
 JSON or CSV run does not pay for it.
+
+CSV cells a spreadsheet would evaluate are neutralised
+(:mod:`tracebridge.support.csvcells`) unless ``csv_raw``.  JSON and CSV are
+encoded in batches of bounded size: a module whose 2,000 functions share one
+1 MB name makes 4 GB of CSV, which must never be one string.
 """
 
 from __future__ import annotations
@@ -15,14 +20,19 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
+from tracebridge.support.csvcells import neutral
+
 if TYPE_CHECKING:
     from rich.console import Console
 
 FORMATS = ("table", "json", "csv")
+#: Characters of text cells encoded at once (at least one row is).
+BATCH_CHARS = 4 << 20
 
 
 def write_rows(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str,
-               *, title: str | None = None, numeric: Iterable[str] = (), hex_columns: Iterable[str] = ()) -> None:
+               *, title: str | None = None, numeric: Iterable[str] = (), hex_columns: Iterable[str] = (),
+               csv_raw: bool = False) -> None:
     """Write ``rows`` to ``out`` in ``fmt`` (``table``, ``json`` or ``csv``).
 
     ``hex_columns`` are integers shown in hex in the terminal table only;
@@ -31,10 +41,23 @@ def write_rows(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequenc
     if fmt == "table":
         _rich_table(out, rows, columns, title, set(numeric), set(hex_columns))
     else:
-        write_chunks(out, [encode_chunk(rows, columns, fmt)], columns, fmt)
+        write_chunks(out, (encode_chunk(batch, columns, fmt, csv_raw) for batch in batches(rows, columns)),
+                     columns, fmt)
 
 
-def encode_chunk(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> str:
+def batches(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Iterable[Sequence[Mapping[str, Any]]]:
+    """``rows`` in slices whose text cells hold about :data:`BATCH_CHARS` characters."""
+    start, chars = 0, 0
+    for index, row in enumerate(rows):
+        chars += sum(len(value) for c in columns if isinstance(value := row[c], str))
+        if chars >= BATCH_CHARS:
+            yield rows[start:index + 1]
+            start, chars = index + 1, 0
+    if start < len(rows):
+        yield rows[start:]
+
+
+def encode_chunk(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str, csv_raw: bool = False) -> str:
     """Rows as a piece of a JSON array (no brackets) or CSV lines (no header), for :func:`write_chunks`.
 
     Pieces let a command encode the halves of a long list in two processes
@@ -48,16 +71,25 @@ def encode_chunk(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt:
     if fmt == "csv":
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
+        cell = (lambda value: value) if csv_raw else neutral
         for row in rows:
-            writer.writerow(["" if row[c] is None else row[c] for c in columns])
+            writer.writerow(["" if row[c] is None else cell(row[c]) for c in columns])
         return text.getvalue()
     raise ValueError(f"no chunked form of {fmt!r}")  # argparse restricts choices: a programming error
 
 
-def write_chunks(out: IO[str], chunks: Sequence[str], columns: Sequence[str], fmt: str) -> None:
-    """One JSON array or CSV file from the pieces :func:`encode_chunk` made, in order."""
+def write_chunks(out: IO[str], chunks: Iterable[str], columns: Sequence[str], fmt: str) -> None:
+    """One JSON array or CSV file from the pieces :func:`encode_chunk` made, in order (each written as it comes)."""
     if fmt == "json":
-        out.write("[" + ", ".join(chunk for chunk in chunks if chunk) + "]\n")
+        out.write("[")
+        first = True
+        for chunk in chunks:
+            if chunk:
+                if not first:
+                    out.write(", ")
+                out.write(chunk)
+                first = False
+        out.write("]\n")
     elif fmt == "csv":
         csv.writer(out, lineterminator="\n").writerow(columns)
         for chunk in chunks:

@@ -205,7 +205,7 @@ def bundled_file(directory: str, name: str, what: str, limit: int | None = None)
     path = os.path.join(directory, name)
     inside = os.path.realpath(directory)
     real = os.path.realpath(path)
-    if os.path.dirname(real) != inside and not real.startswith(inside + os.sep):
+    if not real.startswith(inside.rstrip(os.sep) + os.sep):
         raise InputError(path, f"the bundle's {what} is a link out of the bundle: refusing to read it")
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)

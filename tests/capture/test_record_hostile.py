@@ -149,3 +149,26 @@ def test_script_swapped_before_dtrace_reads_it_stops_the_recording(target, tmp_p
     manifest = Manifest.load(str(run))
     assert "changed after it was written" in manifest.stopped_by
     assert manifest.tracers["dtrace"].signals == ("SIGKILL",)
+
+
+@needs_root
+def test_parent_directory_of_another_user_is_refused(target, tmp_path, capsys):
+    """Its owner could rename OUTPUT away once made and put a directory of their own in its place."""
+    target()
+    shared = tmp_path / "theirs"
+    shared.mkdir()
+    os.chown(shared, STRANGER, STRANGER)
+    err = refused(capsys, [str(MODULE), "-o", str(shared / "run")])
+    assert f"directory {shared} belongs to uid {STRANGER}, who could rename run away" in err
+    assert os.listdir(shared) == []
+
+
+def test_parent_writable_by_others_is_refused_unless_sticky(target, tmp_path, capsys):
+    target()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    err = refused(capsys, [str(MODULE), "-o", str(shared / "run")])
+    assert f"directory {shared} is writable by group or others (mode 0777, not sticky)" in err
+    os.chmod(shared, 0o1777)  # like /tmp: others cannot rename what is not theirs
+    assert main(["record", str(MODULE), "-o", str(shared / "run"), *QUICK, "--", "sleep", "0.1"]) == 0

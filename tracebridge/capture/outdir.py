@@ -12,7 +12,10 @@ paths of its configuration:
   when it is a directory (not a symlink) owned by the invoking user, not
   writable by group or others, and empty (``--force``: not empty);
 * no component of the path may be a symlink owned by anyone but the user or
-  root;
+  root, and every directory above it must be owned by the user or root and
+  not writable by others unless sticky (``/tmp``: others cannot rename what
+  root made there); otherwise its owner could rename the directory away and
+  put one of their own under its name;
 * once made, the directory is held open and everything in it is reached
   relative to that descriptor (``dir_fd=``, ``fchdir`` for the tools), so a
   rename of the path or of a parent afterwards changes nothing: the
@@ -60,11 +63,11 @@ def check_output_directory(path: str, force: bool) -> None:
 
 
 def _check_components(path: str) -> None:
-    """No directory on the way to ``path`` may be a symlink someone other than the user (or root) owns."""
+    """Nobody but the user (or root) may be able to change where ``path`` leads (see the module doc)."""
     me = os.geteuid()
-    current = os.sep if os.path.isabs(path) else ""
-    for part in [p for p in os.path.normpath(os.path.dirname(os.path.abspath(path))).split(os.sep) if p]:
-        current = os.path.join(current or os.sep, part)
+    current = os.sep
+    for part in [p for p in os.path.dirname(os.path.abspath(path)).split(os.sep) if p]:
+        current = os.path.join(current, part)
         try:
             info = os.lstat(current)
         except OSError:
@@ -72,6 +75,23 @@ def _check_components(path: str) -> None:
         if stat.S_ISLNK(info.st_mode) and info.st_uid not in (me, 0):
             raise UsageError(f"{path}: {current} is a symbolic link owned by uid {info.st_uid}, "
                              "who could point it anywhere: choose a path through directories you own")
+    parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    current = os.sep
+    for part in ["", *(p for p in parent.split(os.sep) if p)]:
+        current = os.path.join(current, part)
+        try:
+            info = os.stat(current)
+        except OSError:
+            return
+        if info.st_uid not in (me, 0):
+            raise UsageError(f"{path}: directory {current} belongs to uid {info.st_uid}, who could rename "
+                             f"{os.path.basename(path)} away and put their own in its place: choose a path "
+                             "through directories only you or root can change")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX:
+            raise UsageError(f"{path}: directory {current} is writable by group or others (mode "
+                             f"{stat.S_IMODE(info.st_mode):04o}, not sticky), who could rename "
+                             f"{os.path.basename(path)} away and put their own in its place: choose a path "
+                             "through directories only you or root can change")
 
 
 def _check_owned(path: str, info: os.stat_result) -> None:

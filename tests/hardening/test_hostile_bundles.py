@@ -164,3 +164,23 @@ def test_kernel_named_in_the_manifest_is_never_read_unless_regular(made, report,
     # Not asked for: never opened. Asked for: not a regular file, so not used. Both end at once.
     assert report(made).returncode == 0
     assert report(made, "--bundle-kernel").returncode == 0
+
+
+@pytest.mark.parametrize("debug", ["/dev/zero", "fifo"])
+def test_debug_file_named_in_the_manifest_is_hashed_only_when_regular(made, capsys, debug, tmp_path):
+    """``--inline`` compares the recorded debug file, a path in the manifest like the kernel's."""
+    if debug == "fifo":
+        debug = str(tmp_path / "fifo")
+        os.mkfifo(debug)
+    data = json.loads((made / "manifest.json").read_text())
+    data["module"].update(debug=debug, debug_sha256="0" * 64)
+    (made / "manifest.json").write_text(json.dumps(data))
+    previous = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(PROMPT)
+    try:
+        main(["fold", str(made), "--inline"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert f"{debug}: the debug file recorded with the bundle cannot be read (or is not a regular file)" in \
+        capsys.readouterr().err

@@ -58,7 +58,7 @@ MANIFEST = "manifest.json"
 MAX_MANIFEST = 16 << 20
 MAX_KLDSTAT = 16 << 20
 MAX_PROBE_MAP = 1 << 30
-#: The largest kernel hashed to compare it with the one that ran (FreeBSD's are tens of megabytes).
+#: The largest kernel (or debug file) hashed to compare it with the one that ran (FreeBSD's are tens of MB).
 MAX_KERNEL = 1 << 30
 
 #: What each bundled file is (``BundleFile.role``).
@@ -278,12 +278,15 @@ def read_bundle(path: str, options: LoadOptions, load_one: Callable[[str, LoadOp
 
 
 def _recorded_debug(metadata: Metadata, module: str, record: ModuleRecord) -> None:
-    """Expand the bundled module with the debug file recorded beside it, if it is still that file."""
-    try:
-        same = record.debug_sha256 is not None and sha256_of(record.debug) == record.debug_sha256
-    except OSError:
-        warn(f"{record.debug}: the debug file recorded with the bundle cannot be read; "
-             "--inline looks for the module's DWARF elsewhere")
+    """Expand the bundled module with the debug file recorded beside it, if it is still that file.
+
+    Its path is a string in the manifest, as the kernel's is: hashed only as
+    a regular file of bounded size (:func:`_unchanged`).
+    """
+    same = _unchanged(record.debug, record.debug_sha256)
+    if same is None:
+        warn(f"{record.debug}: the debug file recorded with the bundle cannot be read (or is not a regular "
+             "file); --inline looks for the module's DWARF elsewhere")
         return
     if not same:
         warn(f"{record.debug}: differs from the debug file recorded with the bundle (its SHA-256 changed); "
@@ -333,26 +336,32 @@ def _bundled_sha256(path: str) -> str:
 
 
 def _same_kernel(kernel: KernelRecord) -> bool:
-    """True when the kernel file that ran is here, a regular file of a kernel's size, unchanged.
+    """True when the kernel file that ran is here, a regular file of a kernel's size, unchanged."""
+    return bool(_unchanged(kernel.path, kernel.sha256))
+
+
+def _unchanged(path: object, sha256: str | None) -> bool | None:
+    """Whether the file a manifest names outside the bundle still has ``sha256``; None when unreadable.
 
     The path is a string in the manifest (``/dev/zero`` survives any copy):
     it is opened non-blocking and hashed only when ``fstat`` says it is a
-    regular file of at most :data:`MAX_KERNEL` bytes.
+    regular file of at most :data:`MAX_KERNEL` bytes; anything else is
+    unreadable.
     """
-    if kernel.sha256 is None or not isinstance(kernel.path, str):
+    if sha256 is None or not isinstance(path, str):
         return False
     try:
-        fd = os.open(kernel.path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except (OSError, ValueError):
-        return False
+        return None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_KERNEL:
-            return False
+            return None
         digest = hashlib.sha256()
         try:
             while block := handle.read(1 << 20):
                 digest.update(block)
         except OSError:
-            return False
-    return digest.hexdigest() == kernel.sha256
+            return None
+    return digest.hexdigest() == sha256

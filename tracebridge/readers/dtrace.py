@@ -57,8 +57,6 @@ _QUANT_ROW = re.compile(r"^ *(?:(<|>=) *)?(-?\d{1,20}) [^|\d]*\|[^\d-]*?(-?\d{1,
 # strings of over 4300 digits with a ValueError.)
 _INT = re.compile(r"^-?\d{1,20}$")
 _OFFSET = re.compile(r"\+0x[0-9a-fA-F]+")
-#: A frame the tracer named (`` module`func `` or `` module`func+0xOFF ``), not `` module`0xADDR ``.
-_NAMED = re.compile(r"[^\s`]+`(?!0x)[^\s`]+")
 _NOISE = ("dtrace: ", "^C")
 
 #: Scalar value kinds that do not add up (so are not samples by default).
@@ -185,12 +183,13 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
     ids: dict[str, int] = {}
     tail: list[str] = []  # the tokens of an entry that goes on in the next block
     printed_tail: list[str] = []
+    named = _named_frames(options)
     for first, text in source.blocks():
         if first == 1:
             while text.startswith(_NOISE):
                 text = text[text.find("\n") + 1:] if "\n" in text else ""
-        if options.images:  # named frames with their offsets, before the offsets go (opened: watched)
-            options.namer.observe(set(_NAMED.findall(text)), ())
+        if named is not None:  # the given modules' named frames with their offsets, before the offsets go
+            options.namer.observe({f for f in set(named.findall(text)) if _whole_token(text, f)}, ())
         printed = None if options.read_offsets else printed_tail + text.split()
         cut = text if options.read_offsets else _OFFSET.sub("", text)
         tail = _add_plain_entries(series, profile, ids, tail + cut.split(), printed, options)
@@ -243,6 +242,24 @@ def _add_plain_entries(series: Series, profile: Profile, ids: dict[str, int], to
     series.extend(keys, counts, keys if printed is None else
                   [tuple(printed[start:end]) for start, end in zip(starts, ends)])
     return tokens[n:]
+
+
+def _named_frames(options: LoadOptions) -> re.Pattern[str] | None:
+    """Frames the tracer named in a given module (`` if_rem.ko`func+0xOFF ``, not `` if_rem.ko`0xADDR ``).
+
+    The module names lead the pattern, so the search skips ahead on them:
+    the kernel's named frames, most of a capture, cost nothing.  (A match
+    may be the tail of a longer token, which :func:`_whole_token` tells.)
+    """
+    names = [image.frame_module for image in options.images if image.fixed_base is None]
+    if not names:
+        return None
+    return re.compile("(?:" + "|".join(map(re.escape, names)) + r")`(?!0x)[^\s`]+")
+
+
+def _whole_token(text: str, found: str) -> bool:
+    """Does ``found`` occur in ``text`` as a whole frame (after whitespace or at the start)?"""
+    return text.startswith(found) or any(f"{space}{found}" in text for space in " \t\n")
 
 
 def _observe_addresses(options: LoadOptions, leaves: set[str], callers: set[str]) -> None:

@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tracebridge.render.diffgraph import CHANGE_COLUMNS, DiffOptions, compare, read_name_map, render_diff, top_changes
+    from tracebridge.render.diffgraph import (CHANGE_COLUMNS, NORMALIZED_COLUMNS, DiffOptions, compare, read_name_map,
+                                              render_diff, top_changes)
 
     if len(args.inputs) != 2:  # a usage error like any other: the usage line first
         args.parser.error(f"diff takes two inputs, BEFORE and AFTER ({len(args.inputs)} given)")
@@ -65,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     rows = top_changes(comparison, args.top or None)
     unit = after.metadata.unit
     title = (f"Top changes in {args.by} {unit}: {args.inputs[0]} -> {args.inputs[1]}"
-             + (" (BEFORE scaled to AFTER's total)" if args.normalize else ""))
+             + (" (before_scaled: BEFORE scaled to AFTER's total; delta = after - before_scaled)"
+                if args.normalize else ""))
     with open_output(None) as out:
-        write_rows(out, rows, CHANGE_COLUMNS, args.format, title=title,
-                   numeric=("before", "after", "delta", "before_pct", "after_pct", "delta_pp"), csv_raw=args.csv_raw)
+        write_rows(out, rows, NORMALIZED_COLUMNS if args.normalize else CHANGE_COLUMNS, args.format, title=title,
+                   numeric=("before", "before_scaled", "after", "delta", "before_pct", "after_pct", "delta_pp"),
+                   csv_raw=args.csv_raw)
     return 0

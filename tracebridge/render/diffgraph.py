@@ -41,6 +41,9 @@ SHAPES = ("after", "before")
 MEASURES = ("self", "total")
 #: Columns of :func:`top_changes` rows, in order (the JSON keys).
 CHANGE_COLUMNS = ("function", "module", "before", "after", "delta", "before_pct", "after_pct", "delta_pp")
+#: With ``--normalize``: BEFORE scaled to AFTER's total is shown beside it, so ``after - before_scaled = delta``.
+NORMALIZED_COLUMNS = ("function", "module", "before", "before_scaled", "after", "delta", "before_pct", "after_pct",
+                      "delta_pp")
 BACKGROUND = ("#f8f8f8", "#e8e8e8")
 
 
@@ -133,7 +136,8 @@ def top_changes(comparison: Comparison, top: int | None = 20) -> list[dict[str, 
     """Functions whose samples changed most (by |delta| of ``options.by``), largest first.
 
     ``before``/``after`` are raw counts; ``delta`` is AFTER minus BEFORE, with
-    BEFORE scaled to AFTER's total when normalizing; percentages are shares of
+    BEFORE scaled to AFTER's total when normalizing (then ``before_scaled``
+    holds that scaled BEFORE, so the columns add up); percentages are shares of
     each profile's own total, ``delta_pp`` their difference in points.
     """
     stacks = comparison.stacks
@@ -154,6 +158,8 @@ def top_changes(comparison: Comparison, top: int | None = 20) -> list[dict[str, 
             "delta": _plain(delta[k]), "before_pct": round(float(before_pct[k]), 2),
             "after_pct": round(float(after_pct[k]), 2), "delta_pp": round(float(after_pct[k] - before_pct[k]), 2),
         })
+        if comparison.options.normalize:
+            rows[-1]["before_scaled"] = _plain(before[k] * comparison.scale)
     return rows
 
 

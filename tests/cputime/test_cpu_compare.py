@@ -55,3 +55,20 @@ def test_compare_table_json_and_chart(tmp_path, capsys):
     assert tqg["rem"]["max"] == 31.28 and tqg["rem"]["samples"] == 3
     assert {(row["process"], row["thread"]) for row in rows} == {("[cpu]", "all"), ("kernel", "if_io_tqg_1"),
                                                                  ("iperf3", "iperf3")}
+
+
+def test_compare_reads_a_bundle_directory_as_its_cpu_series(tmp_path, capsys):
+    bundle = Path(__file__).parents[2] / "examples" / "run"
+    assert main(["cpu", "compare", str(bundle / "cpu.csv"), str(bundle), "--label", "file", "--label", "bundle",
+                 "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    by_run = {}
+    for row in rows:
+        by_run.setdefault(row["run"], []).append({k: v for k, v in row.items() if k != "run"})
+    assert by_run["file"] == by_run["bundle"] and by_run["file"]
+    empty = tmp_path / "bundle"
+    empty.mkdir()
+    (empty / "manifest.json").write_text((bundle / "manifest.json").read_text().replace('"role": "cpu"',
+                                                                                        '"role": "other"'))
+    assert main(["cpu", "compare", str(bundle), str(empty)]) == 2
+    assert "this bundle holds no CPU series" in capsys.readouterr().err

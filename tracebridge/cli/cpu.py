@@ -161,7 +161,8 @@ def compare_parser() -> argparse.ArgumentParser:
         description="Compare runs thread by thread (matched by process and thread name): mean, median, "
                     "min and max CPU per thread in percent of one CPU, and optionally a chart.")
     parser.add_argument("runs", nargs="+", metavar="RUN", type=spool.readable,
-                        help="a series (.csv/.parquet from `tracebridge cpu`) or a top -bzSHCP capture")
+                        help="a series (.csv/.parquet from `tracebridge cpu`), a top -bzSHCP capture, or a bundle "
+                             "directory written by `tracebridge record` (its CPU series)")
     parser.add_argument("--label", action="append", default=[], metavar="NAME",
                         help="name of each run, in order (default: the file names)")
     parser.add_argument("-o", "--output", metavar="CHART",

@@ -45,6 +45,8 @@ def load_runs(paths: Sequence[str], labels: Sequence[str]) -> list[Run]:
 
 
 def _load_run(path: str, label: str) -> Run:
+    if os.path.isdir(path):  # a `tracebridge record` bundle, as the other reading commands take it
+        path = _bundled_series(path)
     if looks_like_top(path):
         capture = read_top(path)
         frame, notes = capture.frame, capture.notes
@@ -57,6 +59,19 @@ def _load_run(path: str, label: str) -> Run:
     if frame.empty:
         raise InputError(path, "the run holds no samples")
     return Run(label, path, frame, thread_stats(frame), notes)
+
+
+def _bundled_series(directory: str) -> str:
+    """The CPU series a bundle holds (``record`` samples the workload's threads beside the tracer)."""
+    from tracebridge.readers.bundle import ROLE_CPU, Manifest, bundled_file
+
+    name = Manifest.load(directory).file_with_role(ROLE_CPU)
+    if name is None:
+        raise InputError(directory, "this bundle holds no CPU series (recorded without a workload to sample?)")
+    try:
+        return bundled_file(directory, name, "CPU series")
+    except FileNotFoundError:
+        raise InputError(os.path.join(directory, name), "no such file (the manifest lists it)") from None
 
 
 def _default_labels(paths: Sequence[str]) -> list[str]:

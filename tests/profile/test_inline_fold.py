@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import xml.etree.ElementTree as ET
 
 from addr2line_oracle import read_addr2line
 from fixture_paths import EXPECTED, MODULES
 from tracebridge.cli import main
 
 BASE = 0xFFFFFFFF82A00000
+SVG = "{http://www.w3.org/2000/svg}"
 KERNEL = ["kernel`intr_event_execute_handlers+0x99", "kernel`ithread_loop+0x1a6", "kernel`fork_exit+0x80"]
 #: inl_drain+0x18: the return address of its call to <Drain as Iterator>::next (objdump: call at +0x13).
 DRAIN, DRAIN_CALL, DRAIN_RETURN, NEXT = 0x2A0, 0x2B3, 0x2B8, 0x260
@@ -95,3 +97,22 @@ def test_flamegraph_draws_inlined_frames_apart(capsys, tmp_path):
     assert "inlined (DWARF)" in inlined and "inlined (DWARF)" not in whole
     innermost = expected[leaf][0][0].replace("<", "&lt;").replace(">", "&gt;")
     assert innermost in inlined and innermost not in whole
+
+
+def test_flamegraph_tooltips_give_each_frames_file_and_line(capsys, tmp_path):
+    """Every box of the chain says where its code is: addr2line's file:line for that frame."""
+    expected = read_addr2line(EXPECTED / "inl_legacy.addr2line.txt")
+    leaf = max((a for a in expected if 0x3C0 <= a < 0x5C6), key=lambda a: (len(expected[a]), -a))
+    capture(tmp_path / "stack.txt", [([f"{BASE + leaf:#x}", *KERNEL], 5)])
+    assert main(["flamegraph", str(tmp_path / "stack.txt"), "--module", str(MODULES / "inl_legacy.ko"),
+                 "--base", f"{BASE:x}", "--inline"]) == 0
+    svg = ET.fromstring(capsys.readouterr().out)
+    boxes = {int(g.get("data-d")): g.find(SVG + "title").text.splitlines() for g in svg.iter(SVG + "g")}
+    chain = list(reversed(expected[leaf]))  # outermost first, as drawn bottom-up
+    first = len(KERNEL) + 1  # depth 0 is "all"
+    for depth, (function, file, line) in enumerate(chain, start=first):
+        title = boxes[depth]
+        assert title[0] == function
+        assert f"source: {file}:{line}" in title
+        assert (depth > first) == any(t.startswith("inlined") for t in title)
+    assert not any(t.startswith("source: ") for t in boxes[1])  # a kernel frame: no DWARF, no source

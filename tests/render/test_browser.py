@@ -93,6 +93,24 @@ def test_hover_shows_details(browser, tmp_path):
     assert browser.evaluate("document.querySelector('.tb-details').textContent") == "m_free (30 samples, 23.08%)"
 
 
+def test_hover_and_search_give_the_source_line(browser, tmp_path):
+    """A DWARF-resolved frame (``--inline``) shows its file:line on hover and is found by it."""
+    profile = Profile()
+    rxeof = Frame("if_rem.ko", "rxeof", "rxeof", file="/usr/src/sys/modules/rem/src/rx.rs", line=40)
+    parse = Frame("if_rem.ko", "rem::parse", "rem::parse", inlined=True, file="/usr/src/sys/modules/rem/src/desc.rs",
+                  line=12)
+    profile.add([kernel("fork_exit"), rxeof, parse], 30)
+    profile.add([kernel("fork_exit"), rxeof], 10)
+    show(browser, tmp_path, render_flamegraph(profile))
+    browser.hover(*centre(browser, frame_js("rem::parse") + ".querySelector('rect')"))
+    assert (browser.evaluate("document.querySelector('.tb-details').textContent")
+            == "rem::parse at /usr/src/sys/modules/rem/src/desc.rs:12 (30 samples, 75.00%)")
+    browser.evaluate("window.prompt = function () { return 'desc.rs:12'; }")
+    browser.click(*centre(browser, "document.querySelector('.tb-search')"))
+    assert browser.evaluate("document.querySelector('.tb-matched').textContent") == "Matched: 75.0% (1 frame)"
+    assert rect_of(browser, "rem::parse")["fill"] == HIGHLIGHT
+
+
 def test_search_highlights_matches_and_shows_the_share(browser, tmp_path):
     show(browser, tmp_path, render_flamegraph(driver_profile()))
     before = {name: rect_of(browser, name)["fill"] for name in ("em_rxeof", "fork_exit")}

@@ -344,3 +344,15 @@ def test_search_reads_every_instance_of_a_merged_box():
                + script[start:end] + "console.log(JSON.stringify(names));\n")
     names = json.loads(subprocess.run([node, "-e", program], capture_output=True, text=True, check=True).stdout)
     assert names == ["rem::em::rx::Adapter<T>::rx_frame", "_ZN3remA", "_ZN3remB", "if_rem.ko"]
+
+
+def test_a_box_merging_several_source_lines_lists_them():
+    profile = Profile()
+    for line, weight in ((12, 3), (14, 2), (0, 1)):
+        frame = Frame("if_rem.ko", "rem::parse", "rem::parse", inlined=True, file="src/desc.rs", line=line)
+        profile.add([kernel("rxeof"), frame], weight)
+    title = by_name(drawn(render_flamegraph(profile)))["rem::parse"].title.splitlines()
+    assert title[:5] == ["rem::parse", "inlined (no call: DWARF places this code in the frame below)",
+                         "3 source lines:", "  src/desc.rs:12", "  src/desc.rs:14"]
+    assert "  src/desc.rs:?" in title  # line 0: addr2line's "?"
+    assert not any(t.startswith("source: ") for t in by_name(drawn(render_flamegraph(profile)))["rxeof"].title.splitlines())

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "'Reset Zoom' to go back, 'Search' (or Ctrl-F) for a regular expression or, with '.*' "
                     "switched off, plain text, with the share of samples matched; each frame's tooltip has "
                     "the demangled and mangled names, the module, samples and percent; the instances of a "
-                    "generic that share a name are one frame and the tooltip lists their symbols.  With "
+                    "generic that share a name are one frame and the tooltip lists their symbols; with "
+                    "--inline, a frame the module's DWARF resolved gives its source file:line too.  With "
                     "the default 'rust' colours, Rust frames are orange, kernel C crimson, other C yellow "
                     "and unresolved addresses grey.  Folded input holds names only: there, a name with a "
                     "'::' path counts as Rust and other names as C of no known module (pale yellow).")
@@ -62,7 +63,9 @@ def graph_options(args: argparse.Namespace, **extra):
 def run(args: argparse.Namespace) -> int:
     from tracebridge.render.flamegraph import render_flamegraph
 
-    profile = load_profile(args.inputs, options_from_args(args))
+    options = options_from_args(args)
+    options.inline_lines = options.inline  # the tooltips give each frame's file:line
+    profile = load_profile(args.inputs, options)
     svg = render_flamegraph(profile, graph_options(args, colors=args.colors), label_options_from_args(args))
     with open_output(args.output, inputs=input_paths(args)) as out:
         out.write(svg)

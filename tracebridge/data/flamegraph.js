@@ -23,26 +23,32 @@
   var regex = true;
 
   // What a frame holds, read once from its attributes and its <title>:
-  // name first, then "mangled: ..." and "module: ..." lines, counts last.
+  // name first, then "source: ...", "mangled: ..." and "module: ..." lines, counts last.
   function frame(g) {
     if (!g.tb) {
       var lines = g.firstElementChild.textContent.split("\n");
       var rect = g.querySelector("rect");
       // Searchable: the name, the symbol or address, the module, and each instance a merged box lists.
+      // Its source: "source: file:line", or the first of the "N source lines:" it lists.
       var names = [lines[0]];
+      var source = "";
       var listing = false;
       lines.forEach(function (line) {
         if (line.indexOf("mangled: ") === 0) names.push(line.substring(9));
         if (line.indexOf("address: ") === 0) names.push(line.substring(9));
         if (line.indexOf("module: ") === 0) names.push(line.substring(8));
-        if (listing && line.indexOf("  ") === 0 && line.indexOf("  and ") !== 0) names.push(line.substring(2));
-        listing = listing ? line.indexOf("  ") === 0 : / instances, mangled:$/.test(line);
+        if (line.indexOf("source: ") === 0) names.push(source = line.substring(8));
+        if (listing && line.indexOf("  ") === 0 && line.indexOf("  and ") !== 0) {
+          names.push(line.substring(2));
+          if (!source) source = line.substring(2) + ", ...";
+        }
+        listing = listing ? line.indexOf("  ") === 0 : / (instances, mangled|source lines):$/.test(line);
       });
       g.tb = {
         x: parseFloat(g.getAttribute("data-x")), w: parseFloat(g.getAttribute("data-w")),
         d: parseInt(g.getAttribute("data-d"), 10), rect: rect, text: g.querySelector("text"),
         fill: rect.getAttribute("fill"),
-        name: lines[0], counts: lines[lines.length - 1], names: names,
+        name: lines[0], counts: lines[lines.length - 1], names: names, source: source,
         searchable: !g.classList.contains("e") && g.getAttribute("data-d") !== "0"
       };
     }
@@ -156,7 +162,9 @@
   });
   canvas.addEventListener("mouseover", function (event) {
     var g = event.target.closest("g.f");
-    if (g) details.nodeValue = frame(g).name + " (" + frame(g).counts + ")";
+    if (!g) return;
+    var f = frame(g);
+    details.nodeValue = f.name + (f.source ? " at " + f.source : "") + " (" + f.counts + ")";
   });
   canvas.addEventListener("mouseout", function () { details.nodeValue = " "; });
   unzoomButton.addEventListener("click", unzoom);

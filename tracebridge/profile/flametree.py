@@ -38,11 +38,14 @@ class FlatStacks:
     then symbol), so sorting ids sorts siblings; ``frames[k]`` is the frame
     shown for key ``k`` (the first one met, column 0's profile first) and
     ``symbols[k]`` every distinct symbol merged into it, sorted (generic
-    instances that share a name: the tooltip lists them).
+    instances that share a name: the tooltip lists them).  ``sources[k]``
+    is every distinct ``file:line`` the merged frames carry (DWARF-resolved
+    frames, ``--inline``), sorted, so a box's tooltip says where its code is.
     """
 
     frames: list[Frame]
     symbols: list[tuple[str, ...]]
+    sources: list[tuple[str, ...]]
     #: Key ids of every stack, concatenated, root first.
     flat: np.ndarray
     #: Length of each stack.
@@ -61,12 +64,16 @@ def flatten(profiles: Sequence[Profile], identity: Callable[[Frame], Hashable]) 
     """Stack the profiles' rows, one weight column each, frames merged by ``identity``."""
     first: dict[Hashable, Frame] = {}
     symbols: dict[Hashable, set[str]] = {}
+    sources: dict[Hashable, set[str]] = {}
     identities = []
     for profile in profiles:
         ids = [identity(frame) for frame in profile.frames]
         for ident, frame in zip(ids, profile.frames):
             first.setdefault(ident, frame)
             symbols.setdefault(ident, set()).add(frame.symbol)
+            places = sources.setdefault(ident, set())
+            if frame.file is not None:
+                places.add(source_text(frame.file, frame.line))
         identities.append(ids)
     ordered = sorted(first, key=lambda ident: _draw_order(first[ident]))
     key_of = {ident: k for k, ident in enumerate(ordered)}
@@ -82,8 +89,14 @@ def flatten(profiles: Sequence[Profile], identity: Callable[[Frame], Hashable]) 
         weight[:, column] = np.fromiter(stacks.values(), dtype=np.float64, count=len(stacks))
         columns.append(weight)
     return FlatStacks([first[ident] for ident in ordered], [tuple(sorted(symbols[ident])) for ident in ordered],
+                      [tuple(sorted(sources[ident])) for ident in ordered],
                       np.concatenate(flats),
                       np.concatenate(lengths), np.concatenate(columns))
+
+
+def source_text(file: str, line: int | None) -> str:
+    """``file:line`` as addr2line prints it (``file:?`` when the line table says 0)."""
+    return f"{file}:{line if line else '?'}"
 
 
 def _draw_order(frame: Frame) -> tuple[str, str, str]:

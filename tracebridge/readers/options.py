@@ -52,7 +52,7 @@ class LoadOptions:
     #: Expand each module frame into its DWARF inline chain (``--inline``); read with offsets, which
     #: the chains need, and dropped after unless :attr:`offsets` asks for them.
     inline: bool = False
-    #: Keep file:line on every expanded frame (``report --by line``).
+    #: Keep file:line on every expanded frame (``report --by line``, flame graph tooltips).
     inline_lines: bool = False
     #: Debug file for each of :attr:`modules`, in order (``--debug``); the rest are searched for.
     debug: tuple[str, ...] = ()

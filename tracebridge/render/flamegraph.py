@@ -1,8 +1,9 @@
 """Interactive SVG flame graphs drawn by tracebridge itself, from any :class:`Profile`.
 
 The SVG is complete without script: every frame is a ``<g>`` holding a
-``<title>`` (the tooltip: demangled name, mangled symbol, module, samples,
-percent), a ``<rect>`` and, when it fits, a label, so it also reads in
+``<title>`` (the tooltip: demangled name, ``(inlined)`` for an inlined copy,
+its source ``file:line`` when DWARF gave one, mangled symbol, module,
+samples, percent), a ``<rect>`` and, when it fits, a label, so it also reads in
 viewers that run no script.  A static script (``data/flamegraph.js``) adds
 click-to-zoom, reset, search by regular expression or text with the share
 of samples matched, and a details line; it reads names from the drawing and
@@ -162,10 +163,19 @@ def label(name: str, width_px: float, char_width: float) -> str:
 LISTED_INSTANCES = 4
 
 
-def _head(frame: Frame, symbols: Sequence[str]) -> tuple[str, str, bool]:
+def _head(frame: Frame, symbols: Sequence[str], sources: Sequence[str]) -> tuple[str, str, bool]:
     """(visible name, escaped tooltip lines before the counts, whether labels need escaping)."""
     name = visible(frame.name)
     lines = [xml(frame.name)]
+    if frame.inlined:
+        lines.append("inlined (no call: DWARF places this code in the frame below)")
+    if len(sources) == 1:
+        lines.append("source: " + xml(sources[0]))
+    elif sources:  # one box merges the function's frames at several lines
+        lines.append(f"{len(sources)} source lines:")
+        lines.extend("  " + xml(source) for source in sources[:LISTED_INSTANCES])
+        if len(sources) > LISTED_INSTANCES:
+            lines.append(f"  and {len(sources) - LISTED_INSTANCES} more")
     if len(symbols) > 1:
         lines.append(f"{len(symbols)} instances, mangled:")
         lines.extend("  " + xml(symbol) for symbol in symbols[:LISTED_INSTANCES])
@@ -202,7 +212,8 @@ def draw(tree: FlameTree, stacks: FlatStacks, options: GraphOptions, fills: Sequ
         ys = [top + d * fh for d in range(tree.max_depth + 1)]
     else:
         ys = [height - bottom - (d + 1) * fh for d in range(tree.max_depth + 1)]
-    heads = [_head(frame, symbols) for frame, symbols in zip(stacks.frames, stacks.symbols)]
+    heads = [_head(frame, symbols, sources)
+             for frame, symbols, sources in zip(stacks.frames, stacks.symbols, stacks.sources)]
     bg_top, bg_bottom = background or Palette(options.colors).background
 
     out = [

@@ -555,6 +555,20 @@ def inl_stack() -> str:
     return _aggregation(entries)
 
 
+#: The kinst probes of the tutorial's csum.d (``--inlined 'inl::csum::fold' --at csum.rs:7``): function, offset.
+INL_KINST_SITES = [("inl_refill", 145), ("inl_rxeof", 233), ("inl_rxeof", 250), ("inl_rxeof", 308),
+                   ("inl_rxeof", 328), ("inl_rxeof", 439)]
+
+
+def inl_kinst_count() -> str:
+    """csum.d's ``@hits[probefunc, probename] = count()`` at exit: two string keys ``"  %-50s"`` each
+    (kinst's probename is the offset in decimal), the count ``" %16lld"``, smallest first."""
+    rng = random.Random(21)
+    rows = sorted(((function, str(offset), rng.randint(1000, 90000)) for function, offset in INL_KINST_SITES),
+                  key=lambda row: (row[2], row[0], row[1]))
+    return "\n" + "".join(f"  {function:<50}  {offset:<50} {value:16d}\n" for function, offset, value in rows) + "\n"
+
+
 def outputs() -> dict[str, str]:
     layout = Layout(MODULE)
     rem = [(frames, count) for frames, count, _ in rem_stacks(layout)]
@@ -575,6 +589,7 @@ def outputs() -> dict[str, str]:
         "top-em.txt": top_capture("em"),
         "top-rem.txt": top_capture("rem"),
         "inl.stack.txt": inl_stack(),
+        "inl.kinst.txt": inl_kinst_count(),
         **bundle_files(layout, stack, kldstat_text),
     }
 

@@ -112,6 +112,8 @@ class Site:
     file: str | None
     line: int | None
     chain: tuple[str, ...]
+    #: Each chain frame's (file, line), outermost first: an outer frame's is the call site of the one inside it.
+    places: tuple[tuple[str | None, int | None], ...] = ()
 
     @property
     def module_offset(self) -> int:
@@ -184,7 +186,8 @@ class SitePlanner:
             innermost = chain[0] if chain else None
             sites[address] = Site(function, offset, innermost.file if innermost else None,
                                   innermost.line if innermost else None,
-                                  tuple(f.function for f in reversed(chain)))
+                                  tuple(f.function for f in reversed(chain)),
+                                  tuple((f.file, f.line) for f in reversed(chain)))
         return list(sites.values()), list(refusals.values())
 
     def _holder(self, address: int) -> Function | None:

@@ -25,7 +25,7 @@ from tracebridge.support.printable import printable
 #: Template -> the action of the one clause.
 ACTIONS = {
     "count": "\t@hits[probefunc, probename] = count();\n",
-    "stack": "\t@[stack()] = count();\n",
+    "stack": "\t@[probefunc, probename, stack()] = count();\n",
 }
 
 
@@ -71,4 +71,4 @@ def site_entries(image: ModuleImage, sites: list[Site]) -> list[KinstSiteEntry]:
 
     return [KinstSiteEntry(description(image, s.function, s.offset), s.function.name,
                            demangle_symbol(s.function.name).name, s.offset, s.module_offset, s.file, s.line,
-                           s.chain) for s in sites]
+                           s.chain, s.places) for s in sites]

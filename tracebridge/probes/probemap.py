@@ -63,11 +63,14 @@ class KinstSiteEntry:
     line: int | None
     #: The inline chain at the probe, outermost first.
     chain: tuple[str, ...]
+    #: Each chain frame's (file, line), outermost first (an outer frame's: the call site inside it);
+    #: empty in maps written before it was kept.
+    places: tuple[tuple[str | None, int | None], ...] = ()
 
     def to_json(self) -> dict:
         return {"description": self.description, "mangled": self.mangled, "demangled": self.demangled,
                 "probe_offset": self.probe_offset, "offset": self.offset, "file": self.file, "line": self.line,
-                "chain": list(self.chain)}
+                "chain": list(self.chain), "places": [list(place) for place in self.places]}
 
 
 @dataclass
@@ -152,7 +155,8 @@ class ProbeMap:
                     description=_typed(e["description"], str), mangled=_typed(e["mangled"], str),
                     demangled=_typed(e["demangled"], str), probe_offset=_typed(e["probe_offset"], int),
                     offset=_typed(e["offset"], int), file=_optional(e["file"], str), line=_optional(e["line"], int),
-                    chain=tuple(_typed(c, str) for c in e["chain"]))
+                    chain=tuple(_typed(c, str) for c in e["chain"]),
+                    places=tuple(_place(p) for p in e.get("places", [])))
                 for e in data.get("kinst_sites", [])
             ]
             return cls(module=_typed(data["module"], str), modname=_typed(data["modname"], str),
@@ -162,6 +166,11 @@ class ProbeMap:
                        entries=entries, sites=sites)
         except (KeyError, TypeError) as exc:
             raise InputError(path, f"malformed probe map: {exc}") from None
+
+
+def _place(value) -> tuple[str | None, int | None]:
+    file, line = _typed(value, list)
+    return _optional(file, str), _optional(line, int)
 
 
 def _optional(value, kind: type):

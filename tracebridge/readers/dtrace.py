@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from sys import intern
 
+from tracebridge.readers.kinst_sites import KinstSites
 from tracebridge.readers.dtrace_frames import strip_offsets
 from tracebridge.readers.dtrace_printouts import Series
 from tracebridge.support.errors import EmptyInput, note
@@ -620,9 +621,15 @@ def build(source: Source, records: Iterator[_Record], options: LoadOptions) -> L
     if chosen is not None and _counts_calls(chosen, results[chosen.number], named):
         profile.metadata.event = profile.metadata.unit = "calls"
     get = ids.__getitem__
+    probe_map = options.namer.probe_map
+    sites = KinstSites(probe_map) if probe_map is not None else None
     if chosen is not None:
         for (keys, frames), value in results[chosen.number].items():
-            stack = tuple(map(get, keys)) + tuple(map(get, reversed(frames)))
+            at_site = sites.stack([named[k] for k in keys], [profile.frames[get(f)] for f in frames]) if sites else None
+            if at_site is not None:
+                stack = tuple(map(profile.intern, at_site))
+            else:
+                stack = tuple(map(get, keys)) + tuple(map(get, reversed(frames)))
             if stack:
                 profile.add_ids(stack, value.total if isinstance(value, Histogram) else value)
     aggregations = [

@@ -10,6 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 
+#: The module whose addr2line output is each module's reference (its own, unless listed): inl_dwarf5
+#: is inl_legacy's code built with DWARF 5, which binutils 2.40 misreads (test_dwarf_vs_addr2line.py).
+REFERENCE = {"inl_dwarf5": "inl_legacy"}
+
+
+def reference(name: str) -> dict[int, list[tuple[str, str | None, int | None]]]:
+    """The addr2line chains that hold for fixture module ``name``."""
+    from fixture_paths import EXPECTED
+
+    return read_addr2line(EXPECTED / f"{REFERENCE.get(name, name)}.addr2line.txt")
+
+
 def read_addr2line(path: Path) -> dict[int, list[tuple[str, str | None, int | None]]]:
     """address -> frames innermost first, each (function, file or None, line or None)."""
     chains: dict[int, list[tuple[str, str | None, int | None]]] = {}

@@ -27,9 +27,10 @@ import numpy as np
 from tracebridge.image.elf import SHT_RELA, ModuleImage, open_module
 from tracebridge.support.errors import InputError, reading
 
-#: The DWARF sections the address index reads.
+#: The DWARF sections the address index reads.  ``.debug_loclists`` is not read, but pyelftools
+#: needs it present to decode a DWARF 5 ``DW_FORM_loclistx`` attribute (rustc's variables have them).
 DWARF_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line", ".debug_ranges",
-                  ".debug_rnglists", ".debug_addr", ".debug_str_offsets", ".debug_line_str")
+                  ".debug_rnglists", ".debug_addr", ".debug_str_offsets", ".debug_line_str", ".debug_loclists")
 #: amd64 relocation types found in DWARF sections: (field size, signed).
 #: R_X86_64_64, R_X86_64_32, R_X86_64_32S; other types are not used there.
 _AMD64_DWARF_RELOCS = {1: (8, False), 10: (4, False), 11: (4, True)}

@@ -452,7 +452,7 @@ def open_dwarf(debug: DebugSections) -> DWARFInfo | None:
             debug_ranges_sec=section(".debug_ranges"), debug_line_sec=section(".debug_line"),
             debug_pubtypes_sec=None, debug_pubnames_sec=None, debug_addr_sec=section(".debug_addr"),
             debug_str_offsets_sec=section(".debug_str_offsets"), debug_line_str_sec=section(".debug_line_str"),
-            debug_loclists_sec=None, debug_rnglists_sec=section(".debug_rnglists"), debug_sup_sec=None,
+            debug_loclists_sec=section(".debug_loclists"), debug_rnglists_sec=section(".debug_rnglists"), debug_sup_sec=None,
             gnu_debugaltlink_sec=None, debug_types_sec=None)
     except _CORRUPT as exc:
         raise InputError(debug.path, f"unreadable DWARF: {_reason(exc)}") from None
@@ -462,8 +462,8 @@ def _low_pc(dwarf: DWARFInfo, unit, die) -> int | None:
     attribute = die.attributes.get("DW_AT_low_pc")
     if attribute is None:
         return None
-    if attribute.form in ("DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2", "DW_FORM_addrx3",
-                          "DW_FORM_addrx4", "DW_FORM_GNU_addr_index"):
+    # pyelftools has already looked DWARF 5's DW_FORM_addrx* up in .debug_addr; not the GNU extension.
+    if attribute.form == "DW_FORM_GNU_addr_index":
         return dwarf.get_addr(unit, attribute.value)
     return int(attribute.value)
 
@@ -474,10 +474,8 @@ def _ranges(dwarf: DWARFInfo, unit, die, base: int) -> list[tuple[int, int]]:
     low = _low_pc(dwarf, unit, die)
     if low is not None and "DW_AT_high_pc" in attributes:
         high = attributes["DW_AT_high_pc"]
-        if high.form == "DW_FORM_addr":
+        if high.form == "DW_FORM_addr" or high.form.startswith("DW_FORM_addrx"):  # addrx: looked up already
             end = high.value
-        elif high.form.startswith("DW_FORM_addrx"):
-            end = dwarf.get_addr(unit, high.value)
         else:  # a constant class form: the length (DWARF 4+)
             end = low + high.value
         return [(low, end)] if end > low else []
@@ -487,9 +485,7 @@ def _ranges(dwarf: DWARFInfo, unit, die, base: int) -> list[tuple[int, int]]:
     lists = dwarf.range_lists()
     if lists is None:
         return []
-    offset = ranges_attribute.value
-    if ranges_attribute.form == "DW_FORM_rnglistx":
-        offset = _rnglistx_offset(dwarf, unit, offset)
+    offset = ranges_attribute.value  # a DW_FORM_rnglistx index pyelftools has already made an offset
     out = []
     current_base = base
     for entry in lists.get_range_list_at_offset(offset, cu=unit):
@@ -502,18 +498,6 @@ def _ranges(dwarf: DWARFInfo, unit, die, base: int) -> list[tuple[int, int]]:
         if end > begin:
             out.append((begin, end))
     return out
-
-
-def _rnglistx_offset(dwarf: DWARFInfo, unit, index: int) -> int:
-    """DWARF 5 ``DW_FORM_rnglistx``: an index into the unit's offset table in ``.debug_rnglists``."""
-    top = unit.get_top_DIE()
-    base = top.attributes["DW_AT_rnglists_base"].value
-    stream = dwarf.debug_rnglists_sec.stream
-    stream.seek(base + 4 * index)
-    raw = stream.read(4)
-    if len(raw) != 4:
-        raise ValueError("DW_FORM_rnglistx index past the end of .debug_rnglists")
-    return base + int.from_bytes(raw, "little" if dwarf.config.little_endian else "big")
 
 
 def _file_id(file_ids: list[int], index: int, version: int = 4) -> int:

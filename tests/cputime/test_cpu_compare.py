@@ -72,3 +72,17 @@ def test_compare_reads_a_bundle_directory_as_its_cpu_series(tmp_path, capsys):
                                                                                         '"role": "other"'))
     assert main(["cpu", "compare", str(bundle), str(empty)]) == 2
     assert "this bundle holds no CPU series" in capsys.readouterr().err
+
+
+def test_a_thread_psutil_knows_by_number_pairs_with_tops_main_thread(capsys):
+    """psutil names FreeBSD threads by id; top -H prints a single-threaded process as iperf3{iperf3}."""
+    examples = Path(__file__).parents[2] / "examples"
+    assert main(["cpu", "compare", str(examples / "top-rem.txt"), str(examples / "run"), "--format", "json",
+                 "--top", "0"]) == 0
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    iperf = {row["run"]: row for row in rows if row["process"] == "iperf3"}
+    assert set(iperf) == {"top-rem", "run"} and {r["thread"] for r in iperf.values()} == {"iperf3"}
+    assert "iperf3 101872 = iperf3" in err
+    # Threads of many-threaded processes are not guessed.
+    assert any(row["process"] == "intr" and row["thread"].isdigit() for row in rows)

@@ -41,7 +41,46 @@ def load_runs(paths: Sequence[str], labels: Sequence[str]) -> list[Run]:
     names = list(labels) or _default_labels(paths)
     if len(set(names)) != len(names):
         raise UsageError(f"run labels must differ: {', '.join(names)}")
-    return [_load_run(path, label) for path, label in zip(paths, names, strict=True)]
+    return _pair_unnamed_threads([_load_run(path, label) for path, label in zip(paths, names, strict=True)])
+
+
+def _pair_unnamed_threads(runs: list[Run]) -> list[Run]:
+    """Give a thread known only by its number the name another run knows it by, where that is unambiguous.
+
+    psutil cannot read thread names on FreeBSD, so a series names a thread by
+    its id (``iperf3``, ``101872``) where ``top -H`` prints ``iperf3{iperf3}``.
+    A process with one such thread in a run, and in another run only its main
+    thread (named as the process: ``iperf3{iperf3}``), has one thread: the
+    numbered one takes that name, and the run says so.  Threads of processes
+    that run many (``kernel``, ``intr``) are never guessed: top lists only
+    the busiest of them.
+    """
+    named: dict[str, set[tuple[str, str]]] = {}
+    for run in runs:
+        for process, thread in run.stats.index:
+            if not thread.isdigit():
+                named.setdefault(process, set()).add((process, thread))
+    named = {process: keys for process, keys in named.items() if keys == {(process, process)}}
+    paired = []
+    for run in runs:
+        keys = list(run.stats.index)
+        unnamed: dict[str, list[tuple[str, str]]] = {}
+        for key in keys:
+            if key[1].isdigit():
+                unnamed.setdefault(key[0], []).append(key)
+        renames = {only[0]: next(iter(named[process])) for process, only in unnamed.items()
+                   if len(only) == 1 and len(named.get(process, ())) == 1}
+        if renames:
+            import pandas as pd
+
+            stats = run.stats.copy()
+            stats.index = pd.MultiIndex.from_tuples([renames.get(key, key) for key in keys],
+                                                    names=run.stats.index.names)
+            notes = run.notes + (f"threads known only by number paired by process with another run's: "
+                                 + ", ".join(f"{old[0]} {old[1]} = {new[1]}" for old, new in renames.items()),)
+            run = Run(run.label, run.path, run.frame, stats, notes)
+        paired.append(run)
+    return paired
 
 
 def _load_run(path: str, label: str) -> Run:

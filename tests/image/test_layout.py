@@ -62,3 +62,27 @@ def test_segments_for_et_dyn():
     offsets, size, low = layout.link_elf_segments(columns(sections), [(0, 0x1100), (0x3000, 0x20)])
     assert offsets == {1: 0x1000, 2: 0x3000}
     assert (size, low) == (0x4000, 0)
+
+
+def test_alignment_two_is_kept():
+    sections = [S(1, PROGBITS, AX, 0x3, 1), S(2, PROGBITS, AX, 0x3, 2), S(3, PROGBITS, A, 0x1, 2)]
+    assert layout.link_elf_obj(columns(sections), machine="amd64") == ({1: 0, 2: 4, 3: 8}, 9)
+
+
+def test_segments_are_page_rounded():
+    """trunc_page of the first segment, round_page of the last one's end (not of its start)."""
+    sections = [S(1, PROGBITS, AX, 0x100, 16, addr=0x401010)]
+    offsets, size, low = layout.link_elf_segments(columns(sections), [(0x401010, 0x100), (0x402ff0, 0x20)])
+    assert (low, size) == (0x401000, 0x3000)
+    _, size, low = layout.link_elf_segments(columns(sections), [(0x401000, 0x1000)])
+    assert (low, size) == (0x401000, 0x1000)
+
+
+def test_without_program_headers_the_sections_bound_the_image():
+    """No PT_LOAD: the allocated sections' addresses, page-rounded, are the image."""
+    sections = [S(1, PROGBITS, AX, 0x100, 16, addr=0x401010), S(2, PROGBITS, 0, 0x5000, 1, addr=0),
+                S(3, NOBITS, A, 0x20, 8, addr=0x403ff0), S(4, PROGBITS, A, 0, 8, addr=0x900000)]
+    offsets, size, low = layout.link_elf_segments(columns(sections), [])
+    assert offsets == {1: 0x401010, 3: 0x403ff0}
+    assert (low, size) == (0x401000, 0x4000)
+    assert layout.link_elf_segments(columns([S(1, PROGBITS, 0, 0x10, 1)]), []) == ({}, 0, 0)

@@ -57,3 +57,37 @@ def test_fast_matchers_equal_the_port(name, field):
     port = _match(name + NUL, field + NUL, 0, True)
     assert port >= 0
     assert matches(name, field) is (port == 1)
+
+
+def test_two_negated_sets():
+    """tracebridge's own narrowed fields carry several ``[!x]`` sets: each is read from its own place."""
+    assert matches("a$b$c", "a[!x]b[!y]c")
+    assert not matches("a$b$c", "a[!x]b[!$]c")
+    assert matches("a$b$c", "a[!x]b[!y]c", signed_char=False)
+
+
+def test_star_spans_any_character():
+    """The kernel's ``*`` takes every byte, newlines included (the regex path must too)."""
+    assert matches("a\nb\nc\nd", "a*b*c*d")
+    assert matches("a\nb", "a*b")
+    assert matches("x\n", "x*")
+
+
+def test_consecutive_stars_are_one_level():
+    """``**...*`` counts once against the depth limit, in the port as in the fast paths."""
+    many = "*" * (dglob.MAX_DEPTH + 4)
+    assert matches("ab", "[a]" + many + "b")
+    assert matches("ab", "a" + many + "b")
+    assert matches("abcdefghi", "*a*b*c*d*e*f*g*h**")
+
+
+def test_depth_limit_on_every_path():
+    """Eight stars that each need a search are within the limit, nine are the kernel's error,
+    whichever matcher runs (a trailing star needs no search and does not count)."""
+    eight = "".join("*" + c for c in "abcdefgh")
+    assert matches("xabcdefgh", eight) and matches("xabcdefgh", eight + "*")
+    with pytest.raises(GlobDepthError):
+        matches("xabcdefghi", eight + "*i")
+    with pytest.raises(GlobDepthError):
+        matches("xabcdefghi", "[x]" + eight + "*i")
+    assert matches("xabcdefgh", "[x]" + eight)

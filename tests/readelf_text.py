@@ -47,12 +47,12 @@ def sections(path: Path) -> list[ReadelfSection]:
     return out
 
 
-def symbols(path: Path) -> list[ReadelfSymbol]:
+def symbols(path: Path, table: str = ".symtab") -> list[ReadelfSymbol]:
     out = []
     in_symtab = False
     for line in path.read_text().splitlines():
         if line.startswith("Symbol table"):
-            in_symtab = "'.symtab'" in line
+            in_symtab = f"'{table}'" in line
             continue
         m = _SYMBOL.match(line)
         if m and in_symtab:

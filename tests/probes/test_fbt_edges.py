@@ -1,0 +1,135 @@
+"""FBT on the edge modules (tests/fixtures/edge): the instruction sequences are in the .S sources.
+
+The expected offsets are read off the commented sources, where each
+instruction's offset is written next to it, and the kernel rules in
+freebsd-facts.md section 3.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fixture_paths import EDGE, MODULES
+from tracebridge.image.elf import open_module
+from tracebridge.image.relocs import Relocations
+from tracebridge.probes import fbt, fbt_isa
+from tracebridge.probes.fbt import FbtOptions, predict
+from tracebridge.probes.fbt_isa import FbtProbes
+
+
+def probes(path, options=FbtOptions(), modname="edges"):
+    image = open_module(path)
+    verdict, found = predict(image, image.functions, modname, options)
+    assert verdict.reason is None
+    return {f.name: p for f, p in zip(image.functions, found)}
+
+
+def test_amd64_edge_functions():
+    found = probes(EDGE / "edges_amd64.ko")
+    assert found["ifunc_fn"] == FbtProbes(None, (), fbt.IFUNC)
+    assert found["nobits_fn"] == FbtProbes(None, (), fbt.NO_CODE)
+    assert found["overlong_fn"] == FbtProbes(0, (2,))
+    assert found["after_fn"] == FbtProbes(0, (1, 2, 3))
+    assert found["jt_fn"] == FbtProbes(0, (5,))
+
+
+def test_module_named_cyclic_is_refused():
+    image = open_module(EDGE / "edges_amd64.ko")
+    verdict, found = predict(image, image.functions, "cyclic")
+    assert verdict.reason == fbt.EXCLUDED_MODULE
+    assert {p.reason for p in found} == {fbt.EXCLUDED_MODULE}
+    assert predict(image, image.functions, "cyclics")[0].reason is None
+
+
+def _window_test(path, base=None):
+    image = open_module(path)
+    function = next(f for f in image.functions if f.name == "jt_fn")
+    test = fbt._jump_table_test(image, function, image.code(function), Relocations(image), base)
+    return function, test
+
+
+@pytest.mark.parametrize("path, inside, at_end", [(EDGE / "edges_amd64.ko", 6, 14), (EDGE / "edges_i386.ko", 5, 9)])
+def test_relocated_pointers_in_code(path, inside, at_end):
+    """A relocated pointer counts when it points into the function, not when it points at its end,
+    whatever the load address."""
+    for base in (None, 0xFFFFFFFF82000000, 0xC2000000):
+        _, test = _window_test(path, base)
+        assert test(inside) is True
+        assert test(at_end) is False
+        assert test(inside + 2) is False  # straddles two relocated fields
+
+
+def test_window_straddling_relocated_fields_is_no_pointer():
+    """i386 (REL) keeps addends in the bytes: two fields' halves read as a value the load address
+    could make point into the function, but no relocation produces it."""
+    function, _ = _window_test(EDGE / "edges_i386.ko")
+    code = open_module(EDGE / "edges_i386.ko").code(function)
+    straddling = int.from_bytes(code[7:11], "little")
+    _, test = _window_test(EDGE / "edges_i386.ko", straddling - function.offset - 1)
+    assert test(7) is False
+
+
+def test_plain_constant_in_code_needs_the_load_address():
+    """jt_fn holds the constant 0xffffffff82000000 at offset 22: it points into jt_fn only when
+    the module is loaded so that the function spans it."""
+    constant, check = 0xFFFFFFFF82000000, 22
+    function, test = _window_test(EDGE / "edges_amd64.ko")
+    assert test(check) is False
+    low, high = function.offset, function.offset + function.size
+    for base, inside in [(constant - low, True), (constant - low + 1, False),
+                         (constant - high + 1, True), (constant - high, False)]:
+        assert _window_test(EDGE / "edges_amd64.ko", base)[1](check) is inside
+
+
+def test_i386_jump_table_heuristic_with_a_load_address():
+    """rem_i386.ko's bytes read as a pointer into their function at one load address: FBT drops
+    the return site whose 4-byte windows hold it (an i386 module at 0xc3..... is ordinary)."""
+    image = open_module(MODULES / "rem_i386.ko")
+    plain = dict(zip((f.name for f in image.functions), predict(image, image.functions, "rem_i386")[1]))
+    function = next(f for f in image.functions if plain[f.name].returns)
+    code = image.code(function)
+    site = plain[function.name].returns[-1]
+    # The window [site - 2, site + 2) holds two bytes before "pop %ebp; ret" and the pair itself.
+    value = int.from_bytes(code[site - 2:site + 2], "little")
+    assert code[site:site + 2] in (b"\x5d\xc3", b"\xc9\xc3")
+    base = value - function.offset - 1  # the value then points one byte into the function
+    found = dict(zip((f.name for f in image.functions),
+                     predict(image, image.functions, "rem_i386", FbtOptions(base=base))[1]))
+    assert found[function.name].returns == plain[function.name].returns[:-1]
+    assert found[function.name].entry == plain[function.name].entry
+    # A window that ends before the site is not one of its windows (j < 4 only).
+    base = int.from_bytes(code[site - 4:site], "little") - function.offset - 1
+    found = dict(zip((f.name for f in image.functions),
+                     predict(image, image.functions, "rem_i386", FbtOptions(base=base))[1]))
+    assert found[function.name].returns == plain[function.name].returns
+
+
+def test_i386_decode_failure_ends_the_return_scan():
+    prologue, invalid = b"\x55\x89\xe5", b"\x0f\x04"  # 0f 04 is no i386 instruction
+    assert fbt_isa.scan_i386(prologue + b"\x5d\xc3").returns == (3,)
+    # The decoder takes 0f 04 90 as one bad instruction; the pop/ret pairs after it are never reached.
+    assert fbt_isa.scan_i386(prologue + invalid + b"\x90" + b"\x5d\xc3" * 2) == FbtProbes(0, ())
+
+
+def test_arm64_rules_on_assembled_code():
+    found = probes(EDGE / "edges_arm64.ko")
+    # sub x9, sp / sub sp, x9 / stp ..., [x9, #-16]! are no prologue; sub sp, sp, #32 at 12 is.
+    assert found["sub_prologue"] == FbtProbes(12, (20,))
+    # b at 12 stays inside by the kernel's arithmetic (12 + 16 < 32), b at 16 leaves (16 + 16 == 32).
+    assert found["branches"] == FbtProbes(0, (16, 28))
+
+
+def test_arm64_listing_stops_at_the_first_stopper():
+    found = probes(EDGE / "edges_arm64.ko")
+    assert found["before_stop"] == FbtProbes(0, (8,))
+    assert found["handle_el1h_sync"].reason == fbt.EXCLUDED_NAME
+    assert found["between_stops"].reason == fbt.LISTING_STOPPED
+    assert found["after_stops"].reason == fbt.LISTING_STOPPED
+
+
+def test_riscv_rules_on_assembled_code():
+    found = probes(EDGE / "edges_riscv.ko")
+    # sd a0/sd ra,(s0)/sw ra are no prologue; jalr with an offset, a link or another register no return.
+    assert found["near_misses"] == FbtProbes(12, (28, 36))
+    # c.sdsp a0 is no prologue; c.jr t0 and c.jalr ra are no returns.
+    assert found["compressed"] == FbtProbes(6, (14, 20))

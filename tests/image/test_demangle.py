@@ -82,3 +82,33 @@ def test_huge_and_hostile_names_are_bounded(backend, size):
     for name in ("_ZN" + "3foo" * size + "E", "_RNv" + "B_" * size, "_R" + "\udcff" * 10, "_ZN\x00E"):
         d = demangle.demangle_symbol(name)
         assert isinstance(d.name, str)
+
+
+def test_hash_before_an_llvm_suffix():
+    """ThinLTO renames local copies ``<symbol>.llvm.<n>``: the legacy hash is still the one before it."""
+    d = demangle.demangle_symbol("_ZN3rem3foo17h0123456789abcdefE.llvm.12345")
+    assert (d.name, d.hash) == ("rem::foo", "0123456789abcdef")
+    twins = [demangle.demangle_symbol("_ZN3rem3foo17h0123456789abcdefE.llvm.1"),
+             demangle.demangle_symbol("_ZN3rem3foo17hfedcba9876543210E")]
+    assert demangle.display_names(twins) == ["rem::foo#01234567", "rem::foo#fedcba98"]
+
+
+def test_cpp_with_an_extra_underscore():
+    """Mach-O adds a leading underscore: ``__Z`` is still C++."""
+    d = demangle.demangle_symbol("__ZN3foo3barEv")
+    assert (d.scheme, d.name) == (demangle.CPP, "foo::bar()")
+
+
+def test_fn_pointer_arrow_is_no_closing_bracket():
+    assert demangle.split_path("rem::Q<fn() -> core::num::Wrapping<u8>>::push") == (
+        "rem", "Q<fn() -> core::num::Wrapping<u8>>", "push")
+
+
+def test_name_of_exactly_the_size_limit_is_demangled(backend):
+    n = demangle.MAX_NAME - len("_ZN3rem") - len("17h0123456789abcdefE") - 5
+    name = f"_ZN3rem{n}{'a' * n}17h0123456789abcdefE"
+    assert len(name) == demangle.MAX_NAME
+    assert demangle.demangle_symbol(name).name == "rem::" + "a" * n
+    longer = f"_ZN3rem{n + 1}{'a' * (n + 1)}17h0123456789abcdefE"
+    assert len(longer) == demangle.MAX_NAME + 1
+    assert demangle.demangle_symbol(longer).scheme == demangle.C  # one over: left alone

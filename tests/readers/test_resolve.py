@@ -89,3 +89,33 @@ def test_offsets_are_from_the_function_then_the_module():
     result = space.resolve(np.array([BASE + 0x14, BASE + 0x40, 7], dtype=np.uint64))
     assert result.offset.tolist() == [4, 0x40, 7]
     assert [f.offset for f in space.frames(np.array([BASE + 0x14], dtype=np.uint64))] == [4]
+
+
+def test_functions_are_clipped_at_the_module_end():
+    """A symbol that claims bytes past lf->size, or starts there, names nothing outside the module."""
+    space = AddressSpace()
+    space.add(image("m.ko", 0x40, ("long", 0x30, 0x20, "LOCAL"), ("at_end", 0x40, 0x10, "LOCAL"),
+                    ("ghost", 0x50, 0x10, "LOCAL")), BASE)
+    assert names(space, [0x3F, 0x40, 0x50]) == ["long", f"{BASE + 0x40:#x}", f"{BASE + 0x50:#x}"]
+    assert [(s.start - BASE, s.end - BASE) for s in space.segments] == [(0x30, 0x40)]
+    assert [p.function.name for p in space.placements] == ["long"]
+
+
+def test_functions_are_clipped_at_a_region_that_follows():
+    """A module whose size reaches into a region known only by name (a kldstat line without ELF):
+    from the region's base on, addresses are the region's."""
+    space = AddressSpace()
+    space.add(image("m.ko", 0x100, ("f", 0x80, 0x80, "LOCAL"), ("past", 0xD0, 0x8, "LOCAL")), BASE)
+    space.add_region("if_em.ko", BASE + 0xC0)
+    assert names(space, [0xBF, 0xC0, 0xD0, 0x110]) == ["f", "if_em.ko+0x0", "if_em.ko+0x10", "if_em.ko+0x50"]
+
+
+def test_module_ending_at_the_top_of_the_address_space():
+    top = 1 << 64
+    space = AddressSpace()
+    space.add(image("m.ko", 0x1000, ("last", 0xF00, 0x10, "LOCAL")), top - 0x1000)
+    assert names(space, [0xF08, 0xFFF], base=top - 0x1000) == ["last", "m.ko+0xfff"]
+    space = AddressSpace()
+    space.add(image("m.ko", 0x1000, ("last", 0xF00, 0x10, "LOCAL")), top - 0xFFF)
+    with pytest.raises(UsageError, match="runs past the end of the address space"):
+        space.resolve([top - 1])

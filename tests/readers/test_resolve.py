@@ -103,11 +103,12 @@ def test_functions_are_clipped_at_the_module_end():
 
 def test_functions_are_clipped_at_a_region_that_follows():
     """A module whose size reaches into a region known only by name (a kldstat line without ELF):
-    from the region's base on, addresses are the region's."""
+    from the region's base on, addresses are the region's, and the symbol map's ranges stop there."""
     space = AddressSpace()
     space.add(image("m.ko", 0x100, ("f", 0x80, 0x80, "LOCAL"), ("past", 0xD0, 0x8, "LOCAL")), BASE)
     space.add_region("if_em.ko", BASE + 0xC0)
     assert names(space, [0xBF, 0xC0, 0xD0, 0x110]) == ["f", "if_em.ko+0x0", "if_em.ko+0x10", "if_em.ko+0x50"]
+    assert [(s.start - BASE, s.end - BASE) for s in space.segments] == [(0x80, 0xC0)]
 
 
 def test_module_ending_at_the_top_of_the_address_space():

@@ -210,9 +210,10 @@ class AddressSpace:
                 for segment in _flatten(own, len(placements)):
                     if segment.start >= end:
                         break
+                    segment = Segment(segment.start, min(segment.end, end), segment.placement)
                     segments.append(segment)
                     row(segment.start, segment.placement, index, own[segment.placement - len(placements)].start)
-                    row(min(segment.end, end), -1, index, module.base)
+                    row(segment.end, -1, index, module.base)
                 placements.extend(own)
             if end <= _TOP:
                 row(end, -1, -1, 0)

@@ -47,6 +47,9 @@ def test_cut_name_completed_only_when_one_name_fits():
     assert FrameNamer(owners=dict.fromkeys(names, "m.ko")).frame(f"m.ko`{cut}+0x8").symbol == names[0]
     cut, names = cut_names(2)
     assert FrameNamer(owners=dict.fromkeys(names, "m.ko")).frame(f"m.ko`{cut}+0x8").symbol == cut
+    # A function named exactly the cut text is as likely as the longer one: no guess either.
+    cut, names = cut_names(1)
+    assert FrameNamer(owners=dict.fromkeys([cut, *names], "m.ko")).frame(f"m.ko`{cut}+0x8").symbol == cut
 
 
 def test_whole_rust_name_of_the_cut_length_is_not_completed():

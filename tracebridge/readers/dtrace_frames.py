@@ -207,13 +207,16 @@ class FrameNamer:
         return sorted(self.names)
 
     def _complete(self, cut: str) -> str | None:
-        """The one known symbol that ``cut`` is a proper prefix of, if exactly one is."""
+        """The one known symbol that starts with ``cut``, if exactly one does.
+
+        A symbol equal to ``cut`` counts: DTrace prints the same text for it
+        and for a longer name it cut, so with both known there is no answer.
+        """
         names = self._known_names
         i = bisect_left(names, cut)
         found = []
         while i < len(names) and names[i].startswith(cut) and len(found) < 2:
-            if names[i] != cut:
-                found.append(names[i])
+            found.append(names[i])
             i += 1
         return found[0] if len(found) == 1 else None
 

@@ -76,6 +76,8 @@ def test_segments_are_page_rounded():
     assert (low, size) == (0x401000, 0x3000)
     _, size, low = layout.link_elf_segments(columns(sections), [(0x401000, 0x1000)])
     assert (low, size) == (0x401000, 0x1000)
+    _, size, low = layout.link_elf_segments(columns(sections), [(0x401000, 0x1001)])
+    assert (low, size) == (0x401000, 0x2000)
 
 
 def test_without_program_headers_the_sections_bound_the_image():

@@ -18,6 +18,21 @@ from tracebridge.probes.dglob import NUL, GlobDepthError, _match, matches
     ("abc", "a[a-c]c", True), ("adc", "a[a-c]c", False), ("adc", "a[!a-c]c", True), ("abc", "a[!a-c]c", False),
     ("a-c", "a[b-]c", True), ("a]c", "a[]]c", True), ("a-c", "a[-b]c", True), ("abc", "a[", False),
     ("a$b", "a?b", True), ("a$b", "a[!x]b", True), ("axb", "a[!x]b", False),
+    # Several ?: each literal run is compared at its own offset.
+    ("axbyc", "a?b?c", True), ("aXbbYcc", "a?bb?cc", True), ("abxyc", "a?b?c", False),
+    # Range ends are inclusive, in plain and negated sets; a range may be followed by more members.
+    ("b", "[b-d]", True), ("d", "[b-d]", True), ("a", "[b-d]", False), ("e", "[b-d]", False),
+    ("b", "[!b-d]", False), ("d", "[!b-d]", False), ("e", "[!b-d]", True),
+    ("x", "[a-cx]", True), ("d", "[a-cx]", False), ("x", "[!a-cx]", False), ("d", "[!a-cx]", True),
+    # \ quotes inside a set: a literal ] or -, or the end of a range.
+    ("]", "[\\]]", True), ("-", "[a\\-z]", True), ("b", "[a\\-z]", False),
+    ("y", "[a-\\z]", True), ("z", "[a-\\z]", True), ("{", "[a-\\z]", False),
+    ("q", "[!a-\\z]", False), ("Q", "[!a-\\z]", True),
+    # A pattern that ends inside a set, a range or an escape matches nothing.
+    ("a", "[a-", False), ("a", "[a-\\", False), ("a", "[a\\", False), ("a", "[!", False), ("a", "[", False),
+    ("a", "a\\", False), ("a\\", "a\\", False), ("", "[a]", False), ("ab", "[a]", False), ("a", "[a]?", False),
+    # One star with ? on either side of it.
+    ("axbzz", "a?b*", True), ("zzaxb", "*a?b", True), ("zzaxc", "*a?b", False),
 ])
 def test_kernel_semantics(name, field, expected):
     assert matches(name, field) is expected
@@ -31,6 +46,10 @@ def test_ranges_compare_plain_char():
     assert matches("\xe9", "[\x80-\xff]", signed_char=True) is True
     assert matches("\xe9", "[a-\xff]", signed_char=True) is False
     assert matches("\xe9", "[a-\xff]", signed_char=False) is True
+    # amd64's signed char is the default, and holds after a star too.
+    assert matches("\xe9", "[a-\xff]") is False and dglob.matcher("[a-\xff]")("\xe9") is False
+    assert matches("x\xe9", "*[a-\xff]", signed_char=True) is False
+    assert matches("x\xe9", "*[a-\xff]", signed_char=False) is True
 
 
 def test_depth_limit():
@@ -86,8 +105,8 @@ def test_depth_limit_on_every_path():
     whichever matcher runs (a trailing star needs no search and does not count)."""
     eight = "".join("*" + c for c in "abcdefgh")
     assert matches("xabcdefgh", eight) and matches("xabcdefgh", eight + "*")
-    with pytest.raises(GlobDepthError):
+    with pytest.raises(GlobDepthError, match=r"more than 8 nested '\*'"):
         matches("xabcdefghi", eight + "*i")
-    with pytest.raises(GlobDepthError):
+    with pytest.raises(GlobDepthError, match=r"more than 8 nested '\*'"):
         matches("xabcdefghi", "[x]" + eight + "*i")
     assert matches("xabcdefgh", "[x]" + eight)

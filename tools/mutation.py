@@ -132,9 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         # mutmut imports the copy in mutants/: a PYTHONPATH pointing at the sources would test those instead.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         command = [str(mutmut), "run", "--max-children", str(args.jobs), *(dotted(p) + ".*" for p in paths)]
-        run = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-        if run.returncode not in (0, 1):
-            print(f"mutation.py: {' '.join(command)} failed with status {run.returncode}", file=sys.stderr)
+        run = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        log = ROOT / "mutants" / "run.log"
+        log.parent.mkdir(exist_ok=True)
+        log.write_bytes(run.stdout)
+        if run.returncode != 0 and all(code is None for p in paths for code in results(p).values()):
+            # mutmut exits 1 both when mutants survive and when the unmutated tests fail ("failed to collect stats").
+            tail = run.stdout.decode("utf-8", "replace").replace("\r", "\n").splitlines()[-15:]
+            print("\n".join(tail), file=sys.stderr)
+            print(f"mutation.py: {' '.join(command)} failed with status {run.returncode} (output: {log})",
+                  file=sys.stderr)
             return 2
     return report(paths)
 

@@ -18,6 +18,7 @@ from tracebridge.probes.dglob import NUL, GlobDepthError, _match, matches
     ("abc", "a[a-c]c", True), ("adc", "a[a-c]c", False), ("adc", "a[!a-c]c", True), ("abc", "a[!a-c]c", False),
     ("a-c", "a[b-]c", True), ("a]c", "a[]]c", True), ("a-c", "a[-b]c", True), ("abc", "a[", False),
     ("a$b", "a?b", True), ("a$b", "a[!x]b", True), ("axb", "a[!x]b", False),
+    ("a!b", "a[!x]b", True), ("a[b", "a[!x]b", True),
     # Several ?: each literal run is compared at its own offset.
     ("axbyc", "a?b?c", True), ("aXbbYcc", "a?bb?cc", True), ("abxyc", "a?b?c", False),
     # Range ends are inclusive, in plain and negated sets; a range may be followed by more members.
@@ -29,7 +30,7 @@ from tracebridge.probes.dglob import NUL, GlobDepthError, _match, matches
     ("y", "[a-\\z]", True), ("z", "[a-\\z]", True), ("{", "[a-\\z]", False),
     ("q", "[!a-\\z]", False), ("Q", "[!a-\\z]", True),
     # A pattern that ends inside a set, a range or an escape matches nothing.
-    ("a", "[a-", False), ("a", "[a-\\", False), ("a", "[a\\", False), ("a", "[!", False), ("a", "[", False),
+    ("a", "[a", False), ("a", "[ab", False), ("a", "[a-", False), ("a", "[a-\\", False), ("a", "[a\\", False), ("a", "[!", False), ("a", "[", False),
     ("a", "a\\", False), ("a\\", "a\\", False), ("", "[a]", False), ("ab", "[a]", False), ("a", "[a]?", False),
     # One star with ? on either side of it.
     ("axbzz", "a?b*", True), ("zzaxb", "*a?b", True), ("zzaxc", "*a?b", False),

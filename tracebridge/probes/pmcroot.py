@@ -44,10 +44,12 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from tracebridge.image.elf import ModuleImage
-from tracebridge.probes.pmcimage import image_symbols, pmcstat_image
 from tracebridge.support.errors import OutputError, UsageError
+
+if TYPE_CHECKING:
+    from tracebridge.image.elf import ModuleImage
 
 #: Written at the top of every root; ``--force`` replaces only a directory holding it.
 MARKER = ".tracebridge-pmcstat-root"
@@ -95,6 +97,8 @@ class RootPlan:
 def plan_root(modules: Sequence[tuple[ModuleImage, Sequence[str]]], *, system: str = "/",
               kernel_dir: str = DEFAULT_KERNEL_DIR, mangled: bool = False) -> RootPlan:
     """Lay out the root for ``(image, full paths it may be logged under)`` pairs (see the module docstring)."""
+    from tracebridge.probes.pmcimage import image_symbols, pmcstat_image  # numpy: only when a root is made
+
     kernel = _relative(kernel_dir, "--kernel-dir")
     plan = RootPlan(system=system, kernel_dir=kernel)
     for image, loaded_from in modules:

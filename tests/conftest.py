@@ -17,3 +17,25 @@ os.environ.setdefault("TRACEBRIDGE_CACHE_DIR", tempfile.mkdtemp(prefix="tracebri
 @pytest.fixture(params=MODULE_NAMES)
 def module_name(request) -> str:
     return request.param
+
+
+@pytest.fixture
+def pure_python(monkeypatch):
+    """Run the test body on the pure-Python paths (as TRACEBRIDGE_NO_NATIVE=1 does)."""
+    from tracebridge.support import native
+
+    monkeypatch.setattr(native, "core", None)
+
+
+@pytest.fixture(scope="session")
+def native_core():
+    """The compiled core; skips without it, fails without it where CI requires it."""
+    import os
+
+    from tracebridge.support import native
+
+    if native.core is None:
+        if os.environ.get("TRACEBRIDGE_REQUIRE_NATIVE"):
+            pytest.fail(f"TRACEBRIDGE_REQUIRE_NATIVE is set but {native.status_line()}")
+        pytest.skip(native.status_line())
+    return native.core

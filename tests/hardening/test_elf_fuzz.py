@@ -11,6 +11,8 @@ from fixture_paths import MODULES
 from tracebridge.image.demangle import demangle_all
 from tracebridge.support.errors import InputError
 from tracebridge.image.elf import open_module
+from tracebridge.probes.fbt import Predictor
+from tracebridge.support import native
 
 SEEDS = {name: (MODULES / f"{name}.ko").read_bytes()
          for name in ("rem_legacy_fp", "rem_legacy_fp_merged", "rem_i386", "rem_arm64")}
@@ -28,7 +30,23 @@ def check(tmp_path, data: bytes) -> None:
     for function in image.functions[:50]:
         image.code(function)
     assert image.size >= 0
+    if image.machine == "amd64":
+        check_fbt_paths(image)
     image.close()
+
+
+def check_fbt_paths(image) -> None:
+    """The native FBT walk (when built) and the pure-Python one agree on corrupt modules too."""
+    core = native.core
+    try:
+        ours = Predictor(image, image.modname).scan(image.functions)
+    except InputError:
+        return
+    native.core = None
+    try:
+        assert ours == Predictor(image, image.modname).scan(image.functions)
+    finally:
+        native.core = core
 
 
 @st.composite

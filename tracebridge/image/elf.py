@@ -254,17 +254,28 @@ class ModuleImage:
         Relocations are not applied: FBT patches only the opcode bytes of
         ``push %rbp`` and ``ret``, which relocations never touch.
         """
+        start, end = self.code_span(function)
+        return self._data[start:end]
+
+    def code_span(self, function: Function) -> tuple[int, int]:
+        """Where :meth:`code` lies in :attr:`data` (start, end); empty when the file has none."""
         # Straight from the header columns: called once per function, and
         # building the Section objects of a 100k-section module costs more.
         table, index = self._table, function.shndx
         if table.type[index] == SHT_NOBITS:
-            return b""
+            return 0, 0
         size = table.size[index]
         start = self.offset_in_section(function)
         if start < 0 or start >= size:
-            return b""
+            return 0, 0
         base = table.offset[index]
-        return self._data[base + start:base + min(size, start + function.size)]
+        end = min(base + size, base + start + function.size, len(self._data))
+        return (base + start, end) if end > base + start else (0, 0)
+
+    @property
+    def data(self) -> bytes | mmap.mmap:
+        """The whole file (a read-only mapping): the buffer :meth:`code_span` indexes."""
+        return self._data
 
     def loaded_contents(self) -> list[tuple[int, bytes]]:
         """``(load offset, file bytes)`` of every loaded section that has contents, in header order.

@@ -27,6 +27,8 @@ import bisect
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 from tracebridge.image.elf import SHF_ALLOC, SHT_NOBITS, ModuleImage, Section
 
 SHT_RELA, SHT_REL, SHT_SYMTAB_SHNDX = 4, 9, 18
@@ -74,6 +76,7 @@ class Relocations:
         self._by_target: dict[int, list[int]] = {}
         self._dynamic: list[Section] = []
         self._by_address: dict[int, list[Relocation]] | None = None
+        self._dynamic_targets: frozenset[int] | None = None
         if image.elf_type == "ET_REL":
             for index in image.section_indices_of_type(SHT_RELA, SHT_REL):
                 self._by_target.setdefault(image.section_info(index), []).append(index)
@@ -90,10 +93,40 @@ class Relocations:
     # -- questions ---------------------------------------------------------
 
     def may_patch(self, shndx: int) -> bool:
-        """Might any relocation patch section ``shndx``?  (Cheap: reads nothing.)"""
+        """Might any relocation patch section ``shndx``?  (Cheap: ET_REL reads nothing.)"""
         if self.image.elf_type == "ET_REL":
             return shndx in self._by_target
-        return bool(self._dynamic)
+        if self._dynamic_targets is None:
+            self._dynamic_targets = self._sections_hit()
+        return shndx in self._dynamic_targets
+
+    def _sections_hit(self) -> frozenset[int]:
+        """Loaded sections that hold the address of some dynamic relocation (r_offset column only).
+
+        Read as a column so that a shared object's 100k relocations, almost
+        all in data, need not be decoded to learn that its code has none.
+        """
+        offsets = []
+        for rel in self._dynamic:
+            width = (24 if rel.type == SHT_RELA else 16) if self.image.bits == 64 else (12 if rel.type == SHT_RELA else 8)
+            raw = self.read(rel, 0, rel.size - rel.size % width) if rel.size >= width else None
+            if raw:
+                column = np.frombuffer(raw, dtype=np.dtype(self._order + ("u8" if self.image.bits == 64 else "u4")))
+                offsets.append(column[::width // column.itemsize].astype(np.uint64))
+        if not offsets:
+            return frozenset()
+        addresses = np.sort(np.concatenate(offsets))
+        hit = set()
+        for section in self.image.sections:
+            if section.load_offset is not None and section.size:
+                low = self._low + section.load_offset
+                if not 0 <= low < 1 << 64:  # a corrupt layout: let the exact path answer
+                    hit.add(section.index)
+                    continue
+                first = np.searchsorted(addresses, np.uint64(low), side="left")
+                if first < len(addresses) and int(addresses[first]) < low + section.size:
+                    hit.add(section.index)
+        return frozenset(hit)
 
     def in_section(self, shndx: int) -> list[Relocation]:
         """Every relocation that patches section ``shndx``, sorted by offset."""

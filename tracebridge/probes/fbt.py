@@ -74,8 +74,8 @@ _MACHINE_EXCLUDED = {
     "riscv": frozenset({"cpu_exception_handler", "cpu_exception_handler_user",
                         "cpu_exception_handler_supervisor", "do_trap_supervisor"}),
 }
-_SCANNERS = {"amd64": fbt_isa.scan_amd64, "i386": fbt_isa.scan_i386, "arm64": fbt_isa.scan_arm64,
-             "riscv": fbt_isa.scan_riscv}
+#: Scanners of one function's bytes without the jump-table heuristic (amd64 and i386 have it).
+_SCANNERS = {"arm64": fbt_isa.scan_arm64, "riscv": fbt_isa.scan_riscv}
 #: arm64 returns 1 (an error) for these, which ends linker_file_function_listall.
 _STOPS_LISTING = {"arm64": frozenset({"handle_el1h_sync", "do_el1h_sync"})}
 
@@ -161,36 +161,49 @@ class Predictor:
         machine = image.machine
         excluded_name = _exclusion_pattern(machine, options).match
         excluded = FbtProbes(None, (), EXCLUDED_NAME)
-        scan = _SCANNERS[machine]
-        jump_tables = machine in ("amd64", "i386")
-        code_of = image.code
-        results = []
+        results: list[FbtProbes | None] = []
+        # Functions whose bytes the ISA's rules must walk, and where those bytes lie.
+        walked: list[Function] = []
+        walked_at: list[int] = []
+        spans: list[tuple[int, int]] = []
+        for function in functions:
+            if excluded_name(function.name):
+                results.append(excluded)
+            elif stop_index is not None and function.symbol_index > stop_index:
+                results.append(FbtProbes(None, (), LISTING_STOPPED))
+            elif function.type == "IFUNC":
+                results.append(FbtProbes(None, (), IFUNC))
+            elif function.size == 0:
+                results.append(FbtProbes(None, (), ZERO_SIZE))
+            else:
+                start, end = image.code_span(function)
+                if start == end:
+                    results.append(FbtProbes(None, (), NO_CODE))
+                else:
+                    walked.append(function)
+                    walked_at.append(len(results))
+                    spans.append((start, end))
+                    results.append(None)
+        data = image.data
+
+        def points_inside_of(i: int) -> PointsInside | None:
+            start, end = spans[i]
+            return _jump_table_test(image, walked[i], data[start:end], relocations, options.base)
+
+        if machine == "amd64":
+            scanned = fbt_isa.scan_amd64_many(data, spans, points_inside_of)
+        elif machine == "i386":  # the other ISA with the jump-table heuristic
+            scanned = [fbt_isa.scan_i386(data[start:end], points_inside_of(i)) for i, (start, end) in enumerate(spans)]
+        else:
+            scan = _SCANNERS[machine]
+            scanned = [scan(data[start:end]) for start, end in spans]
+        for at, probes in zip(walked_at, scanned):
+            results[at] = probes
         # Most functions share their answer with others (entry at 0, one return
         # at the same offset): keeping one object per distinct answer makes the
         # list cheap to send back from split_map's second process.
         distinct: dict[FbtProbes, FbtProbes] = {}
-
-        def append(probes: FbtProbes) -> None:
-            results.append(distinct.setdefault(probes, probes))
-
-        for function in functions:
-            if excluded_name(function.name):
-                append(excluded)
-            elif stop_index is not None and function.symbol_index > stop_index:
-                append(FbtProbes(None, (), LISTING_STOPPED))
-            elif function.type == "IFUNC":
-                append(FbtProbes(None, (), IFUNC))
-            elif function.size == 0:
-                append(FbtProbes(None, (), ZERO_SIZE))
-            else:
-                code = code_of(function)
-                if not code:
-                    append(FbtProbes(None, (), NO_CODE))
-                elif jump_tables:
-                    append(scan(code, _jump_table_test(image, function, code, relocations, options.base)))
-                else:
-                    append(scan(code))
-        return results
+        return [distinct.setdefault(probes, probes) for probes in results]
 
 
 def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:

@@ -29,7 +29,11 @@ as they are in the file (offsets relative to the function's start):
 
 The x86 length decoder is iced-x86 (the kernel uses ``dtrace_instr_size``);
 both decode every instruction a kernel build of rustc or clang emits, and
-stay in sync with the kernel on where instructions start.  Bytes past the
+stay in sync with the kernel on where instructions start.  With the compiled
+core (:mod:`tracebridge.support.native`), :func:`scan_amd64_many` walks all
+of a module's functions in one call with tables generated from iced-x86
+(``src/native/gen_x86_tables.py``); a function holding an encoding those
+tables do not model (VEX, x87, system instructions) is walked by iced here.  Bytes past the
 function are read as zeros: the kernel reads the next bytes in memory, which
 can only matter for an instruction cut by the symbol's size, and that
 instruction is past ``limit`` either way.
@@ -37,10 +41,13 @@ instruction is past ``limit`` either way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from iced_x86 import Code, Decoder, Instruction
+
+from tracebridge.support import native
 
 NO_FRAME_POINTER = "no-frame-pointer"
 NO_PROLOGUE = "no-prologue"
@@ -153,6 +160,45 @@ def scan_amd64(code: bytes, points_inside: PointsInside | None = None) -> FbtPro
             returns.append(pos)
         pos += instruction.len
     return FbtProbes(entry, tuple(returns))
+
+
+# fbt_amd64's answers besides an entry offset (src/native/fbt_amd64.h).
+_NATIVE_ANSWERS = {-1: _NO_FRAME, -2: _DECODE_FAILED}
+_NATIVE_UNSURE = -3
+
+
+def scan_amd64_many(data: bytes, spans: Sequence[tuple[int, int]],
+                    points_inside_of: Callable[[int], PointsInside | None]) -> list[FbtProbes]:
+    """:func:`scan_amd64` of each function ``data[start:end]``, natively in one call when possible.
+
+    ``points_inside_of(i)`` gives function ``i``'s jump-table test; it is
+    asked only for functions that have return-site candidates.
+    """
+    core = native.core
+    if core is None:
+        return [scan_amd64(data[start:end], points_inside_of(i)) for i, (start, end) in enumerate(spans)]
+    starts = array("q", [start for start, _ in spans])
+    sizes = array("q", [end - start for start, end in spans])
+    entries, counts, candidates = (memoryview(column).cast("q") for column in core.fbt_amd64(data, starts, sizes))
+    results = []
+    at = 0
+    for i, entry in enumerate(entries):
+        if entry < 0:
+            if entry == _NATIVE_UNSURE:
+                start, end = spans[i]
+                results.append(scan_amd64(data[start:end], points_inside_of(i)))
+            else:
+                results.append(_NATIVE_ANSWERS[entry])
+            continue
+        count = counts[i]
+        if count == 0:
+            results.append(_ENTRY_AT_0 if entry == 0 else FbtProbes(entry))
+            continue
+        points_inside, size = points_inside_of(i), sizes[i]
+        returns = tuple(pos for pos in candidates[at:at + count] if not _jump_table(pos, 8, size, points_inside))
+        at += count
+        results.append(FbtProbes(entry, returns))
+    return results
 
 
 def scan_i386(code: bytes, points_inside: PointsInside | None = None) -> FbtProbes:

@@ -52,3 +52,28 @@ def test_spans_outside_the_buffer_are_refused(native_core, starts, sizes):
 def test_columns_must_be_int64(native_core):
     with pytest.raises(ValueError):
         native_core.fbt_amd64(bytes(16), b"\0" * 7, b"\0" * 7)
+
+
+def outputs(tmp_path, argv: list[str]) -> dict[str, bytes]:
+    """Every file one command writes into a fresh directory (named alike, so scripts that name themselves match)."""
+    from tracebridge.cli import main
+
+    directory = tmp_path / str(len(list(tmp_path.iterdir())))
+    directory.mkdir()
+    assert main([*argv, "-o", str(directory / "out")]) == 0
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("argv", [
+    ["symbols", "--format", "json"], ["symbols", "--format", "csv"], ["symbols", "--format", "table"],
+    ["symbols", "--format", "json", "--base", "0xffffffff82000000", "--rust-only"],
+    ["gen-probes"], ["gen-probes", "-t", "latency"], ["inspect", "--format", "json"],
+])
+def test_commands_print_the_same_bytes_on_both_paths(native_core, tmp_path, monkeypatch, module_name, argv):
+    from fixture_paths import MODULES
+    from tracebridge.support import native
+
+    command = [*argv, str(MODULES / f"{module_name}.ko")]
+    ours = outputs(tmp_path, command)
+    monkeypatch.setattr(native, "core", None)
+    assert outputs(tmp_path, command) == ours

@@ -11,7 +11,7 @@ from tracebridge.cli.common import (add_base_argument, add_format_argument, add_
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
 from tracebridge.support.outputs import open_output
 from tracebridge.image.select import add_selection_arguments, selection_from_args
-from tracebridge.render.tables import FORMATS, encode_chunk, write_chunks, write_rows
+from tracebridge.render.tables import FORMATS, encode_chunk, encode_json_columns, write_chunks, write_rows
 
 if TYPE_CHECKING:
     from tracebridge.image.elf import Function
@@ -63,27 +63,39 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor(image, image.modname, fbt_options_from_args(args, base))
     columns = COLUMNS if args.format != "table" else TABLE_COLUMNS
 
-    def rows_for(functions: Sequence[Function]) -> list[dict]:
-        """One row per selected function: independent per function, so it runs in halves."""
+    def columns_for(functions: Sequence[Function]) -> dict[str, list]:
+        """Each column's values, one per selected function: independent per function, so it runs in halves."""
         names = demangle_all([f.name for f in functions])
         if selection.active:
             keep = selection.apply(functions, names)
             functions, names = [functions[i] for i in keep], [names[i] for i in keep]
-        rows = []
-        for function, name, fbt in zip(functions, names, predictor.scan(functions)):
-            rows.append({
-                "name": function.name, "demangled": name.name, "scheme": name.scheme,
-                "section": function.section, "offset": function.offset,
-                "address": None if base is None else base + function.offset, "size": function.size,
-                "binding": function.binding, "crate": name.crate,
-                "fbt_entry": fbt.entry, "fbt_returns": len(fbt.returns), "fbt_reason": fbt.reason,
-            })
-            if args.format == "table":
-                rows[-1]["fbt"] = fbt.reason or f"+{fbt.entry:#x}/{len(fbt.returns)}"
-                # rustc's per-function sections repeat the (mangled) name: say so briefly.
-                if function.section.endswith(function.name) and function.section != function.name:
-                    rows[-1]["section"] = function.section[:-len(function.name)] + "<fn>"
-        return rows
+        fbts = predictor.scan(functions)
+        offsets = [f.offset for f in functions]
+        values = {
+            "name": [f.name for f in functions], "demangled": [n.name for n in names],
+            "scheme": [n.scheme for n in names], "section": [f.section for f in functions], "offset": offsets,
+            "address": [None] * len(offsets) if base is None else [base + offset for offset in offsets],
+            "size": [f.size for f in functions], "binding": [f.binding for f in functions],
+            "crate": [n.crate for n in names], "fbt_entry": [p.entry for p in fbts],
+            "fbt_returns": [len(p.returns) for p in fbts], "fbt_reason": [p.reason for p in fbts],
+        }
+        if args.format == "table":
+            values["fbt"] = [p.reason or f"+{p.entry:#x}/{len(p.returns)}" for p in fbts]
+            # rustc's per-function sections repeat the (mangled) name: say so briefly.
+            values["section"] = [f.section[:-len(f.name)] + "<fn>"
+                                 if f.section.endswith(f.name) and f.section != f.name else f.section
+                                 for f in functions]
+        return values
+
+    def rows_for(functions: Sequence[Function]) -> list[dict]:
+        values = columns_for(functions)
+        return [dict(zip(values, row)) for row in zip(*values.values())]
+
+    def encoded(functions: Sequence[Function]) -> list[str]:
+        if args.format == "json":
+            values = columns_for(functions)
+            return [encode_json_columns(columns, [values[c] for c in columns])]
+        return [encode_chunk(rows_for(functions), columns, args.format, args.csv_raw)]
 
     functions = image.functions_by_offset
     if selection.active:  # nothing selected is an error before any output (the names stay cached)
@@ -92,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         if (args.format != "table" and args.sort == "offset"
                 and sum(len(f.name) for f in functions) <= PARALLEL_NAME_CHARS):
             # Already in order: each half is demangled, scanned and encoded in its own process.
-            chunks = split_map(lambda part: [encode_chunk(rows_for(part), columns, args.format, args.csv_raw)],
-                               functions)
+            chunks = split_map(encoded, functions)
             write_chunks(out, chunks, columns, args.format)
             return 0
         rows = split_map(rows_for, functions)

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
+from tracebridge.support import native
 from tracebridge.support.csvcells import neutral
 
 if TYPE_CHECKING:
@@ -76,6 +77,22 @@ def encode_chunk(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt:
             writer.writerow(["" if row[c] is None else cell(row[c]) for c in columns])
         return text.getvalue()
     raise ValueError(f"no chunked form of {fmt!r}")  # argparse restricts choices: a programming error
+
+
+def encode_json_columns(columns: Sequence[str], values: Sequence[list[Any]]) -> str:
+    """Rows given column by column (``values[k][i]``: row ``i``'s ``columns[k]``), as :func:`encode_chunk` writes JSON.
+
+    With the native core the text is written straight from the columns,
+    without a dict per row; the pure-Python path builds the dicts and calls
+    :func:`encode_chunk`.  The text is the same (tests/render/test_tables_native.py).
+    """
+    core = native.core
+    if core is not None:
+        try:
+            return core.json_rows(tuple(columns), tuple(values))
+        except (TypeError, UnicodeEncodeError):  # a value it does not write (NaN, a surrogate): json.dumps decides
+            pass
+    return encode_chunk([dict(zip(columns, row)) for row in zip(*values)], columns, "json")
 
 
 def write_chunks(out: IO[str], chunks: Iterable[str], columns: Sequence[str], fmt: str) -> None:

@@ -1,0 +1,168 @@
+"""The native-core table (issue 13): each row against its reference tool, native and pure Python, one run.
+
+Rows, each timed best-of-``--repeat`` (wall) in the same run as its reference:
+
+1. ``symbols --format json`` on the Rust toolchain's ``librustc_driver-*.so``
+   against ``nm --demangle=rust --defined-only`` (target <= 2x nm);
+2. ``gen-probes`` (count template) on the same file against nm (<= 3x nm);
+3. ``fold`` of a ~53 MB ``pmcstat -G`` callgraph made of the committed
+   callgraph tests/data/pmcstat/multi-image.graph, names made distinct per copy,
+   against FlameGraph's ``stackcollapse-pmc.pl`` (>= 2x faster);
+4. ``fold`` of a ~28 MB DTrace ``stack()`` capture, FlameGraph's
+   example-dtrace-stacks.txt x20 with names distinct per copy, against
+   ``stackcollapse.pl | rustfilt`` (>= 3x faster).
+
+Every tracebridge row runs twice, with the native core and with
+TRACEBRIDGE_NO_NATIVE=1, and the two outputs must be byte-identical.  Before
+timing, the native x86-64 length decoder is checked instruction by
+instruction against iced-x86 on every function of the big ELF.  FlameGraph is
+not shipped: give its directory (``git clone`` it into /tmp, never into this
+tree).
+
+    python benchmarks/bench_native.py --flamegraph /tmp/FlameGraph [--elf FILE] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+from _timing import wall_time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TRACEBRIDGE = [sys.executable, "-m", "tracebridge"]
+PURE = {"TRACEBRIDGE_NO_NATIVE": "1"}
+
+
+def default_elf() -> str | None:
+    try:
+        sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    found = sorted(glob.glob(os.path.join(sysroot, "lib", "librustc_driver-*.so")))
+    return found[0] if found else None
+
+
+_LEGACY_HASH = re.compile(r"17h([0-9a-f]{16})E")
+_PMC_NAME = re.compile(r"^( *[0-9.]+%  \[[0-9]+\] +)(\S+)", re.M)
+_DTRACE_FRAME = re.compile(r"^( +[^`\s]+`)([^+\s]+)", re.M)
+
+
+def distinct(name: str, copy: int) -> str:
+    """The name made distinct per copy and still valid: a legacy Rust hash changed, else a suffix."""
+    if name.startswith("0x"):
+        return name
+    if _LEGACY_HASH.search(name):
+        return _LEGACY_HASH.sub(lambda m: f"17h{int(m.group(1), 16) ^ copy:016x}E", name)
+    if name.startswith("_R"):
+        return name  # v0 has no free-form tail to vary; the copies share these few names
+    return f"{name}_{copy}"
+
+
+def make_callgraph(path: str, megabytes: float) -> int:
+    text = open(os.path.join(ROOT, "tests/data/pmcstat/multi-image.graph")).read()
+    size = copy = 0
+    with open(path, "w") as out:
+        while size < megabytes * 1e6:
+            size += out.write(_PMC_NAME.sub(lambda m: m.group(1) + distinct(m.group(2), copy), text))
+            copy += 1
+    return size
+
+
+def make_dtrace(path: str, example: str, copies: int) -> int:
+    text = open(example).read()
+    size = 0
+    with open(path, "w") as out:
+        for copy in range(copies):
+            size += out.write(_DTRACE_FRAME.sub(lambda m: m.group(1) + distinct(m.group(2), copy), text))
+    return size
+
+
+def check_decoder(elf: str) -> str:
+    """Every instruction of every function of ``elf``: the native length against iced-x86's."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[2]); from test_fbt_native import check_every_instruction\n"
+        "from tracebridge.image.elf import open_module; from tracebridge.support import native\n"
+        "image = open_module(sys.argv[1])\n"
+        "print(sum(check_every_instruction(native.core, image.code(f)) for f in image.functions))\n")
+    out = subprocess.run([sys.executable, "-c", code, elf, os.path.join(ROOT, "tests", "probes")],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": _pythonpath()})
+    if out.returncode:
+        raise SystemExit(f"decoder check failed:\n{out.stderr[-3000:]}")
+    return f"{int(out.stdout):,} instructions decided natively, all the same length as iced-x86's"
+
+
+def _pythonpath() -> str:
+    return os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), ROOT, os.path.join(ROOT, "tests")) if p)
+
+
+def timed(args: list[str], directory: str, repeat: int, env: dict[str, str] | None = None) -> tuple[float, dict]:
+    """Best wall time of the command writing ``directory/out``, and every file it wrote there."""
+    os.makedirs(directory)
+    os.environ.update(env or {})
+    try:
+        seconds = wall_time([*TRACEBRIDGE, *args, "-o", os.path.join(directory, "out")], repeat)
+    finally:
+        for key in env or {}:
+            del os.environ[key]
+    written = {}
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name), "rb") as f:
+            written[name] = f.read()
+    return seconds, written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flamegraph", required=True, help="a FlameGraph checkout (stackcollapse*.pl, example)")
+    parser.add_argument("--elf", default=default_elf(), help="the big ELF (default: the toolchain's librustc_driver)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-decoder-check", action="store_true")
+    args = parser.parse_args()
+    if args.elf is None:
+        raise SystemExit("no librustc_driver-*.so found: give --elf")
+    native = subprocess.run([*TRACEBRIDGE, "--version"], capture_output=True, text=True, check=True).stdout
+    print(native.strip().replace("\n", ", "))
+    if not args.skip_decoder_check:
+        print("decoder check on", os.path.basename(args.elf) + ":", check_decoder(args.elf))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        graph, stacks = os.path.join(tmp, "pmc.graph"), os.path.join(tmp, "stacks.txt")
+        graph_mb = make_callgraph(graph, 53) / 1e6
+        stacks_mb = make_dtrace(stacks, os.path.join(args.flamegraph, "example-dtrace-stacks.txt"), 20) / 1e6
+        nm = wall_time(["nm", "--demangle=rust", "--defined-only", args.elf], args.repeat)
+        cases = [
+            (f"symbols --format json, {os.path.basename(args.elf)}", ["symbols", "--format", "json", args.elf],
+             "nm --demangle=rust --defined-only", nm, 2.0),
+            ("gen-probes (count template), same file", ["gen-probes", args.elf], "nm", nm, 3.0),
+            (f"fold, {graph_mb:.0f} MB pmcstat -G callgraph", ["fold", graph],
+             "stackcollapse-pmc.pl", wall_time(f"perl {args.flamegraph}/stackcollapse-pmc.pl {graph}", args.repeat),
+             0.5),
+            (f"fold, {stacks_mb:.0f} MB DTrace stack() capture", ["fold", stacks], "stackcollapse.pl | rustfilt",
+             wall_time(f"perl {args.flamegraph}/stackcollapse.pl {stacks} | rustfilt", args.repeat), 1 / 3),
+        ]
+        for number, (label, command, reference_label, reference, target) in enumerate(cases):
+            fast, fast_out = timed(command, os.path.join(tmp, f"native{number}"), args.repeat)
+            slow, slow_out = timed(command, os.path.join(tmp, f"pure{number}"), args.repeat, PURE)
+            rows.append((label, reference_label, reference, fast, slow, target, fast_out == slow_out))
+    print()
+    print("| work | reference | reference s | native s (ratio) | pure Python s (ratio) | target | met (native) "
+          "| outputs identical |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, reference_label, reference, fast, slow, target, same in rows:
+        met = "yes" if fast / reference <= target else "no"
+        print(f"| {label} | {reference_label} | {reference:.2f} | {fast:.2f} ({fast / reference:.2f}x) | "
+              f"{slow:.2f} ({slow / reference:.2f}x) | <= {target:.2f}x | {met} | {'yes' if same else 'NO'} |")
+    if not all(row[-1] for row in rows):
+        raise SystemExit("native and pure-Python outputs differ")
+
+
+if __name__ == "__main__":
+    main()

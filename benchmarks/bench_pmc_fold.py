@@ -16,12 +16,11 @@ import argparse
 import collections
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 
-from _timing import report, wall_time
+from _timing import cpu_time, report, wall_time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, os.pardir, "tests", "readers"))
@@ -89,17 +88,6 @@ def folded(lines: str) -> collections.Counter:
         stack, _, count = line.rpartition(" ")
         stacks[stack] += int(count)
     return stacks
-
-
-def cpu_time(command: str | list[str], repeat: int) -> float:
-    """Best user+system CPU seconds of the command (steadier than wall time on a shared machine)."""
-    best = float("inf")
-    for _ in range(repeat):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(command, shell=isinstance(command, str), check=True, stdout=subprocess.DEVNULL)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        best = min(best, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return best
 
 
 def main() -> None:

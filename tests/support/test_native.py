@@ -66,7 +66,7 @@ def outputs(tmp_path, argv: list[str]) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("argv", [
     ["symbols", "--format", "json"], ["symbols", "--format", "csv"], ["symbols", "--format", "table"],
-    ["symbols", "--format", "json", "--base", "0xffffffff82000000", "--rust-only"],
+    ["symbols", "--format", "json", "--base", "0xffffffff82000000"], ["symbols", "--sort", "size"],
     ["gen-probes"], ["gen-probes", "-t", "latency"], ["inspect", "--format", "json"],
 ])
 def test_commands_print_the_same_bytes_on_both_paths(native_core, tmp_path, monkeypatch, module_name, argv):

@@ -139,3 +139,29 @@ def test_the_heading_says_what_a_count_counts(capsys, capture, module, unit):
     assert main(argv) == 0
     heading = capsys.readouterr().out.splitlines()[0]
     assert re.match(rf"^{re.escape(str(examples / capture))}: [\d,]+ {unit}, top ", heading), heading
+
+
+@pytest.mark.parametrize("capture", [DATA / "latency.txt", Path(__file__).parents[2] / "examples" / "if_rem.latency.txt"])
+def test_a_latency_capture_ranks_by_time(capsys, capture):
+    """The latency template's @total_ns (a sum of nanoseconds) is the profile: headed as time, never samples."""
+    assert main(["report", str(capture), "--top", "2"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert re.match(rf"^{re.escape(str(capture))}: [\d,]+ ns of time, top 2 of ", lines[0]), lines[0]
+    assert "self (ns)" in lines[2] and "total (ns)" in lines[2] and "samples" not in captured.out
+    assert "read as the latency template" in captured.err
+    rows = report_json(capsys, capture)
+    summed = report_json(capsys, capture, "--value-kind", "avg,sum", "--aggregation", "3")
+    assert [(r["name"], r["self"]) for r in rows] == [(r["name"], r["self"]) for r in summed]
+    assert rows[0]["self"] > rows[1]["self"] and rows[0]["self"] > 1000  # nanoseconds, not the calls
+
+
+def test_histograms_under_the_table_are_its_rows(capsys):
+    """Only the shown rows' histograms, in the table's order, each titled with the row's name."""
+    capture = Path(__file__).parents[2] / "examples" / "if_rem.latency.txt"
+    assert main(["report", str(capture), "--top", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    names = [line.split("│")[1].strip() for line in out if line.startswith("│")][:3]
+    titles = [line.split("  quantize,")[0] for line in out if "  quantize, " in line]
+    assert titles == names and len(names) == 3
+    assert any(line.startswith("3 histogram(s) of keys that are not rows shown") for line in out)

@@ -114,31 +114,51 @@ def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: Lab
         return
     console = tables.console(out)
     profile = loaded.profile
+    histograms = [(row, a.kind) for a in loaded.aggregations if a.histograms for row in a.rows]
     if profile.stacks:
-        unit = profile.metadata.unit
+        unit = report.unit_heading(profile.metadata.unit)
         title = (f"{escape(profile.metadata.source)}: {_number(profile.total)} {unit}{profile.metadata.over}, "
                  f"top {len(shown)} of {len(table)} by {args.by}")
         # The heading on a line of its own: as a table title it would wrap to a narrow table's width.
         console.print(title, highlight=False)
+        suffix = report.column_suffix(profile.metadata.unit)
         rich_table = Table(header_style="bold")
         for column in table.columns:
-            rich_table.add_column(column.replace("_percent", " %"),
-                                  justify="right" if column in report.MEASURES else "left", overflow="fold")
+            heading = column.replace("_percent", " %") + (suffix if column in ("self", "total") else "")
+            rich_table.add_column(heading, justify="right" if column in report.MEASURES else "left",
+                                  overflow="fold")
         for row in shown.itertuples(index=False):
             rich_table.add_row(*(escape(str(v)) if c not in report.MEASURES else
                                  f"{v:.1f}%" if c.endswith("percent") else _number(v)
                                  for c, v in zip(table.columns, row)))
         console.print(rich_table)
-    for aggregation in loaded.aggregations:
-        if aggregation.histograms:
-            # Largest first, ties by key, as many as the table shows (DTrace prints all, smallest first).
-            rows = sorted(aggregation.rows, key=lambda row: (-row.value.total, key_text(row.keys, labels)))
-            for row in rows if args.top == 0 else rows[:args.top]:
-                console.print(_histogram(row, aggregation.kind, labels))
+        _row_histograms(out, console, histograms, list(shown["name"]) if args.by == "function" else [], labels)
+    else:
+        # No table: the histograms alone, largest first, ties by key (DTrace prints all, smallest first).
+        histograms.sort(key=lambda pair: (-pair[0].value.total, key_text(pair[0].keys, labels)))
+        for row, kind in histograms if args.top == 0 else histograms[:args.top]:
+            console.print(_histogram(row, kind, labels))
     values = report.value_table([a for a in loaded.aggregations if a.kind in ("avg", "min", "max")], labels)
     if len(values):
         write_rows(out, _records(values), list(values.columns), "table", title="aggregation values",
                    numeric=("aggregation", "value"))
+
+
+def _row_histograms(out: IO[str], console, histograms: list, names: list[str], labels: LabelOptions) -> None:
+    """Under a table, the histograms of its rows only, in its order: a histogram keyed by another
+    grouping (``--by crate``, several keys) is said to be left out, not drawn as if it were a row's."""
+    from tracebridge.render.report import key_text
+
+    by_key: dict[str, list] = {}
+    for row, kind in histograms:
+        by_key.setdefault(key_text(row.keys, labels), []).append((row, kind))
+    for name in names:
+        for row, kind in by_key.pop(name, []):
+            console.print(_histogram(row, kind, labels))
+    left = sum(map(len, by_key.values()))
+    if left:
+        print(f"{left} histogram(s) of keys that are not rows shown above left out "
+              "(--top 0 shows every row; --by bucket lists every histogram)", file=out)
 
 
 def _histogram(row, kind: str, labels: LabelOptions):

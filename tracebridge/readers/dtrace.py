@@ -604,6 +604,12 @@ def build(source: Source, records: Iterator[_Record], options: LoadOptions) -> L
         raise source.error(f"--aggregation {options.aggregation}: it holds {len(aggregates)} aggregation(s)")
     printouts.tell(source)
     results = {a.number: a.series.result() for a in aggregates if a.series.values is not None}
+    latency = options.aggregation is None and options.value_kinds == ("count",) and _latency_shape(aggregates, results)
+    if latency:
+        aggregates[1].kind, aggregates[2].kind = "avg", "sum"
+        printouts.chosen = aggregates[2]
+        note(f"{source.path}: read as the latency template (a quantize, then avg and sum of the same keys): "
+             "ranked by aggregation 3, the sum of nanoseconds (--aggregation and --value-kind choose otherwise)")
     chosen = printouts.chosen
     frame_texts = {f for key in results.get(chosen.number, {}) for f in key[1]} if chosen is not None else set()
     key_texts = {k for result in results.values() for key in result for k in key[0]}
@@ -620,6 +626,8 @@ def build(source: Source, records: Iterator[_Record], options: LoadOptions) -> L
         ids[key] = profile.intern(named[key])
     if chosen is not None and _counts_calls(chosen, results[chosen.number], named):
         profile.metadata.event = profile.metadata.unit = "calls"
+    if latency:
+        profile.metadata.event, profile.metadata.unit = "time", "nanoseconds"
     get = ids.__getitem__
     probe_map = options.namer.probe_map
     sites = KinstSites(probe_map) if probe_map is not None else None
@@ -639,6 +647,28 @@ def build(source: Source, records: Iterator[_Record], options: LoadOptions) -> L
         for a in aggregates if not a.stacks
     ]
     return Loaded(profile, aggregations)
+
+
+def _latency_shape(aggregates: list[_Aggregate], results: dict) -> bool:
+    """Is this the latency template's output (``@ns`` quantize, ``@avg_ns``, ``@total_ns`` by one key)?
+
+    DTrace prints avg and sum alike, so the shape tells: a ``quantize`` of one key, then two scalar
+    tables of exactly its keys, where every key's second value (the average) lies in the span of its
+    histogram's buckets and the third (the total) is at least the average.
+    """
+    if len(aggregates) != 3 or [a.kind for a in aggregates] != ["quantize", "count", "count"]:
+        return False
+    if any(a.stacks or a.number not in results for a in aggregates):
+        return False
+    histograms, averages, totals = ({keys: value for (keys, _), value in results[a.number].items()}
+                                    for a in aggregates)
+    if not histograms or any(len(k) != 1 for k in histograms) or not histograms.keys() == averages.keys() == totals.keys():
+        return False
+    for key, histogram in histograms.items():
+        used = [b.low for b in histogram.buckets if b.count and b.low is not None]
+        if not used or not min(used) <= averages[key] <= 2 * max(used) or totals[key] < averages[key]:
+            return False
+    return True
 
 
 def _counts_calls(chosen: _Aggregate, result: dict, named: dict[str, Frame]) -> bool:

@@ -36,6 +36,16 @@ COMBINE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
 UNKNOWN_MODULE = "[unknown]"
 
 
+def unit_heading(unit: str) -> str:
+    """What a profile's weights are, for a heading: ``ns of time`` for the latency template's sum."""
+    return "ns of time" if unit == "nanoseconds" else unit
+
+
+def column_suffix(unit: str) -> str:
+    """Added to the self/total headings when the weights are a time, so no one reads them as samples."""
+    return " (ns)" if unit == "nanoseconds" else ""
+
+
 def crate_of(frame: Frame) -> str:
     """The Rust crate, or ``[module]`` for code that is not Rust (C glue, the kernel)."""
     if frame.crate:

@@ -165,3 +165,17 @@ def test_histograms_under_the_table_are_its_rows(capsys):
     titles = [line.split("  quantize,")[0] for line in out if "  quantize, " in line]
     assert titles == names and len(names) == 3
     assert any(line.startswith("3 histogram(s) of keys that are not rows shown") for line in out)
+
+
+def test_a_bundle_with_its_own_module_given_again_is_one_module(tmp_path, capsys):
+    """examples/run holds if_rem.ko; --module of the same file (same SHA-256, another path) adds nothing."""
+    examples = Path(__file__).parents[2] / "examples"
+    alone = report_json(capsys, examples / "run")
+    again = report_json(capsys, examples / "run", "--module", examples / "if_rem.ko")
+    assert again == alone and any(r["module"] == "if_rem.ko" for r in alone)
+    assert main(["diff", str(examples / "run"), str(examples / "run"), "--module", str(examples / "if_rem.ko"),
+                 "--format", "json"]) == 0
+    assert "overlaps" not in capsys.readouterr().err
+    copy = tmp_path / "if_rem.ko"  # another file of other bytes is still another module: refused
+    copy.write_bytes((examples / "if_rem_merged.ko").read_bytes())
+    assert main(["report", str(examples / "run"), "--module", str(copy)]) == 2

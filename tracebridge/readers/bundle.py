@@ -254,7 +254,11 @@ def read_bundle(path: str, options: LoadOptions, load_one: Callable[[str, LoadOp
     module = _bundled(path, manifest.module.file, "module")
     if _bundled_sha256(module) != manifest.module.sha256:
         raise InputError(module, "differs from the module that was recorded (its SHA-256 changed)")
-    modules = [*options.modules, module]
+    # The bundle's module given again with --module (the same file, by its SHA-256) is one module, placed
+    # as the user says, not a second copy overlapping the first.
+    given = [m for m in options.modules if _unchanged(os.fspath(m), manifest.module.sha256)]
+    module = os.fspath(given[0]) if given else module
+    modules = [*options.modules] if given else [*options.modules, module]
     if options.bundle_kernel and manifest.kernel is not None and _same_kernel(manifest.kernel):
         modules.append(manifest.kernel.path)
     kldstat = manifest.file_with_role(ROLE_KLDSTAT)

@@ -35,6 +35,8 @@ from tracebridge.probes.dglob import NUL, GlobDepthError, _match, matches
     ("a", "a\\", False), ("a\\", "a\\", False), ("", "[a]", False), ("ab", "[a]", False), ("a", "[a]?", False),
     # One star with ? on either side of it.
     ("axbzz", "a?b*", True), ("zzaxb", "*a?b", True), ("zzaxc", "*a?b", False),
+    # ...and with several stars.
+    ("axb1c2d", "a?b*c*d", True), ("axx1c2d", "a?b*c*d", False),
 ])
 def test_kernel_semantics(name, field, expected):
     assert matches(name, field) is expected

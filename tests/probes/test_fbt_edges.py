@@ -133,3 +133,32 @@ def test_riscv_rules_on_assembled_code():
     assert found["near_misses"] == FbtProbes(12, (28, 36))
     # c.sdsp a0 is no prologue; c.jr t0 and c.jalr ra are no returns.
     assert found["compressed"] == FbtProbes(6, (14, 20))
+
+
+def test_amd64_first_instruction_is_not_the_push():
+    """push %rsi (0x56) first: the length decoder walks to the push %rbp after it."""
+    assert fbt_isa.scan_amd64(b"\x56\x55\x5d\xc3") == FbtProbes(1, (3,))
+
+
+def _code(path, name):
+    image = open_module(path)
+    return image.code(next(f for f in image.functions if f.name == name))
+
+
+def test_riscv_return_in_the_last_halfword():
+    """sd ra, 8(sp); c.nop; c.jr ra (LLVM's encodings, from edges_riscv.ko): the return is the
+    second halfword of the last 4-byte step."""
+    sd_ra = _code(EDGE / "edges_riscv.ko", "near_misses")[12:16]
+    nop_ret = _code(EDGE / "edges_riscv.ko", "compressed")[12:16]  # c.nop, c.jr ra
+    assert fbt_isa.scan_riscv(sd_ra + nop_ret) == FbtProbes(0, (6,))
+
+
+def test_arm64_branch_target_is_read_as_imm_times_16():
+    """b with imm26 = 4 at 12 in an 80-byte function: the kernel's target 12 + 4 * 16 = 76 is inside.
+    (b's encoding is 0x14000000 | imm26; the other words are LLVM's, from edges_arm64.ko.)"""
+    branches = _code(EDGE / "edges_arm64.ko", "branches")
+    stp, nop, ret = branches[0:4], branches[4:8], branches[28:32]
+    b_4 = (0x14000000 | 4).to_bytes(4, "little")
+    code = stp + nop + nop + b_4 + nop * 15 + ret
+    assert len(code) == 80
+    assert fbt_isa.scan_arm64(code) == FbtProbes(0, (76,))

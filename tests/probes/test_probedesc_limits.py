@@ -33,3 +33,13 @@ def test_name_of_192_characters_becomes_a_glob_within_the_limit():
     name = "_ZN" + "a" * 189
     field = FunctionFields([name]).field(name)
     assert field.glob and len(field.text) <= FUNCTION_MAX and matches(name, field.text)
+
+
+def test_narrowed_field_among_many_same_head_names():
+    """``f$tail`` faces 63 names that differ from it only where ``$`` became ``?``, among more than 64
+    that share its head and tail: the narrowed ``[!...]`` field is checked again and selects only it."""
+    safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.`"
+    names = ["f$tail"] + [f"f{c}tail" for c in safe] + [f"f{c}{c}tail" for c in "abcdefgh"]
+    field = FunctionFields(names).field("f$tail")
+    assert field.text is not None and field.text.startswith("f[!")
+    assert [n for n in names if matches(n, field.text)] == ["f$tail"]

@@ -35,6 +35,8 @@ from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfCon
 from tracebridge.image import dwarfcache
 from tracebridge.image.debuginfo import DebugSections, find_debug_file
 from tracebridge.image.elf import ModuleImage
+from tracebridge.image.lineprogram import run_line_program
+from tracebridge.image.rangelists import RangeLists
 from tracebridge.image.demangle import demangle_symbol
 from tracebridge.support.errors import InputError, warn
 
@@ -108,6 +110,9 @@ class AddressIndex:
         self._rows: list[np.ndarray] = []
         self._name_cache: dict[int, str] = {}
         dwarf = open_dwarf(self.debug)
+        sections = self.debug.sections
+        self._range_lists = RangeLists(sections.get(".debug_ranges"), sections.get(".debug_rnglists"),
+                                       self.debug.little_endian, self.debug.address_size)
         if dwarf is not None:
             self._read_units(dwarf)
         self._freeze()
@@ -295,7 +300,8 @@ class AddressIndex:
                 stack.append((die, node))
 
     def _add_node(self, dwarf: DWARFInfo, unit, die, parent: int, base: int, file_ids: list[int]) -> int:
-        ranges = [(low, high) for low, high in _ranges(dwarf, unit, die, base) if high <= MAX_ADDRESS]
+        ranges = [(low, high) for low, high in _ranges(dwarf, self._range_lists, unit, die, base)
+                  if high <= MAX_ADDRESS]
         if not ranges:
             return parent  # a declaration or abstract instance: no code of its own
         inlined = die.tag == "DW_TAG_inlined_subroutine"
@@ -378,16 +384,17 @@ class AddressIndex:
             file_ids.append(len(self._files))
             self._files.append(name)
         rows = []
-        for entry in program.get_entries():
-            state = entry.state
-            if state is None:
-                continue
-            if state.address > MAX_ADDRESS:
-                continue
-            if state.end_sequence:
-                rows.append((state.address, 0, -1, 0))
+
+        def row(address: int, file: int, line: int, end_sequence: bool) -> None:
+            if address > MAX_ADDRESS:
+                return
+            if end_sequence:
+                rows.append((address, 0, -1, 0))
             else:
-                rows.append((state.address, 1, _file_id(file_ids, state.file, version), _line(state.line)))
+                rows.append((address, 1, _file_id(file_ids, file, version), _line(line)))
+
+        run_line_program(self.debug.sections[".debug_line"], program.program_start_offset,
+                         program.program_end_offset, header, self.debug.little_endian, row)
         if rows:
             self._rows.append(np.array(rows, dtype=np.int64).reshape(-1, 4))
         return file_ids
@@ -468,7 +475,7 @@ def _low_pc(dwarf: DWARFInfo, unit, die) -> int | None:
     return int(attribute.value)
 
 
-def _ranges(dwarf: DWARFInfo, unit, die, base: int) -> list[tuple[int, int]]:
+def _ranges(dwarf: DWARFInfo, lists: RangeLists, unit, die, base: int) -> list[tuple[int, int]]:
     """``[low, high)`` ranges of a DIE's code: low/high pc or a range list (DWARF 2-5)."""
     attributes = die.attributes
     low = _low_pc(dwarf, unit, die)
@@ -482,22 +489,9 @@ def _ranges(dwarf: DWARFInfo, unit, die, base: int) -> list[tuple[int, int]]:
     ranges_attribute = attributes.get("DW_AT_ranges")
     if ranges_attribute is None:
         return []
-    lists = dwarf.range_lists()
-    if lists is None:
-        return []
-    offset = ranges_attribute.value  # a DW_FORM_rnglistx index pyelftools has already made an offset
-    out = []
-    current_base = base
-    for entry in lists.get_range_list_at_offset(offset, cu=unit):
-        if hasattr(entry, "base_address"):
-            current_base = entry.base_address
-            continue
-        begin, end = entry.begin_offset, entry.end_offset
-        if not entry.is_absolute:
-            begin, end = begin + current_base, end + current_base
-        if end > begin:
-            out.append((begin, end))
-    return out
+    # A DW_FORM_rnglistx index pyelftools has already made an offset.
+    return lists.read(ranges_attribute.value, base, unit.header.version,
+                      lambda index: dwarf.get_addr(unit, index))
 
 
 def _file_id(file_ids: list[int], index: int, version: int = 4) -> int:

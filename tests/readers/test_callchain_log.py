@@ -262,9 +262,7 @@ def merged(profile: Profile) -> Profile:
 
 
 def test_inline_keeps_each_samples_cpu(tmp_path):
-    """pprof of a record log read with --inline: the profile --inline rebuilds keeps the samples' CPU labels.
-
-    (A record log's frames are whole functions, without the offsets a chain needs: they stay whole.)"""
+    """pprof of a record log read with --inline: the profile --inline rebuilds keeps the samples' CPU labels."""
     base = 0xffffffff82a40000
     pcs = sorted(read_addr2line(EXPECTED / "inl_legacy.addr2line.txt"))[10::25]
     log = tmp_path / "pmc.txt"
@@ -282,3 +280,28 @@ def test_inline_keeps_each_samples_cpu(tmp_path):
         (label,) = sample.label
         per_cpu[strings[label.str]] = per_cpu.get(strings[label.str], 0) + sample.value[0]
     assert per_cpu == {str(cpu): len(range(cpu, len(pcs), 3)) for cpu in range(3)}
+
+
+def test_inline_expands_each_pc_into_its_addr2line_chain(capsys, tmp_path):
+    """``fold --inline`` of a ``pmcstat -R log -o`` log: the sampled PC becomes addr2line's chain at it, a
+    caller's return address the chain at the call (return address - 1), inlined frames marked ``_[i]``."""
+    base = 0xffffffff82a40000
+    expected = read_addr2line(EXPECTED / "inl_legacy.addr2line.txt")
+    leaf = max((a for a in expected if 0x3C0 <= a < 0x5C6), key=lambda a: (len(expected[a]), -a))
+    drain_return, next_pc = 0x2B8, min(a for a in expected if a > 0x268)  # inl_drain's call of Drain::next
+    log = tmp_path / "pmc.txt"
+    log.write_text(entry("initlog", '0x5000000 "INTEL_SKYLAKE"') + entry("allocate", '0x10000 "cpu_clk" 0x4014')
+                   + map_in(-1, base, "/boot/modules/inl_legacy.ko")
+                   + callchain(-1, 0x10000, 0, [base + leaf]) * 3
+                   + callchain(-1, 0x10000, 1, [base + next_pc, base + drain_return]) * 2)
+    assert main(["fold", str(log), "--module", str(MODULES / "inl_legacy.ko"), "--inline"]) == 0
+
+    def folded(chain) -> str:
+        last = len(chain) - 1
+        return ";".join(name + ("_[i]" if i < last else "") for i, (name, _, _) in reversed(list(enumerate(chain))))
+
+    assert sorted(capsys.readouterr().out.splitlines()) == sorted([
+        f"{folded(expected[leaf])} 3",
+        f"{folded(expected[drain_return - 5])};{folded(expected[next_pc])} 2",
+    ])
+    assert len(expected[leaf]) >= 3

@@ -282,21 +282,30 @@ class AddressSpace:
         return [self._frame(function, module, offset, pc, offsets) for function, module, offset, pc in zip(
             result.function.tolist(), result.module.tolist(), result.offset.tolist(), pcs.tolist())]
 
-    def frame_ids(self, pcs: np.ndarray, profile: Profile) -> tuple[np.ndarray, ResolutionCounts]:
+    def frame_ids(self, pcs: np.ndarray, profile: Profile,
+                  offsets: bool = False) -> tuple[np.ndarray, ResolutionCounts]:
         """Profile frame ids for many PCs, one function-level frame per function.
 
         Each function present becomes one frame, found through a table indexed
         by function (no sorting of the PCs); only PCs that no function holds
-        are made distinct and become a frame each.
+        are made distinct and become a frame each.  ``offsets`` keeps each
+        PC's offset into its function instead (one frame per distinct
+        function and offset: what ``--inline`` needs to find the chain).
         """
         pcs = np.asarray(pcs, dtype=np.uint64)
         result = self.resolve(pcs)
         ids = np.empty(len(pcs), dtype=np.int64)
         named = result.function >= 0
-        present = np.flatnonzero(np.bincount(result.function[named], minlength=len(self.placements)))
-        table = np.zeros(len(self.placements), dtype=np.int64)
-        table[present] = [profile.intern(self._frame(f, -1, 0, 0, False)) for f in present.tolist()]
-        ids[named] = table[result.function[named]]
+        if offsets:
+            keys = (result.function[named].astype(np.int64) << 32) | result.offset[named].astype(np.int64)
+            distinct, which = np.unique(keys, return_inverse=True)
+            ids[named] = np.array([profile.intern(self._frame(key >> 32, -1, key & 0xFFFFFFFF, 0, True))
+                                   for key in distinct.tolist()], dtype=np.int64)[which.ravel()]
+        else:
+            present = np.flatnonzero(np.bincount(result.function[named], minlength=len(self.placements)))
+            table = np.zeros(len(self.placements), dtype=np.int64)
+            table[present] = [profile.intern(self._frame(f, -1, 0, 0, False)) for f in present.tolist()]
+            ids[named] = table[result.function[named]]
         unnamed = np.flatnonzero(~named)
         distinct, first, which = np.unique(pcs[unnamed], return_index=True, return_inverse=True)
         at = unnamed[first]

@@ -113,9 +113,10 @@ class _LogReader:
 
     def __init__(self, path: str, space: AddressSpace, images: Mapping[str, ModuleImage], pmc: str | None,
                  profile: Profile, counts: ResolutionCounts, labels: bool = False,
-                 evidence: Evidence | None = None):
+                 evidence: Evidence | None = None, offsets: bool = False):
         self.path = path
         self.labels = labels
+        self.offsets = offsets
         self.evidence = evidence if evidence is not None else Evidence()
         #: Where the modules were placed before the log's own map-in records (--base, kldstat).
         self.given = {m.name: m.base for m in space.modules if m.image is not None}
@@ -319,7 +320,7 @@ class _LogReader:
         if not self.lengths:
             return
         pcs = self._parse_pcs()
-        ids, counts = self.space.frame_ids(pcs, self.profile)
+        ids, counts = self.space.frame_ids(pcs, self.profile, self.offsets)
         self.counts += counts
         if self.evidence.watching:  # the first PC of a callchain is the sampled one, the rest return addresses
             leaf = np.zeros(len(pcs), dtype=bool)
@@ -378,7 +379,7 @@ def map_in(space: AddressSpace, images: Mapping[str, ModuleImage], name: str, st
 def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
                        images: Mapping[str, ModuleImage] | None = None, *, pmc: str | None = None,
                        counts: ResolutionCounts | None = None, labels: bool = False,
-                       evidence: Evidence | None = None) -> Profile:
+                       evidence: Evidence | None = None, offsets: bool = False) -> Profile:
     """Read a ``pmcstat -R log -o`` record log into a profile of kernel stacks.
 
     ``space`` holds modules placed beforehand (``--base``, kldstat); the
@@ -386,12 +387,13 @@ def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
     file name, the kernel as ``kernel``) for the layouts.  ``pmc`` keeps
     one PMC (event name or hex id).  ``counts``, if given, receives the
     resolution summary.  ``labels`` keeps each sample's CPU and process
-    (``Profile.labelled``); ``evidence`` receives whether the log fits the modules it watches.
+    (``Profile.labelled``); ``evidence`` receives whether the log fits the modules it watches;
+    ``offsets`` keeps each frame's offset into its function (``--include-offset``, ``--inline``).
     """
     path = os.fspath(path)
     counts = counts if counts is not None else ResolutionCounts()
     profile = Profile(Metadata(source=path))
-    reader = _LogReader(path, space, images or {}, pmc, profile, counts, labels, evidence)
+    reader = _LogReader(path, space, images or {}, pmc, profile, counts, labels, evidence, offsets)
     with open_log(path) as lines:
         reader.run(lines)
     names = sorted(set(reader.pmc_names.values()))
@@ -515,4 +517,4 @@ def read_log_source(source: Source, options: LoadOptions) -> Loaded:
     images, placed = options_images(options)
     space = build_space(images, placed, require_all=False)  # options.images watch themselves for evidence
     return Loaded(read_callchain_log(source.path, space, images, labels=options.sample_labels,
-                                     evidence=options.evidence))  # streamed
+                                     evidence=options.evidence, offsets=options.read_offsets))  # streamed

@@ -17,13 +17,16 @@ BASE = 0xFFFFFFFF82000000
 def test_split_offset():
     assert split_offset("rem_intr+0x1f") == ("rem_intr", 0x1F)
     assert split_offset("f+0x1+0x2") == ("f+0x1", 2)
+    assert split_offset("f+0x10") == ("f", 0x10)
+    assert split_offset("f+0xffffffffffffffff") == ("f", (1 << 64) - 1)
     # Not an offset: nothing before the plus, no digits after 0x, not hex, wider than 64 bits.
-    for text in ("+0x10", "f+0x", "f+0xzz", "f+0x" + "f" * 17, "f+10"):
+    for text in ("+0x10", "f+0x", "f+0xzz", "f+0xg1", "f+0x1" + "0" * 16, "f+0x" + "f" * 17, "f+10"):
         assert split_offset(text) == (text, None)
 
 
 def test_texts_that_are_no_address_stay_text():
     namer = FrameNamer()
+    assert namer.frame("0X1F").name == "0x1f"  # an address, however spelt
     for text, module, name in [("0x", None, "0x"), ("kernel`0x", "kernel", "0x"), ("+0x10", None, "+0x10"),
                                ("kernel`", "kernel", "kernel`")]:
         frame = namer.frame(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -105,3 +106,12 @@ def reference_layout(profile: Profile) -> set[tuple[int, str, float, float]]:
 
     walk("all", root, 0.0, 0)
     return nodes
+
+
+def contrast_with_black(fill: str) -> float:
+    """WCAG 2 contrast ratio of black text (the graphs' labels) on an ``rgb(r,g,b)`` fill."""
+    def linear(channel: str) -> float:
+        c = int(channel) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = map(linear, re.fullmatch(r"rgb\((\d+),(\d+),(\d+)\)", fill).groups())
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05) / 0.05

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flamecheck import SVG, by_name, drawn, folded_profile, kernel, module, parse, rust
+from flamecheck import SVG, by_name, contrast_with_black, drawn, folded_profile, kernel, module, parse, rust
 from tracebridge.cli import main
 from tracebridge.render.diffgraph import DiffOptions, compare, read_name_map, render_diff, top_changes
 from tracebridge.support.errors import InputError
@@ -211,15 +211,6 @@ def test_every_drawn_frame_carries_its_paths_samples_from_both_sides(before_stac
         assert f"; before {before_count:,.0f}, " in f.title
 
 
-def _contrast_with_black(fill: str) -> float:
-    """WCAG contrast ratio of black text on ``fill``."""
-    def linear(channel: int) -> float:
-        c = channel / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-    r, g, b = map(linear, _channels(fill))
-    return (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05) / 0.05
-
-
 @pytest.mark.parametrize("delta", [1, -1, 0.5, -0.5, 0.01, -0.01])
 def test_labels_stay_readable_on_every_change_colour(delta):
-    assert _contrast_with_black(diff_fill(delta, 1)) >= 4.5
+    assert contrast_with_black(diff_fill(delta, 1)) >= 4.5

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flamecheck import (RX_FRAME, SVG, by_name, driver_profile, drawn, folded_profile, kernel, module, parse,
-                        reference_layout, rust)
+from flamecheck import (RX_FRAME, SVG, by_name, contrast_with_black, driver_profile, drawn, folded_profile, kernel,
+                        module, parse, reference_layout, rust)
 from tracebridge.cli import main
 from tracebridge.support.errors import InputError
 from tracebridge.render.flamegraph import CHAR_WIDTH, GraphOptions, render_flamegraph, visible, xml
 from tracebridge.profile.labels import LabelOptions
+from tracebridge.render.palettes import PALETTES
 from tracebridge.profile.model import Frame, Profile
 
 ALLOWED_TAGS = {"svg", "title", "defs", "linearGradient", "stop", "style", "rect", "text", "g", "script"}
@@ -356,3 +357,17 @@ def test_a_box_merging_several_source_lines_lists_them():
                          "3 source lines:", "  src/desc.rs:12", "  src/desc.rs:14"]
     assert "  src/desc.rs:?" in title  # line 0: addr2line's "?"
     assert not any(t.startswith("source: ") for t in by_name(drawn(render_flamegraph(profile)))["rxeof"].title.splitlines())
+
+
+FOLDED_INPUT = Path(__file__).parents[1] / "data" / "pmcstat" / "multi-image.perl.folded"
+
+
+@pytest.mark.parametrize("colors", PALETTES)
+def test_labels_are_readable_on_every_frame_of_folded_input(tmp_path, colors):
+    """Black labels on C frames read from folded text (and every other frame): WCAG AA, 4.5:1 or more."""
+    out = tmp_path / "graph.svg"
+    assert main(["flamegraph", str(FOLDED_INPUT), "--colors", colors, "-o", str(out)]) == 0
+    frames = drawn(out.read_text())
+    assert len(frames) > 5
+    worst = min(frames, key=lambda f: contrast_with_black(f.fill))
+    assert contrast_with_black(worst.fill) >= 4.5, (worst.name, worst.fill)

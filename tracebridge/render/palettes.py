@@ -36,12 +36,13 @@ def shade(name: str) -> Shade:
 
 
 HUES: dict[str, Hue] = {
-    "hot": lambda v: (205 + int(50 * v[2]), int(230 * v[0]), int(55 * v[1])),
+    # flamegraph.pl's single hues, their darkest shades lifted so black text keeps 4.5:1 (WCAG AA).
+    "hot": lambda v: (205 + int(50 * v[2]), 90 + int(140 * v[0]), int(55 * v[1])),
     "mem": lambda v: (0, 190 + int(50 * v[1]), int(210 * v[0])),
-    "io": lambda v: (80 + int(60 * v[0]), 80 + int(60 * v[0]), 190 + int(55 * v[1])),
-    "red": lambda v: (200 + int(55 * v[0]), 50 + int(80 * v[0]), 50 + int(80 * v[0])),
+    "io": lambda v: (120 + int(60 * v[0]), 120 + int(60 * v[0]), 200 + int(55 * v[1])),
+    "red": lambda v: (200 + int(55 * v[0]), 80 + int(70 * v[0]), 80 + int(70 * v[0])),
     "green": lambda v: (50 + int(60 * v[0]), 200 + int(55 * v[0]), 50 + int(60 * v[0])),
-    "blue": lambda v: (80 + int(60 * v[0]), 80 + int(60 * v[0]), 205 + int(50 * v[0])),
+    "blue": lambda v: (120 + int(60 * v[0]), 120 + int(60 * v[0]), 205 + int(50 * v[0])),
     "yellow": lambda v: (175 + int(55 * v[0]), 175 + int(55 * v[0]), 50 + int(20 * v[0])),
     "purple": lambda v: (190 + int(65 * v[0]), 80 + int(60 * v[0]), 190 + int(65 * v[0])),
     "aqua": lambda v: (50 + int(60 * v[0]), 165 + int(55 * v[0]), 165 + int(55 * v[0])),

@@ -142,13 +142,15 @@ def test_the_heading_says_what_a_count_counts(capsys, capture, module, unit):
 
 
 @pytest.mark.parametrize("capture", [DATA / "latency.txt", Path(__file__).parents[2] / "examples" / "if_rem.latency.txt"])
-def test_a_latency_capture_ranks_by_time(capsys, capture):
+def test_a_latency_capture_ranks_by_time(capsys, monkeypatch, capture):
     """The latency template's @total_ns (a sum of nanoseconds) is the profile: headed as time, never samples."""
+    monkeypatch.setenv("COLUMNS", "300")
     assert main(["report", str(capture), "--top", "2"]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert re.match(rf"^{re.escape(str(capture))}: [\d,]+ ns of time, top 2 of ", lines[0]), lines[0]
-    assert "self (ns)" in lines[2] and "total (ns)" in lines[2] and "samples" not in captured.out
+    header = next(line for line in lines if line.startswith("┃"))
+    assert "self (ns)" in header and "total (ns)" in header and "samples" not in captured.out
     assert "read as the latency template" in captured.err
     rows = report_json(capsys, capture)
     summed = report_json(capsys, capture, "--value-kind", "avg,sum", "--aggregation", "3")
@@ -179,3 +181,35 @@ def test_a_bundle_with_its_own_module_given_again_is_one_module(tmp_path, capsys
     copy = tmp_path / "if_rem.ko"  # another file of other bytes is still another module: refused
     copy.write_bytes((examples / "if_rem_merged.ko").read_bytes())
     assert main(["report", str(examples / "run"), "--module", str(copy)]) == 2
+
+
+def test_an_80_column_table_gives_the_name_column_the_room(capsys, monkeypatch):
+    """COLUMNS=80: constant module/crate columns are dropped (said in the heading), names wrap after `::`."""
+    monkeypatch.setenv("COLUMNS", "80")
+    examples = Path(__file__).parents[2] / "examples"
+    assert main(["report", str(examples / "run"), "--top", "6"]) == 0
+    out = capsys.readouterr().out
+    heading, table = out.split("\n┏")
+    assert "module if_rem.ko, crate rem" in " ".join(heading.split())
+    lines = ["┏" + table.split("\n", 1)[0]] + table.split("\n")[1:]
+    assert all(len(line) <= 80 for line in lines if line)
+    assert "┃ module" not in out and "┃ crate" not in out
+    names = [line.split("│")[1].rstrip() for line in lines if line.startswith("│")]
+    rows = [r["name"] for r in report_json(capsys, examples / "run")][:6]
+    # Each row's name, its lines put back together, is whole; every break falls after `::` or a space.
+    joined, current = [], ""
+    for cell in names:
+        if current and not current.endswith(("::", " ")):
+            joined.append(current.strip())
+            current = ""
+        current += cell.strip() + (" " if cell.strip().endswith(" as") else "")
+    joined.append(current.strip())
+    assert [" ".join(j.split()) for j in joined] == rows
+
+
+def test_columns_that_differ_stay(capsys, monkeypatch):
+    """Rows of several crates keep the crate column (the module, [unknown] in every row, goes)."""
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main(["report", str(DATA / "probefunc-count.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "┃ crate" in out and "┃ module" not in out and ", module [unknown]" in out

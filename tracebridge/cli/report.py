@@ -116,21 +116,27 @@ def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: Lab
     profile = loaded.profile
     histograms = [(row, a.kind) for a in loaded.aggregations if a.histograms for row in a.rows]
     if profile.stacks:
+        columns, constant = _columns_to_show(shown, report.GROUPS[args.by])
         unit = report.unit_heading(profile.metadata.unit)
         title = (f"{escape(profile.metadata.source)}: {_number(profile.total)} {unit}{profile.metadata.over}, "
-                 f"top {len(shown)} of {len(table)} by {args.by}")
+                 f"top {len(shown)} of {len(table)} by {args.by}"
+                 + "".join(f", {escape(c)} {escape(str(v))}" for c, v in constant.items() if v))
         # The heading on a line of its own: as a table title it would wrap to a narrow table's width.
         console.print(title, highlight=False)
         suffix = report.column_suffix(profile.metadata.unit)
+        headings = {c: c.replace("_percent", " %") + (suffix if c in ("self", "total") else "") for c in columns}
+        cells = [[escape(str(v)) if c not in report.MEASURES else
+                  f"{v:.1f}%" if c.endswith("percent") else _number(v) for c, v in zip(table.columns, row)
+                  if c in headings] for row in shown.itertuples(index=False)]
+        # The name column (the first) has priority: the others keep their width, names wrap at `::`.
+        others = [max(len(headings[c]), *(len(r[i]) for r in cells)) for i, c in enumerate(columns) if i]
+        width = tables.name_width(console.width, others)
         rich_table = Table(header_style="bold")
-        for column in table.columns:
-            heading = column.replace("_percent", " %") + (suffix if column in ("self", "total") else "")
-            rich_table.add_column(heading, justify="right" if column in report.MEASURES else "left",
-                                  overflow="fold")
-        for row in shown.itertuples(index=False):
-            rich_table.add_row(*(escape(str(v)) if c not in report.MEASURES else
-                                 f"{v:.1f}%" if c.endswith("percent") else _number(v)
-                                 for c, v in zip(table.columns, row)))
+        for i, column in enumerate(columns):
+            rich_table.add_column(headings[column], justify="right" if column in report.MEASURES else "left",
+                                  overflow="fold", no_wrap=bool(i), max_width=None if i else width)
+        for row in cells:
+            rich_table.add_row(tables.wrap_name(row[0], width), *row[1:])
         console.print(rich_table)
         _row_histograms(out, console, histograms, list(shown["name"]) if args.by == "function" else [], labels)
     else:
@@ -142,6 +148,13 @@ def _terminal(out: IO[str], loaded, table, args: argparse.Namespace, labels: Lab
     if len(values):
         write_rows(out, _records(values), list(values.columns), "table", title="aggregation values",
                    numeric=("aggregation", "value"))
+
+
+def _columns_to_show(shown, keys: tuple[str, ...]) -> tuple[list[str], dict]:
+    """The columns of the terminal table: the first key and the measures always; another key column
+    only when its shown rows differ (an empty or constant one is dropped, its value said in the heading)."""
+    constant = {c: shown[c].iloc[0] for c in keys[1:] if len(shown) > 1 and shown[c].nunique(dropna=False) == 1}
+    return [c for c in shown.columns if c not in constant], constant
 
 
 def _row_histograms(out: IO[str], console, histograms: list, names: list[str], labels: LabelOptions) -> None:

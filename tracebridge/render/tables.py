@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -138,6 +139,34 @@ def _rich_table(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequen
                 cells.append(escape(str(value)))
         table.add_row(*cells)
     console(out).print(table)
+
+
+#: Where a Rust or C++ path may break: after ``::`` or a space, never inside an identifier.
+_BREAKS = re.compile(r"(?<=::)|(?<= )")
+#: The narrowest a name column is made, however many other columns there are.
+MIN_NAME_WIDTH = 16
+
+
+def wrap_name(name: str, width: int) -> str:
+    """``name`` on lines of at most ``width`` characters, broken after ``::`` or a space.
+
+    A part longer than ``width`` on its own (one identifier) keeps its line
+    whole: the table folds it there, the only place left.
+    """
+    lines, line = [], ""
+    for part in _BREAKS.split(name):
+        if line and len(line) + len(part) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += part
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def name_width(total: int, others: Iterable[int]) -> int:
+    """The width left to the name column of a boxed rich table ``total`` wide, the other columns'
+    contents ``others`` wide (each takes two cells of padding and one of border, plus the last border)."""
+    return max(MIN_NAME_WIDTH, total - 1 - sum(w + 3 for w in others) - 3)
 
 
 #: Line width for a table written to a file or a pipe: wide enough that rows do not fold.

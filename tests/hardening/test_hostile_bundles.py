@@ -184,3 +184,23 @@ def test_debug_file_named_in_the_manifest_is_hashed_only_when_regular(made, caps
         signal.signal(signal.SIGALRM, previous)
     assert f"{debug}: the debug file recorded with the bundle cannot be read (or is not a regular file)" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, text", [
+    ("dtrace.out", SECRET + "\n"),                          # no reader takes it: "it starts with ..."
+    ("dtrace.out", "CPU     ID                    FUNCTION:NAME\n" + SECRET + "\n"),  # a DTrace line that is not
+    ("kldstat.txt", KLDSTAT.splitlines()[0] + "\n" + SECRET + "\n"),
+    ("probes.json", json.dumps({"format": "tracebridge-probe-map", "version": SECRET})),
+])
+def test_a_file_inside_the_bundle_is_not_quoted(made, refused, name, text):
+    """The user named the bundle, not its parts: a message about a part shows none of its text."""
+    (made / name).write_text(text)
+    assert "part of a bundle" in refused(made) or name == "probes.json"
+
+
+def test_a_file_the_user_names_is_quoted(tmp_path, capsys):
+    """The same refusal for a file given directly quotes it: there it helps and shows the user's own file."""
+    capture = tmp_path / "dtrace.out"
+    capture.write_text(SECRET + "\n")
+    assert main(["report", str(capture)]) == 2
+    assert "hunter2" in capsys.readouterr().err

@@ -12,7 +12,6 @@ from tracebridge.support.errors import UsageError, warn
 from tracebridge.support.outputs import open_output
 
 if TYPE_CHECKING:
-    from tracebridge.image.dwarf import AddressIndex
     from tracebridge.image.elf import ModuleImage
 
 

@@ -76,7 +76,7 @@ def _pair_unnamed_threads(runs: list[Run]) -> list[Run]:
             stats = run.stats.copy()
             stats.index = pd.MultiIndex.from_tuples([renames.get(key, key) for key in keys],
                                                     names=run.stats.index.names)
-            notes = run.notes + (f"threads known only by number paired by process with another run's: "
+            notes = run.notes + ("threads known only by number paired by process with another run's: "
                                  + ", ".join(f"{old[0]} {old[1]} = {new[1]}" for old, new in renames.items()),)
             run = Run(run.label, run.path, run.frame, stats, notes)
         paired.append(run)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tracebridge.probes import dglob
-from tracebridge.support.errors import InputError
+from tracebridge.support.errors import InputError, quotable
 from tracebridge.support.jsondoc import load_document
 from tracebridge.support.outputs import open_output
 
@@ -165,7 +165,7 @@ class ProbeMap:
                        size=_typed(data["size"], int), scripts=[_typed(s, str) for s in data["scripts"]],
                        entries=entries, sites=sites)
         except (KeyError, TypeError) as exc:
-            raise InputError(path, f"malformed probe map: {exc}") from None
+            raise InputError(path, f"malformed probe map: {exc if quotable(path) else type(exc).__name__}") from None
 
 
 def _place(value) -> tuple[str | None, int | None]:

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tracebridge import __version__
-from tracebridge.support.errors import InputError, warn
+from tracebridge.support.errors import UNQUOTED, InputError, quotable, warn
 from tracebridge.support.jsondoc import load_document
 from tracebridge.support.outputs import write_output
 
@@ -176,7 +176,8 @@ class Manifest:
                 files=[BundleFile(**f) for f in data["files"]], notes=list(data["notes"]),
                 tracebridge=data["tracebridge"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InputError(path, f"malformed bundle manifest: {type(exc).__name__}: {exc}") from None
+            raise InputError(path, f"malformed bundle manifest: {type(exc).__name__}"
+                             + (f": {exc}" if quotable(path) else "")) from None
         # Bundled files are read from the bundle itself: a name may not lead out of it.
         for name in [manifest.module.file, *(f.name for f in manifest.files)]:
             if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", ".."):
@@ -201,6 +202,7 @@ def bundled_file(directory: str, name: str, what: str, limit: int | None = None)
     ``O_NONBLOCK`` (a FIFO does not wait for a writer) and ``fstat``-checked:
     a device, FIFO or socket is refused before anything reads it, as is a
     file over ``limit`` bytes.  A missing file raises FileNotFoundError.
+    Messages about the file quote none of its text (:data:`UNQUOTED`).
     """
     path = os.path.join(directory, name)
     inside = os.path.realpath(directory)
@@ -223,6 +225,7 @@ def bundled_file(directory: str, name: str, what: str, limit: int | None = None)
     if limit is not None and info.st_size > limit:
         raise InputError(path, f"the bundle's {what} is {info.st_size:,} bytes, more than the "
                                f"{limit >> 20} MB any {what} takes: refusing to read it")
+    UNQUOTED.add(path)  # the user named the bundle, not this file: messages about it quote none of it
     return path
 
 

@@ -44,7 +44,7 @@ from sys import intern
 from tracebridge.readers.kinst_sites import KinstSites
 from tracebridge.readers.dtrace_frames import strip_offsets
 from tracebridge.readers.dtrace_printouts import Series
-from tracebridge.support.errors import EmptyInput, note
+from tracebridge.support.errors import EmptyInput, excerpt, note
 from tracebridge.readers.options import Loaded, LoadOptions
 from tracebridge.readers.source import Source
 from tracebridge.profile.model import C, Frame, Metadata, Profile
@@ -403,7 +403,7 @@ def parse(source: Source) -> Iterator[_Record]:
                 start = i
             frames.append(stripped)
             continue
-        raise source.error(f"unrecognised line in DTrace output: {stripped[:60]!r}", i)
+        raise source.error(f"unrecognised line in DTrace output: {excerpt(source.path, stripped)}", i)
     if traced:
         end_traced(len(frames))
     elif frames:
@@ -434,7 +434,7 @@ def _histogram(source: Source, lines: _Lines, header: int) -> Histogram:
         number, row = next(lines)
         match = _QUANT_ROW.match(row)
         if match is None:
-            raise source.error(f"not a histogram row: {row.strip()[:60]!r}", number)
+            raise source.error(f"not a histogram row: {excerpt(source.path, row.strip())}", number)
         sign, value, count = match.group(1), int(match.group(2)), int(match.group(3))
         label = f"{sign} {value}" if sign else str(value)
         buckets.append(Bucket(label, None if sign == "<" else value, count))

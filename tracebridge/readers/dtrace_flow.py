@@ -30,6 +30,7 @@ from tracebridge.readers.options import Loaded, LoadOptions
 
 from tracebridge.readers.source import Source
 from tracebridge.profile.model import Metadata, Profile
+from tracebridge.support.errors import excerpt
 
 _HEADER = re.compile(r"^CPU +FUNCTION\s*$")
 # Each leading number is taken whole ((?!\d)): `(?: *\d+)*` alone could split a long
@@ -79,7 +80,7 @@ def _events(source: Source) -> list[tuple[tuple[str, ...], int, int, str, str]]:
             continue
         match = _FLOW.match(line)
         if match is None:
-            raise source.error(f"not a flow line (expected `-> func` or `<- func`): {line.strip()[:60]!r}", number)
+            raise source.error(f"not a flow line (expected `-> func` or `<- func`): {excerpt(source.path, line.strip())}", number)
         if match.group("arrow") != "|":
             numbers = tuple(match.group("numbers").split())
             events.append((numbers, len(match.group("pad")) - 1, number, match.group("arrow"),

@@ -29,6 +29,7 @@ from tracebridge.image.demangle import C, RUST_NAME, crate_of
 from tracebridge.readers.options import Loaded, LoadOptions
 from tracebridge.readers.source import Source
 from tracebridge.profile.model import Frame, Metadata, Profile
+from tracebridge.support.errors import excerpt
 
 _COUNT = re.compile(r"^[0-9]{1,20}(?:\.[0-9]+)?$")  # 64-bit counts (int() refuses over 4300 digits)
 _ESCAPED = re.compile(r"\\([\\;])|;")
@@ -79,7 +80,7 @@ def read(source: Source, options: LoadOptions) -> Loaded:
         stack, space, count = line.rpartition(" ")
         if not space or not _COUNT.match(count):
             raise source.error("not a folded stack line (expected `frame;frame;... COUNT`): "
-                               f"{line.strip()[:60]!r}", number)
+                               f"{excerpt(source.path, line.strip())}", number)
         frames = tuple(split_frames(stack))
         weight = float(count) if "." in count else int(count)
         stacks[frames] = stacks.get(frames, 0) + weight

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tracebridge.support.errors import InputError, reading
+from tracebridge.support.errors import InputError, excerpt, reading
 
 _HEADER = re.compile(r"^\s*Id\s+Refs\s+Address( +)Size\s+Name\s*$")
 # Matched against the line without trailing white space: `(\S.*?)\s*$` would try every
@@ -129,7 +129,7 @@ def read_kldstat(path: str | os.PathLike[str]) -> Kldstat:
 def _file_line(line: str, path: str, number: int, humanised: bool) -> KldFile:
     match = _FILE.match(line.rstrip())
     if match is None:
-        raise InputError(path, f"not a kldstat line (expected 'Id Refs Address Size Name'): {line.strip()[:80]!r}",
+        raise InputError(path, f"not a kldstat line (expected 'Id Refs Address Size Name'): {excerpt(path, line.strip(), 80)}",
                          number)
     ident, refs, address, size_text, rest = match.groups()
     # `kldstat -h` sizes ("35M", "4.1K") say too little to use; tracebridge
@@ -139,7 +139,7 @@ def _file_line(line: str, path: str, number: int, humanised: bool) -> KldFile:
     elif _HEX.match(size_text):
         size = int(size_text, 16)
     else:
-        raise InputError(path, f"size {size_text!r} is neither hexadecimal nor humanised (kldstat -h)", number)
+        raise InputError(path, f"size {excerpt(path, size_text)} is neither hexadecimal nor humanised (kldstat -h)", number)
     pathname = None
     named = _PATHNAME.match(rest)
     if named:
@@ -157,7 +157,7 @@ def _verbose_line(line: str, files: list[KldFile], path: str, number: int) -> No
         return
     match = _MODULE.match(text)
     if match is None:
-        raise InputError(path, f"not a kldstat -v module line: {text[:80]!r}", number)
+        raise InputError(path, f"not a kldstat -v module line: {excerpt(path, text, 80)}", number)
     last = files[-1]
     files[-1] = KldFile(last.id, last.refs, last.address, last.size, last.name, last.pathname,
                         last.modules + (match.group(2),), last.line)

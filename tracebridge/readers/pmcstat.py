@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from tracebridge.support.errors import InputError, reading
+from tracebridge.support.errors import InputError, excerpt, reading
 from tracebridge.support.printable import printable
 from tracebridge.profile.consistency import Evidence
 from tracebridge.profile.model import Metadata, Profile, SampleLabels
@@ -493,8 +493,8 @@ def detect(path: str | os.PathLike[str]) -> str:
     first = next((i for i, line in enumerate(lines, 1) if line.strip(" \t\r")), None)
     if first is None:
         raise InputError(path, "is empty: no pmcstat output")
-    start = lines[first - 1].strip(" \t\r")[:60]
-    raise InputError(path, f"is neither `pmcstat -R LOG -o` nor `-G` output; it starts with {start!r}", first)
+    start = excerpt(path, lines[first - 1].strip(" \t\r"))
+    raise InputError(path, f"is neither `pmcstat -R LOG -o` nor `-G` output; it starts with {start}", first)
 
 
 def sniff_log_source(source: Source) -> bool:

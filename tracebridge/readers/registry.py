@@ -30,7 +30,7 @@ from tracebridge.profile.model import Metadata, Profile
 from tracebridge.readers.kinds import binary_kind, other_kind
 from tracebridge.readers.options import Loaded, LoadOptions
 from tracebridge.readers.source import Source
-from tracebridge.support.errors import EmptyInput, InputError, UsageError, warn
+from tracebridge.support.errors import EmptyInput, InputError, UsageError, excerpt, warn
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def _load_file(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
             raise source.error(
                 "does not look like any input tracebridge reads ("
                 + "; ".join(f.description for f in FORMATS)
-                + f"); it starts with {first[:60]!r}", 1)
+                + f"); it starts with {excerpt(source.path, first)}", 1)
         return fmt.load(source, options)
     fmt = find_format(options.format)
     try:

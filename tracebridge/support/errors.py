@@ -24,6 +24,21 @@ def shown(path: str) -> str:
     return SHOWN_AS.get(path, path)
 
 
+#: Files read on the user's behalf that the user did not name: the parts of a bundle.  A message about one
+#: quotes none of its text, so a bundle copied off a test machine cannot make tracebridge show what it holds.
+UNQUOTED: set[str] = set()
+
+
+def quotable(path: str | os.PathLike[str]) -> bool:
+    """Whether messages about ``path`` may quote its text (the user named it, or it is not part of a bundle)."""
+    return os.fspath(path) not in UNQUOTED
+
+
+def excerpt(path: str | os.PathLike[str], text: str, limit: int = 60) -> str:
+    """``text`` read from ``path``, cut to ``limit`` characters and quoted, for a message about that file."""
+    return repr(text[:limit]) if quotable(path) else "(text not shown: the file is part of a bundle)"
+
+
 class TracebridgeError(Exception):
     """Base of every error the CLI reports as one line with exit status 2."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from tracebridge.support.errors import InputError
+from tracebridge.support.errors import InputError, excerpt
 
 #: Bytes read at most from one document (a probe map of 10^6 functions is about 300 MB).
 MAX_DOCUMENT = 1 << 30
@@ -40,5 +40,5 @@ def load_document(path: str | os.PathLike[str], fmt: str, version: int, what: st
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise InputError(path, f"not a tracebridge {what} (no \"format\": \"{fmt}\")")
     if data.get("version") != version:
-        raise InputError(path, f"{what} version {data.get('version')!r} is not {version}")
+        raise InputError(path, f"{what} version {excerpt(path, str(data.get('version')))} is not {version}")
     return data

@@ -16,8 +16,10 @@ ROOT = Path(tracebridge.__file__).resolve().parents[1]
 
 
 def version(**env: str) -> list[str]:
+    # Run from ROOT: `python -m` puts the working directory first on the path, and a checkout's own
+    # tracebridge (without the built core) would shadow the installed one CI tests.
     completed = subprocess.run([sys.executable, "-m", "tracebridge", "--version"], capture_output=True, text=True,
-                               check=True, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+                               check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
     return completed.stdout.splitlines()
 
 

@@ -186,11 +186,8 @@ class Manifest:
 
 
 def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def bundled_file(directory: str, name: str, what: str, limit: int | None = None) -> str:
@@ -365,10 +362,8 @@ def _unchanged(path: object, sha256: str | None) -> bool | None:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_KERNEL:
             return None
-        digest = hashlib.sha256()
         try:
-            while block := handle.read(1 << 20):
-                digest.update(block)
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
         except OSError:
             return None
-    return digest.hexdigest() == sha256
+    return digest == sha256

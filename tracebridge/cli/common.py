@@ -60,8 +60,9 @@ def non_negative_number(text: str) -> float:
 
 def add_module_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("module", metavar="MODULE.ko", help="the kernel module (or kernel) ELF file")
-    parser.add_argument("--old-kernel-linker", action="store_true",
-                        help="lay out sections as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
+    from tracebridge.readers.placement import add_old_kernel_linker_argument
+
+    add_old_kernel_linker_argument(parser)
 
 
 def add_base_argument(parser: argparse.ArgumentParser) -> None:

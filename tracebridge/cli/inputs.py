@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tracebridge.readers.placement import BASE_HELP, one_module, parse_base_spec
+from tracebridge.readers.placement import BASE_HELP, add_old_kernel_linker_argument, one_module, parse_base_spec
 from tracebridge.readers.dtrace_printouts import RULES
 from tracebridge.readers.options import LoadOptions
 from tracebridge.readers.registry import format_names
@@ -32,8 +32,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--kldstat", metavar="FILE", help="saved `kldstat -v` output giving the load addresses")
     group.add_argument("--probe-map", metavar="FILE",
                        help="probe map from `tracebridge gen-probes` to name probes written with `?` for `$`")
-    group.add_argument("--old-kernel-linker", action="store_true",
-                       help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
+    add_old_kernel_linker_argument(group)
     group.add_argument("--bundle-kernel", action="store_true",
                        help="with a bundle: also name kernel PCs from the kernel its manifest names, when that "
                             "path holds a regular file with the recorded SHA-256 (read on the machine that ran)")

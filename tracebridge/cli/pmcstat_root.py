@@ -13,6 +13,7 @@ import os
 import sys
 
 from tracebridge.probes.pmcroot import DEFAULT_KERNEL_DIR
+from tracebridge.readers.placement import add_old_kernel_linker_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,8 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "absolute path are always covered); matched to a module by file name")
     parser.add_argument("--system", metavar="DIR", default="/",
                         help="the system tree the root's links point to (default /)")
-    parser.add_argument("--old-kernel-linker", action="store_true",
-                        help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
+    add_old_kernel_linker_argument(parser)
     parser.set_defaults(func=run)
 
 

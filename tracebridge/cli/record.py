@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from tracebridge.cli.common import int_at_least, positive_number
+from tracebridge.readers.placement import add_old_kernel_linker_argument
 from tracebridge.support.errors import UsageError
 
 DESCRIPTION = """\
@@ -58,9 +59,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settle", type=positive_number, default=1.0, metavar="S",
                         help="seconds the tracer runs before WORKLOAD starts (default 1); a tracer that "
                              "fails within them stops the recording")
-    parser.add_argument("--old-kernel-linker", action="store_true",
-                        help="the target kernel is older than 2024 (no INIT/FINI_ARRAY sections in the "
-                             "module layout)")
+    add_old_kernel_linker_argument(parser)
     parser.add_argument("words", nargs=argparse.REMAINDER, metavar="MODULE.ko [...] [-- WORKLOAD ...]",
                         help="the module to trace (as loaded: matched by file name in kldstat -v), and the "
                              "command to run while tracing, after '--'")

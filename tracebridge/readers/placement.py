@@ -168,8 +168,13 @@ def add_placement_arguments(parser: argparse.ArgumentParser, *, modules_flag: bo
     group.add_argument("--base", action="append", default=[], type=parse_base_spec, metavar="[MODULE=]ADDR",
                        help=BASE_HELP)
     group.add_argument("--kldstat", metavar="FILE", help="saved `kldstat` or `kldstat -v` output")
-    group.add_argument("--old-kernel-linker", action="store_true",
-                       help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
+    add_old_kernel_linker_argument(group)
+
+
+def add_old_kernel_linker_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--old-kernel-linker``: one option and one text for every command that lays modules out."""
+    parser.add_argument("--old-kernel-linker", action="store_true",
+                        help="lay out modules as kernels before 2024 did (no INIT/FINI_ARRAY sections)")
 
 
 def placement_inputs(args: argparse.Namespace) -> list[str]:

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracebridge.image.elf import SHF_ALLOC, SHT_NOBITS, ModuleImage, Section
+from tracebridge.image.elf import (SHF_ALLOC, SHT_NOBITS, SHT_REL, SHT_RELA, SHT_SYMTAB_SHNDX, ModuleImage,
+                                   Section)
 
-SHT_RELA, SHT_REL, SHT_SYMTAB_SHNDX = 4, 9, 18
 SHN_UNDEF, SHN_LORESERVE, SHN_XINDEX = 0, 0xFF00, 0xFFFF
 
 #: Absolute pointer-sized relocations: (symbol + addend) and (base + addend) kinds,

@@ -63,13 +63,13 @@ import numpy as np
 
 from tracebridge.image.demangle import demangle_all, display_names
 from tracebridge.support.errors import InputError
-from tracebridge.image.elf import (SHF_ALLOC, SHF_EXECINSTR, STT_FUNC, ModuleImage, alias_rank,
-                                   section_header_dtype, symbol_dtype)
+from tracebridge.image.elf import (SHF_ALLOC, SHF_EXECINSTR, SHT_STRTAB, SHT_SYMTAB, STT_FUNC, ModuleImage,
+                                   alias_rank, section_header_dtype, symbol_dtype)
 
 #: e_machine numbers (ELF gABI, sys/sys/elf_common.h) of the machines tracebridge reads.
 E_MACHINE = {"i386": 3, "amd64": 62, "arm64": 183, "riscv": 243}
 ET_REL = 1
-SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB = 1, 2, 3
+SHT_PROGBITS = 1
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 STT_SECTION = 3
 _BINDING = {"LOCAL": STB_LOCAL, "GLOBAL": STB_GLOBAL, "WEAK": STB_WEAK}

@@ -77,6 +77,8 @@ def test_v0_crate_disambiguators_go_too():
 
 
 @pytest.mark.parametrize("name", ["em_rxeof", "<[u32; 4] as rem::em::rx::RxDesc>::status", "a::b::h0123",
-                                  "foo::hfedcba9876543210x"])
+                                  "foo::hfedcba9876543210x",
+                                  # brackets that are no crate disambiguator: C arrays, hypothesis' `a[0]`
+                                  "a[0]", "ring[1f]", "<Buf as core::ops::Index<[0]>>::index"])
 def test_names_without_a_hash_are_left_alone(name):
     assert name_of(name) == name

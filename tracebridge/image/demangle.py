@@ -115,7 +115,7 @@ class Demangled:
 #: A legacy hash ending a demangled path (rustc-demangle's ``{}``), and a clone suffix after it.
 _DEMANGLED_LEGACY_HASH = re.compile(r"::h[0-9a-f]{16}(?:\.llvm\.[0-9A-Za-z_.]+| ?\(\.llvm\.[0-9A-Za-z_.]+\))?$")
 #: A v0 crate disambiguator right after a crate name (rustc-demangle's ``{}``: ``core[9f2a...]::fmt``).
-_DEMANGLED_V0_HASH = re.compile(r"(?<=[A-Za-z0-9_])\[[0-9a-f]{1,16}\](?=::|>| |,|\)|$)")
+_DEMANGLED_V0_HASH = re.compile(r"(?<=[A-Za-z0-9_])\[[0-9a-f]{1,16}\](?=::)")
 
 
 def strip_hashes(name: str) -> str | None:

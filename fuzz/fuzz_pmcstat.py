@@ -1,8 +1,14 @@
-"""Fuzz the pmcstat text readers (tracebridge/readers/pmcstat.py, pmcgraph.py): -o record logs and -G callgraphs."""
+"""Fuzz the pmcstat text readers (tracebridge/readers/pmcstat.py, pmcgraph.py): -o record logs and -G callgraphs.
+
+With the native core built, each input is also scanned as a -G block by both
+the native scanner and the numpy one, which must agree field for field.
+"""
 
 from __future__ import annotations
 
 from _harness import DATA, MODULES, Target, check_cli, files, from_tests, main, scratch
+
+from tracebridge.support import native
 
 RESOLVE = ["-m", str(MODULES / "rem_legacy_fp.ko"), "--kernel", str(DATA / "pmcstat" / "kernel"), "-q"]
 
@@ -15,6 +21,13 @@ def check(data: bytes) -> None:
     path = scratch("pmcstat.txt", data)
     check_cli(["pmc", "resolve", path, *RESOLVE])
     check_cli(["fold", path])
+    if native.core is not None:
+        check_scanners(data)
+
+
+def check_scanners(data: bytes) -> None:
+    """The native -G block scanner reads ``data`` as the numpy one does (an AssertionError if not)."""
+    from_tests("readers", "test_callgraph_native").assert_same_block(data, native.core)
 
 
 TARGET = Target("pmcstat", seeds, check)

@@ -11,6 +11,7 @@
 
 #include "fbt_amd64.h"
 #include "json_rows.h"
+#include "pmcgraph_scan.h"
 
 /* A read-only view of an int64 column ('q' items, or plain bytes a multiple of 8 long). */
 static int
@@ -187,10 +188,23 @@ PyDoc_STRVAR(json_rows_doc,
 "The rows whose values are columns[k][i] under keys[k] as json.dumps(rows, ensure_ascii=False)\n"
 "writes them, without the brackets.  TypeError for a value other than str, int, bool, float, None.");
 
+PyDoc_STRVAR(pmcgraph_scan_doc,
+"pmcgraph_scan(data) -> (tree, depth, digits, counts, name_ids, names, image_ids, paths, headers,\n"
+"header_lines, skipped)\n\n"
+"One block of pmcstat -G text read as pmcgraph.scan_block reads it: int64 columns as bytes,\n"
+"the distinct names and image paths as lists of bytes, the header lines' text.");
+
+static PyObject *
+py_pmcgraph_scan(PyObject *self, PyObject *arg)
+{
+    return pmcg_scan_py(arg);
+}
+
 static PyMethodDef methods[] = {
     {"x86_length", py_x86_length, METH_O, x86_length_doc},
     {"fbt_amd64", py_fbt_amd64, METH_VARARGS, fbt_amd64_doc},
     {"json_rows", py_json_rows, METH_VARARGS, json_rows_doc},
+    {"pmcgraph_scan", py_pmcgraph_scan, METH_O, pmcgraph_scan_doc},
     {NULL, NULL, 0, NULL},
 };
 

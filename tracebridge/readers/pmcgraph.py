@@ -36,10 +36,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tracebridge.support import native
 from tracebridge.support.errors import InputError, warn
 from tracebridge.readers.options import Loaded
 from tracebridge.readers.pmcstat import (HEAD, image_name, open_input, options_images, refuse_binary, sniff_callgraph,
@@ -63,6 +65,7 @@ MAX_FIELD = 32
 
 _HEX_NAME = re.compile(rb"^0x[0-9a-fA-F]{1,16}$")  # an address fits 64 bits
 _HEADER = re.compile(rb"^@ (.*) \[[0-9]+ samples\]")
+_NOT_SEEN = object()
 _NL, _SP, _PERCENT, _OPEN, _CLOSE, _AT = 10, 32, 37, 91, 93, 64
 
 
@@ -209,11 +212,15 @@ class _Namer:
         self.images = images
         self.evidence = evidence if evidence is not None else Evidence()
         self.spaces: dict[str, AddressSpace] = {}
+        #: The module name of each image path seen (a callgraph names few images on many lines).
+        self.modules: dict[bytes | None, str | None] = {None: None, b"": None}
 
     def frame(self, name: bytes, image: bytes | None) -> Frame:
-        module = image_name(image.decode("utf-8", "replace")) if image else None
+        module = self.modules.get(image, _NOT_SEEN)
+        if module is _NOT_SEEN:
+            module = self.modules[image] = image_name(image.decode("utf-8", "replace"))
         text = name.decode("utf-8", "replace")
-        if not _HEX_NAME.match(name):
+        if not (name[:2] == b"0x" and _HEX_NAME.match(name)):
             if module is not None:
                 self.evidence.observe_named(module, text, 0)
             return symbol_frame(module, text)
@@ -263,7 +270,23 @@ class GraphBlock:
 
 
 def scan_block(data: bytes) -> GraphBlock:
-    """The tree lines, headers and skipped lines of one block of whole lines."""
+    """The tree lines, headers and skipped lines of one block of whole lines.
+
+    In one pass of the native core when it is built (src/native/pmcgraph_scan.h),
+    else with numpy; the two give the same block.
+    """
+    core = native.core
+    if core is None:
+        return _scan_block_numpy(data)
+    tree, depth, digits, counts, name_ids, names, image_ids, paths, headers, header_lines, skipped = \
+        core.pmcgraph_scan(data)
+    column = partial(np.frombuffer, dtype=np.int64)
+    return GraphBlock(column(tree), column(depth), column(digits), column(counts), column(name_ids), names,
+                      column(image_ids), paths, column(headers), [_event(text) for text in header_lines],
+                      column(skipped))
+
+
+def _scan_block_numpy(data: bytes) -> GraphBlock:
     lines, pad = _scan(data)
     name_ids, names = _intern(data, lines.name_start, lines.name_end)
     marked = np.flatnonzero(lines.image_end > lines.image_start)

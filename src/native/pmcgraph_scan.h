@@ -1,0 +1,303 @@
+/* One block of `pmcstat -G` callgraph text scanned in one pass: the native twin of
+ * tracebridge.readers.pmcgraph._scan_block_numpy (see that module for the format).
+ *
+ * A line is read as stackcollapse-pmc.pl's ^( *)[0-9.]+%  \[([0-9]+)\]\s*(\S+)
+ * reads it, white space being perl's \s on bytes (9-13 and 32): the indentation
+ * spaces only, then a percentage of at most PMCG_MAX_FIELD digits and dots ending
+ * in '%', exactly two spaces, '[', at most PMCG_MAX_FIELD digits, ']', the name
+ * (glued to the ']' or the next word on the line) and, when " @ " follows it, the
+ * image path up to the line's last non-space byte.  Each distinct name and path is
+ * interned in first-seen order.  Other lines are headers ("@ ") or skipped; lines
+ * of white space only are neither.  Every read is checked against the block's
+ * length (past it reads as a newline), and every table grows with a checked size.
+ */
+#ifndef TRACEBRIDGE_PMCGRAPH_SCAN_H
+#define TRACEBRIDGE_PMCGRAPH_SCAN_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Longest percentage or count read (pmcgraph.MAX_FIELD). */
+#define PMCG_MAX_FIELD 32
+/* Count digits whose value is kept (more make the reader refuse the line). */
+#define PMCG_COUNT_DIGITS 18
+
+/* A growing array of int64. */
+typedef struct {
+    long long *items;
+    size_t count, capacity;
+} pmcg_column;
+
+static int
+pmcg_push(pmcg_column *c, long long value)
+{
+    if (c->count == c->capacity) {
+        size_t capacity = c->capacity ? c->capacity * 2 : 1024;
+        if (capacity > ((size_t)PY_SSIZE_T_MAX) / sizeof(long long)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        long long *items = PyMem_Realloc(c->items, capacity * sizeof(long long));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->items = items;
+        c->capacity = capacity;
+    }
+    c->items[c->count++] = value;
+    return 0;
+}
+
+/* Distinct byte strings (spans of the block) to ids in first-seen order: open addressing. */
+typedef struct {
+    Py_ssize_t *slots;      /* index into starts/lengths, or -1 */
+    size_t mask;            /* slots: mask + 1, a power of two, at least twice the strings */
+    pmcg_column starts, lengths;
+} pmcg_interner;
+
+static uint64_t
+pmcg_hash(const unsigned char *p, Py_ssize_t n)
+{
+    uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int
+pmcg_grow(pmcg_interner *t, const unsigned char *base)
+{
+    size_t size = t->slots ? (t->mask + 1) * 2 : 1024;
+    if (size > ((size_t)PY_SSIZE_T_MAX) / sizeof(Py_ssize_t)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t *slots = PyMem_Malloc(size * sizeof(Py_ssize_t));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < size; i++)
+        slots[i] = -1;
+    for (size_t id = 0; id < t->starts.count; id++) {
+        size_t at = pmcg_hash(base + t->starts.items[id], t->lengths.items[id]) & (size - 1);
+        while (slots[at] >= 0)
+            at = (at + 1) & (size - 1);
+        slots[at] = (Py_ssize_t)id;
+    }
+    PyMem_Free(t->slots);
+    t->slots = slots;
+    t->mask = size - 1;
+    return 0;
+}
+
+/* The id of base[start:start + length], added when new; -1 on a memory error. */
+static long long
+pmcg_intern(pmcg_interner *t, const unsigned char *base, Py_ssize_t start, Py_ssize_t length)
+{
+    if (t->slots == NULL || (t->starts.count + 1) * 2 > t->mask + 1) {
+        if (pmcg_grow(t, base) < 0)
+            return -1;
+    }
+    const unsigned char *p = base + start;
+    size_t at = pmcg_hash(p, length) & t->mask;
+    while (t->slots[at] >= 0) {
+        Py_ssize_t id = t->slots[at];
+        if (t->lengths.items[id] == length && memcmp(base + t->starts.items[id], p, (size_t)length) == 0)
+            return id;
+        at = (at + 1) & t->mask;
+    }
+    long long id = (long long)t->starts.count;
+    if (pmcg_push(&t->starts, start) < 0 || pmcg_push(&t->lengths, length) < 0)
+        return -1;
+    t->slots[at] = (Py_ssize_t)id;
+    return id;
+}
+
+static void
+pmcg_interner_free(pmcg_interner *t)
+{
+    PyMem_Free(t->slots);
+    PyMem_Free(t->starts.items);
+    PyMem_Free(t->lengths.items);
+}
+
+/* The interned strings as a list of bytes. */
+static PyObject *
+pmcg_strings(const pmcg_interner *t, const unsigned char *base)
+{
+    PyObject *list = PyList_New((Py_ssize_t)t->starts.count);
+    if (list == NULL)
+        return NULL;
+    for (size_t i = 0; i < t->starts.count; i++) {
+        PyObject *item = PyBytes_FromStringAndSize((const char *)base + t->starts.items[i],
+                                                   (Py_ssize_t)t->lengths.items[i]);
+        if (item == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+/* What one block holds, column by column (see pmcgraph.GraphBlock). */
+typedef struct {
+    pmcg_column tree, depth, digits, counts, name_ids, image_ids, headers, header_starts, header_ends, skipped;
+    pmcg_interner names, paths;
+} pmcg_block;
+
+static void
+pmcg_block_free(pmcg_block *b)
+{
+    pmcg_column *columns[] = {&b->tree, &b->depth, &b->digits, &b->counts, &b->name_ids, &b->image_ids,
+                              &b->headers, &b->header_starts, &b->header_ends, &b->skipped};
+    for (size_t i = 0; i < sizeof columns / sizeof *columns; i++)
+        PyMem_Free(columns[i]->items);
+    pmcg_interner_free(&b->names);
+    pmcg_interner_free(&b->paths);
+}
+
+static inline int
+pmcg_space(unsigned char c)
+{
+    return c == ' ' || (c >= 9 && c <= 13);
+}
+
+/* Scan p[0:n] line by line into b; 0, or -1 with a Python error set. */
+static int
+pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
+{
+#define AT(i) ((i) < n ? p[(i)] : (unsigned char)'\n')
+    long long line = 0;
+    for (Py_ssize_t s = 0; s < n; line++) {
+        const unsigned char *newline = memchr(p + s, '\n', (size_t)(n - s));
+        Py_ssize_t e = newline ? newline - p : n;
+        Py_ssize_t first = s;
+        while (first < e && pmcg_space(p[first]))
+            first++;
+        Py_ssize_t next = e + 1;
+        if (first == e) {           /* white space only */
+            s = next;
+            continue;
+        }
+        Py_ssize_t indent = s;
+        while (indent < first && p[indent] == ' ')
+            indent++;
+        int ok = indent == first;
+        Py_ssize_t word_end = first;
+        while (word_end < e && !pmcg_space(p[word_end]))
+            word_end++;
+        Py_ssize_t percent = word_end - 1;
+        ok = ok && percent > first && percent - first <= PMCG_MAX_FIELD && p[percent] == '%'
+            && AT(percent + 1) == ' ' && AT(percent + 2) == ' ' && AT(percent + 3) == '[';
+        for (Py_ssize_t i = first; ok && i < percent; i++)
+            ok = (p[i] >= '0' && p[i] <= '9') || p[i] == '.';
+        Py_ssize_t count_start = percent + 4, count_end = count_start;
+        if (ok) {
+            while (count_end - count_start < PMCG_MAX_FIELD && AT(count_end) >= '0' && AT(count_end) <= '9')
+                count_end++;
+            ok = count_end > count_start && AT(count_end) == ']';
+        }
+        Py_ssize_t name_start = count_end + 1, name_end = name_start;
+        if (ok) {
+            if (pmcg_space(AT(name_start))) {   /* the name is the line's next word */
+                while (name_start < e && pmcg_space(p[name_start]))
+                    name_start++;
+                ok = name_start < e;
+            }
+            name_end = name_start;
+            while (name_end < e && !pmcg_space(p[name_end]))
+                name_end++;
+        }
+        if (!ok) {
+            if (p[s] == '@' && AT(s + 1) == ' ') {
+                if (pmcg_push(&b->headers, line) < 0 || pmcg_push(&b->header_starts, s) < 0
+                        || pmcg_push(&b->header_ends, e) < 0)
+                    return -1;
+            }
+            else if (pmcg_push(&b->skipped, line) < 0)
+                return -1;
+            s = next;
+            continue;
+        }
+        long long value = 0;
+        for (Py_ssize_t i = count_start; i < count_end && i < count_start + PMCG_COUNT_DIGITS; i++)
+            value = value * 10 + (p[i] - '0');
+        long long name_id = pmcg_intern(&b->names, p, name_start, name_end - name_start), image_id = -1;
+        if (name_id < 0)
+            return -1;
+        if (AT(name_end) == ' ' && AT(name_end + 1) == '@' && AT(name_end + 2) == ' ') {
+            Py_ssize_t last = e;     /* the end of the line's last word */
+            while (last > s && pmcg_space(p[last - 1]))
+                last--;
+            if (last > name_end + 3) {
+                image_id = pmcg_intern(&b->paths, p, name_end + 3, last - (name_end + 3));
+                if (image_id < 0)
+                    return -1;
+            }
+        }
+        if (pmcg_push(&b->tree, line) < 0 || pmcg_push(&b->depth, first - s) < 0
+                || pmcg_push(&b->digits, count_end - count_start) < 0 || pmcg_push(&b->counts, value) < 0
+                || pmcg_push(&b->name_ids, name_id) < 0 || pmcg_push(&b->image_ids, image_id) < 0)
+            return -1;
+        s = next;
+    }
+    return 0;
+#undef AT
+}
+
+static PyObject *
+pmcg_column_bytes(const pmcg_column *c)
+{
+    return PyBytes_FromStringAndSize((const char *)c->items, (Py_ssize_t)(c->count * sizeof(long long)));
+}
+
+/* pmcgraph_scan(data) -> (tree, depth, digits, counts, name_ids, names, image_ids, paths, headers,
+ * header_lines, skipped): int64 columns as bytes, names and paths lists of bytes, header_lines the
+ * header lines' text. */
+static PyObject *
+pmcg_scan_py(PyObject *data_obj)
+{
+    Py_buffer data;
+    if (PyObject_GetBuffer(data_obj, &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    pmcg_block b;
+    memset(&b, 0, sizeof b);
+    PyObject *result = NULL;
+    const unsigned char *p = data.buf;
+    if (pmcg_scan(p, data.len, &b) == 0) {
+        PyObject *items[11] = {
+            pmcg_column_bytes(&b.tree), pmcg_column_bytes(&b.depth), pmcg_column_bytes(&b.digits),
+            pmcg_column_bytes(&b.counts), pmcg_column_bytes(&b.name_ids), pmcg_strings(&b.names, p),
+            pmcg_column_bytes(&b.image_ids), pmcg_strings(&b.paths, p), pmcg_column_bytes(&b.headers),
+            PyList_New((Py_ssize_t)b.headers.count), pmcg_column_bytes(&b.skipped),
+        };
+        int complete = 1;
+        for (size_t i = 0; i < 11; i++)
+            complete = complete && items[i] != NULL;
+        for (size_t i = 0; complete && i < b.headers.count; i++) {
+            PyObject *text = PyBytes_FromStringAndSize((const char *)p + b.header_starts.items[i],
+                                                       (Py_ssize_t)(b.header_ends.items[i] - b.header_starts.items[i]));
+            complete = text != NULL;
+            if (complete)
+                PyList_SET_ITEM(items[9], (Py_ssize_t)i, text);
+        }
+        if (complete)
+            result = PyTuple_New(11);
+        for (size_t i = 0; i < 11; i++) {
+            if (result != NULL)
+                PyTuple_SET_ITEM(result, (Py_ssize_t)i, items[i]);
+            else
+                Py_XDECREF(items[i]);
+        }
+    }
+    pmcg_block_free(&b);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+#endif

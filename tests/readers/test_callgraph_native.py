@@ -1,0 +1,101 @@
+"""The native ``pmcstat -G`` block scanner reads every block as the numpy one does, and folds the same.
+
+Both paths run on every committed callgraph capture, on blocks cut anywhere,
+and on hypothesis-made lines around stackcollapse-pmc.pl's pattern (the
+spacing, the field limits, tabs and other white space, headers, bytes that
+are not UTF-8, a last line without its newline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tracebridge.profile.labels import LabelOptions
+from tracebridge.readers import pmcgraph
+from tracebridge.render.folded import folded_lines
+
+DATA = Path(__file__).parents[1] / "data" / "pmcstat"
+GRAPHS = sorted(DATA.glob("*.graph"))
+
+
+def assert_same_block(data: bytes, core) -> None:
+    """``core`` (the native_core fixture) is what pmcgraph.scan_block calls."""
+    native = pmcgraph.scan_block(data)
+    numpy = pmcgraph._scan_block_numpy(data)
+    for field in fields(pmcgraph.GraphBlock):
+        ours, theirs = getattr(native, field.name), getattr(numpy, field.name)
+        if isinstance(theirs, np.ndarray):
+            assert ours.dtype == theirs.dtype and ours.tolist() == theirs.tolist(), (field.name, data)
+        else:
+            assert ours == theirs, (field.name, data)
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda p: p.name)
+def test_every_capture_scans_the_same(native_core, graph):
+    data = graph.read_bytes()
+    assert_same_block(data, native_core)
+    assert_same_block(data.replace(b"\n", b"\r\n"), native_core)
+    assert_same_block(data.rstrip(b"\n"), native_core)   # the last line without its newline
+
+
+@pytest.mark.parametrize("block", [1, 53, 4 << 20])
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda p: p.name)
+def test_every_capture_folds_the_same_on_both_paths(native_core, monkeypatch, graph, block):
+    monkeypatch.setattr("tracebridge.readers.source.BLOCK", block)
+
+    def fold() -> list[str]:
+        return folded_lines(pmcgraph.read_callgraph(graph), LabelOptions())
+
+    native_lines = fold()
+    monkeypatch.setattr("tracebridge.support.native.core", None)
+    assert native_lines == fold()
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\n", b" \t\x0b\x0c\r\n", b"@", b"@ ", b"@ x [1 samples]", b"%  [1]  x",
+    b"0%  [1]  x", b"0%  [1]x", b"0%  [1]", b"0%  [1]  ", b"0%  [1]\n  x", b"0%  [1]  x @ ", b"0%  [1]  x @  ",
+    b"0%  [1]  x @  /a b  ", b"0%  [1]  x  @ /a", b"0%  [1]  x @\t/a", b"0%  [1]  x @ /a\r\n",
+    b"1" * 32 + b"%  [1]  x", b"1" * 33 + b"%  [1]  x", b"0%  [" + b"9" * 32 + b"]  x",
+    b"0%  [" + b"9" * 33 + b"]  x", b"0%  [" + b"1" * 19 + b"]  x", b"\t0%  [1]  x", b" \x00 0%  [1]  x",
+    b"  0%  [1]  \xff\xfe @ /\xc3", b"0%%  [1]  x", b"0.%  [1]  x", b"..%  [1]  x", b"0%  [1]]  x", b"0%  [a]  x",
+])
+def test_edge_lines_scan_the_same(native_core, data):
+    assert_same_block(data, native_core)
+    assert_same_block(data + b"\n" + data + b"\n", native_core)
+
+
+_PIECES = st.sampled_from([b" ", b"  ", b"\t", b"\r", b"\x0b", b"\n", b"%", b"[", b"]", b"@", b"@ ", b" @ ", b".",
+                           b"0", b"7", b"100.0", b"05.26", b"[12]", b"%  [", b"]  ", b"foo", b"_ZN3foo3barE", b"0x1a",
+                           b"/boot/kernel/kernel", b"\xff", b"\x00", b"\xc3\xa9"])
+
+
+@st.composite
+def callgraph_lines(draw) -> bytes:
+    """Lines mostly shaped like pmcstat's, with pieces mixed in anywhere."""
+    lines = []
+    for _ in range(draw(st.integers(0, 12))):
+        if draw(st.booleans()):
+            line = b" " * draw(st.integers(0, 4)) + draw(st.sampled_from([b"100.0", b"05.26", b"1" * 33, b"x"])) \
+                + b"%  [" + str(draw(st.integers(0, 10**20))).encode() + b"]" + b" " * draw(st.integers(0, 3)) \
+                + draw(st.sampled_from([b"foo", b"0x1f", b"bar\xff", b""])) \
+                + draw(st.sampled_from([b"", b" @ /boot/kernel/kernel", b" @ /m.ko ", b" @ "]))
+        else:
+            line = b"".join(draw(st.lists(_PIECES, max_size=8)))
+        lines.append(line)
+    return b"\n".join(lines) + draw(st.sampled_from([b"", b"\n"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=callgraph_lines())
+def test_generated_lines_scan_the_same(native_core, data):
+    assert_same_block(data, native_core)
+
+
+def test_the_native_scanner_takes_only_bytes_like_objects(native_core):
+    with pytest.raises(TypeError):
+        native_core.pmcgraph_scan("text")

@@ -41,3 +41,14 @@ def read_addr2line(path: Path) -> dict[int, list[tuple[str, str | None, int | No
                         int(number) if number.isdigit() and int(number) else None))
         i += 2
     return chains
+
+
+def line_sites(planner, expected: dict[int, list[tuple[str, str | None, int | None]]]):
+    """Every kinst site ``planner.at_line`` places for each (file, line) addr2line gives as an innermost
+    frame: yields (file, line, site, addr2line's chain at the site); a KeyError means the site is not
+    an instruction start of the listing addr2line was run on."""
+    lines = {(file, line) for chain in expected.values() for _, file, line in chain[:1] if line}
+    for file, line in sorted(lines):
+        sites, _ = planner.at_line(file.rsplit("/", 1)[-1], line)
+        for site in sites:
+            yield file, line, site, expected[site.module_offset]

@@ -19,3 +19,7 @@ EDGE = FIXTURES / "edge"
 MODULE_NAMES = sorted(p.stem for p in MODULES.glob("rem_*.ko") if p.stem != "rem_stripped")
 #: The modules built with DWARF (``.ko`` + ``.ko.debug`` + ``.ko.full``), with addr2line views.
 DWARF_MODULE_NAMES = sorted(p.stem for p in MODULES.glob("inl_*.ko"))
+#: rustc-compiled arm64 and riscv modules with DWARF (``.ko`` + ``.ko.debug`` + ``.ko.full``), with
+#: llvm-objdump listings and addr2line views (binutils here disassembles x86 only).
+CROSS = FIXTURES / "cross"
+CROSS_MODULE_NAMES = sorted(p.stem for p in CROSS.glob("xinl_*.ko"))

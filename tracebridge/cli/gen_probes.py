@@ -35,11 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--map", metavar="FILE.json",
                         help="also write the probe map: each traced function's descriptions, mangled and "
                              "demangled names, offset and probes")
-    kinst = parser.add_argument_group("kinst (FreeBSD 14+, amd64)")
+    kinst = parser.add_argument_group("kinst (FreeBSD 14+; amd64, arm64, riscv)")
     kinst.add_argument("--provider", choices=("fbt", "kinst"), default="fbt",
                        help="fbt (default), or kinst: kinst:NAME.ko:SYMBOL:OFFSET probes, the entry at offset 0 "
                             "and one per ret for the selected functions (exact names: no '$', at most 191 "
-                            "characters, push %%rbp at byte 0)")
+                            "characters; amd64: push %%rbp at byte 0, arm64: an stp/sub sp frame, riscv: "
+                            "sd ra and a ret)")
     kinst.add_argument("--at", action="append", default=[], metavar="FILE:LINE",
                        help="with --provider kinst: a probe at the first instruction of each address range "
                             "the DWARF line table gives this line (FILE a path suffix), in every function and "

@@ -308,6 +308,10 @@ def build(template: Template, plan: Plan, *, base: int | None = None, budget: in
     fixed = {key: sum(_clause_cost(c, plan.module_field, "") for c in value) for key, value in listing.items()}
     traced: list[tuple[Planned, int]] = []
     skipped: list[tuple[Planned, str]] = []
+    # A function without a return site is FBT's "no return probe", or kinst's "no ret".
+    no_return = NO_RETURN
+    if plan.provider == "kinst":
+        from tracebridge.probes.kinst import NO_RET as no_return
     for planned in plan.items:
         if not clauses:  # a sampling template: nothing to describe
             traced.append((planned, 0))
@@ -317,7 +321,7 @@ def build(template: Template, plan: Plan, *, base: int | None = None, budget: in
         if not key[0]:
             skipped.append((planned, probes.reason))
         elif not listing[key]:
-            skipped.append((planned, NO_RETURN))
+            skipped.append((planned, no_return))
         elif planned.field.text is None:
             skipped.append((planned, NO_DESCRIPTION))
         else:

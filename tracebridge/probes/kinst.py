@@ -2,21 +2,24 @@
 
 kinst (``sys/cddl/dev/kinst/``, ``freebsd-facts.md`` section 7) makes a probe
 ``kinst:MODULE.ko:FUNCTION:OFFSET`` on demand for one instruction of a
-function.  Its rules, which every description written here follows:
+function, on amd64, arm64 and riscv.  Its rules, which every description
+written here follows:
 
 * MODULE is the linker file's name *with* ``.ko``; FUNCTION is compared with
   ``strcmp`` (no globs), cut at 191 characters: a name longer than that, or a
   legacy Rust name with ``$`` (libdtrace takes ``$`` for a macro, and with no
   glob there is no ``?`` to put in its place), cannot be named at all;
-* on amd64 the function's byte 0 must be ``push %rbp`` (0x55);
-* OFFSET must be an instruction start; kinst refuses ``jrcxz`` and skips
-  ``popf`` and ``sti``, so probes there are left out with that reason.
+  ``kinst_excluded()`` (``kinst.c`` and each ``kinst_md_excluded()``) never
+  probes a few names;
+* each architecture's prologue test and the instructions it will not patch
+  (:mod:`tracebridge.probes.kinst_isa`); OFFSET must be an instruction start
+  of kinst's own walk.
 
 Sites come from the function selection (an entry probe at offset 0 and one
 per ``ret``, for the FBT-style templates) or from DWARF
 (:mod:`tracebridge.image.dwarf`): the first instruction of each address range
 the line table gives a source line, or the start of each range of an inlined
-copy of a function.  tracebridge places kinst probes on amd64 only.
+copy of a function.
 """
 
 from __future__ import annotations
@@ -25,63 +28,68 @@ import bisect
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from iced_x86 import Decoder, Mnemonic
-
 from tracebridge.image.demangle import demangle_symbol
 from tracebridge.image.dwarf import AddressIndex
 from tracebridge.image.elf import Function, ModuleImage
+from tracebridge.probes import kinst_isa
 from tracebridge.probes.fbt_isa import FbtProbes
 from tracebridge.probes.probedesc import FUNCTION_MAX
 
 PROVIDER = "kinst"
-PUSH_RBP = 0x55
 DOLLAR = "kinst-dollar"
 TOO_LONG = "kinst-name-too-long"
-NO_PUSH = "kinst-no-push-rbp"
+EXCLUDED = "kinst-excluded"
 ISA = "kinst-isa"
 NO_CODE = "kinst-no-code"
 NOT_INSTRUCTION = "kinst-not-instruction-start"
-REFUSED = "kinst-refused-instruction"
+NO_RET = "kinst-no-ret"
 REASONS = {
     DOLLAR: "a legacy Rust name with '$' cannot be named: libdtrace takes '$' for a macro and kinst matches "
             "names exactly (no glob to write '?' with)",
     TOO_LONG: f"the name is longer than {FUNCTION_MAX} characters: kinst cuts names there and matches exactly",
-    NO_PUSH: "the function does not start with push %rbp, which kinst needs at byte 0 on amd64",
-    ISA: "tracebridge places kinst probes on amd64 only",
+    EXCLUDED: "kinst never probes this name (kinst_excluded(): dtrace_* but dtrace_safe_*, db_*, kdb_*, "
+              "owner_mtx/rm/rw/sx, trap_check and the architecture's trap handlers)",
+    ISA: "kinst exists on amd64, arm64 and riscv only",
     NO_CODE: "the function has no code in the file",
     NOT_INSTRUCTION: "the address is not an instruction start of the function holding it",
-    REFUSED: "kinst refuses jrcxz and skips popf and sti",
+    NO_RET: "kinst finds no ret it can patch in the function (it leaves by a tail call or never returns), "
+            "and this template needs a return probe",
+    **kinst_isa.REASONS,
 }
-_REFUSED_MNEMONICS = frozenset({Mnemonic.JRCXZ, Mnemonic.POPF, Mnemonic.POPFQ, Mnemonic.POPFD, Mnemonic.STI})
-_RETURNS = frozenset({Mnemonic.RET})
+# sys/cddl/dev/kinst/kinst.c kinst_excluded(), and kinst_md_excluded() of aarch64 and riscv.
+_EXCLUDED_PREFIXES = ("db_", "kdb_")
+_EXCLUDED_NAMES = frozenset({
+    "owner_mtx", "owner_rm", "owner_rw", "owner_sx", "trap_check",
+    "handle_el1h_sync", "do_el1h_sync",
+    "cpu_exception_handler", "cpu_exception_handler_supervisor", "cpu_exception_handler_user",
+    "do_trap_supervisor", "do_trap_user",
+})
+
+
+def _excluded(name: str) -> bool:
+    return (name.startswith(_EXCLUDED_PREFIXES) or name in _EXCLUDED_NAMES
+            or (name.startswith("dtrace_") and not name.startswith("dtrace_safe_")))
 
 
 def function_problem(image: ModuleImage, function: Function) -> str | None:
     """Why kinst cannot probe ``function`` at all (a reason key), or None."""
-    if image.machine != "amd64":
+    if image.machine not in kinst_isa.MACHINES:
         return ISA
     if "$" in function.name:
         return DOLLAR
     if len(function.name) > FUNCTION_MAX:
         return TOO_LONG
+    if _excluded(function.name):
+        return EXCLUDED
     code = image.code(function)
     if not code:
         return NO_CODE
-    if code[0] != PUSH_RBP:
-        return NO_PUSH
-    return None
+    return kinst_isa.function_problem(image.machine, bytes(code))
 
 
-def instructions(image: ModuleImage, function: Function) -> dict[int, int]:
-    """Offset from the function's start -> iced mnemonic, for every instruction decoded."""
-    code = bytes(image.code(function))
-    decoder = Decoder(64, code)
-    found = {}
-    for instruction in decoder:
-        if instruction.is_invalid:
-            break
-        found[instruction.ip] = instruction.mnemonic
-    return found
+def instructions(image: ModuleImage, function: Function) -> kinst_isa.Instructions:
+    """kinst's walk of ``function`` (one it accepts): each instruction start and returns."""
+    return kinst_isa.decode(image.machine, bytes(image.code(function)))
 
 
 def predict(image: ModuleImage, functions: list[Function]) -> list[FbtProbes]:
@@ -89,11 +97,13 @@ def predict(image: ModuleImage, functions: list[Function]) -> list[FbtProbes]:
     result = []
     for function in functions:
         problem = function_problem(image, function)
+        if problem is None:
+            decoded = instructions(image, function)
+            problem = decoded.starts.get(0, NOT_INSTRUCTION)
         if problem is not None:
             result.append(FbtProbes(None, (), problem))
             continue
-        returns = tuple(offset for offset, mnemonic in instructions(image, function).items() if mnemonic in _RETURNS)
-        result.append(FbtProbes(0, returns))
+        result.append(FbtProbes(0, decoded.returns))
     return result
 
 
@@ -137,7 +147,7 @@ class SitePlanner:
         self.index = index
         self._functions = [f for f in image.functions_by_offset if f.size]
         self._starts = [f.offset for f in self._functions]
-        self._decoded: dict[int, dict[int, int]] = {}
+        self._decoded: dict[int, kinst_isa.Instructions] = {}
 
     def at_line(self, file_suffix: str, line: int) -> tuple[list[Site], list[Refusal]]:
         """A probe at the first instruction of each address range the line table gives ``FILE:LINE``.
@@ -176,10 +186,8 @@ class SitePlanner:
             decoded = self._decoded.get(function.offset)
             if decoded is None and problem is None:
                 decoded = self._decoded[function.offset] = instructions(self.image, function)
-            if problem is None and offset not in decoded:
-                problem = NOT_INSTRUCTION
-            if problem is None and decoded[offset] in _REFUSED_MNEMONICS:
-                problem = REFUSED
+            if problem is None:
+                problem = decoded.starts.get(offset, NOT_INSTRUCTION)
             if problem is not None:
                 refusals[address] = Refusal(address, name, problem)
                 continue

@@ -19,7 +19,7 @@ instruction against iced-x86 on every function of the big ELF.  FlameGraph is
 not shipped: give its directory (``git clone`` it into /tmp, never into this
 tree).
 
-    python benchmarks/bench_native.py --flamegraph /tmp/FlameGraph [--elf FILE] [--repeat 3]
+    python benchmarks/bench_native.py --flamegraph /tmp/FlameGraph [--elf FILE] [--repeat 3] [--rows 1,2]
 """
 
 from __future__ import annotations
@@ -131,7 +131,10 @@ def main() -> None:
     parser.add_argument("--elf", default=default_elf(), help="the big ELF (default: the toolchain's librustc_driver)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-decoder-check", action="store_true")
+    parser.add_argument("--rows", default="1,2,3,4",
+                        help="the rows to run, by number (default all: 1,2,3,4; 1,2 for the big ELF only)")
     args = parser.parse_args()
+    selected = {int(number) for number in args.rows.split(",")}
     if args.elf is None:
         raise SystemExit("no librustc_driver-*.so found: give --elf")
     native = subprocess.run([*TRACEBRIDGE, "--version"], capture_output=True, text=True, check=True).stdout
@@ -141,19 +144,24 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         graph, stacks = os.path.join(tmp, "pmc.graph"), os.path.join(tmp, "stacks.txt")
-        graph_mb = make_callgraph(graph, 53) / 1e6
-        stacks_mb = make_dtrace(stacks, os.path.join(args.flamegraph, "example-dtrace-stacks.txt"), 20) / 1e6
-        nm = both_times(["nm", "--demangle=rust", "--defined-only", args.elf], args.repeat)
-        cases = [
-            (f"symbols --format json, {os.path.basename(args.elf)}", ["symbols", "--format", "json", args.elf],
-             "nm --demangle=rust --defined-only", nm, 2.0),
-            ("gen-probes (count template), same file", ["gen-probes", args.elf], "nm", nm, 3.0),
-            (f"fold, {graph_mb:.0f} MB pmcstat -G callgraph", ["fold", graph],
-             "stackcollapse-pmc.pl", both_times(f"perl {args.flamegraph}/stackcollapse-pmc.pl {graph}", args.repeat),
-             0.5),
-            (f"fold, {stacks_mb:.0f} MB DTrace stack() capture", ["fold", stacks], "stackcollapse.pl \\| rustfilt",
-             both_times(f"perl {args.flamegraph}/stackcollapse.pl {stacks} | rustfilt", args.repeat), 1 / 3),
-        ]
+        cases = []
+        if selected & {1, 2}:
+            nm = both_times(["nm", "--demangle=rust", "--defined-only", args.elf], args.repeat)
+        if 1 in selected:
+            cases.append((f"symbols --format json, {os.path.basename(args.elf)}",
+                          ["symbols", "--format", "json", args.elf], "nm --demangle=rust --defined-only", nm, 2.0))
+        if 2 in selected:
+            cases.append(("gen-probes (count template), same file", ["gen-probes", args.elf], "nm", nm, 3.0))
+        if 3 in selected:
+            graph_mb = make_callgraph(graph, 53) / 1e6
+            cases.append((f"fold, {graph_mb:.0f} MB pmcstat -G callgraph", ["fold", graph], "stackcollapse-pmc.pl",
+                          both_times(f"perl {args.flamegraph}/stackcollapse-pmc.pl {graph}", args.repeat), 0.5))
+        if 4 in selected:
+            stacks_mb = make_dtrace(stacks, os.path.join(args.flamegraph, "example-dtrace-stacks.txt"), 20) / 1e6
+            cases.append((f"fold, {stacks_mb:.0f} MB DTrace stack() capture", ["fold", stacks],
+                          "stackcollapse.pl \\| rustfilt",
+                          both_times(f"perl {args.flamegraph}/stackcollapse.pl {stacks} | rustfilt", args.repeat),
+                          1 / 3))
         for number, (label, command, reference_label, reference, target) in enumerate(cases):
             fast, fast_out = timed(command, os.path.join(tmp, f"native{number}"), args.repeat)
             slow, slow_out = timed(command, os.path.join(tmp, f"pure{number}"), args.repeat, PURE)

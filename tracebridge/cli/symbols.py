@@ -22,9 +22,10 @@ COLUMNS = ("name", "demangled", "scheme", "section", "offset", "address", "size"
 #: offset, return sites) or the reason, in the place of the binding (almost
 #: always LOCAL: kmod.mk localises every symbol but the module's entry points).
 TABLE_COLUMNS = ("demangled", "scheme", "section", "offset", "address", "size", "fbt")
-#: Above this many characters of names, rows are encoded as they are written, not in two processes at
-#: once (each half's text would be held whole: a hostile module's 2,000 copies of one 1 MB name are 4 GB).
-PARALLEL_NAME_CHARS = 16 << 20
+#: Rows are encoded in two processes at once, each half's text held whole, only while the names hold no
+#: more characters than the file has bytes, and at most this many: otherwise they are encoded as they are
+#: written (a hostile module's 2,000 copies of one 1 MB name are 4 GB of text from a 1 MB file).
+PARALLEL_NAME_CHARS = 128 << 20
 SORT_KEYS = {
     "offset": lambda row: (row["offset"], row["name"]),
     "name": lambda row: row["name"],
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
     with gcpause.paused(), open_output(args.output, inputs=[args.module]) as out:
         if (args.format != "table" and args.sort == "offset"
-                and sum(len(f.name) for f in functions) <= PARALLEL_NAME_CHARS):
+                and sum(len(f.name) for f in functions) <= min(len(image.data), PARALLEL_NAME_CHARS)):
             # Already in order: each half is demangled, scanned and encoded in its own process.
             chunks = split_map(encoded, functions)
             write_chunks(out, chunks, columns, args.format)

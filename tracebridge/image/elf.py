@@ -18,6 +18,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
@@ -271,6 +272,36 @@ class ModuleImage:
         base = table.offset[index]
         end = min(base + size, base + start + function.size, len(self._data))
         return (base + start, end) if end > base + start else (0, 0)
+
+    def code_spans(self, functions: Sequence[Function]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`code_span` of each function, as two int64 arrays (starts, ends), in one numpy pass.
+
+        The same answers, for the 100k functions of a big module at once.
+        """
+        count = len(functions)
+        shndx = np.fromiter((f.shndx for f in functions), dtype=np.intp, count=count)
+        value = np.fromiter((f.value for f in functions), dtype=np.uint64, count=count)
+        length = np.fromiter((f.size for f in functions), dtype=np.uint64, count=count)
+        columns = self._columns
+        kind, size, base = columns["type"][shndx], columns["size"][shndx], columns["offset"][shndx]
+        if self.elf_type == "ET_REL":
+            offset, inside = value, value < size
+        else:
+            addr = columns["addr"][shndx]
+            offset, inside = value - addr, (value >= addr) & (value - addr < size)
+        inside &= kind != SHT_NOBITS
+        offset = np.where(inside, offset, 0)
+        # No sum overflows: offset < size, and a loaded section with contents lies inside the file.
+        start = base + offset
+        end = np.minimum(start + np.minimum(length, size - offset), np.uint64(len(self._data)))
+        inside &= end > start
+        return (np.where(inside, start, 0).astype(np.int64), np.where(inside, end, 0).astype(np.int64))
+
+    @cached_property
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The section header columns :meth:`code_spans` needs, as uint64 arrays."""
+        t = self._table
+        return {name: np.asarray(getattr(t, name), dtype=np.uint64) for name in ("type", "size", "offset", "addr")}
 
     @property
     def data(self) -> bytes | mmap.mmap:

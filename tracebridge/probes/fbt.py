@@ -31,6 +31,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from tracebridge.probes import fbt_isa
 
 from tracebridge.support import gcpause
@@ -159,34 +161,27 @@ class Predictor:
             return [FbtProbes(None, (), self.verdict.reason)] * len(functions)
         image, options, relocations, stop_index = self.image, self.options, self.relocations, self._stop_index
         machine = image.machine
+        # Each function's first rule that refuses it, as columns: 100k functions take one pass each.
+        count = len(functions)
+        starts, ends = image.code_spans(functions)
+        refused = np.full(count, _WALKED, dtype=np.int8)
+        refused[starts == ends] = _REFUSED.index(NO_CODE)
+        refused[np.fromiter((f.size == 0 for f in functions), dtype=bool, count=count)] = _REFUSED.index(ZERO_SIZE)
+        refused[np.fromiter((f.type == "IFUNC" for f in functions), dtype=bool, count=count)] = _REFUSED.index(IFUNC)
+        if stop_index is not None:
+            refused[np.fromiter((f.symbol_index > stop_index for f in functions), dtype=bool, count=count)] = (
+                _REFUSED.index(LISTING_STOPPED))
         excluded_name = _exclusion_pattern(machine, options).match
-        excluded = FbtProbes(None, (), EXCLUDED_NAME)
-        results: list[FbtProbes | None] = []
-        # Functions whose bytes the ISA's rules must walk, and where those bytes lie.
-        walked: list[Function] = []
-        walked_at: list[int] = []
-        spans: list[tuple[int, int]] = []
-        for function in functions:
-            if excluded_name(function.name):
-                results.append(excluded)
-            elif stop_index is not None and function.symbol_index > stop_index:
-                results.append(FbtProbes(None, (), LISTING_STOPPED))
-            elif function.type == "IFUNC":
-                results.append(FbtProbes(None, (), IFUNC))
-            elif function.size == 0:
-                results.append(FbtProbes(None, (), ZERO_SIZE))
-            else:
-                start, end = image.code_span(function)
-                if start == end:
-                    results.append(FbtProbes(None, (), NO_CODE))
-                else:
-                    walked.append(function)
-                    walked_at.append(len(results))
-                    spans.append((start, end))
-                    results.append(None)
+        refused[[i for i, f in enumerate(functions) if excluded_name(f.name)]] = _REFUSED.index(EXCLUDED_NAME)
+        walked_at = np.flatnonzero(refused == _WALKED)
+        spans = list(zip(starts[walked_at].tolist(), ends[walked_at].tolist()))
         data = image.data
 
+        walked = [functions[at] for at in walked_at.tolist()]
+
         def points_inside_of(i: int) -> PointsInside | None:
+            if not _may_point_inside(walked[i], relocations, options.base):
+                return None  # without copying the function's bytes
             start, end = spans[i]
             return _jump_table_test(image, walked[i], data[start:end], relocations, options.base)
 
@@ -197,13 +192,21 @@ class Predictor:
         else:
             scan = _SCANNERS[machine]
             scanned = [scan(data[start:end]) for start, end in spans]
-        for at, probes in zip(walked_at, scanned):
-            results[at] = probes
+        answers = [_REFUSALS[reason] for reason in refused.tolist()]
         # Most functions share their answer with others (entry at 0, one return
         # at the same offset): keeping one object per distinct answer makes the
         # list cheap to send back from split_map's second process.
-        distinct: dict[FbtProbes, FbtProbes] = {}
-        return [distinct.setdefault(probes, probes) for probes in results]
+        distinct: dict[tuple[int | None, tuple[int, ...], str | None], FbtProbes] = {}
+        for at, probes in zip(walked_at.tolist(), scanned):
+            answers[at] = distinct.setdefault((probes.entry, probes.returns, probes.reason), probes)
+        return answers
+
+
+#: The refusals :meth:`Predictor.scan` finds per function, by their number in its column.
+_REFUSED = (NO_CODE, ZERO_SIZE, IFUNC, LISTING_STOPPED, EXCLUDED_NAME)
+_REFUSALS = [FbtProbes(None, (), reason) for reason in _REFUSED] + [None]
+#: A function none of them refuses: its bytes are walked.
+_WALKED = len(_REFUSED)
 
 
 def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:
@@ -213,6 +216,11 @@ def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:
         return None
     indices = [f.symbol_index for f in functions if f.name in stoppers]
     return min(indices) if indices else None
+
+
+def _may_point_inside(function: Function, relocations: Relocations, base: int | None) -> bool:
+    """Can a window of the function read as a pointer into it?  Not without a base or a relocation."""
+    return base is not None or relocations.may_patch(function.shndx)
 
 
 def _jump_table_test(image: ModuleImage, function: Function, code: bytes, relocations: Relocations,
@@ -226,9 +234,9 @@ def _jump_table_test(image: ModuleImage, function: Function, code: bytes, reloca
     taken as "no" otherwise.  A window that mixes relocated and plain bytes
     holds part of some other address, never one of this function's.
     """
-    shndx = function.shndx
-    if base is None and not relocations.may_patch(shndx):
+    if not _may_point_inside(function, relocations, base):
         return None
+    shndx = function.shndx
     width = image.bits // 8
     in_section = image.offset_in_section(function)
     low, high = function.offset, function.offset + function.size

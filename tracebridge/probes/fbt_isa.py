@@ -180,24 +180,29 @@ def scan_amd64_many(data: bytes, spans: Sequence[tuple[int, int]],
     starts = array("q", [start for start, _ in spans])
     sizes = array("q", [end - start for start, end in spans])
     entries, counts, candidates = (memoryview(column).cast("q") for column in core.fbt_amd64(data, starts, sizes))
+    # One answer object per entry offset for the many functions without a return-site candidate.
+    entry_only: dict[int, FbtProbes] = {}
     results = []
     at = 0
-    for i, entry in enumerate(entries):
-        if entry < 0:
-            if entry == _NATIVE_UNSURE:
+    for i, (entry, count) in enumerate(zip(entries, counts)):
+        if count == 0:
+            if entry >= 0:
+                probes = entry_only.get(entry)
+                if probes is None:
+                    probes = entry_only[entry] = FbtProbes(entry)
+                results.append(probes)
+            elif entry == _NATIVE_UNSURE:
                 start, end = spans[i]
                 results.append(scan_amd64(data[start:end], points_inside_of(i)))
             else:
                 results.append(_NATIVE_ANSWERS[entry])
             continue
-        count = counts[i]
-        if count == 0:
-            results.append(_ENTRY_AT_0 if entry == 0 else FbtProbes(entry))
-            continue
         points_inside, size = points_inside_of(i), sizes[i]
-        returns = tuple(pos for pos in candidates[at:at + count] if not _jump_table(pos, 8, size, points_inside))
+        returns = candidates[at:at + count].tolist()
         at += count
-        results.append(FbtProbes(entry, returns))
+        if points_inside is not None:
+            returns = [pos for pos in returns if not _jump_table(pos, 8, size, points_inside)]
+        results.append(FbtProbes(entry, tuple(returns)))
     return results
 
 

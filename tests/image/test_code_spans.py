@@ -1,0 +1,50 @@
+"""ModuleImage.code_spans (numpy, all functions at once) gives code_span's answer for every function.
+
+Every committed module: plain, edge shapes (IFUNC, NOBITS code, a size past
+its section, i386 linked at 4 MB, .dynsym only, arm64, riscv), nightly; and
+functions with made-up values, sizes and sections, where the unsigned
+arithmetic would wrap if it were done carelessly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fixture_paths import EDGE, MODULES
+from tracebridge.image.elf import open_module
+
+ALL_MODULES = sorted([*MODULES.glob("*.ko"), *EDGE.glob("*.ko"), *(MODULES / "nightly").glob("*.ko")])
+ALL_MODULES = [path for path in ALL_MODULES if path.stem != "rem_stripped"]
+
+
+def spans(image, functions) -> list[tuple[int, int]]:
+    starts, ends = image.code_spans(functions)
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+@pytest.mark.parametrize("path", ALL_MODULES, ids=lambda path: path.name)
+def test_every_function_of_every_module(path):
+    image = open_module(path)
+    assert image.functions
+    assert spans(image, image.functions) == [image.code_span(f) for f in image.functions]
+
+
+def test_no_functions():
+    image = open_module(EDGE / "edges_amd64.ko")
+    assert spans(image, []) == []
+
+
+@pytest.mark.parametrize("name", ["edges_amd64.ko", "rem_i386_at_4m.ko"])  # ET_REL and ET_DYN
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1) | st.integers(0, 0x500000), st.integers(0, 2**64 - 1)
+                          | st.integers(0, 0x2000), st.integers(0, 2**16)), min_size=1, max_size=8))
+def test_made_up_values_and_sizes(name, made_up):
+    image = open_module(EDGE / name)
+    real = image.functions
+    functions = [dataclasses.replace(real[pick % len(real)], value=value, size=size)
+                 for value, size, pick in made_up]
+    assert spans(image, functions) == [image.code_span(f) for f in functions]

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import demangle as _pydemangle
 
-from tracebridge.support.printable import printable
+from tracebridge.support.printable import CONTROL, printable
 
 try:  # rustc-demangle bindings: fast and the reference implementation.
     import pyderust as _pyderust
@@ -259,8 +259,29 @@ use_backend("pyderust" if _pyderust is not None else "demangle")
 
 
 def demangle_all(names: list[str]) -> list[Demangled]:
-    """Demangle many names (the cache makes repeated names cheap)."""
-    return [demangle_symbol(name) for name in names]
+    """:func:`demangle_symbol` of each name, with the common case kept short.
+
+    A Rust toolchain's own library has 100k ``_R`` names, where the per-name
+    steps around the demangler cost as much as the demangler: here an
+    ``_R``/``_ZN`` name goes to the Rust demangler straight (once per distinct
+    name) and the control-character test runs once over all the results.
+    Anything else, and any name the Rust demangler refuses, takes
+    :func:`demangle_symbol` (and its cache).
+    """
+    rust_plain, one = _rust_plain, demangle_symbol
+    found: dict[str, Demangled] = {}
+    out: list[Demangled] = []
+    for name in names:
+        item = found.get(name)
+        if item is None:
+            scheme = (None if len(name) > MAX_NAME else RUST_V0 if name.startswith("_R")
+                      else RUST_LEGACY if name.startswith("_ZN") else None)
+            plain = None if scheme is None else rust_plain(name)
+            item = found[name] = one(name) if plain is None else Demangled(name, scheme, plain)
+        out.append(item)
+    if CONTROL.search("\t".join(item.name for item in found.values())) is not None:  # rare: take the slow path
+        return [one(name) for name in names]
+    return out
 
 
 def display_names(items: list[Demangled]) -> list[str]:

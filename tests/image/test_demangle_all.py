@@ -1,0 +1,66 @@
+"""demangle_all (the bulk path for Rust names) answers exactly as demangle_symbol does, name by name.
+
+On every committed module's names, on names with control characters, on
+names the Rust demangler refuses, and on generated ones, with both Rust
+backends (pyderust and the pure-Python package).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fixture_paths import EDGE, MODULES
+from tracebridge.image import demangle
+from tracebridge.image.demangle import MAX_NAME, demangle_all, demangle_symbol
+from tracebridge.image.elf import open_module
+
+MODULE_PATHS = sorted([*MODULES.glob("*.ko"), *EDGE.glob("*.ko"), *(MODULES / "nightly").glob("*.ko")])
+BACKENDS = ["demangle"] + (["pyderust"] if demangle._pyderust is not None else [])
+#: Real v0 and legacy names, and names that start like them but are not (or hold control characters).
+ODD = ["_R", "_Z", "_ZN", "_RNvCs123_4core3fmt", "_ZN3foo3barE", "_ZN3foo3barEv", "_ZN4core3fmt5write17h0123456789abcdefE",
+       "_RNvCsa_3a\n3foo", "_ZN3a\x1b4b17h0123456789abcdefE", "_RNvNtCs1234_7mycrate3foo3bar", "_R" + "x" * MAX_NAME,
+       "_ZN" + "3abc" * (MAX_NAME // 4) + "E", "main", "", "R", "__RNvCs1_3foo3bar", "ZN3foo3barE"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    before = demangle.BACKEND
+    demangle.use_backend(request.param)
+    yield request.param
+    demangle.use_backend(before)
+
+
+def one_by_one(names: list[str]) -> list:
+    demangle_symbol.cache_clear()
+    return [demangle_symbol(name) for name in names]
+
+
+@pytest.mark.parametrize("path", [p for p in MODULE_PATHS if p.stem != "rem_stripped"], ids=lambda p: p.name)
+def test_every_module(backend, path):
+    names = [f.name for f in open_module(path).functions]
+    assert demangle_all(names) == one_by_one(names)
+
+
+def test_odd_names_and_repeats(backend):
+    names = ODD + ODD[::-1]
+    demangle_symbol.cache_clear()
+    assert demangle_all(names) == one_by_one(names)
+
+
+def test_a_control_character_in_one_name_is_escaped_there_only(backend):
+    names = ["_RNvCs1_3foo3bar", "_ZN4a\x1bbc3foo17h0123456789abcdefE"]
+    demangle_symbol.cache_clear()
+    out = demangle_all(names)
+    assert out == one_by_one(names)
+    assert out[0].name == "foo::bar" and "\x1b" not in out[1].name and "\\x1b" in out[1].name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["_R", "_ZN", "_Z", ""]).flatmap(
+    lambda prefix: st.text(alphabet="NvCsMtXYIEB_0123456789abcfoh\n\x7f\x9c\u2028", max_size=40).map(
+        lambda tail: prefix + tail)), max_size=12))
+def test_generated_names(names):
+    demangle_symbol.cache_clear()
+    assert demangle_all(names) == one_by_one(names)

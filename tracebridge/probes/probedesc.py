@@ -134,6 +134,10 @@ class FunctionFields:
         self._sorted: list[str] | None = None
         self._reversed: list[str] | None = None
         self._by_length: dict[int, list[str]] | None = None
+        #: Names of at least FUNCTION_MAX - 1 characters, and per glob suffix length how many of them
+        #: share each (head, tail); built on first use.
+        self._long: list[str] | None = None
+        self._heads_tails: dict[int, Counter[tuple[str, str]]] = {}
         #: Fields found so far: names repeat (local symbols, or a hostile module's one name for all).
         self._found: dict[str, FunctionField] = {}
 
@@ -150,7 +154,8 @@ class FunctionFields:
         if len(text) > FUNCTION_MAX:
             for suffix in _SUFFIXES:
                 glob = text[:FUNCTION_MAX - 1 - suffix] + "*" + text[-suffix:]
-                if (plain_tail and self._tails[name[-_ANCHOR:]] == 1) or not self.others(glob, name):
+                if (plain_tail and self._tails[name[-_ANCHOR:]] == 1) or (
+                        self._alone_in_glob(name, suffix) if text == name else not self.others(glob, name)):
                     return FunctionField(glob, duplicates)
             return FunctionField(None, duplicates, f"no glob of at most {FUNCTION_MAX} characters "
                                                    f"selects only this {len(name)}-character name")
@@ -163,6 +168,23 @@ class FunctionFields:
                 return FunctionField(None, duplicates, "every glob that fits also selects another "
                                                        "function of the module")
         return FunctionField(text, duplicates)
+
+    def _alone_in_glob(self, name: str, suffix: int) -> bool:
+        """Does ``<head>*<last suffix characters>`` of a long name of plain literals select only that name?
+
+        Such a glob selects exactly the names of at least ``FUNCTION_MAX - 1``
+        characters with its head and its tail: one count per (head, tail) of
+        the module's long names answers for all of them, where a search per
+        name costs a bisection and a filter (a Rust toolchain library has 10k
+        long v0 names whose last 16 characters are not unique).
+        """
+        cut = FUNCTION_MAX - 1 - suffix
+        heads_tails = self._heads_tails.get(suffix)
+        if heads_tails is None:
+            if self._long is None:
+                self._long = [other for other in self._count if len(other) >= FUNCTION_MAX - 1]
+            heads_tails = self._heads_tails[suffix] = Counter((other[:cut], other[-suffix:]) for other in self._long)
+        return heads_tails[name[:cut], name[-suffix:]] == 1
 
     def others(self, field: str, name: str) -> list[str]:
         """Distinct function names other than ``name`` that ``field`` selects."""

@@ -31,7 +31,7 @@ class OptionalBuildExt(build_ext):
 
 setup(
     ext_modules=[Extension("tracebridge.support._native", sources=["src/native/_native.c"],
-                           depends=["src/native/fbt_amd64.h", "src/native/x86_length.h",
+                           depends=["src/native/dwarf_walk.h", "src/native/fbt_amd64.h", "src/native/x86_length.h",
                                     "src/native/x86_tables.h", "src/native/pmcgraph_scan.h"])],
     cmdclass={"build_ext": OptionalBuildExt},
 )

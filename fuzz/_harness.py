@@ -97,6 +97,23 @@ def check_cli(argv: Sequence[str]) -> int:
     return status
 
 
+def check_native_agrees(argv: list[str]) -> None:
+    """With the compiled core built, the pure-Python paths print the same bytes."""
+    from tracebridge.support import native
+
+    core = native.core
+    if core is None:
+        return
+    ours = run_cli(argv)
+    native.core = None
+    try:
+        theirs = run_cli(argv)
+    finally:
+        native.core = core
+    if ours != theirs:
+        raise BrokenPromise(f"native and pure-Python outputs differ for {argv}")
+
+
 @dataclass(frozen=True)
 class Target:
     """One parser under fuzzing: its seeds and its check."""

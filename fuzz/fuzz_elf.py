@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from _harness import MODULES, SCRATCH, BrokenPromise, Target, check_cli, files, main, run_cli, scratch
-
-from tracebridge.support import native
+from _harness import MODULES, SCRATCH, Target, check_cli, check_native_agrees, files, main, scratch
 
 
 def check(data: bytes) -> None:
@@ -14,21 +12,6 @@ def check(data: bytes) -> None:
         check_cli(["inspect", path])
         check_cli(["gen-probes", path, "-t", "latency", "-o", str(SCRATCH / "out.d"),
                    "--map", str(SCRATCH / "out.json")])
-
-
-def check_native_agrees(argv: list[str]) -> None:
-    """With the compiled core built, the pure-Python paths print the same bytes."""
-    core = native.core
-    if core is None:
-        return
-    ours = run_cli(argv)
-    native.core = None
-    try:
-        theirs = run_cli(argv)
-    finally:
-        native.core = core
-    if ours != theirs:
-        raise BrokenPromise(f"native and pure-Python outputs differ for {argv}")
 
 
 TARGET = Target("elf", lambda: files(MODULES, "*.ko"), check)

@@ -12,6 +12,7 @@
 #include "fbt_amd64.h"
 #include "json_rows.h"
 #include "pmcgraph_scan.h"
+#include "dwarf_walk.h"
 
 /* A read-only view of an int64 column ('q' items, or plain bytes a multiple of 8 long). */
 static int
@@ -205,6 +206,7 @@ static PyMethodDef methods[] = {
     {"fbt_amd64", py_fbt_amd64, METH_VARARGS, fbt_amd64_doc},
     {"json_rows", py_json_rows, METH_VARARGS, json_rows_doc},
     {"pmcgraph_scan", py_pmcgraph_scan, METH_O, pmcgraph_scan_doc},
+    {"dwarf_walk", py_dwarf_walk, METH_VARARGS, dwarf_walk_doc},
     {NULL, NULL, 0, NULL},
 };
 

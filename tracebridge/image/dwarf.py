@@ -26,17 +26,17 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from elftools.common.exceptions import DWARFError, ELFError
 from elftools.construct import ConstructError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 
-from tracebridge.image import dwarfcache
+from tracebridge.image import diewalk, dwarfcache
 from tracebridge.image.debuginfo import DebugSections, find_debug_file
 from tracebridge.image.elf import ModuleImage
 from tracebridge.image.lineprogram import run_line_program
-from tracebridge.image.rangelists import RangeLists
 from tracebridge.image.demangle import demangle_symbol
 from tracebridge.support.errors import InputError, warn
 
@@ -51,9 +51,6 @@ MAX_LINE = (1 << 31) - 1
 #: What a corrupt unit makes pyelftools (or our arithmetic on its values) raise.
 _CORRUPT = (ELFError, DWARFError, ConstructError, KeyError, IndexError, ValueError, TypeError, AttributeError,
             OverflowError, AssertionError, UnicodeDecodeError, RecursionError, EOFError)
-_CODE_TAGS = ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine")
-_SCOPE_TAGS = ("DW_TAG_namespace", "DW_TAG_structure_type", "DW_TAG_class_type", "DW_TAG_union_type",
-               "DW_TAG_enumeration_type", "DW_TAG_subprogram")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +96,13 @@ class AddressIndex:
     def _build(self) -> None:
         self.warnings: list[str] = []
         self._names: list[str] = []
-        self._parent: list[int] = []
-        self._call_file: list[int] = []
-        self._call_line: list[int] = []
-        self._inlined: list[bool] = []
-        self._depth: list[int] = []
         self._files: list[str] = []
-        #: (low, high, node) per address range of a node.
-        self._ranges: list[tuple[int, int, int]] = []
         self._rows: list[np.ndarray] = []
-        self._name_cache: dict[int, str] = {}
         dwarf = open_dwarf(self.debug)
-        sections = self.debug.sections
-        self._range_lists = RangeLists(sections.get(".debug_ranges"), sections.get(".debug_rnglists"),
-                                       self.debug.little_endian, self.debug.address_size)
         if dwarf is not None:
             self._read_units(dwarf)
+        else:
+            self._add_nodes([])
         self._freeze()
 
     def _state(self) -> dict:
@@ -247,116 +235,87 @@ class AddressIndex:
     # ---------------------------------------------------------- building ---
 
     def _read_units(self, dwarf: DWARFInfo) -> None:
+        """Walk every unit's DIEs and line table, then make the nodes of all of them.
+
+        Names are made last: an abstract origin may lie in another unit.
+        """
+        walked: list[_Unit] = []
+        sections = tuple(self.debug.sections.get(name, b"") for name in diewalk.SECTIONS)
         units = dwarf.iter_CUs()
         while True:
             try:
                 unit = next(units)
             except StopIteration:
-                return
+                break
             except _CORRUPT as exc:
                 self._warn(f"stopped reading .debug_info: {_reason(exc)}")
-                return
-            mark = (len(self._names), len(self._ranges), len(self._rows), len(self._files))
+                break
+            mark = (len(self._rows), len(self._files))
             try:
-                self._read_unit(dwarf, unit)
+                walked.append(self._walk_unit(dwarf, unit, sections))
             except _CORRUPT as exc:
-                self._rollback(mark)
+                del self._rows[mark[0]:]
+                del self._files[mark[1]:]
                 self._warn(f"skipped the unit at .debug_info offset {unit.cu_offset:#x}: {_reason(exc)}")
+        self._add_nodes(walked)
 
     def _warn(self, message: str) -> None:
         self.warnings.append(message)
         warn(f"{self.debug.path}: {message}")
 
-    def _rollback(self, mark: tuple[int, int, int, int]) -> None:
-        nodes, ranges, rows, files = mark
-        for column in (self._names, self._parent, self._call_file, self._call_line, self._inlined, self._depth):
-            del column[nodes:]
-        del self._ranges[ranges:]
-        del self._rows[rows:]
-        del self._files[files:]
-
-    def _read_unit(self, dwarf: DWARFInfo, unit) -> None:
+    def _walk_unit(self, dwarf: DWARFInfo, unit, sections: tuple[bytes, ...]) -> _Unit:
         top = unit.get_top_DIE()
         file_ids = self._read_lines(dwarf, unit, top)
-        base = _low_pc(dwarf, unit, top) or 0
-        #: (DIE, node it belongs to) for DIEs that have children, innermost last.
-        stack: list[tuple[object, int]] = []
-        first = True
-        for die in unit.iter_DIEs():
-            if first:  # the unit DIE itself
-                first = False
-                if die.has_children:
-                    stack.append((die, -1))
-                continue
-            if die.is_null():
-                if stack:
-                    stack.pop()
-                continue
-            parent_node = stack[-1][1] if stack else -1
-            node = parent_node
-            if die.tag in _CODE_TAGS and len(stack) < MAX_DEPTH:
-                node = self._add_node(dwarf, unit, die, parent_node, base, file_ids)
-            if die.has_children:
-                stack.append((die, node))
+        shape = unit_shape(dwarf, unit, top)
+        records, ranges, strings = diewalk.walk_unit(sections, shape, self.debug.little_endian)
+        return _Unit(np.frombuffer(records, dtype=np.int64).reshape(-1, len(diewalk.RECORD_COLUMNS)),
+                     np.frombuffer(ranges, dtype=np.int64).reshape(-1, 3), strings, file_ids, shape.version)
 
-    def _add_node(self, dwarf: DWARFInfo, unit, die, parent: int, base: int, file_ids: list[int]) -> int:
-        ranges = [(low, high) for low, high in _ranges(dwarf, self._range_lists, unit, die, base)
-                  if high <= MAX_ADDRESS]
-        if not ranges:
-            return parent  # a declaration or abstract instance: no code of its own
-        inlined = die.tag == "DW_TAG_inlined_subroutine"
-        if not inlined:
-            parent = -1  # an out-of-line function (even nested in another's DIE) starts a chain
-        node = len(self._names)
-        self._names.append(self._name(die, None if inlined else min(low for low, _ in ranges)))
-        self._parent.append(parent)
-        call_file = die.attributes.get("DW_AT_call_file")
-        call_line = die.attributes.get("DW_AT_call_line")
-        self._call_file.append(_file_id(file_ids, call_file.value, unit.header.version)
-                               if inlined and call_file else -1)
-        self._call_line.append(_line(call_line.value) if inlined and call_line else 0)
-        self._inlined.append(inlined)
-        self._depth.append(self._depth[parent] + 1 if parent >= 0 else 0)
-        self._ranges.extend((low, high, node) for low, high in ranges)
-        return node
+    def _add_nodes(self, units: list[_Unit]) -> None:
+        """Nodes from the walked units: every code DIE with address ranges is one.
 
-    def _name(self, die, entry: int | None = None) -> str:
-        """The demangled linkage name when there is one (as ``symbols`` shows it), else the path in DWARF.
-
-        An out-of-line function without a linkage name (``#[no_mangle]``, C)
-        takes the symbol at its ``entry`` when there is one: ``inl_rxeof``, as
-        ``symbols`` and addr2line say, not DWARF's ``inl::inl_rxeof``.  Abstract origins and specifications are followed ``MAX_REFERENCES``
-        times at most, remembering offsets, so a loop ends.
+        A code DIE without ranges (a declaration, an abstract instance) is
+        no node: what nests in it belongs to the node around it.
         """
-        cached = self._name_cache.get(die.offset)
-        if cached is not None:
-            return cached
-        seen, current, named = set(), die, None
-        for _ in range(MAX_REFERENCES):
-            seen.add(current.offset)
-            attributes = current.attributes
-            linkage = attributes.get("DW_AT_linkage_name") or attributes.get("DW_AT_MIPS_linkage_name")
-            if linkage is not None:
-                name = demangle_symbol(_text(linkage.value)).name
-                break
-            if named is None and "DW_AT_name" in attributes:
-                named = current
-            reference = attributes.get("DW_AT_abstract_origin") or attributes.get("DW_AT_specification")
-            if reference is None:
-                name = None
-                break
-            current = current.get_DIE_from_attribute(reference.name)
-            if current.offset in seen:
-                name = None
-                break
-        else:
-            name = None
-        if name is None and entry in self._entry_symbols:
-            name = demangle_symbol(self._entry_symbols[entry]).name
-        if name is None:
-            name = _scoped_name(named) if named is not None else "??"
-        self._name_cache[die.offset] = name
-        return name
+        names = _Names(units, self._entry_symbols)
+        parents, inlined, call_files, call_lines, ranges = [], [], [], [], []
+        nodes = 0
+        for unit in units:
+            records, unit_ranges = unit.records, unit.ranges
+            count = len(records)
+            first = np.searchsorted(unit_ranges[:, 2], np.arange(count + 1))
+            has_ranges = first[1:] > first[:-1]
+            node_of = np.full(count, -1, dtype=np.int64)
+            node_of[has_ranges] = nodes + np.arange(int(has_ranges.sum()))
+            tags = records[:, _TAG]
+            code_parent = records[:, _CODE_PARENT]
+            # Code DIEs without ranges pass their enclosing node on (each refers to an earlier record).
+            node_list = node_of.tolist()
+            for r in np.flatnonzero(~has_ranges & (tags <= diewalk.INLINED)).tolist():
+                parent = int(code_parent[r])
+                node_list[r] = node_list[parent] if parent >= 0 else -1
+            node_of = np.array(node_list, dtype=np.int64)
+            chosen = np.flatnonzero(has_ranges)
+            is_inlined = tags[chosen] == diewalk.INLINED
+            outer = code_parent[chosen]
+            parents.append(np.where(is_inlined & (outer >= 0), node_of[np.maximum(outer, 0)], -1))
+            inlined.append(is_inlined)
+            # DWARF 5 numbers files from 0, earlier versions from 1 (as _file_id).
+            file_ids = np.array(unit.file_ids, dtype=np.int64)
+            position = records[chosen, _CALL_FILE] - (0 if unit.version >= 5 else 1)
+            known = is_inlined & (records[chosen, _CALL_FILE] >= 0) & (position >= 0) & (position < len(file_ids))
+            call_files.append(np.where(known, file_ids[np.where(known, position, 0)] if len(file_ids) else -1, -1))
+            call_lines.append(np.where(is_inlined, records[chosen, _CALL_LINE], 0))
+            self._names.extend(self._node_names(names, records[chosen], is_inlined,
+                                                np.minimum.reduceat(unit_ranges[:, 0], first[:-1][has_ranges])
+                                                if len(chosen) else chosen))
+            ranges.append(np.column_stack([unit_ranges[:, :2], node_of[unit_ranges[:, 2]]]))
+            nodes += len(chosen)
+        self.node_parent = _joined(parents)
+        self.node_inlined = _joined(inlined, bool)
+        self.node_call_file = _joined(call_files)
+        self.node_call_line = _joined(call_lines)
+        self._range_rows = np.concatenate(ranges) if ranges else np.zeros((0, 3), dtype=np.int64)
 
     def _read_lines(self, dwarf: DWARFInfo, unit, top) -> list[int]:
         """Read the unit's line table into rows; return its file table as global file ids."""
@@ -399,26 +358,34 @@ class AddressIndex:
             self._rows.append(np.array(rows, dtype=np.int64).reshape(-1, 4))
         return file_ids
 
+    def _node_names(self, names: _Names, records: np.ndarray, inlined: np.ndarray, entries: np.ndarray) -> list[str]:
+        """Names of the nodes of ``records`` (``entries``: their lowest addresses).  An inlined copy that
+        names nothing itself is named as its abstract origin is, looked up once per origin (100k copies
+        of a few functions); an out-of-line function may take the symbol at its entry."""
+        by_origin = inlined & (records[:, _LINKAGE] < 0) & (records[:, _NAME] < 0) & (records[:, _ORIGIN] >= 0)
+        unique, inverse = np.unique(records[by_origin, _ORIGIN], return_inverse=True)
+        shared = [names.name(origin, None) for origin in unique.tolist()]
+        out = [""] * len(records)
+        for position, i in zip(np.flatnonzero(by_origin).tolist(), inverse.tolist()):
+            out[position] = shared[i]
+        for position in np.flatnonzero(~by_origin).tolist():
+            out[position] = names.name(int(records[position, _OFFSET]),
+                                       None if inlined[position] else int(entries[position]))
+        return out
+
     def _freeze(self) -> None:
-        """Turn the lists into the arrays lookups search."""
-        self.node_parent = np.array(self._parent, dtype=np.int64)
-        self.node_inlined = np.array(self._inlined, dtype=bool)
-        self.node_call_file = np.array(self._call_file, dtype=np.int64)
-        self.node_call_line = np.array(self._call_line, dtype=np.int64)
+        """Turn the nodes' ranges and the line rows into the arrays lookups search."""
+        self._call_file, self._call_line = self.node_call_file.tolist(), self.node_call_line.tolist()
         self._lists()
-        ranges = np.array(self._ranges, dtype=np.int64).reshape(-1, 3)
+        ranges = self._range_rows
         self.range_low, self.range_high, self.range_node = ranges[:, 0], ranges[:, 1], ranges[:, 2]
         # Segments: cut at every range boundary, each painted by the ranges
         # covering it, outermost first so the innermost node stays.
         bounds = np.unique(np.concatenate([self.range_low, self.range_high]))
-        owner = np.full(len(bounds), -1, dtype=np.int64)
-        depth = np.array(self._depth, dtype=np.int64)[self.range_node] if len(ranges) else np.zeros(0, np.int64)
-        start = np.searchsorted(bounds, self.range_low)
-        end = np.searchsorted(bounds, self.range_high)
-        for i in np.argsort(depth, kind="stable").tolist():
-            owner[start[i]:end[i]] = self.range_node[i]
+        depth = _depths(self._parent_list)[self.range_node] if len(ranges) else np.zeros(0, np.int64)
         self.segment_starts = bounds.astype(np.uint64)
-        self.segment_node = owner
+        self.segment_node = _paint(len(bounds), np.searchsorted(bounds, self.range_low),
+                                   np.searchsorted(bounds, self.range_high), depth, self.range_node)
         # Line rows: sorted by address; at one address an end-of-sequence row
         # sorts before a real row, so a sequence starting where another ends wins.
         rows = np.concatenate(self._rows) if self._rows else np.zeros((0, 4), dtype=np.int64)
@@ -427,7 +394,152 @@ class AddressIndex:
         self.row_address = rows[:, 0].astype(np.uint64)
         self.row_file = rows[:, 2]
         self.row_line = rows[:, 3]
-        del self._ranges, self._rows, self._name_cache
+        del self._range_rows, self._rows
+
+
+class _Unit(NamedTuple):
+    """One unit as walked (:mod:`tracebridge.image.diewalk`), with its file table as global file ids."""
+
+    records: np.ndarray
+    ranges: np.ndarray
+    strings: list[bytes]
+    file_ids: list[int]
+    version: int
+
+
+_OFFSET, _TAG, _PARENT, _CODE_PARENT, _ORIGIN, _CALL_FILE, _CALL_LINE, _NAME, _LINKAGE = range(9)
+
+
+class _Names:
+    """Function names of code DIEs over all walked units (an abstract origin may lie in another unit).
+
+    The demangled linkage name when there is one (as ``symbols`` shows it),
+    found on the DIE or by following ``DW_AT_abstract_origin`` and
+    ``DW_AT_specification`` at most ``MAX_REFERENCES`` times (a loop ends
+    there); else, for an out-of-line function (``#[no_mangle]``, C), the
+    symbol at its entry -- ``inl_rxeof`` as ``symbols`` and addr2line say,
+    not DWARF's ``inl::inl_rxeof``; else ``DW_AT_name`` with its enclosing
+    namespaces and types.  Each DIE's answer is kept, so the 100k inlined
+    copies of a few functions cost a few lookups each.
+    """
+
+    def __init__(self, units: list[_Unit], entry_symbols: dict[int, str]):
+        self._entry_symbols = entry_symbols
+        columns = [unit.records[:, (_TAG, _PARENT, _ORIGIN, _NAME, _LINKAGE)] for unit in units]
+        #: Per recorded DIE, all units: (tag, parent offset, origin offset, name, linkage) with the
+        #: strings themselves (None: absent), and where each DIE offset is among them.
+        self._rows: list[tuple[int, int, int, bytes | None, bytes | None]] = []
+        self._where: dict[int, int] = {}
+        for unit, column in zip(units, columns):
+            strings = unit.strings
+            self._where.update(zip(unit.records[:, _OFFSET].tolist(), range(len(self._rows), len(self._rows) +
+                                                                              len(column))))
+            self._rows.extend((tag, parent, origin, strings[name] if name >= 0 else None,
+                               strings[linkage] if linkage >= 0 else None)
+                              for tag, parent, origin, name, linkage in column.tolist())
+        self._resolved: dict[int, tuple[str | None, int | None]] = {}
+        self._demangled: dict[bytes, str] = {}
+        self._scoped: dict[int, str] = {}
+
+    def name(self, offset: int, entry: int | None) -> str:
+        """The name of the code DIE at ``offset``; ``entry``: its lowest address when it is out of line."""
+        linkage, named = self._resolve(offset)
+        if linkage is not None:
+            return linkage
+        if entry in self._entry_symbols:
+            return demangle_symbol(self._entry_symbols[entry]).name
+        return self._scoped_name(named) if named is not None else "??"
+
+    def _resolve(self, offset: int) -> tuple[str | None, int | None]:
+        """(demangled linkage name, first DIE with a name) along the references from ``offset``."""
+        known = self._resolved.get(offset)
+        if known is not None:
+            return known
+        path: list[tuple[int, int]] = []
+        found: tuple[str | None, int | None] = (None, None)
+        current = offset
+        for _ in range(MAX_REFERENCES):
+            known = self._resolved.get(current)
+            if known is not None:
+                found = known
+                break
+            row = self._where.get(current)
+            if row is None or any(current == seen for seen, _ in path):
+                break
+            path.append((current, row))
+            _, _, origin, _, linkage = self._rows[row]
+            if linkage is not None:
+                found = (self._demangle(linkage), None)
+                break
+            if origin < 0:
+                break
+            current = origin
+        linkage, named = found
+        for current, row in reversed(path):
+            if self._rows[row][3] is not None:
+                named = row
+            self._resolved[current] = (linkage, named)
+        return self._resolved.get(offset, found)
+
+    def _demangle(self, raw: bytes) -> str:
+        name = self._demangled.get(raw)
+        if name is None:
+            name = self._demangled[raw] = demangle_symbol(_text(raw)).name
+        return name
+
+    def _scoped_name(self, named: int) -> str:
+        """``DW_AT_name`` with the names of its enclosing namespaces, types and functions (bounded)."""
+        found = self._scoped.get(named)
+        if found is not None:
+            return found
+        rows = self._rows
+        parts = [_text(rows[named][3])]
+        parent = self._where.get(rows[named][1])
+        for _ in range(MAX_DEPTH):
+            if parent is None or rows[parent][0] == diewalk.INLINED:
+                break
+            tag, grandparent, _, name, _ = rows[parent]
+            if name is not None:
+                parts.append(_text(name))
+            parent = self._where.get(grandparent)
+        name = self._scoped[named] = "::".join(reversed(parts))
+        return name
+
+
+def _paint(segments: int, start: np.ndarray, end: np.ndarray, depth: np.ndarray, node: np.ndarray,
+           chunk: int = 1 << 23) -> np.ndarray:
+    """The node owning each segment: of the ranges covering it (segments ``start[i]:end[i]``), the deepest;
+    among equally deep ones the last.  As painting the ranges outermost first, vectorised; ranges are taken
+    ``chunk`` covered segments at a time, so absurd overlapping ranges cost time, not memory."""
+    order = np.argsort(depth, kind="stable")
+    if not len(order):
+        return np.full(segments, -1, dtype=np.int64)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    best = np.full(segments, -1, dtype=np.int64)
+    lengths = np.maximum(end - start, 0)
+    covered = np.cumsum(lengths)
+    first = 0
+    while first < len(lengths):
+        last = max(int(np.searchsorted(covered, covered[first] - lengths[first] + chunk, side="right")), first + 1)
+        size = lengths[first:last]
+        total = int(size.sum())
+        offsets = np.repeat(np.cumsum(size) - size - start[first:last], size)
+        np.maximum.at(best, np.arange(total) - offsets, np.repeat(rank[first:last], size))
+        first = last
+    return np.where(best >= 0, node[order[np.maximum(best, 0)]], -1)
+
+
+def _joined(parts: list[np.ndarray], dtype=np.int64) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+
+def _depths(parents: list[int]) -> np.ndarray:
+    """Each node's nesting depth (parents always precede their children)."""
+    depth: list[int] = []
+    for parent in parents:
+        depth.append(depth[parent] + 1 if parent >= 0 else 0)
+    return np.array(depth, dtype=np.int64)
 
 
 def module_index(image: ModuleImage, debug_path: str | None = None) -> tuple[AddressIndex | None, list[str]]:
@@ -436,6 +548,24 @@ def module_index(image: ModuleImage, debug_path: str | None = None) -> tuple[Add
     if debug is None:
         return None, searched
     return AddressIndex(debug, {f.offset: f.name for f in image.functions_by_offset}), searched
+
+
+def unit_shape(dwarf: DWARFInfo, unit, top) -> diewalk.UnitShape:
+    """What :func:`diewalk.walk_unit` needs of a unit pyelftools has read the header and top DIE of."""
+    attributes = top.attributes
+
+    def base_of(name: str) -> int:
+        value = attributes[name].value if name in attributes else -1
+        return value if isinstance(value, int) and 0 <= value <= MAX_ADDRESS else -1
+
+    base = _low_pc(dwarf, unit, top) or 0
+    return diewalk.UnitShape(
+        die_start=top.offset + top.size, unit_end=unit.cu_offset + unit.size, unit_offset=unit.cu_offset,
+        top_offset=top.offset, version=unit.header.version, address_size=unit.header.address_size,
+        offset_size=4 if unit.structs.dwarf_format == 32 else 8, abbrev_offset=unit.header.debug_abbrev_offset,
+        base=base if 0 <= base < 1 << 64 else 0, str_offsets_base=base_of("DW_AT_str_offsets_base"),
+        addr_base=base_of("DW_AT_addr_base"), rnglists_base=base_of("DW_AT_rnglists_base"),
+        top_has_children=int(top.has_children), max_depth=MAX_DEPTH)
 
 
 def open_dwarf(debug: DebugSections) -> DWARFInfo | None:
@@ -475,25 +605,6 @@ def _low_pc(dwarf: DWARFInfo, unit, die) -> int | None:
     return int(attribute.value)
 
 
-def _ranges(dwarf: DWARFInfo, lists: RangeLists, unit, die, base: int) -> list[tuple[int, int]]:
-    """``[low, high)`` ranges of a DIE's code: low/high pc or a range list (DWARF 2-5)."""
-    attributes = die.attributes
-    low = _low_pc(dwarf, unit, die)
-    if low is not None and "DW_AT_high_pc" in attributes:
-        high = attributes["DW_AT_high_pc"]
-        if high.form == "DW_FORM_addr" or high.form.startswith("DW_FORM_addrx"):  # addrx: looked up already
-            end = high.value
-        else:  # a constant class form: the length (DWARF 4+)
-            end = low + high.value
-        return [(low, end)] if end > low else []
-    ranges_attribute = attributes.get("DW_AT_ranges")
-    if ranges_attribute is None:
-        return []
-    # A DW_FORM_rnglistx index pyelftools has already made an offset.
-    return lists.read(ranges_attribute.value, base, unit.header.version,
-                      lambda index: dwarf.get_addr(unit, index))
-
-
 def _file_id(file_ids: list[int], index: int, version: int = 4) -> int:
     """A line-table file number as a global file id (-1 when it names no file).
 
@@ -506,19 +617,6 @@ def _file_id(file_ids: list[int], index: int, version: int = 4) -> int:
 def _line(value) -> int:
     line = int(value)
     return line if 0 < line <= MAX_LINE else 0
-
-
-def _scoped_name(die) -> str:
-    """``DW_AT_name`` with the names of its enclosing namespaces and types (bounded)."""
-    parts = [_text(die.attributes["DW_AT_name"].value)]
-    parent = die.get_parent()
-    for _ in range(MAX_DEPTH):
-        if parent is None or parent.tag not in _SCOPE_TAGS:
-            break
-        if "DW_AT_name" in parent.attributes:
-            parts.append(_text(parent.attributes["DW_AT_name"].value))
-        parent = parent.get_parent()
-    return "::".join(reversed(parts))
 
 
 def _text(value) -> str:

@@ -24,7 +24,7 @@ import zipfile
 import numpy as np
 
 #: Bumped whenever what the index holds, or how it is built, changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: Text columns stored as one NUL-separated UTF-8 byte array each.
 TEXTS = ("names", "files", "warnings")
 

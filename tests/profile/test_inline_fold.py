@@ -99,20 +99,44 @@ def test_flamegraph_draws_inlined_frames_apart(capsys, tmp_path):
     assert innermost in inlined and innermost not in whole
 
 
-def test_flamegraph_tooltips_give_each_frames_file_and_line(capsys, tmp_path):
-    """Every box of the chain says where its code is: addr2line's file:line for that frame."""
+def deepest_leaf() -> tuple[int, list]:
+    """The instruction inside inl_rxeof with the longest addr2line chain, and that chain."""
     expected = read_addr2line(EXPECTED / "inl_legacy.addr2line.txt")
     leaf = max((a for a in expected if 0x3C0 <= a < 0x5C6), key=lambda a: (len(expected[a]), -a))
-    capture(tmp_path / "stack.txt", [([f"{BASE + leaf:#x}", *KERNEL], 5)])
-    assert main(["flamegraph", str(tmp_path / "stack.txt"), "--module", str(MODULES / "inl_legacy.ko"),
-                 "--base", f"{BASE:x}", "--inline"]) == 0
-    svg = ET.fromstring(capsys.readouterr().out)
+    return leaf, expected[leaf]
+
+
+def assert_tooltips_follow_the_chain(svg_text: str, chain: list) -> None:
+    """Every box of the chain says where its code is: addr2line's file:line for that frame."""
+    svg = ET.fromstring(svg_text)
     boxes = {int(g.get("data-d")): g.find(SVG + "title").text.splitlines() for g in svg.iter(SVG + "g")}
-    chain = list(reversed(expected[leaf]))  # outermost first, as drawn bottom-up
     first = len(KERNEL) + 1  # depth 0 is "all"
-    for depth, (function, file, line) in enumerate(chain, start=first):
+    for depth, (function, file, line) in enumerate(reversed(chain), start=first):  # outermost first, bottom-up
         title = boxes[depth]
         assert title[0] == function
         assert f"source: {file}:{line}" in title
         assert (depth > first) == any(t.startswith("inlined") for t in title)
     assert not any(t.startswith("source: ") for t in boxes[1])  # a kernel frame: no DWARF, no source
+
+
+def test_flamegraph_tooltips_give_each_frames_file_and_line(capsys, tmp_path):
+    leaf, chain = deepest_leaf()
+    capture(tmp_path / "stack.txt", [([f"{BASE + leaf:#x}", *KERNEL], 5)])
+    assert main(["flamegraph", str(tmp_path / "stack.txt"), "--module", str(MODULES / "inl_legacy.ko"),
+                 "--base", f"{BASE:x}", "--inline"]) == 0
+    assert_tooltips_follow_the_chain(capsys.readouterr().out, chain)
+
+
+def test_diff_tooltips_give_each_frames_file_and_line(capsys, tmp_path):
+    """The differential graph's boxes say where their code is, as the plain flame graph's do."""
+    leaf, chain = deepest_leaf()
+    capture(tmp_path / "before.txt", [([f"{BASE + leaf:#x}", *KERNEL], 5)])
+    capture(tmp_path / "after.txt", [([f"{BASE + leaf:#x}", *KERNEL], 9)])
+    assert main(["diff", str(tmp_path / "before.txt"), str(tmp_path / "after.txt"), "--module",
+                 str(MODULES / "inl_legacy.ko"), "--base", f"{BASE:x}", "--inline",
+                 "-o", str(tmp_path / "diff.svg"), "--format", "json", "--by", "total"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert_tooltips_follow_the_chain((tmp_path / "diff.svg").read_text(), chain)
+    # The table still has one row per function, lines or not.
+    assert sorted(row["function"] for row in rows) == sorted({function for function, _, _ in chain} |
+                                                             {f.split("`")[1].split("+")[0] for f in KERNEL})

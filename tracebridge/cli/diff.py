@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Rust if_rem driver under the same load).  Prints the functions whose samples changed "
                     "most; with -o, also draws a flame graph on AFTER's shape (widths are AFTER's samples, "
                     "as flamegraph.pl's differential graphs) coloured red where a frame grew and blue where "
-                    "it shrank.  Frames are matched by demangled name.")
+                    "it shrank; each frame's tooltip gives both profiles' counts and, with --inline, the "
+                    "source file:line of frames the module's DWARF resolved.  Frames are matched by "
+                    "demangled name.")
     add_input_arguments(parser)
     group = parser.add_argument_group("comparing")
     group.add_argument("--normalize", action="store_true",
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise UsageError("--top must be 0 (all) or more")
     options = options_from_args(args)
+    options.inline_lines = options.inline  # the SVG's tooltips give each frame's file:line, as flamegraph's do
     before, after = (load_profile([path], options) for path in args.inputs)
     names = read_name_map(args.map_names) if args.map_names else {}
     comparison = compare(before, after, DiffOptions(normalize=args.normalize, shape=args.shape, by=args.by,

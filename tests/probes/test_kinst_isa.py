@@ -10,6 +10,7 @@ instructions start, which are ``ret``, and where the atomic sequences,
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from tracebridge.probes.kinst import SitePlanner
 
 DESCRIPTION = re.compile(r"^kinst:(?P<module>[^:]+):(?P<function>[^:]+):(?P<offset>\d+)[,]?$", re.M)
 HEADER = re.compile(r"^([0-9a-f]+) <(.+)>:$")
-INSTRUCTION = re.compile(r"^ +([0-9a-f]+): ((?:[0-9a-f]{2} )+)\s*\t(\S+)")
+INSTRUCTION = re.compile(r"^ +([0-9a-f]+): ((?:[0-9a-f]{2} )+)\s*\t(\S+)\s*(.*)$")
 
 #: What llvm-objdump calls the instructions kinst skips, per reason: atomic sequences run from the
 #: load-reserved/exclusive to the store-conditional/exclusive, both included.
@@ -38,19 +39,26 @@ class Listed:
     start: int
     #: Module offset -> mnemonic (suffixes such as .aqrl cut), in listing order.
     instructions: dict[int, str]
+    #: Module offset -> operands as printed.
+    operands: dict[int, str]
 
 
 def listing(name: str) -> dict[str, Listed]:
-    """Each function llvm-objdump shows (local .L labels fold into the function they sit in)."""
+    """Each function llvm-objdump shows in .text (local .L labels fold into the function they sit in)."""
     functions: dict[str, Listed] = {}
     current = None
+    text = False
     for line in (CROSS / f"{name}.llvm-objdump.txt").read_text().splitlines():
+        if line.startswith("Disassembly of section "):
+            text = line == "Disassembly of section .text:"  # not the .plt stubs
+            current = None
         head = HEADER.match(line)
-        if head and not head.group(2).startswith(".L"):
-            current = functions[head.group(2)] = Listed(int(head.group(1), 16), {})
+        if head and text and not head.group(2).startswith(".L"):
+            current = functions[head.group(2)] = Listed(int(head.group(1), 16), {}, {})
         elif (m := INSTRUCTION.match(line)) and current is not None:
             mnemonic = m.group(3)
             current.instructions[int(m.group(1), 16)] = re.sub(r"\.(aq|rl|aqrl)$", "", mnemonic)
+            current.operands[int(m.group(1), 16)] = m.group(4)
     return functions
 
 
@@ -163,3 +171,31 @@ def test_kinst_scripts_on_amd64_give_kinsts_reason_for_no_return(capsys):
 def test_i386_has_no_kinst():
     image = open_module(MODULES / "rem_i386.ko")
     assert {kinst.function_problem(image, f) for f in image.functions} == {kinst.ISA}
+
+
+def test_amd64_refuses_opcode_e3_and_skips_only_one_byte_popf_and_sti():
+    # objdump -D -b binary -mi386:x86-64: 0 push %rbp, 1 popf, 2 popfw (66 9d), 4 sti,
+    # 5 jrcxz, 7 jecxz (67 e3), a nop, b ret.
+    decoded = kinst_isa.decode("amd64", bytes.fromhex("559d669dfbe30067e30090c3"))
+    refused = kinst_isa.REFUSED
+    assert decoded.starts == {0: None, 1: refused, 2: None, 4: refused, 5: refused, 7: refused, 10: None, 11: None}
+    assert decoded.returns == (11,)
+
+
+def _has_frame(machine: str, listed: Listed) -> bool:
+    """The prologue kinst wants, as llvm-objdump prints it (c.sdsp prints as sd)."""
+    text = [f"{m} {o}" for m, o in zip(listed.instructions.values(), listed.operands.values())]
+    if machine == "arm64":
+        return any(re.match(r"stp x\d+, x\d+, \[sp, #-\d+\]!$|sub sp, sp, #", t) for t in text)
+    return any(re.match(r"sd ra, -?\d+\(sp\)$", t) for t in text) and "ret " in [t[:4] for t in text]
+
+
+def test_inspect_counts_the_functions_kinst_accepts(module, capsys):
+    name, image, listed = module
+    assert main(["inspect", str(CROSS / f"{name}.ko"), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    no_frame = sorted(f for f in listed if not _has_frame(image.machine, listed[f]))
+    dollar = sorted(f for f in listed if "$" in f)
+    assert no_frame and report["kinst"] == len(listed) - len(no_frame) - len(dollar)
+    reason = kinst_isa.A64_NO_FRAME if image.machine == "arm64" else kinst_isa.RV_NO_FRAME
+    assert report["kinst_reasons"] == {reason: len(no_frame), **({kinst.DOLLAR: len(dollar)} if dollar else {})}

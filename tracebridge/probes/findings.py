@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from tracebridge.probes import fbt, kinst
+from tracebridge.probes import fbt, kinst, kinst_isa
 from tracebridge.probes.fbt_isa import NO_FRAME_POINTER, NO_PROLOGUE
 from tracebridge.probes.probedesc import FUNCTION_MAX
 from tracebridge.probes.probeplan import Plan
@@ -88,7 +88,7 @@ class Report:
             examples = self.reason_examples.get(reason, [])
             more = f" and {count - len(examples)} more" if count > len(examples) else ""
             lines.append(f"         {', '.join(examples)}{more}")
-        if self.machine == "amd64":
+        if self.machine in kinst_isa.MACHINES:
             lines.append(f"kinst probes (FreeBSD 14+; any instruction, exact names): {self.kinst} of {n} functions "
                          f"({_share(self.kinst, n)}) can be probed")
             for reason, count in sorted(self.kinst_reasons.items(), key=lambda item: -item[1]):

@@ -6,8 +6,10 @@ in the file (offsets from the function's start; bytes past the function read
 as zeros, as in :mod:`tracebridge.probes.fbt_isa`):
 
 * **amd64**: byte 0 must be ``push %rbp`` (0x55); instructions are walked
-  with the kernel's length decoder (iced-x86 here); ``jrcxz`` is refused,
-  ``popf`` and ``sti`` are skipped.
+  with the kernel's length decoder (iced-x86 here); opcode ``e3``
+  (``jrcxz``, and ``jecxz`` behind a 0x67 prefix) is refused, and the
+  one-byte ``popf`` (0x9d) and ``sti`` (0xfb) are skipped (a prefixed
+  ``popf`` is patched like any other instruction).
 * **arm64**: the function is accepted when FBT's prologue scan finds its
   entry (one leading BTI skipped; a NOP there, else the first
   ``stp x?, x?, [sp, #imm]!`` or ``sub sp, sp, #imm``): kinst's loop is
@@ -54,7 +56,7 @@ REASONS = {
                   "which kinst needs on arm64",
     RV_NO_FRAME: "kinst on riscv needs both a store of ra to the stack (sd ra or c.sdsp ra) and a ret "
                  "(jalr x0, 0(ra) or c.jr ra) in the function",
-    REFUSED: "kinst refuses jrcxz and skips popf and sti",
+    REFUSED: "kinst refuses jrcxz/jecxz and skips popf and sti",
     A64_EXCLUSIVE: "kinst skips load/store-exclusive sequences (ldxr ... stxr) on arm64: a breakpoint inside "
                    "would make the atomic loop fail",
     A64_ADR: "kinst skips adr and adrp on arm64 (emulating them can clobber a register the exception "
@@ -66,7 +68,10 @@ REASONS = {
 #: The architectures kinst exists on.
 MACHINES = frozenset({"amd64", "arm64", "riscv"})
 
-_AMD64_REFUSED = frozenset({Mnemonic.JRCXZ, Mnemonic.POPF, Mnemonic.POPFQ, Mnemonic.POPFD, Mnemonic.STI})
+# sys/cddl/dev/kinst/amd64/kinst_isa.c: kinst_instr_dissect() refuses opcode e3 whatever its
+# prefixes; kinst_make_probe() skips a one-byte popf or sti.
+_AMD64_REFUSED = frozenset({Mnemonic.JRCXZ, Mnemonic.JECXZ, Mnemonic.JCXZ})
+_AMD64_SKIPPED = (0x9D, 0xFB)
 # sys/cddl/dev/kinst/aarch64/kinst_isa.c: kinst_instr_ldx/stx, and the adr/adrp test.
 _A64_LDX, _A64_STX = 0b00100001, 0b00100000
 _A64_ADR_OP = 0b10000
@@ -111,7 +116,8 @@ def _amd64(code: bytes) -> Instructions:
     for instruction in Decoder(64, code):
         if instruction.is_invalid:
             break
-        refused = instruction.mnemonic in _AMD64_REFUSED
+        refused = instruction.mnemonic in _AMD64_REFUSED or (
+            instruction.len == 1 and code[instruction.ip] in _AMD64_SKIPPED)
         starts[instruction.ip] = REFUSED if refused else None
         if instruction.mnemonic == Mnemonic.RET:
             returns.append(instruction.ip)

@@ -9,6 +9,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "dtrace_scan.h"
 #include "fbt_amd64.h"
 #include "json_rows.h"
 #include "pmcgraph_scan.h"
@@ -207,6 +208,8 @@ static PyMethodDef methods[] = {
     {"json_rows", py_json_rows, METH_VARARGS, json_rows_doc},
     {"pmcgraph_scan", py_pmcgraph_scan, METH_O, pmcgraph_scan_doc},
     {"dwarf_walk", py_dwarf_walk, METH_VARARGS, dwarf_walk_doc},
+    {"dtrace_stacks", py_dtrace_stacks, METH_VARARGS, dtrace_stacks_doc},
+    {"dtrace_stack_tuples", py_dtrace_stack_tuples, METH_VARARGS, dtrace_stack_tuples_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -18,9 +18,9 @@ The shapes follow libdtrace's printers (``dt_consume.c``, ``dtrace.c``):
   ``CPU     ID                    FUNCTION:NAME`` once, then per firing
   ``"%3d %6d %32s "`` and the traced data: each such record is one sample.
 
-Plain stack aggregations, by far the largest captures, are read by one
-split of the text (:func:`_read_plain_stacks`); everything else line by
-line (:func:`parse`).  Frames are named once per distinct text by
+Plain stack aggregations, by far the largest captures, are scanned a
+block at a time (:func:`_read_plain_stacks`, natively when the core is
+built); everything else is read line by line (:func:`parse`).  Frames are named once per distinct text by
 :class:`~tracebridge.readers.dtrace_frames.FrameNamer`.  Stacks come out root
 first: string and integer keys first (``execname`` as the root), then the
 printed frames of all stack keys reversed, so ``@[stack(), ustack()]``
@@ -36,14 +36,15 @@ by stacks are also kept as tables.  Records stream from :func:`parse` into
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import compress
 from sys import intern
 
 from tracebridge.readers.kinst_sites import KinstSites
 from tracebridge.readers.dtrace_frames import strip_offsets
 from tracebridge.readers.dtrace_printouts import Series
+from tracebridge.readers.dtrace_scan import END, OTHER, StackTable, scanner, stack_tuples
 from tracebridge.support.errors import EmptyInput, excerpt, note
 from tracebridge.readers.options import Loaded, LoadOptions
 from tracebridge.readers.source import Source
@@ -57,7 +58,6 @@ _QUANT_ROW = re.compile(r"^ *(?:(<|>=) *)?(-?\d{1,20}) [^|\d]*\|[^\d-]*?(-?\d{1,
 # DTrace prints 64-bit values: at most 20 digits.  (Longer runs are no numbers, and int() refuses
 # strings of over 4300 digits with a ValueError.)
 _INT = re.compile(r"^-?\d{1,20}$")
-_OFFSET = re.compile(r"\+0x[0-9a-fA-F]+")
 _NOISE = ("dtrace: ", "^C")
 
 #: Scalar value kinds that do not add up (so are not samples by default).
@@ -170,105 +170,104 @@ def _read_plain_stacks(source: Source, options: LoadOptions) -> Loaded | None:
     """The common case at C speed: only ``@[stack(), ...] = count()`` entries, or None.
 
     A 25 MB capture is half a million lines, and looking at each in Python
-    is most of the cost.  Here each block of text (see
-    :meth:`~tracebridge.readers.source.Source.blocks`: a capture of gigabytes is
-    streamed) is cut at whitespace in one call and the counts are found
-    among the tokens; the distinct tokens (a few thousand once offsets are
-    gone) are checked after and each named once.  Anything that is not frames-then-count (keys, histograms, traced
-    firings, names with spaces) leaves a token that is neither, and returns
-    None for :func:`parse`.  An entry printed again (offsets and all) starts
-    the next printout (one printout's keys are unique).
+    is most of the cost.  Each block of bytes (see
+    :meth:`~tracebridge.readers.source.Source.byte_blocks`: a capture of
+    gigabytes is streamed) is scanned by :mod:`~tracebridge.readers.dtrace_scan`,
+    natively when the core is built: frames and entries are interned there,
+    and only the entries found, the distinct frame texts (a few thousand once
+    offsets are cut) and the lines that are neither frames nor counts come
+    back here.  Those may be probe lines whose firings traced nothing (a
+    ``tick`` clause's ``printa``: each starts the next printout), the
+    ``CPU ID FUNCTION:NAME`` header and ``dtrace:`` notes; anything else
+    (keys, histograms, traced stacks, names with spaces, bytes outside
+    printable ASCII) returns None for :func:`parse`, as does whatever would
+    make this more than one aggregation (:class:`_Printouts`).  An entry
+    printed again (offsets and all) before any probe line starts the next
+    printout (one printout's entries are unique).  Printouts add up by entry
+    as printed, as :func:`build` adds them up; the profile's stacks are their
+    cut frames.
     """
-    profile = _new_profile(source, options.value_kinds[0])
-    series: Series[tuple[int, ...]] = Series(profile.stacks, options.printouts)
-    ids: dict[str, int] = {}
-    tail: list[str] = []  # the tokens of an entry that goes on in the next block
-    printed_tail: list[str] = []
-    named = _named_frames(options)
-    for first, text in source.blocks():
-        if first == 1:
-            while text.startswith(_NOISE):
-                text = text[text.find("\n") + 1:] if "\n" in text else ""
-        if named is not None:  # the given modules' named frames with their offsets, before the offsets go
-            options.namer.observe({f for f in set(named.findall(text)) if _whole_token(text, f)}, ())
-        printed = None if options.read_offsets else printed_tail + text.split()
-        cut = text if options.read_offsets else _OFFSET.sub("", text)
-        tail = _add_plain_entries(series, profile, ids, tail + cut.split(), printed, options)
-        if tail is None:
-            return None
-        printed_tail = printed[len(printed) - len(tail):] if printed is not None else []
-    if not profile.stacks or tail:
+    table = StackTable(keep_offsets=options.read_offsets)
+    scan = scanner()
+    series: Series[int] = Series({}, options.printouts)
+    found, counts = table.found, table.counts
+    firings = 0
+    after_probe = False
+    for _, block in source.byte_blocks():
+        pos = 0
+        while True:
+            status, pos, after_probe = scan(block, pos, after_probe, table)
+            if found:
+                if firings and (len(set(found)) < len(found) or not series.entries.isdisjoint(found)):
+                    return None  # printed twice after one probe line: a second aggregation
+                series.extend(found, counts, found)
+                found.clear()
+                counts.clear()
+            if status == END:
+                break
+            if status != OTHER:
+                return None
+            newline = block.find(b"\n", pos)
+            end = newline if newline >= 0 else len(block)
+            probe = _between_entries(block[pos:end].decode("ascii"))
+            if probe is None or (probe and (table.pending or (not firings and table.stacks))):
+                return None  # parse reads it (or says what is wrong)
+            if probe:
+                firings += 1
+                series.end()
+                after_probe = True
+            pos = end + 1 if newline >= 0 else end
+    if not table.stacks or table.pending:
         return None
     series.tell(source.path, "the stack aggregation")
-    profile.stacks = series.result()
+    profile = _new_profile(source, options.value_kinds[0])
+    _add_scanned(profile, table, series.result(), options)
     return Loaded(profile)
 
 
-#: Most tokens one plain entry may have (a stack is at most a few hundred frames).
-_MAX_ENTRY = 1 << 16
+def _between_entries(line: str) -> bool | None:
+    """What :func:`parse` makes of a line between plain entries: True a probe line, False one it
+    skips (header, ``dtrace:`` note), None anything else (checked in parse's order)."""
+    stripped = line.strip()
+    indent = len(line) - len(line.lstrip())
+    if ("`" in stripped or stripped.startswith("0x")) and (indent > 2 or " " not in stripped):
+        return None
+    if _INT.match(stripped) or _QUANT_HEADER.match(line):
+        return None
+    if _PROBE.match(line):
+        return True
+    return False if _HEADER.match(line) or line.startswith(_NOISE) else None
 
 
-def _add_plain_entries(series: Series, profile: Profile, ids: dict[str, int], tokens: list[str],
-                       printed: list[str] | None, options: LoadOptions) -> list[str] | None:
-    """Add the complete entries of ``tokens``; return the tokens after the last count, or None if not plain.
+def _add_scanned(profile: Profile, table: StackTable, result: dict[int, int], options: LoadOptions) -> None:
+    """The scanned entries of ``result`` (entry id -> count) into ``profile``, each cut frame named once.
 
-    Without ``--include-offset``, ``tokens`` have their offsets cut (`f+0x10`
-    and `f+0x24` are one frame, and a few thousand distinct tokens are far
-    quicker to look up) and ``printed`` are the same tokens as printed: the
-    entries add up by their cut frames but are told apart as printed (a
-    printout never prints one twice).
+    Frame ids are given in the order of the sorted texts, as :func:`build`
+    gives them (the same capture read by :func:`parse` has the same ids).
     """
-    distinct = set(tokens)
-    counts = {t for t in distinct if t.isascii() and t.isdigit() and len(t) <= 20}
-    frames = distinct - counts
-    if any("`" not in f and not f.startswith("0x") for f in frames):
-        return None
-    ends = list(compress(range(len(tokens)), map(counts.__contains__, tokens)))
-    if not ends:
-        return tokens if len(tokens) <= _MAX_ENTRY else None
-    starts = [0] + [end + 1 for end in ends[:-1]]
-    # Every count must close a non-empty run of frames (a number after a number is a key).
-    if any(start == end for start, end in zip(starts, ends)):
-        return None
-    new = frames - ids.keys()
-    if new:
-        ids.update(_frame_ids(profile, {f: f for f in new}, options))
+    stacks = [table.stacks[entry] for entry in result]
+    cuts = table.cuts
+    used = range(len(cuts)) if len(result) == len(table.stacks) else set(array("i", b"".join(stacks)))
+    names = sorted(cuts[i] for i in used)
+    named = dict(zip(names, map(profile.intern, options.namer.frames(names))))
+    frame_of = array("i", [named.get(text, -1) for text in cuts])
     if options.images:
-        _observe_addresses(options, {tokens[start] for start in starts},
-                           set().union(*(tokens[start + 1:end] for start, end in zip(starts, ends))))
-    n = ends[-1] + 1
-    backwards = list(map(ids.get, reversed(tokens[:n])))  # root-first slices of each entry
-    keys = [tuple(backwards[n - end:n - start]) for start, end in zip(starts, ends)]
-    counts = map(int, map(tokens.__getitem__, ends))
-    series.extend(keys, counts, keys if printed is None else
-                  [tuple(printed[start:end]) for start, end in zip(starts, ends)])
-    return tokens[n:]
+        _observe_entries(options, table)
+    add = profile.add_ids
+    for stack, count in zip(stack_tuples(stacks, frame_of.tobytes()), result.values()):
+        add(stack, count)
 
 
-def _named_frames(options: LoadOptions) -> re.Pattern[str] | None:
-    """Frames the tracer named in a given module (`` if_rem.ko`func+0xOFF ``, not `` if_rem.ko`0xADDR ``).
-
-    The module names lead the pattern, so the search skips ahead on them:
-    the kernel's named frames, most of a capture, cost nothing.  (A match
-    may be the tail of a longer token, which :func:`_whole_token` tells.)
-    """
-    names = [image.frame_module for image in options.images if image.fixed_base is None]
-    if not names:
-        return None
-    return re.compile("(?:" + "|".join(map(re.escape, names)) + r")`(?!0x)[^\s`]+")
-
-
-def _whole_token(text: str, found: str) -> bool:
-    """Does ``found`` occur in ``text`` as a whole frame (after whitespace or at the start)?"""
-    return text.startswith(found) or any(f"{space}{found}" in text for space in " \t\n")
-
-
-def _observe_addresses(options: LoadOptions, leaves: set[str], callers: set[str]) -> None:
-    """The hex frames of the entries, by role, for the evidence that the modules fit (named ones went before)."""
-    def addresses(texts: set[str]) -> list[str]:
-        return [t for t in texts if t.rpartition("`")[2].startswith("0x")]
-
-    options.namer.observe(addresses(leaves), addresses(callers))
+def _observe_entries(options: LoadOptions, table: StackTable) -> None:
+    """Each distinct frame text by role (first printed in an entry, or after), for the evidence that the modules fit."""
+    leaves: set[int] = set()
+    callers: set[int] = set()
+    for printed in table.entries:
+        ids = array("i", printed)
+        leaves.add(ids[0])
+        callers.update(ids[1:])
+    texts = table.texts
+    options.namer.observe([texts[i] for i in sorted(leaves)], [texts[i] for i in sorted(callers)])
 
 
 def _new_profile(source: Source, kind: str) -> Profile:

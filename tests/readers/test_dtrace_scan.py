@@ -1,0 +1,220 @@
+"""The DTrace stack scanner (readers/dtrace_scan.py, src/native/dtrace_scan.h): native and pure Python alike,
+and both as the line-by-line parser reads the same capture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tracebridge.cli import main
+from tracebridge.readers import dtrace, source
+from tracebridge.readers.dtrace_scan import BAD_BYTE, END, NOT_PLAIN, OTHER, StackTable, scan_stacks, stack_tuples
+from tracebridge.support import native
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+#: Every committed DTrace capture (the flow reader's captures are another format).
+CAPTURES = sorted([*(ROOT / "tests" / "data" / "dtrace").glob("*.txt"), *EXAMPLES.glob("*.stack.txt"),
+                   *EXAMPLES.glob("if_rem.count.txt"), *EXAMPLES.glob("if_rem.latency.txt"),
+                   *EXAMPLES.glob("inl.kinst.txt")])
+CAPTURES = [c for c in CAPTURES if "flow" not in c.name]
+OPTIONS = {
+    "plain": [],
+    "speedscope": ["--format", "speedscope"],
+    "offsets": ["--include-offset"],
+    # Resolves the hex frames and counts the consistency evidence (issue 15) per frame text.
+    "module": ["--module", str(EXAMPLES / "if_rem.ko"), "--kldstat", str(EXAMPLES / "kldstat.txt"), "-v"],
+}
+
+
+def fold(tmp_path: Path, capsys, capture: Path, argv: list[str]) -> tuple[int, bytes, str]:
+    """Status, output file and standard error of ``tracebridge fold`` in this process."""
+    out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+    capsys.readouterr()
+    status = main(["fold", str(capture), *argv, "-o", str(out)])
+    return status, out.read_bytes() if out.exists() else b"", capsys.readouterr().err
+
+
+def test_captures_are_found():
+    assert len(CAPTURES) >= 10
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_native_and_pure_python_fold_alike(native_core, tmp_path, capsys, monkeypatch, capture, option):
+    ours = fold(tmp_path, capsys, capture, OPTIONS[option])
+    monkeypatch.setattr(native, "core", None)
+    assert fold(tmp_path, capsys, capture, OPTIONS[option]) == ours
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_the_scan_reads_as_the_parser_does(tmp_path, capsys, monkeypatch, capture, option):
+    """The fast path gives what parse() and build() give, output, notes and warnings alike."""
+    scanned = fold(tmp_path, capsys, capture, OPTIONS[option])
+    monkeypatch.setattr(dtrace, "_read_plain_stacks", lambda source, options: None)
+    assert fold(tmp_path, capsys, capture, OPTIONS[option]) == scanned
+
+
+def test_entries_across_small_blocks_read_alike(tmp_path, capsys, monkeypatch):
+    """Blocks of 64 bytes cut entries and frames' neighbours apart: the pending frames carry over."""
+    capture = EXAMPLES / "if_em.stack.txt"
+    whole = fold(tmp_path, capsys, capture, [])
+    monkeypatch.setattr(source, "BLOCK", 64)
+    assert fold(tmp_path, capsys, capture, []) == whole
+
+
+# Lines a capture may hold: frames of every printed form, counts, blanks, probe lines, headers,
+# notes, keys, odd bytes.
+FRAME = st.one_of(
+    st.sampled_from(["kernel`foo+0x1", "kernel`foo+0x24", "kernel`bar", "if_rem.ko`0xffffffff82a1cd0f",
+                     "0xffffffff82a1cd0f", "kernel`foo+0x10000000000000000", "kernel`foo+0x", "+0x10",
+                     "mod`", "kernel`a+0x1+0x2", "k`f+0x00000000000000001", "0x", "a`b+0X1"]),
+    st.from_regex(r"[a-z_]{1,6}`[a-zA-Z_:$+0-9x]{1,12}", fullmatch=True),
+)
+LINE = st.one_of(
+    FRAME.map(lambda f: " " * 14 + f),
+    FRAME.map(lambda f: " " * 14 + f),
+    st.sampled_from(["", "", "   ", "\t"]),
+    st.integers(0, 10 ** 21).map(lambda n: " " * 16 + str(n)),
+    st.sampled_from(["CPU     ID                    FUNCTION:NAME", "  0  64091                        :tick-60s ",
+                     "  1  64091                        :tick-60s", "dtrace: script 'x.d' matched 1 probe", "^C",
+                     "  execname  ", "              -5", "   0 1 a:b `x", "kernel`foo bar", "           value  "
+                     "------------- Distribution ------------- count", "  kernel`f\x0c", "  k`caf\xe9",
+                     "  k`f\r", " " * 14 + "kernel`foo\0"]),
+)
+
+#: Lines of captures the scan reads through: frames, counts, blanks, probe lines (entries repeat often).
+PLAIN_LINE = st.one_of(
+    st.sampled_from(["kernel`foo+0x1", "kernel`foo+0x24", "kernel`bar", "0xffffffff82a1cd0f"]).map(lambda f: "  " + f),
+    st.integers(0, 99).map(lambda n: " " * 16 + str(n)),
+    st.sampled_from(["", "  0  64091                        :tick-60s "]),
+)
+
+
+def capture_text(lines: list[str], probe_first: bool, final_newline: bool) -> bytes:
+    head = ["CPU     ID                    FUNCTION:NAME", "  0  64091                        :tick-60s ", ""]
+    text = "\n".join((head if probe_first else []) + lines) + ("\n" if final_newline else "")
+    return text.encode("utf-8")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(LINE, max_size=40), st.booleans(), st.booleans(), st.booleans())
+def test_generated_captures_scan_alike(native_core, lines, probe_first, final_newline, keep_offsets):
+    """The native scan and its twin leave the same state and stop at the same line, for the same reason."""
+    block = capture_text(lines, probe_first, final_newline)
+    results = []
+    for scan in (native_core.dtrace_stacks, scan_stacks):
+        table = StackTable(keep_offsets=keep_offsets)
+        stops = []
+        pos, after_probe = 0, False
+        while True:
+            status, pos, after_probe = scan(block, pos, after_probe, table)
+            stops.append((status, pos, after_probe))
+            if status != OTHER:
+                break
+            newline = block.find(b"\n", pos)
+            pos = newline + 1 if newline >= 0 else len(block)
+            after_probe = not after_probe  # both ways, from here on
+        results.append((stops, table.texts, table.cut_of, table.cuts, table.entries, table.stacks, table.pending,
+                        table.found, table.counts))
+    assert results[0] == results[1]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.lists(LINE, max_size=30), st.lists(PLAIN_LINE, max_size=40)), st.booleans(), st.booleans())
+def test_generated_captures_fold_alike(native_core, tmp_path_factory, lines, probe_first, final_newline):
+    """fold gives the same bytes and messages on both paths, and the same as the line parser."""
+    from _pytest.monkeypatch import MonkeyPatch
+    import contextlib
+    import io
+
+    path = tmp_path_factory.mktemp("generated") / "capture.txt"
+    path.write_bytes(capture_text(lines, probe_first, final_newline))
+
+    def run() -> tuple[int, bytes, str]:
+        out = path.with_suffix(".folded")
+        if out.exists():
+            out.unlink()
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            status = main(["fold", str(path), "-o", str(out)])
+        return status, out.read_bytes() if out.exists() else b"", err.getvalue()
+
+    ours = run()
+    with MonkeyPatch.context() as patch:
+        patch.setattr(native, "core", None)
+        assert run() == ours
+        patch.setattr(dtrace, "_read_plain_stacks", lambda source, options: None)
+        assert run() == ours
+
+
+def test_what_the_scan_reads(native_core):
+    block = (b"CPU     ID                    FUNCTION:NAME\n  0  1  :tick-1s \n\n"
+             b"  kernel`a+0x1\n  kernel`b+0x2\n  3\n\n  kernel`a+0x4\n  kernel`b+0x2\n  5\n")
+    for scan in (native_core.dtrace_stacks, scan_stacks):
+        table = StackTable()
+        assert scan(block, 0, False, table) == (OTHER, 0, False)
+        assert scan(block, 44, False, table) == (OTHER, 44, False)
+        assert scan(block, block.index(b"\n\n") + 1, True, table) == (END, len(block), False)
+        assert table.texts == ["kernel`a+0x1", "kernel`b+0x2", "kernel`a+0x4"]
+        assert table.cuts == ["kernel`a", "kernel`b"]
+        assert table.found == [0, 1] and table.counts == [3, 5]
+        assert stack_tuples(table.stacks, bytes(8)) == [(0, 0), (0, 0)]
+        assert [list(memoryview(s).cast("i")) for s in table.stacks] == [[1, 0], [1, 0]]
+
+
+@pytest.mark.parametrize("block, status", [
+    (b"  kernel`a\n  12\n  7\n", NOT_PLAIN),          # a number after a count: a key
+    (b"  3\n", NOT_PLAIN),                            # a value without a stack
+    (b"  kernel`a\n  kernel`\xe9\n  1\n", BAD_BYTE),   # not printable ASCII: the text path decides
+    (b"  kernel`a\0\n", BAD_BYTE),
+    (b"  kernel`a b\n", OTHER),                        # a name with a space
+    (b"  123456789012345678901\n", OTHER),             # 21 digits are no count
+])
+def test_where_the_scan_stops(native_core, block, status):
+    for scan in (native_core.dtrace_stacks, scan_stacks):
+        assert scan(block, 0, False, StackTable())[0] == status
+
+
+def test_counts_of_twenty_digits(native_core):
+    for scan in (native_core.dtrace_stacks, scan_stacks):
+        table = StackTable()
+        scan(b"  k`a\n  99999999999999999999\n  k`a\n  000000000000000000007\n", 0, False, table)
+        assert table.counts == [99999999999999999999]
+
+
+def test_an_entry_of_too_many_frames_goes_to_the_parser(native_core):
+    block = b"  k`a\n" * (1 << 16) + b"  k`b\n  1\n"
+    for scan in (native_core.dtrace_stacks, scan_stacks):
+        assert scan(block, 0, False, StackTable())[:2] == (NOT_PLAIN, len(b"  k`a\n") * (1 << 16))
+
+
+def test_hostile_arguments_are_refused(native_core):
+    with pytest.raises(ValueError):
+        native_core.dtrace_stacks(b"  k`a\n", 7, False, StackTable())
+    with pytest.raises(ValueError):
+        native_core.dtrace_stacks(b"  k`a\n", -1, False, StackTable())
+    with pytest.raises(TypeError):
+        native_core.dtrace_stacks(b"", 0, False, StackTable(texts={}))
+    with pytest.raises(AttributeError):
+        native_core.dtrace_stacks(b"", 0, False, object())
+    table = StackTable()
+    native_core.dtrace_stacks(b"  k`a\n  1\n", 0, False, table)
+    table.texts.append("k`b")  # out of step with the native index
+    with pytest.raises(ValueError):
+        native_core.dtrace_stacks(b"  k`b\n", 0, False, table)
+    table = StackTable(index=({}, {}, {}))  # the pure scanner's index
+    with pytest.raises(ValueError):
+        native_core.dtrace_stacks(b"", 0, False, table)
+    with pytest.raises(ValueError):
+        native_core.dtrace_stack_tuples([b"\1\0\0\0"], b"\0\0\0\0")
+    with pytest.raises(ValueError):
+        native_core.dtrace_stack_tuples([b"\xff\xff\xff\xff"], b"\0\0\0\0")
+    with pytest.raises(TypeError):
+        native_core.dtrace_stack_tuples([b"\0\0\0"], b"\0\0\0\0")
+    with pytest.raises(TypeError):
+        native_core.dtrace_stack_tuples(["abcd"], b"\0\0\0\0")

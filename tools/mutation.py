@@ -9,7 +9,10 @@ mutmut (``pip install -e '.[mutation]'``) copies the package and the tests into
 ``mutants/``, makes every small change it knows to the modules listed in
 ``[tool.mutmut] only_mutate`` of pyproject.toml, and runs, for each change,
 the tests of ``pytest_add_cli_args_test_selection`` that reach the changed
-function.  A change no test notices "survived".  Some changes cannot be
+function, plus the module's own tests (``[tool.tracebridge.mutation-tests]``:
+mutmut links a test to a function only when the function runs inside that
+test, which misses tests that reach it through a cached fixture).  A change
+no test notices "survived".  Some changes cannot be
 noticed by any test because they do not change what the code does
 ("equivalent mutants"); docs/testing.md lists those with a reason, one per
 line as ``- `mutant name`: why``, and this script leaves them out of the
@@ -45,6 +48,12 @@ def core_modules() -> list[str]:
     """The mutated files, from pyproject.toml (the one place they are listed)."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
     return list(config["only_mutate"])
+
+
+def module_tests() -> dict[str, list[str]]:
+    """The test files run for every mutant of each core module, from pyproject.toml."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]
+    return tool.get("tracebridge", {}).get("mutation-tests", {})
 
 
 def dotted(path: str) -> str:
@@ -108,7 +117,58 @@ def report(paths: list[str]) -> int:
     return 1 if unexplained else 0
 
 
+class _ModuleTests(dict[str, set[str]]):
+    """mutmut's function -> tests map, where a core module's function also gets its module's tests."""
+
+    def __init__(self, linked: dict[str, set[str]], by_module: dict[str, set[str]]) -> None:
+        super().__init__(linked)
+        self.by_module = by_module
+        for function, tests in self.items():
+            tests |= by_module.get(function.rpartition(".")[0], set())
+
+    def __missing__(self, function: str) -> set[str]:
+        self[function] = set(self.by_module.get(function.rpartition(".")[0], set()))
+        return self[function]
+
+    def get(self, function: str, default: object = None) -> object:  # type: ignore[override]
+        return self[function] if function in self or function.rpartition(".")[0] in self.by_module else default
+
+
+def run_mutmut(argv: list[str]) -> int:
+    """``mutmut ARGV``, its test map widened by [tool.tracebridge.mutation-tests] once the stats are in."""
+    import mutmut.__main__ as mutmut_main
+    from mutmut.state import state
+
+    selection = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"][
+        "pytest_add_cli_args_test_selection"]
+    subsets = module_tests()
+    outside = [f for files in subsets.values() for f in files
+               if not any(f == s or f.startswith(s.rstrip("/") + "/") for s in selection)]
+    if outside:
+        print(f"mutation.py: not in pytest_add_cli_args_test_selection: {', '.join(outside)}", file=sys.stderr)
+        return 2
+    collect = mutmut_main.collect_or_load_stats
+
+    def collect_then_widen(*args: object, **kwargs: object) -> None:
+        collect(*args, **kwargs)
+        known = state().duration_by_test  # every test the stats run saw, by node id
+        by_module = {dotted(path): {node for node in known if node.partition("::")[0] in files}
+                     for path, files in subsets.items()}
+        state().tests_by_mangled_function_name = _ModuleTests(state().tests_by_mangled_function_name, by_module)
+
+    mutmut_main.collect_or_load_stats = collect_then_widen
+    sys.argv = ["mutmut", *argv]
+    try:
+        mutmut_main.cli()
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--as-mutmut"]:  # the child process main() starts below
+        return run_mutmut(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="module names (dglob, image/elf, ...); default: all core modules")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants tested at once (default 1)")
@@ -128,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report:
         if args.fresh:
             subprocess.run(["rm", "-rf", str(ROOT / "mutants")], check=True)
-        mutmut = Path(sys.executable).with_name("mutmut")
         # mutmut imports the copy in mutants/: a PYTHONPATH pointing at the sources would test those instead.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        command = [str(mutmut), "run", "--max-children", str(args.jobs), *(dotted(p) + ".*" for p in paths)]
+        command = [sys.executable, __file__, "--as-mutmut", "run", "--max-children", str(args.jobs),
+                   *(dotted(p) + ".*" for p in paths)]
         run = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         log = ROOT / "mutants" / "run.log"
         log.parent.mkdir(exist_ok=True)

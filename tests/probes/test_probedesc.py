@@ -77,3 +77,31 @@ def test_fields_are_exact_when_many_names_share_a_head():
             continue
         assert len(field.text) <= FUNCTION_MAX
         assert [n for n in dict.fromkeys(names) if matches(n, field.text)] == [name], (name, field.text)
+
+
+def test_characters_beyond_latin1():
+    """A name decoded as Latin-1 never holds them, but a caller's text may: ``?`` in a field,
+    the UTF-8 bytes in D text; a Latin-1 character is one octal escape."""
+    assert literal_field("a\u20acb") == "a?b"
+    assert d_text("\xe9") == "\\351"
+    assert d_text("\u0100") == "\\304\\200"
+    assert d_text("a\u20acb") == "a\\342\\202\\254b"
+
+
+def test_module_field_of_exactly_63_characters_stays_whole():
+    assert module_field("m" * 63) == "m" * 63
+    assert module_field("m" * 64) == "m" * 62 + "*"
+
+
+def test_fixed_length_is_the_length_of_every_matching_name():
+    """``_fixed_length`` sizes the candidate search for ``*``-free fields; checked against the
+    kernel matcher on one string each field matches (a set or an escape stands for one character)."""
+    from tracebridge.probes.probedesc import _fixed_length
+
+    for field, sample in [("abc", "abc"), ("a?c", "abc"), ("a\\?c", "a?c"), ("a[!x]c", "abc"),
+                          ("[!.x]b[!y]", "abz"), ("a[]]c", "a]c"), ("a[!]]c", "axc"), ("a[\\]]c", "a]c"),
+                          ("[x\\]y]z", "yz"), ("a[x\\]]c", "a]c"), ("[ab][cd]", "ac"), ("\\\\x", "\\x")]:
+        assert matches(sample, field), field
+        assert _fixed_length(field) == len(sample), field
+    for malformed in ("a[bc", "a[!", "a[", "a[\\", "[]"):
+        assert _fixed_length(malformed) is None, malformed

@@ -80,3 +80,63 @@ def test_counted_globs_select_what_the_search_finds(shapes):
     for name, field in zip(names, found):
         if field.text is not None:
             assert {other for other in names if matches(other, field.text)} == {name}
+def test_two_long_names_sharing_their_tail_are_told_apart():
+    """Two 250-character names that share their last 16 characters (and more) must not be cut where
+    the first glob tried (64-character tail) selects both; a 32-character name ending like them
+    must not make the tail look unique either."""
+    names = ["x" * 126 + f"{i:060d}" + "y" * 64 for i in range(2)] + ["z" * 16 + "y" * 16]
+    fields = FunctionFields(names)
+    for name in names[:2]:
+        field = fields.field(name)
+        assert [n for n in names if matches(n, field.text)] == [name]
+
+
+def test_long_name_glob_keeps_as_much_of_the_name_as_fits():
+    name = "_ZN" + "a" * 189
+    assert len(FunctionFields([name]).field(name).text) == FUNCTION_MAX
+
+
+def test_long_names_no_glob_can_separate_are_refused_and_counted():
+    """400-character names that differ only at character 200: no cut keeps it (the longest head is
+    170 characters, the longest tail 189), so no field; each name is there twice."""
+    one, two = "a" * 200 + "b" + "a" * 199, "a" * 200 + "c" + "a" * 199
+    field = FunctionFields([one, one, two]).field(one)
+    assert field.text is None and field.duplicates == 2
+    assert field.problem == "no glob of at most 191 characters selects only this 400-character name"
+
+
+def test_duplicates_are_counted_on_every_path():
+    long = "_ZN" + "x" * 250 + "17h0123456789abcdefE"
+    assert FunctionFields([long, long]).field(long).duplicates == 2  # <prefix>*<suffix>
+    assert FunctionFields(["a$b", "a$b"]).field("a$b").duplicates == 2  # "?" that collides with nothing
+    narrowed = FunctionFields(["a$b", "a$b", "axb"]).field("a$b")
+    assert narrowed.text == "a[!x]b" and narrowed.duplicates == 2
+    refused = FunctionFields(["a$b", "a$b", "a<b"]).field("a$b")
+    assert refused.text is None and refused.duplicates == 2
+
+
+def test_narrowed_field_up_to_191_characters():
+    """Narrowing ``?`` to ``[!x]`` adds three characters: a field that reaches exactly 191 is kept,
+    one that would pass it is refused rather than written too long for libdtrace."""
+    fits = "a" * 186 + "$b"  # 188 characters, 191 once narrowed
+    field = FunctionFields([fits, fits.replace("$", "x")]).field(fits)
+    assert field.text == "a" * 186 + "[!x]b" and len(field.text) == FUNCTION_MAX
+    too_long = "a" * 187 + "$b"
+    refused = FunctionFields([too_long, too_long.replace("$", "x")]).field(too_long)
+    assert refused.text is None and "another function" in refused.problem
+
+
+def test_every_colliding_position_is_narrowed():
+    """``a$b$c`` collides with ``axb$c`` at its first ``?`` and with ``a$bxc`` at its second."""
+    names = ["a$b$c", "axb$c", "a$bxc"]
+    field = FunctionFields(names).field("a$b$c")
+    assert field.text == "a[!x]b[!x]c"
+    assert [n for n in names if matches(n, field.text)] == ["a$b$c"]
+
+
+def test_unique_tail_shortcut_only_for_a_literal_tail():
+    """The two names differ at character 4, inside their last 16 characters, where ``$`` becomes
+    ``?``: their tails are different, yet ``abcd?fgh...`` selects both; the field must be narrowed."""
+    names = ["abcd$fghijklmnopqrst", "abcdxfghijklmnopqrst"]
+    field = FunctionFields(names).field(names[0])
+    assert field.text == "abcd[!x]fghijklmnopqrst"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from fixture_paths import MODULES
 from tracebridge.image.elf import open_module
 from tracebridge.profile.resolve import AddressSpace
+from tracebridge.profile.consistency import Evidence
+from tracebridge.profile.model import UNKNOWN, Frame
 from tracebridge.readers.dtrace_frames import CUT_LENGTHS, FrameNamer, split_offset
 
 BASE = 0xFFFFFFFF82000000
@@ -77,3 +79,43 @@ def test_hex_frame_between_functions_stays_in_its_module():
     assert (frame.module, frame.name) == ("rem_legacy_fp.ko", f"rem_legacy_fp.ko+0x{gap:x}")
     outside = FrameNamer(space).frame(f"kernel`0x{BASE - 0x10:x}")
     assert (outside.module, outside.name) == ("kernel", f"kernel`0x{BASE - 0x10:x}")
+
+
+def test_hex_frame_outside_every_module_keeps_its_text():
+    frame = FrameNamer().frame("kernel`0xffffffff80b0c0de")
+    assert frame == Frame("kernel", "0xffffffff80b0c0de", "kernel`0xffffffff80b0c0de", None, UNKNOWN, None)
+
+
+def test_frames_are_observed_by_role():
+    """Each kind of frame text feeds its own check of whether the capture fits the module:
+    ``mod`func+0xOFF`` (is there such a function, is the offset inside it), ``mod`0xADDR`` (inside
+    the module where it is placed), hex PCs (inside a function; a leaf on an instruction start, a
+    caller after a call), and bare hex no module holds (strays).  Texts seen again count once."""
+    name = "rem_legacy_fp.ko"
+    image = open_module(MODULES / name)
+    first, second = sorted((f for f in image.functions if f.size > 8), key=lambda f: f.offset)[:2]
+    assert first.offset == 0 and image.code(second)[:1] == b"\x55"  # push %rbp: offset 1 starts the next
+    space = AddressSpace()
+    space.add(image, BASE, name)
+    evidence = Evidence()
+    evidence.watch(name, image)
+    namer = FrameNamer(space, evidence=evidence)
+    leaves = [f"{name}`{first.name}+0x0", f"{name}`nosuch+0x4", f"0x{BASE:x}", f"{name}`0x{BASE + second.offset + 1:x}",
+              "0x10", "kernel`0x20", "kernel`f+0x4", "+0x10", f"{name}`0x{BASE - 8:x}"]
+    # A caller at a function's first byte with nothing before it; an offset past the function's end.
+    callers = [f"0x{BASE:x}", f"{name}`{second.name}+0x{second.size + 1:x}"]
+    for _ in range(2):
+        namer.observe(leaves, callers)
+    module = evidence.modules[name]
+    checks = {k: (getattr(module, k).seen, getattr(module, k).off)
+              for k in ("in_function", "on_start", "after_call", "named", "module_hex")}
+    assert checks == {"in_function": (2, 0), "on_start": (2, 0), "after_call": (1, 1), "named": (3, 2),
+                      "module_hex": (2, 1)}
+    assert module.missing == ["nosuch"]
+    assert evidence._stray == {0x10}  # "kernel`0x20" named its module: no stray
+
+
+def test_nothing_is_observed_without_a_module_to_check():
+    evidence = Evidence()
+    FrameNamer(evidence=evidence).observe(["0x10", "m.ko`f+0x4"], ["0x20"])
+    assert evidence.modules == {} and evidence._stray == set()

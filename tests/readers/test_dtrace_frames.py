@@ -106,10 +106,12 @@ def test_frames_are_observed_by_role():
     callers = [f"0x{BASE:x}", f"{name}`{second.name}+0x{second.size + 1:x}"]
     for _ in range(2):
         namer.observe(leaves, callers)
+    # Seen before, then new: a function named without an offset (offset 0).
+    namer.observe([leaves[0], f"{name}`{second.name}"], [])
     module = evidence.modules[name]
     checks = {k: (getattr(module, k).seen, getattr(module, k).off)
               for k in ("in_function", "on_start", "after_call", "named", "module_hex")}
-    assert checks == {"in_function": (2, 0), "on_start": (2, 0), "after_call": (1, 1), "named": (3, 2),
+    assert checks == {"in_function": (2, 0), "on_start": (2, 0), "after_call": (1, 1), "named": (4, 2),
                       "module_hex": (2, 1)}
     assert module.missing == ["nosuch"]
     assert evidence._stray == {0x10}  # "kernel`0x20" named its module: no stray
@@ -119,3 +121,50 @@ def test_nothing_is_observed_without_a_module_to_check():
     evidence = Evidence()
     FrameNamer(evidence=evidence).observe(["0x10", "m.ko`f+0x4"], ["0x20"])
     assert evidence.modules == {} and evidence._stray == set()
+
+
+def legacy(path: str) -> str:
+    return "_ZN" + "".join(f"{len(part)}{part}" for part in path.split("::")) + "17h0123456789abcdefE"
+
+
+def test_every_way_of_naming_keeps_module_offset_and_scheme():
+    """Each path from frame text to frame: the probe map's field as written and as a glob, a
+    half-demangled legacy name, a demangled name with its hash, a cut name, text that is no name."""
+    from tracebridge.probes.probemap import ProbeMap, ProbeMapEntry
+
+    new, refill = legacy("rem::em::Adapter$LT$T$GT$::new"), legacy("rem::em::Rx$LT$T$GT$::refill")
+    entries = [ProbeMapEntry(function=new.replace("$", "?"), mangled=new, demangled="", offset=0, size=8,
+                             entry=True, ret=True),
+               ProbeMapEntry(function=refill.replace("$", "?")[:30] + "*", mangled=refill, demangled="",
+                             offset=16, size=8, entry=True, ret=True),
+               ProbeMapEntry(function="foo?bar", mangled="foo$bar", demangled="", offset=32, size=8,
+                             entry=True, ret=True)]
+    probe_map = ProbeMap(module="if_rem.ko", modname="if_rem", machine="amd64", template="count", base=None,
+                         size=64, scripts=["-"], entries=entries)
+    cut, names = cut_names(1)
+    namer = FrameNamer(probe_map=probe_map, owners={names[0]: "m.ko"})
+    rust = "rust-legacy"
+    cases = {
+        f"if_rem.ko`{new.replace('$', '?')}+0x8": Frame("if_rem.ko", new, "rem::em::Adapter<T>::new", 8, rust, "rem"),
+        f"if_rem.ko`{refill.replace('$', '?')}+0x4":
+            Frame("if_rem.ko", refill, "rem::em::Rx<T>::refill", 4, rust, "rem"),
+        "if_rem.ko`rem::em::Adapter$LT$T$GT$::new::h0123456789abcdef+0x10":
+            Frame("if_rem.ko", new, "rem::em::Adapter<T>::new", 0x10, rust, "rem"),
+        "m.ko`<rem::Dev as core::ops::Drop>::drop::h0123456789abcdef+0x3":
+            Frame("m.ko", "<rem::Dev as core::ops::Drop>::drop::h0123456789abcdef",
+                  "<rem::Dev as core::ops::Drop>::drop", 3, "rust", "rem"),
+        f"m.ko`{cut}+0x8": Frame("m.ko", names[0], names[0], 8, "c", None),
+        # A caller the script never traced whose name fits a field's glob, and a glob matching no field.
+        "if_rem.ko`fooXbar+0x1": Frame("if_rem.ko", "fooXbar", "fooXbar", 1, "c", None),
+        "if_rem.ko`zz?zz+0x2": Frame("if_rem.ko", "zz?zz", "zz?zz", 2, "c", None),
+        "kernel`": Frame("kernel", "kernel`", "kernel`", None, "unknown", None),
+        "0x20+0x10": Frame(None, "0x20", "0x20", 0x10, "c", None),  # hex with an offset is a name
+        "m.ko`a`b+0x4": Frame("m.ko", "a`b", "a`b", 4, "c", None),  # the module ends at the first tick
+    }
+    assert {text: namer.frame(text) for text in cases} == cases
+
+
+def test_owner_is_given_only_when_one_module_defines_the_name():
+    namer = FrameNamer(owners={"shared": None, "rem_intr": "if_rem.ko"})
+    assert namer.frame("shared+0x4") == Frame(None, "shared", "shared", 4, "c", None)
+    assert namer.frame("rem_intr+0x4") == Frame("if_rem.ko", "rem_intr", "rem_intr", 4, "c", None)

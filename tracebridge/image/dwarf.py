@@ -6,8 +6,12 @@ out to the ``DW_TAG_subprogram`` holding it, as ``addr2line -i`` and gimli's
 frame's file and line come from the line table, each outer frame's from the
 call site (``DW_AT_call_file``/``DW_AT_call_line``) of the frame inside it.
 
-pyelftools parses the units; the index itself is flat numpy arrays, so that
-looking up a million sampled addresses is two ``searchsorted`` calls:
+pyelftools reads each unit's header, top DIE and line-table header; the
+DIEs are walked by :mod:`tracebridge.image.diewalk` (the native core, or its
+pure-Python twin) and the line programs run by
+:mod:`tracebridge.image.lineprogram`.  The index itself is flat numpy
+arrays, so that looking up a million sampled addresses is two
+``searchsorted`` calls:
 
 * every subprogram and inlined subroutine is a *node* (name, parent node,
   call file and line);

@@ -27,8 +27,9 @@ import numpy as np
 from tracebridge.image.elf import SHT_RELA, ModuleImage, open_module
 from tracebridge.support.errors import InputError, reading
 
-#: The DWARF sections the address index reads.  ``.debug_loclists`` is not read, but pyelftools
-#: needs it present to decode a DWARF 5 ``DW_FORM_loclistx`` attribute (rustc's variables have them).
+#: The DWARF sections the address index reads.  ``.debug_loclists`` is not read (the DIE walk skips
+#: ``DW_FORM_loclistx``), but pyelftools needs it present to decode one, and ``open_dwarf`` gives
+#: pyelftools' reader of whole units (the tests' reference) over these same sections.
 DWARF_SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_line", ".debug_ranges",
                   ".debug_rnglists", ".debug_addr", ".debug_str_offsets", ".debug_line_str", ".debug_loclists")
 #: amd64 relocation types found in DWARF sections: (field size, signed).

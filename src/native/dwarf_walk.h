@@ -80,6 +80,7 @@ typedef struct {
     size_t record_count, record_capacity;
     int64_t *ranges;
     size_t range_count, range_capacity;
+    uint64_t entries_left; /* range list entries the unit may still decode (see dw_walk_unit) */
     PyObject *strings;
     char error[160];
 } dw_walk;
@@ -518,6 +519,16 @@ dw_add_range(dw_walk *w, unsigned __int128 low, unsigned __int128 high, int64_t 
     return 0;
 }
 
+/* One more range list entry decoded; an error once the unit's budget is spent. */
+static int
+dw_spend(dw_walk *w)
+{
+    if (w->entries_left == 0)
+        return dw_fail(w, "the unit's range lists hold more entries than its sections have bytes");
+    w->entries_left--;
+    return 0;
+}
+
 #define DW_HUGE ((unsigned __int128)1 << 100)
 #define DW_WIDE(n) ((n).huge ? DW_HUGE : (unsigned __int128)(n).value)
 
@@ -533,6 +544,8 @@ dw_ranges_v4(dw_walk *w, uint64_t offset, int64_t record)
     dw_cursor c = {s->data, (size_t)offset, s->size};
     for (;;) {
         uint64_t begin, end;
+        if (dw_spend(w) < 0)
+            return -1;
         if (dw_fixed(&c, size, &begin) < 0 || dw_fixed(&c, size, &end) < 0)
             return dw_fail(w, message);
         if (begin == 0 && end == 0)
@@ -557,6 +570,8 @@ dw_rnglist(dw_walk *w, uint64_t offset, int64_t record)
         return dw_fail(w, message);
     dw_cursor c = {s->data, (size_t)offset, s->size};
     for (;;) {
+        if (dw_spend(w) < 0)
+            return -1;
         if (dw_byte(&c, &kind) < 0)
             return dw_fail(w, message);
         switch (kind) {
@@ -720,6 +735,10 @@ dw_walk_unit(dw_walk *w, dw_table *t)
     }
     size_t end = u->unit_end < info->size ? (size_t)u->unit_end : info->size;
     dw_cursor c = {info->data, u->die_start < end ? (size_t)u->die_start : end, end};
+    /* Every entry of a list takes a byte or more: a unit whose DIEs decode more entries than it and the
+     * range sections have bytes shares lists absurdly (many DIEs naming one long list), which would
+     * cost time and memory without bound. */
+    w->entries_left = (end - c.offset) + w->sections[DW_S_RANGES].size + w->sections[DW_S_RNGLISTS].size;
     size_t die_start = c.offset;
     while (c.offset < end) {
         size_t die = die_start = c.offset;

@@ -326,3 +326,35 @@ def test_segments_are_painted_as_outermost_first(seed):
         want[start[i]:end[i]] = node[i]
     for chunk in (1, 7, 1 << 23):
         assert _paint(segments, start, end, depth, node, chunk).tolist() == want.tolist()
+
+
+def shared_list_unit(copies: int, entries: int):
+    """A DWARF 5 unit whose ``copies`` inlined DIEs all name one range list of ``entries`` entries."""
+    rnglists = bytearray(struct.pack("<IHBBI", 0, 5, 8, 0, 0))
+    for i in range(entries):
+        rnglists += b"\x04" + uleb(2 * i) + uleb(2 * i + 1)  # offset_pair
+    rnglists += b"\x00"
+    table = (abbrev(1, 0x11, True, []) + abbrev(2, 0x2E, True, [(0x11, 0x01), (0x12, 0x06)])
+             + abbrev(3, 0x1D, False, [(0x55, 0x17)]) + b"\0")
+    body = bytearray(struct.pack("<IHBBI", 0, 5, 1, 8, 0)) + uleb(1)
+    body += uleb(2) + struct.pack("<QI", 0, 4 * entries)
+    for _ in range(copies):
+        body += uleb(3) + struct.pack("<I", 12)
+    body += b"\0\0"
+    struct.pack_into("<I", body, 0, len(body) - 4)
+    sections = (bytes(body), table, b"", b"", b"", b"", b"", bytes(rnglists))
+    shape = diewalk.UnitShape(die_start=13, unit_end=len(body), unit_offset=0, top_offset=12, version=5,
+                              address_size=8, offset_size=4, abbrev_offset=0, base=0x1000, str_offsets_base=-1,
+                              addr_base=-1, rnglists_base=-1, top_has_children=1, max_depth=512)
+    return sections, shape
+
+
+def test_a_list_shared_by_many_dies_is_bounded(native_core):
+    """Many DIEs naming one long range list would decode it again for each: the unit is refused once its
+    lists have decoded more entries than its bytes and the range sections' (both paths, same message)."""
+    sections, shape = shared_list_unit(copies=2, entries=50)
+    ours, theirs = both(sections, shape)
+    assert ours == theirs and len(ours[1]) == 8 * 3 * (1 + 2 * 50)  # the subprogram's range, 50 per copy
+    sections, shape = shared_list_unit(copies=300, entries=1000)
+    ours, theirs = both(sections, shape)
+    assert ours == theirs == "the unit's range lists hold more entries than its sections have bytes"

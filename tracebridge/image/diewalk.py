@@ -97,6 +97,7 @@ class _Walk:
         self.unit = unit
         self.order = "little" if little_endian else "big"
         self.rnglists = rnglists
+        self.lists_bytes = len(ranges) + len(rnglists)
         self.lists = RangeLists(ranges, rnglists, little_endian, unit.address_size)
         self.records = array("q")
         self.ranges = array("q")
@@ -107,6 +108,9 @@ class _Walk:
         table = self._table()
         end = min(unit.unit_end, len(self.info))
         reader = ByteReader(self.info, min(unit.die_start, end), end, self.order == "little", "a DIE")
+        # As the native walk: a unit decodes at most as many range list entries as it and the range
+        # sections have bytes (many DIEs naming one long list would cost time and memory without bound).
+        self.entries_left = end - reader.offset + self.lists_bytes
         stack = [(unit.top_offset, -1)] if unit.top_has_children else []
         count = 0
         while reader.offset < end:
@@ -297,8 +301,13 @@ class _Walk:
                                                            "DW_AT_rnglists_base", offset, self.unit.offset_size)
         elif kind not in (_SEC, _UDATA):
             return
-        for low, high in self.lists.read(offset, self.unit.base, self.unit.version, self._address):
+        for low, high in self.lists.read(offset, self.unit.base, self.unit.version, self._address, self._spend):
             self._add(low, high, record)
+
+    def _spend(self) -> None:
+        if self.entries_left == 0:
+            raise ValueError("the unit's range lists hold more entries than its sections have bytes")
+        self.entries_left -= 1
 
     def _add(self, low: int, high: int, record: int) -> None:
         if high > low and high <= MAX_ADDRESS:

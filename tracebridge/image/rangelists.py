@@ -29,18 +29,21 @@ class RangeLists:
         self._size = address_size
         self._max = (1 << (8 * address_size)) - 1
 
-    def read(self, offset: int, base: int, version: int, address: Callable[[int], int]) -> list[tuple[int, int]]:
+    def read(self, offset: int, base: int, version: int, address: Callable[[int], int],
+             spend: Callable[[], None] = lambda: None) -> list[tuple[int, int]]:
         """Non-empty ``[low, high)`` ranges of the list at ``offset``; ``base`` is the unit's base address,
-        ``address(index)`` reads ``.debug_addr`` for DWARF 5's indexed forms."""
+        ``address(index)`` reads ``.debug_addr`` for DWARF 5's indexed forms, ``spend()`` is called before
+        each entry is read (a budget may raise)."""
         if version >= 5:
-            return self._rnglist(offset, base, address)
-        return self._ranges_v4(offset, base)
+            return self._rnglist(offset, base, address, spend)
+        return self._ranges_v4(offset, base, spend)
 
-    def _ranges_v4(self, offset: int, base: int) -> list[tuple[int, int]]:
+    def _ranges_v4(self, offset: int, base: int, spend: Callable[[], None]) -> list[tuple[int, int]]:
         reader = ByteReader(self._ranges, offset, len(self._ranges), self._little, "a range list in .debug_ranges")
         size, top = self._size, self._max
         out = []
         while True:
+            spend()
             begin, end = reader.unsigned(size), reader.unsigned(size)
             if begin == 0 and end == 0:
                 return out
@@ -49,12 +52,14 @@ class RangeLists:
             elif end > begin:
                 out.append((begin + base, end + base))
 
-    def _rnglist(self, offset: int, base: int, address: Callable[[int], int]) -> list[tuple[int, int]]:
+    def _rnglist(self, offset: int, base: int, address: Callable[[int], int],
+                 spend: Callable[[], None]) -> list[tuple[int, int]]:
         reader = ByteReader(self._rnglists, offset, len(self._rnglists), self._little,
                             "a range list in .debug_rnglists")
         size = self._size
         out = []
         while True:
+            spend()
             kind = reader.byte()
             if kind == _END:
                 return out

@@ -96,7 +96,7 @@ def build_log(name: str, functions: list[tuple[int, int, set[str]]], with_kernel
         stacks.append(expect)
     # A PC inside a module tracebridge has no ELF for, then after that module is gone.
     text.append(callchain(0, PMCID, 1, [em_base + 0x1A2B0, kernel_pc["ether_input"]]))
-    stacks.append(["if_em.ko+0x1a2b0", {"ether_input"} if with_kernel else "kernel+"])
+    stacks.append([f"if_em.ko`{em_base + 0x1A2B0:#x}", {"ether_input"} if with_kernel else "kernel`0x"])
     text.append(map_out(-1, em_base, em_base + 0x40000))
     text.append(callchain(0, PMCID, 1, [em_base + 0x1A2B0]))
     stacks.append([f"{em_base + 0x1A2B0:#x}"])
@@ -146,7 +146,7 @@ def test_every_module_pc_resolves_to_its_function(tmp_path, name):
     module_pcs = 2 * len(functions)
     assert counts.resolved == module_pcs + kernel_pcs
     assert counts.by_module[f"{name}.ko"] == module_pcs
-    assert counts.in_module == 1 + (0 if with_kernel else 1)     # if_em.ko+0x1a2b0 (and kernel+0x...)
+    assert counts.in_module == 1 + (0 if with_kernel else 1)     # if_em.ko`0x... (and kernel`0x...)
     assert counts.outside == 1 + len(USER_PCS)
     assert profile.metadata.event == EVENT
 

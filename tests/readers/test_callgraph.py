@@ -3,11 +3,16 @@
 The captures and the real script's output on them are in tests/data/pmcstat/
 (see make_captures.py there).  The script prints an empty frame where a
 caller level was never filled (its line was malformed); tracebridge writes
-``[unknown]`` there, the one intended difference.
+``[unknown]`` there.  The other intended difference: a hex node that the
+script prints bare names its image in tracebridge, as DTrace would (the
+kernel's nodes are addresses: `` kernel`0xADDR ``; a module's are offsets
+from its base: ``if_em.ko+0xOFF``).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -25,11 +30,30 @@ DATA = Path(__file__).parents[1] / "data" / "pmcstat"
 CAPTURES = ["multi-image", "malformed"]
 
 
+def hex_nodes(name: str) -> dict[str, str]:
+    """Each hex node of a graph -> its text naming its image (read off the ``@ path`` lines here, by indentation)."""
+    spelled = {}
+    images: list[str] = []  # the image of the last node at each depth
+    for line in (DATA / f"{name}.graph").read_text().splitlines():
+        node = re.fullmatch(r"( *)[0-9.]+%  \[\d+\] +(\S+)(?: @ (\S+))?", line)
+        if node is None:
+            continue
+        depth = len(node.group(1))
+        del images[depth:]
+        images.append(os.path.basename(node.group(3)) if node.group(3) else images[-1])
+        if node.group(2).startswith("0x"):
+            spelled[node.group(2)] = (f"kernel`{node.group(2)}" if images[-1] == "kernel"
+                                      else f"{images[-1]}+{node.group(2)}")
+    return spelled
+
+
 def perl_folded(name: str) -> Counter:
+    spelled = hex_nodes(name)
+    assert len(spelled) >= 5, "the graph should hold hex nodes of the kernel and of two modules"
     stacks: Counter = Counter()
     for line in (DATA / f"{name}.perl.folded").read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        stacks[";".join(frame or MISSING for frame in stack.split(";"))] += int(count)
+        stacks[";".join(spelled.get(frame, frame) or MISSING for frame in stack.split(";"))] += int(count)
     return stacks
 
 

@@ -69,14 +69,14 @@ def test_whole_rust_name_of_the_cut_length_is_not_completed():
 
 
 def test_hex_frame_between_functions_stays_in_its_module():
-    """A PC in the padding between two functions: module-relative, not a raw address."""
+    """A PC in the padding between two functions: named by its module, as DTrace would (`` module`0xADDR ``)."""
     image = open_module(MODULES / "rem_legacy_fp.ko")
     functions = sorted(image.functions, key=lambda f: f.offset)
     gap = next(a.offset + a.size for a, b in zip(functions, functions[1:]) if a.offset + a.size < b.offset)
     space = AddressSpace()
     space.add(image, BASE, "rem_legacy_fp.ko")
     frame = FrameNamer(space).frame(f"0x{BASE + gap:x}")
-    assert (frame.module, frame.name) == ("rem_legacy_fp.ko", f"rem_legacy_fp.ko+0x{gap:x}")
+    assert (frame.module, frame.name, frame.offset) == ("rem_legacy_fp.ko", f"rem_legacy_fp.ko`0x{BASE + gap:x}", gap)
     outside = FrameNamer(space).frame(f"kernel`0x{BASE - 0x10:x}")
     assert (outside.module, outside.name) == ("kernel", f"kernel`0x{BASE - 0x10:x}")
 

@@ -32,7 +32,7 @@ def test_svg_parses_and_holds_every_name_with_its_details():
     assert root.tag == SVG + "svg"
     frames = by_name(drawn(svg))
     assert set(frames) == {"all", "fork_exit", "ithread_loop", "if_rem::rx::rx_frame", "m_free", "em_rxeof",
-                           "0xffffffff80a0b0c0"}
+                           "kernel`0xffffffff80a0b0c0"}
     rx = frames["if_rem::rx::rx_frame"]
     assert rx.title.split("\n") == ["if_rem::rx::rx_frame", f"mangled: {RX_FRAME}", "module: if_rem.ko",
                                     "80 samples, 61.54%"]
@@ -45,11 +45,12 @@ def test_svg_parses_and_holds_every_name_with_its_details():
 def test_layout_widths_and_positions():
     frames = by_name(drawn(render_flamegraph(driver_profile())))
     # Children tile their parent after its own samples, in name order.
-    assert (frames["ithread_loop"].x, frames["ithread_loop"].w) == (10, 120)
-    assert (frames["em_rxeof"].x, frames["em_rxeof"].w) == (10, 40)
-    assert (frames["if_rem::rx::rx_frame"].x, frames["if_rem::rx::rx_frame"].w) == (50, 80)
-    assert (frames["m_free"].x, frames["m_free"].w) == (100, 30)   # after rx_frame's own 50
-    assert frames["m_free"].rect_x == f"{100 / 130 * 100:.4f}%"
+    assert (frames["ithread_loop"].x, frames["ithread_loop"].w) == (0, 120)
+    assert (frames["kernel`0xffffffff80a0b0c0"].x, frames["kernel`0xffffffff80a0b0c0"].w) == (120, 10)
+    assert (frames["em_rxeof"].x, frames["em_rxeof"].w) == (0, 40)
+    assert (frames["if_rem::rx::rx_frame"].x, frames["if_rem::rx::rx_frame"].w) == (40, 80)
+    assert (frames["m_free"].x, frames["m_free"].w) == (90, 30)   # after rx_frame's own 50
+    assert frames["m_free"].rect_x == f"{90 / 130 * 100:.4f}%"
     assert frames["m_free"].rect_width == f"{30 / 130 * 100:.4f}%"
 
 
@@ -179,7 +180,7 @@ def test_rust_frames_are_coloured_apart_from_c_and_unresolved_frames():
     assert r >= 205 and g <= 110 and b >= 90                  # kernel C: crimson
     r, g, b = _channels(frames["em_rxeof"].fill)
     assert r >= 205 and g >= 195 and b <= 100                 # module C: yellow
-    r, g, b = _channels(frames["0xffffffff80a0b0c0"].fill)
+    r, g, b = _channels(frames["kernel`0xffffffff80a0b0c0"].fill)
     assert r == g == b                                        # unresolved: grey
     legend = [t.text for t in parse(svg).iter(SVG + "text") if t.get("class") == "tb-legend"]
     assert legend == ["Rust", "C, kernel", "C/C++, module", "unresolved"]

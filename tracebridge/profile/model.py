@@ -67,10 +67,31 @@ def symbol_frame(module: str | None, symbol: str, offset: int | None = None) -> 
     return Frame(module, symbol, d.name, offset, d.scheme, d.crate)
 
 
-def address_frame(module: str | None, address: int) -> Frame:
-    """A frame nothing could name: kept as ``module`0xADDR`` text, never dropped."""
+def address_frame(module: str | None, address: int, offset: int | None = None) -> Frame:
+    """A frame at a run-time address that no symbol names: kept, never dropped.
+
+    It is spelled as DTrace spells such a frame (``dt_print_stack``):
+    `` module`0xADDR `` when something tells which file holds the address
+    (DTrace's own prefix, a ``--module``/``--kernel`` layout, a kldstat
+    listing, a pmcstat ``map-in`` record), a bare ``0xADDR`` when nothing
+    does.  Every reader makes its unnamed frames here, so one address reads
+    the same from DTrace and pmcstat input and the two can be compared.
+    ``offset`` is the address's offset from the module's base, when the base
+    is known (pprof places the frame in its mapping with it).
+    """
     text = f"0x{address:x}"
-    return Frame(module, text, text, None, UNKNOWN, None)
+    return Frame(module, text, f"{module}`{text}" if module else text, offset, UNKNOWN, None)
+
+
+def offset_frame(module: str, offset: int) -> Frame:
+    """A frame known only by its offset from a module's base, not by address: `` module+0xOFF ``.
+
+    ``pmcstat -G`` prints an unnamed node of a ``.ko`` so (its addresses are
+    taken relative to the image); the kernel's nodes are addresses, which
+    :func:`address_frame` spells.
+    """
+    text = f"0x{offset:x}"
+    return Frame(module, text, f"{module}+{text}", offset, UNKNOWN, None)
 
 
 @dataclass

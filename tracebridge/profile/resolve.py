@@ -18,7 +18,8 @@ which reads the same symbol tables:
   has exactly one owner (pmcstat's binary search would pick either).
 
 A PC inside a known module but outside every function is kept as
-``module+0xOFF``; a PC outside every module as its hex address.  Nothing is
+`` module`0xADDR `` (as DTrace prints it); a PC outside every module as its
+bare hex address (:func:`~tracebridge.profile.model.address_frame`).  Nothing is
 dropped.  Images whose ELF file is not at hand can still be placed as bare
 regions (a pmcstat ``map-in`` of a module nobody passed), so their PCs at
 least name the module.
@@ -33,7 +34,7 @@ import numpy as np
 
 from tracebridge.support.errors import UsageError
 from tracebridge.image.elf import Function, ModuleImage, alias_rank
-from tracebridge.profile.model import UNKNOWN, Frame, Profile, address_frame, symbol_frame
+from tracebridge.profile.model import Frame, Profile, address_frame, symbol_frame
 
 #: The end of a region whose extent nobody knows and no later region bounds.
 _TOP = (1 << 64) - 1
@@ -131,7 +132,7 @@ class ResolutionCounts:
             return "no PCs"
         share = 100.0 * self.resolved / self.total
         return (f"{self.total} PCs: {self.resolved} resolved to functions ({share:.1f}%), "
-                f"{self.in_module} inside a module but no function (kept as module+0xOFF), "
+                f"{self.in_module} inside a module but no function (kept as module`0xADDR), "
                 f"{self.outside} outside every known module (kept as hex)")
 
 
@@ -159,7 +160,7 @@ class AddressSpace:
         return self._insert(LoadedModule(image, base, name))
 
     def add_region(self, name: str, base: int, end: int | None = None) -> LoadedModule:
-        """Place an image known only by name (no ELF file): its PCs become ``name+0xOFF``."""
+        """Place an image known only by name (no ELF file): its PCs become `` name`0xADDR ``."""
         return self._insert(LoadedModule(None, base, name, end))
 
     def _insert(self, module: LoadedModule) -> LoadedModule:
@@ -323,8 +324,7 @@ class AddressSpace:
                 frame = self._frames[key] = symbol_frame(self.modules[module_index].name, fn.name, key[1])
             return frame
         if module >= 0:
-            name = self.modules[module].name
-            return Frame(name, f"0x{pc:x}", f"{name}+0x{offset:x}", offset, UNKNOWN, None)
+            return address_frame(self.modules[module].name, pc, offset)
         return address_frame(None, pc)
 
 

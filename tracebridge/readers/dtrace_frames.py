@@ -36,7 +36,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from tracebridge.image.demangle import RUST_LEGACY, RUST_NAME, crate_of, demangle_symbol, strip_hashes
-from tracebridge.profile.model import C, UNKNOWN, Frame, symbol_frame
+from tracebridge.profile.model import C, UNKNOWN, Frame, address_frame, symbol_frame
 
 if TYPE_CHECKING:
     from tracebridge.probes.probemap import ProbeMap
@@ -225,7 +225,5 @@ class FrameNamer:
         for i, (text, module, address) in enumerate(addresses):
             frame = resolved[i] if resolved is not None else None
             if frame is None or (not frame.resolved and frame.module is None):
-                # Outside every known module: keep what DTrace said (the module name too).
-                name = f"{module}`0x{address:x}" if module else f"0x{address:x}"
-                frame = Frame(module, f"0x{address:x}", name, None, UNKNOWN, None)
+                frame = address_frame(module, address)  # outside every placed module: DTrace's owner, if it said
             self._cache[text] = frame

@@ -18,8 +18,12 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tracebridge.support.errors import InputError, excerpt, reading
+
+if TYPE_CHECKING:
+    from tracebridge.profile.resolve import AddressSpace
 
 _HEADER = re.compile(r"^\s*Id\s+Refs\s+Address( +)Size\s+Name\s*$")
 # Matched against the line without trailing white space: `(\S.*?)\s*$` would try every
@@ -79,6 +83,17 @@ class Kldstat:
             if file.pathname and _stem(os.path.basename(file.pathname)) == wanted:
                 return file
         return None
+
+    def place_unread(self, space: AddressSpace) -> None:
+        """Place every listed file that ``space`` lacks as a bare region (no ELF read).
+
+        Its addresses then name their file (`` kernel`0xADDR ``) instead of
+        staying bare hex: kldstat is what tells the owner of an address that
+        DTrace printed without a module.
+        """
+        for file in self.files:
+            if space.find(file.name) is None:
+                space.add_region(file.name, file.address, file.end)
 
 
 def _stem(name: str) -> str:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tracebridge.profile.resolve import AddressSpace
     from tracebridge.readers.dtrace import Aggregation
     from tracebridge.readers.dtrace_frames import FrameNamer
+    from tracebridge.readers.kldstat import Kldstat
 
 
 @dataclass
@@ -102,23 +103,30 @@ class LoadOptions:
         DTrace cut short (see :mod:`tracebridge.readers.dtrace_frames`).
         """
         images = self.images
-        if not images:
+        listing = None
+        if self.kldstat is not None:
+            from tracebridge.readers.kldstat import read_kldstat
+
+            listing = read_kldstat(self.kldstat)
+        if not images and listing is None:
             return None
         from tracebridge.profile.resolve import AddressSpace
 
         bases: list[int | None] = list(self.bases) + [None] * (len(images) - len(self.bases))
-        if self.kldstat is not None:  # for the modules no --base placed
+        if listing is not None:  # for the modules no --base placed
             unplaced = [i for i, base in enumerate(bases) if base is None]
-            for i, base in zip(unplaced, _kldstat_bases(self.kldstat, [images[i] for i in unplaced])):
+            for i, base in zip(unplaced, _kldstat_bases(listing, [images[i] for i in unplaced])):
                 bases[i] = base
         placed = [(image, base) for image, base in zip(images, bases)
                   if base is not None or image.fixed_base is not None]
-        if not placed:
+        if not placed and listing is None:
             return None
         space = AddressSpace()
         for image, base in placed:
             loaded = space.add(image, base)
             self.evidence.placed(loaded.name, loaded.base)
+        if listing is not None:
+            listing.place_unread(space)
         return space
 
     @cached_property
@@ -135,16 +143,13 @@ class LoadOptions:
         return FrameNamer(self.address_space, probe_map, owners, self.evidence)
 
 
-def _kldstat_bases(path: str, images: list) -> list[int | None]:
+def _kldstat_bases(kldstat: Kldstat, images: list) -> list[int | None]:
     """Load addresses from saved ``kldstat -v`` output, matched by file name."""
-    from tracebridge.readers.kldstat import read_kldstat
-
-    kldstat = read_kldstat(path)
     bases: list[int | None] = []
     for image in images:
         loaded = kldstat.find(image.filename)
         if loaded is None and image.fixed_base is None:
             names = ", ".join(f.name for f in kldstat.files)
-            raise InputError(path, f"does not list {image.filename} (loaded: {names})")
+            raise InputError(kldstat.path, f"does not list {image.filename} (loaded: {names})")
         bases.append(loaded.address if loaded is not None and image.fixed_base is None else None)
     return bases

@@ -44,10 +44,11 @@ import numpy as np
 from tracebridge.support import native
 from tracebridge.support.errors import InputError, warn
 from tracebridge.readers.options import Loaded
+from tracebridge.readers.placement import KERNEL
 from tracebridge.readers.pmcstat import (HEAD, image_name, open_input, options_images, refuse_binary, sniff_callgraph,
                                          sniff_log)
 from tracebridge.profile.consistency import Evidence
-from tracebridge.profile.model import UNKNOWN, Frame, Metadata, Profile, symbol_frame
+from tracebridge.profile.model import UNKNOWN, Frame, Metadata, Profile, address_frame, offset_frame, symbol_frame
 from tracebridge.profile.resolve import AddressSpace
 
 if TYPE_CHECKING:
@@ -224,11 +225,17 @@ class _Namer:
             if module is not None:
                 self.evidence.observe_named(module, text, 0)
             return symbol_frame(module, text)
+        value = int(name, 16)
         space = self._space(module)
-        if space is None:
-            return Frame(module, text, text, None, UNKNOWN, None)
-        self.evidence.observe(space, [int(name, 16)], None)
-        return space.frames([int(name, 16)], offsets=False)[0]
+        if space is not None:
+            self.evidence.observe(space, [value], None)
+            frame = space.frames([value], offsets=False)[0]
+            if frame.resolved:
+                return frame
+        image = self.images.get(module) if module else None
+        if module is None or module == KERNEL or (image is not None and image.fixed_base is not None):
+            return address_frame(module, value)  # the kernel's nodes are addresses
+        return offset_frame(module, value)  # a module's are offsets from its base
 
     def _space(self, module: str | None) -> AddressSpace | None:
         """The module alone, based at 0 (pmcstat prints module nodes as offsets), or the kernel where linked."""

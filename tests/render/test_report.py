@@ -130,15 +130,26 @@ def test_parquet_needs_an_output_file(tmp_path, capsys):
     ("if_rem.count.txt", None, "calls"),       # @[probefunc] = count() of FBT entries: calls
     ("if_rem.count.txt", "if_rem.ko", "calls"),
     ("if_rem.stack.txt", "if_rem.ko", "samples"),  # @[stack()] = count() of profile-997: samples
+    # probefunc keys DTrace cut at strsize: mangled names that do not demangle, still calls
+    (DATA / "probefunc-count.txt", None, "calls"),
 ])
 def test_the_heading_says_what_a_count_counts(capsys, capture, module, unit):
     examples = Path(__file__).parents[2] / "examples"
-    argv = ["report", str(examples / capture)]
+    capture = examples / capture
+    argv = ["report", str(capture)]
     if module:
         argv += ["--module", str(examples / module), "--base", "ffffffff82a1c000"]
     assert main(argv) == 0
     heading = capsys.readouterr().out.splitlines()[0]
-    assert re.match(rf"^{re.escape(str(examples / capture))}: [\d,]+ {unit}, top ", heading), heading
+    assert re.match(rf"^{re.escape(str(capture))}: [\d,]+ {unit}, top ", heading), heading
+
+
+def test_help_names_every_unit_not_only_samples(capsys):
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "report where the samples went" not in text
+    assert all(unit in text for unit in ("samples", "calls", "nanoseconds of time"))
 
 
 @pytest.mark.parametrize("capture", [DATA / "latency.txt", Path(__file__).parents[2] / "examples" / "if_rem.latency.txt"])

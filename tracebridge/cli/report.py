@@ -1,4 +1,8 @@
-"""``tracebridge report``: top functions (or crates, modules) by self and total samples.
+"""``tracebridge report``: top functions (or crates, modules) by self and total weight.
+
+The weight is what the capture measures, and the heading names it: samples
+of a profile probe or pmcstat, calls of an FBT ``count()``, nanoseconds of a
+``sum()`` of times (the latency template).
 
 The terminal form is a rich table of the top rows, followed by the
 histograms of as many keys of ``quantize``/``lquantize``/``llquantize``
@@ -30,10 +34,14 @@ BAR_WIDTH = 40
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "report", help="tables of self/total samples per function, crate or module (and DTrace histograms)",
-        description="Read profile inputs like `tracebridge fold` and report where the samples went: self "
-                    "(leaf) and total (anywhere on the stack) weight per function, crate or module, with "
-                    "percentages.  Histograms of quantize-family DTrace aggregations are drawn after the table.")
+        "report", help="tables of self/total weight (samples, calls or time) per function, crate or module "
+                       "(and DTrace histograms)",
+        description="Read profile inputs like `tracebridge fold` and report where the weight went: self "
+                    "(leaf) and total (anywhere on the stack) per function, crate or module, with "
+                    "percentages.  The weight is what the capture measures, named in the heading: samples "
+                    "(a profile probe's stack(), pmcstat), calls (a count() keyed by function, the count "
+                    "template), nanoseconds of time (a sum() of latencies: the latency template).  "
+                    "Histograms of quantize-family DTrace aggregations are drawn after the table.")
     add_input_arguments(parser)
     add_label_arguments(parser)
     parser.add_argument("--by", choices=BY, default="function",

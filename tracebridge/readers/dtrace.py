@@ -58,6 +58,9 @@ _QUANT_ROW = re.compile(r"^ *(?:(<|>=) *)?(-?\d{1,20}) [^|\d]*\|[^\d-]*?(-?\d{1,
 # DTrace prints 64-bit values: at most 20 digits.  (Longer runs are no numbers, and int() refuses
 # strings of over 4300 digits with a ValueError.)
 _INT = re.compile(r"^-?\d{1,20}$")
+#: A symbol as the linker keeps it: a C identifier, or a legacy Rust symbol (``$``, ``.``) that
+#: could not be demangled because DTrace cut it at ``strsize``.
+_SYMBOL = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*")
 _NOISE = ("dtrace: ", "^C")
 
 #: Scalar value kinds that do not add up (so are not samples by default).
@@ -677,9 +680,9 @@ def _counts_calls(chosen: _Aggregate, result: dict, named: dict[str, Frame]) -> 
     if chosen.kind != "count" or chosen.stacks or not result:
         return False
     frames = [named[k] for keys, _ in result for k in keys]
-    # Function names: Rust ones (demangled), a given module's, or C identifiers beside Rust ones.
+    # Function names: Rust ones (demangled), a given module's, or symbols (C, cut Rust) beside Rust ones.
     return (any(f.is_rust or f.module is not None for f in frames)
-            and all(f.is_rust or f.module is not None or f.name.isidentifier() for f in frames))
+            and all(f.is_rust or f.module is not None or _SYMBOL.fullmatch(f.name) for f in frames))
 
 
 def _integer_frame(text: str) -> Frame:

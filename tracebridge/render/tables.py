@@ -118,43 +118,116 @@ def write_chunks(out: IO[str], chunks: Iterable[str], columns: Sequence[str], fm
 
 def _rich_table(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None,
                 numeric: set[str], hex_columns: set[str]) -> None:
+    """A boxed table whose name column (the first text column) has priority over the width.
+
+    As ``report`` does: a text column that is empty in every row, or holds
+    one value in every row, is left out (a constant's value joins the
+    title); names wrap after ``::`` or a space, never inside an identifier;
+    when the other columns leave the names too little room, their headings
+    wrap after ``_`` (numbers never wrap).
+    """
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for column in columns:
-        is_number = column in numeric | hex_columns
+    numbers = numeric | hex_columns
+    texts = [[_cell(row[c], c in hex_columns) for c in columns] for row in rows]
+    name = next((i for i, c in enumerate(columns) if c not in numbers), None)
+    shown, constant = _columns_to_show(columns, texts, name, numbers)
+    if constant:
+        said = ", ".join(f"{columns[i]} {value}" for i, value in constant)
+        title = f"{title}, {said}" if title else said
+    terminal = console(out)
+    headings = {i: columns[i] for i in shown}
+    width = None
+    least: dict[int, int] = {}
+    if name is not None:
+        longest = max((len(row[name]) for row in texts), default=0)
+        width = name_width(terminal.width, _widths(headings, texts, name).values())
+        if width < longest:  # squeeze the headings, then the other text columns, not the names
+            headings = {i: h if i == name else wrap_name(h, max((len(row[i]) for row in texts), default=1),
+                                                         _HEADING_BREAKS) for i, h in headings.items()}
+            natural = _widths(headings, texts, name)
+            least = {i: w if columns[i] in numbers else min(w, _least_width(headings[i], [row[i] for row in texts]))
+                     for i, w in natural.items()}
+            width = name_width(terminal.width, least.values())
+            identifier = max((len(part) for row in texts for part in _BREAKS.split(row[name])), default=0)
+            if width < identifier:  # still an identifier cut: the other text columns' words yield first
+                least = {i: w if columns[i] in numbers else min(w, max(TEXT_FLOOR, *map(len, headings[i].split())))
+                         for i, w in natural.items()}
+                width = name_width(terminal.width, least.values())
+            width = min(longest, width)
+        else:
+            width = None  # every name fits on one line: the column takes the width it needs
+    table = Table(title=escape(title) if title else None, show_lines=False, header_style="bold")
+    for i in shown:
+        is_number = columns[i] in numbers
         # Numbers never wrap mid-digit; names fold where they must.
-        table.add_column(column, justify="right" if is_number else "left", overflow="fold", no_wrap=is_number)
-    for row in rows:
-        cells = []
-        for column in columns:
-            value = row[column]
-            if value is None:
-                cells.append("")
-            elif column in hex_columns and isinstance(value, int):
-                cells.append(f"{value:#x}")
-            else:
-                # Names come from the module: never let them be read as markup.
-                cells.append(escape(str(value)))
-        table.add_row(*cells)
-    console(out).print(table)
+        table.add_column(escape(headings[i]), justify="right" if is_number else "left", overflow="fold",
+                         no_wrap=is_number, min_width=width if i == name else None,
+                         max_width=width if i == name else least.get(i))
+    for row in texts:
+        table.add_row(*(escape(wrap_name(row[i], width) if i == name and width else row[i]) for i in shown))
+    terminal.print(table)
+
+
+def _least_width(heading: str, cells: list[str]) -> int:
+    """How narrow a text column other than the name may be squeezed: its longest word, heading line,
+    or :data:`TEXT_FLOOR`, so a module name or a section name is not cut."""
+    words = (len(word) for text in [heading, *cells] for word in text.split())
+    return max(TEXT_FLOOR, *words)
+
+
+def _widths(headings: Mapping[int, str], texts: list[list[str]], name: int) -> dict[int, int]:
+    """The natural width of each shown column but the name: its widest heading line or cell."""
+    return {i: max(len(line) for text in [heading, *(row[i] for row in texts)] for line in text.split("\n"))
+            for i, heading in headings.items() if i != name}
+
+
+def _cell(value: Any, in_hex: bool) -> str:
+    if value is None:
+        return ""
+    if in_hex and isinstance(value, int):
+        return f"{value:#x}"
+    return str(value)
+
+
+def _columns_to_show(columns: Sequence[str], texts: list[list[str]], name: int | None,
+                     numbers: set[str]) -> tuple[list[int], list[tuple[int, str]]]:
+    """Indices of the columns a terminal table shows, and the (index, value) of the constant ones it leaves out.
+
+    Empty columns go, and constant text columns other than the name, only
+    over more than one row: one row's values are its own, not a constant.
+    """
+    if len(texts) < 2:
+        return list(range(len(columns))), []
+    shown, constant = [], []
+    for i, column in enumerate(columns):
+        values = {row[i] for row in texts}
+        if i == name or (len(values) > 1 or (column in numbers and values != {""})):
+            shown.append(i)
+        elif values != {""}:
+            constant.append((i, values.pop()))
+    return shown, constant
 
 
 #: Where a Rust or C++ path may break: after ``::`` or a space, never inside an identifier.
 _BREAKS = re.compile(r"(?<=::)|(?<= )")
+#: Where a column heading (``before_pct``) may break.
+_HEADING_BREAKS = re.compile(r"(?<=_)")
 #: The narrowest a name column is made, however many other columns there are.
 MIN_NAME_WIDTH = 16
+#: The narrowest other text columns are squeezed to, for the name column's sake.
+TEXT_FLOOR = 8
 
 
-def wrap_name(name: str, width: int) -> str:
-    """``name`` on lines of at most ``width`` characters, broken after ``::`` or a space.
+def wrap_name(name: str, width: int, breaks: re.Pattern[str] = _BREAKS) -> str:
+    """``name`` on lines of at most ``width`` characters, broken after ``::`` or a space (or ``breaks``).
 
     A part longer than ``width`` on its own (one identifier) keeps its line
     whole: the table folds it there, the only place left.
     """
     lines, line = [], ""
-    for part in _BREAKS.split(name):
+    for part in breaks.split(name):
         if line and len(line) + len(part) > width:
             lines.append(line.rstrip())
             line = ""

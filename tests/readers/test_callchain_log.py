@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import readelf_text
+import real_pcs
 from addr2line_oracle import read_addr2line
 from fixture_paths import EXPECTED, MODULE_NAMES, MODULES
 from pmcstat_text import callchain, entry, map_in, map_out
@@ -83,10 +84,14 @@ def build_log(name: str, functions: list[tuple[int, int, set[str]]], with_kernel
         "123456789012 " + entry("ibs-fetch", "0x1 0x2 0x3"),   # a newer record type, behind a timestamp
     ]
     stacks = []
+    # Real PCs (as a run of this module could log them): each leaf on an instruction start, each
+    # caller after a call instruction of a function that calls, so the log fits the module.
+    code = real_pcs.functions(name)
+    callers = [f for f in functions if code[f[0] - base].caller(f[0] - base) is not None]
     for index, (address, size, names) in enumerate(functions):
-        caller_address, caller_size, caller_names = functions[(index + 1) % len(functions)]
-        leaf = address + (size * 3) // 4 if size else address
-        caller = caller_address + 1 if caller_size > 1 else caller_address
+        caller_address, _, caller_names = callers[index % len(callers)]
+        leaf = base + code[address - base].leaf(address - base + (size * 3) // 4)
+        caller = base + code[caller_address - base].caller(caller_address - base + index)
         pcs = [leaf, caller]
         expect = [names, caller_names]
         if with_kernel:
@@ -305,3 +310,19 @@ def test_inline_expands_each_pc_into_its_addr2line_chain(capsys, tmp_path):
         f"{folded(expected[drain_return - 5])};{folded(expected[next_pc])} 2",
     ])
     assert len(expected[leaf]) >= 3
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_the_made_up_log_fits_its_module(tmp_path, capsys, name):
+    """Its PCs are real ones (leaves on instruction starts, callers after calls): no consistency warning."""
+    with_kernel = "i386" not in name
+    text, _ = build_log(name, expected_functions(name, module_base(name)), with_kernel)
+    log = tmp_path / "pmc.txt"
+    log.write_text(text)
+    argv = ["fold", str(log), "--module", str(MODULES / f"{name}.ko"), "--strict", "-v", "-o", str(tmp_path / "out")]
+    assert main(argv + (["--module", str(KERNEL)] if with_kernel else [])) == 0
+    err = capsys.readouterr().err
+    assert "does not fit" not in err, err
+    for what in ("caller frames after a call", "leaf PCs on instruction starts", "addresses in functions"):
+        passed, seen = map(int, re.search(rf"(\d+) of (\d+) {what}", err).groups())
+        assert passed == seen >= 5, (what, err)

@@ -1,0 +1,88 @@
+"""Put real PCs into the FreeBSD ``stack()`` captures of this directory (run from the repository root).
+
+    python tests/data/dtrace/make_freebsd_captures.py           # rewrite them
+    python tests/data/dtrace/make_freebsd_captures.py --check   # exit 1 if one would change
+
+``freebsd-stack-hex.txt``, ``freebsd-traced-header.txt`` and
+``freebsd-hex-only.txt`` are printed as libdtrace prints ``stack()`` on
+FreeBSD (freebsd-facts.md section 5), over ``rem_legacy_fp.ko`` loaded as
+``if_rem.ko`` at ``BASE``.  Their stacks, counts and kernel frames are made
+up; the module's addresses are real: each is moved to the nearest PC of the
+same function that the capture of a real run could hold, from GNU objdump's
+listing of the module and readelf's layout (tests/real_pcs.py):
+
+* a leaf (a stack's first frame) onto the start of an instruction;
+* a caller onto a return address, the byte after a call instruction (in
+  the nearest function that calls, when the made-up one calls nothing).
+
+So the tests that name these frames still find the names readelf gives
+their addresses, and joining the
+captures to the module trips no consistency warning.  Idempotent: real PCs
+stay where they are.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+import real_pcs  # noqa: E402
+
+MODULE = "rem_legacy_fp"
+#: Where the captures' machine loaded the module (if_rem.ko).
+BASE = 0xFFFFFFFF82E1C000
+CAPTURES = ("freebsd-stack-hex.txt", "freebsd-traced-header.txt", "freebsd-hex-only.txt")
+_FRAME = re.compile(r"^( {14})((?:if_rem\.ko`)?)0x([0-9a-f]+)$")
+_STACK_LINE = re.compile(r"^ {14}\S")
+
+
+def real(address: int, leaf: bool) -> int:
+    """The PC of the same function a real capture could hold in that role.
+
+    A caller frame in a function that calls nothing moves to the nearest function that calls.
+    """
+    functions = real_pcs.functions(MODULE)
+    offset = address - BASE
+    code = next((c for start, c in functions.items() if start <= offset < start + max(c.size, 1)), None)
+    if code is None:
+        return address  # outside the module's functions: left as it is
+    if leaf:
+        return BASE + code.leaf(offset)
+    if code.caller(offset) is None:
+        code = min((c for c in functions.values() if c.caller(offset) is not None),
+                   key=lambda c: abs(c.start - offset))
+    return BASE + code.caller(offset)
+
+
+def rewrite(text: str) -> str:
+    lines = text.split("\n")
+    first = True  # the next stack line is a leaf
+    for index, line in enumerate(lines):
+        frame = _FRAME.match(line)
+        if frame is not None:
+            lines[index] = f"{frame[1]}{frame[2]}{real(int(frame[3], 16), first):#x}"
+        first = not _STACK_LINE.match(line) or line.strip().isdigit()
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for name in CAPTURES:
+        path = HERE / name
+        text = path.read_text()
+        new = rewrite(text)
+        if new != text:
+            stale.append(name)
+            if "--check" not in argv:
+                path.write_text(new)
+    if stale:
+        print(("stale: " if "--check" in argv else "rewrote: ") + ", ".join(stale))
+    return 1 if stale and "--check" in argv else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

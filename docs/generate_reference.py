@@ -150,6 +150,18 @@ def render() -> str:
         "failing status (128+N when a signal N ended it), as `time(1)` does; see "
         "[record.md](record.md#exit-status) |",
         "",
+        "## Warnings",
+        "",
+        "Commands that name a capture's frames from a module (`fold`, `report`, `flamegraph`, `diff`, "
+        "`pmc resolve`) check that the capture fits each module given: caller frames after call "
+        "instructions, leaf PCs on instruction starts, addresses inside functions, frames the tracer "
+        "named inside their function, `map-in` records agreeing with `--base`/`--kldstat`.  A module the "
+        "capture does not fit gets one line on standard error, `tracebridge: warning: PATH: the "
+        "capture does not fit NAME: EVIDENCE; CAUSE AND FIX`, and the command goes on (exit 0); "
+        "`--strict` makes it an error (exit 2, nothing written), `-v` prints the counts for every module. "
+        "Each kind of evidence, its likely cause and what to do: "
+        "[troubleshooting.md](troubleshooting.md#warning-the-capture-does-not-fit-a-module).",
+        "",
         "## Commands",
         "",
         "| command | what it does |",

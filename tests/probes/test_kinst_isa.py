@@ -146,6 +146,9 @@ def test_dwarf_sites_lie_where_addr2line_puts_that_line_or_function(module):
     placed = 0
     for file, line, site, chain in line_sites(planner, expected):
         assert chain[0][1] == file and chain[0][2] == line, (file, line, site)
+        # What the probe map records: the whole chain, outermost first, each frame's file and line.
+        assert site.chain == tuple(frame for frame, _, _ in reversed(chain)), site
+        assert site.places == tuple((f, n) for _, f, n in reversed(chain)), site
         placed += 1
     assert placed > 20
     refused = set()

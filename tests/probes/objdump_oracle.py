@@ -32,6 +32,7 @@ def expected_probes(name: str, machine: str) -> dict[int, tuple[int | None, tupl
     secs = {s.index: s for s in readelf_text.sections(expected / f"{name}.readelf-S.txt")}
     code = disassembly(expected / f"{name}.objdump.txt", machine)
     out = {}
+    placed = {}  # symbol index -> (section, value): where its probes patch
     for sym in readelf_text.symbols(expected / f"{name}.readelf-s.txt"):
         if sym.type not in ("FUNC", "IFUNC") or not sym.ndx.isdigit() or sym.value == 0 and sym.ndx == "0":
             continue
@@ -41,7 +42,23 @@ def expected_probes(name: str, machine: str) -> dict[int, tuple[int | None, tupl
             continue
         insns = code[section.name]
         out[sym.index] = _apply(machine, insns, sym.value, sym.size)
-    return out
+        placed[sym.index] = (section.index, sym.value)
+    return _fired(out, placed)
+
+
+def _fired(probes: dict, placed: dict) -> dict:
+    """Only the probes that fire where symbols share a patch point (HEAD's fbt_isa.c): every entry
+    (chained by fbtp_tracenext), but at a return site only the return probe of the symbol listed last
+    in .symtab (FBT makes probes in symbol order and fbt_invop fires the first on the hash chain)."""
+    taken: set = set()
+    for index in sorted(placed, reverse=True):
+        entry, returns = probes[index]
+        if entry is None:
+            continue
+        section, value = placed[index]
+        probes[index] = (entry, tuple(r for r in returns if (section, value + r) not in taken))
+        taken.update((section, value + r) for r in returns)
+    return probes
 
 
 def _apply(machine: str, insns: list[Insn], start: int, size: int) -> tuple[int | None, tuple[int, ...]]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 
 from fixture_paths import MODULES
 from tracebridge.probes import fbt, fbt_isa
-from tracebridge.probes.fbt import FbtOptions, name_excluded, predict
+from tracebridge.probes.fbt import SHADOWED_ALIAS, FbtOptions, Predictor, name_excluded, predict
 from tracebridge.image.elf import open_module
 from tracebridge.image.modmeta import module_metadata
 
@@ -160,3 +161,44 @@ def test_module_named_dtrace_is_refused(tmp_path):
     verdict, _ = predict(image, image.functions, image.modname)
     assert verdict.reason == fbt.EXCLUDED_MODULE
     assert predict(image, image.functions, "if_rem")[0].reason is None
+
+
+ALIASES = ("_ZN64_$LT$$u5b$u32$u3b$$u20$4$u5d$$u20$as$u20$rem..em..rx..RxDesc$GT$6length",
+           "_ZN65_$LT$rem..em..rx..ExtendedDesc$u20$as$u20$rem..em..rx..RxDesc$GT$6length")
+
+
+@pytest.mark.parametrize("tracenext", [True, False])
+def test_symbols_sharing_a_patch_point_fire_as_fbt_invop_fires_them(tracenext):
+    """rem_legacy_fp.ko has two `length` instances LLVM merged into one body (two symbols, one address).
+
+    FBT makes probes in .symtab order, each first on its address's hash chain; fbt_invop fires the
+    first it finds and (HEAD) the entry probes chained to it by fbtp_tracenext.  So the symbol listed
+    last owns the shared return site, and, without fbtp_tracenext, the entry point too.
+    """
+    image = open_module(MODULES / "rem_legacy_fp.ko")
+    first, last = (next(f for f in image.functions if f.name.startswith(prefix)) for prefix in ALIASES)
+    assert first.offset == last.offset and first.symbol_index < last.symbol_index
+    _, (early, late) = predict(image, [first, last], image.modname, FbtOptions(tracenext=tracenext))
+    created = Predictor(image, image.modname)._scan([first])[0]
+    assert created.entry == late.entry == 0 and created.returns == late.returns and late.returns
+    assert early.returns == ()
+    if tracenext:
+        assert (early.entry, early.reason) == (0, None)
+    else:
+        assert (early.entry, early.reason) == (None, SHADOWED_ALIAS)
+    # Selected alone or with the whole module, the answer is the same.
+    _, everything = predict(image, image.functions, image.modname, FbtOptions(tracenext=tracenext))
+    assert everything[image.functions.index(first)] == early
+
+
+def test_no_tracenext_flag_reaches_the_prediction(capsys):
+    from tracebridge.cli import main
+
+    rows = {}
+    for flags in ([], ["--fbt-no-tracenext"]):
+        assert main(["symbols", str(MODULES / "rem_legacy_fp.ko"), "--format", "json", *flags]) == 0
+        rows[bool(flags)] = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    name = next(n for n in rows[False] if n.startswith(ALIASES[0]))
+    assert (rows[False][name]["fbt_returns"], rows[False][name]["fbt_reason"]) == (0, None)
+    assert rows[True][name]["fbt_reason"] == SHADOWED_ALIAS
+    assert sum(r["fbt_reason"] == SHADOWED_ALIAS for r in rows[True].values()) == 1

@@ -88,7 +88,9 @@ def test_big_scripts_are_split(tmp_path):
     image = open_module(MODULES / "rem_legacy_fp.ko")
     template = dscript.load_template("latency")
     script = dscript.build(template, plan_module(image), budget=40_000)
-    assert len(script.parts) > 2 and sum(map(len, script.parts)) == 73
+    # 72 of the 77 probeable functions have a return probe that fires: <[u32; 4] as RxDesc>::length
+    # shares its code with <ExtendedDesc as RxDesc>::length, listed after it, whose return probe fires there.
+    assert len(script.parts) > 2 and sum(map(len, script.parts)) == 72
     files = dscript.part_files(str(tmp_path / "p.d"), len(script.parts))
     assert files[1].endswith("p.part2.d")
     for index in range(len(files)):

@@ -29,7 +29,8 @@ def test_json_report(capsys):
     status, out, _ = run(capsys, MODULES / "rem_legacy_fp.ko", "--format", "json")
     report = json.loads(out)
     assert status == 0
-    assert report["functions"] == 78 and report["probeable"] == 77 and report["ret"] == 73
+    # One alias's return site belongs to the alias listed after it (fbt.py: only that probe fires).
+    assert report["functions"] == 78 and report["probeable"] == 77 and report["ret"] == 72
     assert report["reasons"] == {"excluded-name": 1}
     assert report["reason_examples"] == {"excluded-name": ["dtrace_helper_x"]}
     assert report["long_names"] == 2 and report["unnamed"] == 0

@@ -17,9 +17,14 @@ def add_fbt_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fbt-in-kernel", action="store_true",
                        help="FBT is compiled into the kernel rather than loaded as fbt.ko: "
                             "then functions named fbt_* get no probes either")
+    group.add_argument("--fbt-no-tracenext", action="store_true",
+                       help="the kernel's FBT predates fbtp_tracenext (no such field in sys/cddl/dev/fbt/fbt.h): "
+                            "of symbols at one address only the one listed last fires, entry and return "
+                            "(default: as HEAD, every alias's entry fires, a shared return site only the last's)")
 
 
 def fbt_options_from_args(args: argparse.Namespace, base: int | None) -> FbtOptions:
     from tracebridge.probes.fbt import FbtOptions  # numpy and the decoder: only when a command runs
 
-    return FbtOptions(old_dunder_rule=args.old_fbt_names, fbt_in_kernel=args.fbt_in_kernel, base=base)
+    return FbtOptions(old_dunder_rule=args.old_fbt_names, fbt_in_kernel=args.fbt_in_kernel,
+                      tracenext=not args.fbt_no_tracenext, base=base)

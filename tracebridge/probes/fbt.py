@@ -14,9 +14,21 @@ re-read for issue 15): ``fbt_excluded()`` refuses ``dtrace_*`` (but not
 and ``fbt_*`` only when FBT is compiled into the kernel (``#ifndef
 _KLD_MODULE``: ``--fbt-in-kernel``).  The ``__*`` test of the old
 ``fbt_provide_module_function`` (fbt.c of 2008-2012) is gone and applies only
-with ``--old-fbt-names``.  Several functions at one address (aliases,
-functions the linker folded) each get their probes: HEAD's ``fbt_probe_t``
-chains them on one patch point (``fbtp_tracenext``) and all of them fire.
+with ``--old-fbt-names``.
+
+Symbols that share a patch point (aliases such as the ones LLVM's function
+merging leaves, overlapping symbols) each get probes, but not all of them
+fire.  FBT walks ``.symtab`` in order and puts each new probe first on its
+address's hash chain; ``fbt_invop`` fires the first probe it finds there and
+the ones chained to it by ``fbtp_tracenext``.  HEAD chains *entry* probes
+only (``x86/fbt_isa.c``), so every alias's entry fires, but at a return site
+that aliases share only the return probe of the symbol listed last fires:
+the others keep just the return sites they alone have (none, for true
+aliases).  FBT before ``fbtp_tracenext`` (``--fbt-no-tracenext``) fires
+only the last-listed symbol's entry too: the others get reason
+``shadowed-alias``.  Whether a release branch chains entries could not be
+checked here (no copy of stable/14, releng/14.x or stable/15 in the index):
+look for ``fbtp_tracenext`` in the target's ``sys/cddl/dev/fbt/fbt.h``.
 
 ``entry`` and ``returns`` are offsets from the *function's start* (its symbol
 value): that is how FBT itself reports a return site (the return probe's
@@ -50,6 +62,7 @@ LISTING_STOPPED = "listing-stopped"
 ZERO_SIZE = "zero-size"
 NO_CODE = "no-code"
 IFUNC = "ifunc"
+SHADOWED_ALIAS = "shadowed-alias"
 
 #: Every ``fbt_reason`` value, with what it means (for reports and --help).
 REASONS = {
@@ -58,6 +71,8 @@ REASONS = {
     EXCLUDED_NAME: "fbt_excluded() or the machine's fbt_isa.c refuses this name",
     LISTING_STOPPED: "arm64 FBT stops listing the file's functions at handle_el1h_sync or do_el1h_sync",
     IFUNC: "an IFUNC: FBT scans whatever the resolver picks at load time",
+    SHADOWED_ALIAS: "a symbol at the same patch point, listed after it, owns the probe there: only that one "
+                    "fires (FBT without fbtp_tracenext, --fbt-no-tracenext)",
     ZERO_SIZE: "the symbol's size is zero",
     NO_CODE: "the symbol's bytes are not in the file",
     NO_FRAME_POINTER: "no instruction FBT recognises as the frame setup (push %rbp; on i386 push %ebp, mov %esp,%ebp)",
@@ -90,6 +105,9 @@ class FbtOptions:
     old_dunder_rule: bool = False
     #: FBT compiled into the kernel (not fbt.ko): ``fbt_*`` names are then excluded.
     fbt_in_kernel: bool = False
+    #: FBT chains the entry probes of symbols that share a patch point (``fbtp_tracenext``, as HEAD
+    #: does): every alias's entry fires.  False: older FBT, where only the one listed last fires.
+    tracenext: bool = True
     #: Load address (kldstat), to evaluate the jump-table heuristic on plain bytes.
     base: int | None = None
 
@@ -154,9 +172,52 @@ class Predictor:
         self.verdict = module_verdict(image, modname, self.relocations)
         # The kernel's listing stops for every function after the stopper, selected or not.
         self._stop_index = _listing_stop(image.functions, image.machine)
+        self._fired = self._shared_patch_points()
 
     def scan(self, functions: Sequence[Function]) -> list[FbtProbes]:
-        """The per-function rules, in order."""
+        """The per-function rules, in order, with only the probes that fire where symbols share a patch point."""
+        results = self._scan(functions)
+        fired = self._fired
+        if not fired:
+            return results
+        return [fired.get(function.symbol_index, probes) for function, probes in zip(functions, results)]
+
+    def _shared_patch_points(self) -> dict[int, FbtProbes]:
+        """Per symbol index, the probes that fire of the symbols whose patch points another symbol shares.
+
+        Only symbols whose ranges overlap can share one, so only those are
+        scanned here.  Walked from the symbol FBT lists last: its probes head
+        their hash chains and fire; an earlier symbol's return probe at a
+        taken return site never does, nor (without ``fbtp_tracenext``) its
+        entry probe at a taken entry point.
+        """
+        if self.verdict.reason is not None:
+            return {}
+        clusters = _overlapping(self.image.functions)
+        if not clusters:
+            return {}
+        members = [function for cluster in clusters for function in cluster]
+        scanned = dict(zip((f.symbol_index for f in members), self._scan(members)))
+        fired: dict[int, FbtProbes] = {}
+        for cluster in clusters:
+            entries: set[int] = set()
+            returns: set[int] = set()
+            for function in sorted(cluster, key=lambda f: f.symbol_index, reverse=True):
+                probes = scanned[function.symbol_index]
+                if probes.entry is None:
+                    continue
+                entry = function.offset + probes.entry
+                kept = tuple(r for r in probes.returns if function.offset + r not in returns)
+                if not self.options.tracenext and entry in entries:
+                    fired[function.symbol_index] = FbtProbes(None, kept, SHADOWED_ALIAS)
+                elif kept != probes.returns:
+                    fired[function.symbol_index] = FbtProbes(probes.entry, kept)
+                entries.add(entry)
+                returns.update(function.offset + r for r in probes.returns)
+        return fired
+
+    def _scan(self, functions: Sequence[Function]) -> list[FbtProbes]:
+        """Each function's probes as FBT creates them, whether they fire or not."""
         if self.verdict.reason is not None:
             return [FbtProbes(None, (), self.verdict.reason)] * len(functions)
         image, options, relocations, stop_index = self.image, self.options, self.relocations, self._stop_index
@@ -207,6 +268,25 @@ _REFUSED = (NO_CODE, ZERO_SIZE, IFUNC, LISTING_STOPPED, EXCLUDED_NAME)
 _REFUSALS = [FbtProbes(None, (), reason) for reason in _REFUSED] + [None]
 #: A function none of them refuses: its bytes are walked.
 _WALKED = len(_REFUSED)
+
+
+def _overlapping(functions: Sequence[Function]) -> list[list[Function]]:
+    """Groups of two or more functions whose byte ranges overlap (aliases, nested symbols), in address order."""
+    clusters: list[list[Function]] = []
+    current: list[Function] = []
+    end = -1
+    for function in sorted((f for f in functions if f.size), key=lambda f: (f.offset, f.symbol_index)):
+        if current and function.offset < end:
+            current.append(function)
+        else:
+            if len(current) > 1:
+                clusters.append(current)
+            current = [function]
+            end = function.offset
+        end = max(end, function.offset + function.size)
+    if len(current) > 1:
+        clusters.append(current)
+    return clusters
 
 
 def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:

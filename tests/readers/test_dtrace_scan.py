@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracebridge.cli import main
-from tracebridge.readers import dtrace, source
-from tracebridge.readers.dtrace_scan import BAD_BYTE, END, NOT_PLAIN, OTHER, StackTable, scan_stacks, stack_tuples
+from tracebridge.readers import dtrace, dtrace_scan, source
+from tracebridge.readers.dtrace_scan import (BAD_BYTE, END, NOT_PLAIN, OTHER, StackTable, _scan_lines, scan_stacks,
+                                             stack_tuples)
 from tracebridge.support import native
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,13 +102,15 @@ def capture_text(lines: list[str], probe_first: bool, final_newline: bool) -> by
     return text.encode("utf-8")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(LINE, max_size=40), st.booleans(), st.booleans(), st.booleans())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.lists(LINE, max_size=40), st.lists(PLAIN_LINE, max_size=60)), st.booleans(), st.booleans(),
+       st.booleans())
 def test_generated_captures_scan_alike(native_core, lines, probe_first, final_newline, keep_offsets):
-    """The native scan and its twin leave the same state and stop at the same line, for the same reason."""
+    """The native scan and its twin (in chunks, small chunks, line by line) leave the same state and stop at the same line, for
+    the same reason."""
     block = capture_text(lines, probe_first, final_newline)
     results = []
-    for scan in (native_core.dtrace_stacks, scan_stacks):
+    for scan in (native_core.dtrace_stacks, scan_stacks, line_by_line, small_chunks):
         table = StackTable(keep_offsets=keep_offsets)
         stops = []
         pos, after_probe = 0, False
@@ -121,7 +124,23 @@ def test_generated_captures_scan_alike(native_core, lines, probe_first, final_ne
             after_probe = not after_probe  # both ways, from here on
         results.append((stops, table.texts, table.cut_of, table.cuts, table.entries, table.stacks, table.pending,
                         table.found, table.counts))
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2] == results[3]
+
+
+def line_by_line(block: bytes, pos: int, after_probe: bool, table: StackTable) -> tuple[int, int, bool]:
+    """The pure scan without its bulk path."""
+    if table.index is None:
+        table.index = ({}, {}, {}, [])
+    return _scan_lines(block, pos, after_probe, table)
+
+
+def small_chunks(block: bytes, pos: int, after_probe: bool, table: StackTable) -> tuple[int, int, bool]:
+    """The pure scan classifying 16 bytes at a time (lines longer than that alone)."""
+    chunk, dtrace_scan.CHUNK = dtrace_scan.CHUNK, 16
+    try:
+        return scan_stacks(block, pos, after_probe, table)
+    finally:
+        dtrace_scan.CHUNK = chunk
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -176,7 +195,7 @@ def test_what_the_scan_reads(native_core):
     (b"  123456789012345678901\n", OTHER),             # 21 digits are no count
 ])
 def test_where_the_scan_stops(native_core, block, status):
-    for scan in (native_core.dtrace_stacks, scan_stacks):
+    for scan in (native_core.dtrace_stacks, scan_stacks, line_by_line):
         assert scan(block, 0, False, StackTable())[0] == status
 
 
@@ -189,7 +208,7 @@ def test_counts_of_twenty_digits(native_core):
 
 def test_an_entry_of_too_many_frames_goes_to_the_parser(native_core):
     block = b"  k`a\n" * (1 << 16) + b"  k`b\n  1\n"
-    for scan in (native_core.dtrace_stacks, scan_stacks):
+    for scan in (native_core.dtrace_stacks, scan_stacks, line_by_line):
         assert scan(block, 0, False, StackTable())[:2] == (NOT_PLAIN, len(b"  k`a\n") * (1 << 16))
 
 
@@ -207,7 +226,7 @@ def test_hostile_arguments_are_refused(native_core):
     table.texts.append("k`b")  # out of step with the native index
     with pytest.raises(ValueError):
         native_core.dtrace_stacks(b"  k`b\n", 0, False, table)
-    table = StackTable(index=({}, {}, {}))  # the pure scanner's index
+    table = StackTable(index=({}, {}, {}, []))  # the pure scanner's index
     with pytest.raises(ValueError):
         native_core.dtrace_stacks(b"", 0, False, table)
     with pytest.raises(ValueError):

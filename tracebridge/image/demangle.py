@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-
-import demangle as _pydemangle
+from functools import cache, lru_cache
+from types import ModuleType
 
 from tracebridge.support.printable import CONTROL, printable
 
@@ -181,16 +180,23 @@ def _pyderust_full(name: str) -> str:
     return full if len(full) <= MAX_DEMANGLED else name
 
 
-_FALLBACK_FULL = _pydemangle.style("llvm", rust={"keep_hash": True})
+@cache
+def _pure() -> tuple[ModuleType, object]:
+    """The pure-Python ``demangle`` package and its style that keeps hashes, imported when first
+    needed: it takes longer to import (~30 ms) than a small ``fold`` takes to run."""
+    import demangle
+
+    return demangle, demangle.style("llvm", rust={"keep_hash": True})
 
 
 def _fallback_plain(name: str) -> str | None:
-    plain = _pydemangle.demangle(name, language="rust")
+    plain = _pure()[0].demangle(name, language="rust")
     return None if plain == name else plain
 
 
 def _fallback_full(name: str) -> str:
-    return _pydemangle.demangle(name, language="rust", style=_FALLBACK_FULL)
+    package, keep_hash = _pure()
+    return package.demangle(name, language="rust", style=keep_hash)
 
 
 def _cpp_fast(name: str) -> str:
@@ -202,7 +208,7 @@ def _cpp_fast(name: str) -> str:
 
 
 def _cpp_fallback(name: str) -> str:
-    return _pydemangle.demangle(name, language="itanium")
+    return _pure()[0].demangle(name, language="itanium")
 
 
 #: Which Rust backend is in use: ``"pyderust"`` or ``"demangle"``.

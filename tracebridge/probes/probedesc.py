@@ -29,6 +29,7 @@ import string
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from tracebridge.probes import dglob
 PROVIDER = "fbt"
@@ -103,6 +104,11 @@ class FunctionField:
     #: Why there is no field (set only when ``text`` is None).
     problem: str | None = None
 
+    def __reduce__(self):
+        # Rebuilt with the constructor, as FbtProbes is: plan_module sends the fields of half the
+        # module's functions back from split_map's second process.
+        return FunctionField, (self.text, self.duplicates, self.problem)
+
     @property
     def glob(self) -> bool:
         """The kernel matches this field as a glob, not with ``strcmp``."""
@@ -124,12 +130,6 @@ class FunctionFields:
     def __init__(self, names: Iterable[str], *, signed_char: bool = True):
         self._count = Counter(names)
         self._signed = signed_char
-        # How many distinct names end in the same 16 characters, overall and
-        # per length: a field whose last 16 characters are plain literals and
-        # whose name is alone in its group cannot select any other name.  This
-        # settles most legacy names (``...17h<hash>E``) without a search.
-        self._tails = Counter(name[-_ANCHOR:] for name in self._count)
-        self._length_tails = Counter((len(name), name[-_ANCHOR:]) for name in self._count)
         # The search structures, built on first use.
         self._sorted: list[str] | None = None
         self._reversed: list[str] | None = None
@@ -140,6 +140,18 @@ class FunctionFields:
         self._heads_tails: dict[int, Counter[tuple[str, str]]] = {}
         #: Fields found so far: names repeat (local symbols, or a hostile module's one name for all).
         self._found: dict[str, FunctionField] = {}
+
+    # How many distinct names end in the same 16 characters, overall and per
+    # length: a field whose last 16 characters are plain literals and whose
+    # name is alone in its group cannot select any other name.  This settles
+    # most legacy names (``...17h<hash>E``) without a search.
+    @cached_property
+    def _tails(self) -> Counter[str]:
+        return Counter(name[-_ANCHOR:] for name in self._count)
+
+    @cached_property
+    def _length_tails(self) -> Counter[tuple[int, str]]:
+        return Counter((len(name), name[-_ANCHOR:]) for name in self._count)
 
     def field(self, name: str) -> FunctionField:
         found = self._found.get(name)
@@ -154,8 +166,9 @@ class FunctionFields:
         if len(text) > FUNCTION_MAX:
             for suffix in _SUFFIXES:
                 glob = text[:FUNCTION_MAX - 1 - suffix] + "*" + text[-suffix:]
-                if (plain_tail and self._tails[name[-_ANCHOR:]] == 1) or (
-                        self._alone_in_glob(name, suffix) if text == name else not self.others(glob, name)):
+                # A name of plain literals is answered by the counts (which see a unique tail too).
+                if (self._alone_in_glob(name, suffix) if text == name else
+                        (plain_tail and self._tails[name[-_ANCHOR:]] == 1) or not self.others(glob, name)):
                     return FunctionField(glob, duplicates)
             return FunctionField(None, duplicates, f"no glob of at most {FUNCTION_MAX} characters "
                                                    f"selects only this {len(name)}-character name")

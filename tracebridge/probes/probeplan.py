@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 from tracebridge.probes import dglob, kinst
 from tracebridge.image.demangle import Demangled, demangle_all, demangle_symbol
-from tracebridge.probes.fbt import FbtOptions, FbtProbes, ModuleVerdict, predict
+from tracebridge.probes.fbt import FbtOptions, FbtProbes, ModuleVerdict, Predictor
 from tracebridge.image.elf import Function, ModuleImage
 from tracebridge.probes.probedesc import FunctionField, FunctionFields, description, module_field
 from tracebridge.image.select import Selection
+from tracebridge.support import gcpause
+from tracebridge.support.parallel import split_map
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,14 @@ def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtO
         items = [Planned(f, p, FunctionField(f.name, counts[f.name]) if p.has_entry else NOT_NEEDED)
                  for f, p in zip(functions, probes)]
         return Plan(image, modname, image.filename, ModuleVerdict(None, ()), items, len(image.functions), provider)
-    verdict, probes = predict(image, functions, modname, options)
-    fields = FunctionFields((f.name for f in image.functions), signed_char=dglob.SIGNED_CHAR[image.machine])
-    items = [Planned(f, p, fields.field(f.name) if p.has_entry else NOT_NEEDED)
-             for f, p in zip(functions, probes)]
-    return Plan(image, modname, module_field(modname), verdict, items, len(image.functions))
+    with gcpause.paused():
+        predictor = Predictor(image, modname, options)
+        fields = FunctionFields((f.name for f in image.functions), signed_char=dglob.SIGNED_CHAR[image.machine])
+
+        def probes_and_fields(part: Sequence[Function]) -> list[tuple[FbtProbes, FunctionField]]:
+            """FBT's answer and the description field of each function: independent, so run in halves."""
+            return [(p, fields.field(f.name) if p.has_entry else NOT_NEEDED)
+                    for f, p in zip(part, predictor.scan(part))]
+
+        items = [Planned(f, p, field) for f, (p, field) in zip(functions, split_map(probes_and_fields, functions))]
+    return Plan(image, modname, module_field(modname), predictor.verdict, items, len(image.functions))

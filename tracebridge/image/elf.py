@@ -586,10 +586,8 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
     if not 0 < link < len(table) or table.type[link] != SHT_STRTAB:
         raise r.fail(f"symbol table {symtab_name} has no valid string table (sh_link {link})")
     strtab_name = table.section_name(link)
-    # A trailing NUL guarantees every name ends, even in a corrupt table;
-    # Latin-1 keeps one character per byte (see the module docstring).
-    strtab = r.slice(table.offset[link], table.size[link], f"string table {strtab_name}").decode("latin-1")
-    strtab += "\0"
+    # Read as if one NUL followed the table, so that every name ends, even in a corrupt table (_names).
+    strtab = r.slice(table.offset[link], table.size[link], f"string table {strtab_name}")
 
     shndx = symbols["shndx"].astype(np.int64)
     xindex = shndx == SHN_XINDEX
@@ -608,8 +606,8 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
     selected = np.flatnonzero(((kind == STT_FUNC) | (kind == STT_GNU_IFUNC)) & in_range & loaded[safe_shndx])
 
     name_offsets = symbols["name"][selected]
-    if len(name_offsets) and int(name_offsets.max()) >= len(strtab):
-        bad = int(selected[np.argmax(name_offsets >= len(strtab))])
+    if len(name_offsets) and int(name_offsets.max()) > len(strtab):
+        bad = int(selected[np.argmax(name_offsets > len(strtab))])
         raise r.fail(f"symbol {bad} name offset is past the end of {strtab_name}")
     values = symbols["value"][selected].astype(np.uint64)
     section_index = shndx[selected]
@@ -635,7 +633,7 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
     return functions, symtab_name
 
 
-def _names(r: _Reader, strtab: str, offsets: np.ndarray, strtab_name: str) -> dict[int, str]:
+def _names(r: _Reader, strtab: bytes, offsets: np.ndarray, strtab_name: str) -> dict[int, str]:
     """One string per distinct string-table offset, their total length bounded by the table's size.
 
     Symbols may share a name (a hostile module points 2,000 symbols at one
@@ -643,15 +641,20 @@ def _names(r: _Reader, strtab: str, offsets: np.ndarray, strtab_name: str) -> di
     offsets may still overlap (each one byte further into the same name), so
     the distinct names' total length is measured before any is made, and a
     module whose names would take more than :data:`MAX_NAME_BYTES` beyond its
-    string table (which linkers tail-merge only a little) is refused.
+    string table (which linkers tail-merge only a little) is refused.  The
+    table is read as if a NUL followed it, so every name ends; names are
+    Latin-1, one character per byte (see the module docstring).
     """
-    starts = np.unique(offsets)
-    if not len(starts):
+    if not len(offsets):
         return {}
-    nuls = np.flatnonzero(np.frombuffer(strtab.encode("latin-1"), dtype=np.uint8) == 0)
-    ends = nuls[np.searchsorted(nuls, starts)]  # the table ends in a NUL: every name has one
+    ordered = np.sort(offsets)
+    starts = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]  # np.unique, without its imports
+    nuls = np.append(np.flatnonzero(np.frombuffer(strtab, dtype=np.uint8) == 0), len(strtab))
+    ends = nuls[np.searchsorted(nuls, starts)]
     total = int((ends - starts).sum())
-    if total > 2 * len(strtab) + MAX_NAME_BYTES:
-        raise r.fail(f"its function names would take {total:,} bytes from a {len(strtab):,}-byte {strtab_name} "
+    size = len(strtab) + 1  # with the NUL after it
+    if total > 2 * size + MAX_NAME_BYTES:
+        raise r.fail(f"its function names would take {total:,} bytes from a {size:,}-byte {strtab_name} "
                      "(symbols pointing into each other's names): refusing to hold them")
-    return {start: strtab[start:end] for start, end in zip(starts.tolist(), ends.tolist())}
+    text = strtab.decode("latin-1")
+    return {start: text[start:end] for start, end in zip(starts.tolist(), ends.tolist())}

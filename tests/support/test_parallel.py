@@ -31,6 +31,19 @@ def test_halves_come_back_in_order(monkeypatch):
     assert all(here for _, here in result[:50]) and not any(here for _, here in result[50:])
 
 
+def test_halves_are_cut_where_the_costs_balance(monkeypatch):
+    """90 cheap items then 10 that cost 10 each: the first process takes the cheap ones and one more."""
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    parent = os.getpid()
+
+    def work(part):
+        return [(x, os.getpid() == parent) for x in part]
+
+    result = parallel.split_map(work, list(range(100)), cost=lambda x: 10 if x >= 90 else 1)
+    assert [x for x, _ in result] == list(range(100))
+    assert [x for x, here in result if here] == list(range(91))
+
+
 def test_a_failing_child_is_redone_in_the_parent(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
     parent = os.getpid()

@@ -15,8 +15,10 @@ without the split.
 
 from __future__ import annotations
 
+import bisect
 import os
 import pickle
+from itertools import accumulate
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -38,20 +40,33 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def split_map(work: Callable[[Sequence[T]], list[R]], items: Sequence[T]) -> list[R]:
-    """``work(items)``, computed as ``work(first half) + work(second half)`` on two cores."""
+def split_map(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
+              cost: Callable[[T], int] | None = None) -> list[R]:
+    """``work(items)``, computed as ``work(first half) + work(second half)`` on two cores.
+
+    ``cost`` estimates each item's share of the work (1 each without it):
+    the halves are cut where the estimates balance, so that one process does
+    not wait long for the other.
+    """
     global _splitting
     if _splitting or len(items) < MIN_ITEMS or usable_cpus() < 2 or not hasattr(os, "fork"):
         return work(items)
     _splitting = True
     try:
-        return _split(work, items)
+        return _split(work, items, _middle(items, cost))
     finally:
         _splitting = False
 
 
-def _split(work: Callable[[Sequence[T]], list[R]], items: Sequence[T]) -> list[R]:
-    middle = len(items) // 2
+def _middle(items: Sequence[T], cost: Callable[[T], int] | None) -> int:
+    """Where the first half ends: half the items, or half the estimated cost."""
+    if cost is None:
+        return len(items) // 2
+    running = list(accumulate(map(cost, items)))
+    return bisect.bisect_left(running, running[-1] / 2) + 1
+
+
+def _split(work: Callable[[Sequence[T]], list[R]], items: Sequence[T], middle: int) -> list[R]:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: compute the second half, send it, leave without cleanup handlers

@@ -9,7 +9,7 @@ import pytest
 
 from fixture_paths import MODULES
 from tracebridge.probes import fbt, fbt_isa
-from tracebridge.probes.fbt import SHADOWED_ALIAS, FbtOptions, Predictor, name_excluded, predict
+from tracebridge.probes.fbt import SHADOWED_ALIAS, FbtOptions, Predictor, entries_chain, name_excluded, predict
 from tracebridge.image.elf import open_module
 from tracebridge.image.modmeta import module_metadata
 
@@ -202,3 +202,12 @@ def test_no_tracenext_flag_reaches_the_prediction(capsys):
     assert (rows[False][name]["fbt_returns"], rows[False][name]["fbt_reason"]) == (0, None)
     assert rows[True][name]["fbt_reason"] == SHADOWED_ALIAS
     assert sum(r["fbt_reason"] == SHADOWED_ALIAS for r in rows[True].values()) == 1
+
+
+@pytest.mark.parametrize("machine, tracenext, chained", [
+    ("amd64", True, True), ("i386", True, True),        # x86/fbt_isa.c links entries by fbtp_tracenext
+    ("arm64", True, False), ("riscv", True, False),     # aarch64/riscv fbt_invop fire the first match only
+    ("amd64", False, False), ("i386", False, False),    # --fbt-no-tracenext
+])
+def test_which_kernels_fire_every_alias_entry(machine, tracenext, chained):
+    assert entries_chain(machine, FbtOptions(tracenext=tracenext)) is chained

@@ -20,7 +20,8 @@ def add_fbt_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fbt-no-tracenext", action="store_true",
                        help="the kernel's FBT predates fbtp_tracenext (no such field in sys/cddl/dev/fbt/fbt.h): "
                             "of symbols at one address only the one listed last fires, entry and return "
-                            "(default: as HEAD, every alias's entry fires, a shared return site only the last's)")
+                            "(default: as HEAD, on amd64/i386 every alias's entry fires, a shared return site "
+                            "only the last's; arm64 and riscv chain nothing)")
 
 
 def fbt_options_from_args(args: argparse.Namespace, base: int | None) -> FbtOptions:

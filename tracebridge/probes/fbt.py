@@ -21,12 +21,13 @@ merging leaves, overlapping symbols) each get probes, but not all of them
 fire.  FBT walks ``.symtab`` in order and puts each new probe first on its
 address's hash chain; ``fbt_invop`` fires the first probe it finds there and
 the ones chained to it by ``fbtp_tracenext``.  HEAD chains *entry* probes
-only (``x86/fbt_isa.c``), so every alias's entry fires, but at a return site
-that aliases share only the return probe of the symbol listed last fires:
-the others keep just the return sites they alone have (none, for true
-aliases).  FBT before ``fbtp_tracenext`` (``--fbt-no-tracenext``) fires
-only the last-listed symbol's entry too: the others get reason
-``shadowed-alias``.  Whether a release branch chains entries could not be
+only, and only on x86 (``x86/fbt_isa.c``; ``aarch64`` and ``riscv`` chain
+nothing), so on amd64 and i386 every alias's entry fires, but at a return
+site that aliases share only the return probe of the symbol listed last
+fires: the others keep just the return sites they alone have (none, for
+true aliases).  On arm64 and riscv, and with FBT before ``fbtp_tracenext``
+(``--fbt-no-tracenext``), only the last-listed symbol's entry fires too: the
+others get reason ``shadowed-alias``.  Whether a release branch chains entries could not be
 checked here (no copy of stable/14, releng/14.x or stable/15 in the index):
 look for ``fbtp_tracenext`` in the target's ``sys/cddl/dev/fbt/fbt.h``.
 
@@ -72,7 +73,7 @@ REASONS = {
     LISTING_STOPPED: "arm64 FBT stops listing the file's functions at handle_el1h_sync or do_el1h_sync",
     IFUNC: "an IFUNC: FBT scans whatever the resolver picks at load time",
     SHADOWED_ALIAS: "a symbol at the same patch point, listed after it, owns the probe there: only that one "
-                    "fires (FBT without fbtp_tracenext, --fbt-no-tracenext)",
+                    "fires (arm64, riscv, and x86 FBT without fbtp_tracenext: --fbt-no-tracenext)",
     ZERO_SIZE: "the symbol's size is zero",
     NO_CODE: "the symbol's bytes are not in the file",
     NO_FRAME_POINTER: "no instruction FBT recognises as the frame setup (push %rbp; on i386 push %ebp, mov %esp,%ebp)",
@@ -196,6 +197,7 @@ class Predictor:
         clusters = _overlapping(self.image.functions)
         if not clusters:
             return {}
+        chained = entries_chain(self.image.machine, self.options)
         members = [function for cluster in clusters for function in cluster]
         scanned = dict(zip((f.symbol_index for f in members), self._scan(members)))
         fired: dict[int, FbtProbes] = {}
@@ -208,7 +210,7 @@ class Predictor:
                     continue
                 entry = function.offset + probes.entry
                 kept = tuple(r for r in probes.returns if function.offset + r not in returns)
-                if not self.options.tracenext and entry in entries:
+                if not chained and entry in entries:
                     fired[function.symbol_index] = FbtProbes(None, kept, SHADOWED_ALIAS)
                 elif kept != probes.returns:
                     fired[function.symbol_index] = FbtProbes(probes.entry, kept)
@@ -268,6 +270,12 @@ _REFUSED = (NO_CODE, ZERO_SIZE, IFUNC, LISTING_STOPPED, EXCLUDED_NAME)
 _REFUSALS = [FbtProbes(None, (), reason) for reason in _REFUSED] + [None]
 #: A function none of them refuses: its bytes are walked.
 _WALKED = len(_REFUSED)
+
+
+def entries_chain(machine: str, options: FbtOptions) -> bool:
+    """Do all entry probes at one patch point fire?  x86 FBT with ``fbtp_tracenext`` chains them;
+    aarch64 and riscv ``fbt_invop`` fire the first probe on the hash chain only."""
+    return options.tracenext and machine in ("amd64", "i386")
 
 
 def _overlapping(functions: Sequence[Function]) -> list[list[Function]]:

@@ -177,7 +177,7 @@ dtrace_index_id(dtrace_index *x, const unsigned char *s, Py_ssize_t n, int *adde
 
 /* The native half of a StackTable: its printed texts, cut texts and entries interned. */
 typedef struct {
-    dtrace_index texts, cuts, entries;
+    dtrace_index texts, cuts, entries, stacks;
 } dtrace_indexes;
 
 #define DTRACE_CAPSULE "tracebridge.dtrace_scan.index"
@@ -190,6 +190,7 @@ dtrace_indexes_free(PyObject *capsule)
         dtrace_index_free(&x->texts);
         dtrace_index_free(&x->cuts);
         dtrace_index_free(&x->entries);
+        dtrace_index_free(&x->stacks);
         PyMem_Free(x);
     }
 }
@@ -219,7 +220,7 @@ dtrace_append_text(PyObject *list, const unsigned char *s, Py_ssize_t n)
 
 typedef struct {
     dtrace_indexes *index;
-    PyObject *texts, *cut_of, *cuts, *entries, *stacks, *pending, *found, *counts;
+    PyObject *texts, *cut_of, *cuts, *entries, *stacks, *stack_of, *pending, *found, *counts;
     int keep_offsets;
 } dtrace_state;
 
@@ -239,8 +240,8 @@ dtrace_frame(dtrace_state *st, const unsigned char *s, Py_ssize_t n)
     return id;
 }
 
-/* The entry of the pending frames (interned; its printed ids and root-first cut stack kept when
- * new) and its count, into found and counts. */
+/* The entry of the pending frames (interned; when new, its printed ids kept and its root-first cut
+ * stack interned) and its count, into found and counts. */
 static int
 dtrace_entry(dtrace_state *st, const unsigned char *digits, Py_ssize_t n)
 {
@@ -267,7 +268,9 @@ dtrace_entry(dtrace_state *st, const unsigned char *digits, Py_ssize_t n)
             }
             memcpy(cuts + i * (Py_ssize_t)sizeof id, cut_of + (Py_ssize_t)id * (Py_ssize_t)sizeof id, sizeof id);
         }
-        int appended = PyList_Append(st->stacks, stack);
+        Py_ssize_t stack_id = dtrace_index_id(&st->index->stacks, (const unsigned char *)cuts, size, &added);
+        int appended = stack_id < 0 || dtrace_push(st->stack_of, (int32_t)stack_id) < 0
+            || (added && PyList_Append(st->stacks, stack) < 0) ? -1 : 0;
         Py_DECREF(stack);
         PyObject *printed = PyBytes_FromStringAndSize((const char *)ids, size);
         appended = appended < 0 || printed == NULL ? -1 : PyList_Append(st->entries, printed);
@@ -295,15 +298,18 @@ dtrace_entry(dtrace_state *st, const unsigned char *digits, Py_ssize_t n)
     return result;
 }
 
+/* The StackTable attributes the scan reads, the index last. */
+#define DTRACE_STATE_SIZE 11
+
 /* The table's attributes, and its native index (made on the first scan); -1 with an exception. */
 static int
 dtrace_get_state(PyObject *table, dtrace_state *st, PyObject **held)
 {
-    static const char *names[] = {"texts", "cut_of", "cuts", "entries", "stacks", "pending", "found", "counts",
-                                  "keep_offsets", "index"};
+    static const char *names[] = {"texts", "cut_of", "cuts", "entries", "stacks", "stack_of", "pending", "found",
+                                  "counts", "keep_offsets", "index"};
     PyTypeObject *types[] = {&PyList_Type, &PyByteArray_Type, &PyList_Type, &PyList_Type, &PyList_Type,
-                             &PyByteArray_Type, &PyList_Type, &PyList_Type, NULL, NULL};
-    for (int i = 0; i < 10; i++) {
+                             &PyByteArray_Type, &PyByteArray_Type, &PyList_Type, &PyList_Type, NULL, NULL};
+    for (int i = 0; i < DTRACE_STATE_SIZE; i++) {
         held[i] = PyObject_GetAttrString(table, names[i]);
         if (held[i] == NULL)
             return -1;
@@ -313,11 +319,11 @@ dtrace_get_state(PyObject *table, dtrace_state *st, PyObject **held)
         }
     }
     st->texts = held[0], st->cut_of = held[1], st->cuts = held[2], st->entries = held[3], st->stacks = held[4];
-    st->pending = held[5], st->found = held[6], st->counts = held[7];
-    st->keep_offsets = PyObject_IsTrue(held[8]);
+    st->stack_of = held[5], st->pending = held[6], st->found = held[7], st->counts = held[8];
+    st->keep_offsets = PyObject_IsTrue(held[9]);
     if (st->keep_offsets < 0)
         return -1;
-    if (held[9] == Py_None) {
+    if (held[10] == Py_None) {
         dtrace_indexes *x = PyMem_Calloc(1, sizeof *x);
         if (x == NULL) {
             PyErr_NoMemory();
@@ -328,12 +334,12 @@ dtrace_get_state(PyObject *table, dtrace_state *st, PyObject **held)
             PyMem_Free(x);
             return -1;
         }
-        Py_DECREF(held[9]);
-        held[9] = capsule;
+        Py_DECREF(held[10]);
+        held[10] = capsule;
         if (PyObject_SetAttrString(table, "index", capsule) < 0)
             return -1;
     }
-    st->index = PyCapsule_GetPointer(held[9], DTRACE_CAPSULE);
+    st->index = PyCapsule_GetPointer(held[10], DTRACE_CAPSULE);
     if (st->index == NULL)
         return -1;
     /* The lists must be as long as the index says: the ids index them. */
@@ -341,7 +347,8 @@ dtrace_get_state(PyObject *table, dtrace_state *st, PyObject **held)
     if (PyList_GET_SIZE(st->texts) != texts || PyByteArray_GET_SIZE(st->cut_of) != texts * (Py_ssize_t)sizeof(int32_t)
             || PyList_GET_SIZE(st->cuts) != (Py_ssize_t)st->index->cuts.count
             || PyList_GET_SIZE(st->entries) != (Py_ssize_t)st->index->entries.count
-            || PyList_GET_SIZE(st->stacks) != (Py_ssize_t)st->index->entries.count
+            || PyList_GET_SIZE(st->stacks) != (Py_ssize_t)st->index->stacks.count
+            || PyByteArray_GET_SIZE(st->stack_of) != (Py_ssize_t)st->index->entries.count * (Py_ssize_t)sizeof(int32_t)
             || PyByteArray_GET_SIZE(st->pending) % (Py_ssize_t)sizeof(int32_t) != 0) {
         PyErr_SetString(PyExc_ValueError, "StackTable out of step with its index");
         return -1;
@@ -355,7 +362,7 @@ py_dtrace_stacks(PyObject *self, PyObject *args)
     Py_buffer view;
     Py_ssize_t pos;
     int after_probe;
-    PyObject *table, *held[10] = {NULL};
+    PyObject *table, *held[DTRACE_STATE_SIZE] = {NULL};
     dtrace_state st;
     if (!PyArg_ParseTuple(args, "y*npO", &view, &pos, &after_probe, &table))
         return NULL;
@@ -423,12 +430,12 @@ py_dtrace_stacks(PyObject *self, PyObject *args)
     }
     PyObject *result = Py_BuildValue("(inO)", status, at, after_probe ? Py_True : Py_False);
     PyBuffer_Release(&view);
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < DTRACE_STATE_SIZE; i++)
         Py_XDECREF(held[i]);
     return result;
 fail:
     PyBuffer_Release(&view);
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < DTRACE_STATE_SIZE; i++)
         Py_XDECREF(held[i]);
     return NULL;
 }

@@ -122,15 +122,15 @@ def test_generated_captures_scan_alike(native_core, lines, probe_first, final_ne
             newline = block.find(b"\n", pos)
             pos = newline + 1 if newline >= 0 else len(block)
             after_probe = not after_probe  # both ways, from here on
-        results.append((stops, table.texts, table.cut_of, table.cuts, table.entries, table.stacks, table.pending,
-                        table.found, table.counts))
+        results.append((stops, table.texts, table.cut_of, table.cuts, table.entries, table.stacks, table.stack_of,
+                        table.pending, table.found, table.counts))
     assert results[0] == results[1] == results[2] == results[3]
 
 
 def line_by_line(block: bytes, pos: int, after_probe: bool, table: StackTable) -> tuple[int, int, bool]:
     """The pure scan without its bulk path."""
     if table.index is None:
-        table.index = ({}, {}, {}, [])
+        table.index = ({}, {}, {}, [], {})
     return _scan_lines(block, pos, after_probe, table)
 
 
@@ -182,8 +182,9 @@ def test_what_the_scan_reads(native_core):
         assert table.texts == ["kernel`a+0x1", "kernel`b+0x2", "kernel`a+0x4"]
         assert table.cuts == ["kernel`a", "kernel`b"]
         assert table.found == [0, 1] and table.counts == [3, 5]
-        assert stack_tuples(table.stacks, bytes(8)) == [(0, 0), (0, 0)]
-        assert [list(memoryview(s).cast("i")) for s in table.stacks] == [[1, 0], [1, 0]]
+        assert stack_tuples(table.stacks, bytes(8)) == [(0, 0)]
+        assert [list(memoryview(s).cast("i")) for s in table.stacks] == [[1, 0]]  # one stack without offsets
+        assert list(memoryview(table.stack_of).cast("i")) == [0, 0]
 
 
 @pytest.mark.parametrize("block, status", [
@@ -226,7 +227,7 @@ def test_hostile_arguments_are_refused(native_core):
     table.texts.append("k`b")  # out of step with the native index
     with pytest.raises(ValueError):
         native_core.dtrace_stacks(b"  k`b\n", 0, False, table)
-    table = StackTable(index=({}, {}, {}, []))  # the pure scanner's index
+    table = StackTable(index=({}, {}, {}, [], {}))  # the pure scanner's index
     with pytest.raises(ValueError):
         native_core.dtrace_stacks(b"", 0, False, table)
     with pytest.raises(ValueError):

@@ -245,19 +245,26 @@ def _between_entries(line: str) -> bool | None:
 def _add_scanned(profile: Profile, table: StackTable, result: dict[int, int], options: LoadOptions) -> None:
     """The scanned entries of ``result`` (entry id -> count) into ``profile``, each cut frame named once.
 
-    Frame ids are given in the order of the sorted texts, as :func:`build`
-    gives them (the same capture read by :func:`parse` has the same ids).
+    Entries add up by their cut stack first (a few thousand, against tens
+    of thousands of entries), then by frames.  Frame ids are given in the
+    order of the sorted texts, as :func:`build` gives them (the same capture
+    read by :func:`parse` has the same ids).
     """
-    stacks = [table.stacks[entry] for entry in result]
+    stack_of = array("i", table.stack_of)
+    totals: dict[int, int] = {}
+    for entry, count in result.items():
+        stack = stack_of[entry]
+        totals[stack] = totals.get(stack, 0) + count
+    stacks = [table.stacks[stack] for stack in totals]
     cuts = table.cuts
-    used = range(len(cuts)) if len(result) == len(table.stacks) else set(array("i", b"".join(stacks)))
+    used = range(len(cuts)) if len(stacks) == len(table.stacks) else set(array("i", b"".join(stacks)))
     names = sorted(cuts[i] for i in used)
     named = dict(zip(names, map(profile.intern, options.namer.frames(names))))
     frame_of = array("i", [named.get(text, -1) for text in cuts])
     if options.images:
         _observe_entries(options, table)
     add = profile.add_ids
-    for stack, count in zip(stack_tuples(stacks, frame_of.tobytes()), result.values()):
+    for stack, count in zip(stack_tuples(stacks, frame_of.tobytes()), totals.values()):
         add(stack, count)
 
 

@@ -55,8 +55,11 @@ class StackTable:
     cuts: list[str] = field(default_factory=list)
     #: Entry id -> its printed ids, leaf first, native int32s.
     entries: list[bytes] = field(default_factory=list)
-    #: Entry id -> its cut ids, root first, native int32s.
+    #: Stack id -> the cut ids of the entries of that stack, root first, native int32s (entries whose
+    #: frames differ only in their offsets have one stack).
     stacks: list[bytes] = field(default_factory=list)
+    #: Entry id -> its stack id, native int32s.
+    stack_of: bytearray = field(default_factory=bytearray)
     #: Printed ids of the entry being read (it may go on in the next block).
     pending: bytearray = field(default_factory=bytearray)
     #: The entries the last scans found, in order, and their counts (the reader empties them).
@@ -64,7 +67,8 @@ class StackTable:
     counts: list[int] = field(default_factory=list)
     keep_offsets: bool = False
     #: The scanner's own lookup of texts, cut texts and entries to ids: the native one's hash tables, or
-    #: :func:`scan_stacks`' dicts and its list of each printed id's cut id.
+    #: :func:`scan_stacks`' dicts (texts, cut texts, entries, stacks to ids) and its list of each printed
+    #: id's cut id.
     index: object = None
 
 
@@ -102,7 +106,7 @@ def scan_stacks(block: bytes, pos: int, after_probe: bool, table: StackTable) ->
     if not 0 <= pos <= len(block):
         raise ValueError("position outside the block")
     if table.index is None:
-        table.index = ({}, {}, {}, [])
+        table.index = ({}, {}, {}, [], {})
     while True:
         # At most CHUNK bytes at a time, so that a stop re-reads little of the block after it.
         end = pos + CHUNK
@@ -200,7 +204,7 @@ def _scan_lines(block: bytes, pos: int, after_probe: bool, table: StackTable) ->
 
 def _intern_text(table: StackTable, line: bytes) -> int:
     """The printed id of a new frame text, its cut text interned too."""
-    text_ids, cut_ids, _, cut_list = table.index
+    text_ids, cut_ids, _, cut_list, _ = table.index
     printed = text_ids[line] = len(text_ids)
     text = line.decode("ascii")
     cut = text if table.keep_offsets else split_offset(text)[0]
@@ -215,11 +219,16 @@ def _intern_text(table: StackTable, line: bytes) -> int:
 
 
 def _entry_id(table: StackTable, key: bytes) -> int:
-    """The id of an entry (its printed ids, leaf first), interned with its root-first cut stack when new."""
-    entry_ids = table.index[2]
+    """The id of an entry (its printed ids, leaf first), kept with its root-first cut stack (interned) when new."""
+    _, _, entry_ids, cut_list, stack_ids = table.index
     entry = entry_ids.get(key)
     if entry is None:
         entry = entry_ids[key] = len(entry_ids)
         table.entries.append(key)
-        table.stacks.append(array("i", map(table.index[3].__getitem__, reversed(array("i", key)))).tobytes())
+        stack = array("i", map(cut_list.__getitem__, reversed(array("i", key)))).tobytes()
+        stack_id = stack_ids.get(stack)
+        if stack_id is None:
+            stack_id = stack_ids[stack] = len(stack_ids)
+            table.stacks.append(stack)
+        table.stack_of += _ID.pack(stack_id)
     return entry

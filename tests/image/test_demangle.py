@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from fixture_paths import EXPECTED
 from tracebridge.image import demangle
@@ -112,3 +113,13 @@ def test_name_of_exactly_the_size_limit_is_demangled(backend):
     longer = f"_ZN3rem{n + 1}{'a' * (n + 1)}17h0123456789abcdefE"
     assert len(longer) == demangle.MAX_NAME + 1
     assert demangle.demangle_symbol(longer).scheme == demangle.C  # one over: left alone
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.one_of(st.text(max_size=12), st.from_regex(r"[ -~]{0,12}", fullmatch=True),
+                      st.sampled_from(["", "_", "R", "Z", "_ZN3foo3barE", "_RNvC3foo3bar", "ZN3a1bE", "0x1f", "a b"])))
+def test_plain_c_names_are_what_demangle_symbol_leaves_alone(name):
+    """The shortcut symbol_frame takes agrees with demangle_symbol on every name it takes."""
+    if demangle.is_plain_c(name):
+        shown = demangle.demangle_symbol(name)
+        assert (shown.scheme, shown.name, shown.crate) == (demangle.C, name, None)

@@ -238,10 +238,23 @@ def _as_c(name: str) -> Demangled:
     return Demangled(name, C, shown, shown)
 
 
+def is_plain_c(name: str) -> bool:
+    """Whether :func:`demangle_symbol` reads ``name`` as C and shows it as it is.
+
+    True for printable ASCII that cannot start a mangled form: most kernel
+    functions, which callers can then take without a :class:`Demangled` each.
+    """
+    return name.isascii() and name.isprintable() and name[:1] not in _MANGLED_STARTS
+
+
+#: First characters of every mangled form :func:`demangle_symbol` tries (and of the empty name).
+_MANGLED_STARTS = ("", "_", "R", "Z")
+
+
 @lru_cache(maxsize=1 << 20)
 def demangle_symbol(mangled: str) -> Demangled:
     """Demangle one symbol name; never raises, returns C for anything unknown."""
-    if len(mangled) > MAX_NAME or mangled[:1] not in ("_", "R", "Z"):
+    if len(mangled) > MAX_NAME or mangled[:1] not in _MANGLED_STARTS[1:]:
         return _as_c(mangled)
     # The Rust demangler validates the whole name: a C++ `_ZN3foo3barEv`
     # (parameter types after the path's `E`) is rejected and falls through.

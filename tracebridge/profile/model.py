@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from tracebridge.image.demangle import C, demangle_symbol
+from tracebridge.image.demangle import C, demangle_symbol, is_plain_c
 from tracebridge.support.errors import InputError, shown
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ class Frame:
 
 def symbol_frame(module: str | None, symbol: str, offset: int | None = None) -> Frame:
     """A frame for a named symbol; the name is demangled here, once per distinct symbol."""
+    if is_plain_c(symbol):  # what demangle_symbol would say, without building its answer
+        return Frame(module, symbol, symbol, offset)
     d = demangle_symbol(symbol)
     return Frame(module, symbol, d.name, offset, d.scheme, d.crate)
 
@@ -153,6 +155,10 @@ class Profile:
         if ident == len(self.frames):
             self.frames.append(frame)
         return ident
+
+    def frame_id(self, frame: Frame) -> int | None:
+        """The id of ``frame`` if it is interned, else None."""
+        return self._ids.get(frame)
 
     def add_ids(self, stack: tuple[int, ...], weight: float = 1) -> None:
         self.stacks[stack] = self.stacks.get(stack, 0) + weight

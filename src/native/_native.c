@@ -202,6 +202,18 @@ py_pmcgraph_scan(PyObject *self, PyObject *arg)
     return pmcg_scan_py(arg);
 }
 
+PyDoc_STRVAR(pmcgraph_fold_doc,
+"pmcgraph_fold(ids, depth, counts, emit, latest, stacks, unknown) -> bool\n\n"
+"Add the stacks of one block's -G tree lines to the dict stacks, as pmcgraph.CallgraphFolder\n"
+"adds them; latest (int64, writable) is the most recent frame id per depth, kept between\n"
+"blocks.  True when a stack used unknown for a depth never seen.");
+
+static PyObject *
+py_pmcgraph_fold(PyObject *self, PyObject *args)
+{
+    return pmcg_fold_py(args);
+}
+
 static PyMethodDef methods[] = {
     {"x86_length", py_x86_length, METH_O, x86_length_doc},
     {"fbt_amd64", py_fbt_amd64, METH_VARARGS, fbt_amd64_doc},
@@ -210,6 +222,7 @@ static PyMethodDef methods[] = {
     {"dwarf_walk", py_dwarf_walk, METH_VARARGS, dwarf_walk_doc},
     {"dtrace_stacks", py_dtrace_stacks, METH_VARARGS, dtrace_stacks_doc},
     {"dtrace_stack_tuples", py_dtrace_stack_tuples, METH_VARARGS, dtrace_stack_tuples_doc},
+    {"pmcgraph_fold", py_pmcgraph_fold, METH_VARARGS, pmcgraph_fold_doc},
     {NULL, NULL, 0, NULL},
 };
 

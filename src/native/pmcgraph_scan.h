@@ -300,4 +300,83 @@ pmcg_scan_py(PyObject *data_obj)
     return result;
 }
 
+/* pmcgraph_fold(ids, depth, counts, emit, latest, stacks, unknown) -> bool: the stacks of one block's
+ * tree lines added to the dict stacks, as CallgraphFolder._add_rows adds them.  Line i sets
+ * latest[depth[i]] = ids[i]; when emit[i] is set, the stack (latest[depth[i]], ..., latest[0]), with
+ * unknown standing for -1, gains counts[i].  ids, depth and counts are int64 columns, emit one byte a
+ * line, latest a writable int64 column of the most recent frame per depth (kept between blocks).
+ * Returns whether unknown was used. */
+static PyObject *
+pmcg_fold_py(PyObject *args)
+{
+    PyObject *ids_obj, *depth_obj, *counts_obj, *emit_obj, *latest_obj, *stacks;
+    long long unknown;
+    if (!PyArg_ParseTuple(args, "OOOOOO!L", &ids_obj, &depth_obj, &counts_obj, &emit_obj, &latest_obj,
+                          &PyDict_Type, &stacks, &unknown))
+        return NULL;
+    Py_buffer views[5];
+    PyObject *objects[5] = {ids_obj, depth_obj, counts_obj, emit_obj, latest_obj};
+    int held = 0;
+    PyObject *result = NULL;
+    for (; held < 5; held++) {
+        if (PyObject_GetBuffer(objects[held], &views[held], held == 4 ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
+            goto done;
+    }
+    Py_ssize_t lines = views[0].len / 8, levels = views[4].len / 8;
+    if (views[0].len % 8 || views[1].len != views[0].len || views[2].len != views[0].len
+            || views[3].len != lines || views[4].len % 8) {
+        PyErr_SetString(PyExc_ValueError, "ids, depth, counts: int64 columns of one length; emit: a byte a line");
+        goto done;
+    }
+    const long long *ids = views[0].buf, *depth = views[1].buf, *counts = views[2].buf;
+    const unsigned char *emit = views[3].buf;
+    long long *latest = views[4].buf;
+    int used = 0;
+    for (Py_ssize_t i = 0; i < lines; i++) {
+        long long level = depth[i];
+        if (level < 0 || level >= levels) {
+            PyErr_Format(PyExc_ValueError, "line %zd is %lld deep, beyond the %zd depths kept", i, level, levels);
+            goto done;
+        }
+        latest[level] = ids[i];
+        if (!emit[i])
+            continue;
+        PyObject *stack = PyTuple_New((Py_ssize_t)(level + 1));
+        if (stack == NULL)
+            goto done;
+        for (long long k = 0; k <= level; k++) {
+            long long id = latest[level - k];
+            if (id == -1) {
+                id = unknown;
+                used = 1;
+            }
+            PyObject *item = PyLong_FromLongLong(id);
+            if (item == NULL) {
+                Py_DECREF(stack);
+                goto done;
+            }
+            PyTuple_SET_ITEM(stack, (Py_ssize_t)k, item);
+        }
+        PyObject *count = PyLong_FromLongLong(counts[i]), *total = NULL;
+        if (count != NULL) {
+            PyObject *before = PyDict_GetItemWithError(stacks, stack);   /* borrowed */
+            if (before != NULL)
+                total = PyNumber_Add(before, count);
+            else if (!PyErr_Occurred())
+                total = Py_NewRef(count);
+        }
+        int failed = total == NULL || PyDict_SetItem(stacks, stack, total) < 0;
+        Py_XDECREF(total);
+        Py_XDECREF(count);
+        Py_DECREF(stack);
+        if (failed)
+            goto done;
+    }
+    result = PyBool_FromLong(used);
+done:
+    while (held > 0)
+        PyBuffer_Release(&views[--held]);
+    return result;
+}
+
 #endif

@@ -48,12 +48,31 @@ def test_every_capture_scans_the_same(native_core, graph):
 def test_every_capture_folds_the_same_on_both_paths(native_core, monkeypatch, graph, block):
     monkeypatch.setattr("tracebridge.readers.source.BLOCK", block)
 
-    def fold() -> list[str]:
-        return folded_lines(pmcgraph.read_callgraph(graph), LabelOptions())
+    def fold() -> tuple:
+        profile = pmcgraph.read_callgraph(graph)
+        return profile.frames, list(profile.stacks.items()), folded_lines(profile, LabelOptions())
 
-    native_lines = fold()
+    native = fold()
     monkeypatch.setattr("tracebridge.support.native.core", None)
-    assert native_lines == fold()
+    assert native == fold()
+
+
+@pytest.mark.parametrize("text", [
+    "100.0%  [1]  root\n  100.0%  [1]  deep\n100.0%  [2]  shallow\n",   # a depth never seen, then unused
+    "  100.0%  [1]  a\n100.0%  [3]  b\n 50.0%  [1]  c\n",
+])
+def test_frames_for_depths_never_seen_on_both_paths(native_core, monkeypatch, tmp_path, text):
+    """The [unknown] frame is interned at the same point by both paths, and only when a stack holds it."""
+    graph = tmp_path / "cg.graph"
+    graph.write_text(text)
+
+    def fold() -> tuple:
+        profile = pmcgraph.read_callgraph(graph)
+        return profile.frames, list(profile.stacks.items())
+
+    native = fold()
+    monkeypatch.setattr("tracebridge.support.native.core", None)
+    assert native == fold()
 
 
 @pytest.mark.parametrize("data", [

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 #: Stands for a caller depth stackcollapse-pmc.pl would print empty (its line was malformed).
 MISSING = "[unknown]"
+_MISSING_FRAME = Frame(None, MISSING, MISSING, None, UNKNOWN, None)
 #: Deeper than any callchain hwpmc records (``kern.hwpmc.callchaindepth`` is at most 512).
 MAX_DEPTH = 1024
 #: Longest percentage or count read: pmcstat prints at most 7 and 10 characters; a
@@ -370,14 +371,33 @@ class CallgraphFolder:
         if self.pmc is not None:
             leaf[:-1] |= section[1:] != section[:-1]
         leaf[-1] = True
+        if native.core is not None:
+            last_row = self._fold_natively(ids, depth, block.counts, leaf & keep)
+        else:
+            last_row = self._fold(ids, depth, block.counts, leaf, keep)
+        self.pending = (int(depth[-1]), int(section[-1]), int(block.counts[-1]), bool(keep[-1]), last_row)
+
+    def _fold(self, ids: np.ndarray, depth: np.ndarray, counts: np.ndarray, leaf: np.ndarray,
+              keep: np.ndarray) -> np.ndarray:
+        """Add the stacks of the leaves but the last, move :attr:`latest` on; the last leaf's stack."""
         leaves = np.flatnonzero(leaf)
         rows = self._rows(ids, depth, leaves)
         last = len(leaves) - 1
-        self.pending = (int(depth[-1]), int(section[-1]), int(block.counts[-1]), bool(keep[-1]), rows[last].copy())
-        self._add_rows(rows[:last], depth[leaves[:last]], block.counts[leaves[:last]], keep[leaves[:last]])
+        self._add_rows(rows[:last], depth[leaves[:last]], counts[leaves[:last]], keep[leaves[:last]])
         positions = np.arange(len(depth))
         for level in np.unique(depth).tolist():
             self.latest[level] = ids[positions[depth == level][-1]]
+        return rows[last].copy()
+
+    def _fold_natively(self, ids: np.ndarray, depth: np.ndarray, counts: np.ndarray, emit: np.ndarray) -> np.ndarray:
+        """:meth:`_fold` in one native pass over the lines (the frame for a depth never seen interned as late)."""
+        emit[-1] = False
+        unknown = self.profile.frame_id(_MISSING_FRAME)
+        fresh = unknown is None
+        if native.core.pmcgraph_fold(ids, depth, counts, emit.view(np.uint8), self.latest, self.profile.stacks,
+                                     len(self.profile.frames) if fresh else unknown) and fresh:
+            self.profile.intern(_MISSING_FRAME)
+        return self.latest[:int(depth[-1]) + 1].copy()
 
     def _check(self, first: int, block: GraphBlock) -> None:
         depth, digits = block.depth, block.digits
@@ -425,9 +445,9 @@ class CallgraphFolder:
         rows, depth, counts = rows[keep], depth[keep], counts[keep]
         if not len(rows):
             return
-        if (rows == -1).any():
-            unknown = self.profile.intern(Frame(None, MISSING, MISSING, None, UNKNOWN, None))
-            rows = np.where(rows == -1, unknown, rows)
+        missing = (rows == -1) & (np.arange(rows.shape[1]) <= depth[:, None])  # in the stacks, not past their leaf
+        if missing.any():
+            rows = np.where(missing, self.profile.intern(_MISSING_FRAME), rows)
         add = self.profile.add_ids
         for row, level, count in zip(rows.tolist(), depth.tolist(), counts.tolist()):
             add(tuple(row[level::-1]), count)

@@ -118,3 +118,25 @@ def test_generated_lines_scan_the_same(native_core, data):
 def test_the_native_scanner_takes_only_bytes_like_objects(native_core):
     with pytest.raises(TypeError):
         native_core.pmcgraph_scan("text")
+
+
+def test_the_native_fold_checks_its_columns(native_core):
+    def column(*values: int) -> np.ndarray:
+        return np.array(values, dtype=np.int64)
+
+    latest = np.full(4, -1, dtype=np.int64)
+    emit = np.ones(1, dtype=np.uint8)
+    with pytest.raises(ValueError, match="beyond the 4 depths"):
+        native_core.pmcgraph_fold(column(0), column(4), column(1), emit, latest, {}, 0)
+    with pytest.raises(ValueError, match="beyond"):
+        native_core.pmcgraph_fold(column(0), column(-1), column(1), emit, latest, {}, 0)
+    with pytest.raises(ValueError, match="one length"):
+        native_core.pmcgraph_fold(column(0, 1), column(0), column(1), emit, latest, {}, 0)
+    with pytest.raises(ValueError, match="one length"):
+        native_core.pmcgraph_fold(column(0), column(0), column(1), np.ones(2, dtype=np.uint8), latest, {}, 0)
+    with pytest.raises(BufferError):   # latest must be writable
+        native_core.pmcgraph_fold(column(0), column(0), column(1), emit, bytes(32), {}, 0)
+    stacks = {(7,): 1}
+    assert native_core.pmcgraph_fold(column(7, 8), column(0, 1), column(2, 5), np.ones(2, dtype=np.uint8), latest,
+                                     stacks, 9) is False
+    assert stacks == {(7,): 3, (8, 7): 5} and latest.tolist()[:2] == [7, 8]

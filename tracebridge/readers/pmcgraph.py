@@ -37,6 +37,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+from itertools import filterfalse
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -419,14 +420,12 @@ class CallgraphFolder:
         paths = [*block.paths, self.image]
         width = len(paths)
         keys, inverse = np.unique(block.name_ids * width + image_ids, return_inverse=True)
-        frames, get = self.frames, self.frames.get
-        ids = []
-        for key in keys.tolist():
-            pair = (block.names[key // width], paths[key % width])
-            ident = get(pair)
-            if ident is None:
-                ident = frames[pair] = self.profile.intern(self._namer.frame(*pair))
-            ids.append(ident)
+        name_of, path_of = np.divmod(keys, width)
+        pairs = list(zip(map(block.names.__getitem__, name_of.tolist()), map(paths.__getitem__, path_of.tolist())))
+        frames, make, intern = self.frames, self._namer.frame, self.profile.intern
+        for pair in filterfalse(frames.__contains__, pairs):
+            frames[pair] = intern(make(*pair))
+        ids = list(map(frames.__getitem__, pairs))
         self.image = paths[int(image_ids[-1])]
         return np.array(ids, dtype=np.int64)[inverse.ravel()]
 

@@ -158,7 +158,8 @@ def render() -> str:
         "named inside their function, `map-in` records agreeing with `--base`/`--kldstat`.  A module the "
         "capture does not fit gets one line on standard error, `tracebridge: warning: PATH: the "
         "capture does not fit NAME: EVIDENCE; CAUSE AND FIX`, and the command goes on (exit 0); "
-        "`--strict` makes it an error (exit 2, nothing written), `-v` prints the counts for every module. "
+        "`--strict` makes it an error (exit 2, nothing written), `-v` (not on `pmc resolve`) prints the counts "
+        "for every module. "
         "Each kind of evidence, its likely cause and what to do: "
         "[troubleshooting.md](troubleshooting.md#warning-the-capture-does-not-fit-a-module).",
         "",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import real_pcs
 from fixture_paths import MODULES
 from pmcstat_text import callchain, entry, map_in, map_out
 from tracebridge.cli import main
@@ -18,6 +19,10 @@ from tracebridge.cli import main
 DATA = Path(__file__).parents[1] / "data" / "pmcstat"
 BASE = 0xFFFFFFFF82A1C000
 KERNEL_PCS = [0xFFFFFFFF8020012A, 0xFFFFFFFF80200150, 0xFFFFFFFF80200195]
+# Module PCs a real run could log (tests/real_pcs.py): leaves on instruction starts, callers after calls.
+_CODE = real_pcs.functions("rem_legacy_fp")
+LEAF_1, CALLER_1 = BASE + _CODE[0x820].leaf(0x830), BASE + _CODE[0xA00].caller(0xA50)
+LEAF_2, CALLER_2 = BASE + _CODE[0xCB0].leaf(0xCF8), BASE + _CODE[0xD20].caller(0xD70)
 
 
 def record(kind: int, body: bytes, order: str = "<") -> bytes:
@@ -34,8 +39,8 @@ def binary_log(order: str = "<") -> bytes:
     def pack(fmt: str, *values) -> bytes:
         return struct.pack(order + fmt, *values)
 
-    chains = [(0, 1 << 16, [BASE + 0x830, BASE + 0xA50, *KERNEL_PCS]),
-              (0, 0, [BASE + 0xCF8, BASE + 0xD70, KERNEL_PCS[2]]),
+    chains = [(0, 1 << 16, [LEAF_1, CALLER_1, *KERNEL_PCS]),
+              (0, 0, [LEAF_2, CALLER_2, KERNEL_PCS[2]]),
               (1234, 1 << 16 | 1, [0x4007F3, 0x400A10])]
     out = record(3, pack("IIQqq", 0x09030000, 0x8C, 3_000_000_000, 0, 0) + bytes(64), order)
     out += record(17, pack("IIII", 0x20000, 0x1234, 0x14010, 0) + padded(b"cpu_clk_unhalted.thread_p"), order)
@@ -45,7 +50,7 @@ def binary_log(order: str = "<") -> bytes:
     for pid, cpuflags, pcs in chains:
         out += record(16, pack("iIII", pid, 100123, 0x20000, cpuflags) + pack(f"{len(pcs)}Q", *pcs), order)
     out += record(15, pack("iIQQ", -1, 0, BASE, BASE + 0x3000), order)
-    out += record(16, pack("iIII", 0, 100123, 0x20000, 0) + pack("Q", BASE + 0x830), order)
+    out += record(16, pack("iIII", 0, 100123, 0x20000, 0) + pack("Q", LEAF_1), order)
     return out + record(1, b"", order)
 
 
@@ -55,11 +60,11 @@ def text_log() -> str:
         entry("allocate", '0x20000 "cpu_clk_unhalted.thread_p" 0x14010'),
         map_in(-1, 0xFFFFFFFF80200000, "/boot/kernel/kernel"),
         map_in(-1, BASE, "/boot/modules/rem_legacy_fp.ko"),
-        callchain(0, 0x20000, 1, [BASE + 0x830, BASE + 0xA50, *KERNEL_PCS]),
-        callchain(0, 0x20000, 0, [BASE + 0xCF8, BASE + 0xD70, KERNEL_PCS[2]]),
+        callchain(0, 0x20000, 1, [LEAF_1, CALLER_1, *KERNEL_PCS]),
+        callchain(0, 0x20000, 0, [LEAF_2, CALLER_2, KERNEL_PCS[2]]),
         callchain(1234, 0x20000, 1, [0x4007F3, 0x400A10], user=True),
         map_out(-1, BASE, BASE + 0x3000),
-        callchain(0, 0x20000, 0, [BASE + 0x830]),
+        callchain(0, 0x20000, 0, [LEAF_1]),
         entry("closelog"),
     ])
 
@@ -95,3 +100,13 @@ def test_cut_short_binary_log(tmp_path, capsys):
     assert main(["pmc", "resolve", str(binary)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"tracebridge: {binary}:byte ") and "cut short" in err and err.count("\n") == 1
+
+
+def test_the_text_log_fits_its_module(tmp_path, capsys):
+    """Its module PCs are real ones: joined to the module, no consistency warning, every check passes."""
+    log = tmp_path / "pmc.txt"
+    log.write_text(text_log())
+    assert main(["fold", str(log), "--module", str(MODULES / "rem_legacy_fp.ko"), "--module", str(DATA / "kernel"),
+                 "--strict", "-v", "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "does not fit" not in err and "2 of 2 caller frames after a call" in err, err

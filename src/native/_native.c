@@ -190,30 +190,6 @@ PyDoc_STRVAR(json_rows_doc,
 "The rows whose values are columns[k][i] under keys[k] as json.dumps(rows, ensure_ascii=False)\n"
 "writes them, without the brackets.  TypeError for a value other than str, int, bool, float, None.");
 
-PyDoc_STRVAR(pmcgraph_scan_doc,
-"pmcgraph_scan(data) -> (tree, depth, digits, counts, name_ids, names, image_ids, paths, headers,\n"
-"header_lines, skipped)\n\n"
-"One block of pmcstat -G text read as pmcgraph.scan_block reads it: int64 columns as bytes,\n"
-"the distinct names and image paths as lists of bytes, the header lines' text.");
-
-static PyObject *
-py_pmcgraph_scan(PyObject *self, PyObject *arg)
-{
-    return pmcg_scan_py(arg);
-}
-
-PyDoc_STRVAR(pmcgraph_fold_doc,
-"pmcgraph_fold(ids, depth, counts, emit, latest, stacks, unknown) -> bool\n\n"
-"Add the stacks of one block's -G tree lines to the dict stacks, as pmcgraph.CallgraphFolder\n"
-"adds them; latest (int64, writable) is the most recent frame id per depth, kept between\n"
-"blocks.  True when a stack used unknown for a depth never seen.");
-
-static PyObject *
-py_pmcgraph_fold(PyObject *self, PyObject *args)
-{
-    return pmcg_fold_py(args);
-}
-
 static PyMethodDef methods[] = {
     {"x86_length", py_x86_length, METH_O, x86_length_doc},
     {"fbt_amd64", py_fbt_amd64, METH_VARARGS, fbt_amd64_doc},

@@ -1,5 +1,6 @@
-/* One block of `pmcstat -G` callgraph text scanned in one pass: the native twin of
- * tracebridge.readers.pmcgraph._scan_block_numpy (see that module for the format).
+/* One block of `pmcstat -G` callgraph text scanned in one pass, the native twin of
+ * tracebridge.readers.pmcgraph._scan_block_numpy (see that module for the format), and its
+ * stacks folded in one walk (pmcgraph_fold, the twin of CallgraphFolder._fold).
  *
  * A line is read as stackcollapse-pmc.pl's ^( *)[0-9.]+%  \[([0-9]+)\]\s*(\S+)
  * reads it, white space being perl's \s on bytes (9-13 and 32): the indentation
@@ -256,11 +257,14 @@ pmcg_column_bytes(const pmcg_column *c)
     return PyBytes_FromStringAndSize((const char *)c->items, (Py_ssize_t)(c->count * sizeof(long long)));
 }
 
-/* pmcgraph_scan(data) -> (tree, depth, digits, counts, name_ids, names, image_ids, paths, headers,
- * header_lines, skipped): int64 columns as bytes, names and paths lists of bytes, header_lines the
- * header lines' text. */
+PyDoc_STRVAR(pmcgraph_scan_doc,
+"pmcgraph_scan(data) -> (tree, depth, digits, counts, name_ids, names, image_ids, paths, headers,\n"
+"header_lines, skipped)\n\n"
+"One block of pmcstat -G text read as pmcgraph.scan_block reads it: int64 columns as bytes,\n"
+"the distinct names and image paths as lists of bytes, the header lines' text.");
+
 static PyObject *
-pmcg_scan_py(PyObject *data_obj)
+py_pmcgraph_scan(PyObject *self, PyObject *data_obj)
 {
     Py_buffer data;
     if (PyObject_GetBuffer(data_obj, &data, PyBUF_SIMPLE) < 0)
@@ -300,14 +304,19 @@ pmcg_scan_py(PyObject *data_obj)
     return result;
 }
 
-/* pmcgraph_fold(ids, depth, counts, emit, latest, stacks, unknown) -> bool: the stacks of one block's
- * tree lines added to the dict stacks, as CallgraphFolder._add_rows adds them.  Line i sets
- * latest[depth[i]] = ids[i]; when emit[i] is set, the stack (latest[depth[i]], ..., latest[0]), with
- * unknown standing for -1, gains counts[i].  ids, depth and counts are int64 columns, emit one byte a
- * line, latest a writable int64 column of the most recent frame per depth (kept between blocks).
- * Returns whether unknown was used. */
+/* The stacks of one block's tree lines added to the dict stacks, as CallgraphFolder._fold adds
+ * them.  Line i sets latest[depth[i]] = ids[i]; when emit[i] is set, the stack
+ * (latest[depth[i]], ..., latest[0]), with unknown standing for -1, gains counts[i].  ids, depth
+ * and counts are int64 columns, emit one byte a line, latest a writable int64 column of the most
+ * recent frame per depth (kept between blocks).  Returns whether unknown was used. */
+PyDoc_STRVAR(pmcgraph_fold_doc,
+"pmcgraph_fold(ids, depth, counts, emit, latest, stacks, unknown) -> bool\n\n"
+"Add the stacks of one block's -G tree lines to the dict stacks, as pmcgraph.CallgraphFolder\n"
+"adds them; latest (int64, writable) is the most recent frame id per depth, kept between\n"
+"blocks.  True when a stack used unknown for a depth never seen.");
+
 static PyObject *
-pmcg_fold_py(PyObject *args)
+py_pmcgraph_fold(PyObject *self, PyObject *args)
 {
     PyObject *ids_obj, *depth_obj, *counts_obj, *emit_obj, *latest_obj, *stacks;
     long long unknown;

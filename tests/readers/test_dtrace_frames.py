@@ -6,7 +6,7 @@ a bare ``0xADDR``) and what DTrace leaves of names it cuts at 191 characters.
 
 from __future__ import annotations
 
-from fixture_paths import MODULES
+from fixture_paths import EDGE, MODULES
 from tracebridge.image.elf import open_module
 from tracebridge.profile.resolve import AddressSpace
 from tracebridge.profile.consistency import Evidence
@@ -101,7 +101,9 @@ def test_frames_are_observed_by_role():
     evidence.watch(name, image)
     namer = FrameNamer(space, evidence=evidence)
     leaves = [f"{name}`{first.name}+0x0", f"{name}`nosuch+0x4", f"0x{BASE:x}", f"{name}`0x{BASE + second.offset + 1:x}",
-              "0x10", "kernel`0x20", "kernel`f+0x4", "+0x10", f"{name}`0x{BASE - 8:x}"]
+              "0x10", "kernel`0x20", "kernel`f+0x4", "+0x10", f"{name}`0x{BASE - 8:x}",
+              # Names, not addresses: hex with an offset, a name holding a tick, a module with no name.
+              "0x20+0x10", f"{name}`a`b+0x4", f"{name}`"]
     # A caller at a function's first byte with nothing before it; an offset past the function's end.
     callers = [f"0x{BASE:x}", f"{name}`{second.name}+0x{second.size + 1:x}"]
     for _ in range(2):
@@ -111,9 +113,9 @@ def test_frames_are_observed_by_role():
     module = evidence.modules[name]
     checks = {k: (getattr(module, k).seen, getattr(module, k).off)
               for k in ("in_function", "on_start", "after_call", "named", "module_hex")}
-    assert checks == {"in_function": (2, 0), "on_start": (2, 0), "after_call": (1, 1), "named": (4, 2),
+    assert checks == {"in_function": (2, 0), "on_start": (2, 0), "after_call": (1, 1), "named": (5, 3),
                       "module_hex": (2, 1)}
-    assert module.missing == ["nosuch"]
+    assert module.missing == ["nosuch", "a`b"]
     assert evidence._stray == {0x10}  # "kernel`0x20" named its module: no stray
 
 
@@ -121,6 +123,29 @@ def test_nothing_is_observed_without_a_module_to_check():
     evidence = Evidence()
     FrameNamer(evidence=evidence).observe(["0x10", "m.ko`f+0x4"], ["0x20"])
     assert evidence.modules == {} and evidence._stray == set()
+    FrameNamer().observe(["0x10", "m.ko`f+0x4"], ["0x20"])  # no evidence wanted at all
+
+
+def test_named_frame_of_a_zero_size_function():
+    """An assembly symbol of size 0 (``zero_fn`` in edges_amd64.ko): DTrace names PCs at its start
+    ``zero_fn+0x0`` (or without offset), which fits; one byte further does not."""
+    name = "edges_amd64.ko"
+    image = open_module(EDGE / name)
+    space = AddressSpace()
+    space.add(image, BASE, name)
+    evidence = Evidence()
+    evidence.watch(name, image)
+    FrameNamer(space, evidence=evidence).observe([f"{name}`zero_fn", f"{name}`zero_fn+0x0"], [])
+    named = evidence.modules[name].named
+    assert (named.seen, named.off) == (1, 0)  # both texts are the same frame: zero_fn at offset 0
+    FrameNamer(space, evidence=evidence).observe([f"{name}`zero_fn+0x1"], [])
+    assert (named.seen, named.off) == (2, 1)
+
+
+def test_short_names_are_not_completed():
+    """Only names of a length DTrace cuts at are completed: ``rem_intr`` is a function of its own."""
+    namer = FrameNamer(owners={"rem_intr_handler": "m.ko"})
+    assert namer.frame("m.ko`rem_intr+0x4").symbol == "rem_intr"
 
 
 def legacy(path: str) -> str:

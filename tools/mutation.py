@@ -120,11 +120,14 @@ def report(paths: list[str]) -> int:
 class _ModuleTests(dict[str, set[str]]):
     """mutmut's function -> tests map, where a core module's function also gets its module's tests."""
 
-    def __init__(self, linked: dict[str, set[str]], by_module: dict[str, set[str]]) -> None:
+    def __init__(self, linked: dict[str, set[str]], by_module: dict[str, set[str]], only: bool) -> None:
         super().__init__(linked)
         self.by_module = by_module
         for function, tests in self.items():
-            tests |= by_module.get(function.rpartition(".")[0], set())
+            module = function.rpartition(".")[0]
+            if only and module in by_module:
+                tests.clear()
+            tests |= by_module.get(module, set())
 
     def __missing__(self, function: str) -> set[str]:
         self[function] = set(self.by_module.get(function.rpartition(".")[0], set()))
@@ -134,8 +137,12 @@ class _ModuleTests(dict[str, set[str]]):
         return self[function] if function in self or function.rpartition(".")[0] in self.by_module else default
 
 
-def run_mutmut(argv: list[str]) -> int:
-    """``mutmut ARGV``, its test map widened by [tool.tracebridge.mutation-tests] once the stats are in."""
+def run_mutmut(argv: list[str], only: bool) -> int:
+    """``mutmut ARGV``, its test map widened by [tool.tracebridge.mutation-tests] once the stats are in.
+
+    ``only``: a core module's mutants run its listed tests alone, not also every test mutmut saw
+    reach the function (for a module whose functions nearly every test calls, like demangle).
+    """
     import mutmut.__main__ as mutmut_main
     from mutmut.state import state
 
@@ -154,7 +161,8 @@ def run_mutmut(argv: list[str]) -> int:
         known = state().duration_by_test  # every test the stats run saw, by node id
         by_module = {dotted(path): {node for node in known if node.partition("::")[0] in files}
                      for path, files in subsets.items()}
-        state().tests_by_mangled_function_name = _ModuleTests(state().tests_by_mangled_function_name, by_module)
+        state().tests_by_mangled_function_name = _ModuleTests(state().tests_by_mangled_function_name, by_module,
+                                                              only)
 
     mutmut_main.collect_or_load_stats = collect_then_widen
     sys.argv = ["mutmut", *argv]
@@ -167,13 +175,17 @@ def run_mutmut(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--as-mutmut"]:  # the child process main() starts below
-        return run_mutmut(argv[1:])
+    if argv[:1] in (["--as-mutmut"], ["--as-mutmut-only"]):  # the child process main() starts below
+        return run_mutmut(argv[1:], only=argv[0] == "--as-mutmut-only")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="module names (dglob, image/elf, ...); default: all core modules")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--report", action="store_true", help="print the last run's table without running")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results (after changing tests)")
+    parser.add_argument("--module-tests-only", action="store_true",
+                        help="run each mutant against its module's tests ([tool.tracebridge.mutation-tests]) only, "
+                             "not also every other test that reaches the function: for modules nearly every test "
+                             "calls (demangle, elf)")
     args = parser.parse_args(argv)
     paths = core_modules()
     if args.modules:
@@ -190,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["rm", "-rf", str(ROOT / "mutants")], check=True)
         # mutmut imports the copy in mutants/: a PYTHONPATH pointing at the sources would test those instead.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        command = [sys.executable, __file__, "--as-mutmut", "run", "--max-children", str(args.jobs),
+        child = "--as-mutmut-only" if args.module_tests_only else "--as-mutmut"
+        command = [sys.executable, __file__, child, "run", "--max-children", str(args.jobs),
                    *(dotted(p) + ".*" for p in paths)]
         run = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         log = ROOT / "mutants" / "run.log"

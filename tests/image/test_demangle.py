@@ -123,3 +123,19 @@ def test_plain_c_names_are_what_demangle_symbol_leaves_alone(name):
     if demangle.is_plain_c(name):
         shown = demangle.demangle_symbol(name)
         assert (shown.scheme, shown.name, shown.crate) == (demangle.C, name, None)
+def test_crate_with_a_non_ascii_name(backend):
+    """v0 spells identifiers in Punycode (``u7caf_dma``: ``café``); the crate is the first component,
+    though it is no ASCII identifier."""
+    d = demangle.demangle_symbol("_RNvNtCs1234_u7caf_dma1x1f")
+    assert (d.name, d.scheme, d.crate) == ("café::x::f", demangle.RUST_V0, "café")
+
+
+def test_names_without_a_crate_path():
+    assert demangle.crate_of("rem_intr") is None
+    assert demangle.split_path("rem::X::Xf") == ("rem", "X", "Xf")  # letters are no brackets
+
+
+def test_strip_hashes_says_none_when_nothing_is_left_or_taken():
+    assert demangle.strip_hashes("rem::em::poll") is None  # no hash
+    assert demangle.strip_hashes("::h0123456789abcdef") is None  # nothing but a hash
+    assert demangle.strip_hashes("rem::em::poll::h0123456789abcdef") == "rem::em::poll"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from tracebridge.support.errors import UsageError
 from tracebridge.image.elf import Function
 from tracebridge.profile.model import Profile
-from tracebridge.profile.resolve import AddressSpace
+from tracebridge.profile.resolve import AddressSpace, ResolutionCounts
 
 BASE = 0xFFFFFFFF82000000
 
@@ -125,3 +126,106 @@ def test_module_ending_at_the_top_of_the_address_space():
     space.add(image("m.ko", 0x1000, ("last", 0xF00, 0x10, "LOCAL")), top - 0xFFF)
     with pytest.raises(UsageError, match="runs past the end of the address space"):
         space.resolve([top - 1])
+
+
+def test_counts_add_up_and_describe_themselves():
+    total = ResolutionCounts(2, 1, 1, Counter({"m.ko": 2, "kernel": 1, None: 1}))
+    total += ResolutionCounts(1, 0, 3, Counter({"m.ko": 1, None: 3}))
+    assert (total.resolved, total.in_module, total.outside, total.total) == (3, 1, 4, 8)
+    assert total.by_module == {"m.ko": 3, "kernel": 1, None: 4}
+    assert total.describe() == ("8 PCs: 3 resolved to functions (37.5%), 1 inside a module but no function "
+                                "(kept as module+0xOFF), 4 outside every known module (kept as hex)")
+    assert ResolutionCounts().describe() == "no PCs"
+
+
+def test_a_module_needs_a_load_address_unless_it_has_a_fixed_one():
+    space = AddressSpace()
+    assert (space.functions, space.placements, space.modules) == ([], [], [])
+    with pytest.raises(UsageError) as refused:
+        space.add(image("m.ko", 0x100, ("a", 0, 0x10, "LOCAL")))
+    assert str(refused.value) == ("/m/m.ko: a load address is needed for this module "
+                                  "(--base, a kldstat file, or a pmcstat map-in record)")
+    kernel = image("kernel", 0x100, ("a", 0, 0x10, "LOCAL"))
+    kernel.fixed_base, kernel.frame_module = 0xFFFFFFFF80200000, "kernel"
+    assert space.add(kernel).base == 0xFFFFFFFF80200000
+    assert names(space, [0x4], base=0xFFFFFFFF80200000) == ["a"]
+
+
+def test_counts_weigh_each_pc_and_name_each_module():
+    """``count`` with weights (samples per PC); a PC inside the first module but in no function is
+    ``in_module``; PCs below every module and above the last one's end are outside (offset: the PC)."""
+    space = AddressSpace()
+    space.add(image("m.ko", 0x100, ("a", 0x0, 0x10, "LOCAL")), BASE)
+    assert space.find("m.ko").base == BASE and space.find("kernel") is None
+    space.add_region("kernel", 0xFFFFFFFF80200000)
+    above = BASE + 0x1000
+    pcs = np.array([BASE + 1, BASE + 0x20, 0xFFFFFFFF80300000, 0x400000, above], dtype=np.uint64)
+    result = space.resolve(pcs)
+    assert result.offset.tolist() == [1, 0x20, 0x100000, 0x400000, above]
+    counts = space.count(result, np.array([5, 1, 2, 3, 4]))
+    assert (counts.resolved, counts.in_module, counts.outside) == (5, 1 + 2, 3 + 4)
+    assert counts.by_module == {"m.ko": 6, "kernel": 2, None: 7}
+
+
+def test_one_frame_per_function_unless_offsets_are_kept():
+    space = AddressSpace()
+    space.add(image("m.ko", 0x100, ("a", 0x0, 0x10, "LOCAL")), BASE)
+    profile = Profile()
+    ids, _ = space.frame_ids(np.array([BASE + 1, BASE + 2], dtype=np.uint64), profile)
+    assert ids[0] == ids[1] and profile.frames[ids[0]].offset is None
+    ids, _ = space.frame_ids(np.array([BASE + 1, BASE + 2], dtype=np.uint64), profile, offsets=True)
+    assert [profile.frames[i].offset for i in ids] == [1, 2]
+
+
+def test_several_modules_each_measure_offsets_from_their_own_functions():
+    space = AddressSpace()
+    for i, name in enumerate(("a.ko", "b.ko", "c.ko")):
+        space.add(image(name, 0x100, (f"{name[0]}0", 0x0, 0x10, "LOCAL"), (f"{name[0]}1", 0x40, 0x10, "LOCAL")),
+                  BASE + i * 0x1000)
+    pcs = [BASE + i * 0x1000 + o for i in range(3) for o in (0x4, 0x44)]
+    assert [(f.name, f.offset) for f in space.frames(pcs)] == [
+        ("a0", 4), ("a1", 4), ("b0", 4), ("b1", 4), ("c0", 4), ("c1", 4)]
+
+
+def test_segments_follow_every_change_of_the_space():
+    space = AddressSpace()
+    space.add(image("a.ko", 0x100, ("a", 0x0, 0x10, "LOCAL")), BASE)
+    assert [(s.start - BASE, s.end - BASE) for s in space.segments] == [(0, 0x10)]
+    space.add(image("b.ko", 0x100, ("b", 0x0, 0x10, "LOCAL")), BASE + 0x1000)
+    assert [(s.start - BASE, s.end - BASE) for s in space.segments] == [(0, 0x10), (0x1000, 0x1010)]
+
+
+def test_a_function_starting_where_a_region_begins_has_no_range():
+    space = AddressSpace()
+    space.add(image("m.ko", 0x100, ("f", 0x80, 0x40, "LOCAL"), ("at", 0xC0, 0x8, "LOCAL")), BASE)
+    space.add_region("if_em.ko", BASE + 0xC0)
+    assert [(s.start - BASE, s.end - BASE) for s in space.segments] == [(0x80, 0xC0)]
+
+
+def test_region_with_a_known_end():
+    """A ``map-out`` record gives a region's end: past it, addresses are outside every module."""
+    space = AddressSpace()
+    space.add_region("x.ko", BASE, BASE + 0x100)
+    assert names(space, [0xFF, 0x100]) == ["x.ko+0xff", f"{BASE + 0x100:#x}"]
+
+
+def test_module_ending_one_below_the_top_of_the_address_space():
+    top = 1 << 64
+    space = AddressSpace()
+    space.add(image("m.ko", 0x1000, ("last", 0xF00, 0x10, "LOCAL")), top - 0x1001)
+    assert names(space, [0xFFF, 0x1000], base=top - 0x1001) == ["m.ko+0xfff", f"{top - 1:#x}"]
+
+
+def test_overlap_message_gives_the_size():
+    space = AddressSpace()
+    space.add(image("a.ko", 0x2000, ("a", 0, 0x10, "LOCAL")), BASE)
+    space.add(image("b.ko", 0x100, ("b", 0, 0x10, "LOCAL")), BASE + 0x1000)
+    with pytest.raises(UsageError) as refused:
+        space.resolve([BASE])
+    assert str(refused.value) == (f"a.ko at {BASE:#x} (size 0x2000) overlaps b.ko at {BASE + 0x1000:#x}: "
+                                  "check the load addresses")
+    space = AddressSpace()
+    space.add(image("m.ko", 0x1000, ("last", 0xF00, 0x10, "LOCAL")), (1 << 64) - 0xFFF)
+    with pytest.raises(UsageError) as refused:
+        space.resolve([0])
+    assert "(size 0x1000) runs past the end of the address space" in str(refused.value)

@@ -10,7 +10,7 @@ import pytest
 
 from tracebridge.support.errors import UsageError
 from tracebridge.image.elf import Function
-from tracebridge.profile.model import Profile
+from tracebridge.profile.model import UNKNOWN, Frame, Profile
 from tracebridge.profile.resolve import AddressSpace, ResolutionCounts
 
 BASE = 0xFFFFFFFF82000000
@@ -130,10 +130,10 @@ def test_module_ending_at_the_top_of_the_address_space():
 
 def test_counts_add_up_and_describe_themselves():
     total = ResolutionCounts(2, 1, 1, Counter({"m.ko": 2, "kernel": 1, None: 1}))
-    total += ResolutionCounts(1, 0, 3, Counter({"m.ko": 1, None: 3}))
-    assert (total.resolved, total.in_module, total.outside, total.total) == (3, 1, 4, 8)
-    assert total.by_module == {"m.ko": 3, "kernel": 1, None: 4}
-    assert total.describe() == ("8 PCs: 3 resolved to functions (37.5%), 1 inside a module but no function "
+    total += ResolutionCounts(1, 2, 3, Counter({"m.ko": 1, "kernel": 2, None: 3}))
+    assert (total.resolved, total.in_module, total.outside, total.total) == (3, 3, 4, 10)
+    assert total.by_module == {"m.ko": 3, "kernel": 3, None: 4}
+    assert total.describe() == ("10 PCs: 3 resolved to functions (30.0%), 3 inside a module but no function "
                                 "(kept as module+0xOFF), 4 outside every known module (kept as hex)")
     assert ResolutionCounts().describe() == "no PCs"
 
@@ -229,3 +229,49 @@ def test_overlap_message_gives_the_size():
     with pytest.raises(UsageError) as refused:
         space.resolve([0])
     assert "(size 0x1000) runs past the end of the address space" in str(refused.value)
+
+
+def test_zero_size_symbol_before_the_last_function_stops_at_it():
+    space = AddressSpace()
+    space.add(image("m.ko", 0x80, ("asm", 0x0, 0, "GLOBAL"), ("c", 0x30, 0x8, "LOCAL")), BASE)
+    assert names(space, [0x2F, 0x30, 0x38]) == ["asm", "c", "m.ko+0x38"]
+
+
+def test_nested_function_ending_with_its_parent_leaves_no_empty_range():
+    space = AddressSpace()
+    space.add(image("m.ko", 0x40, ("outer", 0x0, 0x20, "LOCAL"), ("inner", 0x10, 0x10, "LOCAL")), BASE)
+    assert [(s.start - BASE, s.end - BASE) for s in space.segments] == [(0x0, 0x10), (0x10, 0x20)]
+
+
+def test_module_at_address_zero():
+    space = AddressSpace()
+    space.add(image("m.ko", 0x40, ("first", 0x0, 0x10, "LOCAL")), 0)
+    assert names(space, [0x0, 0x10], base=0) == ["first", "m.ko+0x10"]
+
+
+def test_frames_name_their_module():
+    space = AddressSpace()
+    space.add(image("m.ko", 0x100, ("a", 0x0, 0x10, "LOCAL")), BASE)
+    assert space.frames([BASE + 4, BASE + 0x20]) == [
+        Frame("m.ko", "a", "a", 4, "c", None), Frame("m.ko", f"{BASE + 0x20:#x}", "m.ko+0x20", 0x20, UNKNOWN, None)]
+
+
+def test_frame_ids_with_offsets_tell_functions_apart():
+    space = AddressSpace()
+    space.add(image("m.ko", 0x100, ("a", 0x0, 0x10, "LOCAL"), ("b", 0x10, 0x10, "LOCAL"), ("c", 0x20, 0x10, "LOCAL")),
+              BASE)
+    profile = Profile()
+    ids, _ = space.frame_ids(np.array([BASE + 0x24, BASE + 0x14, BASE + 0x4], dtype=np.uint64), profile,
+                             offsets=True)
+    assert [(profile.frames[i].name, profile.frames[i].offset) for i in ids] == [("c", 4), ("b", 4), ("a", 4)]
+
+
+def test_pcs_given_as_a_list_of_user_space_addresses():
+    """Addresses below 2**63 in a Python list would become int64 (and float64 against the uint64 table)."""
+    base = 0x7FFF_FFFF_0000_0000
+    space = AddressSpace()
+    space.add(image("m.ko", 0x100, ("a", 0x0, 0x10, "LOCAL")), base)
+    assert [f.name for f in space.frames([base + 4, base + 0x20])] == ["a", "m.ko+0x20"]
+    ids, counts = space.frame_ids([base + 0x20], Profile())
+    assert counts.in_module == 1
+    assert space.resolve([base + 0x10]).offset.tolist() == [0x10]

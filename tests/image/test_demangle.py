@@ -139,3 +139,13 @@ def test_strip_hashes_says_none_when_nothing_is_left_or_taken():
     assert demangle.strip_hashes("rem::em::poll") is None  # no hash
     assert demangle.strip_hashes("::h0123456789abcdef") is None  # nothing but a hash
     assert demangle.strip_hashes("rem::em::poll::h0123456789abcdef") == "rem::em::poll"
+
+
+def test_plain_c_names_keep_their_symbol():
+    d = demangle.demangle_symbol("rem_intr")
+    assert (d.mangled, d.scheme, d.name, d.full) == ("rem_intr", demangle.C, "rem_intr", "rem_intr")
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="^unknown demangler backend 'rustfilt'$"):
+        demangle.use_backend("rustfilt")

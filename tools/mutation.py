@@ -4,6 +4,7 @@
     python tools/mutation.py                      # every core module ([tool.mutmut] only_mutate)
     python tools/mutation.py dglob fbt_isa -j 2   # some of them, two mutants at a time
     python tools/mutation.py --report             # only the table, from the last run's results
+    python tools/mutation.py tracebridge.probes.dglob.x__match__mutmut_3   # one mutant again (after a new test)
 
 mutmut (``pip install -e '.[mutation]'``) copies the package and the tests into
 ``mutants/``, makes every small change it knows to the modules listed in
@@ -178,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["--as-mutmut"], ["--as-mutmut-only"]):  # the child process main() starts below
         return run_mutmut(argv[1:], only=argv[0] == "--as-mutmut-only")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("modules", nargs="*", help="module names (dglob, image/elf, ...); default: all core modules")
+    parser.add_argument("modules", nargs="*", help="module names (dglob, image/elf, ...) or mutant names; "
+                                                   "default: all core modules")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--report", action="store_true", help="print the last run's table without running")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results (after changing tests)")
@@ -188,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
                              "calls (demangle, elf)")
     args = parser.parse_args(argv)
     paths = core_modules()
-    if args.modules:
-        chosen = [p for p in paths if any(p.removesuffix(".py").endswith(m.removesuffix(".py")) for m in args.modules)]
-        unknown = [m for m in args.modules if not any(p.removesuffix(".py").endswith(m.removesuffix(".py"))
-                                                      for p in paths)]
+    # A mutant's name (``mutmut show`` spells them) runs that mutant alone, and reports its module.
+    mutants = [m for m in args.modules if "__mutmut_" in m]
+    modules = [m for m in args.modules if m not in mutants] + [m.partition(".x")[0].replace(".", "/")
+                                                                for m in mutants]
+    if modules:
+        chosen = [p for p in paths if any(p.removesuffix(".py").endswith(m.removesuffix(".py")) for m in modules)]
+        unknown = [m for m in modules if not any(p.removesuffix(".py").endswith(m.removesuffix(".py"))
+                                                 for p in paths)]
         if unknown:
             print(f"mutation.py: not a core module: {', '.join(unknown)} (see [tool.mutmut] only_mutate)",
                   file=sys.stderr)
@@ -204,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         child = "--as-mutmut-only" if args.module_tests_only else "--as-mutmut"
         command = [sys.executable, __file__, child, "run", "--max-children", str(args.jobs),
-                   *(dotted(p) + ".*" for p in paths)]
+                   *(mutants or [dotted(p) + ".*" for p in paths])]
         run = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         log = ROOT / "mutants" / "run.log"
         log.parent.mkdir(exist_ok=True)

@@ -133,6 +133,7 @@ def test_crate_with_a_non_ascii_name(backend):
 def test_names_without_a_crate_path():
     assert demangle.crate_of("rem_intr") is None
     assert demangle.split_path("rem::X::Xf") == ("rem", "X", "Xf")  # letters are no brackets
+    assert demangle.split_path("rem::Q<X::Y>::f") == ("rem", "Q<X::Y>", "f")
 
 
 def test_strip_hashes_says_none_when_nothing_is_left_or_taken():
@@ -184,3 +185,10 @@ def test_pyderust_backend_needs_pyderust(monkeypatch):
     monkeypatch.setattr(demangle, "_pyderust", None)
     with pytest.raises(ValueError, match="^pyderust is not installed$"):
         demangle.use_backend("pyderust")
+
+
+def test_display_names_number_twins_without_a_hash():
+    """C functions of one name (local statics in several files) have no hash: ``#1``, ``#2``; a name
+    that occurs once stays as it is."""
+    items = demangle.demangle_all(["helper", "rem_intr", "helper", "_ZN3rem3foo17h0123456789abcdefE", "helper"])
+    assert demangle.display_names(items) == ["helper#1", "rem_intr", "helper#2", "rem::foo", "helper#3"]

@@ -174,3 +174,10 @@ def test_amd64_jump_table_heuristic_with_a_load_address():
     value = int.from_bytes(image.code(function)[104:112], "little")
     found = predict(image, [function], "rem", FbtOptions(base=value - function.offset - 1))[1][0]
     assert found == FbtProbes(plain.entry, (137,))
+
+
+def test_module_without_dtrace_dependencies_is_looked_at():
+    from tracebridge.probes.fbt import ModuleVerdict, module_verdict
+
+    image = open_module(MODULES / "rem_legacy_fp.ko")
+    assert module_verdict(image, "rem_legacy_fp") == ModuleVerdict(None, ())

@@ -10,7 +10,7 @@ import pytest
 
 from tracebridge.support.errors import UsageError
 from tracebridge.image.elf import Function
-from tracebridge.profile.model import UNKNOWN, Frame, Profile
+from tracebridge.profile.model import Frame, Profile, address_frame
 from tracebridge.profile.resolve import AddressSpace, ResolutionCounts
 
 BASE = 0xFFFFFFFF82000000
@@ -134,7 +134,7 @@ def test_counts_add_up_and_describe_themselves():
     assert (total.resolved, total.in_module, total.outside, total.total) == (3, 3, 4, 10)
     assert total.by_module == {"m.ko": 3, "kernel": 3, None: 4}
     assert total.describe() == ("10 PCs: 3 resolved to functions (30.0%), 3 inside a module but no function "
-                                "(kept as module+0xOFF), 4 outside every known module (kept as hex)")
+                                "(kept as module`0xADDR), 4 outside every known module (kept as hex)")
     assert ResolutionCounts().describe() == "no PCs"
 
 
@@ -206,14 +206,14 @@ def test_region_with_a_known_end():
     """A ``map-out`` record gives a region's end: past it, addresses are outside every module."""
     space = AddressSpace()
     space.add_region("x.ko", BASE, BASE + 0x100)
-    assert names(space, [0xFF, 0x100]) == ["x.ko+0xff", f"{BASE + 0x100:#x}"]
+    assert names(space, [0xFF, 0x100]) == [at("x.ko", BASE + 0xFF), f"{BASE + 0x100:#x}"]
 
 
 def test_module_ending_one_below_the_top_of_the_address_space():
     top = 1 << 64
     space = AddressSpace()
     space.add(image("m.ko", 0x1000, ("last", 0xF00, 0x10, "LOCAL")), top - 0x1001)
-    assert names(space, [0xFFF, 0x1000], base=top - 0x1001) == ["m.ko+0xfff", f"{top - 1:#x}"]
+    assert names(space, [0xFFF, 0x1000], base=top - 0x1001) == [at("m.ko", top - 2), f"{top - 1:#x}"]
 
 
 def test_overlap_message_gives_the_size():
@@ -234,7 +234,7 @@ def test_overlap_message_gives_the_size():
 def test_zero_size_symbol_before_the_last_function_stops_at_it():
     space = AddressSpace()
     space.add(image("m.ko", 0x80, ("asm", 0x0, 0, "GLOBAL"), ("c", 0x30, 0x8, "LOCAL")), BASE)
-    assert names(space, [0x2F, 0x30, 0x38]) == ["asm", "c", "m.ko+0x38"]
+    assert names(space, [0x2F, 0x30, 0x38]) == ["asm", "c", at("m.ko", BASE + 0x38)]
 
 
 def test_nested_function_ending_with_its_parent_leaves_no_empty_range():
@@ -246,14 +246,14 @@ def test_nested_function_ending_with_its_parent_leaves_no_empty_range():
 def test_module_at_address_zero():
     space = AddressSpace()
     space.add(image("m.ko", 0x40, ("first", 0x0, 0x10, "LOCAL")), 0)
-    assert names(space, [0x0, 0x10], base=0) == ["first", "m.ko+0x10"]
+    assert names(space, [0x0, 0x10], base=0) == ["first", at("m.ko", 0x10)]
 
 
 def test_frames_name_their_module():
     space = AddressSpace()
     space.add(image("m.ko", 0x100, ("a", 0x0, 0x10, "LOCAL")), BASE)
     assert space.frames([BASE + 4, BASE + 0x20]) == [
-        Frame("m.ko", "a", "a", 4, "c", None), Frame("m.ko", f"{BASE + 0x20:#x}", "m.ko+0x20", 0x20, UNKNOWN, None)]
+        Frame("m.ko", "a", "a", 4, "c", None), address_frame("m.ko", BASE + 0x20, 0x20)]
 
 
 def test_frame_ids_with_offsets_tell_functions_apart():
@@ -271,7 +271,7 @@ def test_pcs_given_as_a_list_of_user_space_addresses():
     base = 0x7FFF_FFFF_0000_0000
     space = AddressSpace()
     space.add(image("m.ko", 0x100, ("a", 0x0, 0x10, "LOCAL")), base)
-    assert [f.name for f in space.frames([base + 4, base + 0x20])] == ["a", "m.ko+0x20"]
+    assert [f.name for f in space.frames([base + 4, base + 0x20])] == ["a", at("m.ko", base + 0x20)]
     ids, counts = space.frame_ids([base + 0x20], Profile())
     assert counts.in_module == 1
     assert space.resolve([base + 0x10]).offset.tolist() == [0x10]

@@ -181,3 +181,17 @@ def test_module_without_dtrace_dependencies_is_looked_at():
 
     image = open_module(MODULES / "rem_legacy_fp.ko")
     assert module_verdict(image, "rem_legacy_fp") == ModuleVerdict(None, ())
+
+
+def test_jump_table_heuristic_in_a_section_without_relocations():
+    """set_mtu (rem_legacy_fp.ko) calls nothing: its section has no relocations, so only a load
+    address can make its bytes a pointer into it.  With the base at which the last window of its
+    ret reads as one, FBT drops the site; without a base it keeps it."""
+    image = open_module(MODULES / "rem_legacy_fp.ko")
+    function = next(f for f in image.functions if "set_mtu" in f.name)
+    assert not Relocations(image).may_patch(function.shndx)
+    plain = predict(image, [function], "rem")[1][0]
+    assert plain == FbtProbes(0, (32,)) and function.size == 33
+    value = int.from_bytes(image.code(function)[25:33], "little")  # the last 8-byte window holding the ret
+    found = predict(image, [function], "rem", FbtOptions(base=value - function.offset - 1))[1][0]
+    assert found == FbtProbes(0, ())

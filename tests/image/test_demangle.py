@@ -155,7 +155,7 @@ def test_unknown_backend_is_refused():
 class _Binding:
     """A stand-in for a demangler binding: answers from a table, raises for anything else.
 
-    The bindings (pyderust, cpp_demangle) are optional; what is tested here is tracebridge's own
+    The pyderust bindings are optional; what is tested here is tracebridge's own
     bound on their output, which must keep every backend's answers the same (MAX_DEMANGLED)."""
 
     def __init__(self, answers):
@@ -170,13 +170,12 @@ class _Binding:
 def test_binding_output_is_bounded(monkeypatch):
     limit = demangle.MAX_DEMANGLED
     binding = _Binding({"_Zfits": "f" * limit, "_Zlong": "l" * (limit + 1), "_ZN3foo3barEv": "foo::bar()"})
-    monkeypatch.setattr(demangle, "_cpp_demangle", binding)
     monkeypatch.setattr(demangle, "_pyderust", binding)
-    for wrapper in (demangle._cpp_fast, demangle._pyderust_full):
-        assert wrapper("_ZN3foo3barEv") == "foo::bar()"
-        assert wrapper("_Zfits") == "f" * limit
-        assert wrapper("_Zlong") == "_Zlong"  # over the bound: left mangled
-        assert wrapper("_Zbad") == "_Zbad"  # refused by the binding
+    wrapper = demangle._pyderust_full
+    assert wrapper("_ZN3foo3barEv") == "foo::bar()"
+    assert wrapper("_Zfits") == "f" * limit
+    assert wrapper("_Zlong") == "_Zlong"  # over the bound: left mangled
+    assert wrapper("_Zbad") == "_Zbad"  # refused by the binding
     assert demangle._pyderust_plain("_Zfits") == "f" * limit
     assert demangle._pyderust_plain("_Zlong") is None and demangle._pyderust_plain("_Zbad") is None
 

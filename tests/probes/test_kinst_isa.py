@@ -202,3 +202,15 @@ def test_inspect_counts_the_functions_kinst_accepts(module, capsys):
     assert no_frame and report["kinst"] == len(listed) - len(no_frame) - len(dollar)
     reason = kinst_isa.A64_NO_FRAME if image.machine == "arm64" else kinst_isa.RV_NO_FRAME
     assert report["kinst_reasons"] == {reason: len(no_frame), **({kinst.DOLLAR: len(dollar)} if dollar else {})}
+
+
+@pytest.mark.parametrize(("name", "refused_on"), [
+    ("owner_mtx", {"amd64", "arm64", "riscv"}),  # kinst.c kinst_excluded(): every machine
+    ("kdb_trap", {"amd64", "arm64", "riscv"}),
+    ("handle_el1h_sync", {"arm64"}),  # aarch64 kinst_md_excluded() only
+    ("do_trap_user", {"riscv"}),  # riscv kinst_md_excluded() only: an amd64 function may have the name
+    ("do_trap_userx", set()),
+])
+def test_machine_dependent_exclusions_apply_on_their_machine_only(name, refused_on):
+    for machine in ("amd64", "arm64", "riscv"):
+        assert kinst._excluded(name, machine) is (machine in refused_on), (name, machine)

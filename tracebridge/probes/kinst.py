@@ -56,18 +56,21 @@ REASONS = {
             "and this template needs a return probe",
     **kinst_isa.REASONS,
 }
-# sys/cddl/dev/kinst/kinst.c kinst_excluded(), and kinst_md_excluded() of aarch64 and riscv.
+# sys/cddl/dev/kinst/kinst.c kinst_excluded(): on every machine.
 _EXCLUDED_PREFIXES = ("db_", "kdb_")
-_EXCLUDED_NAMES = frozenset({
-    "owner_mtx", "owner_rm", "owner_rw", "owner_sx", "trap_check",
-    "handle_el1h_sync", "do_el1h_sync",
-    "cpu_exception_handler", "cpu_exception_handler_supervisor", "cpu_exception_handler_user",
-    "do_trap_supervisor", "do_trap_user",
-})
+_EXCLUDED_NAMES = frozenset({"owner_mtx", "owner_rm", "owner_rw", "owner_sx", "trap_check"})
+# kinst_md_excluded() of aarch64/kinst_isa.c and riscv/kinst_isa.c: each machine's own trap
+# handlers, refused only on that machine (an amd64 function may be called do_trap_user).
+_MACHINE_EXCLUDED_NAMES = {
+    "arm64": frozenset({"handle_el1h_sync", "do_el1h_sync"}),
+    "riscv": frozenset({"cpu_exception_handler", "cpu_exception_handler_supervisor",
+                        "cpu_exception_handler_user", "do_trap_supervisor", "do_trap_user"}),
+}
 
 
-def _excluded(name: str) -> bool:
+def _excluded(name: str, machine: str) -> bool:
     return (name.startswith(_EXCLUDED_PREFIXES) or name in _EXCLUDED_NAMES
+            or name in _MACHINE_EXCLUDED_NAMES.get(machine, ())
             or (name.startswith("dtrace_") and not name.startswith("dtrace_safe_")))
 
 
@@ -79,7 +82,7 @@ def function_problem(image: ModuleImage, function: Function) -> str | None:
         return DOLLAR
     if len(function.name) > FUNCTION_MAX:
         return TOO_LONG
-    if _excluded(function.name):
+    if _excluded(function.name, image.machine):
         return EXCLUDED
     code = image.code(function)
     if not code:

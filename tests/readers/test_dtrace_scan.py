@@ -83,7 +83,7 @@ LINE = st.one_of(
     st.integers(0, 10 ** 21).map(lambda n: " " * 16 + str(n)),
     st.sampled_from(["CPU     ID                    FUNCTION:NAME", "  0  64091                        :tick-60s ",
                      "  1  64091                        :tick-60s", "dtrace: script 'x.d' matched 1 probe", "^C",
-                     "  execname  ", "              -5", "   0 1 a:b `x", "kernel`foo bar", "           value  "
+                     "  execname  ", "              -5", "              1 2", "  12\t34", "   0 1 a:b `x", "kernel`foo bar", "           value  "
                      "------------- Distribution ------------- count", "  kernel`f\x0c", "  k`caf\xe9",
                      "  k`f\r", " " * 14 + "kernel`foo\0"]),
 )
@@ -194,6 +194,8 @@ def test_what_the_scan_reads(native_core):
     (b"  kernel`a\0\n", BAD_BYTE),
     (b"  kernel`a b\n", OTHER),                        # a name with a space
     (b"  123456789012345678901\n", OTHER),             # 21 digits are no count
+    (b"  kernel`a\n  1 2\n", OTHER),                  # two numbers are no count (the native scan read -58)
+    (b"  kernel`a\n  1\t2\n", OTHER),
 ])
 def test_where_the_scan_stops(native_core, block, status):
     for scan in (native_core.dtrace_stacks, scan_stacks, line_by_line):

@@ -20,6 +20,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Columns of a record (one per DIE of a recorded tag), in diewalk.RECORD_COLUMNS order. */
@@ -64,6 +65,12 @@ typedef struct {
     size_t first, count;
 } dw_abbrev;
 
+/* An abbreviation code past the direct table, and its index in the table's abbrevs. */
+typedef struct {
+    uint64_t code;
+    size_t index;
+} dw_far_code;
+
 typedef struct {
     dw_abbrev *abbrevs;
     size_t abbrev_count, abbrev_capacity;
@@ -71,6 +78,8 @@ typedef struct {
     size_t spec_count, spec_capacity;
     int32_t *direct; /* code -> abbrevs index + 1 for codes below direct_size */
     size_t direct_size;
+    dw_far_code *far; /* the other codes, by code then index: a binary search, as a scan per DIE is quadratic */
+    size_t far_count;
 } dw_table;
 
 typedef struct {
@@ -202,6 +211,16 @@ dw_table_free(dw_table *t)
     PyMem_Free(t->abbrevs);
     PyMem_Free(t->specs);
     PyMem_Free(t->direct);
+    PyMem_Free(t->far);
+}
+
+static int
+dw_far_order(const void *a, const void *b)
+{
+    const dw_far_code *x = a, *y = b;
+    if (x->code != y->code)
+        return x->code < y->code ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
 }
 
 static int
@@ -281,6 +300,20 @@ dw_read_table(dw_walk *w, dw_table *t)
         if (code < t->direct_size && t->direct[code] == 0)
             t->direct[code] = (int32_t)(i + 1);
     }
+    for (size_t i = 0; i < t->abbrev_count; i++)
+        t->far_count += t->abbrevs[i].code >= t->direct_size;
+    if (t->far_count) {
+        t->far = PyMem_Malloc(t->far_count * sizeof *t->far); /* fewer than the abbrevs, whose size was checked */
+        if (t->far == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < t->abbrev_count; i++)
+            if (t->abbrevs[i].code >= t->direct_size)
+                t->far[n++] = (dw_far_code){t->abbrevs[i].code, i};
+        qsort(t->far, t->far_count, sizeof *t->far, dw_far_order);
+    }
     return 0;
 }
 
@@ -289,10 +322,15 @@ dw_find(const dw_table *t, uint64_t code)
 {
     if (code < t->direct_size)
         return t->direct[code] ? &t->abbrevs[t->direct[code] - 1] : NULL;
-    for (size_t i = 0; i < t->abbrev_count; i++)
-        if (t->abbrevs[i].code == code)
-            return &t->abbrevs[i];
-    return NULL;
+    size_t low = 0, high = t->far_count; /* the first entry of the code: its first definition */
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (t->far[middle].code < code)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low < t->far_count && t->far[low].code == code ? &t->abbrevs[t->far[low].index] : NULL;
 }
 
 /* ----------------------------------------------------------------- attributes --- */

@@ -3,6 +3,7 @@ and both as the line-by-line parser reads the same capture."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,19 @@ def test_hostile_arguments_are_refused(native_core):
         native_core.dtrace_stack_tuples([b"\0\0\0"], b"\0\0\0\0")
     with pytest.raises(TypeError):
         native_core.dtrace_stack_tuples(["abcd"], b"\0\0\0\0")
+
+
+def test_two_values_on_the_count_line_read_alike(native_core, tmp_path, capsys, monkeypatch):
+    """``printa(@a, @b)`` prints both values on the line under the stack: the native scan once read
+    ``1        1`` as one count (the blanks as digits: a negative count), not as the parser reads it."""
+    text = (EXAMPLES / "if_rem.stack.txt").read_text()
+    reshaped = re.sub(r"\n( +)(\d+)\n", r"\n\1\2        \2\n", text)
+    assert reshaped != text
+    capture = tmp_path / "two-values.txt"
+    capture.write_text(reshaped)
+    ours = fold(tmp_path, capsys, capture, [])
+    monkeypatch.setattr(native, "core", None)
+    assert fold(tmp_path, capsys, capture, []) == ours
+    monkeypatch.setattr(dtrace, "_read_plain_stacks", lambda source, options: None)
+    assert fold(tmp_path, capsys, capture, []) == ours
+    assert "negative" not in ours[2]

@@ -206,3 +206,10 @@ def test_retained_state_stays_constant_over_repeated_trees():
     assert after_sixty - after_twenty < 512   # one copy's stacks alone would take more
     assert folded(folder.finish(), LabelOptions(demangle=False)) == \
         Counter({stack: 60 * count for stack, count in perl_folded("multi-image").items()})
+
+
+def test_last_line_without_a_newline_is_read(tmp_path):
+    """A capture cut by the editor or by `head -c` ends without a newline: its last node still counts."""
+    cut = tmp_path / "cut.graph"
+    cut.write_bytes((DATA / "multi-image.graph").read_bytes().rstrip(b"\n"))
+    assert folded(read_callgraph(cut), LabelOptions(demangle=False)) == perl_folded("multi-image")

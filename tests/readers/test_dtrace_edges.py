@@ -48,3 +48,27 @@ def test_lquantize_with_power_of_two_steps_is_no_quantize(tmp_path):
     (table,) = load_inputs([write(tmp_path, text)]).aggregations
     assert table.kind == "lquantize"
     assert [b.label for b in table.rows[0].value.buckets] == ["< 0", "0", "1", "2", ">= 3"]
+
+
+def test_stacks_cut_in_two_by_an_empty_stack_are_not_dropped_silently(tmp_path, capsys):
+    """`@[ustack()] = count()` firing in a kernel thread prints an entry with no frames: a lone
+    value, which reads as a scalar aggregation between two stack aggregations.  Only the first
+    makes the profile, so the command must say that the rest was left out, and how to pick it."""
+    from pathlib import Path
+
+    from tracebridge.cli import main
+
+    real = (Path(__file__).parents[2] / "examples" / "if_rem.stack.txt").read_text()
+    first_entry_end = real.index("\n\n", real.index("`")) + 1
+    cut = write(tmp_path, real[:first_entry_end] + "\n                5\n" + real[first_entry_end:])
+    assert main(["fold", str(cut), "-o", str(tmp_path / "out.folded")]) == 0
+    err = capsys.readouterr().err
+    assert "2 aggregations hold stacks" in err and "made of aggregation 1 only (--aggregation N" in err, err
+    assert "an entry with an empty stack" in err, err
+    assert main(["fold", str(cut), "--aggregation", "3", "-o", str(tmp_path / "rest.folded")]) == 0
+    assert "aggregations hold stacks" not in capsys.readouterr().err
+    whole = tmp_path / "whole.folded"
+    assert main(["fold", str(write(tmp_path, real)), "-o", str(whole)]) == 0
+    assert "aggregations hold stacks" not in capsys.readouterr().err  # one aggregation: nothing to say
+    rest = (tmp_path / "rest.folded").read_text().splitlines()
+    assert len(rest) == len(whole.read_text().splitlines()) - 1  # all but the first entry's stack

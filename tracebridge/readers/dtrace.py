@@ -592,6 +592,16 @@ class _Printouts:
             aggregate.series.tell(source.path, what)
 
 
+def _split_hint(aggregates: list[_Aggregate]) -> str:
+    """Why stacks may come in several aggregations: an entry whose stack is empty (``ustack()`` in
+    a kernel thread) prints a lone value, which reads as a scalar aggregation cutting one in two."""
+    kinds = [a.stacks for a in aggregates]
+    split = any(not a.keyed and kinds[i - 1] and kinds[i + 1]
+                for i, a in enumerate(aggregates[1:-1], 1))
+    return (". A lone value between stack entries, as here, is an entry with an empty stack "
+            "(ustack() in a kernel thread): it splits one aggregation in two") if split else ""
+
+
 def build(source: Source, records: Iterator[_Record], options: LoadOptions) -> Loaded:
     """Name the frames; one aggregation becomes the profile, non-stack ones also tables.
 
@@ -612,6 +622,12 @@ def build(source: Source, records: Iterator[_Record], options: LoadOptions) -> L
     if options.aggregation is not None and not 1 <= options.aggregation <= len(aggregates):
         raise source.error(f"--aggregation {options.aggregation}: it holds {len(aggregates)} aggregation(s)")
     printouts.tell(source)
+    stacked = [a for a in aggregates if a.stacks]
+    chosen = printouts.chosen
+    if options.aggregation is None and len(stacked) > 1 and chosen in stacked:
+        note(f"{source.path}: {len(stacked)} aggregations hold stacks (printed from lines "
+             f"{', '.join(str(a.line) for a in stacked[:4])}{', ...' if len(stacked) > 4 else ''}); the profile is "
+             f"made of aggregation {chosen.number} only (--aggregation N picks another)" + _split_hint(aggregates))
     results = {a.number: a.series.result() for a in aggregates if a.series.values is not None}
     latency = options.aggregation is None and options.value_kinds == ("count",) and _latency_shape(aggregates, results)
     if latency:

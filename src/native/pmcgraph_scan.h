@@ -59,13 +59,16 @@ typedef struct {
     pmcg_column starts, lengths;
 } pmcg_interner;
 
+/* Hashed as Python hashes bytes (keyed per process): an unkeyed hash (FNV-1a) let a crafted file put
+ * every name in one run of slots, each probe walking it (60,000 names: 3.7 s of CPU instead of 0.01). */
 static uint64_t
 pmcg_hash(const unsigned char *p, Py_ssize_t n)
 {
-    uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
-    for (Py_ssize_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
+#if PY_VERSION_HEX >= 0x030E0000
+    return (uint64_t)Py_HashBuffer(p, n);
+#else
+    return (uint64_t)_Py_HashBytes(p, n);
+#endif
 }
 
 static int

@@ -140,3 +140,23 @@ def test_the_native_fold_checks_its_columns(native_core):
     assert native_core.pmcgraph_fold(column(7, 8), column(0, 1), column(2, 5), np.ones(2, dtype=np.uint8), latest,
                                      stacks, 9) is False
     assert stacks == {(7,): 3, (8, 7): 5} and latest.tolist()[:2] == [7, 8]
+
+
+def fnv1a_low_bits(names: np.ndarray, bits: int) -> np.ndarray:
+    """The low ``bits`` of the FNV-1a hash of each row of byte values."""
+    hashes = np.full(len(names), 1469598103934665603, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in names.T:
+            hashes = (hashes ^ column.astype(np.uint64)) * np.uint64(1099511628211)
+    return hashes & np.uint64((1 << bits) - 1)
+
+
+def test_names_crafted_to_collide_in_an_unkeyed_hash(native_core):
+    """60,000 names whose FNV-1a hashes share one eighth of the low 17 bits (as a file could be crafted):
+    with that unkeyed hash the native interner put them all in one run of slots and took 3.7 s of CPU
+    (0.01 s for random names); hashed as Python hashes bytes, it reads them as fast, and as its twin does."""
+    candidates = np.random.default_rng(1).integers(ord("a"), ord("z") + 1, size=(600_000, 12), dtype=np.uint8)
+    names = np.unique(candidates[fnv1a_low_bits(candidates, 17) < 1 << 14], axis=0)[:60_000]
+    assert len(names) == 60_000
+    data = b"".join(b"100.00%%  [1] %s @ /boot/kernel/kernel\n" % bytes(row) for row in names)
+    assert_same_block(data, native_core)

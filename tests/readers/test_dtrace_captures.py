@@ -306,3 +306,48 @@ def test_stackindent_zero(tmp_path):
     keyed = tmp_path / "keyed.txt"
     keyed.write_text("\n  %-50s\nkernel`foo+0x1\nkernel`bar+0x2\n               12\n" % "sshd")
     assert named_stacks(load_profile([keyed])) == {("sshd", "bar", "foo"): 12}
+
+
+LATENCY = (DATA / "latency.txt").read_text()
+SET_MTU = "_ZN3rem2em5ioctl7set_mtu17h5579ab026e370fe1E"
+
+
+def latency_with(tmp_path, average: int | None = None, total: int | None = None, tail: str = "") -> list[str]:
+    """latency.txt with set_mtu's average (histogram rows 1024..8192 used) or total changed: the kinds read."""
+    text = LATENCY
+    if average is not None:
+        text = text.replace(f"{SET_MTU}                   4694\n", f"{SET_MTU}{average:>23}\n")
+    if total is not None:
+        text = text.replace(f"{SET_MTU}                 189044\n", f"{SET_MTU}{total:>21}\n")
+    path = write(tmp_path, text + tail)
+    return [a.kind for a in load_inputs([path]).aggregations]
+
+
+LATENCY_KINDS = ["quantize", "avg", "sum"]
+NOT_LATENCY = ["quantize", "count", "count"]
+
+
+@pytest.mark.parametrize(("average", "total", "kinds"), [
+    (None, None, LATENCY_KINDS),
+    (1024, None, LATENCY_KINDS),      # the lowest bucket with calls
+    (1023, None, NOT_LATENCY),        # below it (512's bucket is printed, with no calls)
+    (16384, None, LATENCY_KINDS),     # twice the highest bucket with calls: still inside it
+    (16385, None, NOT_LATENCY),
+    (4694, 4694, LATENCY_KINDS),      # one call: the total is the average
+    (4694, 4693, NOT_LATENCY),        # a total below the average is no sum of the same calls
+])
+def test_latency_template_is_told_by_its_shape(tmp_path, capsys, average, total, kinds):
+    """Without --value-kind, the latency template's avg and sum tables are recognised by their values."""
+    assert latency_with(tmp_path, average, total) == kinds
+    assert ("read as the latency template" in capsys.readouterr().err) == (kinds == LATENCY_KINDS)
+
+
+def test_latency_shape_needs_three_tables_of_the_same_single_keys(tmp_path):
+    fourth = "\n  _ZN3rem2em5ioctl7set_mtu17h5579ab026e370fe1E                      7\n"
+    assert latency_with(tmp_path, tail=fourth) == NOT_LATENCY + ["count"]
+    missing = LATENCY.replace("  _ZN3rem2em5ioctl8dispatch17hab378d5a864e6a44E                860006\n", "")
+    assert [a.kind for a in load_inputs([write(tmp_path, missing)]).aggregations] == NOT_LATENCY
+    keyed = re.sub(r"^  (_ZN\S+)( +)(\d+)$", r"  \1 x\2\3", LATENCY, flags=re.M)
+    assert [a.kind for a in load_inputs([write(tmp_path, keyed)]).aggregations] == NOT_LATENCY
+    other = LATENCY.replace("           16384 |", "           10000 |", 1)  # the first histogram: llquantize
+    assert [a.kind for a in load_inputs([write(tmp_path, other)]).aggregations] == ["llquantize", "count", "count"]

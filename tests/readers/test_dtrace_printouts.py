@@ -121,3 +121,39 @@ def test_retained_state_stays_constant_over_repeated_printouts(tmp_path):
     assert after_sixty - after_twenty < 512
     aggregate, = printouts.aggregates
     assert sum(aggregate.series.result().values()) == 60 * TOTAL
+
+
+def printout(key: str, rows: list[tuple[str, int]]) -> str:
+    """One key's histogram as dtrace(1) prints it (the rows of probefunc-quantize.txt's layout)."""
+    body = "".join(f"{label:>16} |{'':<41}{count:<9}\n" for label, count in rows)
+    return f"  {key}\n           value  ------------- Distribution ------------- count    \n{body}\n"
+
+
+def test_histogram_printouts_with_other_rows_merge_in_value_order(tmp_path):
+    """dtrace(1) prints a histogram's rows from one below its lowest non-zero bucket to one above its
+    highest, so a later printout of the same key can start lower or end higher: its buckets join
+    the earlier ones in value order (``< N`` first, ``>= N`` last), and shared buckets add up."""
+    table = (DATA / "probefunc-quantize.txt").read_text()
+    first, second, _ = [block.split("\n", 1)[0].strip() for block in table.split("\n\n") if block.strip()]
+    lquantize = (DATA / "lquantize.txt").read_text()
+    path = tmp_path / "ticks.txt"
+    path.write_text(HEADER + TICK + table
+                    + TICK + printout(first, [("32", 0), ("64", 2), ("128", 0)])
+                    + printout(second, [("4096", 0), ("8192", 1), ("16384", 0)])
+                    + printout("tick", [("1", 0), ("2", 4), ("4", 0)])
+                    + TICK + printout("tick", [("0", 0), ("1", 3), ("2", 0)]))
+    values = [r.value for r in load_inputs([path], LoadOptions(printouts="sum")).aggregations[0].rows]
+    powers = ["128", "256", "512", "1024", "2048", "4096", "8192"]
+    assert values[0] == dtrace.Histogram("quantize", tuple(
+        dtrace.Bucket(label, int(label), count) for label, count in
+        zip(["32", "64", *powers], [0, 2, 0, 1, 20, 5, 0, 2, 0])))
+    assert values[1] == dtrace.Histogram("quantize", tuple(
+        dtrace.Bucket(label, int(label), count) for label, count in
+        zip([*powers, "16384"], [0, 2, 26, 1, 0, 2, 1, 0])))
+    assert values[3] == dtrace.Histogram("quantize", tuple(
+        dtrace.Bucket(label, int(label), count) for label, count in zip(["0", "1", "2", "4"], [0, 3, 4, 0])))
+    path.write_text(HEADER + TICK + lquantize + TICK + printout("rem_load", [("< 0", 2), ("0", 1), ("10", 0)]))
+    load = [(b.label, b.count) for b in
+            load_inputs([path], LoadOptions(printouts="sum")).aggregations[0].rows[0].value.buckets]
+    assert load == [("< 0", 2), ("0", 4), ("10", 7), ("20", 12), ("30", 0), ("40", 4), ("50", 0), ("60", 0),
+                    ("70", 0), ("80", 0), ("90", 0), (">= 100", 1)]

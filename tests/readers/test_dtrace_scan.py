@@ -14,6 +14,7 @@ from tracebridge.cli import main
 from tracebridge.readers import dtrace, dtrace_scan, source
 from tracebridge.readers.dtrace_scan import (BAD_BYTE, END, NOT_PLAIN, OTHER, StackTable, _scan_lines, scan_stacks,
                                              stack_tuples)
+from tracebridge.readers.options import LoadOptions
 from tracebridge.support import native
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,3 +258,29 @@ def test_two_values_on_the_count_line_read_alike(native_core, tmp_path, capsys, 
     monkeypatch.setattr(dtrace, "_read_plain_stacks", lambda source, options: None)
     assert fold(tmp_path, capsys, capture, []) == ours
     assert "negative" not in ours[2]
+
+
+#: The captures made of ``@[stack(), ...] = count()`` entries alone: the ones the fast path must read.
+PLAIN = {"if_em.stack.txt", "if_rem.stack.txt", "inl.stack.txt", "freebsd-hex-only.txt", "freebsd-stack-hex.txt",
+         "illumos-stack-ustack.txt", "macos-ustack.txt"}
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_the_fast_path_reads_the_plain_captures(capture):
+    """Declining is always safe (parse reads it alike), so only this tells that the fast path works at all:
+    the stack captures are read by it, the ones with keys, histograms or traced stacks are not."""
+    loaded = dtrace._read_plain_stacks(source.Source(capture), LoadOptions())
+    assert (loaded is not None) == (capture.name in PLAIN)
+
+
+def test_the_fast_path_reads_tick_printouts(tmp_path):
+    """A tick clause's printouts (the probe line, then the entries again) stay on the fast path, added up."""
+    capture = ROOT / "tests" / "data" / "dtrace" / "freebsd-stack-hex.txt"
+    entries = capture.read_text().split("^C\n", 1)[1]
+    path = tmp_path / "ticks.txt"
+    path.write_text("CPU     ID                    FUNCTION:NAME\n"
+                    + "  1  81273                        :tick-60s \n\n" + entries
+                    + "  1  81273                        :tick-60s \n\n" + entries)
+    once = dtrace.read(source.Source(capture), LoadOptions())
+    twice = dtrace._read_plain_stacks(source.Source(path), LoadOptions())
+    assert twice is not None and twice.profile.total == 2 * once.profile.total

@@ -347,7 +347,12 @@ def test_latency_shape_needs_three_tables_of_the_same_single_keys(tmp_path):
     assert latency_with(tmp_path, tail=fourth) == NOT_LATENCY + ["count"]
     missing = LATENCY.replace("  _ZN3rem2em5ioctl8dispatch17hab378d5a864e6a44E                860006\n", "")
     assert [a.kind for a in load_inputs([write(tmp_path, missing)]).aggregations] == NOT_LATENCY
-    keyed = re.sub(r"^  (_ZN\S+)( +)(\d+)$", r"  \1 x\2\3", LATENCY, flags=re.M)
+    keyed = re.sub(r"^  (_ZN\S+)( +)(\d+)$", r"  \1  x\2\3", LATENCY, flags=re.M)  # @[probefunc, "x"]
+    keyed = re.sub(r"^  (_ZN\S+) *$", r"  \1  x", keyed, flags=re.M)
     assert [a.kind for a in load_inputs([write(tmp_path, keyed)]).aggregations] == NOT_LATENCY
+    # @ns[probefunc, stack()] = quantize(...): the histograms are the profile, the tables stay counts.
+    stacked = re.sub(r"^(  _ZN\S+ *\n)(           value)", r"\1              kernel`amd64_syscall+0x3a0\n\2",
+                     LATENCY, flags=re.M)
+    assert [a.kind for a in load_inputs([write(tmp_path, stacked)]).aggregations] == ["count", "count"]
     other = LATENCY.replace("           16384 |", "           10000 |", 1)  # the first histogram: llquantize
     assert [a.kind for a in load_inputs([write(tmp_path, other)]).aggregations] == ["llquantize", "count", "count"]

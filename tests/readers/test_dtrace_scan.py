@@ -273,14 +273,25 @@ def test_the_fast_path_reads_the_plain_captures(capture):
     assert (loaded is not None) == (capture.name in PLAIN)
 
 
-def test_the_fast_path_reads_tick_printouts(tmp_path):
-    """A tick clause's printouts (the probe line, then the entries again) stay on the fast path, added up."""
+@pytest.mark.parametrize("probe", [True, False])
+def test_the_fast_path_reads_repeated_printouts(tmp_path, capsys, probe):
+    """A tick clause's printouts (the probe line, then the entries again; or, with ``dtrace -q``, the
+    entries again alone) stay on the fast path, added up, and its note names the capture."""
     capture = ROOT / "tests" / "data" / "dtrace" / "freebsd-stack-hex.txt"
     entries = capture.read_text().split("^C\n", 1)[1]
+    tick = "  1  81273                        :tick-60s \n\n" if probe else ""
     path = tmp_path / "ticks.txt"
-    path.write_text("CPU     ID                    FUNCTION:NAME\n"
-                    + "  1  81273                        :tick-60s \n\n" + entries
-                    + "  1  81273                        :tick-60s \n\n" + entries)
+    path.write_text(("CPU     ID                    FUNCTION:NAME\n" if probe else "") + tick + entries + tick + entries)
     once = dtrace.read(source.Source(capture), LoadOptions())
-    twice = dtrace._read_plain_stacks(source.Source(path), LoadOptions())
+    capsys.readouterr()
+    twice = dtrace._read_plain_stacks(source.Source(path), LoadOptions(printouts="sum"))
     assert twice is not None and twice.profile.total == 2 * once.profile.total
+    assert capsys.readouterr().err.startswith(f"tracebridge: note: {path}: 2 printouts of the stack aggregation")
+
+
+def test_the_fast_path_leaves_a_cut_entry_to_the_parser(tmp_path):
+    """Frames with no count after them (the capture cut short): parse says what is wrong."""
+    capture = ROOT / "tests" / "data" / "dtrace" / "freebsd-stack-hex.txt"
+    path = tmp_path / "cut.txt"
+    path.write_text(capture.read_text().rstrip("\n").rpartition("\n")[0] + "\n")
+    assert dtrace._read_plain_stacks(source.Source(path), LoadOptions()) is None

@@ -31,11 +31,12 @@ from elftools.elf.elffile import ELFFile
 from tracebridge.support import gcpause
 
 from tracebridge.image import layout
+from tracebridge.image.layout import SHF_ALLOC, SHT_NOBITS  # the layout needs them first
 from tracebridge.support.errors import InputError, reading
 
 # ELF constants (the ELF gABI; values also in sys/sys/elf_common.h).
-SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_DYNSYM, SHT_SYMTAB_SHNDX = 2, 3, 4, 8, 9, 11, 18
-SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
+SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_REL, SHT_DYNSYM, SHT_SYMTAB_SHNDX = 2, 3, 4, 9, 11, 18
+SHF_EXECINSTR = 0x4
 STT_FUNC, STT_GNU_IFUNC = 2, 10
 SHN_UNDEF, SHN_LORESERVE, SHN_XINDEX = 0, 0xFF00, 0xFFFF
 ELFOSABI_FREEBSD = 9

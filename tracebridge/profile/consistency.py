@@ -155,6 +155,9 @@ class Evidence:
         #: Distinct addresses no module holds and no module was named for (bare hex frames).
         self._stray: set[int] = set()
         self._decoded_functions: dict[tuple[str, int], Decoded] = {}
+        #: Per module, each function name's sizes (aliases and local twins share a name), built
+        #: once when a named frame first needs it: a scan of every function per frame was quadratic.
+        self._sizes_by_name: dict[str, dict[str, list[int]]] = {}
         #: Modules a warning was printed for.
         self.warned: set[str] = set()
 
@@ -245,7 +248,12 @@ class Evidence:
             return
         self._named_seen.add((module, function, offset))
         evidence = self._module(module)
-        sizes = [f.size for f in image.functions if f.name == function]
+        by_name = self._sizes_by_name.get(module)
+        if by_name is None:
+            by_name = self._sizes_by_name[module] = {}
+            for f in image.functions:
+                by_name.setdefault(f.name, []).append(f.size)
+        sizes = by_name.get(function)
         if not sizes:
             evidence.named.add(False)
             if len(evidence.missing) < 2:

@@ -15,6 +15,7 @@ one character: hostile or corrupt names survive unchanged and byte-exact
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import os
 import struct
@@ -303,6 +304,11 @@ class ModuleImage:
         """The section header columns :meth:`code_spans` needs, as uint64 arrays."""
         t = self._table
         return {name: np.asarray(getattr(t, name), dtype=np.uint64) for name in ("type", "size", "offset", "addr")}
+
+    @cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the file as it was read (its mapping), hashed once however many inputs name it."""
+        return hashlib.sha256(self._data).hexdigest()
 
     @property
     def data(self) -> bytes | mmap.mmap:

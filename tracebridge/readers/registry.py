@@ -92,14 +92,17 @@ def load_one(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
     if os.path.isdir(path):  # a `tracebridge record` bundle
         from tracebridge.readers.bundle import read_bundle
 
-        return read_bundle(os.fspath(path), options, load_one)
-    loaded = _load_file(path, options)
+        return read_bundle(os.fspath(path), options, _load_with_modules)  # it sets the module's SHA-256
+    loaded = _load_with_modules(path, options)
     metadata = loaded.profile.metadata
-    metadata.modules = list(options.images)
     if len(metadata.modules) == 1:
-        from tracebridge.readers.bundle import sha256_of
+        metadata.module_sha256 = metadata.modules[0].sha256
+    return loaded
 
-        metadata.module_sha256 = sha256_of(metadata.modules[0].path)
+
+def _load_with_modules(path: str | os.PathLike[str], options: LoadOptions) -> Loaded:
+    loaded = _load_file(path, options)
+    loaded.profile.metadata.modules = list(options.images)
     return loaded
 
 

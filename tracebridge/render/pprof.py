@@ -190,9 +190,7 @@ class _Source:
 
 def module_files(metadata: Metadata) -> dict[str, ModuleFile]:
     """The module files the frames were named from, by the module name their frames carry."""
-    from tracebridge.readers.bundle import sha256_of
-
-    return {image.frame_module: ModuleFile(image.frame_module, image.path, image.size, sha256_of(image.path),
+    return {image.frame_module: ModuleFile(image.frame_module, image.path, image.size, image.sha256,
                                            {f.name: f.offset for f in image.functions}, _dwarf(image))
             for image in metadata.modules}
 

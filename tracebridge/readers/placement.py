@@ -60,7 +60,7 @@ def one_module(specs: Sequence[BaseSpec], names: Sequence[str]) -> list[tuple[st
     named: list[tuple[str, int]] = []
     for spec in specs:
         if spec.module is not None:
-            key = next((n for n in names if stem(n) == stem(spec.module)), None)
+            key = find_image(names, spec.module)
             if key is None:
                 raise UsageError(f"--base {spec.module}=...: no such module among the inputs "
                                  f"({', '.join(names) or 'none given'})")
@@ -107,8 +107,8 @@ def by_name(opened: Iterable[ModuleImage]) -> dict[str, ModuleImage]:
     return images
 
 
-def find_image(images: Mapping[str, ModuleImage], name: str) -> str | None:
-    """The key of ``images`` that ``name`` means (``if_rem``, ``if_rem.ko``, a path)."""
+def find_image(images: Iterable[str], name: str) -> str | None:
+    """The image name (a key of the images, say) that ``name`` means (``if_rem``, ``if_rem.ko``, a path)."""
     wanted = stem(name)
     return next((key for key in images if stem(key) == wanted), None)
 

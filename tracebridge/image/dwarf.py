@@ -135,12 +135,12 @@ class AddressIndex:
         for name in self.ARRAYS:
             setattr(self, name, state[name])
         self._names, self._files, self.warnings = state["names"], state["files"], state["warnings"]
-        self._call_file, self._call_line = self.node_call_file.tolist(), self.node_call_line.tolist()
         self._lists()
         return True
 
     def _lists(self) -> None:
         """Python lists of the node columns the chains read one element at a time (faster than numpy)."""
+        self._call_file, self._call_line = self.node_call_file.tolist(), self.node_call_line.tolist()
         self._parent_list = self.node_parent.tolist()
         self._inlined_list = self.node_inlined.tolist()
         self._outer_cache: dict[int, tuple[Frame, ...]] = {}
@@ -379,7 +379,6 @@ class AddressIndex:
 
     def _freeze(self) -> None:
         """Turn the nodes' ranges and the line rows into the arrays lookups search."""
-        self._call_file, self._call_line = self.node_call_file.tolist(), self.node_call_line.tolist()
         self._lists()
         ranges = self._range_rows
         self.range_low, self.range_high, self.range_node = ranges[:, 0], ranges[:, 1], ranges[:, 2]

@@ -501,7 +501,7 @@ class _Names:
         for _ in range(MAX_DEPTH):
             if parent is None or rows[parent][0] == diewalk.INLINED:
                 break
-            tag, grandparent, _, name, _ = rows[parent]
+            _, grandparent, _, name, _ = rows[parent]
             if name is not None:
                 parts.append(_text(name))
             parent = self._where.get(grandparent)

@@ -161,7 +161,7 @@ def record(request: Request, view: LiveView | QuietView) -> Result:
         with run.create(KLDSTAT_FILE, bundle.ROLE_KLDSTAT, "w") as out:
             out.write(loaded.text)
         run.commands[KLDSTAT] = list(loaded.argv)
-        argv = (_dtrace_argv(run, tools[DTRACE], loaded.module.address) if request.pmc_event is None
+        argv = (_dtrace_argv(run, image, tools[DTRACE], loaded.module.address) if request.pmc_event is None
                 else _pmcstat_argv(run, tools[PMCSTAT], request.pmc_event))
         run.commands[request.tool] = argv
         with _stop_signals() as received, _no_process_left():
@@ -225,7 +225,7 @@ def _capture(run: _Run, argv: list[str], view: LiveView | QuietView) -> None:
                          f"before the recording ended: {run.tracer.last_words()}")
 
 
-def _dtrace_argv(run: _Run, dtrace: str, base: int) -> list[str]:
+def _dtrace_argv(run: _Run, image: ModuleImage, dtrace: str, base: int) -> list[str]:
     """Write the D script and probe map (what ``gen-probes`` writes); the dtrace command line that runs them.
 
     dtrace reads each ``-s`` script by name (``compile_file()``: ``fopen``,
@@ -234,12 +234,10 @@ def _dtrace_argv(run: _Run, dtrace: str, base: int) -> list[str]:
     the invoking user can write there, and :func:`_check_scripts` compares
     the scripts with what was written once dtrace has compiled them.
     """
-    from tracebridge.image.elf import open_module
     from tracebridge.probes.dscript import part_files
     from tracebridge.probes.generate import generate
 
     request = run.request
-    image = open_module(request.module, init_fini_arrays=not request.old_kernel_linker)
     generated = generate(image, str(request.script_template), base=base)
     files = part_files(SCRIPT, len(generated.script.parts))
     for index, name in enumerate(files):

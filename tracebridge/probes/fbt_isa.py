@@ -276,15 +276,24 @@ def _rv_c_ret(half: int) -> bool:
     return (half ^ (RV_MATCH_C_JR | RV_X_RA << 7)) & (RV_MASK_C_JR | RV_RD_MASK) == 0
 
 
+def _rv_at(buf: bytes, pos: int, full: Callable[[int], bool], compressed: Callable[[int], bool]) -> int | None:
+    """``dtrace_instr_<x>(&p) || dtrace_instr_c_<x>(&p)`` at ``pos``: where the match is (the
+    compressed test looks at both halfwords and moves the scan to the one that matches), or None."""
+    if full(_word32(buf, pos)):
+        return pos
+    for half in (pos, pos + 2):
+        if compressed(int.from_bytes(buf[half:half + 2], "little")):
+            return half
+    return None
+
+
 def _rv_find(buf: bytes, pos: int, size: int, full: Callable[[int], bool],
              compressed: Callable[[int], bool]) -> int:
     """First position from ``pos`` (in 4-byte steps) the kernel's loop stops at, or ``size``."""
     while pos < size:
-        if full(int.from_bytes(buf[pos:pos + 4], "little")):
-            return pos
-        for half in (pos, pos + 2):
-            if compressed(int.from_bytes(buf[half:half + 2], "little")):
-                return half
+        found = _rv_at(buf, pos, full, compressed)
+        if found is not None:
+            return found
         pos += 4
     return pos
 

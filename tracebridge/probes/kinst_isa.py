@@ -155,27 +155,16 @@ def _riscv_frame(code: bytes) -> bool:
     store = ret = False
     pos = 0
     while pos < len(code):
-        found = _rv_at(buf, pos, fbt_isa._rv_sd_ra, fbt_isa._rv_c_sdsp_ra)
+        found = fbt_isa._rv_at(buf, pos, fbt_isa._rv_sd_ra, fbt_isa._rv_c_sdsp_ra)
         if found is not None:
             store = True
         else:
-            found = _rv_at(buf, pos, fbt_isa._rv_ret, fbt_isa._rv_c_ret)
+            found = fbt_isa._rv_at(buf, pos, fbt_isa._rv_ret, fbt_isa._rv_c_ret)
             ret = ret or found is not None
         if store and ret:
             return True
         pos = (pos if found is None else found) + 4
     return False
-
-
-def _rv_at(buf: bytes, pos: int, full, compressed) -> int | None:
-    """``dtrace_instr_<x>(&p) || dtrace_instr_c_<x>(&p)`` at ``pos``: where the match is (the
-    compressed test looks at both halfwords and moves the scan to the one that matches), or None."""
-    if full(fbt_isa._word32(buf, pos)):
-        return pos
-    for half in (pos, pos + 2):
-        if compressed(int.from_bytes(buf[half:half + 2], "little")):
-            return half
-    return None
 
 
 def _rv_match(word: int, table: tuple[tuple[int, int], ...]) -> bool:

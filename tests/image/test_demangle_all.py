@@ -1,4 +1,4 @@
-"""demangle_all (the bulk path for Rust names) answers exactly as demangle_symbol does, name by name.
+"""demangle_all and demangle_names (the bulk paths) answer exactly as demangle_symbol does, name by name.
 
 On every committed module's names, on names with control characters, on
 names the Rust demangler refuses, and on generated ones, with both Rust
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fixture_paths import EDGE, MODULES
 from tracebridge.image import demangle
-from tracebridge.image.demangle import MAX_NAME, demangle_all, demangle_symbol
+from tracebridge.image.demangle import MAX_NAME, demangle_all, demangle_names, demangle_symbol
 from tracebridge.image.elf import open_module
 
 MODULE_PATHS = sorted([*MODULES.glob("*.ko"), *EDGE.glob("*.ko"), *(MODULES / "nightly").glob("*.ko")])
@@ -22,6 +22,14 @@ BACKENDS = ["demangle"] + (["pyderust"] if demangle._pyderust is not None else [
 ODD = ["_R", "_Z", "_ZN", "_RNvCs123_4core3fmt", "_ZN3foo3barE", "_ZN3foo3barEv", "_ZN4core3fmt5write17h0123456789abcdefE",
        "_RNvCsa_3a\n3foo", "_ZN3a\x1b4b17h0123456789abcdefE", "_RNvNtCs1234_7mycrate3foo3bar", "_R" + "x" * MAX_NAME,
        "_ZN" + "3abc" * (MAX_NAME // 4) + "E", "main", "", "R", "__RNvCs1_3foo3bar", "ZN3foo3barE"]
+#: Names that start like no mangled form or like one they are not, printable or not: C as they are, or escaped.
+PLAIN = ["__mtx_lock_sleep", "_mtx_lock", "Zfoo", "Rfoo", "R", "Z", "ZNfoo", "__Z3foov", "_Z3foov", "__ZN3foo3barE",
+         "a\tb", "caf\u00e9", "x\x7fy", "f\u2028", "x" * (MAX_NAME + 1), "_" + "x" * MAX_NAME]
+
+
+def assert_bulk_names(names: list[str]) -> None:
+    expected = one_by_one(names)
+    assert demangle_names(names) == ([item.name for item in expected], [item.scheme for item in expected])
 
 
 @pytest.fixture(params=BACKENDS)
@@ -47,6 +55,13 @@ def test_odd_names_and_repeats(backend):
     names = ODD + ODD[::-1]
     demangle_symbol.cache_clear()
     assert demangle_all(names) == one_by_one(names)
+    assert_bulk_names(names)
+
+
+@pytest.mark.parametrize("plain", [[], PLAIN[:4], PLAIN])
+def test_names_in_bulk(backend, plain):
+    assert_bulk_names(plain + ODD + plain)
+    assert_bulk_names(plain)
 
 
 def test_a_control_character_in_one_name_is_escaped_there_only(backend):
@@ -54,6 +69,7 @@ def test_a_control_character_in_one_name_is_escaped_there_only(backend):
     demangle_symbol.cache_clear()
     out = demangle_all(names)
     assert out == one_by_one(names)
+    assert_bulk_names(names)
     assert out[0].name == "foo::bar" and "\x1b" not in out[1].name and "\\x1b" in out[1].name
 
 
@@ -64,3 +80,4 @@ def test_a_control_character_in_one_name_is_escaped_there_only(backend):
 def test_generated_names(names):
     demangle_symbol.cache_clear()
     assert demangle_all(names) == one_by_one(names)
+    assert_bulk_names(names + PLAIN[:3])

@@ -239,6 +239,8 @@ def is_plain_c(name: str) -> bool:
 
 #: First characters of every mangled form :func:`demangle_symbol` tries (and of the empty name).
 _MANGLED_STARTS = ("", "_", "R", "Z")
+#: Every mangled form's start, Rust v0 and legacy, and C++.
+_MANGLED = ("_R", "R", "__R", "_Z", "ZN", "__Z")
 
 
 @lru_cache(maxsize=1 << 20)
@@ -268,29 +270,48 @@ use_backend("pyderust" if _pyderust is not None else "demangle")
 
 
 def demangle_all(names: list[str]) -> list[Demangled]:
-    """:func:`demangle_symbol` of each name, with the common case kept short.
+    """:func:`demangle_symbol` of each name, demangled once per distinct name by :func:`demangle_names`."""
+    distinct = list(dict.fromkeys(names))
+    found = {mangled: Demangled(mangled, scheme, name, None if scheme in _RUST else name)
+             for mangled, name, scheme in zip(distinct, *demangle_names(distinct))}
+    return list(map(found.__getitem__, names))
 
-    A Rust toolchain's own library has 100k ``_R`` names, where the per-name
-    steps around the demangler cost as much as the demangler: here an
-    ``_R``/``_ZN`` name goes to the Rust demangler straight (once per distinct
-    name) and the control-character test runs once over all the results.
-    Anything else, and any name the Rust demangler refuses, takes
-    :func:`demangle_symbol` (and its cache).
+
+_RUST = (RUST_LEGACY, RUST_V0)
+
+
+def demangle_names(symbols: list[str]) -> tuple[list[str], list[str]]:
+    """The name and scheme :func:`demangle_symbol` gives each symbol, for many symbols at once.
+
+    A Rust toolchain's own library has 100k ``_R`` names and a ``pmcstat -G``
+    callgraph 250k distinct frame names, where the per-name steps around the
+    demangler (a :class:`Demangled` and a cache entry each) cost as much as
+    the demangler.  Here names that no demangler would read pass through,
+    tested together (most kernel functions: plain C); the ``_R``/``_ZN``
+    names go to the Rust demangler straight, and the control-character test
+    runs once over all its results.  Anything else, and any name the Rust
+    demangler refuses, takes :func:`demangle_symbol` (and its cache).
     """
-    rust_plain, one = _rust_plain, demangle_symbol
-    found: dict[str, Demangled] = {}
-    out: list[Demangled] = []
-    for name in names:
-        item = found.get(name)
-        if item is None:
-            scheme = (None if len(name) > MAX_NAME else RUST_V0 if name.startswith("_R")
-                      else RUST_LEGACY if name.startswith("_ZN") else None)
-            plain = None if scheme is None else rust_plain(name)
-            item = found[name] = one(name) if plain is None else Demangled(name, scheme, plain)
-        out.append(item)
-    if CONTROL.search("\t".join(item.name for item in found.values())) is not None:  # rare: take the slow path
-        return [one(name) for name in names]
-    return out
+    names, schemes = list(symbols), [C] * len(symbols)
+    maybe = [i for i, name in enumerate(symbols) if name[:1] in _MANGLED_STARTS and name.startswith(_MANGLED)]
+    if len(maybe) < len(symbols):  # the others are C, shown as they are if printable
+        taken = set(maybe)
+        rest = [name for i, name in enumerate(symbols) if i not in taken] if maybe else symbols
+        joined = "".join(rest)
+        if not (joined.isascii() and joined.isprintable()):  # rare: some name needs escapes
+            maybe = range(len(symbols))
+    rust = [i for i in maybe if symbols[i].startswith(("_R", "_ZN")) and len(symbols[i]) <= MAX_NAME]
+    plains = list(map(_rust_plain, [symbols[i] for i in rust]))
+    direct = [i for i, plain in zip(rust, plains) if plain is not None]
+    for i, plain in zip(rust, plains):
+        if plain is not None:
+            names[i], schemes[i] = plain, RUST_V0 if symbols[i].startswith("_R") else RUST_LEGACY
+    if CONTROL.search("\t".join([names[i] for i in direct])) is not None:  # rare: take the slow path
+        direct = []
+    for i in sorted(set(maybe).difference(direct)) if len(direct) < len(maybe) else ():
+        item = demangle_symbol(symbols[i])
+        names[i], schemes[i] = item.name, item.scheme
+    return names, schemes
 
 
 def display_names(items: list[Demangled]) -> list[str]:

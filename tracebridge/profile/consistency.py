@@ -241,6 +241,10 @@ class Evidence:
                 if verdict is not None:
                     evidence.after_call.add(verdict)
 
+    def watches(self, module: str) -> bool:
+        """Whether frames of ``module`` are evidence (its file is among those watched)."""
+        return self._images.get(module) is not None
+
     def observe_named(self, module: str, function: str, offset: int) -> None:
         """A frame the tracer named itself, `` module`function+0xOFF ``."""
         image = self._images.get(module)

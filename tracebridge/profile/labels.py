@@ -43,6 +43,8 @@ class LabelOptions:
 
     def labels(self, profile: Profile) -> list[str]:
         """One label per frame id of ``profile``."""
+        if self.demangle and not self.hash:  # then a symbol frame's label is its name: no need to build it
+            return profile.frame_labels(self.label)
         return [self.label(frame) for frame in profile.frames]
 
 

@@ -9,11 +9,11 @@ so millions of samples over a few thousand distinct frames stay cheap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from tracebridge.image.demangle import C, demangle_symbol, is_plain_c
+from tracebridge.image.demangle import C, RUST_LEGACY, RUST_V0, crate_of, demangle_names, demangle_symbol, is_plain_c
 from tracebridge.support.errors import InputError, shown
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tracebridge.image.elf import ModuleImage
 
 UNKNOWN = "unknown"
+_RUST = (RUST_LEGACY, RUST_V0)
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -133,6 +134,25 @@ class Metadata:
 SampleLabels = tuple[tuple[str, int], ...]
 
 
+@dataclass
+class _SymbolColumns:
+    """Symbol frames interned by :meth:`Profile.add_symbols` and not built yet, one row per frame.
+
+    Each row is ``symbol_frame(module, symbol)`` to be: its name and scheme
+    are known (demangled in bulk), its crate is found when the frame is built.
+    """
+
+    ids: list[int] = field(default_factory=list)
+    modules: list[str | None] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    schemes: list[str] = field(default_factory=list)
+    #: (module, symbol) -> id, for every row.
+    keys: dict[tuple[str | None, str], int] = field(default_factory=dict)
+    #: (module, symbol) of the frames built when the rows began, and of those interned since.
+    built: set[tuple[str | None, str]] = field(default_factory=set)
+
+
 class Profile:
     """Weighted stacks of interned frames, root first.
 
@@ -141,24 +161,114 @@ class Profile:
     it is filled only when a reader was asked to and its input says
     (``LoadOptions.sample_labels``), and what it does not cover of a stack is
     that stack's unlabelled rest.
+
+    A reader that names hundreds of thousands of distinct symbols (a
+    ``pmcstat -G`` callgraph) interns them with :meth:`add_symbols`, which
+    keeps them as columns: building a :class:`Frame` each costs more than
+    folding the whole file, and the folded writer needs only their names
+    (:meth:`labels`).  :attr:`frames` builds them on first use.
     """
 
     def __init__(self, metadata: Metadata | None = None):
         self.metadata = metadata or Metadata()
-        self.frames: list[Frame] = []
+        self._frames: list[Frame | None] = []   # None: a row of _columns, not built yet
         self._ids: dict[Frame, int] = {}
+        self._columns: _SymbolColumns | None = None
         self.stacks: dict[tuple[int, ...], float] = {}
         self.labelled: dict[tuple[tuple[int, ...], SampleLabels], float] = {}
 
+    @property
+    def frames(self) -> list[Frame]:
+        """Every frame by id."""
+        if self._columns is not None:
+            self._build()
+        return self._frames
+
+    def _build(self) -> None:
+        columns, self._columns = self._columns, None
+        frames, ids = self._frames, self._ids
+        for ident, module, symbol, name, scheme in zip(columns.ids, columns.modules, columns.symbols, columns.names,
+                                                       columns.schemes):
+            frame = frames[ident] = Frame(module, symbol, name, None, scheme,
+                                          crate_of(name) if scheme in _RUST else None)
+            ids[frame] = ident
+
+    def frame_count(self) -> int:
+        """How many frames are interned, without building those kept as columns."""
+        return len(self._frames)
+
     def intern(self, frame: Frame) -> int:
-        ident = self._ids.setdefault(frame, len(self.frames))  # one hash of the frame, not two
-        if ident == len(self.frames):
-            self.frames.append(frame)
+        columns = self._columns
+        if columns is not None:
+            key = (frame.module, frame.symbol)
+            if key in columns.keys:  # it may be one of the rows: build them, then look it up
+                self._build()
+            else:
+                columns.built.add(key)
+        ident = self._ids.setdefault(frame, len(self._frames))  # one hash of the frame, not two
+        if ident == len(self._frames):
+            self._frames.append(frame)
         return ident
 
     def frame_id(self, frame: Frame) -> int | None:
         """The id of ``frame`` if it is interned, else None."""
+        if self._columns is not None and (frame.module, frame.symbol) in self._columns.keys:
+            self._build()
         return self._ids.get(frame)
+
+    def add_symbols(self, modules: list[str | None], symbols: list[str]) -> list[int]:
+        """Intern ``symbol_frame(module, symbol)`` of each pair, returning the ids, without building the frames.
+
+        The names are demangled together (:func:`demangle_names`).  A pair
+        that may equal a frame already built goes through :meth:`intern`.
+        """
+        columns = self._columns
+        if columns is None:
+            columns = self._columns = _SymbolColumns(built={(f.module, f.symbol) for f in self._ids})
+        keys, built, frames = columns.keys, columns.built, self._frames
+        pairs = list(zip(modules, symbols))
+        fresh = [key for key in dict.fromkeys(pairs) if key not in keys]
+        for key in [key for key in fresh if key in built] if built else ():
+            keys[key] = self.intern(symbol_frame(*key))
+        if built:
+            fresh = [key for key in fresh if key not in keys]
+        first = len(frames)
+        if fresh:
+            columns.ids.extend(range(first, first + len(fresh)))
+            keys.update(zip(fresh, range(first, first + len(fresh))))
+            frames.extend([None] * len(fresh))
+            if len(fresh) < len(pairs):
+                modules, symbols = (list(column) for column in zip(*fresh))
+            names, schemes = demangle_names(symbols)
+            columns.modules += modules
+            columns.symbols += symbols
+            columns.names += names
+            columns.schemes += schemes
+        if len(fresh) == len(pairs):  # all new: numbered in order
+            return list(range(first, first + len(fresh)))
+        return list(map(keys.__getitem__, pairs))
+
+    def frame_labels(self, label: Callable[[Frame], str]) -> list[str]:
+        """``label(frame)`` of each frame by id, a frame still kept as columns labelled by its name.
+
+        For a ``label`` that writes a symbol frame (no offset, not inlined) as
+        its name, as the text outputs do by default: the frames of
+        :meth:`add_symbols` are then never built.
+        """
+        columns = self._columns
+        if columns is None:
+            return [label(frame) for frame in self._frames]
+        labels = [None if frame is None else label(frame) for frame in self._frames]
+        for ident, name in zip(columns.ids, columns.names):
+            labels[ident] = name
+        return labels
+
+    def modules(self) -> set[str | None]:
+        """The module of every frame, without building those kept as columns."""
+        found = {frame.module for frame in self._frames if frame is not None}
+        if self._columns is not None:
+            found.update(self._columns.modules)
+        return found
 
     def add_ids(self, stack: tuple[int, ...], weight: float = 1) -> None:
         self.stacks[stack] = self.stacks.get(stack, 0) + weight

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import os
 import re
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from itertools import filterfalse
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,7 +49,7 @@ from tracebridge.readers.placement import KERNEL
 from tracebridge.readers.pmcstat import (HEAD, image_name, open_input, options_images, refuse_binary, sniff_callgraph,
                                          sniff_log)
 from tracebridge.profile.consistency import Evidence
-from tracebridge.profile.model import UNKNOWN, Frame, Metadata, Profile, address_frame, offset_frame, symbol_frame
+from tracebridge.profile.model import UNKNOWN, Frame, Metadata, Profile, address_frame, offset_frame
 from tracebridge.profile.resolve import AddressSpace
 
 if TYPE_CHECKING:
@@ -217,17 +217,64 @@ class _Namer:
         self.spaces: dict[str, AddressSpace] = {}
         #: The module name of each image path seen (a callgraph names few images on many lines).
         self.modules: dict[bytes | None, str | None] = {None: None, b"": None}
+        #: The frame id of each (hex node, module) seen.
+        self.hex_ids: dict[tuple[bytes, str | None], int] = {}
 
-    def frame(self, name: bytes, image: bytes | None) -> Frame:
+    def intern(self, profile: Profile, names: list[bytes], images: list[bytes | None]) -> list[int]:
+        """The frame id of each distinct (name, image) pair of a block, new frames interned in the pairs' order.
+
+        Named nodes, nearly all of them, are interned together as columns
+        (:meth:`Profile.add_symbols`, which also finds those seen before: a
+        callgraph can name 250k distinct functions, and a frame object each
+        costs more than the rest of the fold); a hex node is resolved the
+        first time it is seen.
+        """
+        known = {image: self.module(image) for image in set(images)}
+        modules = list(map(known.__getitem__, images))
+        joined = b"\n".join(names)
+        if joined.isascii() and joined.count(b"\n") == len(names) - 1:
+            texts = joined.decode("ascii").split("\n")
+        else:
+            texts = [name.decode("utf-8", "replace") for name in names]
+        hexes = [i for i, name in enumerate(names) if name.startswith(b"0x") and _HEX_NAME.match(name)]
+        if not hexes:
+            self._observe(modules, texts, known)
+            return profile.add_symbols(modules, texts)
+        hexed = set(hexes)
+        named = [i for i in range(len(names)) if i not in hexed]
+        modules_named, texts_named = [modules[i] for i in named], [texts[i] for i in named]
+        self._observe(modules_named, texts_named, known)
+        ids = [-1] * len(names)
+        done = 0  # named nodes before the first new hex node are interned first: ids follow the pairs' order
+        for i in hexes:
+            key = (names[i], modules[i])
+            if key not in self.hex_ids:
+                end = bisect_left(named, i, done)
+                added = profile.add_symbols(modules_named[done:end], texts_named[done:end])
+                for j, ident in zip(named[done:end], added):
+                    ids[j] = ident
+                done = end
+                self.hex_ids[key] = profile.intern(self.hex_frame(int(names[i], 16), modules[i]))
+            ids[i] = self.hex_ids[key]
+        for j, ident in zip(named[done:], profile.add_symbols(modules_named[done:], texts_named[done:])):
+            ids[j] = ident
+        return ids
+
+    def _observe(self, modules: list[str | None], texts: list[str], known: dict[bytes | None, str | None]) -> None:
+        """Named nodes of watched modules are evidence."""
+        evidence = self.evidence
+        if any(module is not None and evidence.watches(module) for module in known.values()):
+            for module, text in zip(modules, texts):
+                if module is not None:
+                    evidence.observe_named(module, text, 0)
+
+    def module(self, image: bytes | None) -> str | None:
         module = self.modules.get(image, _NOT_SEEN)
         if module is _NOT_SEEN:
             module = self.modules[image] = image_name(image.decode("utf-8", "replace"))
-        text = name.decode("utf-8", "replace")
-        if not (name[:2] == b"0x" and _HEX_NAME.match(name)):
-            if module is not None:
-                self.evidence.observe_named(module, text, 0)
-            return symbol_frame(module, text)
-        value = int(name, 16)
+        return module
+
+    def hex_frame(self, value: int, module: str | None) -> Frame:
         space = self._space(module)
         if space is not None:
             self.evidence.observe(space, [value], None)
@@ -316,7 +363,8 @@ class CallgraphFolder:
     That is the most recent frame at every depth (stackcollapse-pmc.pl's
     state), the image of the last line, the last tree line (its stack is
     complete only if the line after it is no deeper), the events seen and
-    the distinct (name, image) frames: nothing that grows with repeated trees.
+    the distinct frames (in the profile, named nodes kept as columns until
+    an output needs frame objects): nothing that grows with repeated trees.
     """
 
     def __init__(self, path: str, images: Mapping[str, ModuleImage] | None = None, pmc: str | None = None,
@@ -325,7 +373,6 @@ class CallgraphFolder:
         self.profile = Profile(Metadata(source=path))
         self.latest = np.full(MAX_DEPTH + 1, -1, dtype=np.int64)
         self.image: bytes | None = None
-        self.frames: dict[tuple[bytes, bytes | None], int] = {}
         #: The events of the ``@ EVENT`` headers seen (each once), how many headers, and the last one's event.
         self.events: dict[str, None] = {}
         self.sections = 0
@@ -396,7 +443,7 @@ class CallgraphFolder:
         unknown = self.profile.frame_id(_MISSING_FRAME)
         fresh = unknown is None
         if native.core.pmcgraph_fold(ids, depth, counts, emit.view(np.uint8), self.latest, self.profile.stacks,
-                                     len(self.profile.frames) if fresh else unknown) and fresh:
+                                     self.profile.frame_count() if fresh else unknown) and fresh:
             self.profile.intern(_MISSING_FRAME)
         return self.latest[:int(depth[-1]) + 1].copy()
 
@@ -415,19 +462,17 @@ class CallgraphFolder:
         # The image is the last ` @ path` printed on this line or an earlier one (in an earlier block: carried).
         count = len(block.image_ids)
         last_mark = np.maximum.accumulate(np.where(block.image_ids >= 0, np.arange(count), -1))
-        carried = len(block.paths)
+        # The carried image may be printed again in this block: then it has one id, and the pairs stay distinct.
+        carried = block.paths.index(self.image) if self.image in block.paths else len(block.paths)
         image_ids = np.where(last_mark >= 0, block.image_ids[np.maximum(last_mark, 0)], carried)
         paths = [*block.paths, self.image]
         width = len(paths)
-        keys, inverse = np.unique(block.name_ids * width + image_ids, return_inverse=True)
+        keys, inverse = _distinct(block.name_ids * width + image_ids, len(block.names) * width)
         name_of, path_of = np.divmod(keys, width)
-        pairs = list(zip(map(block.names.__getitem__, name_of.tolist()), map(paths.__getitem__, path_of.tolist())))
-        frames, make, intern = self.frames, self._namer.frame, self.profile.intern
-        for pair in filterfalse(frames.__contains__, pairs):
-            frames[pair] = intern(make(*pair))
-        ids = list(map(frames.__getitem__, pairs))
+        ids = self._namer.intern(self.profile, list(map(block.names.__getitem__, name_of.tolist())),
+                                 list(map(paths.__getitem__, path_of.tolist())))
         self.image = paths[int(image_ids[-1])]
-        return np.array(ids, dtype=np.int64)[inverse.ravel()]
+        return np.array(ids, dtype=np.int64)[inverse]
 
     def _rows(self, ids: np.ndarray, depth: np.ndarray, leaves: np.ndarray) -> np.ndarray:
         """Each leaf's stack by depth: at every depth the most recent tree line of that depth (-1: none yet)."""
@@ -471,7 +516,7 @@ class CallgraphFolder:
             warn(f"{self.path}:{self.first_skipped}: skipped {self.skipped} line(s) that are not callgraph "
                  "entries (as stackcollapse-pmc.pl does)")
         given = self.images
-        modules = sorted({f.module for f in profile.frames if f.module and f.module.endswith(".ko")})
+        modules = sorted(m for m in profile.modules() if m and m.endswith(".ko"))
         misnamed = [m for m in modules if m in given and not _pmcstat_names_right(given[m])]
         unknown = [m for m in modules if m not in given]
         which = ([f"one section per function: {', '.join(misnamed)}"] if misnamed else []) + \
@@ -494,6 +539,19 @@ def fold_callgraph(source: Source, images: Mapping[str, ModuleImage] | None = No
     for first, data in source.byte_blocks():
         folder.feed(first, data)
     return folder.finish()
+
+
+def _distinct(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for keys in ``[0, size)``: by a table when it is small, not a sort."""
+    if size > 4 * len(keys) + 1024:
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        return distinct, inverse.ravel()
+    seen = np.zeros(size, dtype=bool)
+    seen[keys] = True
+    distinct = np.flatnonzero(seen)
+    position = np.zeros(size, dtype=np.int64)
+    position[distinct] = np.arange(len(distinct))
+    return distinct, position[keys]
 
 
 def _pmcstat_names_right(image: ModuleImage) -> bool:

@@ -14,6 +14,7 @@
 #include "json_rows.h"
 #include "pmcgraph_scan.h"
 #include "dwarf_walk.h"
+#include "callchain_scan.h"
 
 /* A read-only view of an int64 column ('q' items, or plain bytes a multiple of 8 long). */
 static int
@@ -199,6 +200,7 @@ static PyMethodDef methods[] = {
     {"dtrace_stacks", py_dtrace_stacks, METH_VARARGS, dtrace_stacks_doc},
     {"dtrace_stack_tuples", py_dtrace_stack_tuples, METH_VARARGS, dtrace_stack_tuples_doc},
     {"pmcgraph_fold", py_pmcgraph_fold, METH_VARARGS, pmcgraph_fold_doc},
+    {"callchain_scan", py_callchain_scan, METH_VARARGS, callchain_scan_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from itertools import compress, islice
+from itertools import compress
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from tracebridge.readers.callchain_scan import CHAIN_FIELDS, FULL, MAX_CALLCHAIN, OTHER
+from tracebridge.readers.callchain_scan import scanner as callchain_scanner
 from tracebridge.support.errors import InputError, excerpt, reading
 from tracebridge.support.printable import printable
 from tracebridge.profile.consistency import Evidence
@@ -50,8 +52,8 @@ LOG_TAGS = frozenset({
 })
 #: PCs resolved per batch: bounds memory and keeps numpy's per-call cost negligible.
 CHUNK = 1 << 20
-#: hwpmc records at most this many PCs per callchain (``PMC_CALLCHAIN_DEPTH_MAX`` is far below).
-MAX_CALLCHAIN = 4096
+#: Bytes of a log read at once.
+BLOCK = 1 << 20
 #: Bytes looked at to recognise a file.
 HEAD = 64 * 1024
 #: A kernel PID in map-in/map-out records.
@@ -63,6 +65,8 @@ _PC_LINE = b"...       0x0123456789abcdef\n"
 _PC_PREFIX = np.frombuffer(_PC_LINE[:12], dtype=np.uint8)
 _MAP_IN = re.compile(rb'^\s*(?:\d+\s+)?map-in\s+(-?\d{1,10})\s+(0x[0-9a-fA-F]{1,16})\s+"(.*)"\s*$')
 _QUOTED = re.compile(rb'"(.*)"')
+#: A PMC id as ``--pmc`` may give it: ``f"{id:#x}"`` or ``f"{id:x}"``, lower-cased.
+_PMC_ID = re.compile(r"(-?)(0x)?(0|[1-9a-f][0-9a-f]*)")
 _CALLGRAPH_HEADER = re.compile(r"^@ .* \[\d+ samples\]\s*$")
 _CALLGRAPH_LINE = re.compile(r"^ *[0-9.]+%  \[[0-9]+\]\s*\S")
 _GRAPH_LINE = re.compile(_CALLGRAPH_LINE.pattern.encode())
@@ -109,7 +113,12 @@ def sniff_callgraph(first_lines: Iterable[str]) -> bool:
 
 
 class _LogReader:
-    """The state of one pass over a record log: the pending callchain, the batch, the PMC names."""
+    """The state of one pass over a record log: the pending callchain, the batch, the PMC names.
+
+    The callchain records in pmcstat's exact form are read a block at a time by
+    :mod:`tracebridge.readers.callchain_scan`; every other line (and a callchain in
+    any other form) is read here, one line at a time, with the same results.
+    """
 
     def __init__(self, path: str, space: AddressSpace, images: Mapping[str, ModuleImage], pmc: str | None,
                  profile: Profile, counts: ResolutionCounts, labels: bool = False,
@@ -127,9 +136,13 @@ class _LogReader:
         self.profile = profile
         self.counts = counts
         self.pmc_names: dict[int, str] = {}
-        self.pc_lines: list[bytes] = []   # the batch: PC lines as read, parsed in bulk by flush()
+        self.selected: set[int] = set()  # the PMC ids ``pmc`` names (unused when it is None)
+        self.selected_ids: bytes | None = None  # those a callchain header can spell, for the scan (None: all)
+        self.parts: list[np.ndarray | int] = []  # the batch: scanned PCs, or how many of pc_lines come next
+        self.pc_lines: list[bytes] = []   # PC lines read here, as read, parsed in bulk by flush()
+        self.pc_numbers: list[int] = []   # the line number of each of pc_lines (for messages)
+        self.batched = 0                  # PCs in the batch
         self.lengths: list[int] = []      # PCs per sample of the batch
-        self.first_lines: list[int] = []  # line number of each sample's first PC (for messages)
         self.contexts: list[SampleLabels] = []  # each sample's CPU and process, when labels are kept
         self.remaining = 0        # PCs still expected for the pending callchain
         self.keep = False         # the pending callchain passes the PMC filter
@@ -137,15 +150,20 @@ class _LogReader:
         self.records = 0          # records recognised (for "is this a log at all")
         self.samples = 0
         self.user_pcs = 0
+        if pmc is not None:
+            self._select()
 
     def error(self, message: str, line: int) -> InputError:
         return InputError(self.path, message, line)
 
-    def run(self, lines: Iterable[bytes]) -> None:
-        number = 0
-        lines = iter(lines)
-        for raw in lines:
-            number += 1
+    def run(self, lines: _Lines) -> None:
+        scan = callchain_scanner()
+        while True:
+            self._scan(scan, lines)
+            raw = lines.next()
+            if raw is None:
+                break
+            number = lines.number
             words = raw.split()
             if not words:
                 continue
@@ -154,7 +172,7 @@ class _LogReader:
                 tag, fields = fields[0], fields[1:]
             if tag == b"callchain":
                 self._callchain(fields, number)
-                number += self._pcs(lines)
+                self._pcs(lines)
             elif tag == b"map-in":
                 self._map_in(raw, number)
             elif tag == b"map-out":
@@ -171,7 +189,7 @@ class _LogReader:
                 raise self.error(f"not a pmcstat record: {_show(raw)}", number)
             else:
                 self.records += tag.decode() in LOG_TAGS
-        if not number:
+        if not lines.number:
             raise InputError(self.path, "is empty: no pmcstat records")
         if not self.records:
             raise InputError(self.path, "holds no pmcstat -o records (initlog, map-in, callchain, ...)", 1)
@@ -181,16 +199,46 @@ class _LogReader:
                 if image.fixed_base is None and name not in self.mapped and name not in self.given:
                     self.evidence.unmapped(name, list(self.mapped))
 
-    def _pcs(self, lines: Iterator[bytes]) -> int:
-        """Take the pending callchain's PC lines as they are (flush() parses them); how many were read."""
-        block = list(islice(lines, self.remaining))
+    def _scan(self, scan, lines: _Lines) -> None:
+        """Read the callchain records ahead in bulk, up to the next line of another kind."""
+        while True:
+            pos, number, reason, records, pcs, chains = scan(lines.block, lines.pos, lines.number,
+                                                             self.selected_ids, self.batched, CHUNK)
+            lines.pos, lines.number = pos, number
+            self.records += records
+            if chains:
+                self._add_scanned(np.frombuffer(pcs, dtype=np.uint64),
+                                  np.frombuffer(chains, dtype=np.int64).reshape(-1, CHAIN_FIELDS))
+            if reason == FULL:
+                self.flush()
+            elif reason == OTHER or not lines.more():
+                return
+
+    def _add_scanned(self, pcs: np.ndarray, chains: np.ndarray) -> None:
+        lengths = chains[:, 0]
+        self.parts.append(pcs)
+        self.batched += len(pcs)
+        self.lengths += lengths.tolist()
+        self.samples += len(chains)
+        self.user_pcs += int(lengths[chains[:, 4] != 0].sum())
+        if self.labels:
+            self.contexts += map(_context, chains[:, 3].tolist(), chains[:, 2].tolist())
+
+    def _pcs(self, lines: _Lines) -> None:
+        """Take the pending callchain's PC lines as they are (flush() parses them)."""
+        block = lines.take(self.remaining)
         if len(block) < self.remaining:
             raise self.error(f"truncated callchain: {self.remaining - len(block)} of its PCs are missing at the "
                              "end of the file", self.header_line)
         if self.keep:
-            self.pc_lines += block
+            self._add_lines(block, self.header_line + 1)
         self.remaining = 0
-        return len(block)
+
+    def _add_lines(self, block: list[bytes], first: int) -> None:
+        self.parts.append(len(block))
+        self.pc_lines += block
+        self.pc_numbers += range(first, first + len(block))
+        self.batched += len(block)
 
     def _pc(self, raw: bytes, number: int) -> int:
         """One PC line, read slowly: a leading timestamp is allowed, anything else is an error."""
@@ -208,7 +256,7 @@ class _LogReader:
         return pc
 
     def _parse_pcs(self) -> np.ndarray:
-        """The batch's PC lines as numbers: lines in pmcstat's exact 64-bit form in one go, others one by one."""
+        """The PC lines read here as numbers: lines in pmcstat's exact 64-bit form in one go, others one by one."""
         lines = self.pc_lines
         pcs = np.empty(len(lines), dtype=np.uint64)
         exact = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) == len(_PC_LINE)
@@ -223,10 +271,8 @@ class _LogReader:
             where = np.flatnonzero(exact)
             pcs[where[form]] = values[form]
             exact[where[~form]] = False
-        starts = np.cumsum([0, *self.lengths[:-1]]) if self.lengths else np.zeros(0, dtype=np.int64)
         for index in np.flatnonzero(~exact).tolist():
-            sample = int(np.searchsorted(starts, index, side="right")) - 1
-            pcs[index] = self._pc(lines[index], self.first_lines[sample] + index - int(starts[sample]))
+            pcs[index] = self._pc(lines[index], self.pc_numbers[index])
         return pcs
 
     def _callchain(self, fields: list[bytes], number: int) -> None:
@@ -243,12 +289,11 @@ class _LogReader:
         self.records += 1
         self.remaining = npc
         self.header_line = number
-        self.keep = npc > 0 and (self.pmc is None or self._selected(pmcid))
+        self.keep = npc > 0 and self._selected(pmcid)
         if self.keep:
-            if len(self.pc_lines) >= CHUNK:
+            if self.batched >= CHUNK:
                 self.flush()
             self.lengths.append(npc)
-            self.first_lines.append(number + 1)
             if self.labels:
                 self.contexts.append(_context(int(fields[2]), int(fields[0])))
             self.samples += 1
@@ -265,18 +310,27 @@ class _LogReader:
             raise self.error("malformed sample record: a field is not a number", number) from None
         self.records += 1
         if self._selected(pmcid):
-            self.pc_lines.append(b"...       %#x\n" % pc)
+            self._add_lines([b"...       %#x\n" % pc], number)
             self.lengths.append(1)
-            self.first_lines.append(number)
             if self.labels:
                 self.contexts.append(_context(None, pid))
             self.samples += 1
             self.user_pcs += fields[3] == b"u"
 
     def _selected(self, pmcid: int) -> bool:
-        if self.pmc is None:
-            return True
-        return self.pmc_names.get(pmcid) == self.pmc or self.pmc.lower() in (f"{pmcid:#x}", f"{pmcid:x}")
+        return self.pmc is None or pmcid in self.selected
+
+    def _select(self) -> None:
+        """Find the PMC ids ``pmc`` names: by an allocate record's event name, or as Python prints the id
+        (``%#x`` or ``%x``: ``0x20000``, ``20000``; any case)."""
+        ids = {pmcid for pmcid, name in self.pmc_names.items() if name == self.pmc}
+        spelled = _PMC_ID.fullmatch(self.pmc.lower())
+        if spelled is not None:
+            value = int(spelled[3], 16)
+            if not (spelled[1] and not value):  # 0 is printed 0x0, never -0x0
+                ids.add(-value if spelled[1] else value)
+        self.selected = ids
+        self.selected_ids = np.array(sorted(i for i in ids if 0 <= i < 1 << 64), dtype=np.uint64).tobytes()
 
     def _allocate(self, raw: bytes, fields: list[bytes], number: int) -> None:
         quoted = _QUOTED.search(raw)
@@ -287,6 +341,8 @@ class _LogReader:
                              number) from None
         self.records += 1
         self.pmc_names[pmcid] = quoted.group(1).decode("utf-8", "replace") if quoted else f"{pmcid:#x}"
+        if self.pmc is not None:
+            self._select()
 
     def _map_in(self, raw: bytes, number: int) -> None:
         match = _MAP_IN.match(raw)
@@ -319,7 +375,15 @@ class _LogReader:
         """Resolve the batch in bulk and add its stacks (root first) to the profile."""
         if not self.lengths:
             return
-        pcs = self._parse_pcs()
+        read = self._parse_pcs() if self.pc_lines else None
+        pieces, taken = [], 0
+        for part in self.parts:
+            if isinstance(part, int):
+                pieces.append(read[taken:taken + part])
+                taken += part
+            else:
+                pieces.append(part)
+        pcs = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
         ids, counts = self.space.frame_ids(pcs, self.profile, self.offsets)
         self.counts += counts
         if self.evidence.watching:  # the first PC of a callchain is the sampled one, the rest return addresses
@@ -340,10 +404,66 @@ class _LogReader:
                 end = position + length
                 add(tuple(flat[position:end][::-1]), 1)
                 position = end
+        self.parts = []
         self.pc_lines = []
+        self.pc_numbers = []
+        self.batched = 0
         self.lengths = []
-        self.first_lines = []
         self.contexts = []
+
+
+class _Lines:
+    """A log's lines over blocks of its bytes: one at a time for the reader, the block itself for the scan.
+
+    ``block[pos:]`` is what is left to read of what was read so far; ``number`` counts the lines
+    before ``pos``.  A line ends at b"\\n" (the last one may not).
+    """
+
+    def __init__(self, read: Callable[[int], bytes]):
+        self.read = read
+        self.block = b""
+        self.pos = 0
+        self.number = 0
+        self.done = False
+
+    def more(self) -> bool:
+        """Add the next bytes to what is left; False at the end of the input.  Reads at least as much as is
+        left, so that a line longer than a block costs linear time."""
+        if self.done:
+            return False
+        rest = self.block[self.pos:]
+        more = self.read(max(BLOCK, len(rest)))
+        self.block, self.pos = rest + more, 0
+        self.done = not more
+        return not self.done
+
+    def next(self) -> bytes | None:
+        """The next line (None at the end)."""
+        while True:
+            end = self.block.find(b"\n", self.pos)
+            if end >= 0 or not self.more():
+                break
+        if end < 0:
+            end = len(self.block) - 1
+            if end < self.pos:
+                return None
+        line = self.block[self.pos:end + 1]
+        self.pos = end + 1
+        self.number += 1
+        return line
+
+    def take(self, count: int) -> list[bytes]:
+        """The next ``count`` lines, or as many as are left."""
+        taken = []
+        while len(taken) < count:
+            line = self.next()
+            if line is None:
+                break
+            taken.append(line)
+        return taken
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.next, None)
 
 
 def _context(cpu: int | None, pid: int) -> SampleLabels:
@@ -394,8 +514,8 @@ def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
     counts = counts if counts is not None else ResolutionCounts()
     profile = Profile(Metadata(source=path))
     reader = _LogReader(path, space, images or {}, pmc, profile, counts, labels, evidence, offsets)
-    with open_log(path) as lines:
-        reader.run(lines)
+    with open_log(path) as read:
+        reader.run(_Lines(read))
     names = sorted(set(reader.pmc_names.values()))
     profile.metadata.event = pmc or (", ".join(names) if names else "samples")
     profile.metadata.notes.append(f"{reader.samples} callchains; {counts.describe()}")
@@ -409,8 +529,8 @@ def log_map_ins(path: str | os.PathLike[str]) -> dict[str, int]:
     path = os.fspath(path)
     placed: dict[str, int] = {}
     records = 0
-    with open_log(path) as lines:
-        for number, raw in enumerate(lines, 1):
+    with open_log(path) as read:
+        for number, raw in enumerate(_Lines(read), 1):
             if b"map-in" not in raw:
                 records += b"callchain" in raw
                 continue
@@ -435,17 +555,30 @@ def open_input(path: str) -> Iterator[IO[bytes]]:
 
 
 @contextmanager
-def open_log(path: str) -> Iterator[Iterable[bytes]]:
-    """The lines of a record log: a text file's, or a raw hwpmc log's records as ``pmcstat -o`` prints them."""
+def open_log(path: str) -> Iterator[Callable[[int], bytes]]:
+    """``read(size)`` of a record log: a text file's bytes, or a raw hwpmc log's records as ``pmcstat -o`` prints
+    them (at least ``size`` bytes of whole lines while any are left; b"" at the end)."""
     from tracebridge.readers.pmclog import is_binary_log, log_lines
 
     with open_input(path) as handle:
         head = handle.peek(HEAD)
         if is_binary_log(head):
-            yield log_lines(path)
+            yield _joined(log_lines(path))
         else:
             refuse_binary(path, head)
-            yield handle
+            yield handle.read
+
+
+def _joined(lines: Iterator[bytes]) -> Callable[[int], bytes]:
+    def read(size: int) -> bytes:
+        block, length = [], 0
+        for line in lines:
+            block.append(line)
+            length += len(line)
+            if length >= size:
+                break
+        return b"".join(block)
+    return read
 
 
 def refuse_binary(path: str, head: bytes) -> None:

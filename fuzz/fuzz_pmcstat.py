@@ -1,8 +1,10 @@
 """Fuzz the pmcstat text readers (tracebridge/readers/pmcstat.py, pmcgraph.py): -o record logs and -G callgraphs.
 
-With the native core built, each input is also scanned as a -G block by both
-the native scanner and the numpy one, which must agree field for field.  A
-callgraph the reader takes must fold the same with its named nodes kept as
+With the native core built, ``pmc resolve`` must print the same bytes on the
+pure-Python paths, and each input is also scanned as a -G block and as -o
+callchain records by the native scanners and their pure-Python twins
+(src/native/pmcgraph_scan.h, callchain_scan.h), which must agree field for field.
+A callgraph the reader takes must fold the same with its named nodes kept as
 columns as with every frame built one by one.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 
-from _harness import DATA, MODULES, Target, check_cli, files, from_tests, main, scratch
+from _harness import DATA, MODULES, ROOT, Target, check_cli, check_native_agrees, files, from_tests, main, scratch
 
 from tracebridge.support import native
 from tracebridge.support.errors import TracebridgeError
@@ -20,7 +22,8 @@ RESOLVE = ["-m", str(MODULES / "rem_legacy_fp.ko"), "--kernel", str(DATA / "pmcs
 
 
 def seeds() -> list[bytes]:
-    return [from_tests("readers", "test_pmclog").text_log().encode()] + files(DATA / "pmcstat", "*.graph")
+    return ([from_tests("readers", "test_pmclog").text_log().encode()] + files(ROOT / "examples", "*.pmc.txt")
+            + files(DATA / "pmcstat", "*.graph"))
 
 
 def check(data: bytes) -> None:
@@ -29,6 +32,7 @@ def check(data: bytes) -> None:
     check_cli(["fold", path])
     check_columns(path)
     if native.core is not None:
+        check_native_agrees(["pmc", "resolve", path, *RESOLVE])
         check_scanners(data)
 
 
@@ -48,8 +52,12 @@ def check_columns(path: str) -> None:
 
 
 def check_scanners(data: bytes) -> None:
-    """The native -G block scanner reads ``data`` as the numpy one does (an AssertionError if not)."""
+    """The native scanners read ``data`` as their twins do (an AssertionError if not): as a -G block, and as
+    -o callchain records in batches of 5 PCs, all PMCs kept and one."""
     from_tests("readers", "test_callgraph_native").assert_same_block(data, native.core)
+    callchains = from_tests("readers", "test_callchain_scan")
+    callchains.assert_same_scan(native.core, data, None, 5)
+    callchains.assert_same_scan(native.core, data, callchains.id_bytes(0x20000), 5)
 
 
 TARGET = Target("pmcstat", seeds, check)

@@ -13,6 +13,7 @@ import pytest
 
 import real_pcs
 from fixture_paths import MODULES
+from pmclog_binary import padded, record
 from pmcstat_text import callchain, entry, map_in, map_out
 from tracebridge.cli import main
 
@@ -23,16 +24,6 @@ KERNEL_PCS = [0xFFFFFFFF8020012A, 0xFFFFFFFF80200150, 0xFFFFFFFF80200195]
 _CODE = real_pcs.functions("rem_legacy_fp")
 LEAF_1, CALLER_1 = BASE + _CODE[0x820].leaf(0x830), BASE + _CODE[0xA00].caller(0xA50)
 LEAF_2, CALLER_2 = BASE + _CODE[0xCB0].leaf(0xCF8), BASE + _CODE[0xD20].caller(0xD70)
-
-
-def record(kind: int, body: bytes, order: str = "<") -> bytes:
-    length = 16 + len(body)
-    return struct.pack(order + "IIQ", 0xEE << 24 | kind << 16 | length, 0, 123456789) + body
-
-
-def padded(text: bytes) -> bytes:
-    text += b"\0"
-    return text + bytes(-len(text) % 4)
 
 
 def binary_log(order: str = "<") -> bytes:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from array import array
 
+import numpy as np
+
 from tracebridge.support import native
 
 #: Why a scan stopped: no complete line is left in the block; a line for the reader; the batch is full
@@ -30,7 +32,11 @@ CHAIN_FIELDS = 5
 
 _BLANK = re.compile(rb"[ \t\r\x0b\x0c]*\n")
 _HEADER = re.compile(rb"callchain (-?[0-9]{1,10}) 0x([0-9a-fA-F]{1,16}) ([0-9]{1,10}) ([0-9]{1,4}) ([us])\n")
-_PC = re.compile(rb"\.\.\.       0x([0-9a-fA-F]{1,16})\n")
+_PC = rb"\.\.\.       0x[0-9a-fA-F]{1,16}\n"
+_ONE_PC = re.compile(_PC)
+_DIGITS = re.compile(rb"x([0-9a-fA-F]+)\n")
+#: NPC -> the pattern of NPC PC lines, made when first needed.
+_RUNS: dict[int, re.Pattern[bytes]] = {}
 
 
 def scanner():
@@ -51,7 +57,7 @@ def scan_callchains(block: bytes, pos: int, line: int, selected: bytes | None, b
     PCs as native uint64s in log order, and :data:`CHAIN_FIELDS` native int64s per kept callchain.
     """
     wanted = None if selected is None else set(array("Q", selected))
-    pcs = array("Q")
+    digits: list[bytes] = []
     chains = array("q")
     records = 0
     reason = END
@@ -70,16 +76,12 @@ def scan_callchains(block: bytes, pos: int, line: int, selected: bytes | None, b
         if count > MAX_CALLCHAIN:
             reason = OTHER
             break
-        values = []
-        at = header.end()
-        for _ in range(count):
-            pc = _PC.match(block, at)
-            if pc is None:
-                break
-            values.append(pc[1])
-            at = pc.end()
-        if len(values) < count:
-            reason = OTHER if block.find(b"\n", at) >= 0 else END
+        run = _RUNS.get(count)
+        if run is None:
+            run = _RUNS[count] = re.compile(rb"(?:%s){%d}" % (_PC, count))
+        body = run.match(block, header.end())
+        if body is None:
+            reason = _cut_short(block, header.end())
             break
         keep = count > 0 and (wanted is None or int(header[2], 16) in wanted)
         if keep and batched >= chunk:
@@ -87,10 +89,26 @@ def scan_callchains(block: bytes, pos: int, line: int, selected: bytes | None, b
             break
         records += 1
         if keep:
-            pcs.extend([int(pc, 16) for pc in values])
+            digits += _DIGITS.findall(block, header.end(), body.end())
             chains.extend((count, line + 2, int(header[1]), int(header[3]), header[5] == b"u"))
             batched += count
-        pos = at
+        pos = body.end()
         line += 1 + count
-    return pos, line, reason, records, pcs.tobytes(), chains.tobytes()
+    return pos, line, reason, records, _numbers(digits), chains.tobytes()
 
+
+def _cut_short(block: bytes, pos: int) -> int:
+    """Why the PC lines from ``pos`` stop short: a line in another form (OTHER), or the block's end (END)."""
+    pc = _ONE_PC.match(block, pos)
+    while pc is not None:
+        pos = pc.end()
+        pc = _ONE_PC.match(block, pos)
+    return OTHER if block.find(b"\n", pos) >= 0 else END
+
+
+def _numbers(digits: list[bytes]) -> bytes:
+    """Hex numbers as native uint64s: in one go when all have 16 digits (kernel addresses), else one by one."""
+    joined = b"".join(digits)
+    if len(joined) == 16 * len(digits):
+        return np.frombuffer(bytes.fromhex(joined.decode("ascii")), dtype=">u8").astype(np.uint64).tobytes()
+    return array("Q", [int(number, 16) for number in digits]).tobytes()

@@ -48,7 +48,7 @@ def is_binary_log(head: bytes) -> bool:
 
 
 def log_lines(path: str | os.PathLike[str]) -> Iterator[bytes]:
-    """Every record tracebridge reads, as the line(s) ``pmcstat -R log -o`` prints for it."""
+    """Every record tracebridge reads, as the line(s) ``pmcstat -R log -o`` prints for it (one item per record)."""
     path = os.fspath(path)
     try:
         with reading(path), open(path, "rb") as handle, \
@@ -77,7 +77,7 @@ def _records(path: str, data: mmap.mmap) -> Iterator[bytes]:
                                        "convert it with `pmcstat -R LOG -o out.txt`")
         body = offset + HEADER
         if kind == CALLCHAIN:
-            yield from _callchain(path, data, order, body, length - HEADER, offset)
+            yield _callchain(path, data, order, body, length - HEADER, offset)
         elif kind == MAP_IN:
             pid, start = struct.unpack_from(order + "i4xQ", data, body)
             name = bytes(data[body + 16:offset + length]).split(b"\0", 1)[0]
@@ -96,16 +96,16 @@ def _records(path: str, data: mmap.mmap) -> Iterator[bytes]:
         offset += length
 
 
-def _callchain(path: str, data: mmap.mmap, order: str, body: int, size: int, offset: int) -> Iterator[bytes]:
+def _callchain(path: str, data: mmap.mmap, order: str, body: int, size: int, offset: int) -> bytes:
+    """The header line and the PC lines, in one piece (one format for all the PCs)."""
     if size < 16 or (size - 16) % 8:
         raise _error(path, offset, "a callchain record whose PCs are not 64-bit (a 32-bit kernel's log): "
                                    "convert it with `pmcstat -R LOG -o out.txt`")
     pid, _, pmcid, cpuflags = struct.unpack_from(order + "iIII", data, body)
     count = (size - 16) // 8
     pcs = struct.unpack_from(f"{order}{count}Q", data, body + 16)
-    yield b"callchain %d %#x %d %d %c\n" % (pid, pmcid, cpuflags >> 16, count, b"u" if cpuflags & USERSPACE else b"s")
-    for pc in pcs:
-        yield b"...       %#x\n" % pc
+    mode = b"u" if cpuflags & USERSPACE else b"s"
+    return b"callchain %d %#x %d %d %c\n" % (pid, pmcid, cpuflags >> 16, count, mode) + b"...       %#x\n" * count % pcs
 
 
 def _error(path: str, offset: int, message: str) -> InputError:

@@ -56,44 +56,29 @@ cc_reserve(cc_column *c, size_t more)
     return 0;
 }
 
+/* The value of digit c in base 16 (hex) or 10, or -1. */
 static int
-cc_hex_digit(unsigned char c)
+cc_digit(unsigned char c, int hex)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
-    if (c >= 'a' && c <= 'f')
+    if (hex && c >= 'a' && c <= 'f')
         return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
+    if (hex && c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
 }
 
-/* 1 to `most` hex digits at *p (before end) into *value; the end of the digits, or NULL. */
+/* 1 to `most` (at most 16) hex or decimal digits at *p (before end) into *value; the end of the digits,
+ * or NULL. */
 static const unsigned char *
-cc_hex(const unsigned char *p, const unsigned char *end, int most, uint64_t *value)
+cc_number(const unsigned char *p, const unsigned char *end, int most, int hex, uint64_t *value)
 {
     uint64_t v = 0;
     int n = 0;
     int d;
-    while (p < end && n < most + 1 && (d = cc_hex_digit(*p)) >= 0) {
-        v = (v << 4) | (uint64_t)d;
-        p++;
-        n++;
-    }
-    if (n == 0 || n > most)
-        return NULL;
-    *value = v;
-    return p;
-}
-
-/* 1 to `most` (at most 18) decimal digits at *p (before end) into *value; the end of the digits, or NULL. */
-static const unsigned char *
-cc_decimal(const unsigned char *p, const unsigned char *end, int most, long long *value)
-{
-    long long v = 0;
-    int n = 0;
-    while (p < end && n < most + 1 && *p >= '0' && *p <= '9') {
-        v = v * 10 + (*p - '0');
+    while (p < end && n <= most && (d = cc_digit(*p, hex)) >= 0) {
+        v = v * (hex ? 16 : 10) + (uint64_t)d;   /* unsigned: a 17th digit wraps, and is refused below */
         p++;
         n++;
     }
@@ -111,9 +96,8 @@ cc_byte(const unsigned char *p, const unsigned char *end, unsigned char c)
 }
 
 typedef struct {
-    long long pid, cpu, count;
-    uint64_t pmcid;
-    int user;
+    uint64_t pid, pmcid, cpu, count;   /* pid: its magnitude, negative when `negative` */
+    int negative, user;
 } cc_header;
 
 /* The header line [p, newline): 1 when it is a callchain record in pmcstat's form, else 0. */
@@ -123,20 +107,16 @@ cc_read_header(const unsigned char *p, const unsigned char *newline, cc_header *
     if (newline - p < CC_HEADER_TAG_LEN || memcmp(p, CC_HEADER_TAG, CC_HEADER_TAG_LEN) != 0)
         return 0;
     p += CC_HEADER_TAG_LEN;
-    int negative = p < newline && *p == '-';
-    p = cc_decimal(p + negative, newline, 10, &h->pid);
-    if (p == NULL)
-        return 0;
-    if (negative)
-        h->pid = -h->pid;
+    h->negative = p < newline && *p == '-';
+    p = cc_number(p + h->negative, newline, 10, 0, &h->pid);
     p = cc_byte(cc_byte(cc_byte(p, newline, ' '), newline, '0'), newline, 'x');
-    if (p == NULL || (p = cc_hex(p, newline, 16, &h->pmcid)) == NULL)
+    if (p == NULL || (p = cc_number(p, newline, 16, 1, &h->pmcid)) == NULL)
         return 0;
     p = cc_byte(p, newline, ' ');
-    if (p == NULL || (p = cc_decimal(p, newline, 10, &h->cpu)) == NULL)
+    if (p == NULL || (p = cc_number(p, newline, 10, 0, &h->cpu)) == NULL)
         return 0;
     p = cc_byte(p, newline, ' ');
-    if (p == NULL || (p = cc_decimal(p, newline, 4, &h->count)) == NULL)
+    if (p == NULL || (p = cc_number(p, newline, 4, 0, &h->count)) == NULL)
         return 0;
     p = cc_byte(p, newline, ' ');
     if (p == NULL || newline - p != 1 || (*p != 'u' && *p != 's'))
@@ -151,7 +131,7 @@ cc_read_pc(const unsigned char *p, const unsigned char *newline, uint64_t *pc)
 {
     if (newline - p < CC_PC_PREFIX_LEN || memcmp(p, CC_PC_PREFIX, CC_PC_PREFIX_LEN) != 0)
         return 0;
-    return cc_hex(p + CC_PC_PREFIX_LEN, newline, 16, pc) == newline;
+    return cc_number(p + CC_PC_PREFIX_LEN, newline, 16, 1, pc) == newline;
 }
 
 static int
@@ -222,7 +202,7 @@ py_callchain_scan(PyObject *self, PyObject *args)
         if (cc_reserve(&pcs, (size_t)h.count) < 0)
             goto done;
         const unsigned char *at = newline + 1;
-        long long taken = 0;
+        uint64_t taken = 0;
         reason = CC_END;
         while (taken < h.count) {
             const unsigned char *stop = at < end ? memchr(at, '\n', (size_t)(end - at)) : NULL;
@@ -248,17 +228,17 @@ py_callchain_scan(PyObject *self, PyObject *args)
             if (cc_reserve(&chains, CC_CHAIN_FIELDS) < 0)
                 goto done;
             uint64_t *row = chains.items + chains.count;
-            row[0] = (uint64_t)h.count;
+            row[0] = h.count;
             row[1] = (uint64_t)(line + 2);
-            row[2] = (uint64_t)h.pid;
-            row[3] = (uint64_t)h.cpu;
+            row[2] = h.negative ? 0 - h.pid : h.pid;   /* at most 10 digits: an int64 either way */
+            row[3] = h.cpu;
             row[4] = (uint64_t)h.user;
             chains.count += CC_CHAIN_FIELDS;
             pcs.count += (size_t)h.count;
             batched += (Py_ssize_t)h.count;
         }
         p = at;
-        line += 1 + h.count;
+        line += 1 + (long long)h.count;
     }
     PyObject *pcs_obj = cc_bytes(&pcs), *chains_obj = cc_bytes(&chains);
     if (pcs_obj != NULL && chains_obj != NULL)

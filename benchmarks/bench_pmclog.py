@@ -10,7 +10,9 @@ code, measured in the same run.  The text log is bench_memory.make_pmclog's
 from a pool of 20,000); the raw log holds the same records packed as
 ``sys/sys/pmclog.h`` lays them out.  Every output must be byte-identical.
 Throughput is the input's size over the best CPU time (user+system, the
-steady measure on a shared machine); wall times are printed beside it.
+steady measure on a shared machine); wall times are printed beside it.  A last
+table times the scan alone, in this process: each scanner over the text log's
+bytes (every line it stops at skipped), CPU time, best of ``--repeat``.
 
     python benchmarks/bench_pmclog.py [--megabytes 50] [--repeat 3] [--baseline REV]
 """
@@ -23,6 +25,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 from _timing import cpu_time, wall_time
 
@@ -96,6 +99,26 @@ def run(tree: str, args: list[str], out: str, repeat: int, env: dict[str, str]) 
         return wall, cpu, f.read()
 
 
+def scan_seconds(scan, data: bytes, repeat: int) -> float:
+    """Best CPU seconds of ``scan`` over all of ``data`` (as pmcstat.CHUNK batches), skipping the lines it stops at."""
+    from tracebridge.readers.callchain_scan import FULL, OTHER
+    from tracebridge.readers.pmcstat import CHUNK
+
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        pos, line, batched = 0, 0, 0
+        while pos < len(data):
+            pos, line, reason, _, pcs, _ = scan(data, pos, line, None, batched, CHUNK)
+            batched = 0 if reason == FULL else batched + len(pcs) // 8
+            if reason == OTHER:
+                pos, line = data.index(b"\n", pos) + 1, line + 1
+            elif reason != FULL:
+                break
+        best = min(best, time.process_time() - start)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=50)
@@ -129,6 +152,18 @@ def main() -> None:
             for code, wall, cpu in times:
                 speedup = f"{before[code] / cpu:.2f}x" if code in before else "-"
                 print(f"| {label}, {size:.0f} MB | {code} | {wall:.2f} | {cpu:.2f} | {size / cpu:.0f} | {speedup} |")
+        sys.path.insert(0, ROOT)
+        from tracebridge.readers.callchain_scan import scan_callchains
+        from tracebridge.support import native
+
+        with open(text, "rb") as f:
+            data = f.read()
+        print("\n| scan alone, `-o` text log | CPU s | MB/s |")
+        print("|---|---|---|")
+        for code, scan in (("native", native.core and native.core.callchain_scan), ("pure Python", scan_callchains)):
+            if scan is not None:
+                seconds = scan_seconds(scan, data, args.repeat)
+                print(f"| {code} | {seconds:.3f} | {len(data) / 1e6 / seconds:.0f} |")
     if not same:
         raise SystemExit("the outputs differ")
 

@@ -173,24 +173,31 @@ class Predictor:
         self.verdict = module_verdict(image, modname, self.relocations)
         # The kernel's listing stops for every function after the stopper, selected or not.
         self._stop_index = _listing_stop(image.functions, image.machine)
-        self._fired = self._shared_patch_points()
+        self._shared = self._shared_patch_points()
 
     def scan(self, functions: Sequence[Function]) -> list[FbtProbes]:
-        """The per-function rules, in order, with only the probes that fire where symbols share a patch point."""
-        results = self._scan(functions)
-        fired = self._fired
-        if not fired:
-            return results
-        return [fired.get(function.symbol_index, probes) for function, probes in zip(functions, results)]
+        """The per-function rules, in order, with only the probes that fire where symbols share a patch point.
+
+        The symbols that may share one were scanned when the predictor was
+        made: their answers are taken from there, and only the others walked.
+        """
+        shared = self._shared
+        if not shared:
+            return self._scan(functions)
+        results = [shared.get(function.symbol_index) for function in functions]
+        rest = [at for at, probes in enumerate(results) if probes is None]
+        for at, probes in zip(rest, self._scan([functions[at] for at in rest])):
+            results[at] = probes
+        return results
 
     def _shared_patch_points(self) -> dict[int, FbtProbes]:
-        """Per symbol index, the probes that fire of the symbols whose patch points another symbol shares.
+        """Per symbol index of every symbol whose range overlaps another's, the probes of it that fire.
 
-        Only symbols whose ranges overlap can share one, so only those are
-        scanned here.  Walked from the symbol FBT lists last: its probes head
-        their hash chains and fire; an earlier symbol's return probe at a
-        taken return site never does, nor (without ``fbtp_tracenext``) its
-        entry probe at a taken entry point.
+        Only symbols whose ranges overlap can share a patch point, so only
+        those are scanned here.  Walked from the symbol FBT lists last: its
+        probes head their hash chains and fire; an earlier symbol's return
+        probe at a taken return site never does, nor (without
+        ``fbtp_tracenext``) its entry probe at a taken entry point.
         """
         if self.verdict.reason is not None:
             return {}
@@ -200,7 +207,7 @@ class Predictor:
         chained = entries_chain(self.image.machine, self.options)
         members = [function for cluster in clusters for function in cluster]
         scanned = dict(zip((f.symbol_index for f in members), self._scan(members)))
-        fired: dict[int, FbtProbes] = {}
+        fired = dict(scanned)
         for cluster in clusters:
             entries: set[int] = set()
             returns: set[int] = set()
@@ -279,21 +286,35 @@ def entries_chain(machine: str, options: FbtOptions) -> bool:
 
 
 def _overlapping(functions: Sequence[Function]) -> list[list[Function]]:
-    """Groups of two or more functions whose byte ranges overlap (aliases, nested symbols), in address order."""
+    """Groups of two or more functions whose byte ranges overlap (aliases, nested symbols), in address order.
+
+    In (offset, symbol index) order, a function starts a new group unless it
+    starts at or before the last byte any earlier one reaches.  As columns: a
+    big module has 100k functions.  A last byte past 2**64 - 1 (a hostile
+    size) is taken as 2**64 - 1, which no offset lies beyond.
+    """
+    sized = [f for f in functions if f.size]
+    count = len(sized)
+    if count < 2:
+        return []
+    offset = np.fromiter((f.offset for f in sized), dtype=np.uint64, count=count)
+    size = np.fromiter((f.size for f in sized), dtype=np.uint64, count=count)
+    index = np.fromiter((f.symbol_index for f in sized), dtype=np.int64, count=count)
+    order = np.lexsort((index, offset))
+    offset, size = offset[order], size[order]
+    top = np.uint64(2**64 - 1)
+    last = np.where(size - np.uint64(1) > top - offset, top, offset + (size - np.uint64(1)))
+    starts = np.ones(count, dtype=bool)
+    starts[1:] = offset[1:] > np.maximum.accumulate(last)[:-1]
+    group = np.cumsum(starts) - 1
+    shared = np.bincount(group)[group] > 1
     clusters: list[list[Function]] = []
-    current: list[Function] = []
-    end = -1
-    for function in sorted((f for f in functions if f.size), key=lambda f: (f.offset, f.symbol_index)):
-        if current and function.offset < end:
-            current.append(function)
-        else:
-            if len(current) > 1:
-                clusters.append(current)
-            current = [function]
-            end = function.offset
-        end = max(end, function.offset + function.size)
-    if len(current) > 1:
-        clusters.append(current)
+    previous = -1
+    for at, number in zip(order[shared].tolist(), group[shared].tolist()):
+        if number != previous:
+            clusters.append([])
+            previous = number
+        clusters[-1].append(sized[at])
     return clusters
 
 

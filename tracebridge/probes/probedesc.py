@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import re
 import string
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -42,6 +42,8 @@ FUNCTION_MAX = 191
 #: are literal outside a set, but are kept out so that sets stay unambiguous.
 _LITERAL = frozenset(string.ascii_letters + string.digits + "_.-`")
 _TO_FIELD = bytes(code if chr(code) in _LITERAL else ord("?") for code in range(256))
+#: The same, keeping NUL: names joined by NULs (which no symbol name holds) are made fields at once.
+_TO_FIELDS = b"\0" + _TO_FIELD[1:]
 #: Characters that may be listed inside ``[!...]`` without escaping.
 _SET_SAFE = frozenset(string.ascii_letters + string.digits + "_.`")
 #: Suffix lengths tried, in order, for ``<prefix>*<suffix>`` globs of long names.
@@ -133,10 +135,12 @@ class FunctionFields:
         # The search structures, built on first use.
         self._sorted: list[str] | None = None
         self._reversed: list[str] | None = None
-        self._by_length: dict[int, list[str]] | None = None
-        #: Names of at least FUNCTION_MAX - 1 characters, and per glob suffix length how many of them
-        #: share each (head, tail); built on first use.
-        self._long: list[str] | None = None
+        self._by_length: dict[int, list[str]] = {}
+        self._tails_by_length: dict[int, Counter[str]] = {}
+        self._lengths: tuple[list[str], Sequence[int]] | None = None
+        #: Names of at least FUNCTION_MAX - 1 characters, sorted as they are and reversed, and per glob
+        #: suffix length how many of them share each (head, tail); built on first use.
+        self._long: tuple[list[str], list[str]] | None = None
         self._heads_tails: dict[int, Counter[tuple[str, str]]] = {}
         #: Fields found so far: names repeat (local symbols, or a hostile module's one name for all).
         self._found: dict[str, FunctionField] = {}
@@ -149,19 +153,38 @@ class FunctionFields:
     def _tails(self) -> Counter[str]:
         return Counter(name[-_ANCHOR:] for name in self._count)
 
-    @cached_property
-    def _length_tails(self) -> Counter[tuple[int, str]]:
-        return Counter((len(name), name[-_ANCHOR:]) for name in self._count)
+    def _tails_of_length(self, length: int) -> Counter[str]:
+        """:attr:`_tails` among the names of one length, counted for the lengths asked about only."""
+        tails = self._tails_by_length.get(length)
+        if tails is None:
+            tails = self._tails_by_length[length] = Counter(name[-_ANCHOR:] for name in self._of_length(length))
+        return tails
 
     def field(self, name: str) -> FunctionField:
         found = self._found.get(name)
         if found is None:
-            found = self._found[name] = self._field(name)
+            found = self._found[name] = self._field(name, literal_field(name))
         return found
 
-    def _field(self, name: str) -> FunctionField:
+    def fields(self, names: Sequence[str]) -> list[FunctionField]:
+        """:meth:`field` of each name; their :func:`literal_field` texts made in one pass (30k names
+        take 100k functions' probes)."""
+        joined = "\0".join(names)
+        if joined.count("\0") != max(len(names) - 1, 0):  # a NUL inside a name: one at a time
+            return [self.field(name) for name in names]
+        texts = joined.encode("latin-1", "replace").translate(_TO_FIELDS).decode("latin-1").split("\0")
+        found, make = self._found, self._field
+        out = []
+        for name, text in zip(names, texts):
+            field = found.get(name)
+            if field is None:
+                field = found[name] = make(name, text)
+            out.append(field)
+        return out
+
+    def _field(self, name: str, text: str) -> FunctionField:
+        """The field of ``name``, whose :func:`literal_field` is ``text``."""
         duplicates = self._count.get(name, 1)
-        text = literal_field(name)
         plain_tail = "?" not in text[-_ANCHOR:] and len(name) >= _ANCHOR
         if len(text) > FUNCTION_MAX:
             for suffix in _SUFFIXES:
@@ -172,7 +195,7 @@ class FunctionFields:
                     return FunctionField(glob, duplicates)
             return FunctionField(None, duplicates, f"no glob of at most {FUNCTION_MAX} characters "
                                                    f"selects only this {len(name)}-character name")
-        if text == name or (plain_tail and self._length_tails[len(name), name[-_ANCHOR:]] == 1):
+        if text == name or (plain_tail and self._tails_of_length(len(name))[name[-_ANCHOR:]] == 1):
             return FunctionField(text, duplicates)
         others = self.others(text, name)
         if others:
@@ -186,18 +209,45 @@ class FunctionFields:
         """Does ``<head>*<last suffix characters>`` of a long name of plain literals select only that name?
 
         Such a glob selects exactly the names of at least ``FUNCTION_MAX - 1``
-        characters with its head and its tail: one count per (head, tail) of
-        the module's long names answers for all of them, where a search per
-        name costs a bisection and a filter (a Rust toolchain library has 10k
-        long v0 names whose last 16 characters are not unique).
+        characters with its head and its tail.  Those with the head are one
+        slice of the sorted long names, those with the tail one slice of the
+        sorted reversed ones: when either slice is the name alone, or one is
+        small enough to filter, that answers.  Only when both are large is
+        one count per (head, tail) of the module's long names made, once per
+        suffix length (a search per name there would cost a filter of
+        thousands: a Rust toolchain library has 10k long v0 names whose last
+        16 characters are not unique).  Most names are settled by their
+        slices, so few of the seven counts are ever made.
         """
         cut = FUNCTION_MAX - 1 - suffix
+        head, tail = name[:cut], name[-suffix:]
         heads_tails = self._heads_tails.get(suffix)
+        if heads_tails is None and suffix != _SUFFIXES[0]:  # the first length is tried for every long name
+            alone = self._alone_in_slices(head, tail)
+            if alone is not None:
+                return alone
         if heads_tails is None:
-            if self._long is None:
-                self._long = [other for other in self._count if len(other) >= FUNCTION_MAX - 1]
-            heads_tails = self._heads_tails[suffix] = Counter((other[:cut], other[-suffix:]) for other in self._long)
-        return heads_tails[name[:cut], name[-suffix:]] == 1
+            heads_tails = self._heads_tails[suffix] = Counter((other[:cut], other[-suffix:])
+                                                              for other in self._long_names()[0])
+        return heads_tails[head, tail] == 1
+
+    def _alone_in_slices(self, head: str, tail: str) -> bool | None:
+        """Is one long name alone in starting with ``head`` and ending with ``tail``?  None: too many to filter."""
+        ordered, reversed_ = self._long_names()
+        low, high = _prefix_range(ordered, head)
+        if high - low <= _FEW:
+            return sum(1 for other in ordered[low:high] if other.endswith(tail)) == 1
+        low, high = _prefix_range(reversed_, tail[::-1])
+        if high - low <= _FEW:
+            return sum(1 for other in reversed_[low:high] if other[::-1].startswith(head)) == 1
+        return None
+
+    def _long_names(self) -> tuple[list[str], list[str]]:
+        """The distinct names of at least ``FUNCTION_MAX - 1`` characters, sorted as they are and reversed."""
+        if self._long is None:
+            long = sorted(other for other in self._count if len(other) >= FUNCTION_MAX - 1)
+            self._long = long, sorted(other[::-1] for other in long)
+        return self._long
 
     def others(self, field: str, name: str) -> list[str]:
         """Distinct function names other than ``name`` that ``field`` selects."""
@@ -239,18 +289,30 @@ class FunctionFields:
         return [reverse[::-1] for reverse in _bisect_prefix(self._reversed, tail[::-1])]
 
     def _of_length(self, length: int) -> Sequence[str]:
-        if self._by_length is None:
-            self._by_length = defaultdict(list)
-            for name in self._count:
-                self._by_length[len(name)].append(name)
-        return self._by_length.get(length, ())
+        """Distinct names of ``length`` characters (all names' lengths are one column, made once)."""
+        names = self._by_length.get(length)
+        if names is None:
+            if self._lengths is None:
+                import numpy as np  # not at import: every command's parser imports this module
+
+                distinct = list(self._count)
+                self._lengths = distinct, np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))
+            distinct, lengths = self._lengths
+            names = self._by_length[length] = [distinct[at] for at in (lengths == length).nonzero()[0].tolist()]
+        return names
 
 
 def _bisect_prefix(ordered: list[str], prefix: str) -> list[str]:
     """The slice of a sorted list whose strings start with ``prefix``."""
+    low, high = _prefix_range(ordered, prefix)
+    return ordered[low:high]
+
+
+def _prefix_range(ordered: list[str], prefix: str) -> tuple[int, int]:
+    """Where the strings of a sorted list that start with ``prefix`` lie: ``ordered[low:high]``."""
     low = bisect.bisect_left(ordered, prefix)
     # Names are Latin-1 text: every one of them sorts below this character.
-    return ordered[low:bisect.bisect_left(ordered, prefix + "\U0010ffff", low)]
+    return low, bisect.bisect_left(ordered, prefix + "\U0010ffff", low)
 
 
 def _fixed_length(field: str) -> int | None:

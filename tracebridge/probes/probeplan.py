@@ -87,8 +87,9 @@ def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtO
 
         def probes_and_fields(part: Sequence[Function]) -> list[tuple[FbtProbes, FunctionField]]:
             """FBT's answer and the description field of each function: independent, so run in halves."""
-            return [(p, fields.field(f.name) if p.has_entry else NOT_NEEDED)
-                    for f, p in zip(part, predictor.scan(part))]
+            probes = predictor.scan(part)
+            named = iter(fields.fields([f.name for f, p in zip(part, probes) if p.has_entry]))
+            return [(p, next(named) if p.has_entry else NOT_NEEDED) for p in probes]
 
         items = [Planned(f, p, field) for f, (p, field) in zip(functions, split_map(probes_and_fields, functions))]
     return Plan(image, modname, module_field(modname), predictor.verdict, items, len(image.functions))

@@ -122,26 +122,31 @@ class FunctionFields:
 
     ``names`` are the module's function names (duplicates allowed).  Finding
     which other names a glob also selects must stay cheap for 100k functions:
-    the names that share the glob's literal head are one slice of the sorted
-    names, those that share its literal tail one slice of the sorted reversed
-    names, and a ``*``-free glob can only match names of its own length; the
-    smallest of these is narrowed to names with both the head and the tail,
-    and only the few left are run through the kernel matcher.
+    a ``*``-free glob can only match names of its own length, and among
+    those (or all names, for a ``*`` glob) the names that share the glob's
+    literal head are one slice of the sorted names, those that share its
+    literal tail one slice of the sorted reversed names; the smaller slice is
+    narrowed to names with both the head and the tail, and only the few left
+    are run through the kernel matcher.  Every structure is made on first
+    use, for the lengths asked about only: ``gen-probes`` makes them in each
+    of its two processes.
     """
 
     def __init__(self, names: Iterable[str], *, signed_char: bool = True):
         self._count = Counter(names)
         self._signed = signed_char
-        # The search structures, built on first use.
-        self._sorted: list[str] | None = None
-        self._reversed: list[str] | None = None
-        self._by_length: dict[int, list[str]] = {}
+        # The search structures, built on first use: all distinct names, those of each length asked
+        # about (a ``*``-free glob matches names of its own length only), and their tails.
+        self._everything = _Sorted(list(self._count))
+        self._by_length: dict[int, _Sorted] = {}
         self._tails_by_length: dict[int, Counter[str]] = {}
-        self._lengths: tuple[list[str], Sequence[int]] | None = None
-        #: Names of at least FUNCTION_MAX - 1 characters, sorted as they are and reversed, and per glob
-        #: suffix length how many of them share each (head, tail); built on first use.
-        self._long: tuple[list[str], list[str]] | None = None
-        self._heads_tails: dict[int, Counter[tuple[str, str]]] = {}
+        self._lengths: Sequence[int] | None = None
+        #: Names of at least FUNCTION_MAX - 1 characters, how many of them share each (head, tail) of
+        #: the first glob suffix length, and of the others, per (suffix length, head) of many names, how
+        #: many of those share each tail; built on first use.
+        self._long: _Sorted | None = None
+        self._heads_tails: Counter[tuple[str, str]] | None = None
+        self._tails_by_head: dict[tuple[int, str], Counter[str]] = {}
         #: Fields found so far: names repeat (local symbols, or a hostile module's one name for all).
         self._found: dict[str, FunctionField] = {}
 
@@ -157,7 +162,7 @@ class FunctionFields:
         """:attr:`_tails` among the names of one length, counted for the lengths asked about only."""
         tails = self._tails_by_length.get(length)
         if tails is None:
-            tails = self._tails_by_length[length] = Counter(name[-_ANCHOR:] for name in self._of_length(length))
+            tails = self._tails_by_length[length] = Counter(name[-_ANCHOR:] for name in self._of_length(length).names)
         return tails
 
     def field(self, name: str) -> FunctionField:
@@ -209,44 +214,34 @@ class FunctionFields:
         """Does ``<head>*<last suffix characters>`` of a long name of plain literals select only that name?
 
         Such a glob selects exactly the names of at least ``FUNCTION_MAX - 1``
-        characters with its head and its tail.  Those with the head are one
-        slice of the sorted long names, those with the tail one slice of the
-        sorted reversed ones: when either slice is the name alone, or one is
-        small enough to filter, that answers.  Only when both are large is
-        one count per (head, tail) of the module's long names made, once per
-        suffix length (a search per name there would cost a filter of
-        thousands: a Rust toolchain library has 10k long v0 names whose last
-        16 characters are not unique).  Most names are settled by their
-        slices, so few of the seven counts are ever made.
+        characters with its head and its tail.  The first suffix length is
+        tried for every long name: one count per (head, tail) of the module's
+        long names answers for all of them, where a search per name costs a
+        bisection and a filter (a Rust toolchain library has 10k long v0 names
+        whose last 16 characters are not unique).  The few names that need a
+        longer or shorter suffix are looked up in the slices of the sorted
+        long names with their head or their tail; when both are large, the
+        tails in the head's slice are counted, once per head.
         """
         cut = FUNCTION_MAX - 1 - suffix
         head, tail = name[:cut], name[-suffix:]
-        heads_tails = self._heads_tails.get(suffix)
-        if heads_tails is None and suffix != _SUFFIXES[0]:  # the first length is tried for every long name
-            alone = self._alone_in_slices(head, tail)
-            if alone is not None:
-                return alone
-        if heads_tails is None:
-            heads_tails = self._heads_tails[suffix] = Counter((other[:cut], other[-suffix:])
-                                                              for other in self._long_names()[0])
-        return heads_tails[head, tail] == 1
+        long = self._long_names()
+        if suffix == _SUFFIXES[0]:
+            if self._heads_tails is None:
+                self._heads_tails = Counter((other[:cut], other[-suffix:]) for other in long.names)
+            return self._heads_tails[head, tail] == 1
+        fewer = long.with_head_or_tail(head, tail)
+        if len(fewer) <= _FEW:
+            return sum(1 for other in fewer if other.startswith(head) and other.endswith(tail)) == 1
+        tails = self._tails_by_head.get((suffix, head))
+        if tails is None:
+            tails = self._tails_by_head[suffix, head] = Counter(other[-suffix:] for other in long.with_head(head))
+        return tails[tail] == 1
 
-    def _alone_in_slices(self, head: str, tail: str) -> bool | None:
-        """Is one long name alone in starting with ``head`` and ending with ``tail``?  None: too many to filter."""
-        ordered, reversed_ = self._long_names()
-        low, high = _prefix_range(ordered, head)
-        if high - low <= _FEW:
-            return sum(1 for other in ordered[low:high] if other.endswith(tail)) == 1
-        low, high = _prefix_range(reversed_, tail[::-1])
-        if high - low <= _FEW:
-            return sum(1 for other in reversed_[low:high] if other[::-1].startswith(head)) == 1
-        return None
-
-    def _long_names(self) -> tuple[list[str], list[str]]:
-        """The distinct names of at least ``FUNCTION_MAX - 1`` characters, sorted as they are and reversed."""
+    def _long_names(self) -> _Sorted:
+        """The distinct names of at least ``FUNCTION_MAX - 1`` characters."""
         if self._long is None:
-            long = sorted(other for other in self._count if len(other) >= FUNCTION_MAX - 1)
-            self._long = long, sorted(other[::-1] for other in long)
+            self._long = _Sorted([other for other in self._count if len(other) >= FUNCTION_MAX - 1])
         return self._long
 
     def others(self, field: str, name: str) -> list[str]:
@@ -263,49 +258,52 @@ class FunctionFields:
             return [field] if field in self._count else []
         metas = [m.start() for m in _META.finditer(field)]
         head, tail = field[:metas[0]], field[metas[-1] + 1:]
-        candidates = self._with_prefix(head)
-        if len(candidates) > _FEW:
-            ending = self._with_suffix(tail)
-            if len(ending) < len(candidates):
-                candidates = ending
-        if len(candidates) > _FEW and "*" not in field:
-            length = _fixed_length(field)
-            if length is not None:
-                same_length = self._of_length(length)
-                if len(same_length) < len(candidates):
-                    candidates = same_length
-        return [n for n in candidates if n.startswith(head) and n.endswith(tail)]
+        length = None if "*" in field else _fixed_length(field)
+        names = self._everything if length is None else self._of_length(length)
+        return [n for n in names.with_head_or_tail(head, tail) if n.startswith(head) and n.endswith(tail)]
 
-    def _with_prefix(self, head: str) -> Sequence[str]:
-        """Distinct names that start with ``head``."""
-        if self._sorted is None:
-            self._sorted = sorted(self._count)
-        return _bisect_prefix(self._sorted, head)
-
-    def _with_suffix(self, tail: str) -> Sequence[str]:
-        """Distinct names that end with ``tail`` (reversed: the caller only filters them)."""
-        if self._reversed is None:
-            self._reversed = sorted(name[::-1] for name in self._count)
-        return [reverse[::-1] for reverse in _bisect_prefix(self._reversed, tail[::-1])]
-
-    def _of_length(self, length: int) -> Sequence[str]:
+    def _of_length(self, length: int) -> _Sorted:
         """Distinct names of ``length`` characters (all names' lengths are one column, made once)."""
         names = self._by_length.get(length)
         if names is None:
+            distinct = self._everything.names
             if self._lengths is None:
                 import numpy as np  # not at import: every command's parser imports this module
 
-                distinct = list(self._count)
-                self._lengths = distinct, np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))
-            distinct, lengths = self._lengths
-            names = self._by_length[length] = [distinct[at] for at in (lengths == length).nonzero()[0].tolist()]
+                self._lengths = np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))
+            names = self._by_length[length] = _Sorted([distinct[at]
+                                                       for at in (self._lengths == length).nonzero()[0].tolist()])
         return names
 
 
-def _bisect_prefix(ordered: list[str], prefix: str) -> list[str]:
-    """The slice of a sorted list whose strings start with ``prefix``."""
-    low, high = _prefix_range(ordered, prefix)
-    return ordered[low:high]
+class _Sorted:
+    """Some distinct names, with their sorted and sorted-reversed lists made on first use: the names
+    with a given head are one slice of the first, those with a given tail one slice of the second."""
+
+    __slots__ = ("names", "_ordered", "_reversed")
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self._ordered: list[str] | None = None
+        self._reversed: list[str] | None = None
+
+    def with_head(self, head: str) -> list[str]:
+        """The names that start with ``head``."""
+        if self._ordered is None:
+            self._ordered = sorted(self.names)
+        low, high = _prefix_range(self._ordered, head)
+        return self._ordered[low:high]
+
+    def with_head_or_tail(self, head: str, tail: str) -> list[str]:
+        """The names that start with ``head`` or those that end with ``tail``, whichever are fewer
+        (the second are looked for only when the first are more than a few)."""
+        heads = self.with_head(head)
+        if len(heads) <= _FEW:
+            return heads
+        if self._reversed is None:
+            self._reversed = sorted(name[::-1] for name in self.names)
+        low, high = _prefix_range(self._reversed, tail[::-1])
+        return [reverse[::-1] for reverse in self._reversed[low:high]] if high - low < len(heads) else heads
 
 
 def _prefix_range(ordered: list[str], prefix: str) -> tuple[int, int]:

@@ -6,9 +6,12 @@ also selects a neighbour merges two functions' data without any error.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fixture_paths import MODULES
+from tracebridge.image.elf import open_module
 from tracebridge.probes.dglob import matches
 from tracebridge.probes.probedesc import FUNCTION_MAX, FunctionFields
 
@@ -140,3 +143,41 @@ def test_unique_tail_shortcut_only_for_a_literal_tail():
     names = ["abcd$fghijklmnopqrst", "abcdxfghijklmnopqrst"]
     field = FunctionFields(names).field(names[0])
     assert field.text == "abcd[!x]fghijklmnopqrst"
+
+
+def test_later_cut_among_many_sharing_head_and_tail():
+    """Names that the first cut (126 + 64 characters) cannot tell apart, where the next cut's head
+    (150 characters) and tail (40) are each shared by more than 64 names: the tails are then counted
+    per head, and the answer must be the search's and select its name only."""
+    def name(head: str, middle: str, tail: str) -> str:
+        return head + middle + tail
+
+    tails = [f"{i:040d}" for i in range(65)]
+    family = [name("a" * 150, "m" * 60, tail) for tail in tails]  # one head, 65 tails
+    twins = [name("a" * 126 + "q" * 24, "m" * 60, tail) for tail in tails]  # first cut shared with family
+    shared_tail = [name(f"{i:0150d}", "m" * 60, tails[0]) for i in range(64)]  # 64 more with tails[0]
+    names = family + twins + shared_tail
+    fields = FunctionFields(names)
+    found = [fields.field(n) for n in family[:3] + twins[:2]]
+    assert found == [f for n, f in zip(names, searched_fields(names)) if n in family[:3] + twins[:2]]
+    for n, field in zip(family[:3] + twins[:2], found):
+        assert field.text is not None and len(field.text) <= FUNCTION_MAX
+        assert [other for other in names if matches(other, field.text)] == [n]
+    assert fields._tails_by_head  # the per-head count was the path taken
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.sampled_from("ab$_.\0\u0101") | st.characters(max_codepoint=0x17f), max_size=12)
+                | st.sampled_from(["a" * 200 + "$", "a" * 200 + "b", "_ZN3foo$LT$E", "_ZN3fooxLTxE"]),
+                min_size=1, max_size=30))
+def test_fields_in_bulk_are_the_fields_one_by_one(names):
+    """NULs inside names (the bulk path then takes them one by one), characters past Latin-1 and
+    long names included."""
+    assert FunctionFields(names).fields(names) == [FunctionFields(names).field(n) for n in names]
+    assert FunctionFields(names).fields([]) == []
+
+
+@pytest.mark.parametrize("path", sorted(MODULES.glob("*.ko")), ids=lambda path: path.name)
+def test_fields_in_bulk_on_every_module(path):
+    names = [f.name for f in open_module(path).functions] if path.stem != "rem_stripped" else []
+    assert FunctionFields(names).fields(names) == [FunctionFields(names).field(n) for n in names]

@@ -15,7 +15,6 @@ one character: hostile or corrupt names survive unchanged and byte-exact
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
 import struct
@@ -308,6 +307,8 @@ class ModuleImage:
     @cached_property
     def sha256(self) -> str:
         """SHA-256 of the file as it was read (its mapping), hashed once however many inputs name it."""
+        import hashlib  # OpenSSL's library: loaded by the few commands that hash
+
         return hashlib.sha256(self._data).hexdigest()
 
     @property

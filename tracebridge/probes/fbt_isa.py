@@ -44,8 +44,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from iced_x86 import Code, Decoder, Instruction
+from functools import cache
 
 from tracebridge.support import native
 
@@ -58,7 +57,6 @@ DECODE_FAILED = "decode-failed"
 PointsInside = Callable[[int], bool]
 
 _PAD = bytes(16)
-_INVALID = Code.INVALID
 
 # sys/cddl/contrib/opensolaris/uts/common/sys/dtrace.h (aarch64 section).
 A64_BTI_MASK, A64_BTI = 0xFFFFFF3F, 0xD503241F
@@ -108,6 +106,15 @@ _DECODE_FAILED = FbtProbes(None, (), DECODE_FAILED)
 _ENTRY_AT_0 = FbtProbes(0)
 
 
+@cache
+def _iced() -> tuple[type, type, int]:
+    """iced-x86's decoder, instruction and invalid code, imported when first needed: with the
+    compiled core the walk rarely needs it, and it takes longer to import (~20 ms) than to use."""
+    from iced_x86 import Code, Decoder, Instruction
+
+    return Decoder, Instruction, Code.INVALID
+
+
 def _jump_table(pos: int, width: int, size: int, points_inside: PointsInside | None) -> bool:
     """The kernel's window test around a return-site candidate at ``pos``."""
     if points_inside is None:
@@ -127,18 +134,19 @@ def scan_amd64(code: bytes, points_inside: PointsInside | None = None) -> FbtPro
     last_push = code.rfind(b"\x55")
     if last_push < 0:
         return _NO_FRAME
+    decoder_of, new_instruction, invalid = _iced()
     buf = decoder = None
-    instruction = Instruction()
+    instruction = new_instruction()
     entry = 0
     if code[0] != 0x55:
         buf = code + _PAD
-        decoder = Decoder(64, buf)
+        decoder = decoder_of(64, buf)
         # No instruction at or past the last 0x55 byte can start with one.
         while entry <= last_push:
             if buf[entry] == 0x55:
                 break
             decoder.decode_out(instruction)
-            if instruction.code == _INVALID:
+            if instruction.code == invalid:
                 return _DECODE_FAILED
             entry += instruction.len
         else:
@@ -148,13 +156,13 @@ def scan_amd64(code: bytes, points_inside: PointsInside | None = None) -> FbtPro
         return _ENTRY_AT_0 if entry == 0 else FbtProbes(entry)
     if decoder is None:
         buf = code + _PAD
-        decoder = Decoder(64, buf)
+        decoder = decoder_of(64, buf)
     size = len(code)
     decoder.position = pos = entry
     returns = []
     while pos <= last_ret:
         decoder.decode_out(instruction)
-        if instruction.code == _INVALID:
+        if instruction.code == invalid:
             break
         if buf[pos] == 0xC3 and not _jump_table(pos, 8, size, points_inside):
             returns.append(pos)
@@ -212,13 +220,14 @@ def scan_i386(code: bytes, points_inside: PointsInside | None = None) -> FbtProb
     if buf[0] != 0x55 or buf[1:3] not in (b"\x8b\xec", b"\x89\xe5"):
         return _NO_FRAME
     last_site = max(code.rfind(b"\x5d"), code.rfind(b"\xc9"))
-    decoder = Decoder(32, buf)
-    instruction = Instruction()
+    decoder_of, new_instruction, invalid = _iced()
+    decoder = decoder_of(32, buf)
+    instruction = new_instruction()
     pos = 0
     returns = []
     while pos <= last_site:
         decoder.decode_out(instruction)
-        if instruction.code == _INVALID:
+        if instruction.code == invalid:
             break
         if (instruction.len == 1 and buf[pos] in (0x5D, 0xC9) and buf[pos + 1] in (0xC3, 0xC2)
                 and not _jump_table(pos, 4, size, points_inside)):

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracebridge.probes import dglob, kinst
+from tracebridge.probes import dglob
 from tracebridge.image.demangle import Demangled, demangle_all, demangle_symbol
 from tracebridge.probes.fbt import FbtOptions, FbtProbes, ModuleVerdict, Predictor
 from tracebridge.image.elf import Function, ModuleImage
@@ -63,6 +63,8 @@ class Plan:
     def descriptions(self, planned: Planned, probe: str) -> list[str]:
         """The descriptions of one function's ``entry`` or ``return`` probes (kinst: one per ``ret``)."""
         if self.provider == "kinst":
+            from tracebridge.probes import kinst
+
             offsets = (planned.fbt.entry,) if probe == "entry" else planned.fbt.returns
             return [kinst.description(self.image, planned.function, offset) for offset in offsets]
         return [description(self.module_field, planned.field.text, probe)]
@@ -76,6 +78,8 @@ def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtO
         keep = selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
         functions = [functions[i] for i in keep]
     if provider == "kinst":
+        from tracebridge.probes import kinst  # the DWARF reader and iced-x86: not for FBT's plans
+
         counts = Counter(f.name for f in image.functions)
         probes = kinst.predict(image, functions)
         items = [Planned(f, p, FunctionField(f.name, counts[f.name]) if p.has_entry else NOT_NEEDED)

@@ -44,6 +44,20 @@ def test_halves_are_cut_where_the_costs_balance(monkeypatch):
     assert [x for x, here in result if here] == list(range(91))
 
 
+@pytest.mark.parametrize("middle", [-5, 0, 30, 100, 120])
+def test_halves_are_cut_where_the_caller_says(monkeypatch, middle):
+    """A ``middle`` outside the items is taken as their start or end: one process then does it all."""
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    parent = os.getpid()
+
+    def work(part):
+        return [(x, os.getpid() == parent) for x in part]
+
+    result = parallel.split_map(work, list(range(100)), middle=lambda items: middle)
+    assert [x for x, _ in result] == list(range(100))
+    assert [x for x, here in result if here] == list(range(min(max(middle, 0), 100)))
+
+
 def test_a_failing_child_is_redone_in_the_parent(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
     parent = os.getpid()

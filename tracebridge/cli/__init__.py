@@ -44,7 +44,13 @@ def version_text() -> str:
     return f"tracebridge {__version__}\n{native.status_line()}"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every sub-command, or of ``command`` alone.
+
+    A command line that names its command needs that one only: importing
+    and building all of them costs about 40 ms, more than a small command's
+    own work.  Anything else (``--help``, a mistyped command) gets them all.
+    """
     parser = argparse.ArgumentParser(
         prog="tracebridge",
         description="DTrace FBT and hwpmc support for Rust FreeBSD kernel modules.",
@@ -52,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version_text(),
                         help="show the version and whether the native core is in use, and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if command is None else (command.replace("-", "_"),):
         importlib.import_module(f"tracebridge.cli.{name}").register(subparsers)
     _remember_parsers(parser)
     return parser
@@ -76,11 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     # frames, rows); the default thresholds make the cyclic collector walk
     # them over and over.  Collect far less often instead of never.
     gc.set_threshold(200_000, 50, 100)
-    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+    words = sys.argv[1:] if argv is None else argv
+    if words == ["--version"]:
         # Answered before the command modules are imported: well under 0.1 s.
         print(version_text())
         return 0
-    parser = build_parser()
+    commands = {name.replace("_", "-") for name in COMMAND_MODULES}
+    parser = build_parser(words[0] if words and words[0] in commands else None)
     try:
         # Inside: an input that is a pipe is copied while the command line is parsed (spool).
         args, unknown = parser.parse_known_args(argv)

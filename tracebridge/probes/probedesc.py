@@ -172,20 +172,18 @@ class FunctionFields:
         return found
 
     def fields(self, names: Sequence[str]) -> list[FunctionField]:
-        """:meth:`field` of each name; their :func:`literal_field` texts made in one pass (30k names
-        take 100k functions' probes)."""
-        joined = "\0".join(names)
-        if joined.count("\0") != max(len(names) - 1, 0):  # a NUL inside a name: one at a time
+        """:meth:`field` of each name; the :func:`literal_field` texts of the names not seen yet are
+        made in one pass (30k names take 100k functions' probes), each distinct name once (a hostile
+        module names one 1 MB string 2,000 times)."""
+        found = self._found
+        new = [name for name in dict.fromkeys(names) if name not in found]
+        joined = "\0".join(new)
+        if joined.count("\0") != max(len(new) - 1, 0):  # a NUL inside a name: one at a time
             return [self.field(name) for name in names]
         texts = joined.encode("latin-1", "replace").translate(_TO_FIELDS).decode("latin-1").split("\0")
-        found, make = self._found, self._field
-        out = []
-        for name, text in zip(names, texts):
-            field = found.get(name)
-            if field is None:
-                field = found[name] = make(name, text)
-            out.append(field)
-        return out
+        for name, text in zip(new, texts):
+            found[name] = self._field(name, text)
+        return [found[name] for name in names]
 
     def _field(self, name: str, text: str) -> FunctionField:
         """The field of ``name``, whose :func:`literal_field` is ``text``."""

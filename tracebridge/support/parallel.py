@@ -41,19 +41,22 @@ def usable_cpus() -> int:
 
 
 def split_map(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
-              cost: Callable[[T], int] | None = None) -> list[R]:
+              cost: Callable[[T], int] | None = None,
+              middle: Callable[[Sequence[T]], int] | None = None) -> list[R]:
     """``work(items)``, computed as ``work(first half) + work(second half)`` on two cores.
 
     ``cost`` estimates each item's share of the work (1 each without it):
     the halves are cut where the estimates balance, so that one process does
-    not wait long for the other.
+    not wait long for the other.  ``middle(items)``, given instead, says where
+    the first half ends, for a caller that can tell without a cost per item.
     """
     global _splitting
     if _splitting or len(items) < MIN_ITEMS or usable_cpus() < 2 or not hasattr(os, "fork"):
         return work(items)
     _splitting = True
     try:
-        return _split(work, items, _middle(items, cost))
+        cut = _middle(items, cost) if middle is None else min(max(middle(items), 0), len(items))
+        return _split(work, items, cut)
     finally:
         _splitting = False
 

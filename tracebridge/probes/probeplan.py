@@ -103,7 +103,7 @@ def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtO
 
 
 #: Bytes of code that cost plan_module about as much as one more function (FBT's walk, fields).
-_CODE_PER_FUNCTION = 1600
+_CODE_PER_FUNCTION = 1024
 
 
 def _middle_by_code(functions: Sequence[Function]) -> int:

@@ -28,9 +28,13 @@ from tracebridge.support import gcpause
 from tracebridge.support.parallel import split_map
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Planned:
-    """One selected function, with its FBT probes and its description field."""
+    """One selected function, with its FBT probes and its description field.
+
+    Not frozen, as :class:`~tracebridge.image.elf.Function` is not: a plan builds
+    one per function (100k), at twice the cost when frozen.  Treat as read-only.
+    """
 
     function: Function
     fbt: FbtProbes

@@ -36,6 +36,7 @@ class ReadelfSymbol:
     bind: str
     ndx: str
     name: str
+    vis: str = "DEFAULT"
 
 
 def sections(path: Path) -> list[ReadelfSection]:
@@ -57,7 +58,7 @@ def symbols(path: Path, table: str = ".symtab") -> list[ReadelfSymbol]:
         m = _SYMBOL.match(line)
         if m and in_symtab:
             size = int(m[3], 16) if m[3].startswith("0x") else int(m[3])
-            out.append(ReadelfSymbol(int(m[1]), int(m[2], 16), size, m[4], m[5], m[7], m[8]))
+            out.append(ReadelfSymbol(int(m[1]), int(m[2], 16), size, m[4], m[5], m[7], m[8], m[6]))
     return out
 
 

@@ -48,3 +48,15 @@ def test_made_up_values_and_sizes(name, made_up):
     functions = [dataclasses.replace(real[pick % len(real)], value=value, size=size)
                  for value, size, pick in made_up]
     assert spans(image, functions) == [image.code_span(f) for f in functions]
+
+
+@pytest.mark.parametrize("path", ALL_MODULES, ids=lambda path: path.name)
+def test_values_at_and_past_their_section_end_have_no_code(path):
+    """A symbol value at or past its section's end (the file's next bytes are another section's) has no code."""
+    image = open_module(path)
+    functions = []
+    for function in image.functions:
+        section = image.section(function.shndx)
+        end = section.size + (0 if image.elf_type == "ET_REL" else section.addr)
+        functions += [dataclasses.replace(function, value=end + k, size=8) for k in (0, 1, 16)]
+    assert spans(image, functions) == [image.code_span(f) for f in functions] == [(0, 0)] * len(functions)

@@ -265,6 +265,9 @@ def test_extended_section_indices(tmp_path):
     assert len(copy.data) == copy.section(12, "offset") + len(table)
     image = reopened(copy, tmp_path)
     assert functions(image) == functions(open_module(REL))
+    copy.data[:] = copy.data[:-4]  # the last entry cut off
+    assert refusal(copy, tmp_path) == (f".symtab_shndx lies past the end of the file (offset "
+                                       f"{copy.section(12, 'offset'):#x}, size 0x28, file size {len(copy.data):#x})")
 
 
 def test_init_and_fini_arrays_are_loaded_by_newer_kernels_only(tmp_path):

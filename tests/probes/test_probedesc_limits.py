@@ -181,3 +181,43 @@ def test_fields_in_bulk_are_the_fields_one_by_one(names):
 def test_fields_in_bulk_on_every_module(path):
     names = [f.name for f in open_module(path).functions] if path.stem != "rem_stripped" else []
     assert FunctionFields(names).fields(names) == [FunctionFields(names).field(n) for n in names]
+
+
+def test_long_name_with_a_dollar_is_not_told_apart_by_its_raw_characters():
+    """Two 250-character names that differ only at character 100, where the first has ``$`` and the
+    second ``x``: the first's field has ``?`` there, which selects the second too, so neither their
+    different raw heads nor a shared (non-unique) tail may let a ``<prefix>*<suffix>`` glob through.
+    Every cut keeps character 100 or none of the difference, so the first gets no field at all."""
+    dollar = "_ZN" + "a" * 97 + "$" + "a" * 129 + "17h0123456789abcdefE"
+    names = [dollar, dollar.replace("$", "x")]
+    assert len(dollar) == 250
+    fields = FunctionFields(names)
+    for name in names:
+        field = fields.field(name)
+        if field.text is not None:
+            assert [n for n in names if matches(n, field.text)] == [name]
+    assert fields.field(names[1]).text is not None
+
+
+def test_long_name_with_a_dollar_near_its_end_gets_a_glob():
+    """A 230-character name alone in its module whose last 16 characters hold ``$`` (so they are no
+    literal tail to count): the search finds no other name, and the glob is written."""
+    name = "_ZN" + "b" * 200 + "$u7b$closure$u7d$E" + "c" * 9
+    assert "$" in name[-16:]
+    fields = FunctionFields([name, "_ZN" + "b" * 40 + "E"])
+    field = fields.field(name)
+    assert field.glob and len(field.text) <= FUNCTION_MAX and matches(name, field.text)
+    assert not matches("_ZN" + "b" * 40 + "E", field.text)
+
+
+def test_many_long_names_with_a_dollar_sharing_head_and_tail_get_a_field_each():
+    """70 names of 250 characters with ``$`` at character 100 that differ only in the middle: the
+    glob of each is searched (its ``?`` rules the counts out) among more than 64 names sharing its
+    literal head and tail, so the candidate search takes its slow path; a ``*`` glob matches names
+    of any length, so the candidates must not be narrowed to the glob's own length."""
+    names = ["_ZN" + "a" * 97 + "$" + "a" * 25 + f"{i:060d}" + "y" * 64 for i in range(70)]
+    fields = FunctionFields(names)
+    for name in names[:3]:
+        field = fields.field(name)
+        assert field.text is not None and "*" in field.text and len(field.text) <= FUNCTION_MAX
+        assert [n for n in names if matches(n, field.text)] == [name]

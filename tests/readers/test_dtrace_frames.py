@@ -6,14 +6,18 @@ a bare ``0xADDR``) and what DTrace leaves of names it cuts at 191 characters.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fixture_paths import EDGE, MODULES
 from tracebridge.image.elf import open_module
+from tracebridge.probes.probemap import ProbeMap
 from tracebridge.profile.resolve import AddressSpace
 from tracebridge.profile.consistency import Evidence
 from tracebridge.profile.model import UNKNOWN, Frame
-from tracebridge.readers.dtrace_frames import CUT_LENGTHS, FrameNamer, split_offset
+from tracebridge.readers.dtrace_frames import CUT_LENGTHS, FrameNamer, split_offset, strip_offsets
 
 BASE = 0xFFFFFFFF82000000
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def test_split_offset():
@@ -55,6 +59,40 @@ def test_cut_name_completed_only_when_one_name_fits():
     # A function named exactly the cut text is as likely as the longer one: no guess either.
     cut, names = cut_names(1)
     assert FrameNamer(owners=dict.fromkeys([cut, *names], "m.ko")).frame(f"m.ko`{cut}+0x8").symbol == cut
+
+
+def test_cut_name_shared_by_two_of_a_modules_functions_is_not_completed():
+    """The two names cut alike sort after the 78 functions of rem_legacy_fp.ko (``_ZN...``, ``rem_...``
+    come first): both must be found, however far into the sorted names they start."""
+    cut, names = cut_names(2)
+    owners = dict.fromkeys([f.name for f in open_module(MODULES / "rem_legacy_fp.ko").functions], "m.ko")
+    owners.update(dict.fromkeys(names, "m.ko"))
+    assert FrameNamer(owners=owners).frame(f"m.ko`{cut}+0x8").symbol == cut
+    owners.pop(names[1])
+    assert FrameNamer(owners=owners).frame(f"m.ko`{cut}+0x8").symbol == names[0]
+
+
+def test_cut_probefunc_completed_from_the_probe_map_alone():
+    """``@[probefunc]`` keys hold at most 191 characters.  With only the probe map gen-probes wrote for
+    the capture in examples/run (no module given), its two long names (310 and 384 characters) are
+    completed from the map's mangled names."""
+    probe_map = ProbeMap.load(EXAMPLES / "run" / "probes.json")
+    long = [entry.mangled for entry in probe_map if len(entry.mangled) > CUT_LENGTHS[0]]
+    assert len(long) == 2
+    namer = FrameNamer(probe_map=probe_map)
+    assert [namer.frame(name[:CUT_LENGTHS[0]]).symbol for name in long] == long
+
+
+def test_offsets_stripped_from_a_captures_frames():
+    """The frame lines of examples/if_rem.stack.txt (``dtrace -x stackframes`` output) without their
+    ``+0xOFF``: named frames lose it, hex frames have none to lose."""
+    lines = {line.strip() for line in (EXAMPLES / "if_rem.stack.txt").read_text().splitlines()}
+    frames = [line for line in lines if line and not line.isdigit()]
+    stripped = strip_offsets(frames)
+    assert stripped["kernel`ithread_loop+0x1a6"] == "kernel`ithread_loop"
+    assert stripped["kernel`0xffffffff8104e10e"] == "kernel`0xffffffff8104e10e"
+    assert stripped["0xffffffff82a1dd1c"] == "0xffffffff82a1dd1c"
+    assert all("+0x" not in text and frame.startswith(text) for frame, text in stripped.items())
 
 
 def test_whole_rust_name_of_the_cut_length_is_not_completed():

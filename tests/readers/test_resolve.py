@@ -1,4 +1,4 @@
-"""The address space's rules on hand-made layouts: sizes, zero sizes, overlaps, aliases, regions."""
+"""The address space's rules on hand-made layouts and a committed module: sizes, overlaps, aliases, regions."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from fixture_paths import MODULES
 from tracebridge.support.errors import UsageError
-from tracebridge.image.elf import Function
+from tracebridge.image.elf import Function, open_module
 from tracebridge.profile.model import Frame, Profile, address_frame
 from tracebridge.profile.resolve import AddressSpace, ResolutionCounts
 
@@ -275,3 +276,19 @@ def test_pcs_given_as_a_list_of_user_space_addresses():
     ids, counts = space.frame_ids([base + 0x20], Profile())
     assert counts.in_module == 1
     assert space.resolve([base + 0x10]).offset.tolist() == [0x10]
+
+
+def test_frame_ids_keep_an_unnamed_pc_at_its_offset_in_a_real_module():
+    """The padding after ``rem_unload`` in rem_legacy_fp.ko belongs to no function: ``frame_ids`` (what
+    the pmcstat log reader interns) gives the frame ``frames`` gives, with the PC's offset from the
+    module's base, which pprof needs to place the frame in the module's mapping."""
+    module = open_module(MODULES / "rem_legacy_fp.ko")
+    unload = next(f for f in module.functions if f.name == "rem_unload")
+    space = AddressSpace()
+    space.add(module, BASE)
+    padding = BASE + unload.offset + unload.size
+    profile = Profile()
+    ids, counts = space.frame_ids(np.array([padding, BASE + unload.offset], dtype=np.uint64), profile)
+    assert counts.in_module == 1 and counts.resolved == 1
+    assert [profile.frames[i] for i in ids] == space.frames([padding, BASE + unload.offset], offsets=False)
+    assert profile.frames[ids[0]] == address_frame("rem_legacy_fp.ko", padding, unload.offset + unload.size)

@@ -15,6 +15,7 @@ from tracebridge.image.relocs import Relocations
 from tracebridge.probes import fbt, fbt_isa
 from tracebridge.probes.fbt import FbtOptions, predict
 from tracebridge.probes.fbt_isa import FbtProbes
+from tracebridge.support import native
 
 
 def probes(path, options=FbtOptions(), modname="edges"):
@@ -183,10 +184,14 @@ def test_module_without_dtrace_dependencies_is_looked_at():
     assert module_verdict(image, "rem_legacy_fp") == ModuleVerdict(None, ())
 
 
-def test_jump_table_heuristic_in_a_section_without_relocations():
+@pytest.mark.parametrize("native_path", [True, False], ids=["native", "pure-python"])
+def test_jump_table_heuristic_in_a_section_without_relocations(native_path, monkeypatch):
     """set_mtu (rem_legacy_fp.ko) calls nothing: its section has no relocations, so only a load
     address can make its bytes a pointer into it.  With the base at which the last window of its
-    ret reads as one, FBT drops the site; without a base it keeps it."""
+    ret reads as one, FBT drops the site; without a base it keeps it.  On both paths: the native
+    walk leaves the heuristic to Python, the pure one applies it during its own walk."""
+    if not native_path:
+        monkeypatch.setattr(native, "core", None)
     image = open_module(MODULES / "rem_legacy_fp.ko")
     function = next(f for f in image.functions if "set_mtu" in f.name)
     assert not Relocations(image).may_patch(function.shndx)

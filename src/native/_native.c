@@ -15,6 +15,7 @@
 #include "pmcgraph_scan.h"
 #include "dwarf_walk.h"
 #include "callchain_scan.h"
+#include "folded_text.h"
 
 /* A read-only view of an int64 column ('q' items, or plain bytes a multiple of 8 long). */
 static int
@@ -201,6 +202,7 @@ static PyMethodDef methods[] = {
     {"dtrace_stack_tuples", py_dtrace_stack_tuples, METH_VARARGS, dtrace_stack_tuples_doc},
     {"pmcgraph_fold", py_pmcgraph_fold, METH_VARARGS, pmcgraph_fold_doc},
     {"callchain_scan", py_callchain_scan, METH_VARARGS, callchain_scan_doc},
+    {"folded_text", py_folded_text, METH_VARARGS, folded_text_doc},
     {NULL, NULL, 0, NULL},
 };
 

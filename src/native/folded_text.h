@@ -1,0 +1,280 @@
+/* Folded stacks written in one pass: the native twin of tracebridge.render.folded.folded_text.
+ *
+ * Each frame's label is escaped (a backslash doubled, ';' written "\;") and encoded to UTF-8
+ * once; each stack's key is its labels joined by ';'; the keys are sorted as Python sorts
+ * str (UTF-8 byte order is code point order), equal keys (labels that collide) merged by
+ * adding their weights in the stacks' order, and every line is "KEY COUNT\n", the count
+ * written as render.folded._count writes it.  Anything the pure path would treat another way
+ * -- a label that is not encodable, a weight that is neither an int nor a finite float, a
+ * frame id that is not an index of the labels -- makes the function answer None, and the
+ * caller takes the pure path.
+ */
+#ifndef TRACEBRIDGE_FOLDED_TEXT_H
+#define TRACEBRIDGE_FOLDED_TEXT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A growing byte buffer. */
+typedef struct {
+    char *data;
+    size_t size, capacity;
+} ft_bytes;
+
+static int
+ft_reserve(ft_bytes *b, size_t more)
+{
+    if (more > ((size_t)PY_SSIZE_T_MAX) - b->size) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t need = b->size + more;
+    if (need <= b->capacity)
+        return 0;
+    size_t capacity = b->capacity ? b->capacity : 4096;
+    while (capacity < need)
+        capacity = capacity > ((size_t)PY_SSIZE_T_MAX) / 2 ? need : capacity * 2;
+    char *data = PyMem_Realloc(b->data, capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->capacity = capacity;
+    return 0;
+}
+
+static int
+ft_add(ft_bytes *b, const char *p, size_t n)
+{
+    if (n == 0)   /* p may be NULL then (the keys of empty stacks, before any byte) */
+        return 0;
+    if (ft_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->data + b->size, p, n);
+    b->size += n;
+    return 0;
+}
+
+/* One stack: its key's first 8 bytes (big-endian, zero-padded), where the key lies in the key
+ * buffer, its place in the dict, its weight (borrowed). */
+typedef struct {
+    uint64_t head;
+    size_t start, length;
+    Py_ssize_t order;
+    PyObject *weight;
+} ft_key;
+
+static const char *ft_sort_base;
+
+/* Orders pointers to rows (the sort moves 8-byte pointers, not rows). */
+static int
+ft_compare(const void *a, const void *b)
+{
+    const ft_key *x = *(const ft_key *const *)a, *y = *(const ft_key *const *)b;
+    if (x->head != y->head)   /* the first 8 bytes differ: they decide (padding sorts as a shorter key) */
+        return x->head < y->head ? -1 : 1;
+    size_t n = x->length < y->length ? x->length : y->length;
+    int c = memcmp(ft_sort_base + x->start, ft_sort_base + y->start, n);
+    if (c != 0)
+        return c;
+    if (x->length != y->length)
+        return x->length < y->length ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* " COUNT\n" for a weight as render.folded._count writes it; 1 when the pure path must decide. */
+static int
+ft_count(ft_bytes *out, PyObject *weight)
+{
+    PyObject *number = NULL;
+    if (PyLong_CheckExact(weight)) {
+        int overflow = 0;
+        long long value = PyLong_AsLongLongAndOverflow(weight, &overflow);
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        if (!overflow) {
+            char text[32];
+            int n = snprintf(text, sizeof text, " %lld\n", value);
+            return ft_add(out, text, (size_t)n);
+        }
+        number = PyObject_Str(weight);
+    }
+    else if (PyFloat_CheckExact(weight)) {
+        double value = PyFloat_AS_DOUBLE(weight);
+        if (!isfinite(value))
+            return 1;   /* int() of it raises there */
+        if (value == floor(value)) {
+            PyObject *whole = PyLong_FromDouble(value);
+            if (whole == NULL)
+                return -1;
+            number = PyObject_Str(whole);
+            Py_DECREF(whole);
+        }
+        else
+            number = PyObject_Str(weight);
+    }
+    else
+        return 1;
+    if (number == NULL)
+        return -1;
+    Py_ssize_t n;
+    const char *text = PyUnicode_AsUTF8AndSize(number, &n);
+    int result = text == NULL ? -1 : (ft_add(out, " ", 1) < 0 || ft_add(out, text, (size_t)n) < 0
+                                      || ft_add(out, "\n", 1) < 0) ? -1 : 0;
+    Py_DECREF(number);
+    return result;
+}
+
+/* The labels escaped and encoded in one buffer; 1 when one is not encodable (the pure path decides). */
+static int
+ft_labels(PyObject *labels, ft_bytes *text, size_t *starts, size_t *lengths)
+{
+    Py_ssize_t count = PyList_GET_SIZE(labels);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *label = PyList_GET_ITEM(labels, i);
+        if (!PyUnicode_Check(label))
+            return 1;
+        Py_ssize_t n;
+        const char *p = PyUnicode_AsUTF8AndSize(label, &n);
+        if (p == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+                return -1;
+            PyErr_Clear();
+            return 1;
+        }
+        if (ft_reserve(text, 2 * (size_t)n) < 0)
+            return -1;
+        starts[i] = text->size;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            if (p[k] == '\\' || p[k] == ';')
+                text->data[text->size++] = '\\';
+            text->data[text->size++] = p[k];
+        }
+        lengths[i] = text->size - starts[i];
+    }
+    return 0;
+}
+
+/* The keys of every stack, in the dict's order; 1 when the pure path must decide. */
+static int
+ft_keys(PyObject *stacks, const ft_bytes *names, const size_t *starts, const size_t *lengths, Py_ssize_t count,
+        ft_bytes *keys, ft_key *rows)
+{
+    Py_ssize_t position = 0, row = 0;
+    PyObject *stack, *weight;
+    while (PyDict_Next(stacks, &position, &stack, &weight)) {
+        if (!PyTuple_CheckExact(stack) || !(PyLong_CheckExact(weight) || PyFloat_CheckExact(weight)))
+            return 1;
+        rows[row].start = keys->size;
+        rows[row].order = row;
+        rows[row].weight = weight;
+        Py_ssize_t depth = PyTuple_GET_SIZE(stack);
+        for (Py_ssize_t k = 0; k < depth; k++) {
+            PyObject *item = PyTuple_GET_ITEM(stack, k);
+            if (!PyLong_CheckExact(item))
+                return 1;
+            Py_ssize_t id = PyLong_AsSsize_t(item);
+            if (id == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return 1;
+            }
+            if (id < 0 || id >= count)
+                return 1;
+            if ((k > 0 && ft_add(keys, ";", 1) < 0) || ft_add(keys, names->data + starts[id], lengths[id]) < 0)
+                return -1;
+        }
+        rows[row].length = keys->size - rows[row].start;
+        uint64_t head = 0;
+        for (size_t k = 0; k < 8; k++)
+            head = head << 8 | (k < rows[row].length ? (unsigned char)keys->data[rows[row].start + k] : 0);
+        rows[row].head = head;
+        row++;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(folded_text_doc,
+"folded_text(labels, stacks) -> str | None\n\n"
+"The folded lines of stacks (a dict of frame-id tuples to int or float weights) with each\n"
+"frame written as its label, sorted, colliding stacks added up, as render.folded writes them;\n"
+"None when a label, id or weight needs the pure path.");
+
+static PyObject *
+py_folded_text(PyObject *self, PyObject *args)
+{
+    PyObject *labels, *stacks;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &labels, &PyDict_Type, &stacks))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(labels), rows_count = PyDict_GET_SIZE(stacks);
+    ft_bytes names = {0}, keys = {0}, out = {0};
+    size_t *starts = PyMem_Calloc((size_t)count + 1, sizeof(size_t));
+    size_t *lengths = PyMem_Calloc((size_t)count + 1, sizeof(size_t));
+    ft_key *rows = PyMem_Calloc((size_t)rows_count + 1, sizeof(ft_key));
+    ft_key **sorted = PyMem_Calloc((size_t)rows_count + 1, sizeof(ft_key *));
+    PyObject *result = NULL, *total = NULL;
+    int status;
+    if (starts == NULL || lengths == NULL || rows == NULL || sorted == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    status = ft_labels(labels, &names, starts, lengths);
+    if (status == 0)
+        status = ft_keys(stacks, &names, starts, lengths, count, &keys, rows);
+    if (status != 0)
+        goto answer;
+    if (ft_reserve(&out, keys.size + 24 * (size_t)rows_count) < 0)   /* every line, unless a count is long */
+        goto done;
+    for (Py_ssize_t i = 0; i < rows_count; i++)
+        sorted[i] = &rows[i];
+    ft_sort_base = keys.data;
+    if (rows_count > 1)
+        qsort(sorted, (size_t)rows_count, sizeof(ft_key *), ft_compare);
+    for (Py_ssize_t i = 0; i < rows_count && status == 0;) {
+        const ft_key *row = sorted[i];
+        Py_ssize_t j = i + 1;
+        while (j < rows_count && sorted[j]->length == row->length
+               && memcmp(keys.data + sorted[j]->start, keys.data + row->start, row->length) == 0)
+            j++;
+        PyObject *weight = row->weight;
+        if (j > i + 1) {   /* as merged.get(key, 0) + weight, in the stacks' order */
+            total = PyLong_FromLong(0);
+            for (Py_ssize_t k = i; k < j && total != NULL; k++) {
+                PyObject *sum = PyNumber_Add(total, sorted[k]->weight);
+                Py_SETREF(total, sum);
+            }
+            if (total == NULL)
+                goto done;
+            weight = total;
+        }
+        status = ft_add(&out, keys.data + row->start, row->length);
+        if (status == 0)
+            status = ft_count(&out, weight);
+        Py_CLEAR(total);
+        i = j;
+    }
+answer:
+    if (status < 0)
+        goto done;
+    if (status > 0)
+        result = Py_NewRef(Py_None);
+    else
+        result = PyUnicode_DecodeUTF8(out.data ? out.data : "", (Py_ssize_t)out.size, "strict");
+done:
+    Py_XDECREF(total);
+    PyMem_Free(starts);
+    PyMem_Free(lengths);
+    PyMem_Free(rows);
+    PyMem_Free(sorted);
+    PyMem_Free(names.data);
+    PyMem_Free(keys.data);
+    PyMem_Free(out.data);
+    return result;
+}
+
+#endif

@@ -294,12 +294,9 @@ def demangle_names(symbols: list[str]) -> tuple[list[str], list[str]]:
     """
     names, schemes = list(symbols), [C] * len(symbols)
     maybe = [i for i, name in enumerate(symbols) if name[:1] in _MANGLED_STARTS and name.startswith(_MANGLED)]
-    if len(maybe) < len(symbols):  # the others are C, shown as they are if printable
-        taken = set(maybe)
-        rest = [name for i, name in enumerate(symbols) if i not in taken] if maybe else symbols
-        joined = "".join(rest)
-        if not (joined.isascii() and joined.isprintable()):  # rare: some name needs escapes
-            maybe = range(len(symbols))
+    joined = "".join(symbols)
+    if not (joined.isascii() and joined.isprintable()):  # rare: then each name is looked at
+        maybe = [i for i, name in enumerate(symbols) if not is_plain_c(name)]
     rust = [i for i in maybe if symbols[i].startswith(("_R", "_ZN")) and len(symbols[i]) <= MAX_NAME]
     plains = list(map(_rust_plain, [symbols[i] for i in rust]))
     direct = [i for i, plain in zip(rust, plains) if plain is not None]

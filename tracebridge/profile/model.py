@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import filterfalse
 from typing import TYPE_CHECKING
 
 from tracebridge.image.demangle import C, RUST_LEGACY, RUST_V0, crate_of, demangle_names, demangle_symbol, is_plain_c
@@ -227,11 +228,15 @@ class Profile:
             columns = self._columns = _SymbolColumns(built={(f.module, f.symbol) for f in self._ids})
         keys, built, frames = columns.keys, columns.built, self._frames
         pairs = list(zip(modules, symbols))
-        fresh = [key for key in dict.fromkeys(pairs) if key not in keys]
-        for key in [key for key in fresh if key in built] if built else ():
-            keys[key] = self.intern(symbol_frame(*key))
-        if built:
-            fresh = [key for key in fresh if key not in keys]
+        batch = dict.fromkeys(pairs)
+        if len(batch) == len(pairs) and keys.keys().isdisjoint(batch) and built.isdisjoint(batch):
+            fresh = pairs  # the common case, tested without a Python step per pair
+        else:
+            fresh = list(filterfalse(keys.__contains__, batch))
+            if not built.isdisjoint(fresh):
+                for key in [key for key in fresh if key in built]:
+                    keys[key] = self.intern(symbol_frame(*key))
+                fresh = list(filterfalse(keys.__contains__, fresh))
         first = len(frames)
         if fresh:
             columns.ids.extend(range(first, first + len(fresh)))

@@ -223,6 +223,8 @@ py_folded_text(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
+    if (ft_reserve(&keys, 1) < 0)   /* keys.data is never NULL, even when every key is empty */
+        goto done;
     status = ft_labels(labels, &names, starts, lengths);
     if (status == 0)
         status = ft_keys(stacks, &names, starts, lengths, count, &keys, rows);

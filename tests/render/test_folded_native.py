@@ -84,4 +84,5 @@ def test_unencodable_labels_and_odd_weights_take_the_pure_path(native_core, monk
     assert native_core.folded_text(["f"], {(0,): True}) is None      # a bool weight: the pure path decides
     assert native_core.folded_text(["f"], {(1,): 1}) is None         # an id past the labels
     assert native_core.folded_text(["f"], {(-1,): 1}) is None
+    assert native_core.folded_text([], {(): 2}) == " 2\n" and native_core.folded_text([], {}) == ""
     assert native_core.folded_text(["a;b", "c\\"], {(0, 1): 2, (): 1, (1, 0): 1.5}) == " 1\na\\;b;c\\\\ 2\nc\\\\;a\\;b 1.5\n"

@@ -201,6 +201,8 @@ class _LogReader:
 
     def _scan(self, scan, lines: _Lines) -> None:
         """Read the callchain records ahead in bulk, up to the next line of another kind."""
+        if lines.pos < len(lines.block) and not lines.block.startswith(b"callchain ", lines.pos):
+            return  # a run of other records: no call per line
         while True:
             pos, number, reason, records, pcs, chains = scan(lines.block, lines.pos, lines.number,
                                                              self.selected_ids, self.batched, CHUNK)

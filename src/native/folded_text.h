@@ -20,46 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A growing byte buffer. */
-typedef struct {
-    char *data;
-    size_t size, capacity;
-} ft_bytes;
-
-static int
-ft_reserve(ft_bytes *b, size_t more)
-{
-    if (more > ((size_t)PY_SSIZE_T_MAX) - b->size) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    size_t need = b->size + more;
-    if (need <= b->capacity)
-        return 0;
-    size_t capacity = b->capacity ? b->capacity : 4096;
-    while (capacity < need)
-        capacity = capacity > ((size_t)PY_SSIZE_T_MAX) / 2 ? need : capacity * 2;
-    char *data = PyMem_Realloc(b->data, capacity);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = data;
-    b->capacity = capacity;
-    return 0;
-}
-
-static int
-ft_add(ft_bytes *b, const char *p, size_t n)
-{
-    if (n == 0)   /* p may be NULL then (the keys of empty stacks, before any byte) */
-        return 0;
-    if (ft_reserve(b, n) < 0)
-        return -1;
-    memcpy(b->data + b->size, p, n);
-    b->size += n;
-    return 0;
-}
+#include "json_rows.h"   /* text_buffer, text_reserve, text_add */
 
 /* One stack: its key's first 8 bytes (big-endian, zero-padded), where the key lies in the key
  * buffer, its place in the dict, its weight (borrowed). */
@@ -90,7 +51,7 @@ ft_compare(const void *a, const void *b)
 
 /* " COUNT\n" for a weight as render.folded._count writes it; 1 when the pure path must decide. */
 static int
-ft_count(ft_bytes *out, PyObject *weight)
+ft_count(text_buffer *out, PyObject *weight)
 {
     PyObject *number = NULL;
     if (PyLong_CheckExact(weight)) {
@@ -101,7 +62,7 @@ ft_count(ft_bytes *out, PyObject *weight)
         if (!overflow) {
             char text[32];
             int n = snprintf(text, sizeof text, " %lld\n", value);
-            return ft_add(out, text, (size_t)n);
+            return text_add(out, text, (size_t)n);
         }
         number = PyObject_Str(weight);
     }
@@ -125,15 +86,15 @@ ft_count(ft_bytes *out, PyObject *weight)
         return -1;
     Py_ssize_t n;
     const char *text = PyUnicode_AsUTF8AndSize(number, &n);
-    int result = text == NULL ? -1 : (ft_add(out, " ", 1) < 0 || ft_add(out, text, (size_t)n) < 0
-                                      || ft_add(out, "\n", 1) < 0) ? -1 : 0;
+    int result = text == NULL ? -1 : (text_add(out, " ", 1) < 0 || text_add(out, text, (size_t)n) < 0
+                                      || text_add(out, "\n", 1) < 0) ? -1 : 0;
     Py_DECREF(number);
     return result;
 }
 
 /* The labels escaped and encoded in one buffer; 1 when one is not encodable (the pure path decides). */
 static int
-ft_labels(PyObject *labels, ft_bytes *text, size_t *starts, size_t *lengths)
+ft_labels(PyObject *labels, text_buffer *text, size_t *starts, size_t *lengths)
 {
     Py_ssize_t count = PyList_GET_SIZE(labels);
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -148,7 +109,7 @@ ft_labels(PyObject *labels, ft_bytes *text, size_t *starts, size_t *lengths)
             PyErr_Clear();
             return 1;
         }
-        if (ft_reserve(text, 2 * (size_t)n) < 0)
+        if (text_reserve(text, 2 * (size_t)n) < 0)
             return -1;
         starts[i] = text->size;
         for (Py_ssize_t k = 0; k < n; k++) {
@@ -163,8 +124,8 @@ ft_labels(PyObject *labels, ft_bytes *text, size_t *starts, size_t *lengths)
 
 /* The keys of every stack, in the dict's order; 1 when the pure path must decide. */
 static int
-ft_keys(PyObject *stacks, const ft_bytes *names, const size_t *starts, const size_t *lengths, Py_ssize_t count,
-        ft_bytes *keys, ft_key *rows)
+ft_keys(PyObject *stacks, const text_buffer *names, const size_t *starts, const size_t *lengths, Py_ssize_t count,
+        text_buffer *keys, ft_key *rows)
 {
     Py_ssize_t position = 0, row = 0;
     PyObject *stack, *weight;
@@ -186,7 +147,7 @@ ft_keys(PyObject *stacks, const ft_bytes *names, const size_t *starts, const siz
             }
             if (id < 0 || id >= count)
                 return 1;
-            if ((k > 0 && ft_add(keys, ";", 1) < 0) || ft_add(keys, names->data + starts[id], lengths[id]) < 0)
+            if ((k > 0 && text_add(keys, ";", 1) < 0) || text_add(keys, names->data + starts[id], lengths[id]) < 0)
                 return -1;
         }
         rows[row].length = keys->size - rows[row].start;
@@ -212,7 +173,7 @@ py_folded_text(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &labels, &PyDict_Type, &stacks))
         return NULL;
     Py_ssize_t count = PyList_GET_SIZE(labels), rows_count = PyDict_GET_SIZE(stacks);
-    ft_bytes names = {0}, keys = {0}, out = {0};
+    text_buffer names = {0}, keys = {0}, out = {0};
     size_t *starts = PyMem_Calloc((size_t)count + 1, sizeof(size_t));
     size_t *lengths = PyMem_Calloc((size_t)count + 1, sizeof(size_t));
     ft_key *rows = PyMem_Calloc((size_t)rows_count + 1, sizeof(ft_key));
@@ -223,14 +184,15 @@ py_folded_text(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    if (ft_reserve(&keys, 1) < 0)   /* keys.data is never NULL, even when every key is empty */
+    /* No buffer's data is ever NULL, so copies of empty labels and keys never hand memcpy a NULL. */
+    if (text_reserve(&names, 1) < 0 || text_reserve(&keys, 1) < 0 || text_reserve(&out, 1) < 0)
         goto done;
     status = ft_labels(labels, &names, starts, lengths);
     if (status == 0)
         status = ft_keys(stacks, &names, starts, lengths, count, &keys, rows);
     if (status != 0)
         goto answer;
-    if (ft_reserve(&out, keys.size + 24 * (size_t)rows_count) < 0)   /* every line, unless a count is long */
+    if (text_reserve(&out, keys.size + 24 * (size_t)rows_count) < 0)   /* every line, unless a count is long */
         goto done;
     for (Py_ssize_t i = 0; i < rows_count; i++)
         sorted[i] = &rows[i];
@@ -254,7 +216,7 @@ py_folded_text(PyObject *self, PyObject *args)
                 goto done;
             weight = total;
         }
-        status = ft_add(&out, keys.data + row->start, row->length);
+        status = text_add(&out, keys.data + row->start, row->length);
         if (status == 0)
             status = ft_count(&out, weight);
         Py_CLEAR(total);

@@ -64,7 +64,7 @@ class Source:
                     if pending_size > MAX_LINE:
                         raise self.error(f"has a line longer than {MAX_LINE >> 20} MB: not a text capture", line)
                     continue
-                block = b"".join([*pending, chunk[:cut]])
+                block = b"".join([*pending, memoryview(chunk)[:cut]])  # one copy of the chunk, not two
                 pending, pending_size = [chunk[cut:]], len(chunk) - cut
                 yield line, block
                 line += block.count(b"\n")

@@ -7,7 +7,7 @@ also selects a neighbour merges two functions' data without any error.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fixture_paths import MODULES
@@ -170,6 +170,7 @@ def test_later_cut_among_many_sharing_head_and_tail():
 @given(st.lists(st.text(st.sampled_from("ab$_.\0\u0101") | st.characters(max_codepoint=0x17f), max_size=12)
                 | st.sampled_from(["a" * 200 + "$", "a" * 200 + "b", "_ZN3foo$LT$E", "_ZN3fooxLTxE"]),
                 min_size=1, max_size=30))
+@example(names=["a\0$"])  # one new name holding one NUL: as many NULs as two names would have
 def test_fields_in_bulk_are_the_fields_one_by_one(names):
     """NULs inside names (the bulk path then takes them one by one), characters past Latin-1 and
     long names included."""

@@ -1,3 +1,4 @@
 from tracebridge.cli import main
+from tracebridge.support import quickexit
 
-raise SystemExit(main())
+quickexit.run(main)

@@ -77,6 +77,13 @@ def _remember_parsers(parser: argparse.ArgumentParser) -> None:
                 _remember_parsers(sub)
 
 
+def entry() -> None:
+    """The ``tracebridge`` script: :func:`main`, leaving without freeing what the command built."""
+    from tracebridge.support import quickexit
+
+    quickexit.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     # A command builds hundreds of thousands of small acyclic objects (symbols,
     # frames, rows); the default thresholds make the cyclic collector walk

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from tracebridge.support import gcpause
+from tracebridge.support import gcpause, quickexit
 from tracebridge.cli.common import add_base_argument, add_module_argument, load_module
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
 from tracebridge.probes.dscript import TEMPLATES, part_files
@@ -88,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
             out.write(generated.script.text(index, files))
     if args.map is not None:
         generated.probe_map(files).save(args.map, inputs=[args.module])
+    quickexit.keep(generated)  # a big module's plan: 600k objects not to free one by one
     return 0
 
 

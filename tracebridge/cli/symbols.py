@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from tracebridge.support import gcpause
     from tracebridge.image.demangle import demangle_all
     from tracebridge.probes.fbt import Predictor
+    from tracebridge.support import quickexit
     from tracebridge.support.parallel import split_map
 
     image = load_module(args)
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         return [encode_chunk(rows_for(functions), columns, args.format, args.csv_raw)]
 
     functions = image.functions_by_offset
+    quickexit.keep(image)  # 100k functions and their names, not to free one by one
     if selection.active:  # nothing selected is an error before any output (the names stay cached)
         selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
     with gcpause.paused(), open_output(args.output, inputs=[args.module]) as out:

@@ -27,6 +27,16 @@ def pure_python(monkeypatch):
     monkeypatch.setattr(native, "core", None)
 
 
+@pytest.fixture(params=["native", "pure"])
+def each_path(request, monkeypatch) -> str:
+    """Run the test body twice: on the compiled core (skipped where it is not built) and on the pure-Python paths."""
+    if request.param == "native":
+        request.getfixturevalue("native_core")
+    else:
+        request.getfixturevalue("pure_python")
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def native_core():
     """The compiled core; skips without it, fails without it where CI requires it."""

@@ -12,6 +12,11 @@ from tracebridge.readers.pmcgraph import MAX_DEPTH, MISSING, CallgraphFolder, re
 from tracebridge.support.errors import InputError
 
 
+@pytest.fixture(autouse=True)
+def _both_paths(each_path):
+    """Every test here runs on the native scanner and fold and on their numpy twins."""
+
+
 def fold(tmp_path, text: str, **options) -> Counter:
     path = tmp_path / "cg.graph"
     path.write_text(text)
@@ -37,15 +42,23 @@ def test_deepest_indentation(tmp_path):
     line = "100.0%  [1]  leaf\n"
     deepest = fold(tmp_path, "100.0%  [1]  root\n" + " " * MAX_DEPTH + line)
     assert deepest == {";".join(["leaf"] + [MISSING] * (MAX_DEPTH - 1) + ["root"]): 1}
-    with pytest.raises(InputError, match=f"indented {MAX_DEPTH + 1} deep"):
-        fold(tmp_path, "100.0%  [1]  root\n" + " " * (MAX_DEPTH + 1) + line)
+    with pytest.raises(InputError, match=f"cg.graph:4: a callgraph line indented {MAX_DEPTH + 1} deep"):
+        fold(tmp_path, "@ cycles [1 samples]\n100.0%  [1]  root\n" + " " * MAX_DEPTH + line
+             + " " * (MAX_DEPTH + 1) + line)
+
+
+def test_too_deep_in_a_later_block_names_its_line():
+    folder = CallgraphFolder("cg.graph")
+    folder.feed(1, b"@ cycles [2 samples]\n\n100.0%  [1]  root\n")
+    with pytest.raises(InputError, match=f"cg.graph:5: a callgraph line indented {MAX_DEPTH + 1} deep"):
+        folder.feed(4, b" 100.0%  [1]   caller\n" + b" " * (MAX_DEPTH + 1) + b"100.0%  [1]  leaf\n")
 
 
 def test_largest_count(tmp_path):
     eighteen = "9" * 18
     assert fold(tmp_path, f"100.0%  [{eighteen}]  foo\n") == {"foo": int(eighteen)}
-    with pytest.raises(InputError, match="count too large"):
-        fold(tmp_path, "100.0%  [1" + "0" * 18 + "]  foo\n")
+    with pytest.raises(InputError, match="/cg.graph:3: a callgraph count too large to be a sample count$"):
+        fold(tmp_path, f"100.0%  [1]  root\n100.0%  [{eighteen}]  foo\n100.0%  [1" + "0" * 18 + "]  foo\n")
 
 
 def test_a_pmc_boundary_ends_the_stack(tmp_path):
@@ -64,3 +77,40 @@ def test_a_pmc_boundary_between_blocks_ends_the_stack():
     folder.feed(3, b"@ instructions [1 samples]\n 100.0%  [1]   bar\n")
     stacks = {tuple(f.name for f in frames): weight for frames, weight in folder.finish()}
     assert stacks == {("foo",): 1}
+
+
+def test_skipped_lines_are_counted_over_every_block(capsys):
+    folder = CallgraphFolder("cg.graph")
+    folder.feed(1, b"garbage\n100.0%  [1]  foo\n")
+    folder.feed(3, b"more garbage\n100.0%  [1]  bar\nand more\n")
+    folder.finish()
+    assert "cg.graph:1: skipped 3 line(s)" in capsys.readouterr().err
+
+
+def test_frames_for_levels_never_filled_in_two_blocks_are_one_frame():
+    """The [unknown] frame is made once, and the second block's stacks use the same one."""
+    folder = CallgraphFolder("cg.graph")
+    folder.feed(1, b"100.0%  [1]  a\n  100.0%  [1]  a2\n")
+    folder.feed(3, b"100.0%  [2]  b\n  100.0%  [2]  b2\n")
+    stacks = {tuple(f.symbol for f in frames): weight for frames, weight in folder.finish()}
+    assert stacks == {("a2", MISSING, "a"): 1, ("b2", MISSING, "b"): 2}
+
+
+def test_lines_before_the_first_header_belong_to_no_pmc(tmp_path):
+    """Even to a PMC whose header prints an empty event name."""
+    text = ("100.0%  [1]  before\n"
+            "@  [2 samples]\n"
+            "100.0%  [2]  after\n")
+    assert fold(tmp_path, text, pmc="") == {"after": 2}
+    assert fold(tmp_path, text) == {"before": 1, "after": 2}
+
+
+def test_a_callgraph_without_headers_counts_samples(tmp_path):
+    path = tmp_path / "cg.graph"
+    path.write_text("100.0%  [1]  foo\n")
+    assert read_callgraph(path).metadata.event == "samples"
+
+
+def test_a_pmc_asked_of_a_callgraph_without_headers(tmp_path):
+    with pytest.raises(InputError, match=r"cg.graph: has no callgraph for PMC 'cycles' \(it has: none\)$"):
+        fold(tmp_path, "100.0%  [1]  foo\n", pmc="cycles")

@@ -71,13 +71,35 @@ def test_callgraph_without_entries(tmp_path, capsys):
     path = tmp_path / "g.txt"
     path.write_text("@ cycles [0 samples]\n\n")
     assert main(["pmc", "resolve", str(path)]) == 2
-    assert "holds no pmcstat -G callgraph lines" in capsys.readouterr().err
+    assert capsys.readouterr().err == \
+        f"tracebridge: {path}:1: holds no pmcstat -G callgraph lines (`NN.NN%  [count]  function`)\n"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "is empty: no callgraph"),
+    (b"\n  \n", "is empty: no callgraph"),
+    (b"100.0%  [1]  foo\n100.0%  [1]  b\0r\n", "2: contains binary data (a NUL byte), not pmcstat text output"),
+    # a record log whose records carry a timestamp column (pmcstat.py reads those too)
+    (("1200 " + entry("initlog", '0x9030000 "INTEL_SKYLAKE"') + "1201 " + entry("callchain", "0 0x20000 0 1 s")
+      + "1201 " + entry("...", "0xffffffff80200120")).encode(),
+     "1: this is a pmcstat -o record log, not -G callgraph output"),
+])
+def test_callgraph_reader_refuses_what_is_no_callgraph(tmp_path, data, message):
+    from tracebridge.readers.pmcgraph import read_callgraph
+    from tracebridge.support.errors import InputError
+
+    path = tmp_path / "pmc.graph"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as error:
+        read_callgraph(path)
+    assert str(error.value) == f"{path}:{message}" if message[0].isdigit() else f"{path}: {message}"
 
 
 @pytest.mark.parametrize("argv, words", [
     (["--base", "other.ko=ffff"], "no such module"),
     (["--kernel", MODULE], "wants the kernel ELF"),
-    (["--pmc", "nosuch"], "has no callgraph for PMC 'nosuch'"),
+    (["--pmc", "nosuch"], f"{DATA / 'multi-image.graph'}: has no callgraph for PMC 'nosuch' (it has: "
+                          "cpu_clk_unhalted.thread_p, inst_retired.any)\n"),
 ])
 def test_bad_options(capsys, argv, words):
     assert main(["pmc", "resolve", str(DATA / "multi-image.graph"), "-m", MODULE, *argv]) == 2

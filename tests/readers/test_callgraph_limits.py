@@ -114,3 +114,18 @@ def test_a_callgraph_without_headers_counts_samples(tmp_path):
 def test_a_pmc_asked_of_a_callgraph_without_headers(tmp_path):
     with pytest.raises(InputError, match=r"cg.graph: has no callgraph for PMC 'cycles' \(it has: none\)$"):
         fold(tmp_path, "100.0%  [1]  foo\n", pmc="cycles")
+
+
+def test_a_block_of_many_names_in_many_images(tmp_path):
+    """1,000 distinct functions over 8 modules in one block (more name and image pairs than a table of them
+    is worth): each folds to the chain written, in its module."""
+    from pmcstat_text import callgraph
+
+    chains = [([(f"fn_{i}", f"/boot/modules/m{i % 8}.ko"), ("fork_exit", "/boot/kernel/kernel")], i + 1)
+              if i % 100 == 0 else ([(f"fn_{i}", f"/boot/modules/m{i % 8}.ko")], i + 1) for i in range(1000)]
+    path = tmp_path / "cg.graph"
+    path.write_text(callgraph([("cycles", chains)]))
+    profile = read_callgraph(path)
+    got = {tuple((f.module, f.symbol) for f in frames): weight for frames, weight in profile}
+    assert got == {tuple((image.rpartition("/")[2], name) for name, image in reversed(frames)): count
+                   for frames, count in chains}

@@ -91,7 +91,7 @@ EDGES = [
     (b"@ cycles [52 samples]", "a header"),
     (b"", ""),
     (b"11111111111111111111%  [2]  long_percentage", "a 20-digit percentage: read"),
-    (b" 100.0%  [2]   long_percentage_caller", ""),
+    (b" 100.0%  [2]   " + RXEOF.encode(), "a Rust name"),
     (b"123456789%  [1]  nine_digits", "9 bytes: past the 8 read at once"),
     (b"12345678x%  [1]  ninth_byte_bad", "skipped: its 9th byte is no digit"),
     (b"1234567.9x123%  [1]  bad_in_the_middle", "skipped"),

@@ -4,6 +4,7 @@ and both as the line-by-line parser reads the same capture."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from tracebridge.readers.dtrace_scan import (BAD_BYTE, END, NOT_PLAIN, OTHER, St
                                              stack_tuples)
 from tracebridge.readers.options import LoadOptions
 from tracebridge.support import native
+from tracebridge.support.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -295,3 +297,129 @@ def test_the_fast_path_leaves_a_cut_entry_to_the_parser(tmp_path):
     path = tmp_path / "cut.txt"
     path.write_text(capture.read_text().rstrip("\n").rpartition("\n")[0] + "\n")
     assert dtrace._read_plain_stacks(source.Source(path), LoadOptions()) is None
+
+
+def test_read_takes_the_fast_path_for_the_first_aggregation_only(monkeypatch, capsys):
+    """read() gives a plain capture to the scan (the parser is never asked), unless another aggregation
+    than the first is asked for: that one is parse's, and a capture of one says so."""
+    capture = ROOT / "tests" / "data" / "dtrace" / "freebsd-stack-hex.txt"
+    expected = dtrace.build(source.Source(capture), dtrace.parse(source.Source(capture)), LoadOptions()).profile
+    real_parse = dtrace.parse
+
+    def refused(src):
+        raise AssertionError("parse() called for a plain capture")
+
+    monkeypatch.setattr(dtrace, "parse", refused)
+    for aggregation in (None, 1):
+        assert list(dtrace.read(source.Source(capture), LoadOptions(aggregation=aggregation)).profile) == list(expected)
+    monkeypatch.setattr(dtrace, "parse", real_parse)
+    with pytest.raises(InputError, match=r"--aggregation 2: it holds 1 aggregation\(s\)"):
+        dtrace.read(source.Source(capture), LoadOptions(aggregation=2))
+
+
+STACK_HEX = ROOT / "tests" / "data" / "dtrace" / "freebsd-stack-hex.txt"
+TRACED = ROOT / "tests" / "data" / "dtrace" / "freebsd-traced-header.txt"
+
+
+def read_both_ways(path: Path) -> tuple[dtrace.Loaded | None, list, list]:
+    """The fast path's answer, and the profiles read() and parse give (as (frames, weight) lists)."""
+    fast = dtrace._read_plain_stacks(source.Source(path), LoadOptions())
+    read = list(dtrace.read(source.Source(path), LoadOptions()).profile)
+    parsed = list(dtrace.build(source.Source(path), dtrace.parse(source.Source(path)), LoadOptions()).profile)
+    return fast, read, parsed
+
+
+def test_a_capture_without_its_preamble(tmp_path):
+    """The note, ``^C`` and blank line above the first entry cut off (``sed 1,3d``): the first line is a
+    frame, which the fast path reads as any other."""
+    path = tmp_path / "cut.txt"
+    path.write_text(STACK_HEX.read_text().split("\n", 3)[3])
+    assert path.read_text().startswith("              if_rem.ko`")
+    fast, read, parsed = read_both_ways(path)
+    assert fast is not None and read == parsed == list(fast.profile)
+
+
+@pytest.mark.parametrize("printed", ["at-exit", "by-tick"])
+def test_traced_firings_then_the_aggregation(tmp_path, printed):
+    """``profile-997 { stack(); @[stack()] = count(); }`` with ``exit(0)`` on the first firing (its traced
+    stack, then at exit the aggregation), or ``tick-10s { printa(@); }`` after several firings (the tick's
+    probe line, then the aggregation).  The traced stacks are not entries of the aggregation: the fast path
+    leaves it all to parse, which keeps them apart."""
+    traced = TRACED.read_text()
+    firings = [part for part in traced.split("\n\n") if ":profile-997" in part]  # a probe line and its stack each
+    stacks = Counter("\n".join(line for line in firing.splitlines() if line.startswith(" " * 14)) for firing in firings)
+    entries = [f"\n{stack}\n{count:>17}\n" for stack, count in stacks.items()]
+    text = firings[0] + "\n\n" + entries[0] if printed == "at-exit" else traced + "".join(entries)
+    path = tmp_path / "traced.txt"
+    path.write_text(text)
+    fast, read, parsed = read_both_ways(path)
+    assert fast is None and read == parsed
+
+
+def test_two_stack_aggregations_printed_by_one_tick(tmp_path):
+    """``tick-60s { printa(@k); printa(@all); }``, both ``@[stack()] = count()`` of the same samples: one
+    firing prints the same entries twice, which the fast path leaves to parse (two aggregations)."""
+    entries = STACK_HEX.read_text().split("^C\n", 1)[1]
+    path = tmp_path / "two.txt"
+    path.write_text("CPU     ID                    FUNCTION:NAME\n  1  81273                        :tick-60s \n\n"
+                    + entries + entries)
+    fast, read, parsed = read_both_ways(path)
+    assert fast is None and read == parsed
+    assert sum(weight for _, weight in read) == sum(int(n) for n in re.findall(r"^ +(\d+)$", entries, re.M))
+
+
+def test_a_printout_cut_short_before_the_next_tick(tmp_path):
+    """A tick's printout whose last count is missing (the output cut, then the next firing printed):
+    the frames are not added to the next printout's first entry, parse says where the stack lost its count."""
+    entries = STACK_HEX.read_text().split("^C\n", 1)[1]
+    tick = "  1  81273                        :tick-60s \n\n"
+    cut = entries.rstrip("\n").rpartition("\n")[0] + "\n"
+    path = tmp_path / "cut.txt"
+    path.write_text("CPU     ID                    FUNCTION:NAME\n" + tick + cut + tick + entries)
+    assert dtrace._read_plain_stacks(source.Source(path), LoadOptions()) is None
+    last_stack = cut.rstrip("\n").rpartition("\n\n")[2]
+    line = 3 + cut.count("\n") - last_stack.count("\n")
+    with pytest.raises(InputError, match="stack has no count") as error:
+        dtrace.read(source.Source(path), LoadOptions())
+    assert error.value.position == line
+
+
+def test_a_capture_ending_on_a_probe_line(tmp_path):
+    """dtrace killed as a tick fired: the last line is its probe line, with no newline after it.  The
+    printouts before it read as they do without it."""
+    entries = STACK_HEX.read_text().split("^C\n", 1)[1]
+    tick = "  1  81273                        :tick-60s "
+    whole = tmp_path / "whole.txt"
+    whole.write_text("CPU     ID                    FUNCTION:NAME\n" + (tick + "\n\n" + entries) * 2)
+    killed = tmp_path / "killed.txt"
+    killed.write_text(whole.read_text() + tick)
+    fast, read, parsed = read_both_ways(killed)
+    assert fast is not None and list(fast.profile) == read == parsed == list(dtrace.read(source.Source(whole),
+                                                                                          LoadOptions()).profile)
+
+
+def probe_line(cpu: int, probe: int, function_name: str) -> str:
+    """A firing as dt_consume.c prints it: ``"%3d %6d %32s "``."""
+    return "%3d %6d %32s " % (cpu, probe, function_name)
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("CPU     ID                    FUNCTION:NAME", False),
+    ("dtrace: description 'profile-997 ' matched 1 probe", False),
+    ("^C", False),
+    (probe_line(0, 71234, ":profile-997"), True),
+    (probe_line(12, 81273, ":tick-60s"), True),
+    (probe_line(127, 81273, ":tick-60s"), True),
+    # `trace(func(caller))`: dt_print_sym's "  %-50s" after the probe, on its line.
+    (probe_line(1, 71236, "rem_ioctl:entry") + "  %-50s" % "kernel`ifhwioctl", True),
+    # `printf("%6d %6d %s:%s %a\n", pid, tid, probemod, probefunc, caller)` under -q: parse reads it as a frame.
+    ("%6d %6d %s:%s %s" % (812, 100123, "if_rem", "rem_ioctl", "kernel`ifhwioctl+0x12a"), None),
+    ("              libc++.so.1`std::__1::basic_string<char, std::__1::char_traits<char> >::append(char const*)+0x1c",
+     None),
+    ("           value  ------------- Distribution ------------- count", None),
+    ("  rem_load                                          ", None),
+    ("               -5", None),
+])
+def test_what_a_line_between_entries_is(line, expected):
+    """The lines the scan hands back: probe lines and notes the fast path passes, all else is parse's."""
+    assert dtrace._between_entries(line) is expected

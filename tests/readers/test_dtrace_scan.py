@@ -423,3 +423,38 @@ def probe_line(cpu: int, probe: int, function_name: str) -> str:
 def test_what_a_line_between_entries_is(line, expected):
     """The lines the scan hands back: probe lines and notes the fast path passes, all else is parse's."""
     assert dtrace._between_entries(line) is expected
+
+
+def names(frames) -> tuple[str, ...]:
+    return tuple(frame.name for frame in frames)
+
+
+def test_entries_differing_in_offsets_only_add_up(tmp_path):
+    """Two call sites in one caller (``ifioctl+0x9e2`` and ``+0x9e7``) are one frame without
+    --include-offset, so their entries add up, as stackcollapse.pl (which cuts ``+0x...`` too) adds them."""
+    text = (EXAMPLES / "if_rem.stack.txt").read_text()
+    moved = re.sub(r"(kernel`\w+\+0x)([0-9a-f]+)", lambda m: m[1] + format(int(m[2], 16) + 5, "x"), text)
+    assert moved != text
+    path = tmp_path / "sites.txt"
+    path.write_text(text + moved)
+    once = dtrace.read(source.Source(EXAMPLES / "if_rem.stack.txt"), LoadOptions()).profile
+    fast, read, parsed = read_both_ways(path)
+    assert fast is not None and read == parsed
+    assert {names(frames): 2 * weight for frames, weight in once} == {names(frames): weight for frames, weight in read}
+    kept = dtrace.read(source.Source(path), LoadOptions(offsets=True)).profile
+    assert len(kept.stacks) == 2 * len(once.stacks)
+
+
+def test_the_last_printout_only_names_its_own_frames(tmp_path):
+    """``tick-60s { printa(@); trunc(@); }`` read with ``--printouts last``: the frames of the stacks only
+    earlier printouts held are not in the profile's frame table (speedscope and pprof list every frame)."""
+    entries = STACK_HEX.read_text().split("^C\n", 1)[1]
+    tick = "  1  81273                        :tick-60s \n\n"
+    last = "\n\n".join(entries.split("\n\n")[:2]) + "\n"
+    path = tmp_path / "trunc.txt"
+    path.write_text("CPU     ID                    FUNCTION:NAME\n" + tick + entries + tick + last)
+    options = LoadOptions(printouts="last")
+    fast = dtrace._read_plain_stacks(source.Source(path), options)
+    parsed = dtrace.build(source.Source(path), dtrace.parse(source.Source(path)), options).profile
+    assert fast is not None and list(fast.profile) == list(parsed) and fast.profile.frames == parsed.frames
+    assert len(parsed.frames) < len(dtrace.read(source.Source(STACK_HEX), LoadOptions()).profile.frames)

@@ -4,7 +4,11 @@ lquantize's underflow row.  The texts are printed the way dtrace(1) prints them
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from tracebridge.readers import dtrace
 from tracebridge.readers.registry import LoadOptions, load_inputs
+from tracebridge.readers.source import Source
 
 
 def write(tmp_path, text: str):
@@ -54,8 +58,6 @@ def test_stacks_cut_in_two_by_an_empty_stack_are_not_dropped_silently(tmp_path, 
     """`@[ustack()] = count()` firing in a kernel thread prints an entry with no frames: a lone
     value, which reads as a scalar aggregation between two stack aggregations.  Only the first
     makes the profile, so the command must say that the rest was left out, and how to pick it."""
-    from pathlib import Path
-
     from tracebridge.cli import main
 
     real = (Path(__file__).parents[2] / "examples" / "if_rem.stack.txt").read_text()
@@ -72,3 +74,30 @@ def test_stacks_cut_in_two_by_an_empty_stack_are_not_dropped_silently(tmp_path, 
     assert "aggregations hold stacks" not in capsys.readouterr().err  # one aggregation: nothing to say
     rest = (tmp_path / "rest.folded").read_text().splitlines()
     assert len(rest) == len(whole.read_text().splitlines()) - 1  # all but the first entry's stack
+
+
+def test_symbol_keys(tmp_path):
+    """`@[func(caller)] = count()`: dt_print_sym prints each key `"  %-50s"` as module`function, the value
+    `" %16lld"` after it on the same line.  A key, not a frame: one row per caller."""
+    rows = [("kernel`ifhwioctl", 154), ("kernel`ifioctl", 12), ("if_rem.ko`rem_intr", 2931)]
+    path = write(tmp_path, "\n" + "".join("  %-50s %16d\n" % row for row in rows))
+    loaded = load_inputs([path])
+    assert {tuple((f.name, f.module) for f in frames): weight for frames, weight in loaded.profile} == {
+        (("ifhwioctl", "kernel"),): 154, (("ifioctl", "kernel"),): 12, (("rem_intr", "if_rem.ko"),): 2931}
+    assert [len(a.rows) for a in loaded.aggregations] == [3]
+
+
+def test_probe_lines_with_a_traced_symbol(tmp_path):
+    """`fbt::rem_ioctl:entry { trace(func(caller)); @[stack()] = count(); }`: each firing's probe line
+    (`"%3d %6d %32s "`) carries the caller (`"  %-50s"`), a backquote and all; it is no frame.  The
+    aggregation printed at the end is the profile, as it is without the probe lines."""
+    capture = Path(__file__).parents[2] / "examples" / "if_rem.stack.txt"
+    entries = capture.read_text()
+    firings = "".join("%3d %6d %32s " % (cpu, 71236, "rem_ioctl:entry") + "  %-50s\n" % caller
+                      for cpu, caller in [(1, "kernel`ifhwioctl"), (0, "kernel`ifioctl"), (1, "kernel`ifhwioctl")])
+    path = write(tmp_path, "CPU     ID                    FUNCTION:NAME\n" + firings + "\n" + entries)
+    alone = named_stacks(load_inputs([capture]).profile)
+    assert named_stacks(load_inputs([path]).profile) == alone
+    parsed = dtrace.build(Source(path), dtrace.parse(Source(path)), LoadOptions())
+    assert named_stacks(parsed.profile) == alone and len(parsed.aggregations) == 0
+    assert dtrace._read_plain_stacks(Source(path), LoadOptions()) is not None

@@ -340,20 +340,34 @@ def test_a_capture_without_its_preamble(tmp_path):
 
 
 @pytest.mark.parametrize("printed", ["at-exit", "by-tick"])
-def test_traced_firings_then_the_aggregation(tmp_path, printed):
+def test_traced_firings_then_the_aggregation(tmp_path, capsys, printed):
     """``profile-997 { stack(); @[stack()] = count(); }`` with ``exit(0)`` on the first firing (its traced
-    stack, then at exit the aggregation), or ``tick-10s { printa(@); }`` after several firings (the tick's
-    probe line, then the aggregation).  The traced stacks are not entries of the aggregation: the fast path
-    leaves it all to parse, which keeps them apart."""
-    traced = TRACED.read_text()
-    firings = [part for part in traced.split("\n\n") if ":profile-997" in part]  # a probe line and its stack each
+    stack, then at exit the aggregation), or ``tick-10s { printa(@); }`` after twelve firings (six stacks,
+    twice each; the tick's probe line, then the aggregation).  The traced stacks are not entries of the
+    aggregation: the fast path leaves it all to parse, which keeps them apart: the firings are one
+    aggregation, the printout another, and both count the same stacks alike."""
+    header = "CPU     ID                    FUNCTION:NAME\n"
+    parts = TRACED.read_text().removeprefix(header).split("\n\n")
+    firings = [part for part in parts if ":profile-997" in part]  # a probe line and its stack each
+    tick = next(part for part in parts if ":tick-10s" in part)
+    if printed == "at-exit":
+        firings = firings[:1]
+        before = header + firings[0] + "\n\n"
+    else:
+        firings = firings * 2
+        before = header + "\n\n".join(firings) + "\n\n" + tick + "\n\n"
     stacks = Counter("\n".join(line for line in firing.splitlines() if line.startswith(" " * 14)) for firing in firings)
-    entries = [f"\n{stack}\n{count:>17}\n" for stack, count in stacks.items()]
-    text = firings[0] + "\n\n" + entries[0] if printed == "at-exit" else traced + "".join(entries)
     path = tmp_path / "traced.txt"
-    path.write_text(text)
+    path.write_text(before + "".join(f"\n{stack}\n{count:>17}\n" for stack, count in stacks.items()))
     fast, read, parsed = read_both_ways(path)
     assert fast is None and read == parsed
+    capsys.readouterr()
+    first = dtrace.read(source.Source(path), LoadOptions()).profile
+    assert (f"2 aggregations hold stacks (printed from lines 2, {before.count(chr(10)) + 2}); the profile is made "
+            "of aggregation 1 only") in capsys.readouterr().err
+    second = dtrace.read(source.Source(path), LoadOptions(aggregation=2)).profile
+    assert sum(weight for _, weight in first) == len(firings)
+    assert {names(frames): weight for frames, weight in first} == {names(frames): weight for frames, weight in second}
 
 
 def test_two_stack_aggregations_printed_by_one_tick(tmp_path):
@@ -368,20 +382,21 @@ def test_two_stack_aggregations_printed_by_one_tick(tmp_path):
     assert sum(weight for _, weight in read) == sum(int(n) for n in re.findall(r"^ +(\d+)$", entries, re.M))
 
 
-def test_a_printout_cut_short_before_the_next_tick(tmp_path):
-    """A tick's printout whose last count is missing (the output cut, then the next firing printed):
-    the frames are not added to the next printout's first entry, parse says where the stack lost its count."""
+@pytest.mark.parametrize("where", ["before-a-tick", "at-the-end"])
+def test_a_printout_cut_short(tmp_path, where):
+    """A tick's printout whose first entry has lost its count (the output cut, then the next firing printed;
+    or dtrace killed while printing): the frames are not added to the next entry nor taken for a traced
+    stack, parse says where the stack lost its count."""
     entries = STACK_HEX.read_text().split("^C\n", 1)[1]
     tick = "  1  81273                        :tick-60s \n\n"
-    cut = entries.rstrip("\n").rpartition("\n")[0] + "\n"
+    cut = entries.split("\n\n")[1].rpartition("\n")[0] + "\n"  # the first entry, without its count line
+    first = "CPU     ID                    FUNCTION:NAME\n" + tick + entries + tick + "\n"
     path = tmp_path / "cut.txt"
-    path.write_text("CPU     ID                    FUNCTION:NAME\n" + tick + cut + tick + entries)
+    path.write_text(first + cut + (tick + entries if where == "before-a-tick" else ""))
     assert dtrace._read_plain_stacks(source.Source(path), LoadOptions()) is None
-    last_stack = cut.rstrip("\n").rpartition("\n\n")[2]
-    line = 3 + cut.count("\n") - last_stack.count("\n")
     with pytest.raises(InputError, match="stack has no count") as error:
         dtrace.read(source.Source(path), LoadOptions())
-    assert error.value.position == line
+    assert error.value.position == first.count("\n") + 1
 
 
 def test_a_capture_ending_on_a_probe_line(tmp_path):

@@ -332,6 +332,7 @@ def parse(source: Source) -> Iterator[_Record]:
     start = 0          # line number (1-based) where the pending record began
     traced = 0         # line of the pending traced firing (0: none); its stack follows it directly
     gap = 0            # index in `frames` after the last blank line
+    after_gap = 0      # the line after the last blank line
     blank = True       # a blank line came since the last record (starts a new table)
     firings = 0        # probe lines so far
 
@@ -344,7 +345,7 @@ def parse(source: Source) -> Iterator[_Record]:
 
     def end_traced(upto: int) -> None:
         """A traced firing is one sample of the stack printed under it."""
-        nonlocal frames, traced, gap
+        nonlocal frames, traced, gap, start
         if frames[:upto]:
             stack = tuple(frames[:upto])
             record = traced_run.get(stack)
@@ -352,6 +353,8 @@ def parse(source: Source) -> Iterator[_Record]:
                 record = traced_run[stack] = _Record(traced, [], frames[:upto], 0, False, traced=True,
                                                      firings=firings)
             record.value += 1
+        if gap and upto == gap:  # what follows (an aggregation entry) began after the blank line
+            start = after_gap
         frames, traced, gap = frames[upto:], 0, 0
 
     for i, line in lines:
@@ -362,7 +365,7 @@ def parse(source: Source) -> Iterator[_Record]:
         if not stripped:
             if traced and not frames:  # the firing traced no stack
                 traced = 0
-            blank, gap = True, len(frames)
+            blank, gap, after_gap = True, len(frames), i + 1
             continue
         indent = len(line) - len(line.lstrip())
         # A frame: indented by stackindent (14, or any), or a word alone (`-x stackindent=0`).

@@ -42,6 +42,9 @@ def assert_one_line(err: str, path, line: int | None, words: str):
      b"             256 |@@@@@@@@@@@@@@@@@@@@ truncat", 4, "not a histogram row"),
     (STACKS.encode().replace(b"bar", b"b\xff\xfer"), 3, "not UTF-8"),
     (STACKS.encode().replace(b"bar+0x2\n", b"bar+0x2\rjunk\n"), 3, "carriage return inside a line"),
+    (b"\n  rem_ioctl                                                       154\n"
+     b"  rem_load                                          \n", 3, "aggregation key has no value.*cut short"),
+    (STACKS.encode() + b"root@freebsd:~ # \n", 5, "unrecognised line in DTrace output: .*root@freebsd:~ #"),
     (b"a;b;c 12\nd;e\n", 2, "not a folded stack line"),
     (b"a;b;c 12\nd;e 1x\n", 2, "not a folded stack line"),
     (b"CPU FUNCTION\n  0  -> foo\n  0  <- foo\ngarbage here\n", 4, "not a flow line"),
@@ -55,7 +58,7 @@ def assert_one_line(err: str, path, line: int | None, words: str):
     (b"dtrace: script 'stack.d' matched 412 probes\nCPU     ID                    FUNCTION:NAME\n"
      b"  0  71023                        :tick-10s \n\n", None, "holds no stacks"),
 ], ids=["elf", "nul-in-frame", "prose", "no-count", "cut-after-stack", "histogram-no-rows", "histogram-cut",
-        "latin1", "stray-cr", "folded-no-count", "folded-bad-count", "flow-garbage", "empty", "blank",
+        "latin1", "stray-cr", "key-no-value", "shell-prompt", "folded-no-count", "folded-bad-count", "flow-garbage", "empty", "blank",
          "gzip-with-file-name", "cpu-series", "header-only", "header-and-probe-line-only"])
 def test_bad_input_one_line(tmp_path, capsys, content, line, words):
     path = tmp_path / "bad.txt"

@@ -473,3 +473,12 @@ def test_the_last_printout_only_names_its_own_frames(tmp_path):
     parsed = dtrace.build(source.Source(path), dtrace.parse(source.Source(path)), options).profile
     assert fast is not None and list(fast.profile) == list(parsed) and fast.profile.frames == parsed.frames
     assert len(parsed.frames) < len(dtrace.read(source.Source(STACK_HEX), LoadOptions()).profile.frames)
+
+
+def test_what_a_stack_capture_counts():
+    """``@[stack()] = count()`` of a profile probe counts samples: so say the profile's event and unit, on
+    both paths, with the capture named as its source."""
+    for loaded in (dtrace._read_plain_stacks(source.Source(STACK_HEX), LoadOptions()),
+                   dtrace.build(source.Source(STACK_HEX), dtrace.parse(source.Source(STACK_HEX)), LoadOptions())):
+        metadata = loaded.profile.metadata
+        assert (metadata.source, metadata.event, metadata.unit) == (str(STACK_HEX), "samples", "samples")

@@ -92,7 +92,7 @@ def test_callgraph_reader_refuses_what_is_no_callgraph(tmp_path, data, message):
     path.write_bytes(data)
     with pytest.raises(InputError) as error:
         read_callgraph(path)
-    assert str(error.value) == f"{path}:{message}" if message[0].isdigit() else f"{path}: {message}"
+    assert str(error.value) == (f"{path}:{message}" if message[0].isdigit() else f"{path}: {message}")
 
 
 @pytest.mark.parametrize("argv, words", [

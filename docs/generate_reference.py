@@ -143,6 +143,8 @@ def render() -> str:
         "| status | when |",
         "|---|---|",
         "| 0 | success (`inspect`: whatever the verdict) |",
+        "| 1 | the system refused an operation (standard output on a full disk, a quota): one line on "
+        "standard error, `tracebridge: [FILE: ]the system's reason` |",
         "| 2 | bad input or usage: one line on standard error, `tracebridge: FILE[:LINE]: problem` "
         "(argparse's own usage errors print the usage line first) |",
         "| 130 | interrupted (Ctrl-C) |",

@@ -106,3 +106,20 @@ def test_an_input_is_never_overwritten_even_through_a_link(tmp_path, link):
     assert capture.read_text() == "a;b 1\n"
     with pytest.raises(OutputError):
         write_output(alias, "x", inputs=[capture])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux, FreeBSD)")
+@pytest.mark.parametrize("argv", [
+    ["gen-probes", "if_rem.ko"],
+    ["symbols", "if_rem.ko", "--format", "json"],
+    ["symbols", "if_rem.ko"],
+])
+def test_standard_output_on_a_full_disk_is_one_line(argv):
+    """ENOSPC on standard output is the system's refusal, not a crash: one line, status 1, no traceback."""
+    examples = Path(__file__).parents[2] / "examples"
+    argv = [str(examples / word) if word.endswith(".ko") else word for word in argv]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "tracebridge", *argv], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120, env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "tracebridge: No space left on device\n"

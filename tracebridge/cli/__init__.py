@@ -4,7 +4,8 @@ Each module named in :data:`COMMAND_MODULES` provides ``register(subparsers)``,
 which adds its parser and sets ``func`` to a ``run(args) -> int``.  Errors that
 are the input's or the user's fault arrive here as
 :class:`~tracebridge.support.errors.TracebridgeError` and leave as one line on stderr
-with exit status 2.
+with exit status 2; an operation the system refuses (standard output on a full
+disk) leaves as one line with status 1.
 """
 
 from __future__ import annotations
@@ -113,5 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         # The reader of our stdout went away (`| head`); that is not an error.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        # The system refused an operation no input check could foresee (standard output on a
+        # full disk, a quota): one line and status 1, not a traceback.
+        where = f"{printable(str(exc.filename))}: " if exc.filename is not None else ""
+        print(f"tracebridge: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     finally:
         spool.remove_all()

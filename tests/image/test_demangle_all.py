@@ -81,3 +81,11 @@ def test_generated_names(names):
     demangle_symbol.cache_clear()
     assert demangle_all(names) == one_by_one(names)
     assert_bulk_names(names + PLAIN[:3])
+
+
+def test_a_cpp_name_among_printable_names_keeps_its_cpp_reading(backend):
+    """All printable, so the bulk path trusts its Rust answers: a C++ name the Rust demangler refuses
+    (LLVM's, as in the toolchain's own librustc_driver) must still reach demangle_symbol and read as C++."""
+    names = ["_ZN4llvm5Value7setNameERKNS_5TwineE", "_ZN4core3fmt5write17h0123456789abcdefE", "main"]
+    assert_bulk_names(names)
+    assert demangle_names(names)[1] == [demangle.CPP, demangle.RUST_LEGACY, demangle.C]

@@ -19,7 +19,7 @@ from tracebridge.cli import main
 
 DATA = Path(__file__).parents[1] / "data" / "dtrace"
 BASE = 0xFFFFFFFF82E1C000
-CAPTURES = ["freebsd-stack-hex.txt", "freebsd-traced-header.txt", "freebsd-hex-only.txt"]
+CAPTURES = ["freebsd-stack-hex.txt", "freebsd-traced-header.txt", "freebsd-traced-arg0.txt", "freebsd-hex-only.txt"]
 
 
 @pytest.fixture

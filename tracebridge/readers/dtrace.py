@@ -16,7 +16,9 @@ The shapes follow libdtrace's printers (``dt_consume.c``, ``dtrace.c``):
   ``lquantize``/``llquantize``), then a blank line;
 * traced records (``stack();`` in a clause, not quiet) print
   ``CPU     ID                    FUNCTION:NAME`` once, then per firing
-  ``"%3d %6d %32s "`` and the traced data: each such record is one sample.
+  ``"%3d %6d %32s "`` and the traced data: each such record is one sample
+  (numbers traced after the stack, ``" %16lld"`` on the line after the
+  frames, are part of it, not a count).
 
 Plain stack aggregations, by far the largest captures, are scanned a
 block at a time (:func:`_read_plain_stacks`, natively when the core is
@@ -58,6 +60,9 @@ _QUANT_ROW = re.compile(r"^ *(?:(<|>=) *)?(-?\d{1,20}) [^|\d]*\|[^\d-]*?(-?\d{1,
 # DTrace prints 64-bit values: at most 20 digits.  (Longer runs are no numbers, and int() refuses
 # strings of over 4300 digits with a ValueError.)
 _INT = re.compile(r"^-?\d{1,20}$")
+#: What a clause traces after its stack (``stack(); trace(arg0);``), printed ``" %16lld"`` (``" %8d"``...)
+#: per value on the line after the frames, which the firing's newline ends: no blank line, unlike a count.
+_TRACED_VALUES = re.compile(r"^(?: +-?\d{1,20})+$")
 #: A symbol as the linker keeps it: a C identifier, or a legacy Rust symbol (``$``, ``.``) that
 #: could not be demangled because DTrace cut it at ``strsize``.
 _SYMBOL = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*")
@@ -374,6 +379,8 @@ def parse(source: Source) -> Iterator[_Record]:
                 start = i
             frames.append(stripped)
             continue
+        if traced and frames and not gap and _TRACED_VALUES.match(line):
+            continue  # traced by the firing after its stack: the firing is one sample still
         if _INT.match(stripped):
             if frames:
                 if traced:  # aggregation output after the traced firings: its stack began at the last gap

@@ -3,13 +3,14 @@
     python tests/data/dtrace/make_freebsd_captures.py           # rewrite them
     python tests/data/dtrace/make_freebsd_captures.py --check   # exit 1 if one would change
 
-``freebsd-stack-hex.txt``, ``freebsd-traced-header.txt`` and
-``freebsd-hex-only.txt`` are printed as libdtrace prints ``stack()`` on
-FreeBSD (freebsd-facts.md section 5), over ``rem_legacy_fp.ko`` loaded as
-``if_rem.ko`` at ``BASE``.  Their stacks, counts and kernel frames are made
-up; the module's addresses are real: each is moved to the nearest PC of the
-same function that the capture of a real run could hold, from GNU objdump's
-listing of the module and readelf's layout (tests/real_pcs.py):
+``freebsd-stack-hex.txt``, ``freebsd-traced-header.txt``,
+``freebsd-traced-arg0.txt`` and ``freebsd-hex-only.txt`` are printed as
+libdtrace prints ``stack()`` on FreeBSD (freebsd-facts.md section 5), over
+``rem_legacy_fp.ko`` loaded as ``if_rem.ko`` at ``BASE``.  Their stacks,
+counts and kernel frames are made up; the module's addresses are real: each
+is moved to the nearest PC of the same function that the capture of a real
+run could hold, from GNU objdump's listing of the module and readelf's
+layout (tests/real_pcs.py):
 
 * a leaf (a stack's first frame) onto the start of an instruction;
 * a caller onto a return address, the byte after a call instruction (in
@@ -19,6 +20,13 @@ So the tests that name these frames still find the names readelf gives
 their addresses, and joining the
 captures to the module trips no consistency warning.  Idempotent: real PCs
 stay where they are.
+
+``freebsd-traced-arg0.txt`` is ``dtrace -n 'profile-997 /arg0/ { stack(); trace(arg0); }'``:
+``dt_consume_cpu`` prints each firing's probe line, the stack (``dt_print_stack``:
+a newline, then the frames), then ``arg0`` as ``" %16lld"``, and dtrace(1)'s
+``chewrec`` ends the firing with one newline, so no blank line follows the
+number.  A profile probe's ``arg0`` is the interrupted kernel PC, the stack's
+leaf, printed signed; it is kept equal to the leaf where that is a hex address.
 """
 
 from __future__ import annotations
@@ -35,9 +43,13 @@ import real_pcs  # noqa: E402
 MODULE = "rem_legacy_fp"
 #: Where the captures' machine loaded the module (if_rem.ko).
 BASE = 0xFFFFFFFF82E1C000
-CAPTURES = ("freebsd-stack-hex.txt", "freebsd-traced-header.txt", "freebsd-hex-only.txt")
+CAPTURES = ("freebsd-stack-hex.txt", "freebsd-traced-header.txt", "freebsd-traced-arg0.txt",
+            "freebsd-hex-only.txt")
+#: Captures whose firings trace ``arg0`` (the leaf PC) after the stack.
+TRACED_PC = ("freebsd-traced-arg0.txt",)
 _FRAME = re.compile(r"^( {14})((?:if_rem\.ko`)?)0x([0-9a-f]+)$")
 _STACK_LINE = re.compile(r"^ {14}\S")
+_TRACED_NUMBER = re.compile(r"^ +-?\d+$")
 
 
 def real(address: int, leaf: bool) -> int:
@@ -58,13 +70,21 @@ def real(address: int, leaf: bool) -> int:
     return BASE + code.caller(offset)
 
 
-def rewrite(text: str) -> str:
+def rewrite(text: str, traced_pc: bool = False) -> str:
+    """``traced_pc``: a number after a stack is ``trace(arg0)`` of a profile probe, the leaf PC."""
     lines = text.split("\n")
     first = True  # the next stack line is a leaf
+    leaf = None  # the PC of the last stack's leaf, when printed in hex
     for index, line in enumerate(lines):
         frame = _FRAME.match(line)
         if frame is not None:
-            lines[index] = f"{frame[1]}{frame[2]}{real(int(frame[3], 16), first):#x}"
+            pc = real(int(frame[3], 16), first)
+            lines[index] = f"{frame[1]}{frame[2]}{pc:#x}"
+            leaf = pc if first else leaf
+        elif first and _STACK_LINE.match(line):
+            leaf = None
+        if traced_pc and leaf is not None and _TRACED_NUMBER.match(line):
+            lines[index] = " %16d" % (leaf - (1 << 64))  # "%16lld" of the 64-bit PC
         first = not _STACK_LINE.match(line) or line.strip().isdigit()
     return "\n".join(lines)
 
@@ -74,7 +94,7 @@ def main(argv: list[str]) -> int:
     for name in CAPTURES:
         path = HERE / name
         text = path.read_text()
-        new = rewrite(text)
+        new = rewrite(text, name in TRACED_PC)
         if new != text:
             stale.append(name)
             if "--check" not in argv:

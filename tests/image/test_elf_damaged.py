@@ -22,6 +22,7 @@ from tracebridge.support.errors import InputError
 
 REL = EDGE / "edges_amd64.ko"  # ET_REL amd64, 11 sections; .symtab 8, .strtab 9, .shstrtab 10
 DYN = MODULES / "rem_i386.ko"  # ET_DYN i386, 6 program headers, .symtab and .dynsym
+DYN64 = EDGE / "edges_arm64.ko"  # ET_DYN arm64, PT_LOADs in program headers 1-3; .text (4) at 0x102f4
 SHN_XINDEX, SHT_SYMTAB_SHNDX, SHT_DYNSYM, SHT_INIT_ARRAY = 0xFFFF, 18, 11, 14
 
 
@@ -109,6 +110,19 @@ REFUSED = {
     "extended index without its table": (REL, lambda c: c.symbol(8, 3, "shndx", SHN_XINDEX),
                                          "symbols use extended section indices but there is no .symtab_shndx "
                                          "section"),
+    # The kernel linker sums sizes in size_t and maps round_page of the sum: past 2**64 it wraps.
+    "NOBITS of 2**64-1": (REL, lambda c: c.section(7, "size", 2**64 - 1),
+                          "malformed ELF: section 7 ends at 0x1000000000000003a, past the 64-bit address space: "
+                          "the kernel linker could not map the module"),
+    "alignment past 2**64": (REL, lambda c: (c.section(7, "addralign", 2**63), c.section(7, "size", 2**63)),
+                             "malformed ELF: section 7 ends at 0x10000000000000000, past the 64-bit address space: "
+                             "the kernel linker could not map the module"),
+    "PT_LOAD past 2**64": (DYN64, lambda c: c.program(3, "memsz", 2**64 - 0x20368),
+                           "malformed ELF: PT_LOAD segment 3 of 3 ends at 0x10000000000000000, past the 64-bit "
+                           "address space: the kernel linker could not map the module"),
+    "section past 2**64, no PT_LOAD": (DYN64, lambda c: (c.header("phnum", 0), c.section(4, "size", 2**64 - 0x10000)),
+                                       "malformed ELF: section 4 ends at 0x100000000000002f4, past the 64-bit "
+                                       "address space: the kernel linker could not map the module"),
 }
 
 

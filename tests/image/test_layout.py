@@ -88,3 +88,52 @@ def test_without_program_headers_the_sections_bound_the_image():
     assert offsets == {1: 0x401010, 3: 0x403ff0}
     assert (low, size) == (0x401000, 0x4000)
     assert layout.link_elf_segments(columns([S(1, PROGBITS, 0, 0x10, 1)]), []) == ({}, 0, 0)
+
+
+def refused(call) -> str:
+    try:
+        call()
+    except OverflowError as err:
+        return str(err)
+    raise AssertionError("laid out an image past the address space")
+
+
+def test_an_image_must_fit_the_address_space_page_rounded():
+    """lf->size is summed in size_t and round_page(lf->size) mapped: the last whole page is the limit."""
+    last = 2**64 - layout.PAGE_SIZE
+    fits = [S(1, PROGBITS, AX, 0x10, 16), S(2, NOBITS, A, last - 0x10, 8)]
+    assert layout.link_elf_obj(columns(fits), machine="amd64") == ({1: 0, 2: 0x10}, last)
+    one_more = [S(1, PROGBITS, AX, 0x10, 16), S(2, NOBITS, A, last - 0xF, 8), S(3, PROGBITS, A, 0x10, 1)]
+    assert refused(lambda: layout.link_elf_obj(columns(one_more), machine="amd64")) == (
+        "section 2 ends at 0xfffffffffffff001, past the 64-bit address space: the kernel linker could not map the module")
+
+
+def test_alignment_alone_can_pass_the_address_space():
+    sections = [S(1, PROGBITS, AX, 0x10, 16), S(2, NOBITS, A, 1, 2**63), S(3, NOBITS, A, 1, 2**63)]
+    assert refused(lambda: layout.link_elf_obj(columns(sections), machine="arm64")).startswith(
+        "section 3 ends at 0x10000000000000001, past the 64-bit address space")
+
+
+def test_i386_modules_have_32_bits():
+    sections = [S(1, PROGBITS, AX, 0x10, 16), S(2, NOBITS, A, 2**32 - layout.PAGE_SIZE - 0x10, 8)]
+    assert layout.link_elf_obj(columns(sections), machine="i386")[1] == 2**32 - layout.PAGE_SIZE
+    assert layout.link_elf_obj(columns(sections), machine="amd64")[1] == 2**32 - layout.PAGE_SIZE
+    sections[1].size += 1
+    assert refused(lambda: layout.link_elf_obj(columns(sections), machine="i386")) == (
+        "section 2 ends at 0xfffff001, past the 32-bit address space: the kernel linker could not map the module")
+    assert layout.link_elf_obj(columns(sections), machine="amd64")[1] == 2**32 - layout.PAGE_SIZE + 1
+
+
+def test_segments_must_fit_the_address_space():
+    last = 2**64 - layout.PAGE_SIZE
+    sections = [S(1, PROGBITS, AX, 0x100, 16, addr=0x1000), S(2, NOBITS, A, last - 0x3000, 8, addr=0x3000)]
+    assert layout.link_elf_segments(columns(sections), [(0x1000, 0x100), (0x3000, last - 0x3000)]) == (
+        {1: 0x1000, 2: 0x3000}, last - 0x1000, 0x1000)
+    assert refused(lambda: layout.link_elf_segments(columns(sections), [(0x1000, 0x100), (0x3000, last - 0x2fff),
+                                                                        (0x2000, 0x10)])) == (
+        "PT_LOAD segment 2 of 3 ends at 0xfffffffffffff001, past the 64-bit address space: "
+        "the kernel linker could not map the module")
+    assert layout.link_elf_segments(columns(sections), [])[1:] == (last - 0x1000, 0x1000)
+    sections[1].size += 1
+    assert refused(lambda: layout.link_elf_segments(columns(sections), [])) == (
+        "section 2 ends at 0xfffffffffffff001, past the 64-bit address space: the kernel linker could not map the module")

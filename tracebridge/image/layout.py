@@ -20,6 +20,24 @@ SHF_ALLOC = 0x2
 PAGE_SIZE = 4096
 
 
+def highest_end(bits: int) -> int:
+    """The highest end an image can have: ``round_page`` of it must fit ``bits`` bits.
+
+    The kernel linker sums sizes in ``size_t`` (``Elf_Addr`` for ET_DYN) and
+    maps ``round_page`` of the sum: past that the sum wraps, the mapping is
+    smaller than what is then copied and zeroed into it, and the module
+    cannot load.  A layout computed without the wrap would name addresses no
+    module can have, so the layout refuses instead.
+    """
+    return (1 << bits) - PAGE_SIZE
+
+
+def past_address_space(what: str, end: int, bits: int) -> OverflowError:
+    """The one-line refusal for an image ending past :func:`highest_end`."""
+    return OverflowError(f"{what} ends at {end:#x}, past the {bits}-bit address space: "
+                         "the kernel linker could not map the module")
+
+
 @dataclass(frozen=True)
 class SectionColumns:
     """The section header fields the layout needs, one sequence per field, in header order.
@@ -57,7 +75,8 @@ def link_elf_obj(sections: SectionColumns, *, machine: str,
     its ``sh_addralign`` and advances it by ``sh_size``.  ``set_pcpu`` and
     ``set_vnet`` get their storage elsewhere, but the kernel still advances
     past them, so they keep their place here too.  ``sh_addralign`` 0 and 1
-    both mean "no alignment" (ELF gABI).
+    both mean "no alignment" (ELF gABI).  The first section ending past the
+    address space (32 bits on i386) is refused: :func:`highest_end`.
     """
     types = np.array(sorted(loadable_types(machine, init_fini_arrays)), dtype=np.uint64)
     size_column = np.asarray(sections.size, dtype=np.uint64)
@@ -65,12 +84,16 @@ def link_elf_obj(sections: SectionColumns, *, machine: str,
                                 & (np.asarray(sections.flags, dtype=np.uint64) & SHF_ALLOC != 0))
     offsets: dict[int, int] = {}
     offset = 0
+    bits = 32 if machine == "i386" else 64
+    highest = highest_end(bits)
     aligns = np.asarray(sections.addralign, dtype=np.uint64)[candidates].tolist()
     for index, size, align in zip(candidates.tolist(), size_column[candidates].tolist(), aligns):
         if align > 1:
             offset = (offset + align - 1) // align * align
         offsets[index] = offset
         offset += size
+        if offset > highest:
+            raise past_address_space(f"section {index}", offset, bits)
     return offsets, offset
 
 
@@ -83,17 +106,22 @@ def link_elf_segments(sections: SectionColumns,
     of the last; a symbol's offset from ``lf->address`` is its ``st_value``.
     Returns the section addresses (``sh_addr`` of allocated sections),
     ``lf->size`` and the lowest mapped virtual address.  Without program
-    headers the allocated sections' addresses bound the image.
+    headers the allocated sections' addresses bound the image.  An image
+    ending past the 64-bit address space is refused (:func:`highest_end`).
     """
     offsets = {i: addr for i, (flags, addr, size) in enumerate(zip(sections.flags, sections.addr, sections.size))
                if flags & SHF_ALLOC and size}
     if loads:
         low = min(vaddr for vaddr, _ in loads) // PAGE_SIZE * PAGE_SIZE
-        high = max(vaddr + memsz for vaddr, memsz in loads)
+        ends = {f"PT_LOAD segment {n + 1} of {len(loads)}": vaddr + memsz for n, (vaddr, memsz) in enumerate(loads)}
     elif offsets:
         low = min(offsets.values()) // PAGE_SIZE * PAGE_SIZE
-        high = max(addr + sections.size[i] for i, addr in offsets.items())
+        ends = {f"section {i}": addr + sections.size[i] for i, addr in offsets.items()}
     else:
         return offsets, 0, 0
+    high = max(ends.values())
+    if high > highest_end(64):
+        what = next(what for what, end in ends.items() if end == high)
+        raise past_address_space(what, high, 64)
     size = (high + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE - low
     return offsets, size, low

@@ -117,3 +117,39 @@ def test_thread_id_and_io_displays_are_refused():
 def test_sniffing():
     assert looks_like_top(CAPTURE)
     assert not looks_like_top(Path(__file__))
+
+
+@pytest.mark.parametrize("uptime", ["up 0+" + "9" * 400 + ":41:17",  # no float holds the seconds
+                                    "up 0+" + "9" * 5000 + ":41:17",  # past int()'s 4300 digits
+                                    "up " + "1" * 11 + "+00:41:17", "up 0+24:41:17", "up 0+00:60:17",
+                                    "up 0+00:41:60", "up 0+0:41:17"])
+def test_an_uptime_top_cannot_print_is_refused_on_its_line(uptime):
+    """top prints ``up %d+%02d:%02d:%02d``: days of an int, then hours, minutes, seconds left over."""
+    text = CAPTURE.read_text()
+    second = text.index("last pid:", 1)
+    bad = text[:second] + text[second:].replace("up 0+00:41:18", uptime, 1)
+    with pytest.raises(InputError) as caught:
+        parse_top(bad, "top.txt")
+    assert str(caught.value).startswith(f"top.txt:{text[:second].count(chr(10)) + 1}: not an uptime top prints "
+                                        "(up DAYS+HH:MM:SS): 'up ")
+
+
+def test_the_longest_uptime_top_prints_is_read():
+    text = CAPTURE.read_text()
+    late = text.replace("up 0+00:41:", "up 2147483647+23:59:", 3)
+    assert sorted(parse_top(late).frame.time.unique()) == [0.0, 1.0, 2.0]
+
+
+def test_a_cpu_share_top_cannot_print_is_refused_on_its_line():
+    """top's weighted share is below 4.4e9 % (series.MAX_SHARE); near 1e308 cpu compare's sums overflowed."""
+    lines = CAPTURE.read_text().splitlines(keepends=True)
+    row = next(i for i, line in enumerate(lines) if "41.28% kernel{if_io_tqg_1}" in line)
+    for share in ("9" * 308 + ".28", "9" * 309 + ".28", "10000000000.01"):
+        lines[row] = lines[row].replace("41.28%", share + "%")
+        with pytest.raises(InputError) as caught:
+            parse_top("".join(lines), "top.txt")
+        assert str(caught.value) == (f"top.txt:{row + 1}: a CPU share above 10,000,000,000 %, more than top can print: "
+                                     f"{share if len(share) <= 60 else share[:57] + '...'!r}")
+        lines[row] = lines[row].replace(share + "%", "41.28%")
+    lines[row] = lines[row].replace("41.28%", "10000000000.00%")
+    assert parse_top("".join(lines)).frame.cpu_percent.max() == 1e10

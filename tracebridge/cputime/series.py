@@ -214,6 +214,13 @@ def read_series(path: str | os.PathLike[str]) -> pd.DataFrame:
     return frame
 
 
+#: Largest CPU share accepted, in percent of one CPU.  top's share is the kernel's ``ki_pctcpu``, a
+#: 32-bit ``fixpt_t`` over ``FSCALE`` 2048 (sys/sys/param.h): below 2**32 / 2048 * 100 % (2.1e8 %);
+#: its weighted share (WCPU) divides that by ``1 - ccpu**swtime``, at least ``1 - exp(-1/20)``
+#: (kern_synch.c's ``ccpu``): below 4.4e9 %.  psutil's shares are far smaller.  More is a corrupt
+#: file, and near 1e308 the means, sums and rounding of ``cpu compare`` overflow to inf.
+MAX_SHARE = 1e10
+
 #: Longest process or thread name accepted.  FreeBSD keeps 19 characters
 #: (MAXCOMLEN), Linux 15; a name of megabytes is a corrupt file, and would
 #: make every table and chart of it crawl.
@@ -230,7 +237,8 @@ def _check_values(frame: pd.DataFrame, name: str, csv: bool) -> None:
         ("a time that is not a finite number of seconds from the start", ~np.isfinite(frame["time"].to_numpy())
          | (frame["time"].to_numpy() < 0)),
         ("a pid or tid below -1", (frame["pid"].to_numpy() < -1) | (frame["tid"].to_numpy() < -1)),
-        ("a CPU share that is negative or infinite", np.isinf(cpu).any(axis=1) | (cpu < 0).any(axis=1)),
+        (f"a CPU share that is negative or infinite, or above {MAX_SHARE:,.0f} %",
+         (cpu > MAX_SHARE).any(axis=1) | (cpu < 0).any(axis=1)),
         ("no cpu_percent", np.isnan(frame["cpu_percent"].to_numpy())),
         (f"a process or thread name longer than {MAX_NAME} characters", longest > MAX_NAME),
     ]

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tracebridge.cputime.series import ALL_CPUS, MAX_NAME, NO_TID, Row, cpu_row, to_frame
+from tracebridge.cputime.series import ALL_CPUS, MAX_NAME, MAX_SHARE, NO_TID, Row, cpu_row, to_frame
 from tracebridge.readers.kinds import TOP_DISPLAY_START
 from tracebridge.support.errors import InputError
 from tracebridge.support.printable import printable
@@ -38,7 +38,8 @@ from tracebridge.support.printable import printable
 if TYPE_CHECKING:
     import pandas as pd
 
-_UPTIME = re.compile(r"\bup (\d{1,9})\+(\d+):(\d\d):(\d\d)\b")
+# Unbounded here so that a field top cannot print is refused (_start_display), not read past.
+_UPTIME = re.compile(r"\bup (\d+)\+(\d+):(\d+):(\d+)\b")
 _CLOCK = re.compile(r"\b(\d\d):(\d\d):(\d\d)\s*$")
 _COUNTS = re.compile(r"^\d+ (processes|threads):")
 _CPU_LINE = re.compile(r"^CPU( \d{1,9})?:\s")
@@ -133,7 +134,7 @@ def _read_displays(lines: list[str], name: str, notes: list[str]) -> Iterator[_D
                 if not display.has_table:
                     raise InputError(name, "this top display has no thread table", position=display.line)
                 yield display
-            display, in_table = _start_display(line, number), False
+            display, in_table = _start_display(line, name, number), False
         elif not line.strip():
             in_table = False
         elif display is None:
@@ -153,8 +154,20 @@ def _read_displays(lines: list[str], name: str, notes: list[str]) -> Iterator[_D
         yield display
 
 
-def _start_display(line: str, number: int) -> _Display:
+def _start_display(line: str, name: str, number: int) -> _Display:
+    """The display's first line: its uptime in seconds, and its clock.
+
+    top prints the uptime as ``up %d+%02d:%02d:%02d`` of an ``int`` day count
+    and the hours, minutes and seconds left over (usr.bin/top/display.c,
+    ``i_uptime``); anything else (a day count of 400 digits, which no float
+    holds, or hour 99) is not top's and is refused rather than turned into
+    times no capture has.
+    """
     uptime = _UPTIME.search(line)
+    if uptime and not (len(uptime[1]) <= 10 and all(len(part) == 2 for part in uptime.groups()[1:])
+                       and int(uptime[2]) < 24 and int(uptime[3]) < 60 and int(uptime[4]) < 60):
+        raise InputError(name, f"not an uptime top prints (up DAYS+HH:MM:SS): {_excerpt(uptime[0])}",
+                         position=number)
     clock = _CLOCK.search(line)
     return _Display(
         line=number,
@@ -224,7 +237,11 @@ def _thread_row(pattern: re.Pattern[str] | None, line: str, name: str,
     command = printable(command)  # names people read: no control characters (tables, charts)
     braces = _THREAD_COMMAND.fullmatch(command)
     process, thread = (braces["process"], braces["thread"]) if braces else (command, command)
-    return int(match["pid"]), process, thread, float(match["percent"])
+    percent = float(match["percent"])
+    if percent > MAX_SHARE:
+        raise InputError(name, f"a CPU share above {MAX_SHARE:,.0f} %, more than top can print: "
+                               f"{_excerpt(match['percent'])}", position=number)
+    return int(match["pid"]), process, thread, percent
 
 
 def _display_times(displays: list[_Display], notes: list[str]) -> list[float]:

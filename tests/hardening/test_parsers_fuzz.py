@@ -11,6 +11,7 @@ gets a moderate number of examples so the suite stays fast.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from functools import cache
 from pathlib import Path
@@ -81,3 +82,15 @@ def test_mutated_inputs_keep_the_promise(name):
         target(name).check(data)
 
     check()
+
+
+def test_targets_import_no_module_with_hypothesis_tests():
+    """A target's check runs inside @given above; a module it imports that defines @given tests fails
+    hypothesis' nested-@given health check when the target runs alone (before pytest imported that module)."""
+    fuzz = Path(__file__).parents[2] / "fuzz"
+    imported = [(folder, module) for path in sorted(fuzz.glob("fuzz_*.py"))
+                for folder, module in re.findall(r'from_tests\("(\w+)", "(\w+)"\)', path.read_text())]
+    assert ("readers", "scanner_twins") in imported
+    for folder, module in imported:
+        source = (fuzz.parent / "tests" / folder / f"{module}.py").read_text()
+        assert not re.search(r"^\s*@(hypothesis\.)?given\b", source, re.MULTILINE), module

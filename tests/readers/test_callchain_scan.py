@@ -3,7 +3,6 @@ Python alike, and both as the line-by-line reader (readers/pmcstat.py) reads the
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 import test_pmclog
 from fixture_paths import MODULES
 from pmcstat_text import callchain, entry, map_in, map_out
+from scanner_twins import assert_same_scan, id_bytes
 from tracebridge.cli import main
 from tracebridge.readers import callchain_scan, pmcstat
 from tracebridge.readers.callchain_scan import END, FULL, OTHER, scan_callchains
@@ -88,28 +88,6 @@ def test_small_blocks_and_batches_read_alike(native_core, tmp_path, capsys, monk
     monkeypatch.setattr(pmcstat, "BLOCK", 40)
     monkeypatch.setattr(pmcstat, "CHUNK", 3)
     assert three_ways(tmp_path, capsys, monkeypatch, LOGS[log], COMMANDS["fold"]) == whole
-
-
-def id_bytes(*pmcids: int) -> bytes:
-    """PMC ids as the scanners take them: native uint64s."""
-    return b"".join(pmcid.to_bytes(8, sys.byteorder) for pmcid in pmcids)
-
-
-def assert_same_scan(core, block: bytes, selected: bytes | None = None, chunk: int = 1 << 20) -> int:
-    """Scan ``block`` to its end with both scanners, taking each line they stop at by hand; how many stops."""
-    pos, line, batched, stops = 0, 0, 0, 0
-    while pos < len(block):
-        ours = core.callchain_scan(block, pos, line, selected, batched, chunk)
-        assert scan_callchains(block, pos, line, selected, batched, chunk) == ours
-        pos, line, reason, _, pcs, _ = ours
-        batched = 0 if reason == FULL else batched + len(pcs) // 8
-        if reason == END:
-            break
-        if reason == OTHER:
-            stops += 1
-            end = block.find(b"\n", pos)
-            pos, line = end + 1, line + 1
-    return stops
 
 
 CHAIN = callchain(0, 0x20000, 1, [BASE + 0x830, 0xFFFFFFFF8020012A]).encode()

@@ -8,31 +8,19 @@ are not UTF-8, a last line without its newline).
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from scanner_twins import assert_same_block
 from tracebridge.profile.labels import LabelOptions
 from tracebridge.readers import pmcgraph
 from tracebridge.render.folded import folded_lines
 
 DATA = Path(__file__).parents[1] / "data" / "pmcstat"
 GRAPHS = sorted(DATA.glob("*.graph"))
-
-
-def assert_same_block(data: bytes, core) -> None:
-    """``core`` (the native_core fixture) is what pmcgraph.scan_block calls."""
-    native = pmcgraph.scan_block(data)
-    numpy = pmcgraph._scan_block_numpy(data)
-    for field in fields(pmcgraph.GraphBlock):
-        ours, theirs = getattr(native, field.name), getattr(numpy, field.name)
-        if isinstance(theirs, np.ndarray):
-            assert ours.dtype == theirs.dtype and ours.tolist() == theirs.tolist(), (field.name, data)
-        else:
-            assert ours == theirs, (field.name, data)
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda p: p.name)

@@ -86,8 +86,8 @@ class Histogram:
     """The buckets of one ``quantize``-family value, as DTrace printed them.
 
     ``kind`` is inferred from the rows (the output does not say): powers of
-    two are ``quantize``, equal steps ``lquantize``, anything else
-    ``llquantize``.
+    two without a ``< N`` or ``>= N`` row are ``quantize``, equal steps
+    ``lquantize``, anything else ``llquantize``.
     """
 
     kind: str
@@ -435,9 +435,11 @@ def parse(source: Source) -> Iterator[_Record]:
 
 def _key_follows(following: str | None) -> bool:
     """Is the line after a lone number a stack frame or a histogram (so the number was a key)?"""
-    if following is None or not following[:1].isspace():
+    if following is None:
         return False
     stripped = following.strip()
+    if not following[:1].isspace():  # only a frame printed with `-x stackindent=0` starts at column 0
+        return " " not in stripped and ("`" in stripped or stripped.startswith("0x"))
     return "`" in stripped or stripped.startswith("0x") or bool(_QUANT_HEADER.match(following))
 
 
@@ -464,7 +466,9 @@ def _histogram(source: Source, lines: _Lines, header: int) -> Histogram:
 
 def _histogram_kind(buckets: list[Bucket]) -> str:
     values = [b.low for b in buckets if b.low is not None and not b.label.startswith(">=")]
-    if all(v == 0 or (abs(v) & (abs(v) - 1)) == 0 for v in values) and not any(b.low is None for b in buckets):
+    # quantize labels every row with its power of two (0 too: 0 & -1 is 0); a `< N` or `>= N` row is
+    # lquantize's or llquantize's underflow or overflow bin.
+    if len(values) == len(buckets) and all((abs(v) & (abs(v) - 1)) == 0 for v in values):
         return "quantize"
     steps = {b - a for a, b in zip(values, values[1:])}
     return "lquantize" if len(steps) <= 1 else "llquantize"

@@ -41,6 +41,9 @@ def kind_of(tmp_path, rows: list[tuple[str, int]]) -> str:
     # lquantize(x, 0, 3, 1), x = 2, 5, 7: bins "1" (empty, one before), "2", and the overflow ">= 3".
     # Rows 1 and 2 are powers of two, but quantize never prints a ">=" row.
     ([("1", 0), ("2", 1), (">= 3", 2)], "lquantize"),
+    # lquantize(x, 0, 4, 2), x = 3, 9: bins "0" (empty, one before), "2" and ">= 4", all three labels
+    # powers of two.
+    ([("0", 0), ("2", 1), (">= 4", 1)], "lquantize"),
     # lquantize(x, 0, 100, 10), x = 20: bins 10, 20, 30.
     ([("10", 0), ("20", 1), ("30", 0)], "lquantize"),
     # llquantize(x, 10, 0, 1, 10), x = 10..19: steps of 1 below 10, of 10 from 10 on: bins 9, 10, 20.

@@ -47,3 +47,31 @@ def test_keyless_values_are_not_keys(tmp_path):
     loaded = read(tmp_path, f"\n {7:16d}\n\n {9:16d}\n\n              kernel`foo+0x1\n {5:16d}\n")
     assert [[row.value for row in a.rows] for a in loaded.aggregations] == [[7], [9]]
     assert {tuple(f.name for f in frames): w for frames, w in loaded.profile} == {("foo",): 5}
+
+
+def test_keyless_value_printed_last(tmp_path):
+    """`@[stack()] = count(); @total = count()` at END: the lone value is the last line."""
+    loaded = read(tmp_path, f"\n              kernel`foo+0x1\n {5:16d}\n\n {12:16d}\n")
+    assert [[row.value for row in a.rows] for a in loaded.aggregations] == [[12]]
+    assert {tuple(f.name for f in frames): w for frames, w in loaded.profile} == {("foo",): 5}
+
+
+@pytest.mark.parametrize("indent", [14, 1])
+def test_pid_key_before_a_user_stack_with_a_space_in_a_frame(tmp_path, indent):
+    """`@[pid, ustack()] = count()` on macOS: an Objective-C method's frame holds a space."""
+    frames = ["AppKit`-[NSApplication run]+0x2d0", "AppKit`NSApplicationMain+0x330", "libdyld.dylib`start+0x1"]
+    loaded = read(tmp_path, entry(indent, frames, pid=811))
+    ((stack, weight),) = list(loaded.profile)
+    assert stack[0].name == "811" and len(stack) == 4 and weight == 5
+    assert loaded.aggregations == []
+
+
+def test_keyless_value_before_a_dtrace_note_with_a_backtick(tmp_path):
+    """A terminal log of several runs (`dtrace ... 2>&1 | tee -a log`): a run ending with
+    `@total = count()`, then a run the D compiler refused (its message quotes the symbol with a
+    backtick, at column 0), then a run printing a stack aggregation.  The value is no key."""
+    note = ("dtrace: invalid probe specifier fbt::rem_ioctl:entry { trace(`rem_softc); }: "
+            "in action list: failed to resolve `rem_softc: Unknown symbol name")
+    loaded = read(tmp_path, f"\n {12:16d}\n{note}\n\n              kernel`foo+0x1\n {5:16d}\n")
+    assert [[row.value for row in a.rows] for a in loaded.aggregations] == [[12]]
+    assert {tuple(f.name for f in frames): w for frames, w in loaded.profile} == {("foo",): 5}

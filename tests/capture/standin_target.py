@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ STANDINS = HERE / "standins"
 sys.path.insert(0, str(HERE))
 
 import world  # noqa: E402
-from tracebridge.capture import session  # noqa: E402
+from tracebridge.capture import session, tracer  # noqa: E402
 
 MODULE_NAME = "rem_legacy_fp"
 MODULE = world.MODULES / f"{MODULE_NAME}.ko"
@@ -41,6 +42,17 @@ class Target:
         if not self.calls_file.exists():
             return []
         return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
+
+    def ready(self, tool: str, pids: set[int]) -> bool:
+        """Whether a stand-in ``tool`` with one of these pids has its signal handlers in place (world.log_ready)."""
+        return any(call[0] == f"{tool}-ready" and int(call[1]) in pids for call in self.calls())
+
+    def wait_ready(self, tool: str, pids: set[int], running=lambda: True) -> None:
+        """Wait until :meth:`ready`, or ``running()`` says the stand-in ended first (it failed to start)."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.ready(tool, pids) and running():
+            assert time.monotonic() < deadline, f"the stand-in {tool} never got ready"
+            time.sleep(0.01)
 
 
 def install_target(directory: Path, patch: pytest.MonkeyPatch, tools=("dtrace", "pmcstat", "kldstat"),
@@ -64,7 +76,20 @@ def install_target(directory: Path, patch: pytest.MonkeyPatch, tools=("dtrace", 
         patch.setenv(name, value)
     # The stand-ins need no privileges; the real effective uid still owns (and is checked against) the output.
     patch.setattr(session, "require_root", lambda tool: None)
-    return Target(bin_dir, calls, env)
+    target = Target(bin_dir, calls, env)
+    settle = tracer.Tracer.wait_started
+
+    def ready_then_settle(self: tracer.Tracer, seconds: float) -> None:
+        """--settle assumes the tool ready within it; a stand-in on a loaded machine may not be, so wait."""
+        target.wait_ready(self.name, {self.pid}, running=lambda: self._process.poll() is None)
+        settle(self, seconds)
+
+    patch.setattr(tracer.Tracer, "wait_started", ready_then_settle)
+    return target
+
+
+#: Seconds a stand-in may take to start on a loaded machine (it takes a fraction of one when idle).
+READY_TIMEOUT = 60.0
 
 
 #: ``tracebridge`` in a child process, its root check skipped as :func:`install_target` skips this one's.

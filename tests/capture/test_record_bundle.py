@@ -76,9 +76,11 @@ def test_dtrace_bundle_is_read_by_fold_report_and_flamegraph(recorded, tmp_path,
     assert "the workload exited" in recorded.stderr and f"tracebridge report {run}" in recorded.stderr
 
     # What ran: kldstat first (for the base the script needs), then dtrace with the script gen-probes wrote.
-    assert recorded.machine.calls() == [["kldstat", "-v"], ["dtrace", "-V"],
-                                        ["dtrace", "-s", "script.d", "-o", "dtrace.out"],
-                                        ["dtrace-signal", "SIGINT"]]
+    calls = recorded.machine.calls()
+    assert calls[3][0] == "dtrace-ready"  # its pid: its handlers were in place before it was signalled
+    assert calls[:3] + calls[4:] == [["kldstat", "-v"], ["dtrace", "-V"],
+                                     ["dtrace", "-s", "script.d", "-o", "dtrace.out"],
+                                     ["dtrace-signal", "SIGINT"]]
     script = (run / "script.d").read_text()
     _, size = world.module_layout(MODULE_NAME)
     assert f"/arg0 >= {world.MODULE_BASE:#x} && arg0 < {world.MODULE_BASE + size:#x}/" in script
@@ -138,7 +140,8 @@ def test_pmc_bundle_names_rust_and_kernel_frames(target, tmp_path, capsys):
                  "-o", str(run), *QUICK, "--", "sleep", "0.3"]) == 0
     calls = machine.calls()
     assert calls[1] == ["pmcstat", "-n", "10000", "-S", "CPU_CLK_UNHALTED.THREAD_P", "-O", "pmc.log"]
-    assert calls[2] == ["pmcstat", "-R", "pmc.log", "-o", "pmc.txt"]
+    assert calls[2][0] == "pmcstat-ready"
+    assert calls[3] == ["pmcstat", "-R", "pmc.log", "-o", "pmc.txt"]
     # Kernel PCs are named when asked: the kernel that ran is still where kldstat said, unchanged.
     capsys.readouterr()
     assert main(["fold", str(run), "--bundle-kernel"]) == 0

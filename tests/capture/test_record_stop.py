@@ -26,12 +26,14 @@ def alive(process: psutil.Process) -> bool:
         return False
 
 
-def family_once_running(pid: int, timeout: float = 20.0) -> dict[psutil.Process, str]:
-    """The recording's descendants and their names, once the workload (``sleep``) has been started."""
+def family_once_running(pid: int, machine, timeout: float = 20.0) -> dict[psutil.Process, str]:
+    """The recording's descendants and their names, once the workload (``sleep``) has been started
+    and the dtrace stand-in takes signals as dtrace does (before, a Ctrl-C would find it starting up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         family = {member: member.name() for member in psutil.Process(pid).children(recursive=True)}
         if "sleep" in family.values():
+            machine.wait_ready("dtrace", {member.pid for member in family})
             return family
         time.sleep(0.05)
     raise AssertionError("the workload never started")
@@ -50,7 +52,7 @@ def test_a_signal_stops_everything_and_keeps_the_data(target, tmp_path, capsys, 
                                   "--interval", "0.2", "--", "sleep", "60"],
                                  stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        family = family_once_running(recording.pid)
+        family = family_once_running(recording.pid, machine)
         time.sleep(0.7)  # a few CPU samples
         if group:
             os.killpg(recording.pid, number)
@@ -79,7 +81,7 @@ def test_a_second_ctrl_c_while_stopping_kills_the_tracer(target, tmp_path):
                                   "--", "sleep", "60"], stderr=subprocess.PIPE, text=True,
                                  start_new_session=True)
     try:
-        family = family_once_running(recording.pid)
+        family = family_once_running(recording.pid, machine)
         recording.send_signal(signal.SIGINT)
         deadline = time.monotonic() + 20
         while ["dtrace-signal", "SIGINT"] not in machine.calls():  # dtrace is "printing" now

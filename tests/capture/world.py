@@ -13,8 +13,10 @@ The tests steer the stand-ins through the environment, which
 ``tracebridge record`` passes on to them:
 
 ``STANDIN_MODULE``  the fixture module that is loaded (unset: none is);
-``STANDIN_CALLS``   a file each stand-in appends its argv to (one JSON list a line), and
-                    dtrace the signals it receives (``["dtrace-signal", "SIGINT"]``);
+``STANDIN_CALLS``   a file each stand-in appends its argv to (one JSON list a line),
+                    dtrace the signals it receives (``["dtrace-signal", "SIGINT"]``), and
+                    dtrace and pmcstat their pid once their signal handlers are in place
+                    (``["dtrace-ready", "4242"]``: :func:`log_ready`);
 ``STANDIN_DTRACE``  ``fail``: dtrace fails at start as without the DTrace modules;
                     ``slow``: dtrace takes 30 s to print its aggregation.
 """
@@ -77,6 +79,17 @@ def log_call(tool: str, words: list[str] | None = None) -> None:
     if calls:
         with open(calls, "a") as out:
             out.write(json.dumps([tool, *(sys.argv[1:] if words is None else words)]) + "\n")
+
+
+def log_ready(tool: str) -> None:
+    """Note that ``tool`` (this process) now takes its stop signal as the real tool does once it traces.
+
+    Before this a signal finds Python's default handling (a KeyboardInterrupt
+    traceback), which no real dtrace or pmcstat shows; a stand-in's start-up
+    takes a moment, longer on a loaded machine than any fixed ``--settle``, so
+    the tests wait for this line instead (standin_target.py).
+    """
+    log_call(f"{tool}-ready", [str(os.getpid())])
 
 
 def module_layout(name: str) -> tuple[dict[str, Symbol], int]:

@@ -455,8 +455,9 @@ def top_capture(driver: str, displays: int = 6) -> str:
 
 #: The directory `tracebridge record if_rem.ko --template stack -o run/ -- iperf3 ...` would have written.
 BUNDLE = "run"
-#: The bundle's module file is a symbolic link to examples/if_rem.ko (same bytes, same SHA-256).
-BUNDLE_LINK = (f"{BUNDLE}/if_rem.ko", "../if_rem.ko")
+#: The bundle's module file: a copy of examples/if_rem.ko, as `record` makes it (a bundle's files must lie
+#: inside it, so a symbolic link out of it is refused by the bundle reader).
+BUNDLE_MODULE = f"{BUNDLE}/if_rem.ko"
 TIMES = {"started": "2026-11-29T14:22:03.412+00:00", "traced": "2026-11-29T14:22:04.415+00:00",
          "stopped": "2026-11-29T14:22:35.201+00:00"}
 WORKLOAD = ["iperf3", "-c", "10.0.0.2", "-t", "30"]
@@ -487,7 +488,7 @@ def cpu_series() -> str:
 
 
 def bundle_files(layout: Layout, stack: str, kldstat_text: str) -> dict[str, str]:
-    """Every file of the example bundle but the module link, as `tracebridge record` names them."""
+    """Every text file of the example bundle, as `tracebridge record` names them (the module: :func:`expected`)."""
     import hashlib
     import json
     import tempfile
@@ -594,27 +595,30 @@ def outputs() -> dict[str, str]:
     }
 
 
+def expected() -> dict[str, bytes]:
+    """Every file this script writes, as bytes: the captures, and the bundle's copy of the module."""
+    return {**{name: text.encode() for name, text in outputs().items()}, BUNDLE_MODULE: MODULE.read_bytes()}
+
+
+def stale(files: dict[str, bytes]) -> list[str]:
+    """The files in examples/ that are missing, not regular files, or not these bytes."""
+    return [name for name, data in files.items()
+            if (HERE / name).is_symlink() or not (HERE / name).is_file() or (HERE / name).read_bytes() != data]
+
+
 def main() -> int:
-    check = "--check" in sys.argv[1:]
-    stale = []
-    link, target = BUNDLE_LINK
-    if check:
-        if not (HERE / link).is_symlink() or str((HERE / link).readlink()) != target:
-            stale.append(link)
-    else:
-        (HERE / BUNDLE).mkdir(exist_ok=True)
-        (HERE / link).unlink(missing_ok=True)
-        (HERE / link).symlink_to(target)
-    for name, text in outputs().items():
-        path = HERE / name
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(name)
-        else:
-            path.write_text(text)
-    if stale:
-        print(f"examples out of date: {', '.join(stale)}: run python examples/make_examples.py", file=sys.stderr)
-        return 1
+    files = expected()
+    if "--check" in sys.argv[1:]:
+        out_of_date = stale(files)
+        if out_of_date:
+            print(f"examples out of date: {', '.join(out_of_date)}: run python examples/make_examples.py",
+                  file=sys.stderr)
+            return 1
+        return 0
+    (HERE / BUNDLE).mkdir(exist_ok=True)
+    for name, data in files.items():
+        (HERE / name).unlink(missing_ok=True)  # a link is replaced, never written through
+        (HERE / name).write_bytes(data)
     return 0
 
 

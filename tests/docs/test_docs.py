@@ -126,8 +126,7 @@ def test_ci_runs_the_readme_test_command():
 def test_example_captures_are_current():
     import make_examples
 
-    stale = [name for name, text in make_examples.outputs().items()
-             if not (make_examples.HERE / name).is_file() or (make_examples.HERE / name).read_text() != text]
+    stale = make_examples.stale(make_examples.expected())  # what make_examples.py --check checks
     assert not stale, f"examples out of date: {stale}: run python examples/make_examples.py"
 
 

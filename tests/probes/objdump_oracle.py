@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import readelf_text
+from fixture_paths import EXPECTED
 from objdump_text import Insn, disassembly
 
 
@@ -26,9 +27,9 @@ def excluded(name: str, machine: str) -> bool:
     return machine in ("amd64", "i386") and name == "trap_check"
 
 
-def expected_probes(name: str, machine: str) -> dict[int, tuple[int | None, tuple[int, ...]]]:
-    """symbol index -> (entry offset or None, return sites) for every function of a fixture."""
-    expected = Path(__file__).parent.parent / "fixtures" / "expected"
+def expected_probes(name: str, machine: str, expected: Path = EXPECTED, chained: bool = True) -> dict[int, tuple[int | None, tuple[int, ...]]]:
+    """symbol index -> (entry offset or None, return sites) for every function of a fixture whose views
+    are in ``expected``; ``chained``: every entry probe at a patch point fires (x86 with fbtp_tracenext)."""
     secs = {s.index: s for s in readelf_text.sections(expected / f"{name}.readelf-S.txt")}
     code = disassembly(expected / f"{name}.objdump.txt", machine)
     out = {}
@@ -43,20 +44,24 @@ def expected_probes(name: str, machine: str) -> dict[int, tuple[int | None, tupl
         insns = code[section.name]
         out[sym.index] = _apply(machine, insns, sym.value, sym.size)
         placed[sym.index] = (section.index, sym.value)
-    return _fired(out, placed)
+    return _fired(out, placed, chained)
 
 
-def _fired(probes: dict, placed: dict) -> dict:
+def _fired(probes: dict, placed: dict, chained: bool) -> dict:
     """Only the probes that fire where symbols share a patch point (HEAD's fbt_isa.c): every entry
     (chained by fbtp_tracenext), but at a return site only the return probe of the symbol listed last
-    in .symtab (FBT makes probes in symbol order and fbt_invop fires the first on the hash chain)."""
+    in .symtab (FBT makes probes in symbol order and fbt_invop fires the first on the hash chain).
+    Not ``chained``: at an entry point too, only the last-listed symbol's probe fires."""
+    entries: set = set()
     taken: set = set()
     for index in sorted(placed, reverse=True):
         entry, returns = probes[index]
         if entry is None:
             continue
         section, value = placed[index]
-        probes[index] = (entry, tuple(r for r in returns if (section, value + r) not in taken))
+        fires = chained or (section, value + entry) not in entries
+        probes[index] = (entry if fires else None, tuple(r for r in returns if (section, value + r) not in taken))
+        entries.add((section, value + entry))
         taken.update((section, value + r) for r in returns)
     return probes
 

@@ -35,6 +35,24 @@ def test_amd64_edge_functions():
     assert found["zero_fn"] == FbtProbes(None, (), fbt.ZERO_SIZE)
 
 
+@pytest.mark.parametrize("tracenext", [True, False])
+def test_overlapping_symbols_that_are_not_aliases(tracenext):
+    """edges_shared_amd64.ko: the symbol listed last at a shared patch point owns it, one without probes owns
+    nothing, and a symbol keeps the return sites only it has (offsets from edge_shared_amd64.S)."""
+    found = probes(EDGE / "edges_shared_amd64.ko", FbtOptions(tracenext=tracenext))
+    shadowed = FbtProbes(None, (), fbt.SHADOWED_ALIAS)
+    # alt_nofp, listed after the two aliases, starts past their push %rbp: no probe, so no return site taken.
+    assert found["alt_nofp"] == FbtProbes(None, (), fbt_isa.NO_FRAME_POINTER)
+    assert found["alias_second"] == FbtProbes(0, (7,))
+    assert found["alias_first"] == (FbtProbes(0, ()) if tracenext else shadowed)
+    # One patch point, 4 bytes into ibt_fn (after its endbr64) and at ibt_push's start.
+    assert found["ibt_push"] == FbtProbes(0, (5,))
+    assert found["ibt_fn"] == (FbtProbes(4, ()) if tracenext else shadowed)
+    # Entries at offset 0 of each, at two patch points; outer_fn keeps the return only it has.
+    assert found["inner_fn"] == FbtProbes(0, (5,))
+    assert found["outer_fn"] == FbtProbes(0, (9,))
+
+
 def test_module_named_cyclic_is_refused():
     image = open_module(EDGE / "edges_amd64.ko")
     verdict, found = predict(image, image.functions, "cyclic")

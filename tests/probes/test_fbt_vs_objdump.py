@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from fixture_paths import MODULE_NAMES, MODULES
+from fixture_paths import EDGE, MODULE_NAMES, MODULES
 from objdump_oracle import expected_probes
-from tracebridge.probes.fbt import EXCLUDED_NAME, predict
+from tracebridge.probes.fbt import EXCLUDED_NAME, SHADOWED_ALIAS, FbtOptions, predict
 from tracebridge.image.elf import open_module
 from tracebridge.image.relocs import Relocations
 
 
+@pytest.mark.parametrize("tracenext", [True, False])
 @pytest.mark.parametrize("name", MODULE_NAMES)
-def test_entry_and_return_sites_match_objdump(name):
+def test_entry_and_return_sites_match_objdump(name, tracenext):
     image = open_module(MODULES / f"{name}.ko")
-    expected = expected_probes(name, image.machine)
-    verdict, probes = predict(image, image.functions, image.modname)
+    # Only x86 FBT chains the entry probes of one patch point (fbtp_tracenext; arm64 and riscv never do).
+    expected = expected_probes(name, image.machine, chained=tracenext and image.machine in ("amd64", "i386"))
+    verdict, probes = predict(image, image.functions, image.modname, FbtOptions(tracenext=tracenext))
     assert verdict.reason is None
     assert len(expected) == len(image.functions)
     for function, fbt in zip(image.functions, probes):
@@ -23,6 +25,17 @@ def test_entry_and_return_sites_match_objdump(name):
         assert (fbt.reason is None) == (fbt.entry is not None)
     # Both kinds of outcome occur, so the comparison is not vacuous.
     assert any(p.entry is not None for p in probes) and any(p.reason == EXCLUDED_NAME for p in probes)
+
+
+@pytest.mark.parametrize("tracenext", [True, False])
+def test_overlapping_symbols_match_objdump(tracenext):
+    """edges_shared_amd64.ko: symbols inside other functions, with and without a frame setup of their own
+    (tests/fixtures/edge/edge_shared_amd64.S), on kernels that chain entry probes and on ones that do not."""
+    image = open_module(EDGE / "edges_shared_amd64.ko")
+    expected = expected_probes("edges_shared_amd64", image.machine, EDGE, chained=tracenext)
+    _, probes = predict(image, image.functions, image.modname, FbtOptions(tracenext=tracenext))
+    assert {f.symbol_index: (p.entry, p.returns) for f, p in zip(image.functions, probes)} == expected
+    assert any(p.reason == SHADOWED_ALIAS for p in probes) is not tracenext
 
 
 @pytest.mark.parametrize("name", MODULE_NAMES)

@@ -54,8 +54,8 @@ def test_no_function_or_one():
     assert _overlapping([]) == [] and _overlapping([one]) == [] and _overlapping([one, one]) == [[one, one]]
 
 
-@pytest.mark.parametrize("path", [*(MODULES / f"{name}.ko" for name in MODULE_NAMES), EDGE / "edges_amd64.ko"],
-                         ids=lambda path: path.name)
+@pytest.mark.parametrize("path", [*(MODULES / f"{name}.ko" for name in MODULE_NAMES), EDGE / "edges_amd64.ko",
+                                  EDGE / "edges_shared_amd64.ko"], ids=lambda path: path.name)
 @pytest.mark.parametrize("path_kind", ["native", "pure"])
 @pytest.mark.parametrize("tracenext", [True, False])
 def test_same_probes_however_asked(request, path, path_kind, tracenext):

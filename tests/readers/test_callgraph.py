@@ -116,6 +116,20 @@ def test_hex_nodes_of_given_modules_are_named_from_the_layout(capsys):
         "names convert with `pmcstat -R LOG -o out.txt` and read that instead\n")
 
 
+def test_hex_nodes_keep_the_name_the_callgraph_gives_their_image(tmp_path, capsys):
+    """The images are given by the name pmcstat printed, whatever their file is called (here a copy of the
+    module built as rem_build.ko, loaded as rem_legacy_fp.ko): the nodes it names from the layout are in
+    that module, as the nodes pmcstat named are."""
+    copy = tmp_path / "rem_build.ko"
+    copy.write_bytes((MODULES / "rem_legacy_fp.ko").read_bytes())
+    images = {**open_images([], DATA / "kernel"), "rem_legacy_fp.ko": open_images([copy], None)["rem_build.ko"]}
+    profile = read_callgraph(DATA / "multi-image.graph", images)
+    by_symbol = {f.symbol: f.module for f in profile.frames}
+    assert by_symbol[layout_function(0x870)] == by_symbol[layout_function(0xCF8)] == "rem_legacy_fp.ko"
+    assert by_symbol["_ZN3rem2em2rx16Adapter$LT$T$GT$8rx_frame17h183ba40ea4476ec7E"] == "rem_legacy_fp.ko"
+    assert "rem_build.ko" not in {f.module for f in profile.frames}
+
+
 def test_one_pmc(capsys):
     profile = read_callgraph(DATA / "multi-image.graph", pmc="inst_retired.any")
     assert sum(folded(profile, LabelOptions(demangle=False)).values()) == 12 + 4 + 3

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from elf_surgery import ElfCopy
 from fixture_paths import MODULE_NAMES, MODULES
 from dcheck import PSPEC, check
 from tracebridge.probes import dscript
@@ -147,3 +148,20 @@ def test_plan_halves_balance_functions_and_code():
                  for i in range(200)]
     assert _middle_by_code(functions) == 146
     assert _middle_by_code(functions[:1]) == 1
+
+
+@pytest.mark.parametrize("command", [["gen-probes", "--template", "stack"], ["symbols"], ["inspect"]])
+def test_a_base_the_module_cannot_fit_above_is_refused(tmp_path, capsys, command):
+    """A .bss of 2**63 fits the address space from 0x1000, not from kldstat's usual 0xffffffff82a1c000:
+    gen-probes wrote the predicate 'arg0 < 0x17fffffff82a1ece0', a number past 2**64."""
+    copy = ElfCopy(MODULES / "rem_legacy_fp.ko")
+    copy.section(copy.section_index(".bss"), "size", 2**63)
+    module = copy.write(tmp_path / "big.ko")
+    size = open_module(module).size
+    assert main([command[0], str(module), *command[1:], "--base", "1000"]) == 0
+    if command[0] == "gen-probes":
+        assert f"/arg0 >= 0x1000 && arg0 < {0x1000 + size:#x}/" in capsys.readouterr().out
+    capsys.readouterr()
+    assert main([command[0], str(module), *command[1:], "--base", "ffffffff82a1c000"]) == 2
+    assert capsys.readouterr().err == (f"tracebridge: big.ko at 0xffffffff82a1c000 (size {size:#x}) runs past the end "
+                                       "of the address space: check the load address\n")

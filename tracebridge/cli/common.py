@@ -81,7 +81,13 @@ def load_module(args: argparse.Namespace) -> ModuleImage:
     spec = getattr(args, "base", None)
     if spec is not None and not isinstance(spec, int):
         ((_, args.base),) = one_module([spec], [args.module])
-    return open_module(args.module, init_fini_arrays=not args.old_kernel_linker)
+    image = open_module(args.module, init_fini_arrays=not args.old_kernel_linker)
+    base = getattr(args, "base", None)
+    if base is not None and base + image.size > 1 << 64:
+        # No kernel maps it there; its addresses would pass 2**64 (gen-probes wrote such a D predicate).
+        raise UsageError(f"{image.filename} at {base:#x} (size {image.size:#x}) runs past the end of the "
+                         "address space: check the load address")
+    return image
 
 
 def add_format_argument(parser: argparse.ArgumentParser, choices: tuple[str, ...], default: str = "table") -> None:

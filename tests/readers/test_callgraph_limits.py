@@ -111,6 +111,16 @@ def test_a_callgraph_without_headers_counts_samples(tmp_path):
     assert read_callgraph(path).metadata.event == "samples"
 
 
+@pytest.mark.parametrize("header", [b"@ cyc\xe9les [1 samples]\n", b"@ cyc\xe9les\n"])
+def test_an_event_name_that_is_not_utf8(tmp_path, header):
+    """A header's bad bytes (with the samples count or without: the event is then the rest of the line)
+    are replaced, as in names, not a traceback."""
+    path = tmp_path / "cg.graph"
+    path.write_bytes(header + b"100.0%  [1]  foo\n")
+    assert read_callgraph(path).metadata.event == "cyc\ufffdles"
+    assert read_callgraph(path, pmc="cyc\ufffdles").metadata.event == "cyc\ufffdles"
+
+
 def test_a_pmc_asked_of_a_callgraph_without_headers(tmp_path):
     with pytest.raises(InputError, match=r"cg.graph: has no callgraph for PMC 'cycles' \(it has: none\)$"):
         fold(tmp_path, "100.0%  [1]  foo\n", pmc="cycles")

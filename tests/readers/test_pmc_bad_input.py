@@ -83,6 +83,9 @@ def test_callgraph_without_entries(tmp_path, capsys):
     (("1200 " + entry("initlog", '0x9030000 "INTEL_SKYLAKE"') + "1201 " + entry("callchain", "0 0x20000 0 1 s")
       + "1201 " + entry("...", "0xffffffff80200120")).encode(),
      "1: this is a pmcstat -o record log, not -G callgraph output"),
+    # the end of a record log (`tail`), which starts inside a callchain's PCs
+    ((entry("...", "0xffffffff80200120") + entry("...", "0x1a2b0") + entry("callchain", "0 0x20000 0 1 s")
+      + entry("...", "0xffffffff80200120")).encode(), "1: this is a pmcstat -o record log, not -G callgraph output"),
 ])
 def test_callgraph_reader_refuses_what_is_no_callgraph(tmp_path, data, message):
     from tracebridge.readers.pmcgraph import read_callgraph

@@ -96,6 +96,19 @@ def test_frames_for_levels_never_filled_in_two_blocks_are_one_frame():
     assert stacks == {("a2", MISSING, "a"): 1, ("b2", MISSING, "b"): 2}
 
 
+def test_frames_for_levels_never_filled_in_stacks_folded_in_two_blocks():
+    """The same when each block's fold ends such a stack itself (not the line left pending for the next
+    block): the second fold finds the [unknown] frame the first one made."""
+    folder = CallgraphFolder("cg.graph")
+    folder.feed(1, b"100.0%  [1]  a\n  100.0%  [1]  a2\n100.0%  [3]  a3\n")
+    folder.feed(4, b"100.0%  [2]  b\n  100.0%  [2]  b2\n100.0%  [4]  b3\n")
+    folder.feed(7, b"100.0%  [5]  c\n")
+    profile = folder.finish()
+    stacks = {tuple(f.symbol for f in frames): weight for frames, weight in profile}
+    assert stacks == {("a2", MISSING, "a"): 1, ("a3",): 3, ("b2", MISSING, "b"): 2, ("b3",): 4, ("c",): 5}
+    assert [f.symbol for f in profile.frames].count(MISSING) == 1
+
+
 def test_lines_before_the_first_header_belong_to_no_pmc(tmp_path):
     """Even to a PMC whose header prints an empty event name."""
     text = ("100.0%  [1]  before\n"

@@ -139,3 +139,20 @@ def test_nodes_are_evidence_whether_the_module_fits(tmp_path):
     names = {f.symbol: f.name for f in profile.frames}
     assert names["jt_fn"] == "jt_fn" and names["0xfff0"] == "edges_amd64.ko+0xfff0"
     assert {f.symbol: f.module for f in profile.frames}["jt_fn"] == "edges_amd64.ko"
+
+
+def test_named_nodes_are_evidence_without_hex_nodes(tmp_path):
+    """The same when no node of the callgraph is an address (no hex node to resolve)."""
+    edges = Path(__file__).parents[1] / "fixtures" / "edge" / "edges_amd64.ko"
+    graph = tmp_path / "named.graph"
+    graph.write_text("@ cycles [4 samples]\n\n"
+                     "100.0%  [4]        plain_fn @ /boot/modules/edges_amd64.ko\n"
+                     " 100.0%  [4]         no_such_fn\n"
+                     "  100.0%  [4]          fork_exit @ /boot/kernel/kernel\n")
+    images = open_images([edges], None)
+    evidence = Evidence()
+    evidence.watch("edges_amd64.ko", images["edges_amd64.ko"])
+    read_callgraph(graph, images, evidence=evidence)
+    seen = evidence.modules["edges_amd64.ko"]
+    assert (seen.named.seen, seen.named.off, seen.missing) == (2, 1, ["no_such_fn"])
+    assert seen.in_function.seen == 0

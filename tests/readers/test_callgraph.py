@@ -130,6 +130,14 @@ def test_hex_nodes_keep_the_name_the_callgraph_gives_their_image(tmp_path, capsy
     assert "rem_build.ko" not in {f.module for f in profile.frames}
 
 
+def test_frames_are_numbered_as_their_nodes_first_appear():
+    """Frame ids (the order of speedscope's frame table) follow the nodes' first lines, hex nodes among
+    the named ones.  No name of this graph is printed with two images, so each node is one frame."""
+    nodes = re.findall(r"^ *[0-9.]+%  \[\d+\] +(\S+)", (DATA / "multi-image.graph").read_text(), re.M)
+    assert any(node.startswith("0x") for node in nodes)
+    assert [f.symbol for f in read_callgraph(DATA / "multi-image.graph").frames] == list(dict.fromkeys(nodes))
+
+
 def test_one_pmc(capsys):
     profile = read_callgraph(DATA / "multi-image.graph", pmc="inst_retired.any")
     assert sum(folded(profile, LabelOptions(demangle=False)).values()) == 12 + 4 + 3

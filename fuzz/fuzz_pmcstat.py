@@ -3,7 +3,9 @@
 With the native core built, ``pmc resolve`` must print the same bytes on the
 pure-Python paths, and each input is also scanned as a -G block and as -o
 callchain records by the native scanners and their pure-Python twins
-(src/native/pmcgraph_scan.h, callchain_scan.h), which must agree field for field.
+(src/native/pmcgraph_scan.h, callchain_scan.h), which must agree field for field, and
+folded in blocks of 3 lines through the native (name, image) pair table
+(src/native/name_table.h) as through the pure path.
 A callgraph the reader takes must fold the same with its named nodes kept as
 columns as with every frame built one by one.
 """
@@ -52,10 +54,12 @@ def check_columns(path: str) -> None:
 
 
 def check_scanners(data: bytes) -> None:
-    """The native scanners read ``data`` as their twins do (an AssertionError if not): as a -G block, and as
-    -o callchain records in batches of 5 PCs, all PMCs kept and one."""
+    """The native scanners read ``data`` as their twins do (an AssertionError if not): as a -G block, folded
+    through the pair table in blocks of 3 lines, and as -o callchain records in batches of 5 PCs, all PMCs
+    kept and one."""
     twins = from_tests("readers", "scanner_twins")  # not the test modules: their @given tests cannot be imported
     twins.assert_same_block(data, native.core)      # while a hypothesis test runs (test_parsers_fuzz)
+    twins.assert_same_fold(data, 3, native.core)
     twins.assert_same_scan(native.core, data, None, 5)
     twins.assert_same_scan(native.core, data, twins.id_bytes(0x20000), 5)
 

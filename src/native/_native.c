@@ -32,6 +32,8 @@ int64_column(PyObject *object, Py_buffer *view, Py_ssize_t *count)
     return 0;
 }
 
+#include "name_table.h"   /* after int64_column, which it uses */
+
 static PyObject *
 py_x86_length(PyObject *self, PyObject *arg)
 {
@@ -203,6 +205,9 @@ static PyMethodDef methods[] = {
     {"pmcgraph_fold", py_pmcgraph_fold, METH_VARARGS, pmcgraph_fold_doc},
     {"callchain_scan", py_callchain_scan, METH_VARARGS, callchain_scan_doc},
     {"folded_text", py_folded_text, METH_VARARGS, folded_text_doc},
+    {"pmcgraph_names", py_pmcgraph_names, METH_NOARGS, pmcgraph_names_doc},
+    {"pmcgraph_pairs", py_pmcgraph_pairs, METH_VARARGS, pmcgraph_pairs_doc},
+    {"pmcgraph_frame_ids", py_pmcgraph_frame_ids, METH_VARARGS, pmcgraph_frame_ids_doc},
     {NULL, NULL, 0, NULL},
 };
 

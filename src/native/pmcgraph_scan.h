@@ -313,19 +313,21 @@ py_pmcgraph_scan(PyObject *self, PyObject *data_obj)
  * and counts are int64 columns, emit one byte a line, latest a writable int64 column of the most
  * recent frame per depth (kept between blocks).  Returns whether unknown was used. */
 PyDoc_STRVAR(pmcgraph_fold_doc,
-"pmcgraph_fold(ids, depth, counts, emit, latest, stacks, unknown) -> bool\n\n"
+"pmcgraph_fold(ids, depth, counts, emit, latest, stacks, unknown[, numbers]) -> bool\n\n"
 "Add the stacks of one block's -G tree lines to the dict stacks, as pmcgraph.CallgraphFolder\n"
 "adds them; latest (int64, writable) is the most recent frame id per depth, kept between\n"
-"blocks.  True when a stack used unknown for a depth never seen.");
+"blocks.  True when a stack used unknown for a depth never seen.  numbers, a list whose item i\n"
+"is the int i, supplies the ids it covers (one object each, shared by all stacks).");
 
 static PyObject *
 py_pmcgraph_fold(PyObject *self, PyObject *args)
 {
-    PyObject *ids_obj, *depth_obj, *counts_obj, *emit_obj, *latest_obj, *stacks;
+    PyObject *ids_obj, *depth_obj, *counts_obj, *emit_obj, *latest_obj, *stacks, *numbers = NULL;
     long long unknown;
-    if (!PyArg_ParseTuple(args, "OOOOOO!L", &ids_obj, &depth_obj, &counts_obj, &emit_obj, &latest_obj,
-                          &PyDict_Type, &stacks, &unknown))
+    if (!PyArg_ParseTuple(args, "OOOOOO!L|O!", &ids_obj, &depth_obj, &counts_obj, &emit_obj, &latest_obj,
+                          &PyDict_Type, &stacks, &unknown, &PyList_Type, &numbers))
         return NULL;
+    Py_ssize_t shared = numbers != NULL ? PyList_GET_SIZE(numbers) : 0;
     Py_buffer views[5];
     PyObject *objects[5] = {ids_obj, depth_obj, counts_obj, emit_obj, latest_obj};
     int held = 0;
@@ -362,7 +364,9 @@ py_pmcgraph_fold(PyObject *self, PyObject *args)
                 id = unknown;
                 used = 1;
             }
-            PyObject *item = PyLong_FromLongLong(id);
+            /* numbers[id] is id: one int object per frame shared by every stack, not one per place in each */
+            PyObject *item = id >= 0 && id < shared ? Py_NewRef(PyList_GET_ITEM(numbers, (Py_ssize_t)id))
+                                                    : PyLong_FromLongLong(id);
             if (item == NULL) {
                 Py_DECREF(stack);
                 goto done;

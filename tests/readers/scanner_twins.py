@@ -8,12 +8,19 @@ tests there fails hypothesis' nested-``@given`` health check.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from dataclasses import fields
+from unittest import mock
 
 import numpy as np
 
+from tracebridge.profile.consistency import Evidence
 from tracebridge.readers import pmcgraph
+from tracebridge.render.folded import folded_lines
+from tracebridge.support import native
+from tracebridge.support.errors import InputError
 from tracebridge.readers.callchain_scan import END, FULL, OTHER, scan_callchains
 
 
@@ -27,6 +34,36 @@ def assert_same_block(data: bytes, core) -> None:
             assert ours.dtype == theirs.dtype and ours.tolist() == theirs.tolist(), (field.name, data)
         else:
             assert ours == theirs, (field.name, data)
+
+
+def blocks_of(data: bytes, lines_per_block: int) -> list[tuple[int, bytes]]:
+    """``data`` cut into blocks of whole lines, each with the number of its first line, as Source cuts it."""
+    lines = data.splitlines(keepends=True)
+    return [(first + 1, b"".join(lines[first:first + lines_per_block]))
+            for first in range(0, len(lines), lines_per_block)]
+
+
+def fold(data: bytes, lines_per_block: int, core, images=None) -> tuple:
+    """Frames, stacks in order, folded lines, evidence and warnings of ``data`` folded block by block on
+    ``core``'s path (None: the pure one), or the error it gives."""
+    evidence = Evidence()
+    for name, image in (images or {}).items():
+        evidence.watch(name, image)
+    warnings = io.StringIO()
+    with mock.patch.object(native, "core", core), contextlib.redirect_stderr(warnings):
+        folder = pmcgraph.CallgraphFolder("cg.graph", images, None, evidence)
+        for first, block in blocks_of(data, lines_per_block):
+            folder.feed(first, block)
+        try:
+            profile = folder.finish()
+        except InputError as error:
+            return (str(error),)
+    return (profile.frames, list(profile.stacks.items()), folded_lines(profile),
+            {name: vars(evidence._module(name)) for name in evidence._images}, warnings.getvalue())
+
+
+def assert_same_fold(data: bytes, lines_per_block: int, core, images=None) -> None:
+    assert fold(data, lines_per_block, core, images) == fold(data, lines_per_block, None, images), data
 
 
 def id_bytes(*pmcids: int) -> bytes:

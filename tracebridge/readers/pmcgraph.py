@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tracebridge.support import native
+from tracebridge.support import gcpause, native
 from tracebridge.support.errors import InputError, warn
 from tracebridge.readers.options import Loaded
 from tracebridge.readers.placement import KERNEL
@@ -193,6 +193,18 @@ def _digits_end(pad: np.ndarray, start: np.ndarray, where: np.ndarray, limit: in
     return position
 
 
+def _texts(names: list[bytes]) -> tuple[list[str], list[int]]:
+    """Each name as text (UTF-8, bad bytes replaced), and the indices of those that are addresses (``0x...``).
+
+    ``names``: at least one, none holding white space (as the scan cuts them).
+    """
+    try:
+        texts = b"\n".join(names).decode("ascii").split("\n")  # all ASCII, nearly always: one decode
+    except UnicodeDecodeError:
+        texts = [name.decode("utf-8", "replace") for name in names]
+    return texts, [i for i, name in enumerate(names) if name.startswith(b"0x") and _HEX_NAME.match(name)]
+
+
 def _intern(data: bytes, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
     """An id per byte string ``data[start:end]`` (equal strings, equal ids) and each id's string."""
     strings = [data[a:b] for a, b in zip(start.tolist(), end.tolist())]
@@ -218,52 +230,45 @@ class _Namer:
         #: The module name of each image path seen (a callgraph names few images on many lines).
         self.modules: dict[bytes | None, str | None] = {None: None, b"": None}
         #: The frame id of each (hex node, module) seen.
-        self.hex_ids: dict[tuple[bytes, str | None], int] = {}
+        self.hex_ids: dict[tuple[str, str | None], int] = {}
 
-    def intern(self, profile: Profile, names: list[bytes], images: list[bytes | None]) -> list[int]:
-        """The frame id of each distinct (name, image) pair of a block, new frames interned in the pairs' order.
+    def intern(self, profile: Profile, texts: list[str], modules: list[str | None], hexes: list[int]) -> list[int]:
+        """The frame id of each distinct (name, module) pair, new frames interned in the pairs' order.
 
+        ``hexes`` are the indices of the names that are addresses (``0x...``).
         Named nodes, nearly all of them, are interned together as columns
         (:meth:`Profile.add_symbols`, which also finds those seen before: a
         callgraph can name 250k distinct functions, and a frame object each
         costs more than the rest of the fold); a hex node is resolved the
         first time it is seen.
         """
-        known = {image: self.module(image) for image in set(images)}
-        modules = list(map(known.__getitem__, images))
-        joined = b"\n".join(names)
-        if joined.isascii() and joined.count(b"\n") == len(names) - 1:
-            texts = joined.decode("ascii").split("\n")
-        else:
-            texts = [name.decode("utf-8", "replace") for name in names]
-        hexes = [i for i, name in enumerate(names) if name.startswith(b"0x") and _HEX_NAME.match(name)]
         if not hexes:
-            self._observe(modules, texts, known)
+            self._observe(modules, texts)
             return profile.add_symbols(modules, texts)
         hexed = set(hexes)
-        named = [i for i in range(len(names)) if i not in hexed]
+        named = [i for i in range(len(texts)) if i not in hexed]
         modules_named, texts_named = [modules[i] for i in named], [texts[i] for i in named]
-        self._observe(modules_named, texts_named, known)
-        ids = [-1] * len(names)
+        self._observe(modules_named, texts_named)
+        ids = [-1] * len(texts)
         done = 0  # named nodes before the first new hex node are interned first: ids follow the pairs' order
         for i in hexes:
-            key = (names[i], modules[i])
+            key = (texts[i], modules[i])
             if key not in self.hex_ids:
                 end = bisect_left(named, i, done)
                 added = profile.add_symbols(modules_named[done:end], texts_named[done:end])
                 for j, ident in zip(named[done:end], added):
                     ids[j] = ident
                 done = end
-                self.hex_ids[key] = profile.intern(self.hex_frame(int(names[i], 16), modules[i]))
+                self.hex_ids[key] = profile.intern(self.hex_frame(int(texts[i], 16), modules[i]))
             ids[i] = self.hex_ids[key]
         for j, ident in zip(named[done:], profile.add_symbols(modules_named[done:], texts_named[done:])):
             ids[j] = ident
         return ids
 
-    def _observe(self, modules: list[str | None], texts: list[str], known: dict[bytes | None, str | None]) -> None:
+    def _observe(self, modules: list[str | None], texts: list[str]) -> None:
         """Named nodes of watched modules are evidence."""
         evidence = self.evidence
-        if any(module is not None and evidence.watches(module) for module in known.values()):
+        if any(module is not None and evidence.watches(module) for module in set(modules)):
             for module, text in zip(modules, texts):
                 if module is not None:
                     evidence.observe_named(module, text, 0)
@@ -299,12 +304,9 @@ class _Namer:
 
 
 @dataclass
-class GraphBlock:
-    """What one block of callgraph text holds, for the tree lines in order (line indices from the block's first).
-
-    The whole per-block scan: a function of the block's bytes alone, so a
-    native scanner can stand in for :func:`scan_block`.
-    """
+class BlockLines:
+    """What every scan of one block of callgraph text gives, for the tree lines in order (line indices from the
+    block's first)."""
 
     #: Index in the block of each tree line (one the pattern matches).
     tree: np.ndarray
@@ -312,17 +314,49 @@ class GraphBlock:
     #: Digits in each ``[count]``; :attr:`counts` holds its value where that is at most 18.
     digits: np.ndarray
     counts: np.ndarray
+    #: Index of each ``@ EVENT [N samples]`` line, and its event.
+    headers: np.ndarray
+    events: list[str]
+    #: Indices of the other non-blank lines (skipped, as the script skips them).
+    skipped: np.ndarray
+
+
+@dataclass
+class GraphBlock(BlockLines):
+    """One block's lines with the names and images it prints, interned within the block.
+
+    The whole per-block scan: a function of the block's bytes alone, so a
+    native scanner can stand in for :func:`scan_block`.
+    """
+
     #: Per tree line, an index into :attr:`names`.
     name_ids: np.ndarray
     names: list[bytes]
     #: Per tree line, an index into :attr:`paths` of the `` @ path`` it prints, or -1.
     image_ids: np.ndarray
     paths: list[bytes]
-    #: Index of each ``@ EVENT [N samples]`` line, and its event.
-    headers: np.ndarray
-    events: list[str]
-    #: Indices of the other non-blank lines (skipped, as the script skips them).
-    skipped: np.ndarray
+
+
+@dataclass
+class PairedBlock(BlockLines):
+    """One block's lines with each line's (name, image) pair interned in a table kept across blocks.
+
+    The native core's scan (src/native/name_table.h): the table carries the
+    image from line to line and block to block, so Python sees each distinct
+    pair of the file once, in the order :meth:`CallgraphFolder._frame_ids`
+    interns a block's pairs.
+    """
+
+    #: Per tree line, the id of its (name, image) pair in the table.
+    pairs: np.ndarray
+    #: The pairs new to the table, in the order they are interned: their ids, names, image path ids (-1: none)
+    #: and the indices of those whose name is an address.
+    new_pairs: np.ndarray
+    new_names: list[str]
+    new_paths: np.ndarray
+    hexes: list[int]
+    #: Every image path in the table, by path id.
+    paths: list[bytes]
 
 
 def scan_block(data: bytes) -> GraphBlock:
@@ -337,9 +371,19 @@ def scan_block(data: bytes) -> GraphBlock:
     tree, depth, digits, counts, name_ids, names, image_ids, paths, headers, header_lines, skipped = \
         core.pmcgraph_scan(data)
     column = partial(np.frombuffer, dtype=np.int64)
-    return GraphBlock(column(tree), column(depth), column(digits), column(counts), column(name_ids), names,
-                      column(image_ids), paths, column(headers), [_event(text) for text in header_lines],
-                      column(skipped))
+    return GraphBlock(column(tree), column(depth), column(digits), column(counts), column(headers),
+                      _events(header_lines), column(skipped), column(name_ids), names, column(image_ids),
+                      paths)
+
+
+def scan_paired(table: object, data: bytes) -> PairedBlock:
+    """One block of whole lines scanned natively, its pairs interned in ``table`` (``pmcgraph_names()``)."""
+    tree, depth, digits, counts, pairs, (new_pairs, new_names, new_paths, hexes), paths, headers, header_lines, \
+        skipped = native.core.pmcgraph_pairs(table, data)
+    column = partial(np.frombuffer, dtype=np.int64)
+    return PairedBlock(column(tree), column(depth), column(digits), column(counts), column(headers),
+                       _events(header_lines), column(skipped), column(pairs), column(new_pairs), new_names,
+                       column(new_paths), column(hexes).tolist(), paths)
 
 
 def _scan_block_numpy(data: bytes) -> GraphBlock:
@@ -352,9 +396,9 @@ def _scan_block_numpy(data: bytes) -> GraphBlock:
         image_ids[marked], paths = _intern(data, lines.image_start[marked], lines.image_end[marked])
     digits = lines.count_end - lines.count_start
     counts = _counts(pad, lines.count_start, np.minimum(lines.count_end, lines.count_start + 18))
-    events = [_event(data[int(lines.starts[i]):int(lines.ends[i])]) for i in lines.headers.tolist()]
-    return GraphBlock(lines.tree, lines.depth, digits, counts, name_ids, names, image_ids, paths, lines.headers,
-                      events, lines.skipped)
+    events = _events([data[int(lines.starts[i]):int(lines.ends[i])] for i in lines.headers.tolist()])
+    return GraphBlock(lines.tree, lines.depth, digits, counts, lines.headers, events, lines.skipped, name_ids, names,
+                      image_ids, paths)
 
 
 class CallgraphFolder:
@@ -384,12 +428,15 @@ class CallgraphFolder:
         self.skipped = 0
         self.first_skipped: int | None = None
         self._namer = _Namer(self.images, evidence)
+        #: With the native core: its table of the (name, image) pairs seen, and of their frame ids.
+        self._table = native.core.pmcgraph_names() if native.core is not None else None
+        self._numbers: list[int] = []
 
     def feed(self, first: int, data: bytes) -> None:
         """Add the stacks that end in this block (``first``: the number of its first line)."""
-        self.add(first, scan_block(data))
+        self.add(first, scan_block(data) if self._table is None else scan_paired(self._table, data))
 
-    def add(self, first: int, block: GraphBlock) -> None:
+    def add(self, first: int, block: GraphBlock | PairedBlock) -> None:
         if len(block.skipped):
             self.skipped += len(block.skipped)
             if self.first_skipped is None:
@@ -406,7 +453,7 @@ class CallgraphFolder:
             return
         self.tree_lines += len(depth)
         self._check(first, block)
-        ids = self._frame_ids(block)
+        ids = self._frame_ids(block) if isinstance(block, GraphBlock) else self._paired_ids(block)
         if self.pending is not None:  # the last line before this block: a leaf if this block's first is no deeper
             if depth[0] <= self.pending[0] or (self.pmc is not None and section[0] != self.pending[1]):
                 self._add_pending()
@@ -442,8 +489,10 @@ class CallgraphFolder:
         emit[-1] = False
         unknown = self.profile.frame_id(_MISSING_FRAME)
         fresh = unknown is None
+        numbers = self._numbers  # each frame id as one int object, for every stack that holds it
+        numbers.extend(range(len(numbers), self.profile.frame_count()))
         if native.core.pmcgraph_fold(ids, depth, counts, emit.view(np.uint8), self.latest, self.profile.stacks,
-                                     self.profile.frame_count() if fresh else unknown) and fresh:
+                                     self.profile.frame_count() if fresh else unknown, numbers) and fresh:
             self.profile.intern(_MISSING_FRAME)
         return self.latest[:int(depth[-1]) + 1].copy()
 
@@ -469,10 +518,19 @@ class CallgraphFolder:
         width = len(paths)
         keys, inverse = _distinct(block.name_ids * width + image_ids, len(block.names) * width)
         name_of, path_of = np.divmod(keys, width)
-        ids = self._namer.intern(self.profile, list(map(block.names.__getitem__, name_of.tolist())),
-                                 list(map(paths.__getitem__, path_of.tolist())))
+        texts, hexes = _texts(list(map(block.names.__getitem__, name_of.tolist())))
+        known = [self._namer.module(path) for path in paths]
+        ids = self._namer.intern(self.profile, texts, list(map(known.__getitem__, path_of.tolist())), hexes)
         self.image = paths[int(image_ids[-1])]
         return np.array(ids, dtype=np.int64)[inverse]
+
+    def _paired_ids(self, block: PairedBlock) -> np.ndarray:
+        """:meth:`_frame_ids` of a block whose pairs the native table found: only the new pairs are interned."""
+        known = [self._namer.module(path) for path in block.paths] + [None]   # path id -1: no image
+        ids = self._namer.intern(self.profile, block.new_names, list(map(known.__getitem__, block.new_paths.tolist())),
+                                 block.hexes)
+        return np.frombuffer(native.core.pmcgraph_frame_ids(self._table, block.new_pairs, np.array(ids, dtype=np.int64),
+                                                            block.pairs), dtype=np.int64)
 
     def _rows(self, ids: np.ndarray, depth: np.ndarray, leaves: np.ndarray) -> np.ndarray:
         """Each leaf's stack by depth: at every depth the most recent tree line of that depth (-1: none yet)."""
@@ -536,8 +594,9 @@ def fold_callgraph(source: Source, images: Mapping[str, ModuleImage] | None = No
     ``evidence`` receives whether the callgraph fits the modules it watches.
     """
     folder = CallgraphFolder(source.path, images, pmc, evidence)
-    for first, data in source.byte_blocks():
-        folder.feed(first, data)
+    with gcpause.paused():  # a frame and a stack tuple per distinct name and stack, none in a cycle: see gcpause
+        for first, data in source.byte_blocks():
+            folder.feed(first, data)
     return folder.finish()
 
 
@@ -562,6 +621,12 @@ def _pmcstat_names_right(image: ModuleImage) -> bool:
     (a merged ``.text`` placed first), or an ET_DYN linked at 0.
     """
     return all(f.offset == f.value for f in image.functions)
+
+
+def _events(lines: list[bytes]) -> list[str]:
+    """The event of each header line, read once per distinct line (a callgraph repeats its few headers)."""
+    events = {line: _event(line) for line in set(lines)}
+    return list(map(events.__getitem__, lines))
 
 
 def _event(text: bytes) -> str:

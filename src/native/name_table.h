@@ -1,0 +1,422 @@
+/* The (name, image) pairs of a `pmcstat -G` callgraph interned across blocks: the native half of
+ * tracebridge.readers.pmcgraph.CallgraphFolder's pair table (its pure-Python twin is
+ * CallgraphFolder._frame_ids, which finds each block's distinct pairs with numpy).
+ *
+ * A callgraph names each function on many lines, with the image (` @ path`) carried from the
+ * last line that printed one.  The table keeps every pair seen so far (the name's bytes copied
+ * into an arena, the image as a small path id) and the image of the last tree line, so each
+ * block's tree lines come back as pair ids and Python sees each NEW pair once, in the order
+ * _frame_ids would intern it: by the name's first line in the block, then by the image's first
+ * line in the block (the image carried into the block last unless the block prints it).
+ *
+ * Every length is checked before it grows a table; pair and path ids index only what the table
+ * itself added.
+ */
+#ifndef TRACEBRIDGE_NAME_TABLE_H
+#define TRACEBRIDGE_NAME_TABLE_H
+
+#include "pmcgraph_scan.h"
+
+#define NAMES_CAPSULE "tracebridge.pmcgraph_names"
+
+typedef struct {
+    unsigned char *arena;       /* every pair's name bytes, one after another */
+    size_t arena_len, arena_cap;
+    pmcg_column starts, lengths, paths, hashes;   /* per pair: name in arena, path id (-1 none), hash */
+    pmcg_column frames;         /* per pair: its frame id, once pmcgraph_frame_ids was told it (-1 before) */
+    Py_ssize_t *slots;          /* pair id, or -1; mask + 1 slots, a power of two, at least twice the pairs */
+    size_t mask;
+    PyObject *path_list;        /* path id -> bytes */
+    PyObject *path_ids;         /* bytes -> path id */
+    long long current;          /* path id of the last tree line's image, -1 none yet */
+} names_table;
+
+static void
+names_free(PyObject *capsule)
+{
+    names_table *t = PyCapsule_GetPointer(capsule, NAMES_CAPSULE);
+    if (t == NULL)
+        return;
+    PyMem_Free(t->arena);
+    PyMem_Free(t->starts.items);
+    PyMem_Free(t->lengths.items);
+    PyMem_Free(t->paths.items);
+    PyMem_Free(t->hashes.items);
+    PyMem_Free(t->frames.items);
+    PyMem_Free(t->slots);
+    Py_XDECREF(t->path_list);
+    Py_XDECREF(t->path_ids);
+    PyMem_Free(t);
+}
+
+PyDoc_STRVAR(pmcgraph_names_doc,
+"pmcgraph_names() -> table\n\n"
+"An empty table of (name, image) pairs for pmcgraph_pairs, kept across the blocks of one callgraph.");
+
+static PyObject *
+py_pmcgraph_names(PyObject *self, PyObject *unused)
+{
+    names_table *t = PyMem_Calloc(1, sizeof *t);
+    if (t == NULL)
+        return PyErr_NoMemory();
+    t->current = -1;
+    t->path_list = PyList_New(0);
+    t->path_ids = PyDict_New();
+    PyObject *capsule = NULL;
+    if (t->path_list != NULL && t->path_ids != NULL)
+        capsule = PyCapsule_New(t, NAMES_CAPSULE, names_free);
+    if (capsule == NULL) {
+        Py_XDECREF(t->path_list);
+        Py_XDECREF(t->path_ids);
+        PyMem_Free(t);
+    }
+    return capsule;
+}
+
+static uint64_t
+names_pair_hash(uint64_t name_hash, long long path)
+{
+    return name_hash ^ ((uint64_t)(path + 1) * 0x9E3779B97F4A7C15ull);
+}
+
+static int
+names_grow(names_table *t)
+{
+    size_t size = t->slots ? (t->mask + 1) * 2 : 4096;
+    if (size > ((size_t)PY_SSIZE_T_MAX) / sizeof(Py_ssize_t)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t *slots = PyMem_Malloc(size * sizeof(Py_ssize_t));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < size; i++)
+        slots[i] = -1;
+    for (size_t id = 0; id < t->starts.count; id++) {
+        size_t at = (size_t)t->hashes.items[id] & (size - 1);
+        while (slots[at] >= 0)
+            at = (at + 1) & (size - 1);
+        slots[at] = (Py_ssize_t)id;
+    }
+    PyMem_Free(t->slots);
+    t->slots = slots;
+    t->mask = size - 1;
+    return 0;
+}
+
+/* The pair id of (p[0:length], path); *added set when it is new.  -1 on a memory error. */
+static long long
+names_pair(names_table *t, const unsigned char *p, Py_ssize_t length, uint64_t name_hash, long long path, int *added)
+{
+    if (t->slots == NULL || (t->starts.count + 1) * 2 > t->mask + 1) {
+        if (names_grow(t) < 0)
+            return -1;
+    }
+    uint64_t hash = names_pair_hash(name_hash, path);
+    size_t at = (size_t)hash & t->mask;
+    while (t->slots[at] >= 0) {
+        Py_ssize_t id = t->slots[at];
+        if (t->paths.items[id] == path && t->lengths.items[id] == length
+                && memcmp(t->arena + t->starts.items[id], p, (size_t)length) == 0) {
+            *added = 0;
+            return id;
+        }
+        at = (at + 1) & t->mask;
+    }
+    if ((size_t)length > ((size_t)PY_SSIZE_T_MAX) - t->arena_len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (t->arena_len + (size_t)length > t->arena_cap) {
+        size_t cap = t->arena_cap ? t->arena_cap : 1 << 16;
+        while (cap < t->arena_len + (size_t)length) {
+            if (cap > ((size_t)PY_SSIZE_T_MAX) / 2) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            cap *= 2;
+        }
+        unsigned char *arena = PyMem_Realloc(t->arena, cap);
+        if (arena == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->arena = arena;
+        t->arena_cap = cap;
+    }
+    long long id = (long long)t->starts.count;
+    if (pmcg_push(&t->starts, (long long)t->arena_len) < 0 || pmcg_push(&t->lengths, length) < 0
+            || pmcg_push(&t->paths, path) < 0 || pmcg_push(&t->hashes, (long long)hash) < 0
+            || pmcg_push(&t->frames, -1) < 0)
+        return -1;
+    if (length)
+        memcpy(t->arena + t->arena_len, p, (size_t)length);
+    t->arena_len += (size_t)length;
+    t->slots[at] = (Py_ssize_t)id;
+    *added = 1;
+    return id;
+}
+
+/* The path id of bytes path, added to the table when new; -1 on error. */
+static long long
+names_path(names_table *t, PyObject *path)
+{
+    PyObject *known = PyDict_GetItemWithError(t->path_ids, path);   /* borrowed */
+    if (known != NULL)
+        return PyLong_AsLongLong(known);
+    if (PyErr_Occurred())
+        return -1;
+    Py_ssize_t id = PyList_GET_SIZE(t->path_list);
+    PyObject *number = PyLong_FromSsize_t(id);
+    int failed = number == NULL || PyDict_SetItem(t->path_ids, path, number) < 0
+        || PyList_Append(t->path_list, path) < 0;
+    Py_XDECREF(number);
+    return failed ? -1 : (long long)id;
+}
+
+/* Whether a name is an address pmcstat printed for a node it found no symbol for: ^0x[0-9a-fA-F]{1,16}$. */
+static int
+names_hex(const unsigned char *p, Py_ssize_t n)
+{
+    if (n < 3 || n > 18 || p[0] != '0' || p[1] != 'x')
+        return 0;
+    for (Py_ssize_t i = 2; i < n; i++) {
+        unsigned char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return 0;
+    }
+    return 1;
+}
+
+/* A pair new in this block, with its place in the order _frame_ids interns pairs. */
+typedef struct {
+    long long name, rank, pair;
+} names_new;
+
+static int
+names_new_order(const void *a, const void *b)
+{
+    const names_new *x = a, *y = b;
+    if (x->name != y->name)
+        return x->name < y->name ? -1 : 1;
+    return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+/* The new pairs, in order: (pair ids, names as str, path ids, indices of the hex names). */
+static PyObject *
+names_new_pairs(const names_table *t, names_new *fresh, size_t count)
+{
+    if (count > 1)
+        qsort(fresh, count, sizeof *fresh, names_new_order);
+    pmcg_column ids = {0}, paths = {0}, hexes = {0};
+    PyObject *texts = PyList_New((Py_ssize_t)count), *result = NULL;
+    if (texts == NULL)
+        return NULL;
+    for (size_t i = 0; i < count; i++) {
+        long long pair = fresh[i].pair;
+        const unsigned char *name = t->arena + t->starts.items[pair];
+        Py_ssize_t length = (Py_ssize_t)t->lengths.items[pair];
+        PyObject *text = PyUnicode_DecodeUTF8((const char *)name, length, "replace");
+        if (text == NULL)
+            goto done;
+        PyList_SET_ITEM(texts, (Py_ssize_t)i, text);
+        if (pmcg_push(&ids, pair) < 0 || pmcg_push(&paths, t->paths.items[pair]) < 0
+                || (names_hex(name, length) && pmcg_push(&hexes, (long long)i) < 0))
+            goto done;
+    }
+    result = Py_BuildValue("(NONN)", pmcg_column_bytes(&ids), texts, pmcg_column_bytes(&paths),
+                           pmcg_column_bytes(&hexes));
+done:
+    Py_DECREF(texts);
+    PyMem_Free(ids.items);
+    PyMem_Free(paths.items);
+    PyMem_Free(hexes.items);
+    return result;
+}
+
+/* Turn a scanned block's per-block name and image ids into the table's pair ids (one per tree line),
+ * collecting the pairs new to the table. */
+static int
+names_block_pairs(names_table *t, const unsigned char *p, const pmcg_block *b, pmcg_column *pairs,
+                  names_new **fresh_out, size_t *fresh_count)
+{
+    size_t names = b->names.starts.count, paths = b->paths.starts.count, lines = b->tree.count;
+    long long *global = PyMem_Calloc(paths ? paths : 1, sizeof *global);
+    /* Per block name: its hash, and the last (path, pair) it was seen with (most names keep one image). */
+    uint64_t *hash = PyMem_Calloc(names ? names : 1, sizeof *hash);
+    long long *memo_path = PyMem_Malloc((names ? names : 1) * sizeof *memo_path);
+    long long *memo_pair = PyMem_Malloc((names ? names : 1) * sizeof *memo_pair);
+    names_new *fresh = PyMem_Malloc((lines ? lines : 1) * sizeof *fresh);
+    int status = -1;
+    size_t count = 0;
+    if (global == NULL || hash == NULL || memo_path == NULL || memo_pair == NULL || fresh == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t k = 0; k < paths; k++) {
+        PyObject *path = PyBytes_FromStringAndSize((const char *)p + b->paths.starts.items[k],
+                                                   (Py_ssize_t)b->paths.lengths.items[k]);
+        if (path == NULL)
+            goto done;
+        global[k] = names_path(t, path);
+        Py_DECREF(path);
+        if (global[k] < 0)
+            goto done;
+    }
+    for (size_t k = 0; k < names; k++) {
+        hash[k] = pmcg_hash(p + b->names.starts.items[k], (Py_ssize_t)b->names.lengths.items[k]);
+        memo_pair[k] = -1;
+    }
+    /* The carried image ranks as its own first line in the block if the block prints it, else after all. */
+    long long path = t->current, rank = (long long)paths;
+    for (size_t k = 0; k < paths; k++) {
+        if (path >= 0 && global[k] == path) {
+            rank = (long long)k;
+            break;
+        }
+    }
+    for (size_t i = 0; i < lines; i++) {
+        long long image = b->image_ids.items[i], name = b->name_ids.items[i];
+        if (image >= 0) {
+            path = global[image];
+            rank = image;
+        }
+        long long pair = memo_pair[name];
+        if (pair < 0 || memo_path[name] != path) {
+            int added = 0;
+            Py_ssize_t start = (Py_ssize_t)b->names.starts.items[name];
+            pair = names_pair(t, p + start, (Py_ssize_t)b->names.lengths.items[name], hash[name], path, &added);
+            if (pair < 0)
+                goto done;
+            if (added)
+                fresh[count++] = (names_new){name, rank, pair};
+            memo_path[name] = path;
+            memo_pair[name] = pair;
+        }
+        if (pmcg_push(pairs, pair) < 0)
+            goto done;
+    }
+    t->current = path;
+    status = 0;
+done:
+    PyMem_Free(global);
+    PyMem_Free(hash);
+    PyMem_Free(memo_path);
+    PyMem_Free(memo_pair);
+    if (status == 0) {
+        *fresh_out = fresh;
+        *fresh_count = count;
+    }
+    else
+        PyMem_Free(fresh);
+    return status;
+}
+
+PyDoc_STRVAR(pmcgraph_pairs_doc,
+"pmcgraph_pairs(table, data) -> (tree, depth, digits, counts, pairs, new, paths, headers, header_lines, skipped)\n\n"
+"One block of pmcstat -G text scanned as pmcgraph_scan scans it, each tree line's (name, image) pair\n"
+"interned in table (from pmcgraph_names, kept across blocks): pairs holds a pair id per line, new is\n"
+"(pair ids, names, path ids, hex indices) of the pairs new to the table in the order pmcgraph's\n"
+"_frame_ids interns them, paths every image path of the table by path id (-1: none).");
+
+static PyObject *
+py_pmcgraph_pairs(PyObject *self, PyObject *args)
+{
+    PyObject *capsule, *data_obj;
+    if (!PyArg_ParseTuple(args, "OO", &capsule, &data_obj))
+        return NULL;
+    names_table *t = PyCapsule_GetPointer(capsule, NAMES_CAPSULE);
+    if (t == NULL)
+        return NULL;
+    Py_buffer data;
+    if (PyObject_GetBuffer(data_obj, &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    pmcg_block b;
+    memset(&b, 0, sizeof b);
+    pmcg_column pairs = {0};
+    names_new *fresh = NULL;
+    size_t fresh_count = 0;
+    PyObject *result = NULL;
+    const unsigned char *p = data.buf;
+    if (pmcg_scan(p, data.len, &b) == 0 && names_block_pairs(t, p, &b, &pairs, &fresh, &fresh_count) == 0) {
+        PyObject *headers = PyList_New((Py_ssize_t)b.headers.count);
+        for (size_t i = 0; headers != NULL && i < b.headers.count; i++) {
+            PyObject *text = PyBytes_FromStringAndSize((const char *)p + b.header_starts.items[i],
+                                                       (Py_ssize_t)(b.header_ends.items[i] - b.header_starts.items[i]));
+            if (text == NULL)
+                Py_CLEAR(headers);
+            else
+                PyList_SET_ITEM(headers, (Py_ssize_t)i, text);
+        }
+        if (headers != NULL)
+            result = Py_BuildValue("(NNNNNNONNN)", pmcg_column_bytes(&b.tree), pmcg_column_bytes(&b.depth),
+                                   pmcg_column_bytes(&b.digits), pmcg_column_bytes(&b.counts),
+                                   pmcg_column_bytes(&pairs), names_new_pairs(t, fresh, fresh_count),
+                                   t->path_list, pmcg_column_bytes(&b.headers), headers,
+                                   pmcg_column_bytes(&b.skipped));
+    }
+    PyMem_Free(fresh);
+    PyMem_Free(pairs.items);
+    pmcg_block_free(&b);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+PyDoc_STRVAR(pmcgraph_frame_ids_doc,
+"pmcgraph_frame_ids(table, new_pairs, frames, pairs) -> bytes\n\n"
+"Record frames[i] as the frame id of pair new_pairs[i] in table, then return the frame id of\n"
+"each of pairs (int64 columns; ValueError for a pair the table does not hold or whose frame it\n"
+"was never told).");
+
+static PyObject *
+py_pmcgraph_frame_ids(PyObject *self, PyObject *args)
+{
+    PyObject *capsule, *objects[3];
+    if (!PyArg_ParseTuple(args, "OOOO", &capsule, &objects[0], &objects[1], &objects[2]))
+        return NULL;
+    names_table *t = PyCapsule_GetPointer(capsule, NAMES_CAPSULE);
+    if (t == NULL)
+        return NULL;
+    Py_buffer views[3];
+    Py_ssize_t counts[3];
+    int held = 0;
+    PyObject *result = NULL;
+    for (; held < 3; held++) {
+        if (int64_column(objects[held], &views[held], &counts[held]) < 0)
+            goto done;
+    }
+    if (counts[0] != counts[1]) {
+        PyErr_SetString(PyExc_ValueError, "new_pairs and frames differ in length");
+        goto done;
+    }
+    const long long *fresh = views[0].buf, *frames = views[1].buf, *pairs = views[2].buf;
+    long long known = (long long)t->frames.count;
+    for (Py_ssize_t i = 0; i < counts[0]; i++) {
+        if (fresh[i] < 0 || fresh[i] >= known) {
+            PyErr_Format(PyExc_ValueError, "pair %lld is not in the table", fresh[i]);
+            goto done;
+        }
+        t->frames.items[fresh[i]] = frames[i];
+    }
+    result = PyBytes_FromStringAndSize(NULL, counts[2] * (Py_ssize_t)sizeof(long long));
+    if (result == NULL)
+        goto done;
+    long long *out = (long long *)PyBytes_AS_STRING(result);
+    for (Py_ssize_t i = 0; i < counts[2]; i++) {
+        long long frame = pairs[i] >= 0 && pairs[i] < known ? t->frames.items[pairs[i]] : -1;
+        if (frame < 0) {
+            PyErr_Format(PyExc_ValueError, "pair %lld has no frame", pairs[i]);
+            Py_CLEAR(result);
+            goto done;
+        }
+        out[i] = frame;
+    }
+done:
+    while (held > 0)
+        PyBuffer_Release(&views[--held]);
+    return result;
+}
+
+#endif

@@ -29,12 +29,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tracebridge.support.errors import UsageError
-from tracebridge.image.elf import Function, ModuleImage, alias_rank
 from tracebridge.profile.model import Frame, Profile, address_frame, symbol_frame
+
+if TYPE_CHECKING:
+    from tracebridge.image.elf import Function, ModuleImage
 
 #: The end of a region whose extent nobody knows and no later region bounds.
 _TOP = (1 << 64) - 1
@@ -330,6 +333,8 @@ class AddressSpace:
 
 def _place(index: int, module: LoadedModule) -> list[Placement]:
     """One placement per distinct start in a module: aliases merged, zero sizes stretched."""
+    from tracebridge.image.elf import alias_rank  # with a module only: a callgraph alone needs no ELF reader
+
     image = module.image
     by_start: dict[int, list[Function]] = {}
     for function in image.functions:

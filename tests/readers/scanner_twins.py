@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import sys
 from dataclasses import fields
 from unittest import mock
@@ -38,7 +39,7 @@ def assert_same_block(data: bytes, core) -> None:
 
 def blocks_of(data: bytes, lines_per_block: int) -> list[tuple[int, bytes]]:
     """``data`` cut into blocks of whole lines, each with the number of its first line, as Source cuts it."""
-    lines = data.splitlines(keepends=True)
+    lines = re.findall(rb"[^\n]*\n|[^\n]+$", data)
     return [(first + 1, b"".join(lines[first:first + lines_per_block]))
             for first in range(0, len(lines), lines_per_block)]
 

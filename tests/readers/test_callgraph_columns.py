@@ -88,3 +88,34 @@ def test_add_symbols_finds_frames_already_interned_either_way():
     assert profile.intern(symbol_frame(None, "f")) == 1   # equal to a row not built yet: the same id
     assert profile._columns is None and profile.frames[2] == symbol_frame("m.ko", "g")
     assert profile.frames[0].name == "rem::em::rx" and profile.frames[0].crate == "rem"
+
+
+def test_new_symbols_are_added_without_a_pair_index_until_a_lookup_needs_one():
+    profile = Profile()
+    assert profile.add_symbols(["m.ko", None], ["f", "g"]) == [0, 1]
+    assert profile.add_symbols(["m.ko"], ["h"]) == [2]
+    columns = profile._columns
+    assert columns.keys is None and columns.seen == {"f", "g", "h"}
+    assert profile.frame_id(symbol_frame("m.ko", "other")) is None and columns.keys is None   # a symbol never seen
+    assert profile.frame_id(symbol_frame(None, "f")) is None     # f's symbol, another module: the index is made
+    assert columns.keys == {("m.ko", "f"): 0, (None, "g"): 1, ("m.ko", "h"): 2} and profile._columns is columns
+    assert profile.add_symbols(["m.ko"], ["k"]) == [3] and columns.keys[("m.ko", "k")] == 3   # kept up to date
+    assert profile.intern(symbol_frame(None, "x")) == 4 and columns.seen >= {"x"} and (None, "x") in columns.built
+    assert profile.add_symbols([None, "m.ko"], ["x", "y"]) == [4, 5]    # x: the frame built before, y: a row
+    assert profile._columns is columns and profile.frame_id(symbol_frame("m.ko", "k")) == 3
+    assert profile._columns is None and [f.symbol for f in profile.frames] == ["f", "g", "h", "k", "x", "y"]
+
+
+def test_one_symbol_in_two_modules_in_one_batch_is_two_frames():
+    profile = Profile()
+    assert profile.add_symbols(["a.ko", "b.ko", "a.ko"], ["f", "f", "f"]) == [0, 1, 0]
+    assert profile.add_symbols(["b.ko", "c.ko"], ["f", "g"]) == [1, 2]
+    assert profile.frames == [symbol_frame("a.ko", "f"), symbol_frame("b.ko", "f"), symbol_frame("c.ko", "g")]
+
+
+def test_a_row_equal_to_a_frame_interned_later_is_that_frame():
+    profile = Profile()
+    assert profile.add_symbols(["m.ko"], ["_ZN3rem2em2rx17h0123456789abcdefE"]) == [0]
+    assert profile._columns.keys is None
+    assert profile.intern(symbol_frame("m.ko", "_ZN3rem2em2rx17h0123456789abcdefE")) == 0
+    assert profile._columns is None and profile.frames[0].crate == "rem"

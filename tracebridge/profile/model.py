@@ -148,10 +148,19 @@ class _SymbolColumns:
     symbols: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     schemes: list[str] = field(default_factory=list)
-    #: (module, symbol) -> id, for every row.
-    keys: dict[tuple[str | None, str], int] = field(default_factory=dict)
     #: (module, symbol) of the frames built when the rows began, and of those interned since.
     built: set[tuple[str | None, str]] = field(default_factory=set)
+    #: Every symbol of the rows and of :attr:`built`: a frame whose symbol is not here is neither.  One set
+    #: of strings costs a fraction of a (module, symbol) index, which is made only when this cannot tell.
+    seen: set[str] = field(default_factory=set)
+    #: (module, symbol) -> id, for every row (and for pairs found built by add_symbols); None until needed.
+    keys: dict[tuple[str | None, str], int] | None = None
+
+    def index(self) -> dict[tuple[str | None, str], int]:
+        """:attr:`keys`, made from the rows the first time it is needed."""
+        if self.keys is None:
+            self.keys = dict(zip(zip(self.modules, self.symbols), self.ids))
+        return self.keys
 
 
 class Profile:
@@ -202,10 +211,11 @@ class Profile:
         columns = self._columns
         if columns is not None:
             key = (frame.module, frame.symbol)
-            if key in columns.keys:  # it may be one of the rows: build them, then look it up
-                self._build()
+            if frame.symbol in columns.seen and key in columns.index():  # it may be one of the rows: build
+                self._build()                                            # them, then look it up
             else:
                 columns.built.add(key)
+                columns.seen.add(frame.symbol)
         ident = self._ids.setdefault(frame, len(self._frames))  # one hash of the frame, not two
         if ident == len(self._frames):
             self._frames.append(frame)
@@ -213,7 +223,8 @@ class Profile:
 
     def frame_id(self, frame: Frame) -> int | None:
         """The id of ``frame`` if it is interned, else None."""
-        if self._columns is not None and (frame.module, frame.symbol) in self._columns.keys:
+        columns = self._columns
+        if columns is not None and frame.symbol in columns.seen and (frame.module, frame.symbol) in columns.index():
             self._build()
         return self._ids.get(frame)
 
@@ -222,36 +233,42 @@ class Profile:
 
         The names are demangled together (:func:`demangle_names`).  A pair
         that may equal a frame already built goes through :meth:`intern`.
+        A batch of symbols all distinct and never seen (a callgraph's new
+        names, nearly always) is added without a (module, symbol) pair each.
         """
         columns = self._columns
         if columns is None:
-            columns = self._columns = _SymbolColumns(built={(f.module, f.symbol) for f in self._ids})
-        keys, built, frames = columns.keys, columns.built, self._frames
-        pairs = list(zip(modules, symbols))
-        batch = dict.fromkeys(pairs)
-        if len(batch) == len(pairs) and keys.keys().isdisjoint(batch) and built.isdisjoint(batch):
-            fresh = pairs  # the common case, tested without a Python step per pair
+            built = {(f.module, f.symbol) for f in self._ids}
+            columns = self._columns = _SymbolColumns(built=built, seen={symbol for _, symbol in built})
+        seen, frames = columns.seen, self._frames
+        before = len(seen)
+        seen.update(symbols)
+        if len(seen) == before + len(symbols):  # all distinct and new: rows, numbered in order
+            fresh = pairs = None
         else:
-            fresh = list(filterfalse(keys.__contains__, batch))
+            keys, built = columns.index(), columns.built
+            pairs = list(zip(modules, symbols))
+            fresh = list(filterfalse(keys.__contains__, dict.fromkeys(pairs)))
             if not built.isdisjoint(fresh):
                 for key in [key for key in fresh if key in built]:
                     keys[key] = self.intern(symbol_frame(*key))
                 fresh = list(filterfalse(keys.__contains__, fresh))
+            modules, symbols = (list(column) for column in zip(*fresh)) if fresh else ([], [])
         first = len(frames)
-        if fresh:
-            columns.ids.extend(range(first, first + len(fresh)))
-            keys.update(zip(fresh, range(first, first + len(fresh))))
-            frames.extend([None] * len(fresh))
-            if len(fresh) < len(pairs):
-                modules, symbols = (list(column) for column in zip(*fresh))
+        added = range(first, first + len(symbols))
+        if symbols:
+            columns.ids.extend(added)
+            if columns.keys is not None:
+                columns.keys.update(zip(fresh or zip(modules, symbols), added))
+            frames.extend([None] * len(symbols))
             names, schemes = demangle_names(symbols)
             columns.modules += modules
             columns.symbols += symbols
             columns.names += names
             columns.schemes += schemes
-        if len(fresh) == len(pairs):  # all new: numbered in order
-            return list(range(first, first + len(fresh)))
-        return list(map(keys.__getitem__, pairs))
+        if pairs is None:
+            return list(added)
+        return list(map(columns.keys.__getitem__, pairs))
 
     def frame_labels(self, label: Callable[[Frame], str]) -> list[str]:
         """``label(frame)`` of each frame by id, a frame still kept as columns labelled by its name.

@@ -195,21 +195,29 @@ typedef struct {
     long long name, rank, pair;
 } names_new;
 
+/* fresh[0:count] stably ordered by key (name or rank, each below keys) into into[0:count]: a counting sort. */
 static int
-names_new_order(const void *a, const void *b)
+names_order_by(const names_new *fresh, names_new *into, size_t count, size_t keys, int by_name)
 {
-    const names_new *x = a, *y = b;
-    if (x->name != y->name)
-        return x->name < y->name ? -1 : 1;
-    return (x->rank > y->rank) - (x->rank < y->rank);
+    size_t *next = PyMem_Calloc(keys + 1, sizeof *next);
+    if (next == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++)
+        next[(size_t)(by_name ? fresh[i].name : fresh[i].rank) + 1]++;
+    for (size_t k = 1; k <= keys; k++)
+        next[k] += next[k - 1];
+    for (size_t i = 0; i < count; i++)
+        into[next[(size_t)(by_name ? fresh[i].name : fresh[i].rank)]++] = fresh[i];
+    PyMem_Free(next);
+    return 0;
 }
 
 /* The new pairs, in order: (pair ids, names as str, path ids, indices of the hex names). */
 static PyObject *
-names_new_pairs(const names_table *t, names_new *fresh, size_t count)
+names_new_pairs(const names_table *t, const names_new *fresh, size_t count)
 {
-    if (count > 1)
-        qsort(fresh, count, sizeof *fresh, names_new_order);
     pmcg_column ids = {0}, paths = {0}, hexes = {0};
     PyObject *texts = PyList_New((Py_ssize_t)count), *result = NULL;
     if (texts == NULL)
@@ -299,6 +307,17 @@ names_block_pairs(names_table *t, const unsigned char *p, const pmcg_block *b, p
             goto done;
     }
     t->current = path;
+    /* In _frame_ids' order: by name, then by rank (ranks run to paths, names below names): two stable sorts. */
+    if (count > 1) {
+        names_new *by_rank = PyMem_Malloc(count * sizeof *by_rank);
+        int sorted = by_rank != NULL && names_order_by(fresh, by_rank, count, paths + 1, 0) == 0
+            && names_order_by(by_rank, fresh, count, names, 1) == 0;
+        if (by_rank == NULL)
+            PyErr_NoMemory();
+        PyMem_Free(by_rank);
+        if (!sorted)
+            goto done;
+    }
     status = 0;
 done:
     PyMem_Free(global);

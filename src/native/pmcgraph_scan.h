@@ -22,6 +22,8 @@
 
 /* Longest percentage or count read (pmcgraph.MAX_FIELD). */
 #define PMCG_MAX_FIELD 32
+/* Image paths remembered as the last distinct ones seen, compared before hashing. */
+#define PMCG_RECENT 4
 /* Count digits whose value is kept (more make the reader refuse the line). */
 #define PMCG_COUNT_DIGITS 18
 
@@ -52,11 +54,31 @@ pmcg_push(pmcg_column *c, long long value)
     return 0;
 }
 
+/* Room for at least capacity items (the growth pmcg_push would make, done once). */
+static int
+pmcg_reserve(pmcg_column *c, size_t capacity)
+{
+    if (capacity <= c->capacity)
+        return 0;
+    if (capacity > ((size_t)PY_SSIZE_T_MAX) / sizeof(long long)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    long long *items = PyMem_Realloc(c->items, capacity * sizeof(long long));
+    if (items == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    c->items = items;
+    c->capacity = capacity;
+    return 0;
+}
+
 /* Distinct byte strings (spans of the block) to ids in first-seen order: open addressing. */
 typedef struct {
     Py_ssize_t *slots;      /* index into starts/lengths, or -1 */
     size_t mask;            /* slots: mask + 1, a power of two, at least twice the strings */
-    pmcg_column starts, lengths;
+    pmcg_column starts, lengths, hashes;
 } pmcg_interner;
 
 /* Hashed as Python hashes bytes (keyed per process): an unkeyed hash (FNV-1a) let a crafted file put
@@ -72,7 +94,7 @@ pmcg_hash(const unsigned char *p, Py_ssize_t n)
 }
 
 static int
-pmcg_grow(pmcg_interner *t, const unsigned char *base)
+pmcg_grow(pmcg_interner *t)
 {
     size_t size = t->slots ? (t->mask + 1) * 2 : 1024;
     if (size > ((size_t)PY_SSIZE_T_MAX) / sizeof(Py_ssize_t)) {
@@ -87,7 +109,7 @@ pmcg_grow(pmcg_interner *t, const unsigned char *base)
     for (size_t i = 0; i < size; i++)
         slots[i] = -1;
     for (size_t id = 0; id < t->starts.count; id++) {
-        size_t at = pmcg_hash(base + t->starts.items[id], t->lengths.items[id]) & (size - 1);
+        size_t at = (size_t)t->hashes.items[id] & (size - 1);
         while (slots[at] >= 0)
             at = (at + 1) & (size - 1);
         slots[at] = (Py_ssize_t)id;
@@ -103,11 +125,12 @@ static long long
 pmcg_intern(pmcg_interner *t, const unsigned char *base, Py_ssize_t start, Py_ssize_t length)
 {
     if (t->slots == NULL || (t->starts.count + 1) * 2 > t->mask + 1) {
-        if (pmcg_grow(t, base) < 0)
+        if (pmcg_grow(t) < 0)
             return -1;
     }
     const unsigned char *p = base + start;
-    size_t at = pmcg_hash(p, length) & t->mask;
+    uint64_t hash = pmcg_hash(p, length);
+    size_t at = (size_t)hash & t->mask;
     while (t->slots[at] >= 0) {
         Py_ssize_t id = t->slots[at];
         if (t->lengths.items[id] == length && memcmp(base + t->starts.items[id], p, (size_t)length) == 0)
@@ -115,7 +138,8 @@ pmcg_intern(pmcg_interner *t, const unsigned char *base, Py_ssize_t start, Py_ss
         at = (at + 1) & t->mask;
     }
     long long id = (long long)t->starts.count;
-    if (pmcg_push(&t->starts, start) < 0 || pmcg_push(&t->lengths, length) < 0)
+    if (pmcg_push(&t->starts, start) < 0 || pmcg_push(&t->lengths, length) < 0
+            || pmcg_push(&t->hashes, (long long)hash) < 0)
         return -1;
     t->slots[at] = (Py_ssize_t)id;
     return id;
@@ -127,6 +151,7 @@ pmcg_interner_free(pmcg_interner *t)
     PyMem_Free(t->slots);
     PyMem_Free(t->starts.items);
     PyMem_Free(t->lengths.items);
+    PyMem_Free(t->hashes.items);
 }
 
 /* The interned strings as a list of bytes. */
@@ -171,12 +196,40 @@ pmcg_space(unsigned char c)
     return c == ' ' || (c >= 9 && c <= 13);
 }
 
+/* The first i >= from with p[i] white space, or e: eight bytes at a time while eight remain (a name
+ * is tens of bytes), each eight tested at once for a byte <= ' ' (every white space byte is). */
+static inline Py_ssize_t
+pmcg_word_end(const unsigned char *p, Py_ssize_t from, Py_ssize_t e)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    Py_ssize_t i = from;
+    while (e - i >= 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        if (((x - ones * 0x21) & ~x & highs) != 0)   /* some byte below 0x21: find it one by one */
+            break;
+        i += 8;
+    }
+    while (i < e && !pmcg_space(p[i]))
+        i++;
+    return i;
+}
+
 /* Scan p[0:n] line by line into b; 0, or -1 with a Python error set. */
 static int
 pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
 {
 #define AT(i) ((i) < n ? p[(i)] : (unsigned char)'\n')
     long long line = 0;
+    long long recent[PMCG_RECENT];
+    for (int k = 0; k < PMCG_RECENT; k++)
+        recent[k] = -1;
+    /* Lines are tens of bytes: room for one per 32 bytes makes growing them rare. */
+    pmcg_column *per_line[] = {&b->tree, &b->depth, &b->digits, &b->counts, &b->name_ids, &b->image_ids};
+    for (size_t k = 0; k < sizeof per_line / sizeof *per_line; k++) {
+        if (pmcg_reserve(per_line[k], (size_t)(n / 32) + 16) < 0)
+            return -1;
+    }
     for (Py_ssize_t s = 0; s < n; line++) {
         const unsigned char *newline = memchr(p + s, '\n', (size_t)(n - s));
         Py_ssize_t e = newline ? newline - p : n;
@@ -192,9 +245,7 @@ pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
         while (indent < first && p[indent] == ' ')
             indent++;
         int ok = indent == first;
-        Py_ssize_t word_end = first;
-        while (word_end < e && !pmcg_space(p[word_end]))
-            word_end++;
+        Py_ssize_t word_end = pmcg_word_end(p, first, e);
         Py_ssize_t percent = word_end - 1;
         ok = ok && percent > first && percent - first <= PMCG_MAX_FIELD && p[percent] == '%'
             && AT(percent + 1) == ' ' && AT(percent + 2) == ' ' && AT(percent + 3) == '[';
@@ -213,9 +264,7 @@ pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
                     name_start++;
                 ok = name_start < e;
             }
-            name_end = name_start;
-            while (name_end < e && !pmcg_space(p[name_end]))
-                name_end++;
+            name_end = pmcg_word_end(p, name_start, e);
         }
         if (!ok) {
             if (p[s] == '@' && AT(s + 1) == ' ') {
@@ -239,9 +288,21 @@ pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
             while (last > s && pmcg_space(p[last - 1]))
                 last--;
             if (last > name_end + 3) {
-                image_id = pmcg_intern(&b->paths, p, name_end + 3, last - (name_end + 3));
-                if (image_id < 0)
-                    return -1;
+                Py_ssize_t start = name_end + 3, length = last - start;
+                /* A callgraph prints few images, on many lines: the paths seen last are compared first. */
+                for (int k = 0; k < PMCG_RECENT && image_id < 0; k++) {
+                    long long id = recent[k];
+                    if (id >= 0 && b->paths.lengths.items[id] == length
+                            && memcmp(p + b->paths.starts.items[id], p + start, (size_t)length) == 0)
+                        image_id = id;
+                }
+                if (image_id < 0) {
+                    image_id = pmcg_intern(&b->paths, p, start, length);
+                    if (image_id < 0)
+                        return -1;
+                    memmove(recent + 1, recent, (PMCG_RECENT - 1) * sizeof *recent);
+                    recent[0] = image_id;
+                }
             }
         }
         if (pmcg_push(&b->tree, line) < 0 || pmcg_push(&b->depth, first - s) < 0

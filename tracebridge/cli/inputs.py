@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from tracebridge.readers.placement import BASE_HELP, add_old_kernel_linker_argument, one_module, parse_base_spec
 from tracebridge.readers.dtrace_printouts import RULES
@@ -79,7 +80,9 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
 
 def input_paths(args: argparse.Namespace) -> list[str]:
     """Every file the command reads (outputs must not overwrite any of them)."""
+    extra = [p for p in (args.kldstat, args.probe_map) if p]
+    if not any(os.path.isdir(p) for p in args.inputs):  # no bundle among them: its reader need not be imported
+        return list(args.inputs) + list(args.modules) + extra
     from tracebridge.readers.bundle import bundle_paths
 
-    extra = [p for p in (args.kldstat, args.probe_map) if p]
     return [f for p in args.inputs for f in bundle_paths(p)] + list(args.modules) + extra

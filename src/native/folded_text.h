@@ -16,7 +16,6 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,10 +58,19 @@ ft_count(text_buffer *out, PyObject *weight)
         long long value = PyLong_AsLongLongAndOverflow(weight, &overflow);
         if (value == -1 && PyErr_Occurred())
             return -1;
-        if (!overflow) {
+        if (!overflow) {   /* " %lld\n", written from the end (snprintf took a fifth of the writer's time) */
             char text[32];
-            int n = snprintf(text, sizeof text, " %lld\n", value);
-            return text_add(out, text, (size_t)n);
+            char *at = text + sizeof text;
+            unsigned long long magnitude = value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value;
+            *--at = '\n';
+            do {
+                *--at = (char)('0' + magnitude % 10);
+                magnitude /= 10;
+            } while (magnitude);
+            if (value < 0)
+                *--at = '-';
+            *--at = ' ';
+            return text_add(out, at, (size_t)(text + sizeof text - at));
         }
         number = PyObject_Str(weight);
     }

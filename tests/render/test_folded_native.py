@@ -86,3 +86,11 @@ def test_unencodable_labels_and_odd_weights_take_the_pure_path(native_core, monk
     assert native_core.folded_text(["f"], {(-1,): 1}) is None
     assert native_core.folded_text([], {(): 2}) == " 2\n" and native_core.folded_text([], {}) == ""
     assert native_core.folded_text(["a;b", "c\\"], {(0, 1): 2, (): 1, (1, 0): 1.5}) == " 1\na\\;b;c\\\\ 2\nc\\\\;a\\;b 1.5\n"
+
+
+@pytest.mark.parametrize("weight", [0, 1, 9, 10, 99, 100, 1234567890123456789, (1 << 63) - 1, 1 << 63, 1 << 64,
+                                    -1, -10, -(1 << 63), -(1 << 63) - 1])
+def test_int_weights_are_written_as_python_writes_them(native_core, weight):
+    """Every digit count, the ends of a 64-bit int and past them (negative ones only through the core itself:
+    folded_text refuses them before)."""
+    assert native_core.folded_text(["f"], {(0,): weight}) == f"f {weight}\n"

@@ -79,39 +79,12 @@ names_pair_hash(uint64_t name_hash, long long path)
     return name_hash ^ ((uint64_t)(path + 1) * 0x9E3779B97F4A7C15ull);
 }
 
-static int
-names_grow(names_table *t)
-{
-    size_t size = t->slots ? (t->mask + 1) * 2 : 4096;
-    if (size > ((size_t)PY_SSIZE_T_MAX) / sizeof(Py_ssize_t)) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    Py_ssize_t *slots = PyMem_Malloc(size * sizeof(Py_ssize_t));
-    if (slots == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (size_t i = 0; i < size; i++)
-        slots[i] = -1;
-    for (size_t id = 0; id < t->starts.count; id++) {
-        size_t at = (size_t)t->hashes.items[id] & (size - 1);
-        while (slots[at] >= 0)
-            at = (at + 1) & (size - 1);
-        slots[at] = (Py_ssize_t)id;
-    }
-    PyMem_Free(t->slots);
-    t->slots = slots;
-    t->mask = size - 1;
-    return 0;
-}
-
 /* The pair id of (p[0:length], path); *added set when it is new.  -1 on a memory error. */
 static long long
 names_pair(names_table *t, const unsigned char *p, Py_ssize_t length, uint64_t name_hash, long long path, int *added)
 {
     if (t->slots == NULL || (t->starts.count + 1) * 2 > t->mask + 1) {
-        if (names_grow(t) < 0)
+        if (pmcg_regrow(&t->slots, &t->mask, &t->hashes) < 0)
             return -1;
     }
     uint64_t hash = names_pair_hash(name_hash, path);

@@ -33,27 +33,6 @@ typedef struct {
     size_t count, capacity;
 } pmcg_column;
 
-static int
-pmcg_push(pmcg_column *c, long long value)
-{
-    if (c->count == c->capacity) {
-        size_t capacity = c->capacity ? c->capacity * 2 : 1024;
-        if (capacity > ((size_t)PY_SSIZE_T_MAX) / sizeof(long long)) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        long long *items = PyMem_Realloc(c->items, capacity * sizeof(long long));
-        if (items == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        c->items = items;
-        c->capacity = capacity;
-    }
-    c->items[c->count++] = value;
-    return 0;
-}
-
 /* Room for at least capacity items (the growth pmcg_push would make, done once). */
 static int
 pmcg_reserve(pmcg_column *c, size_t capacity)
@@ -71,6 +50,15 @@ pmcg_reserve(pmcg_column *c, size_t capacity)
     }
     c->items = items;
     c->capacity = capacity;
+    return 0;
+}
+
+static int
+pmcg_push(pmcg_column *c, long long value)
+{
+    if (c->count == c->capacity && pmcg_reserve(c, c->capacity ? c->capacity * 2 : 1024) < 0)
+        return -1;
+    c->items[c->count++] = value;
     return 0;
 }
 
@@ -93,10 +81,12 @@ pmcg_hash(const unsigned char *p, Py_ssize_t n)
 #endif
 }
 
+/* *slots (a table of *mask + 1 ids, or NULL) made twice as large (at least 1024), each id i placed by
+ * hashes[i] with linear probing; -1 on a memory error. */
 static int
-pmcg_grow(pmcg_interner *t)
+pmcg_regrow(Py_ssize_t **slots_at, size_t *mask, const pmcg_column *hashes)
 {
-    size_t size = t->slots ? (t->mask + 1) * 2 : 1024;
+    size_t size = *slots_at ? (*mask + 1) * 2 : 1024;
     if (size > ((size_t)PY_SSIZE_T_MAX) / sizeof(Py_ssize_t)) {
         PyErr_NoMemory();
         return -1;
@@ -108,15 +98,15 @@ pmcg_grow(pmcg_interner *t)
     }
     for (size_t i = 0; i < size; i++)
         slots[i] = -1;
-    for (size_t id = 0; id < t->starts.count; id++) {
-        size_t at = (size_t)t->hashes.items[id] & (size - 1);
+    for (size_t id = 0; id < hashes->count; id++) {
+        size_t at = (size_t)hashes->items[id] & (size - 1);
         while (slots[at] >= 0)
             at = (at + 1) & (size - 1);
         slots[at] = (Py_ssize_t)id;
     }
-    PyMem_Free(t->slots);
-    t->slots = slots;
-    t->mask = size - 1;
+    PyMem_Free(*slots_at);
+    *slots_at = slots;
+    *mask = size - 1;
     return 0;
 }
 
@@ -125,7 +115,7 @@ static long long
 pmcg_intern(pmcg_interner *t, const unsigned char *base, Py_ssize_t start, Py_ssize_t length)
 {
     if (t->slots == NULL || (t->starts.count + 1) * 2 > t->mask + 1) {
-        if (pmcg_grow(t) < 0)
+        if (pmcg_regrow(&t->slots, &t->mask, &t->hashes) < 0)
             return -1;
     }
     const unsigned char *p = base + start;

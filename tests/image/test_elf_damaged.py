@@ -16,6 +16,7 @@ import pytest
 import readelf_text
 from elf_surgery import ElfCopy
 from fixture_paths import EDGE, EXPECTED, MODULES
+from tracebridge.cli import main
 from tracebridge.image import elf
 from tracebridge.image.elf import open_module
 from tracebridge.support.errors import InputError
@@ -114,9 +115,20 @@ REFUSED = {
     "NOBITS of 2**64-1": (REL, lambda c: c.section(7, "size", 2**64 - 1),
                           "malformed ELF: section 7 ends at 0x1000000000000003a, past the 64-bit address space: "
                           "the kernel linker could not map the module"),
-    "alignment past 2**64": (REL, lambda c: (c.section(7, "addralign", 2**63), c.section(7, "size", 2**63)),
-                             "malformed ELF: section 7 ends at 0x10000000000000000, past the 64-bit address space: "
-                             "the kernel linker could not map the module"),
+    # link_elf_obj.c: int alignmask = sh_addralign - 1 (32 bits kept); (mapbase + alignmask) & ~alignmask.
+    # A mask of -1 (alignment 0, 2**32, 2**63) sends the section to address 0.
+    "alignment 0": (REL, lambda c: c.section(4, "addralign", 0),
+                    "malformed ELF: section 4: sh_addralign 0x0 gives link_elf_obj.c the int alignmask -1, and "
+                    "(mapbase + alignmask) & ~alignmask wraps below mapbase, to a low address (0 for sh_addralign 0): "
+                    "the kernel linker could not load the module"),
+    "alignment 2**32": (REL, lambda c: c.section(7, "addralign", 2**32),
+                        "malformed ELF: section 7: sh_addralign 0x100000000 gives link_elf_obj.c the int alignmask -1, "
+                        "and (mapbase + alignmask) & ~alignmask wraps below mapbase, to a low address "
+                        "(0 for sh_addralign 0): the kernel linker could not load the module"),
+    "alignment 2**63": (REL, lambda c: (c.section(7, "addralign", 2**63), c.section(7, "size", 2**63)),
+                        "malformed ELF: section 7: sh_addralign 0x8000000000000000 gives link_elf_obj.c the int "
+                        "alignmask -1, and (mapbase + alignmask) & ~alignmask wraps below mapbase, to a low address "
+                        "(0 for sh_addralign 0): the kernel linker could not load the module"),
     "PT_LOAD past 2**64": (DYN64, lambda c: c.program(3, "memsz", 2**64 - 0x20368),
                            "malformed ELF: PT_LOAD segment 3 of 3 ends at 0x10000000000000000, past the 64-bit "
                            "address space: the kernel linker could not map the module"),
@@ -132,6 +144,52 @@ def test_refused_with_one_exact_line(tmp_path, case):
     copy = ElfCopy(base)
     edit(copy)
     assert refusal(copy, tmp_path) == message
+
+
+#: edges_amd64.ko's loaded sections: .text (1) 0x34 bytes at 0, .text.overlong (3) 3 at 0x34,
+#: .text.after (4) 4 at 0x37, .bss.nobits (7) 0x10 at 0x3b; all sh_addralign 1; lf->size 0x4b.
+#: Copies with other alignments -> (load offsets, lf->size), worked out by hand with the kernel's
+#: mapsize = (mapsize + (sh_addralign - 1)) & ~(sh_addralign - 1), int mask, 64-bit size_t:
+ALIGNED = {
+    # 3 -> mask 0b10: (0x34 + 2) & ~2 = 0b110110 & ~0b10 = 0b110100 = 0x34 (a multiple of 3 would be 0x36)
+    ".text.overlong aligned to 3": ({3: 3}, {1: 0, 3: 0x34, 4: 0x37, 7: 0x3b}, 0x4b),
+    # 6 -> mask 0b101: (0x37 + 5) & ~5 = 0b111100 & ~0b101 = 0b111000 = 0x38 (not 0x3c); .bss.nobits at 0x3c
+    ".text.after aligned to 6": ({4: 6}, {1: 0, 3: 0x34, 4: 0x38, 7: 0x3c}, 0x4c),
+    # 3 -> (0x3b + 2) & ~2 = 0b111101 & ~0b10 = 0b111101 = 0x3d (not 0x3c); 6 -> (0x3b + 5) & ~5 = 0x40 & ~5 = 0x40
+    ".bss.nobits aligned to 3": ({7: 3}, {1: 0, 3: 0x34, 4: 0x37, 7: 0x3d}, 0x4d),
+    ".bss.nobits aligned to 6": ({7: 6}, {1: 0, 3: 0x34, 4: 0x37, 7: 0x40}, 0x50),
+    # 2**32 + 4 -> the int keeps 32 bits of 2**32 + 3: mask 3, (0x3b + 3) & ~3 = 0x3c, as alignment 4 would
+    ".bss.nobits aligned to 2**32 + 4": ({7: 2**32 + 4}, {1: 0, 3: 0x34, 4: 0x37, 7: 0x3c}, 0x4c),
+    # a power of two rounds up as ever: 16 -> (0x37 + 15) & ~15 = 0x40
+    ".text.after aligned to 16": ({4: 16}, {1: 0, 3: 0x34, 4: 0x40, 7: 0x44}, 0x54),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALIGNED))
+def test_alignments_are_the_kernels_mask_arithmetic(tmp_path, case):
+    aligns, offsets, size = ALIGNED[case]
+    copy = ElfCopy(REL)
+    for index, align in aligns.items():
+        copy.section(index, "addralign", align)
+    image = reopened(copy, tmp_path)
+    assert (image.load_offsets, image.size) == (offsets, size)
+    # A function's offset is its section's plus st_value (after_fn and nobits_fn are at 0 in theirs).
+    assert {f.name: f.offset for f in image.functions if f.name in ("after_fn", "nobits_fn")} == {
+        "after_fn": offsets[4], "nobits_fn": offsets[7]}
+
+
+@pytest.mark.parametrize("align", [0, 2**32])
+def test_the_cli_refuses_a_misaligned_copy_in_one_line(tmp_path, capsys, align):
+    copy = ElfCopy(REL)
+    copy.section(4, "addralign", align)
+    path = copy.write(tmp_path / "copy.ko")
+    assert main(["symbols", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (f"tracebridge: {path}: malformed ELF: section 4: sh_addralign {align:#x} gives "
+                            "link_elf_obj.c the int alignmask -1, and (mapbase + alignmask) & ~alignmask wraps below "
+                            "mapbase, to a low address (0 for sh_addralign 0): the kernel linker could not load the "
+                            "module\n")
 
 
 def test_empty_file_and_directory(tmp_path):

@@ -51,9 +51,56 @@ def test_old_kernels_and_other_machines_skip_types():
     assert layout.link_elf_obj(columns(sections), machine="arm64") == ({1: 0, 3: 0x10}, 0x18)
 
 
-def test_zero_alignment_means_none():
-    sections = [S(1, PROGBITS, AX, 0x3, 0), S(2, PROGBITS, AX, 0x3, 1), S(3, PROGBITS, AX, 0x3, 4)]
+def misplaced(index: int, align: str, mask: int) -> str:
+    return (f"section {index}: sh_addralign {align} gives link_elf_obj.c the int alignmask {mask}, and "
+            "(mapbase + alignmask) & ~alignmask wraps below mapbase, to a low address (0 for sh_addralign 0): "
+            "the kernel linker could not load the module")
+
+
+def test_zero_alignment_is_refused_first_or_later():
+    """int alignmask = 0 - 1 = -1: (mapbase - 1) & ~-1 is address 0, whatever came before (not gABI's "none")."""
+    later = [S(1, PROGBITS, AX, 0x3, 1), S(2, PROGBITS, AX, 0x3, 0), S(3, PROGBITS, AX, 0x3, 4)]
+    assert refused(lambda: layout.link_elf_obj(columns(later), machine="amd64")) == misplaced(2, "0x0", -1)
+    first = [S(1, PROGBITS, AX, 0x3, 0), S(2, PROGBITS, AX, 0x3, 1)]
+    assert refused(lambda: layout.link_elf_obj(columns(first), machine="i386")) == misplaced(1, "0x0", -1)
+
+
+def test_alignment_one_is_none():
+    sections = [S(1, PROGBITS, AX, 0x3, 1), S(2, PROGBITS, AX, 0x3, 1), S(3, PROGBITS, AX, 0x3, 4)]
     assert layout.link_elf_obj(columns(sections), machine="amd64") == ({1: 0, 2: 3, 3: 8}, 11)
+
+
+def test_non_powers_of_two_mask_rather_than_round():
+    """The kernel's mapsize = (mapsize + (align - 1)) & ~(align - 1), by hand (not a multiple of align):
+
+    .a at 0, ends 5; align 3 (mask 0b10):  (5 + 2) & ~2   = 0b0111 & ~0b0010 = 0b0101 = 5,  ends 6
+    align 6 (mask 0b101):                  (6 + 5) & ~5   = 0b1011 & ~0b0101 = 0b1010 = 10, ends 12
+    align 3 (mask 0b10):                   (12 + 2) & ~2  = 0b1110 & ~0b0010 = 0b1100 = 12, ends 13
+    align 2**32 + 4 (int mask 3):          (13 + 3) & ~3  = 16,                                 ends 17
+    align 2**31 (mask 0x7fffffff):         (17 + 2**31 - 1) & ~(2**31 - 1) = 2**31
+    """
+    sections = [S(1, PROGBITS, AX, 5, 1), S(2, PROGBITS, AX, 1, 3), S(3, PROGBITS, A, 2, 6),
+                S(4, NOBITS, A, 1, 3), S(5, NOBITS, A, 1, 2**32 + 4), S(6, NOBITS, A, 1, 2**31)]
+    assert layout.link_elf_obj(columns(sections), machine="amd64") == (
+        {1: 0, 2: 5, 3: 10, 4: 12, 5: 16, 6: 2**31}, 2**31 + 1)
+
+
+def test_masks_that_truncate_negative_are_refused():
+    """int alignmask keeps 32 bits: 2**32 and 2**63 give -1, 2**31 + 1 gives -2**31 (and clears bits 31 up)."""
+    for align, text, mask in ((2**32, "0x100000000", -1), (2**63, "0x8000000000000000", -1),
+                              (2**31 + 1, "0x80000001", -2**31)):
+        sections = [S(1, PROGBITS, AX, 0x10, 16), S(2, NOBITS, A, 1, align)]
+        assert refused(lambda: layout.link_elf_obj(columns(sections), machine="amd64")) == misplaced(2, text, mask)
+
+
+def test_a_mask_carrying_past_the_address_space_is_refused():
+    """(offset + mask) wraps in size_t: the section would go below the ones before it."""
+    for bits, machine in ((64, "amd64"), (32, "i386")):
+        sections = [S(1, PROGBITS, AX, 2**bits - 2**20, 1), S(2, NOBITS, A, 1, 2**30)]
+        assert refused(lambda: layout.link_elf_obj(columns(sections), machine=machine)) == (
+            misplaced(2, "0x40000000", 2**30 - 1))
+    # Without the wrap (64 bits): placed at 2**32, well inside.
+    assert layout.link_elf_obj(columns(sections), machine="amd64") == ({1: 0, 2: 2**32}, 2**32 + 1)
 
 
 def test_segments_for_et_dyn():
@@ -109,9 +156,10 @@ def test_an_image_must_fit_the_address_space_page_rounded():
 
 
 def test_alignment_alone_can_pass_the_address_space():
-    sections = [S(1, PROGBITS, AX, 0x10, 16), S(2, NOBITS, A, 1, 2**63), S(3, NOBITS, A, 1, 2**63)]
-    assert refused(lambda: layout.link_elf_obj(columns(sections), machine="arm64")).startswith(
-        "section 3 ends at 0x10000000000000001, past the 64-bit address space")
+    """(2**64 - 4097 + 4095) & ~4095 = 2**64 - 4096: placed inside, but one byte ends past the last page."""
+    sections = [S(1, PROGBITS, AX, 2**64 - 4097, 1), S(2, NOBITS, A, 1, 4096)]
+    assert refused(lambda: layout.link_elf_obj(columns(sections), machine="arm64")) == (
+        "section 2 ends at 0xfffffffffffff001, past the 64-bit address space: the kernel linker could not map the module")
 
 
 def test_i386_modules_have_32_bits():

@@ -38,6 +38,42 @@ def past_address_space(what: str, end: int, bits: int) -> OverflowError:
                          "the kernel linker could not map the module")
 
 
+def alignmask(addralign: int) -> int:
+    """``link_elf_obj.c``'s ``int alignmask = shdr[i].sh_addralign - 1``.
+
+    The ``Elf_Xword`` difference keeps its low 32 bits, read as signed: so
+    ``sh_addralign`` 0 (and 2**32, 2**63...) gives -1, not the gABI's "no
+    alignment", and a non-power-of-two gives a mask that rounds to no
+    multiple at all.
+    """
+    mask = (addralign - 1) & 0xFFFF_FFFF
+    return mask - (mask >> 31 << 32)
+
+
+def aligned(offset: int, mask: int, bits: int) -> int:
+    """``mapsize += alignmask; mapsize &= ~alignmask;`` in ``bits``-bit unsigned arithmetic.
+
+    The ``int`` mask is sign-extended to the ``size_t``/``vm_offset_t`` it
+    is added to, which Python's two's-complement ``&`` on a negative ``int``
+    does by itself.
+    """
+    return (offset + mask) & ~mask & ((1 << bits) - 1)
+
+
+def misplaced(index: int, addralign: int, mask: int) -> OverflowError:
+    """The one-line refusal for a section the kernel's alignment mask sends below the running address.
+
+    A negative mask clears every address bit from 31 up, so
+    ``(mapbase + alignmask) & ~alignmask`` wraps below any module's base (to
+    address 0 for ``sh_addralign`` 0), where the kernel copies or zeroes the
+    section; a mask that carries past the top of the address space wraps the
+    same way.  Either way the module cannot load.
+    """
+    return OverflowError(f"section {index}: sh_addralign {addralign:#x} gives link_elf_obj.c the int alignmask "
+                         f"{mask}, and (mapbase + alignmask) & ~alignmask wraps below mapbase, to a low address "
+                         "(0 for sh_addralign 0): the kernel linker could not load the module")
+
+
 @dataclass(frozen=True)
 class SectionColumns:
     """The section header fields the layout needs, one sequence per field, in header order.
@@ -71,12 +107,13 @@ def link_elf_obj(sections: SectionColumns, *, machine: str,
     """Lay out an ET_REL module: ``{section index: offset from base}`` and ``lf->size``.
 
     Sections are taken in header order; each loadable one (size > 0,
-    ``SHF_ALLOC``, a mapped type) starts at the running offset rounded up to
-    its ``sh_addralign`` and advances it by ``sh_size``.  ``set_pcpu`` and
-    ``set_vnet`` get their storage elsewhere, but the kernel still advances
-    past them, so they keep their place here too.  ``sh_addralign`` 0 and 1
-    both mean "no alignment" (ELF gABI).  The first section ending past the
-    address space (32 bits on i386) is refused: :func:`highest_end`.
+    ``SHF_ALLOC``, a mapped type) starts at the running offset aligned with
+    the kernel's mask arithmetic (:func:`alignmask`, :func:`aligned`) and
+    advances it by ``sh_size``.  ``set_pcpu`` and ``set_vnet`` get their
+    storage elsewhere, but the kernel still advances past them, so they keep
+    their place here too.  A section the mask puts below the running offset
+    is refused (:func:`misplaced`), and so is the first section ending past
+    the address space (32 bits on i386): :func:`highest_end`.
     """
     types = np.array(sorted(loadable_types(machine, init_fini_arrays)), dtype=np.uint64)
     size_column = np.asarray(sections.size, dtype=np.uint64)
@@ -88,9 +125,11 @@ def link_elf_obj(sections: SectionColumns, *, machine: str,
     highest = highest_end(bits)
     aligns = np.asarray(sections.addralign, dtype=np.uint64)[candidates].tolist()
     for index, size, align in zip(candidates.tolist(), size_column[candidates].tolist(), aligns):
-        if align > 1:
-            offset = (offset + align - 1) // align * align
-        offsets[index] = offset
+        mask = alignmask(align)
+        placed = aligned(offset, mask, bits)
+        if mask < 0 or placed < offset:
+            raise misplaced(index, align, mask)
+        offsets[index] = offset = placed
         offset += size
         if offset > highest:
             raise past_address_space(f"section {index}", offset, bits)

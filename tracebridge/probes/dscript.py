@@ -279,9 +279,13 @@ class Script:
 def _reason_text(reason: str) -> str:
     """Why a function is not traced, in words: the template's needs, FBT's or kinst's rules."""
     from tracebridge.probes.fbt import REASONS
+
+    if reason in _REASON_TEXT or reason in REASONS:
+        return _REASON_TEXT.get(reason) or REASONS[reason]
+    # Only a kinst plan has kinst's reasons: its module brings the DWARF reader and iced-x86 (40 ms).
     from tracebridge.probes.kinst import REASONS as KINST_REASONS
 
-    return _REASON_TEXT.get(reason) or REASONS.get(reason) or KINST_REASONS[reason]
+    return KINST_REASONS[reason]
 
 
 def _selected(count: int) -> str:

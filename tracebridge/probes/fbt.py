@@ -173,41 +173,60 @@ class Predictor:
         self.verdict = module_verdict(image, modname, self.relocations)
         # The kernel's listing stops for every function after the stopper, selected or not.
         self._stop_index = _listing_stop(image.functions, image.machine)
-        self._shared = self._shared_patch_points()
+        #: The groups of symbols whose ranges overlap, and each member's group, found on first use:
+        #: in each of split_map's processes, not before the fork.
+        self._clusters: list[list[Function]] | None = None
+        self._cluster_of: dict[int, int] = {}
+        #: The probes that fire, per symbol index, of the members of the groups answered so far.
+        self._shared: dict[int, FbtProbes] = {}
+        self._answered: set[int] = set()
 
     def scan(self, functions: Sequence[Function]) -> list[FbtProbes]:
         """The per-function rules, in order, with only the probes that fire where symbols share a patch point.
 
-        The symbols that may share one were scanned when the predictor was
-        made: their answers are taken from there, and only the others walked.
+        A symbol that may share one is answered with its whole group of
+        overlapping symbols, once (:meth:`_answer_groups`); only the others
+        are walked here.  :func:`predict` and the commands ask for half the
+        functions, by address, in each of two processes: each then walks only
+        the groups of its own half.
         """
-        shared = self._shared
-        if not shared:
+        cluster_of = self._groups()
+        if not cluster_of:
             return self._scan(functions)
+        self._answer_groups({cluster_of[f.symbol_index] for f in functions if f.symbol_index in cluster_of})
+        shared = self._shared
         results = [shared.get(function.symbol_index) for function in functions]
         rest = [at for at, probes in enumerate(results) if probes is None]
         for at, probes in zip(rest, self._scan([functions[at] for at in rest])):
             results[at] = probes
         return results
 
-    def _shared_patch_points(self) -> dict[int, FbtProbes]:
-        """Per symbol index of every symbol whose range overlaps another's, the probes of it that fire.
+    def _groups(self) -> dict[int, int]:
+        """Symbol index -> group number of every symbol whose range overlaps another's."""
+        if self._clusters is None:
+            self._clusters = _overlapping(self.image.functions)
+            self._cluster_of = {f.symbol_index: number for number, cluster in enumerate(self._clusters)
+                                for f in cluster}
+        return self._cluster_of
+
+    def _answer_groups(self, numbers: set[int]) -> None:
+        """Per symbol index of each member of these groups (not answered yet), the probes of it that fire.
 
         Only symbols whose ranges overlap can share a patch point, so only
-        those are scanned here.  Walked from the symbol FBT lists last: its
-        probes head their hash chains and fire; an earlier symbol's return
-        probe at a taken return site never does, nor (without
+        those are scanned here, a group at a time.  Walked from the symbol FBT
+        lists last: its probes head their hash chains and fire; an earlier
+        symbol's return probe at a taken return site never does, nor (without
         ``fbtp_tracenext``) its entry probe at a taken entry point.
         """
-        if self.verdict.reason is not None:
-            return {}
-        clusters = _overlapping(self.image.functions)
+        clusters = [self._clusters[number] for number in numbers - self._answered]
         if not clusters:
-            return {}
+            return
+        self._answered.update(numbers)
         chained = entries_chain(self.image.machine, self.options)
         members = [function for cluster in clusters for function in cluster]
         scanned = dict(zip((f.symbol_index for f in members), self._scan(members)))
-        fired = dict(scanned)
+        fired = self._shared
+        fired.update(scanned)
         for cluster in clusters:
             entries: set[int] = set()
             returns: set[int] = set()
@@ -223,7 +242,6 @@ class Predictor:
                     fired[function.symbol_index] = FbtProbes(probes.entry, kept)
                 entries.add(entry)
                 returns.update(function.offset + r for r in probes.returns)
-        return fired
 
     def _scan(self, functions: Sequence[Function]) -> list[FbtProbes]:
         """Each function's probes as FBT creates them, whether they fire or not."""

@@ -34,6 +34,7 @@ setup(
                            depends=["src/native/dwarf_walk.h", "src/native/fbt_amd64.h", "src/native/x86_length.h",
                                     "src/native/x86_tables.h", "src/native/pmcgraph_scan.h",
                                     "src/native/dtrace_scan.h", "src/native/callchain_scan.h",
-                                    "src/native/folded_text.h", "src/native/name_table.h"])],
+                                    "src/native/folded_text.h", "src/native/name_table.h",
+                                    "src/native/symbol_records.h"])],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -16,6 +16,7 @@
 #include "dwarf_walk.h"
 #include "callchain_scan.h"
 #include "folded_text.h"
+#include "symbol_records.h"
 
 /* A read-only view of an int64 column ('q' items, or plain bytes a multiple of 8 long). */
 static int
@@ -194,6 +195,56 @@ PyDoc_STRVAR(json_rows_doc,
 "The rows whose values are columns[k][i] under keys[k] as json.dumps(rows, ensure_ascii=False)\n"
 "writes them, without the brackets.  TypeError for a value other than str, int, bool, float, None.");
 
+static PyObject *
+py_latin1_slices(PyObject *self, PyObject *args)
+{
+    PyObject *data_obj, *starts_obj, *ends_obj;
+    if (!PyArg_ParseTuple(args, "OOO", &data_obj, &starts_obj, &ends_obj))
+        return NULL;
+    Py_buffer data, starts, ends;
+    Py_ssize_t count, end_count;
+    if (PyObject_GetBuffer(data_obj, &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (int64_column(starts_obj, &starts, &count) < 0) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    if (int64_column(ends_obj, &ends, &end_count) < 0) {
+        PyBuffer_Release(&starts);
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (end_count != count)
+        PyErr_SetString(PyExc_ValueError, "starts and ends differ in length");
+    else
+        result = latin1_slices(data.buf, data.len, starts.buf, ends.buf, count);
+    PyBuffer_Release(&ends);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+PyDoc_STRVAR(latin1_slices_doc,
+"latin1_slices(data, starts, ends) -> list[str]\n\n"
+"data[starts[i]:ends[i]].decode('latin-1') for each i (int64 columns); ValueError when a\n"
+"slice lies outside data.");
+
+static PyObject *
+py_slot_records(PyObject *self, PyObject *args)
+{
+    PyObject *cls, *columns;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &cls, &PyTuple_Type, &columns))
+        return NULL;
+    return slot_records((PyTypeObject *)cls, columns);
+}
+
+PyDoc_STRVAR(slot_records_doc,
+"slot_records(cls, columns) -> list\n\n"
+"[cls(*row) for row in zip(*columns)] for a slotted class whose __init__ only stores its\n"
+"arguments in __slots__ order (columns: a tuple of equally long lists, one per slot), each\n"
+"value stored in its slot without calling __init__.");
+
 static PyMethodDef methods[] = {
     {"x86_length", py_x86_length, METH_O, x86_length_doc},
     {"fbt_amd64", py_fbt_amd64, METH_VARARGS, fbt_amd64_doc},
@@ -208,6 +259,8 @@ static PyMethodDef methods[] = {
     {"pmcgraph_names", py_pmcgraph_names, METH_NOARGS, pmcgraph_names_doc},
     {"pmcgraph_pairs", py_pmcgraph_pairs, METH_VARARGS, pmcgraph_pairs_doc},
     {"pmcgraph_frame_ids", py_pmcgraph_frame_ids, METH_VARARGS, pmcgraph_frame_ids_doc},
+    {"latin1_slices", py_latin1_slices, METH_VARARGS, latin1_slices_doc},
+    {"slot_records", py_slot_records, METH_VARARGS, slot_records_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,6 +26,7 @@ def check(tmp_path, data: bytes) -> None:
     except InputError as exc:
         assert "\n" not in str(exc)
         return
+    check_reading_paths(path, image)
     demangle_all([f.name for f in image.functions])
     for function in image.functions[:50]:
         image.code(function)
@@ -33,6 +34,16 @@ def check(tmp_path, data: bytes) -> None:
     if image.machine == "amd64":
         check_fbt_paths(image)
     image.close()
+
+
+def check_reading_paths(path, image) -> None:
+    """The native names and records (when built) and the pure-Python ones agree on corrupt modules too."""
+    core = native.core
+    native.core = None
+    try:
+        assert open_module(path).functions == image.functions
+    finally:
+        native.core = core
 
 
 def check_fbt_paths(image) -> None:

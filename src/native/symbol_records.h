@@ -3,8 +3,9 @@
  * tracebridge.image.elf reads the symbol table as numpy columns; what is left
  * per symbol is making its name (a Latin-1 slice of the string table) and its
  * Function record, ~100k of each for a big Rust module, before any other work
- * can start.  The pure-Python twins are in tracebridge/image/elf.py
- * (_latin1_slices, _slot_records) and give equal objects.
+ * can start (and gen-probes makes a Planned record per function too).  The
+ * pure-Python twins, tracebridge.image.elf._latin1_slices and
+ * tracebridge.support.records.slot_records, give equal objects.
  */
 #ifndef TRACEBRIDGE_SYMBOL_RECORDS_H
 #define TRACEBRIDGE_SYMBOL_RECORDS_H

@@ -1,6 +1,7 @@
 """A module's function names and records, made natively in bulk or in Python: the same objects.
 
-``latin1_slices`` and ``slot_records`` (src/native/symbol_records.h) build
+``latin1_slices`` and ``slot_records`` (src/native/symbol_records.h; their twins
+``tracebridge.image.elf._latin1_slices``, ``tracebridge.support.records``) build
 what :func:`tracebridge.image.elf.open_module` used to build one Python call
 at a time.  Every committed module (the big ones and the edge cases) is read
 on both paths and gives equal functions, names shared where the symbols
@@ -20,6 +21,7 @@ from fixture_paths import CROSS, EDGE, MODULES
 from tracebridge.image import elf
 from tracebridge.image.elf import Function, open_module
 from tracebridge.support import native
+from tracebridge.support.records import slot_records
 
 ALL_MODULES = sorted([*MODULES.glob("*.ko"), *EDGE.glob("*.ko"), *CROSS.glob("*.ko")], key=lambda p: p.name)
 
@@ -89,7 +91,7 @@ ROWS = st.lists(st.tuples(st.integers(0, 2**64 - 1), st.text(max_size=8), st.tex
 def test_records_are_the_dataclass_built_by_its_init(rows):
     columns = tuple(list(column) for column in zip(*rows)) if rows else tuple([] for _ in Function.__slots__)
     expected = [Function(*row) for row in rows]
-    assert pure(elf._slot_records, Function, columns) == expected
+    assert pure(slot_records, Function, columns) == expected
     if native.core is not None:
         made = native.core.slot_records(Function, columns)
         assert made == expected and all(type(f) is Function for f in made)

@@ -27,6 +27,7 @@ from tracebridge.probes.probedesc import FunctionField, FunctionFields, descript
 from tracebridge.image.select import Selection
 from tracebridge.support import gcpause
 from tracebridge.support.parallel import split_map
+from tracebridge.support.records import slot_records
 
 
 @dataclass(slots=True)
@@ -108,7 +109,7 @@ def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtO
             return [(p, next(named) if p.has_entry else NOT_NEEDED) for p in probes]
 
         answers = split_map(probes_and_fields, functions, middle=_middle_by_code)
-        items = [Planned(f, p, field) for f, (p, field) in zip(functions, answers)]
+        items = slot_records(Planned, (list(functions), [p for p, _ in answers], [field for _, field in answers]))
     return Plan(image, modname, module_field(modname), predictor.verdict, items, len(image.functions))
 
 

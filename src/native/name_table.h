@@ -29,6 +29,8 @@ typedef struct {
     PyObject *path_list;        /* path id -> bytes */
     PyObject *path_ids;         /* bytes -> path id */
     long long current;          /* path id of the last tree line's image, -1 none yet */
+    pmcg_block block;           /* the block being scanned, and its lines' pair ids: their memory kept */
+    pmcg_column pairs;          /* from block to block */
 } names_table;
 
 static void
@@ -46,6 +48,8 @@ names_free(PyObject *capsule)
     PyMem_Free(t->slots);
     Py_XDECREF(t->path_list);
     Py_XDECREF(t->path_ids);
+    pmcg_block_free(&t->block);
+    PyMem_Free(t->pairs.items);
     PyMem_Free(t);
 }
 
@@ -325,33 +329,32 @@ py_pmcgraph_pairs(PyObject *self, PyObject *args)
     Py_buffer data;
     if (PyObject_GetBuffer(data_obj, &data, PyBUF_SIMPLE) < 0)
         return NULL;
-    pmcg_block b;
-    memset(&b, 0, sizeof b);
-    pmcg_column pairs = {0};
+    pmcg_block *b = &t->block;
+    pmcg_block_reset(b);
+    pmcg_column *pairs = &t->pairs;
+    pairs->count = 0;
     names_new *fresh = NULL;
     size_t fresh_count = 0;
     PyObject *result = NULL;
     const unsigned char *p = data.buf;
-    if (pmcg_scan(p, data.len, &b) == 0 && names_block_pairs(t, p, &b, &pairs, &fresh, &fresh_count) == 0) {
-        PyObject *headers = PyList_New((Py_ssize_t)b.headers.count);
-        for (size_t i = 0; headers != NULL && i < b.headers.count; i++) {
-            PyObject *text = PyBytes_FromStringAndSize((const char *)p + b.header_starts.items[i],
-                                                       (Py_ssize_t)(b.header_ends.items[i] - b.header_starts.items[i]));
+    if (pmcg_scan(p, data.len, b) == 0 && names_block_pairs(t, p, b, pairs, &fresh, &fresh_count) == 0) {
+        PyObject *headers = PyList_New((Py_ssize_t)b->headers.count);
+        for (size_t i = 0; headers != NULL && i < b->headers.count; i++) {
+            PyObject *text = PyBytes_FromStringAndSize((const char *)p + b->header_starts.items[i],
+                                                       (Py_ssize_t)(b->header_ends.items[i] - b->header_starts.items[i]));
             if (text == NULL)
                 Py_CLEAR(headers);
             else
                 PyList_SET_ITEM(headers, (Py_ssize_t)i, text);
         }
         if (headers != NULL)
-            result = Py_BuildValue("(NNNNNNONNN)", pmcg_column_bytes(&b.tree), pmcg_column_bytes(&b.depth),
-                                   pmcg_column_bytes(&b.digits), pmcg_column_bytes(&b.counts),
-                                   pmcg_column_bytes(&pairs), names_new_pairs(t, fresh, fresh_count),
-                                   t->path_list, pmcg_column_bytes(&b.headers), headers,
-                                   pmcg_column_bytes(&b.skipped));
+            result = Py_BuildValue("(NNNNNNONNN)", pmcg_column_bytes(&b->tree), pmcg_column_bytes(&b->depth),
+                                   pmcg_column_bytes(&b->digits), pmcg_column_bytes(&b->counts),
+                                   pmcg_column_bytes(pairs), names_new_pairs(t, fresh, fresh_count),
+                                   t->path_list, pmcg_column_bytes(&b->headers), headers,
+                                   pmcg_column_bytes(&b->skipped));
     }
     PyMem_Free(fresh);
-    PyMem_Free(pairs.items);
-    pmcg_block_free(&b);
     PyBuffer_Release(&data);
     return result;
 }

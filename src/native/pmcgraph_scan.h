@@ -180,6 +180,23 @@ pmcg_block_free(pmcg_block *b)
     pmcg_interner_free(&b->paths);
 }
 
+/* Empty the block's columns and tables, keeping their memory for the next block (a block's columns are
+ * megabytes: allocated afresh, each block's pages would be faulted in again). */
+static void
+pmcg_block_reset(pmcg_block *b)
+{
+    pmcg_column *columns[] = {&b->tree, &b->depth, &b->digits, &b->counts, &b->name_ids, &b->image_ids,
+                              &b->headers, &b->header_starts, &b->header_ends, &b->skipped};
+    for (size_t i = 0; i < sizeof columns / sizeof *columns; i++)
+        columns[i]->count = 0;
+    pmcg_interner *tables[] = {&b->names, &b->paths};
+    for (size_t i = 0; i < 2; i++) {
+        tables[i]->starts.count = tables[i]->lengths.count = tables[i]->hashes.count = 0;
+        for (size_t k = 0; tables[i]->slots != NULL && k <= tables[i]->mask; k++)
+            tables[i]->slots[k] = -1;
+    }
+}
+
 static inline int
 pmcg_space(unsigned char c)
 {

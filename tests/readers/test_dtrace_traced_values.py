@@ -84,6 +84,14 @@ def test_several_traced_values_on_the_line(tmp_path, options):
     assert stacks(write(tmp_path, text), options) == stacks(STACKS_ONLY, options)
 
 
+@pytest.mark.parametrize("printed", ["%d\n", "%d  "], ids=["own-line", "trailing-spaces"])
+def test_a_number_printed_after_the_stack(tmp_path, options, printed):
+    """``stack(); printf("%d\\n", arg0);``: the number at the start of its own line, then the firing's
+    newline (a blank line); ``printf("%d  ", arg0)``: the firing's newline ends the number's line."""
+    text = _VALUE_LINE.sub(lambda m: printed.replace("%d", m[0].strip()), ARG0)
+    assert stacks(write(tmp_path, text), options) == stacks(STACKS_ONLY, options)
+
+
 def test_a_value_traced_before_the_stack(tmp_path, options):
     """``trace(arg0); stack();``: the value ends the probe line, the stack's newline follows, and the
     firing ends with a blank line."""

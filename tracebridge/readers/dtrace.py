@@ -60,9 +60,10 @@ _QUANT_ROW = re.compile(r"^ *(?:(<|>=) *)?(-?\d{1,20}) [^|\d]*\|[^\d-]*?(-?\d{1,
 # DTrace prints 64-bit values: at most 20 digits.  (Longer runs are no numbers, and int() refuses
 # strings of over 4300 digits with a ValueError.)
 _INT = re.compile(r"^-?\d{1,20}$")
-#: What a clause traces after its stack (``stack(); trace(arg0);``), printed ``" %16lld"`` (``" %8d"``...)
-#: per value on the line after the frames, which the firing's newline ends: no blank line, unlike a count.
-_TRACED_VALUES = re.compile(r"^(?: +-?\d{1,20})+$")
+#: Numbers a firing prints after its stack, on the line after the frames: ``trace(arg0)`` as
+#: ``" %16lld"`` (``" %8d"``...) per value, ``printf("%d\n", arg0)`` as it says.  (No blank line
+#: comes before them, unlike before an aggregation's count.)
+_TRACED_VALUES = re.compile(r"^ *-?\d{1,20}(?: +-?\d{1,20})* *$")
 #: A symbol as the linker keeps it: a C identifier, or a legacy Rust symbol (``$``, ``.``) that
 #: could not be demangled because DTrace cut it at ``strsize``.
 _SYMBOL = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*")
@@ -380,7 +381,7 @@ def parse(source: Source) -> Iterator[_Record]:
             frames.append(stripped)
             continue
         if traced and frames and not gap and _TRACED_VALUES.match(line):
-            continue  # traced by the firing after its stack: the firing is one sample still
+            continue  # printed by the firing after its stack: the firing is one sample still
         if _INT.match(stripped):
             if frames:
                 if traced:  # aggregation output after the traced firings: its stack began at the last gap
@@ -407,6 +408,8 @@ def parse(source: Source) -> Iterator[_Record]:
             continue
         if _HEADER.match(line) or line.startswith(_NOISE):
             continue
+        if traced and frames and gap == len(frames):  # a key after the firing's stack and a blank line
+            end_traced(gap)
         if indent and not frames:
             parts = stripped.rsplit(None, 1)
             if len(parts) == 2 and _INT.match(parts[1]) and not line[-1].isspace():

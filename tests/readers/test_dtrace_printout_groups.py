@@ -23,6 +23,7 @@ from tracebridge.readers.options import LoadOptions
 from tracebridge.readers.registry import load_inputs
 from tracebridge.readers.source import Source
 from tracebridge.support.errors import EmptyInput
+from test_dtrace_captures import named_stacks
 from truth import DATA
 
 HEADER = "CPU     ID                    FUNCTION:NAME\n"
@@ -64,14 +65,6 @@ def read(tmp_path, text: str, **options) -> dtrace.Loaded:
     return load_inputs([path], LoadOptions(**options))
 
 
-def weights(profile) -> dict[tuple[str, ...], float]:
-    out: dict[tuple[str, ...], float] = {}
-    for frames, weight in profile:
-        key = tuple(f.name for f in frames)
-        out[key] = out.get(key, 0) + weight
-    return out
-
-
 ENTRIES = [("intr", 0, 3), ("if_rem_taskq", 1, 5), ("intr", 2, 8)]
 
 
@@ -90,7 +83,7 @@ def test_running_totals_where_a_new_entry_prints_first(tmp_path, capsys):
     the last printout is the total."""
     text = HEADER + firing(keyed([("intr", 0, 5)])) + firing(keyed([("intr", 1, 1), ("intr", 0, 9)]))
     loaded = read(tmp_path, text)
-    assert sorted(weights(loaded.profile).values()) == [1, 9]
+    assert sorted(named_stacks(loaded.profile).values()) == [1, 9]
     assert notes(capsys) == [f"{tmp_path / 'capture.txt'}: 2 printouts of the stack aggregation, the last one is the "
                              "total: no value ever falls between them, so each holds everything so far "
                              f"(--printouts last; {CHOOSE}"]
@@ -199,7 +192,7 @@ def test_keys_printed_at_exit_after_traced_firings(tmp_path, capsys, printed):
     path.write_text(text)
     traced = load_inputs([DATA / "freebsd-traced-header.txt"]).profile
     loaded = load_inputs([path])
-    assert weights(loaded.profile) == weights(traced)
+    assert named_stacks(loaded.profile) == named_stacks(traced)
     if printed == "table":
         assert [[(r.keys[0].name, r.value) for r in a.rows] for a in loaded.aggregations] == [rows]
         return

@@ -25,6 +25,7 @@ import pytest
 from fixture_paths import MODULES
 from tracebridge.readers.options import LoadOptions
 from tracebridge.readers.registry import load_inputs
+from test_dtrace_captures import named_stacks
 from truth import DATA
 
 BASE = 0xFFFFFFFF82E1C000
@@ -42,11 +43,7 @@ def options(tmp_path) -> LoadOptions:
 
 
 def stacks(path, options: LoadOptions) -> dict[tuple[str, ...], float]:
-    out: dict[tuple[str, ...], float] = {}
-    for frames, weight in load_inputs([path], options).profile:
-        key = tuple(f.name for f in frames)
-        out[key] = out.get(key, 0) + weight
-    return out
+    return named_stacks(load_inputs([path], options).profile)
 
 
 def write(tmp_path, text: str):
@@ -111,8 +108,8 @@ def test_the_aggregation_printed_after_traced_values(tmp_path, options):
     text = ARG0 + "".join(f"\n{frames}{count * 10:>17}\n" for frames, count in counted.items())
     loaded = load_inputs([write(tmp_path, text)], options)
     traced = stacks(STACKS_ONLY, options)
-    assert {tuple(f.name for f in frames): weight for frames, weight in loaded.profile} == traced
+    assert named_stacks(loaded.profile) == traced
     second = load_inputs([write(tmp_path, text)], LoadOptions(modules=options.modules, bases=options.bases,
                                                               aggregation=2))
-    assert {tuple(f.name for f in frames): weight for frames, weight in second.profile} == {
+    assert named_stacks(second.profile) == {
         stack: 10 * weight for stack, weight in traced.items()}

@@ -12,7 +12,6 @@ or not, because the kernel matches a description against all of them.
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,17 +94,12 @@ def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtO
         return Plan(image, modname, image.filename, ModuleVerdict(None, ()), items, len(image.functions), provider)
     with gcpause.paused():
         predictor = Predictor(image, modname, options)
-
-        @functools.cache
-        def module_fields() -> FunctionFields:
-            """The fields' view of all the module's names, made in each of split_map's processes (a count
-            of 100k names: not before the fork)."""
-            return FunctionFields((f.name for f in image.functions), signed_char=dglob.SIGNED_CHAR[image.machine])
+        fields = FunctionFields((f.name for f in image.functions), signed_char=dglob.SIGNED_CHAR[image.machine])
 
         def probes_and_fields(part: Sequence[Function]) -> list[tuple[FbtProbes, FunctionField]]:
             """FBT's answer and the description field of each function: independent, so run in halves."""
             probes = predictor.scan(part)
-            named = iter(module_fields().fields([f.name for f, p in zip(part, probes) if p.has_entry]))
+            named = iter(fields.fields([f.name for f, p in zip(part, probes) if p.has_entry]))
             return [(p, next(named) if p.has_entry else NOT_NEEDED) for p in probes]
 
         answers = split_map(probes_and_fields, functions, middle=_middle_by_code)

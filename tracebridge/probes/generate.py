@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tracebridge.probes.dscript import Script, Template, build, load_template
-from tracebridge.probes.probemap import ProbeMap, ProbeMapEntry
 
 if TYPE_CHECKING:
+    from tracebridge.probes.probemap import ProbeMap
     from tracebridge.image.elf import ModuleImage
     from tracebridge.image.select import Selection
     from tracebridge.probes.fbt import FbtOptions
@@ -34,6 +34,9 @@ class Generated:
 
     def probe_map(self, files: list[str]) -> ProbeMap:
         """The probe map of this script written as ``files`` (one per part; ``-`` for standard output)."""
+        # Imported here: only --map and record write one, and its module brings json (7 ms of start-up).
+        from tracebridge.probes.probemap import ProbeMap, ProbeMapEntry
+
         entries = [
             ProbeMapEntry(function=planned.field.text or "", mangled=planned.function.name,
                           demangled=planned.name.name, offset=planned.function.offset,

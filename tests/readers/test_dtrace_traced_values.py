@@ -113,3 +113,10 @@ def test_the_aggregation_printed_after_traced_values(tmp_path, options):
                                                               aggregation=2))
     assert named_stacks(second.profile) == {
         stack: 10 * weight for stack, weight in traced.items()}
+
+
+def test_a_capture_with_crlf_line_ends(tmp_path, options):
+    """The same capture saved with CRLF line ends (copied through another system): the same firings."""
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(ARG0.replace("\n", "\r\n").encode())
+    assert stacks(path, options) == stacks(STACKS_ONLY, options)

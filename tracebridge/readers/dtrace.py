@@ -63,7 +63,7 @@ _INT = re.compile(r"^-?\d{1,20}$")
 #: Numbers a firing prints after its stack, on the line after the frames: ``trace(arg0)`` as
 #: ``" %16lld"`` (``" %8d"``...) per value, ``printf("%d\n", arg0)`` as it says.  (No blank line
 #: comes before them, unlike before an aggregation's count.)
-_TRACED_VALUES = re.compile(r"^ *-?\d{1,20}(?: +-?\d{1,20})* *$")
+_TRACED_VALUES = re.compile(r"^\s*-?\d{1,20}(?:\s+-?\d{1,20})*\s*$")
 #: A symbol as the linker keeps it: a C identifier, or a legacy Rust symbol (``$``, ``.``) that
 #: could not be demangled because DTrace cut it at ``strsize``.
 _SYMBOL = re.compile(r"[A-Za-z_.$][A-Za-z0-9_.$]*")

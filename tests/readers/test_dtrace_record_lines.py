@@ -128,3 +128,31 @@ def test_helper_frames_and_annotations(tmp_path):
     error = cut(tmp_path, text)
     second = text[:text.rindex("(jit) fib")].count("\n") + 1  # the cut entry's first frame
     assert (error.message, error.position) == ("stack has no count (the capture is cut short here)", second)
+
+
+def test_helper_frames_after_kernel_frames(tmp_path):
+    """``@[stack(), ustack()] = count()``: the kernel frames, ``dt_print_ustack``'s newline (a blank line), then the
+    user frames, a helper's first: one entry."""
+    path = tmp_path / "both.txt"
+    path.write_text("\n\n" + STACK + "\n" + USTACK + " %16d\n" % 7)
+    loaded = load_inputs([path])
+    ((stack, weight),) = named_stacks(loaded.profile).items()
+    assert (stack[0], stack[-1], weight) == ("__libc_start1", "spinlock_exit", 7)
+    assert "(jit) fib" in stack
+
+
+def test_traced_user_stacks_with_helper_frames(tmp_path):
+    """``profile-997 /arg1/ { ustack(); }``: each firing's probe line, ``dt_print_ustack``'s newline ending it, the
+    frames (a helper's first), and ``chewrec``'s newline: one sample each."""
+    firing = "%3d %6d %32s \n" % (0, 71234, ":profile-997") + USTACK + "\n"
+    path = tmp_path / "traced.txt"
+    path.write_text("CPU     ID                    FUNCTION:NAME\n" + 2 * firing)
+    ((stack, weight),) = named_stacks(load_inputs([path]).profile).items()
+    assert (stack[0], stack[-1], weight) == ("__libc_start1", "(jit) fib", 2)
+
+
+def test_a_line_of_words_at_column_0_is_refused(tmp_path):
+    """``printf("%s %d\\n", execname, pid)`` output among the entries is no aggregation row (a row's key is indented):
+    parse says which line it cannot read."""
+    error = cut(tmp_path, "\n" + "  %-50s %16d\n" % ("rem_intr", 12) + "sshd 812\n")
+    assert (error.message, error.position) == ("unrecognised line in DTrace output: 'sshd 812'", 3)

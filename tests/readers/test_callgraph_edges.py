@@ -116,24 +116,28 @@ def test_one_pmc_of_the_edges():
                       if stack[-1] not in ("first_line", "0xffffffff80200120", "last_tree")}
 
 
-def test_nodes_are_evidence_whether_the_module_fits(tmp_path):
-    """Each distinct node of a given module is checked against its ELF: names against its symbols
-    (zero_fn has size 0: a name at offset 0 still fits), hex nodes against its functions."""
+def read_watching_edges(tmp_path, text: str):
+    """The profile of a callgraph read with edges_amd64.ko given and watched, and the evidence on it."""
     edges = Path(__file__).parents[1] / "fixtures" / "edge" / "edges_amd64.ko"
     graph = tmp_path / "edges.graph"
-    graph.write_text("@ cycles [10 samples]\n\n"
-                     "60.00%  [6]        zero_fn @ /boot/modules/edges_amd64.ko\n"
-                     " 50.00%  [3]         no_such_fn\n"
-                     "  100.0%  [3]          0x16\n"
-                     "   100.0%  [3]           fork_exit @ /boot/kernel/kernel\n"
-                     " 50.00%  [3]         0xfff0 @ /boot/modules/edges_amd64.ko\n"
-                     "40.00%  [4]        plain_fn\n"
-                     " 100.0%  [4]         zero_fn\n")
+    graph.write_text(text)
     images = open_images([edges], None)
     evidence = Evidence()
     evidence.watch("edges_amd64.ko", images["edges_amd64.ko"])
-    profile = read_callgraph(graph, images, evidence=evidence)
-    seen = evidence.modules["edges_amd64.ko"]
+    return read_callgraph(graph, images, evidence=evidence), evidence.modules["edges_amd64.ko"]
+
+
+def test_nodes_are_evidence_whether_the_module_fits(tmp_path):
+    """Each distinct node of a given module is checked against its ELF: names against its symbols
+    (zero_fn has size 0: a name at offset 0 still fits), hex nodes against its functions."""
+    profile, seen = read_watching_edges(tmp_path, "@ cycles [10 samples]\n\n"
+                                        "60.00%  [6]        zero_fn @ /boot/modules/edges_amd64.ko\n"
+                                        " 50.00%  [3]         no_such_fn\n"
+                                        "  100.0%  [3]          0x16\n"
+                                        "   100.0%  [3]           fork_exit @ /boot/kernel/kernel\n"
+                                        " 50.00%  [3]         0xfff0 @ /boot/modules/edges_amd64.ko\n"
+                                        "40.00%  [4]        plain_fn\n"
+                                        " 100.0%  [4]         zero_fn\n")
     assert (seen.named.seen, seen.named.off, seen.missing) == (3, 1, ["no_such_fn"])
     assert (seen.in_function.seen, seen.in_function.off) == (1, 0)   # 0x16 in jt_fn; 0xfff0 past the module
     names = {f.symbol: f.name for f in profile.frames}
@@ -143,16 +147,9 @@ def test_nodes_are_evidence_whether_the_module_fits(tmp_path):
 
 def test_named_nodes_are_evidence_without_hex_nodes(tmp_path):
     """The same when no node of the callgraph is an address (no hex node to resolve)."""
-    edges = Path(__file__).parents[1] / "fixtures" / "edge" / "edges_amd64.ko"
-    graph = tmp_path / "named.graph"
-    graph.write_text("@ cycles [4 samples]\n\n"
-                     "100.0%  [4]        plain_fn @ /boot/modules/edges_amd64.ko\n"
-                     " 100.0%  [4]         no_such_fn\n"
-                     "  100.0%  [4]          fork_exit @ /boot/kernel/kernel\n")
-    images = open_images([edges], None)
-    evidence = Evidence()
-    evidence.watch("edges_amd64.ko", images["edges_amd64.ko"])
-    read_callgraph(graph, images, evidence=evidence)
-    seen = evidence.modules["edges_amd64.ko"]
+    _, seen = read_watching_edges(tmp_path, "@ cycles [4 samples]\n\n"
+                                  "100.0%  [4]        plain_fn @ /boot/modules/edges_amd64.ko\n"
+                                  " 100.0%  [4]         no_such_fn\n"
+                                  "  100.0%  [4]          fork_exit @ /boot/kernel/kernel\n")
     assert (seen.named.seen, seen.named.off, seen.missing) == (2, 1, ["no_such_fn"])
     assert seen.in_function.seen == 0

@@ -113,6 +113,8 @@ EDGES = [
     (b"100.0%  [1]]  extra_bracket", "the name is ']'"),
     (b"100.0%  [1]name_glued", "no space between ']' and the name"),
     (b"100.0%  [1]  name_only_here   ", "spaces after the name"),
+    (b"100.0%  [1]  unit_sep\x1finside", "\\x1c to \\x1f are no white space to perl: part of the name "
+     "(Python's str.split() takes them for white space)"),
     (b"100.0%  [5]  spaced_image @ /boot/modules/dir with spaces/x.ko", "the path runs to the line's end"),
     (b" 100.0%  [5]  same_image", "inherits that path"),
     (b"  100.0%  [5]  two_spaces  @ /boot/kernel/kernel", "not ' @ ': no image change"),

@@ -29,6 +29,8 @@ def amd64(code: bytes, points_inside=None):
     (PUSH + POP + b"\xf3\xc3", (0, (), None)),
     (PUSH + POP + b"\xc2\x08\x00", (0, (), None)),
     (PUSH + POP + b"\xe9\x00\x00\x00\x00", (0, (), None)),
+    # A one-byte instruction before the push and no 0xc3 byte after it: the entry is at 1, not 0.
+    (b"\x90" + PUSH + POP + b"\xe9\x00\x00\x00\x00", (1, (), None)),
     # A ret before the push is not a site: the return scan starts at the entry.
     (b"\x31\xc0" + RET + PUSH + POP + RET, (3, (5,), None)),
     (b"\x31\xc0" + RET, (None, (), fbt_isa.NO_FRAME_POINTER)),

@@ -85,8 +85,9 @@ def load_module(args: argparse.Namespace) -> ModuleImage:
     base = getattr(args, "base", None)
     if base is not None and base + image.size > 1 << 64:
         # No kernel maps it there; its addresses would pass 2**64 (gen-probes wrote such a D predicate).
-        raise UsageError(f"{image.filename} at {base:#x} (size {image.size:#x}) runs past the end of the "
-                         "address space: check the load address")
+        from tracebridge.profile.resolve import past_the_top  # here: gen-probes needs no resolver otherwise
+
+        raise past_the_top(image.filename, base, image.size)
     return image
 
 

@@ -280,8 +280,9 @@ def _reason_text(reason: str) -> str:
     """Why a function is not traced, in words: the template's needs, FBT's or kinst's rules."""
     from tracebridge.probes.fbt import REASONS
 
-    if reason in _REASON_TEXT or reason in REASONS:
-        return _REASON_TEXT.get(reason) or REASONS[reason]
+    text = _REASON_TEXT.get(reason) or REASONS.get(reason)
+    if text is not None:
+        return text
     # Only a kinst plan has kinst's reasons: its module brings the DWARF reader and iced-x86 (40 ms).
     from tracebridge.probes.kinst import REASONS as KINST_REASONS
 

@@ -238,8 +238,7 @@ class AddressSpace:
         if end is None:
             return limit
         if end > limit and following is None:
-            raise UsageError(f"{module.name} at {module.base:#x} (size {end - module.base:#x}) runs past the end "
-                             "of the address space: check the load address")
+            raise past_the_top(module.name, module.base, end - module.base)
         if end > limit and module.image is not None and following.image is not None:
             raise UsageError(f"{module.name} at {module.base:#x} (size {end - module.base:#x}) overlaps "
                              f"{following.name} at {following.base:#x}: check the load addresses")
@@ -329,6 +328,12 @@ class AddressSpace:
         if module >= 0:
             return address_frame(self.modules[module].name, pc, offset)
         return address_frame(None, pc)
+
+
+def past_the_top(name: str, base: int, size: int) -> UsageError:
+    """The refusal of a module placed so that it runs past the top of the 64-bit address space."""
+    return UsageError(f"{name} at {base:#x} (size {size:#x}) runs past the end of the address space: "
+                      "check the load address")
 
 
 def _place(index: int, module: LoadedModule) -> list[Placement]:

@@ -229,7 +229,8 @@ def test_overlap_message_gives_the_size():
     space.add(image("m.ko", 0x1000, ("last", 0xF00, 0x10, "LOCAL")), (1 << 64) - 0xFFF)
     with pytest.raises(UsageError) as refused:
         space.resolve([0])
-    assert "(size 0x1000) runs past the end of the address space" in str(refused.value)
+    assert str(refused.value) == (f"m.ko at {(1 << 64) - 0xFFF:#x} (size 0x1000) runs past the end of the address "
+                                  "space: check the load address")
 
 
 def test_zero_size_symbol_before_the_last_function_stops_at_it():

@@ -15,7 +15,9 @@ Rows, each timed best-of-``--repeat`` (wall) in the same run as its reference:
 Every tracebridge row runs twice, with the native core and with
 TRACEBRIDGE_NO_NATIVE=1, and the two outputs must be byte-identical.  Before
 timing, the native x86-64 length decoder is checked instruction by
-instruction against iced-x86 on every function of the big ELF.  FlameGraph is
+instruction against iced-x86 on every function of the big ELF, and its C++
+names are demangled both by LLVM (pycxxfilt, where tracebridge lets it) and by
+the pure-Python package, which must agree on every one.  FlameGraph is
 not shipped: give its directory (``git clone`` it into /tmp, never into this
 tree).
 
@@ -105,6 +107,25 @@ def check_decoder(elf: str) -> str:
     return f"{int(out.stdout):,} instructions decided natively, all the same length as iced-x86's"
 
 
+def check_cpp_names(elf: str) -> str:
+    """Every C++ name of ``elf``: tracebridge's reading with pycxxfilt against the pure package's alone."""
+    code = (
+        "import sys; from tracebridge.image import demangle; from tracebridge.image.elf import open_module\n"
+        "names = sorted({f.name for f in open_module(sys.argv[1]).functions if f.name.startswith(('_Z', '__Z'))\n"
+        "                and not demangle.demangle_symbol(f.name).is_rust})\n"
+        "if demangle._pycxxfilt is None: sys.exit('pycxxfilt is not installed')\n"
+        "differ = [n for n in names if demangle._cpp_both(n) != demangle._cpp_pure(n)]\n"
+        "print(len(names), sum(demangle._cpp_llvm(n) is not None for n in names), len(differ), *differ[:3])\n")
+    out = subprocess.run([sys.executable, "-c", code, elf], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": _pythonpath()})
+    if out.returncode:
+        raise SystemExit(f"C++ name check failed:\n{out.stderr[-3000:]}")
+    names, by_llvm, differ, *examples = out.stdout.split()
+    if int(differ):
+        raise SystemExit(f"C++ names read differently by pycxxfilt and the pure package ({differ}): {examples}")
+    return f"{int(names):,} C++ names, {int(by_llvm):,} read by LLVM, all as the pure package reads them"
+
+
 def _pythonpath() -> str:
     return os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), ROOT, os.path.join(ROOT, "tests")) if p)
 
@@ -158,6 +179,8 @@ def main() -> None:
     print(native.strip().replace("\n", ", "))
     if not args.skip_decoder_check and selected & {1, 2}:
         print("decoder check on", os.path.basename(args.elf) + ":", check_decoder(args.elf))
+    if selected & {1, 2}:
+        print("C++ demangler check on", os.path.basename(args.elf) + ":", check_cpp_names(args.elf))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache_bytecode(os.path.join(tmp, "pycache"))

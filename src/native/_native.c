@@ -196,39 +196,71 @@ PyDoc_STRVAR(json_rows_doc,
 "writes them, without the brackets.  TypeError for a value other than str, int, bool, float, None.");
 
 static PyObject *
-py_latin1_slices(PyObject *self, PyObject *args)
+py_function_symbols(PyObject *self, PyObject *args)
 {
-    PyObject *data_obj, *starts_obj, *ends_obj;
-    if (!PyArg_ParseTuple(args, "OOO", &data_obj, &starts_obj, &ends_obj))
+    PyObject *cls, *symtab_obj, *xindex_obj, *loaded_obj, *bases_obj, *strtab_obj, *bindings, *types, *names,
+             *name_offsets;
+    int is64, big;
+    unsigned long long limit;
+    if (!PyArg_ParseTuple(args, "O!OppOOOOKO!O!UO!", &PyType_Type, &cls, &symtab_obj, &is64, &big, &xindex_obj,
+                          &loaded_obj, &bases_obj, &strtab_obj, &limit, &PyTuple_Type, &bindings, &PyTuple_Type,
+                          &types, &names, &PyList_Type, &name_offsets))
         return NULL;
-    Py_buffer data, starts, ends;
-    Py_ssize_t count, end_count;
-    if (PyObject_GetBuffer(data_obj, &data, PyBUF_SIMPLE) < 0)
-        return NULL;
-    if (int64_column(starts_obj, &starts, &count) < 0) {
-        PyBuffer_Release(&data);
-        return NULL;
-    }
-    if (int64_column(ends_obj, &ends, &end_count) < 0) {
-        PyBuffer_Release(&starts);
-        PyBuffer_Release(&data);
+    if (PyTuple_GET_SIZE(bindings) != 16 || PyTuple_GET_SIZE(types) != 2) {
+        PyErr_SetString(PyExc_ValueError, "16 binding names and 2 type names are needed");
         return NULL;
     }
+    Py_buffer views[5];
+    PyObject *objects[5] = {symtab_obj, xindex_obj, loaded_obj, bases_obj, strtab_obj};
+    int got = 0;
     PyObject *result = NULL;
-    if (end_count != count)
-        PyErr_SetString(PyExc_ValueError, "starts and ends differ in length");
+    for (; got < 5; got++) {
+        if (got == 1 && xindex_obj == Py_None) {
+            views[got].buf = NULL;
+            views[got].len = 0;
+            continue;
+        }
+        if (PyObject_GetBuffer(objects[got], &views[got], PyBUF_SIMPLE) < 0)
+            goto done;
+    }
+    if (views[3].len != views[2].len * 8)
+        PyErr_SetString(PyExc_ValueError, "one base (8 bytes) per section (a byte of loaded) is needed");
     else
-        result = latin1_slices(data.buf, data.len, starts.buf, ends.buf, count);
-    PyBuffer_Release(&ends);
-    PyBuffer_Release(&starts);
+        result = function_symbols((PyTypeObject *)cls, views[0].buf, views[0].len, is64, big, views[1].buf,
+                                  views[1].len, views[2].buf, views[3].buf, views[2].len, views[4].buf, views[4].len,
+                                  limit, bindings, types, names, name_offsets);
+done:
+    for (int k = 0; k < got; k++)
+        if (k != 1 || xindex_obj != Py_None)
+            PyBuffer_Release(&views[k]);
+    return result;
+}
+
+PyDoc_STRVAR(function_symbols_doc,
+"function_symbols(cls, symtab, is64, big_endian, xindex, loaded, bases, strtab, limit, bindings, types,\n"
+"                 section_names, name_offsets)\n\n"
+"The STT_FUNC/STT_GNU_IFUNC symbols of an ELF symbol table in a loaded section, as cls\n"
+"records; see src/native/symbol_records.h.  (\"ok\", (records, records by offset, name\n"
+"characters)), or"
+" (\"xindex\", None), (\"name\", symbol index) or (\"total\", characters) for what the caller\n"
+"refuses.");
+
+static PyObject *
+py_unpack_columns(PyObject *self, PyObject *args)
+{
+    const char *layout;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "sy*", &layout, &data))
+        return NULL;
+    PyObject *result = unpack_columns(data.buf, data.len, layout);
     PyBuffer_Release(&data);
     return result;
 }
 
-PyDoc_STRVAR(latin1_slices_doc,
-"latin1_slices(data, starts, ends) -> list[str]\n\n"
-"data[starts[i]:ends[i]].decode('latin-1') for each i (int64 columns); ValueError when a\n"
-"slice lies outside data.");
+PyDoc_STRVAR(unpack_columns_doc,
+"unpack_columns(layout, data) -> tuple[list[int], ...]\n\n"
+"The fields of struct.iter_unpack(layout, data), one list per field, for a layout of '<' or\n"
+"'>' and unsigned fields B, H, I and Q.");
 
 static PyObject *
 py_slot_records(PyObject *self, PyObject *args)
@@ -259,8 +291,9 @@ static PyMethodDef methods[] = {
     {"pmcgraph_names", py_pmcgraph_names, METH_NOARGS, pmcgraph_names_doc},
     {"pmcgraph_pairs", py_pmcgraph_pairs, METH_VARARGS, pmcgraph_pairs_doc},
     {"pmcgraph_frame_ids", py_pmcgraph_frame_ids, METH_VARARGS, pmcgraph_frame_ids_doc},
-    {"latin1_slices", py_latin1_slices, METH_VARARGS, latin1_slices_doc},
+    {"function_symbols", py_function_symbols, METH_VARARGS, function_symbols_doc},
     {"slot_records", py_slot_records, METH_VARARGS, slot_records_doc},
+    {"unpack_columns", py_unpack_columns, METH_VARARGS, unpack_columns_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,11 +1,12 @@
-/* A module's symbols as Python objects, built in bulk: their names, then one record per function.
+/* A module's section headers, function symbols and records as Python objects, built in bulk.
  *
- * tracebridge.image.elf reads the symbol table as numpy columns; what is left
- * per symbol is making its name (a Latin-1 slice of the string table) and its
- * Function record, ~100k of each for a big Rust module, before any other work
- * can start (and gen-probes makes a Planned record per function too).  The
- * pure-Python twins, tracebridge.image.elf._latin1_slices and
- * tracebridge.support.records.slot_records, give equal objects.
+ * A big Rust module has ~100k functions among ~165k symbols (and up to 100k
+ * sections): selecting them, making each name (a Latin-1 slice of the string
+ * table) and each Function record must be done before any other work can
+ * start (and gen-probes makes a Planned record per function too).  The
+ * pure-Python twins, tracebridge.support.records (unpack_columns,
+ * slot_records) and tracebridge.image.elf._function_symbols_py, give equal
+ * objects.
  */
 #ifndef TRACEBRIDGE_SYMBOL_RECORDS_H
 #define TRACEBRIDGE_SYMBOL_RECORDS_H
@@ -13,33 +14,64 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <string.h>
 
-/* data[starts[i]:ends[i]] decoded as Latin-1, for each i: a new list of str.  Every slice is
- * checked against the buffer before any string is made. */
-static PyObject *
-latin1_slices(const unsigned char *data, Py_ssize_t size, const long long *starts, const long long *ends,
-              Py_ssize_t count)
+/* An unsigned field of 1, 2, 4 or 8 bytes in the file's byte order. */
+static unsigned long long
+elf_field(const unsigned char *at, int width, int big)
 {
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (starts[i] < 0 || starts[i] > ends[i] || ends[i] > size) {
-            PyErr_Format(PyExc_ValueError, "slice %zd (%lld:%lld) lies outside the %zd-byte buffer", i,
-                         starts[i], ends[i], size);
-            return NULL;
-        }
-    }
-    PyObject *list = PyList_New(count);
-    if (list == NULL)
+    unsigned long long value = 0;
+    for (int k = 0; k < width; k++)
+        value |= (unsigned long long)at[big ? k : width - 1 - k] << (8 * (width - 1 - k));
+    return value;
+}
+
+/* Fixed-size records of unsigned fields (layout: '<' or '>', then one of B H I Q per field) as
+ * one list of ints per field: struct.iter_unpack(layout, data), transposed.  ValueError unless
+ * data holds whole records. */
+static PyObject *
+unpack_columns(const unsigned char *data, Py_ssize_t size, const char *layout)
+{
+    int widths[64], width = 0, record = 0;
+    if (layout[0] != '<' && layout[0] != '>') {
+        PyErr_SetString(PyExc_ValueError, "the layout starts with < or >");
         return NULL;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *text = PyUnicode_DecodeLatin1((const char *)data + starts[i], (Py_ssize_t)(ends[i] - starts[i]),
-                                                NULL);
-        if (text == NULL) {
-            Py_DECREF(list);
+    }
+    int big = layout[0] == '>';
+    for (const char *f = layout + 1; *f; f++) {
+        int bytes = *f == 'B' ? 1 : *f == 'H' ? 2 : *f == 'I' ? 4 : *f == 'Q' ? 8 : 0;
+        if (bytes == 0 || width == 64) {
+            PyErr_SetString(PyExc_ValueError, "a layout has at most 64 fields, each B, H, I or Q");
             return NULL;
         }
-        PyList_SET_ITEM(list, i, text);
+        widths[width++] = bytes;
+        record += bytes;
     }
-    return list;
+    if (record == 0 || size % record != 0) {
+        PyErr_SetString(PyExc_ValueError, "the data is not a whole number of records");
+        return NULL;
+    }
+    Py_ssize_t count = size / record;
+    PyObject *columns = PyTuple_New(width);
+    if (columns == NULL)
+        return NULL;
+    for (int k = 0, at = 0; k < width; at += widths[k], k++) {
+        PyObject *column = PyList_New(count);
+        if (column == NULL) {
+            Py_DECREF(columns);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(columns, k, column);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *value = PyLong_FromUnsignedLongLong(elf_field(data + i * record + at, widths[k], big));
+            if (value == NULL) {
+                Py_DECREF(columns);
+                return NULL;
+            }
+            PyList_SET_ITEM(column, i, value);
+        }
+    }
+    return columns;
 }
 
 /* The byte offset of each of cls's __slots__ in its instances, checked: every slot an object
@@ -138,6 +170,246 @@ slot_records(PyTypeObject *cls, PyObject *columns)
 done:
     PyMem_Free(offsets);
     return list;
+}
+
+static int
+compare_u64(const void *a, const void *b)
+{
+    unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* One selected symbol, as read from the table; at: its place in the records. */
+typedef struct {
+    Py_ssize_t index, at;
+    unsigned long long name, shndx, value, size, offset;
+    unsigned char info;
+} elf_symbol;
+
+/* By offset, then by place in the table: Python's stable sort on the offset. */
+static int
+compare_offsets(const void *a, const void *b)
+{
+    const elf_symbol *x = a, *y = b;
+    if (x->offset != y->offset)
+        return (x->offset > y->offset) - (x->offset < y->offset);
+    return (x->at > y->at) - (x->at < y->at);
+}
+
+/* A two-item tuple (tag, value): how function_symbols reports what the caller turns into a refusal. */
+static PyObject *
+symbols_refusal(const char *tag, PyObject *value)
+{
+    if (value == NULL)
+        return NULL;
+    return Py_BuildValue("(sN)", tag, value);
+}
+
+/* The name of a section: section_names (Latin-1 text, NUL-terminated) from name_offsets[index] to
+ * the next NUL, made once per section (cache) and given to the first record that needs it. */
+static PyObject *
+section_name(PyObject *section_names, PyObject *name_offsets, Py_ssize_t index, PyObject **cache)
+{
+    if (cache[index] != NULL) {
+        Py_INCREF(cache[index]);
+        return cache[index];
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(PyList_GET_ITEM(name_offsets, index));
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(section_names);
+    const char *text = (const char *)PyUnicode_DATA(section_names);
+    const char *nul = start >= 0 && start < length ? memchr(text + start, 0, (size_t)(length - start)) : NULL;
+    if (nul == NULL) {
+        PyErr_SetString(PyExc_ValueError, "a section name offset has no NUL after it in the section names");
+        return NULL;
+    }
+    return cache[index] = PyUnicode_Substring(section_names, start, nul - text);
+}
+
+/* The function symbols of an ELF symbol table, as the kernel linker lists them: Function records.
+ *
+ * symtab holds the whole table (Elf64_Sym or Elf32_Sym, byte order big or not), xindex its
+ * SHT_SYMTAB_SHNDX table or NULL, loaded one byte per section (nonzero: the kernel linker maps it)
+ * and bases one uint64 per section in native order: a function's offset is bases[shndx] + st_value,
+ * modulo 2**64.  Selected: STT_FUNC or STT_GNU_IFUNC in a loaded section (an index between 1 and
+ * the section count, not a reserved one unless it came from xindex).  Returns, as the pure twin
+ * tracebridge.image.elf._function_symbols_py does:
+ *   ("xindex", None)  a symbol has SHN_XINDEX and there is no xindex table;
+ *   ("name", i)       selected symbol i (the first) has a name offset past the string table;
+ *   ("total", n)      the distinct names would take n > limit characters;
+ *   ("ok", (records, by_offset, name_chars))  one cls record (symbol index, name, section name,
+ *                     section index, value, size, binding, type, offset) per selected symbol in
+ *                     table order, the same records in offset order (ties in table order), and
+ *                     the characters of all their names (those shared counted each time).
+ * Names are Latin-1 text up to the next NUL (or the table's end), one str per distinct offset;
+ * section names come from section_names at name_offsets[section index], one str per section. */
+static PyObject *
+function_symbols(PyTypeObject *cls, const unsigned char *symtab, Py_ssize_t symtab_size, int is64, int big,
+                 const unsigned char *xindex, Py_ssize_t xindex_size, const unsigned char *loaded,
+                 const unsigned char *bases, Py_ssize_t nsections, const unsigned char *strtab,
+                 Py_ssize_t strtab_size, unsigned long long limit, PyObject *bindings, PyObject *types,
+                 PyObject *section_names, PyObject *name_offsets)
+{
+    const Py_ssize_t entsize = is64 ? 24 : 16;
+    const Py_ssize_t count = symtab_size / entsize;
+    if (xindex != NULL && xindex_size / 4 < count) {
+        PyErr_SetString(PyExc_ValueError, "the extended section index table is shorter than the symbol table");
+        return NULL;
+    }
+    if (PyList_GET_SIZE(name_offsets) != nsections || PyUnicode_KIND(section_names) != PyUnicode_1BYTE_KIND) {
+        PyErr_SetString(PyExc_ValueError, "one name offset per section, and Latin-1 section names, are needed");
+        return NULL;
+    }
+    if (cls->tp_dictoffset != 0 || cls->tp_alloc == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the class's instances must have __slots__ and no __dict__");
+        return NULL;
+    }
+    Py_ssize_t *slots = slot_offsets(cls, 9);
+    if (slots == NULL)
+        return NULL;
+    elf_symbol *chosen = PyMem_Malloc((size_t)(count ? count : 1) * sizeof *chosen);
+    unsigned long long *starts = NULL, *ends = NULL;
+    PyObject **texts = NULL, **sections = NULL, *result = NULL, *records = NULL, *by_offset = NULL;
+    Py_ssize_t selected = 0, distinct = 0;
+    unsigned long long name_chars = 0;
+    if (chosen == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const unsigned char *at = symtab + i * entsize;
+        elf_symbol s = {.index = i, .name = elf_field(at, 4, big)};
+        if (is64) {
+            s.info = at[4];
+            s.shndx = elf_field(at + 6, 2, big);
+            s.value = elf_field(at + 8, 8, big);
+            s.size = elf_field(at + 16, 8, big);
+        } else {
+            s.value = elf_field(at + 4, 4, big);
+            s.size = elf_field(at + 8, 4, big);
+            s.info = at[12];
+            s.shndx = elf_field(at + 14, 2, big);
+        }
+        int extended = s.shndx == 0xFFFF;
+        if (extended) {
+            if (xindex == NULL) {
+                Py_INCREF(Py_None);
+                result = symbols_refusal("xindex", Py_None);
+                goto done;
+            }
+            s.shndx = elf_field(xindex + 4 * i, 4, big);
+        }
+        int kind = s.info & 0xF;
+        if ((kind != 2 && kind != 10) || s.shndx == 0 || s.shndx >= (unsigned long long)nsections
+                || (s.shndx >= 0xFF00 && !extended) || !loaded[s.shndx])
+            continue;
+        unsigned long long base;
+        memcpy(&base, bases + 8 * s.shndx, sizeof base);
+        s.offset = base + s.value;
+        s.at = selected;
+        chosen[selected++] = s;
+    }
+    for (Py_ssize_t k = 0; k < selected; k++) {
+        if (chosen[k].name > (unsigned long long)strtab_size) {
+            result = symbols_refusal("name", PyLong_FromSsize_t(chosen[k].index));
+            goto done;
+        }
+    }
+    /* The distinct name offsets in order, and where each name ends (its first NUL, or the table's
+     * end): one forward pass, as a later start before the last NUL found ends there too. */
+    starts = PyMem_Malloc((size_t)(selected ? selected : 1) * sizeof *starts);
+    ends = PyMem_Malloc((size_t)(selected ? selected : 1) * sizeof *ends);
+    texts = PyMem_Calloc((size_t)(selected ? selected : 1), sizeof *texts);
+    sections = PyMem_Calloc((size_t)(nsections ? nsections : 1), sizeof *sections);
+    if (starts == NULL || ends == NULL || texts == NULL || sections == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < selected; k++)
+        starts[k] = chosen[k].name;
+    qsort(starts, (size_t)selected, sizeof *starts, compare_u64);
+    for (Py_ssize_t k = 0; k < selected; k++)
+        if (distinct == 0 || starts[k] != starts[distinct - 1])
+            starts[distinct++] = starts[k];
+    unsigned long long total = 0;
+    for (Py_ssize_t k = 0; k < distinct; k++) {
+        if (k == 0 || starts[k] > ends[k - 1]) {
+            const unsigned char *nul = memchr(strtab + starts[k], 0, (size_t)(strtab_size - (Py_ssize_t)starts[k]));
+            ends[k] = nul != NULL ? (unsigned long long)(nul - strtab) : (unsigned long long)strtab_size;
+        } else {
+            ends[k] = ends[k - 1];
+        }
+        total += ends[k] - starts[k];
+    }
+    if (total > limit) {
+        result = symbols_refusal("total", PyLong_FromUnsignedLongLong(total));
+        goto done;
+    }
+    if ((records = PyList_New(selected)) == NULL)
+        goto done;
+    /* Names and section names are made when a record first needs them (while they are in the
+     * cache), their reference given to that record; texts[] and sections[] then only borrow them. */
+    for (Py_ssize_t k = 0; k < selected; k++) {
+        const elf_symbol *s = &chosen[k];
+        Py_ssize_t low = 0, high = distinct - 1;
+        while (low < high) {  /* the distinct start equal to its name offset */
+            Py_ssize_t middle = low + (high - low) / 2;
+            if (starts[middle] < s->name)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        name_chars += ends[low] - starts[low];
+        PyObject *record = cls->tp_alloc(cls, 0);
+        if (record == NULL)
+            goto done;
+        PyList_SET_ITEM(records, k, record);
+        /* Each value goes to its slot as it is made; at the first failure the list frees what was made. */
+        for (int n = 0; n < 9; n++) {
+            PyObject *value;
+            switch (n) {
+            case 0: value = PyLong_FromSsize_t(s->index); break;
+            case 1:
+                value = texts[low];
+                if (value == NULL)
+                    value = texts[low] = PyUnicode_DecodeLatin1((const char *)strtab + starts[low],
+                                                                (Py_ssize_t)(ends[low] - starts[low]), NULL);
+                else
+                    Py_INCREF(value);
+                break;
+            case 2: value = section_name(section_names, name_offsets, (Py_ssize_t)s->shndx, sections); break;
+            case 3: value = PyLong_FromUnsignedLongLong(s->shndx); break;
+            case 4: value = PyLong_FromUnsignedLongLong(s->value); break;
+            case 5: value = PyLong_FromUnsignedLongLong(s->size); break;
+            case 6: value = Py_NewRef(PyTuple_GET_ITEM(bindings, s->info >> 4)); break;
+            case 7: value = Py_NewRef(PyTuple_GET_ITEM(types, (s->info & 0xF) == 2 ? 0 : 1)); break;
+            default: value = PyLong_FromUnsignedLongLong(s->offset);
+            }
+            *(PyObject **)((char *)record + slots[n]) = value;
+            if (value == NULL)
+                goto done;
+        }
+    }
+    qsort(chosen, (size_t)selected, sizeof *chosen, compare_offsets);
+    if ((by_offset = PyList_New(selected)) == NULL)
+        goto done;
+    for (Py_ssize_t k = 0; k < selected; k++) {
+        PyObject *record = PyList_GET_ITEM(records, chosen[k].at);
+        Py_INCREF(record);
+        PyList_SET_ITEM(by_offset, k, record);
+    }
+    result = Py_BuildValue("(s(OOK))", "ok", records, by_offset, name_chars);
+done:
+    Py_XDECREF(records);
+    Py_XDECREF(by_offset);
+    PyMem_Free(sections);
+    PyMem_Free(texts);
+    PyMem_Free(ends);
+    PyMem_Free(starts);
+    PyMem_Free(chosen);
+    PyMem_Free(slots);
+    return result;
 }
 
 #endif

@@ -1,18 +1,22 @@
-"""A module's function names and records, made natively in bulk or in Python: the same objects.
+"""A module's section headers, function symbols and records, read natively in bulk or in Python: the same objects.
 
-``latin1_slices`` and ``slot_records`` (src/native/symbol_records.h; their twins
-``tracebridge.image.elf._latin1_slices``, ``tracebridge.support.records``) build
-what :func:`tracebridge.image.elf.open_module` used to build one Python call
-at a time.  Every committed module (the big ones and the edge cases) is read
-on both paths and gives equal functions, names shared where the symbols
-share a string-table offset; hypothesis feeds both twins made-up slices and
-rows; slices outside the buffer, and classes or columns the native builder
-cannot fill, are refused with an error before anything is built.
+``unpack_columns``, ``function_symbols`` and ``slot_records``
+(src/native/symbol_records.h; their twins ``tracebridge.support.records`` and
+``tracebridge.image.elf._function_symbols_py``) build what
+:func:`tracebridge.image.elf.open_module` used to build one Python call (or
+numpy) at a time.  Every committed module (the big ones and the edge cases)
+is read on both paths and gives equal functions, names shared where the
+symbols share a string-table offset; hypothesis feeds both twins made-up
+symbol tables, records and rows; what the native functions cannot read, and
+classes or columns the native builder cannot fill, are refused with an
+error before anything is built.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import struct
+from array import array
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,7 +25,7 @@ from fixture_paths import CROSS, EDGE, MODULES
 from tracebridge.image import elf
 from tracebridge.image.elf import Function, open_module
 from tracebridge.support import native
-from tracebridge.support.records import slot_records
+from tracebridge.support.records import slot_records, unpack_columns
 
 ALL_MODULES = sorted([*MODULES.glob("*.ko"), *EDGE.glob("*.ko"), *CROSS.glob("*.ko")], key=lambda p: p.name)
 
@@ -58,27 +62,134 @@ def test_every_module_reads_the_same_on_both_paths(native_core, monkeypatch, pat
     assert all(type(f) is Function and type(f.name) is str for f in native_image.functions)
 
 
+def section_names(count: int) -> tuple[str, list[int]]:
+    """Names for ``count`` sections (``s0``, ``s1``...; the first two share a tail) and where each starts."""
+    text = "".join(f"s{i}\0" for i in range(count))
+    return text, [text.index(f"s{i}\0") + (i == 1) for i in range(count)]
+
+
+def function_symbols_both(*args):
+    """``function_symbols`` on both paths: the same answer (and the same refusal), which is returned."""
+    names, offsets = section_names(len(args[4]))
+    expected = pure(elf._function_symbols, *args, names, offsets)
+    if native.core is not None:
+        got = native.core.function_symbols(Function, *args, elf._BINDING_NAMES, elf._TYPE_NAMES, names, offsets)
+        assert got == expected
+        if got[0] == "ok":
+            assert all(type(f) is Function for f in got[1][0])
+            assert [id(f) for f in sorted(got[1][0], key=lambda f: f.offset)] == [id(f) for f in got[1][1]]
+    return expected
+
+
+#: Section indices worth drawing: none, real ones, the reserved range, SHN_XINDEX.
+SECTION_INDICES = st.one_of(st.integers(0, 7), st.sampled_from([0xFEFF, 0xFF00, 0xFFF1, 0xFFFE, 0xFFFF]))
+SYMBOLS = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 255), SECTION_INDICES, st.integers(0, 2**64 - 1),
+                             st.integers(0, 2**64 - 1)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SYMBOLS, st.booleans(), st.booleans(), st.binary(max_size=40), st.lists(st.booleans(), min_size=1, max_size=8),
+       st.data())
+def test_function_symbols_twins_agree(symbols, is64, big, strtab, loaded, data):
+    order = ">" if big else "<"
+    mask = 2**64 - 1 if is64 else 2**32 - 1
+    rows = [(name, info, 0, shndx, value & mask, size & mask) for name, info, shndx, value, size in symbols]
+    if is64:
+        table = b"".join(struct.pack(order + "IBBHQQ", *row) for row in rows)
+    else:
+        table = b"".join(struct.pack(order + "IIIBBH", n, v, z, i, o, x) for n, i, o, x, v, z in rows)
+    bases = array("Q", data.draw(st.lists(st.integers(0, 2**64 - 1), min_size=len(loaded), max_size=len(loaded))))
+    xindex = data.draw(st.none() | st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 9), min_size=len(rows),
+                                            max_size=len(rows)).map(lambda v: struct.pack(f"{order}{len(v)}I", *v)))
+    limit = data.draw(st.integers(0, 120))
+    tag, found = function_symbols_both(table, is64, big, xindex, bytes(loaded), bases.tobytes(), strtab, limit)
+    if tag == "ok":
+        functions, by_offset, name_chars = found
+        assert by_offset == sorted(functions, key=lambda f: f.offset)
+        assert name_chars == sum(len(f.name) for f in functions)
+        for f in functions:
+            assert rows[f.symbol_index][4:] == (f.value, f.size) and f.offset == (bases[f.shndx] + f.value) % 2**64
+            assert loaded[f.shndx] and strtab[rows[f.symbol_index][0]:].split(b"\0")[0].decode("latin-1") == f.name
+            assert f.type == ("FUNC" if rows[f.symbol_index][1] & 0xF == 2 else "IFUNC")
+            assert f.section == ("1" if f.shndx == 1 else f"s{f.shndx}")
+
+
+def test_function_symbols_answers():
+    """Each answer of both twins on a hand-made table: the functions, and each reason to refuse."""
+    def table(*rows):
+        return b"".join(struct.pack("<IBBHQQ", name, info, 0, shndx, value, size)
+                        for name, info, shndx, value, size in rows)
+
+    strtab = b"\0f\0g\0"
+    loaded, bases = bytes([0, 1, 1]), array("Q", [0, 0x100, 2**64 - 1]).tobytes()
+    symbols = table((1, 0x12, 1, 4, 9), (3, 0x0A, 2, 5, 1), (1, 0x22, 1, 6, 0), (3, 0x11, 1, 0, 0), (1, 0x02, 0, 0, 0))
+    functions = [Function(0, "f", "1", 1, 4, 9, "GLOBAL", "FUNC", 0x104), Function(1, "g", "s2", 2, 5, 1, "LOCAL", "IFUNC", 4),
+                 Function(2, "f", "1", 1, 6, 0, "WEAK", "FUNC", 0x106)]
+    assert function_symbols_both(symbols, True, False, None, loaded, bases, strtab, 10) == (
+        "ok", (functions, [functions[1], functions[0], functions[2]], 3))
+    # The two names take two characters: one more than a limit of 1 allows.
+    assert function_symbols_both(symbols, True, False, None, loaded, bases, strtab, 1) == ("total", 2)
+    assert function_symbols_both(symbols, True, False, None, loaded, bases, strtab, 2)[0] == "ok"
+    # A name at the table's very end is empty; one past it is refused, naming the first such symbol.
+    assert function_symbols_both(table((5, 2, 1, 0, 0)), True, False, None, loaded, bases, strtab, 9)[1][0][0].name == ""
+    assert function_symbols_both(table((1, 2, 1, 0, 0), (6, 2, 1, 0, 0), (7, 2, 1, 0, 0)), True, False, None,
+                                 loaded, bases, strtab, 9) == ("name", 1)
+    xindexed = table((1, 0x12, 1, 4, 9), (1, 0x12, 0xFFFF, 4, 9))
+    assert function_symbols_both(xindexed, True, False, None, loaded, bases, strtab, 9) == ("xindex", None)
+    assert [f.shndx for f in function_symbols_both(xindexed, True, False, struct.pack("<2I", 7, 2), loaded, bases,
+                                                  strtab, 9)[1][0]] == [1, 2]
+
+
+def test_function_symbols_refuses_what_it_cannot_read(native_core):
+    build = native_core.function_symbols
+    names = (elf._BINDING_NAMES, elf._TYPE_NAMES, "s\0", [0])
+    args = (Function, bytes(24), True, False, None, b"\1", bytes(8), b"", 0)
+    assert build(*args, *names)[0] == "ok"
+    with pytest.raises(ValueError, match="one base"):
+        build(*args[:6], bytes(7), *args[7:], *names)
+    with pytest.raises(ValueError, match="shorter than the symbol table"):
+        build(Function, bytes(48), True, False, bytes(4), *args[5:], *names)
+    with pytest.raises(ValueError, match="shorter than the symbol table"):
+        pure(elf._function_symbols, bytes(48), True, False, bytes(4), *args[5:], *names[2:])
+    with pytest.raises(ValueError, match="16 binding names"):
+        build(*args, ("LOCAL",), *names[1:])
+    with pytest.raises(ValueError, match="one name offset per section"):
+        build(*args, *names[:3], [0, 1])
+    with pytest.raises(ValueError, match="Latin-1 section names"):
+        build(*args, *names[:2], "\u0100\0", [0])
+    # A function in section 1, whose name offset has no NUL after it.
+    one = struct.pack("<IBBHQQ", 0, 2, 0, 1, 0, 0)
+    with pytest.raises(ValueError, match="no NUL after it"):
+        build(Function, one, True, False, None, b"\1\1", bytes(16), b"", 0, *names[:2], "s\0t", [0, 2])
+    with pytest.raises(TypeError, match="one name per column"):
+        build(_Slotted, *args[1:], *names)
+    with pytest.raises(TypeError, match="no __dict__"):
+        build(_Dict, *args[1:], *names)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=64), st.lists(st.tuples(st.integers(0, 70), st.integers(0, 70)), max_size=12))
-def test_slices_are_the_latin1_decoding(data, pairs):
-    starts = np.array([min(a, b) for a, b in pairs], dtype=np.int64)
-    ends = np.array([max(a, b) for a, b in pairs], dtype=np.int64)
-    expected = [data[a:b].decode("latin-1") for a, b in zip(starts.tolist(), ends.tolist())]
-    if all(end <= len(data) for end in ends.tolist()):
-        assert pure(elf._latin1_slices, data, starts, ends) == expected
+@given(st.sampled_from("<>"), st.text("BHIQ", min_size=1, max_size=6), st.data())
+def test_unpack_columns_is_struct_transposed(order, fields, data):
+    layout = order + fields
+    size = struct.calcsize(layout)
+    raw = data.draw(st.binary(max_size=5 * size))
+    if len(raw) % size:
+        with pytest.raises(ValueError, match="whole number of records"):
+            pure(unpack_columns, layout, raw)
         if native.core is not None:
-            assert native.core.latin1_slices(data, starts, ends) == expected
-    elif native.core is not None:
-        with pytest.raises(ValueError, match="outside the"):
-            native.core.latin1_slices(data, starts, ends)
+            with pytest.raises(ValueError, match="whole number of records"):
+                native.core.unpack_columns(layout, raw)
+        return
+    expected = tuple([row[k] for row in struct.iter_unpack(layout, raw)] for k in range(len(fields)))
+    assert pure(unpack_columns, layout, raw) == expected
+    if native.core is not None:
+        assert native.core.unpack_columns(layout, raw) == expected
 
 
-@pytest.mark.parametrize("start, end", [(-1, 2), (3, 2), (0, 9)])
-def test_a_slice_outside_the_buffer_is_refused(native_core, start, end):
-    with pytest.raises(ValueError, match=r"slice 1 \(.*\) lies outside the 8-byte buffer"):
-        native.core.latin1_slices(b"abcdefgh", np.array([0, start], dtype=np.int64), np.array([1, end], dtype=np.int64))
-    with pytest.raises(ValueError, match="differ in length"):
-        native.core.latin1_slices(b"abcdefgh", np.array([0, 1], dtype=np.int64), np.array([1], dtype=np.int64))
+@pytest.mark.parametrize("layout", ["I", "=I", "<", "<Iq", "<" + "B" * 65])
+def test_unpack_columns_refuses_other_layouts(native_core, layout):
+    with pytest.raises(ValueError):
+        native_core.unpack_columns(layout, bytes(4))
 
 
 ROWS = st.lists(st.tuples(st.integers(0, 2**64 - 1), st.text(max_size=8), st.text(max_size=8), st.integers(0, 2**20),

@@ -44,6 +44,22 @@ def test_halves_are_cut_where_the_costs_balance(monkeypatch):
     assert [x for x, here in result if here] == list(range(91))
 
 
+def test_long_lists_are_cut_where_sampled_costs_balance(monkeypatch):
+    """Of a long list only every n-th item's cost is asked: here every 4th, whose cost is 1 up to 60, then 3."""
+    monkeypatch.setattr(parallel, "COST_SAMPLES", 25)
+    asked = []
+
+    def cost(x):
+        asked.append(x)
+        return 1 if x < 60 else 3
+
+    assert parallel._middle(list(range(100)), cost) == 72  # 15 + 3 * 3 of the 15 + 3 * 10 sampled
+    assert asked == list(range(0, 100, 4))
+    assert parallel._middle(list(range(101)), lambda x: 1) == 55  # every 5th: 11 of the 21 sampled
+    assert parallel._middle(list(range(99)), lambda x: 1) == 52  # every 4th: 13 of 25
+    assert parallel._middle(list(range(97)), lambda x: x // 96) == 97  # every 4th: all of 1 cost, the end
+
+
 @pytest.mark.parametrize("middle", [-5, 0, 30, 100, 120])
 def test_halves_are_cut_where_the_caller_says(monkeypatch, middle):
     """A ``middle`` outside the items is taken as their start or end: one process then does it all."""

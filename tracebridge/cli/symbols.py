@@ -54,6 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tracebridge.support import gcpause
+
+    # The module's 100k functions and all made from them are in no cycle, and never freed (quickexit):
+    # no collection passes over them, from reading the module on.
+    with gcpause.paused():
+        return _list(args)
+
+
+def _list(args: argparse.Namespace) -> int:
     from tracebridge.image.demangle import demangle_all
     from tracebridge.probes.fbt import Predictor
     from tracebridge.support import quickexit
@@ -103,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
     quickexit.keep(image)  # 100k functions and their names, not to free one by one
     if selection.active:  # nothing selected is an error before any output (the names stay cached)
         selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
-    with gcpause.paused(), open_output(args.output, inputs=[args.module]) as out:
-        if (args.format != "table" and args.sort == "offset"
-                and sum(len(f.name) for f in functions) <= min(len(image.data), PARALLEL_NAME_CHARS)):
+    with open_output(args.output, inputs=[args.module]) as out:
+        if args.format != "table" and args.sort == "offset" and image.name_chars <= min(len(image.data),
+                                                                                        PARALLEL_NAME_CHARS):
             # Already in order: each half is demangled, scanned and encoded in its own process.
             chunks = split_map(encoded, functions, cost=row_cost)
             write_chunks(out, chunks, columns, args.format)

@@ -5,12 +5,16 @@ kernel module (amd64 ET_REL ``.ko``, i386/arm64/riscv ET_DYN ``.ko``) or the
 kernel itself (ET_EXEC), and lists its functions with the offset from the
 module base that FreeBSD's kernel linker gives them (see :mod:`tracebridge.image.layout`).
 
-pyelftools parses and validates the ELF header; the section header table and
-the symbol table are then read *as a whole* with numpy, because a Rust module
-can have 100k sections and symbols and per-entry Python parsing would cost
-seconds.  Names are decoded as Latin-1 so that every byte of a symbol name is
-one character: hostile or corrupt names survive unchanged and byte-exact
-(FBT and libdtrace compare bytes), and real names are ASCII anyway.
+An ordinary ELF header is unpacked here and any other is left to pyelftools
+(:func:`_elf_header`); the section header table and the symbol table are then
+read *as a whole*, natively where the compiled core is built
+(``src/native/symbol_records.h``, with pure-Python twins), because a Rust
+module can have 100k sections and symbols and per-entry Python parsing would
+cost seconds.  Neither pyelftools nor numpy is imported to read an ordinary
+module: together they cost more than reading librustc_driver's 106k functions.
+Names are decoded as Latin-1 so that every byte of a symbol name is one
+character: hostile or corrupt names survive unchanged and byte-exact (FBT and
+libdtrace compare bytes), and real names are ASCII anyway.
 """
 
 from __future__ import annotations
@@ -18,22 +22,22 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
-
-import numpy as np
-from elftools.construct import ConstructError
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from typing import TYPE_CHECKING
 
 from tracebridge.support import gcpause, native
-from tracebridge.support.records import slot_records
+from tracebridge.support.records import slot_records, unpack_columns
 
 from tracebridge.image import layout
 from tracebridge.image.layout import SHF_ALLOC, SHT_NOBITS  # the layout needs them first
 from tracebridge.support.errors import InputError, reading
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # ELF constants (the ELF gABI; values also in sys/sys/elf_common.h).
 SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_REL, SHT_DYNSYM, SHT_SYMTAB_SHNDX = 2, 3, 4, 9, 11, 18
@@ -47,7 +51,6 @@ PT_LOAD = 1
 MAX_NAME_BYTES = 64 << 20
 #: e_machine (as pyelftools names it) -> FreeBSD architecture name.
 MACHINES = {"EM_386": "i386", "EM_X86_64": "amd64", "EM_AARCH64": "arm64", "EM_RISCV": "riscv"}
-_BINDINGS = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}
 
 
 @dataclass(slots=True)
@@ -125,6 +128,11 @@ class ModuleImage:
     little_endian: bool
     osabi: int
     functions: list[Function]
+    #: The same functions in address order; aliases (same offset) keep symbol-table order.
+    functions_by_offset: list[Function]
+    #: Characters of all the functions' names, a name shared by several counted each time: what a
+    #: command holds if it copies every name (names themselves are held once, see :func:`_read_functions`).
+    name_chars: int
     #: ``lf->size``: bytes the kernel maps for the module (final layout offset).
     size: int
     #: The run-time address of offset 0 when it is fixed (the kernel, ET_EXEC).
@@ -189,6 +197,8 @@ class ModuleImage:
         Extended indices (``SHN_XINDEX``) are left as they are: relocations
         in debug sections name section symbols of small indices.
         """
+        import numpy as np  # the symbols and commands that need no relocation columns do not load it
+
         t = self._table
         if not 0 < symtab < len(t) or t.type[symtab] not in (SHT_SYMTAB, SHT_DYNSYM):
             raise InputError(self.path, f"relocations name symbol table {symtab}, which is not one")
@@ -240,11 +250,6 @@ class ModuleImage:
         name = self.filename
         return name[:-3] if name.endswith(".ko") else name
 
-    @cached_property
-    def functions_by_offset(self) -> list[Function]:
-        """Functions in address order; aliases (same offset) keep symbol-table order."""
-        return sorted(self.functions, key=attrgetter("offset"))
-
     def offset_in_section(self, function: Function) -> int:
         """Where the function starts inside its section (ET_REL values already are that)."""
         if self.elf_type == "ET_REL":
@@ -280,6 +285,8 @@ class ModuleImage:
 
         The same answers, for the 100k functions of a big module at once.
         """
+        import numpy as np
+
         count = len(functions)
         shndx = np.fromiter((f.shndx for f in functions), dtype=np.intp, count=count)
         value = np.fromiter((f.value for f in functions), dtype=np.uint64, count=count)
@@ -302,6 +309,8 @@ class ModuleImage:
     @cached_property
     def _columns(self) -> dict[str, np.ndarray]:
         """The section header columns :meth:`code_spans` needs, as uint64 arrays."""
+        import numpy as np
+
         t = self._table
         return {name: np.asarray(getattr(t, name), dtype=np.uint64) for name in ("type", "size", "offset", "addr")}
 
@@ -341,6 +350,8 @@ class ModuleImage:
 
 def section_header_dtype(bits: int, order: str) -> np.dtype:
     """An ELF section header (``Elf32_Shdr``/``Elf64_Shdr``) as a numpy record, to read or write tables whole."""
+    import numpy as np
+
     if bits == 64:
         fields = [("name", "u4"), ("type", "u4"), ("flags", "u8"), ("addr", "u8"),
                   ("offset", "u8"), ("size", "u8"), ("link", "u4"), ("info", "u4"),
@@ -354,6 +365,8 @@ def section_header_dtype(bits: int, order: str) -> np.dtype:
 
 def symbol_dtype(bits: int, order: str) -> np.dtype:
     """An ELF symbol (``Elf32_Sym``/``Elf64_Sym``) as a numpy record, to read or write tables whole."""
+    import numpy as np
+
     if bits == 64:
         fields = [("name", "u4"), ("info", "u1"), ("other", "u1"), ("shndx", "u2"),
                   ("value", "u8"), ("size", "u8")]
@@ -410,10 +423,14 @@ def open_module(path: str | os.PathLike[str], *, init_fini_arrays: bool = True) 
         raise
 
 
-#: What pyelftools raises on a corrupt ELF header (it is used for nothing else).
-_HEADER_ERRORS = (ELFError, ConstructError, struct.error)
-#: Everything parsing a corrupt file can raise besides our own InputError: pyelftools' errors, and
-#: numpy's and Python's on tables whose numbers lie.  They become one InputError here, and only here.
+class _HeaderError(Exception):
+    """pyelftools' refusal of an ELF header (its ``ELFError``, ``ConstructError`` or ``struct.error``), in its words."""
+
+
+#: What a corrupt ELF header raises (:func:`_pyelftools_header`).
+_HEADER_ERRORS = (_HeaderError,)
+#: Everything parsing a corrupt file can raise besides our own InputError: the header's errors, and
+#: Python's on tables whose numbers lie.  They become one InputError here, and only here.
 _CORRUPT = (*_HEADER_ERRORS, ValueError, IndexError, OverflowError, MemoryError, TypeError)
 
 
@@ -428,7 +445,7 @@ def _parse(path: str, data: bytes | mmap.mmap, init_fini_arrays: bool) -> Module
         raise r.fail(f"unknown ELF class/data encoding ({ei_class}/{ei_data})")
     bits = 64 if ei_class == 2 else 32
     order = "<" if ei_data == 1 else ">"
-    header = _elf_header(r)
+    header = _elf_header(r, bits, order)
     elf_type = header["type"]
     if elf_type not in ("ET_REL", "ET_DYN", "ET_EXEC"):
         raise r.fail(f"ELF type {elf_type} is not a kernel module or kernel (expected ET_REL, ET_DYN or ET_EXEC)")
@@ -444,48 +461,80 @@ def _parse(path: str, data: bytes | mmap.mmap, init_fini_arrays: bool) -> Module
         offsets, size, low = layout.link_elf_segments(table, _load_segments(r, header, bits, order))
         offsets = {index: addr - low for index, addr in offsets.items()}
     _check_loaded_contents(r, table, offsets)
-    functions, symtab = _read_functions(r, table, offsets, bits, order, elf_type, low)
+    (functions, by_offset, name_chars), symtab = _read_functions(r, table, offsets, bits, order, elf_type, low)
     # The kernel (ET_EXEC) runs where it was linked; modules move.
     fixed_base = low if elf_type == "ET_EXEC" else None
     return ModuleImage(
         path=path, elf_type=elf_type, machine=machine, bits=bits, little_endian=order == "<",
-        osabi=osabi, functions=functions, size=size, fixed_base=fixed_base, symtab=symtab,
+        osabi=osabi, functions=functions, functions_by_offset=by_offset, name_chars=name_chars,
+        size=size, fixed_base=fixed_base, symtab=symtab,
         _table=table, _load_offsets=offsets, _data=data, e_flags=header["flags"],
     )
 
 
-def _elf_header(r: _Reader) -> dict[str, int | str]:
-    """Parse the ELF header with pyelftools, including extended section numbering.
+#: The ELF header after ``e_ident`` (``Elf32_Ehdr``/``Elf64_Ehdr``): e_type, e_machine, e_version, e_entry,
+#: e_phoff, e_shoff, e_flags, e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx.
+_EHDR = {32: "HHIIIIIHHHHHH", 64: "HHIQQQIHHHHHH"}
+#: The e_type and e_machine values of kernel modules and kernels, by the names pyelftools gives them.
+_ELF_TYPES = {1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN"}
+_ELF_MACHINES = {3: "EM_386", 62: "EM_X86_64", 183: "EM_AARCH64", 243: "EM_RISCV"}
 
-    pyelftools' exceptions are mapped with all the others, in :func:`open_module`.
+
+def _elf_header(r: _Reader, bits: int, order: str) -> dict[str, int | str]:
+    """The ELF header's fields as pyelftools reads them, including extended section numbering.
+
+    A whole header of a known type and machine, whose section count and
+    name table index are in the header itself, is unpacked here: importing
+    pyelftools costs 40 ms, more than reading the rest of a big module
+    natively.  Anything else (a header cut short, extended numbering, a
+    type or machine to be named in a refusal) is pyelftools' to read:
+    :func:`_pyelftools_header`, which gives the same answer for the others
+    (tests/image/test_elf_header.py).
     """
-    elf = ELFFile(r.data)
-    header = elf.header
-    return {
-        "type": header["e_type"], "machine": header["e_machine"], "flags": header["e_flags"],
-        "shoff": header["e_shoff"], "shentsize": header["e_shentsize"],
-        "phoff": header["e_phoff"], "phentsize": header["e_phentsize"], "phnum": header["e_phnum"],
-        "shnum": elf.num_sections(), "shstrndx": elf.get_shstrndx(),
-    }
+    layout = order + _EHDR[bits]
+    if len(r.data) >= 16 + struct.calcsize(layout):
+        (kind, machine, _, _, phoff, shoff, flags, _, phentsize, phnum, shentsize, shnum,
+         shstrndx) = struct.unpack_from(layout, r.data, 16)
+        if kind in _ELF_TYPES and machine in _ELF_MACHINES and (shnum or not shoff) and shstrndx != SHN_XINDEX:
+            return {"type": _ELF_TYPES[kind], "machine": _ELF_MACHINES[machine], "flags": flags,
+                    "shoff": shoff, "shentsize": shentsize, "phoff": phoff, "phentsize": phentsize,
+                    "phnum": phnum, "shnum": shnum if shoff else 0, "shstrndx": shstrndx}
+    return _pyelftools_header(r)
+
+
+def _pyelftools_header(r: _Reader) -> dict[str, int | str]:
+    """The ELF header parsed by pyelftools; its errors become :class:`_HeaderError` (mapped in :func:`open_module`)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.construct import ConstructError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        elf = ELFFile(r.data)
+        header = elf.header
+        return {
+            "type": header["e_type"], "machine": header["e_machine"], "flags": header["e_flags"],
+            "shoff": header["e_shoff"], "shentsize": header["e_shentsize"],
+            "phoff": header["e_phoff"], "phentsize": header["e_phentsize"], "phnum": header["e_phnum"],
+            "shnum": elf.num_sections(), "shstrndx": elf.get_shstrndx(),
+        }
+    except (ELFError, ConstructError, struct.error) as exc:
+        raise _HeaderError(str(exc) or type(exc).__name__) from None
+
+
+#: ``Elf32_Phdr``/``Elf64_Phdr``, and where p_vaddr and p_memsz are in each.
+_PHDR = {32: ("IIIIIIII", 2, 5), 64: ("IIQQQQQQ", 3, 6)}
 
 
 def _load_segments(r: _Reader, header: dict[str, int], bits: int, order: str) -> list[tuple[int, int]]:
     """``(p_vaddr, p_memsz)`` of every ``PT_LOAD`` program header."""
     if header["phoff"] == 0 or header["phnum"] == 0:
         return []
-    if bits == 64:
-        dtype = np.dtype([("type", order + "u4"), ("flags", order + "u4"), ("offset", order + "u8"),
-                          ("vaddr", order + "u8"), ("paddr", order + "u8"), ("filesz", order + "u8"),
-                          ("memsz", order + "u8"), ("align", order + "u8")])
-    else:
-        dtype = np.dtype([("type", order + "u4"), ("offset", order + "u4"), ("vaddr", order + "u4"),
-                          ("paddr", order + "u4"), ("filesz", order + "u4"), ("memsz", order + "u4"),
-                          ("flags", order + "u4"), ("align", order + "u4")])
-    if header["phentsize"] != dtype.itemsize:
-        raise r.fail(f"program header entry size is {header['phentsize']}, expected {dtype.itemsize}")
-    table = np.frombuffer(r.slice(header["phoff"], header["phnum"] * dtype.itemsize, "the program header table"),
-                          dtype=dtype)
-    return [(int(p["vaddr"]), int(p["memsz"])) for p in table if int(p["type"]) == PT_LOAD]
+    fields, vaddr, memsz = _PHDR[bits]
+    size = struct.calcsize(order + fields)
+    if header["phentsize"] != size:
+        raise r.fail(f"program header entry size is {header['phentsize']}, expected {size}")
+    table = r.slice(header["phoff"], header["phnum"] * size, "the program header table")
+    return [(p[vaddr], p[memsz]) for p in struct.iter_unpack(order + fields, table) if p[0] == PT_LOAD]
 
 
 @dataclass(frozen=True)
@@ -525,27 +574,29 @@ class _SectionTable:
             start = index + 1
 
 
+#: ``Elf32_Shdr``/``Elf64_Shdr``, in :class:`_SectionTable`'s field order.
+_SHDR = {32: "IIIIIIIIII", 64: "IIQQQQIIQQ"}
+
+
 def _read_sections(r: _Reader, header: dict[str, int], bits: int, order: str) -> _SectionTable:
     """Read the whole section header table at once (a Rust module may have 100k)."""
-    dtype = section_header_dtype(bits, order)
+    layout = order + _SHDR[bits]
+    entsize = struct.calcsize(layout)
     shoff, shnum, shstrndx = header["shoff"], header["shnum"], header["shstrndx"]
     if shoff == 0 or shnum == 0:
         raise r.fail("has no section headers (a kernel module needs them)")
-    if header["shentsize"] != dtype.itemsize:
-        raise r.fail(f"section header entry size is {header['shentsize']}, expected {dtype.itemsize}")
-    table = np.frombuffer(r.slice(shoff, shnum * dtype.itemsize, f"the section header table ({shnum} entries)"),
-                          dtype=dtype)
+    if header["shentsize"] != entsize:
+        raise r.fail(f"section header entry size is {header['shentsize']}, expected {entsize}")
+    columns = unpack_columns(layout, r.slice(shoff, shnum * entsize, f"the section header table ({shnum} entries)"))
     if not 0 < shstrndx < shnum:
         raise r.fail(f"section name string table index {shstrndx} is out of range (0..{shnum - 1})")
-    names_hdr = table[shstrndx]
+    name_offsets, offsets, sizes = columns[0], columns[4], columns[5]
     # Latin-1 keeps one character per byte, so string offsets are byte offsets.
-    names = r.slice(int(names_hdr["offset"]), int(names_hdr["size"]),
-                    "the section name string table").decode("latin-1") + "\0"
-    name_offsets = table["name"]
-    if int(name_offsets.max()) >= len(names):
-        bad = int(np.argmax(name_offsets >= len(names)))
+    names = r.slice(offsets[shstrndx], sizes[shstrndx], "the section name string table").decode("latin-1") + "\0"
+    if max(name_offsets) >= len(names):
+        bad = next(i for i, at in enumerate(name_offsets) if at >= len(names))
         raise r.fail(f"section {bad} name offset is past the end of the section name table")
-    return _SectionTable(*(table[field].tolist() for field in dtype.names), names=names)
+    return _SectionTable(*columns, names=names)
 
 
 def _check_loaded_contents(r: _Reader, table: _SectionTable, offsets: dict[int, int]) -> None:
@@ -555,23 +606,24 @@ def _check_loaded_contents(r: _Reader, table: _SectionTable, offsets: dict[int, 
     by ``sh_size``; a size the file cannot hold (2**63 in a 40 KB file) would
     have them loop for hours.
     """
-    if not offsets:
-        return
-    index = np.fromiter(offsets, dtype=np.intp, count=len(offsets))
-    start = np.asarray(table.offset, dtype=np.uint64)[index]
-    size = np.asarray(table.size, dtype=np.uint64)[index]
-    end = np.uint64(len(r.data))
-    outside = (np.asarray(table.type, dtype=np.uint32)[index] != SHT_NOBITS) & (
-        (size > end) | (start > end - np.minimum(size, end)))
-    if outside.any():
-        bad = int(index[np.argmax(outside)])
+    end, kinds, starts, sizes = len(r.data), table.type, table.offset, table.size
+    bad = next((index for index in offsets if kinds[index] != SHT_NOBITS and starts[index] + sizes[index] > end), None)
+    if bad is not None:
         raise r.fail(f"section {bad} ({table.section_name(bad)}) lies past the end of the file (offset "
                      f"{table.offset[bad]:#x}, size {table.size[bad]:#x}, file size {len(r.data):#x})")
 
 
+#: Symbol binding (``st_info >> 4``) -> its name in records and outputs.
+_BINDING_NAMES = tuple({0: "LOCAL", 1: "GLOBAL", 2: "WEAK", 10: "UNIQUE"}.get(b, str(b)) for b in range(16))
+#: Symbol type names, for STT_FUNC and STT_GNU_IFUNC.
+_TYPE_NAMES = ("FUNC", "IFUNC")
+_ALL_BITS = (1 << 64) - 1
+
+
 def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], bits: int, order: str,
-                    elf_type: str, low: int) -> tuple[list[Function], str]:
-    """The functions the kernel linker lists: FUNC/IFUNC in a loaded section, any binding.
+                    elf_type: str, low: int) -> tuple[tuple[list[Function], list[Function], int], str]:
+    """The functions the kernel linker lists, FUNC/IFUNC in a loaded section, any binding, in
+    symbol-table and in offset order, with the characters of their names; and the symbol table's name.
 
     ``offsets`` holds the load offset of every loaded section.  ``low`` is the
     lowest mapped address of an ET_DYN/ET_EXEC image, which its
@@ -585,90 +637,128 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
         raise r.fail("has no symbol table (.symtab): the module was stripped; "
                      "FBT and tracebridge need it, rebuild without stripping")
     symtab_name = table.section_name(symtab)
-    dtype = symbol_dtype(bits, order)
-    if table.entsize[symtab] not in (0, dtype.itemsize):
-        raise r.fail(f"symbol table entry size is {table.entsize[symtab]}, expected {dtype.itemsize}")
-    count = table.size[symtab] // dtype.itemsize
-    symbols = np.frombuffer(r.slice(table.offset[symtab], count * dtype.itemsize, f"symbol table {symtab_name}"),
-                            dtype=dtype)
+    entsize = 24 if bits == 64 else 16
+    if table.entsize[symtab] not in (0, entsize):
+        raise r.fail(f"symbol table entry size is {table.entsize[symtab]}, expected {entsize}")
+    count = table.size[symtab] // entsize
+    symbols = r.slice(table.offset[symtab], count * entsize, f"symbol table {symtab_name}")
     link = table.link[symtab]
     if not 0 < link < len(table) or table.type[link] != SHT_STRTAB:
         raise r.fail(f"symbol table {symtab_name} has no valid string table (sh_link {link})")
     strtab_name = table.section_name(link)
-    # Read as if one NUL followed the table, so that every name ends, even in a corrupt table (_names).
+    # Read as if one NUL followed the table, so that every name ends, even in a corrupt table.
     strtab = r.slice(table.offset[link], table.size[link], f"string table {strtab_name}")
 
-    shndx = symbols["shndx"].astype(np.int64)
-    xindex = shndx == SHN_XINDEX
-    if xindex.any():
-        extra = table.first(SHT_SYMTAB_SHNDX, link=symtab)
+    # Extended section indices, needed only if a symbol has SHN_XINDEX (a table past the end matters only then).
+    extra = table.first(SHT_SYMTAB_SHNDX, link=symtab)
+
+    def extended_indices() -> bytes:
+        return r.slice(table.offset[extra], count * 4, ".symtab_shndx")
+
+    nsections = len(table)
+    loaded = bytearray(nsections)
+    bases = array("Q", bytes(8 * nsections))
+    # A function's offset: its section's load offset plus st_value (ET_REL), else st_value - low; modulo 2**64.
+    shift = None if elf_type == "ET_REL" else -low & _ALL_BITS
+    for index, offset in offsets.items():
+        loaded[index] = 1
+        bases[index] = offset if shift is None else shift
+    size = len(strtab) + 1  # with the NUL after it
+    # Symbols may share a name (a hostile module points 2,000 symbols at one 1 MB name): one string per
+    # distinct offset.  Names at different offsets may still overlap (each one byte further into the same
+    # name), so a module whose names would take more than MAX_NAME_BYTES beyond its string table (which
+    # linkers tail-merge only a little) is refused before any is made.
+    limit = 2 * size + MAX_NAME_BYTES
+    try:
+        xindex = None if extra is None else extended_indices()
+    except InputError:
+        xindex = None  # refused below if a symbol needs it
+    tag, found = _function_symbols(symbols, bits == 64, order == ">", xindex, bytes(loaded), bases.tobytes(),
+                                   strtab, limit, table.names, table.name)
+    if tag == "xindex":
         if extra is None:
             raise r.fail("symbols use extended section indices but there is no .symtab_shndx section")
-        real = np.frombuffer(r.slice(table.offset[extra], count * 4, ".symtab_shndx"), dtype=order + "u4")
-        shndx = np.where(xindex, real.astype(np.int64), shndx)
-    kind = symbols["info"] & 0xF
-    nsections = len(table)
-    loaded = np.zeros(nsections + 1, dtype=bool)
-    loaded[list(offsets)] = True
-    in_range = (shndx > SHN_UNDEF) & (shndx < nsections) & ~((shndx >= SHN_LORESERVE) & ~xindex)
-    safe_shndx = np.where(in_range, shndx, nsections)
-    selected = np.flatnonzero(((kind == STT_FUNC) | (kind == STT_GNU_IFUNC)) & in_range & loaded[safe_shndx])
-
-    name_offsets = symbols["name"][selected]
-    if len(name_offsets) and int(name_offsets.max()) > len(strtab):
-        bad = int(selected[np.argmax(name_offsets > len(strtab))])
-        raise r.fail(f"symbol {bad} name offset is past the end of {strtab_name}")
-    values = symbols["value"][selected].astype(np.uint64)
-    section_index = shndx[selected]
-    if elf_type == "ET_REL":
-        base = np.zeros(nsections, dtype=np.uint64)
-        base[list(offsets)] = list(offsets.values())
-        function_offsets = (base[section_index] + values).tolist()
-    else:
-        function_offsets = (values - np.uint64(low)).tolist()
-    infos = symbols["info"][selected]
-    bindings = [_BINDINGS.get(b, str(b)) for b in range(16)]
-    binding_names = [bindings[b] for b in (infos >> 4).tolist()]
-    type_names = ["FUNC" if t == STT_FUNC else "IFUNC" for t in (infos & 0xF).tolist()]
-    section_names = {i: table.section_name(i) for i in set(section_index.tolist())}
-    starts, names = _names(r, strtab, name_offsets, strtab_name)
-    sections = section_index.tolist()
-    columns = (selected.tolist(), [names[at] for at in np.searchsorted(starts, name_offsets).tolist()],
-               [section_names[sec] for sec in sections], sections, values.tolist(),
-               symbols["size"][selected].tolist(), binding_names, type_names, function_offsets)
-    return slot_records(Function, columns), symtab_name
-
-
-def _names(r: _Reader, strtab: bytes, offsets: np.ndarray, strtab_name: str) -> tuple[np.ndarray, list[str]]:
-    """One string per distinct string-table offset, their total length bounded by the table's size:
-    the distinct offsets in order, and their strings.
-
-    Symbols may share a name (a hostile module points 2,000 symbols at one
-    1 MB name): a copy per symbol would hold 2 GB.  Names at different
-    offsets may still overlap (each one byte further into the same name), so
-    the distinct names' total length is measured before any is made, and a
-    module whose names would take more than :data:`MAX_NAME_BYTES` beyond its
-    string table (which linkers tail-merge only a little) is refused.  The
-    table is read as if a NUL followed it, so every name ends; names are
-    Latin-1, one character per byte (see the module docstring).
-    """
-    if not len(offsets):
-        return offsets, []
-    ordered = np.sort(offsets)
-    starts = ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]  # np.unique, without its imports
-    nuls = np.append(np.flatnonzero(np.frombuffer(strtab, dtype=np.uint8) == 0), len(strtab))
-    ends = nuls[np.searchsorted(nuls, starts)]
-    total = int((ends - starts).sum())
-    size = len(strtab) + 1  # with the NUL after it
-    if total > 2 * size + MAX_NAME_BYTES:
-        raise r.fail(f"its function names would take {total:,} bytes from a {size:,}-byte {strtab_name} "
+        extended_indices()  # lies past the end of the file: raises, saying so
+    if tag == "name":
+        raise r.fail(f"symbol {found} name offset is past the end of {strtab_name}")
+    if tag == "total":
+        raise r.fail(f"its function names would take {found:,} bytes from a {size:,}-byte {strtab_name} "
                      "(symbols pointing into each other's names): refusing to hold them")
-    return starts, _latin1_slices(strtab, starts, ends)
+    return found, symtab_name
 
 
-def _latin1_slices(data: bytes, starts: np.ndarray, ends: np.ndarray) -> list[str]:
-    """``data[start:end]`` of each (start, end), as Latin-1 text: natively, straight from the bytes."""
+def _function_symbols(symtab: bytes, is64: bool, big: bool, xindex: bytes | None, loaded: bytes, bases: bytes,
+                      strtab: bytes, limit: int, section_names: str, name_offsets: list[int]) -> tuple[str, object]:
+    """The function symbols of ``symtab`` in a loaded section: natively, or :func:`_function_symbols_py`."""
     if native.core is not None:
-        return native.core.latin1_slices(data, starts.astype(np.int64), ends.astype(np.int64))
-    text = data.decode("latin-1")
-    return [text[start:end] for start, end in zip(starts.tolist(), ends.tolist())]
+        return native.core.function_symbols(Function, symtab, is64, big, xindex, loaded, bases, strtab, limit,
+                                            _BINDING_NAMES, _TYPE_NAMES, section_names, name_offsets)
+    return _function_symbols_py(symtab, is64, big, xindex, loaded, bases, strtab, limit, section_names, name_offsets)
+
+
+def _function_symbols_py(symtab: bytes, is64: bool, big: bool, xindex: bytes | None, loaded: bytes, bases: bytes,
+                         strtab: bytes, limit: int, section_names: str, name_offsets: list[int]) -> tuple[str, object]:
+    """``function_symbols`` of src/native/symbol_records.h: the same answer, in Python.
+
+    ``symtab`` is the whole symbol table, ``xindex`` its ``SHT_SYMTAB_SHNDX``
+    table or None, ``loaded`` one byte per section (nonzero: mapped) and
+    ``bases`` one native uint64 per section, added to ``st_value`` modulo
+    2**64 to give a function's offset.  A symbol is selected if it is
+    ``STT_FUNC`` or ``STT_GNU_IFUNC`` in a loaded section (an index from 1
+    to the section count, a reserved one only from ``xindex``).  Answers
+    ``("xindex", None)`` when a symbol has ``SHN_XINDEX`` and there is no
+    ``xindex``; ``("name", i)`` when selected symbol ``i`` (the first) names
+    an offset past the string table; ``("total", n)`` when the distinct names
+    would take ``n`` > ``limit`` characters; else ``("ok", (functions,
+    by_offset, name_chars))``: a :class:`Function` per selected symbol in
+    table order, the same in offset order (ties in table order), and the
+    characters of all their names (a shared name counted each time).  A name is Latin-1
+    text up to the next NUL (or the table's end): one character per byte, so
+    hostile names survive byte-exact, one string per distinct offset.  A
+    section's name is ``section_names`` (NUL-terminated) from its
+    ``name_offsets`` entry to the next NUL, one string per section.
+    """
+    order = ">" if big else "<"
+    if is64:
+        rows = ((name, info, shndx, value, size) for name, info, _, shndx, value, size
+                in struct.iter_unpack(order + "IBBHQQ", symtab))
+    else:
+        rows = ((name, info, shndx, value, size) for name, value, size, info, _, shndx
+                in struct.iter_unpack(order + "IIIBBH", symtab))
+    count = len(symtab) // (24 if is64 else 16)
+    if xindex is not None and len(xindex) // 4 < count:
+        raise ValueError("the extended section index table is shorter than the symbol table")
+    extended = None if xindex is None else struct.unpack_from(f"{order}{count}I", xindex)
+    base = array("Q", bases)
+    chosen = []
+    for index, (name, info, shndx, value, size) in enumerate(rows):
+        reserved = shndx >= SHN_LORESERVE
+        if shndx == SHN_XINDEX:
+            if extended is None:
+                return "xindex", None
+            shndx, reserved = extended[index], False
+        if info & 0xF in (STT_FUNC, STT_GNU_IFUNC) and 0 < shndx < len(loaded) and not reserved and loaded[shndx]:
+            chosen.append((index, name, shndx, value, size, info, (base[shndx] + value) & _ALL_BITS))
+    bad = next((row[0] for row in chosen if row[1] > len(strtab)), None)
+    if bad is not None:
+        return "name", bad
+    # Each distinct offset's name ends at the first NUL at or after it: one forward pass in offset order.
+    starts, ends, end = sorted({row[1] for row in chosen}), [], -1
+    for start in starts:
+        if start > end:
+            end = strtab.find(b"\0", start)
+            end = len(strtab) if end < 0 else end
+        ends.append(end)
+    total = sum(ends) - sum(starts)
+    if total > limit:
+        return "total", total
+    text = strtab.decode("latin-1")
+    names = {start: text[start:end] for start, end in zip(starts, ends)}
+    sections = {i: section_names[name_offsets[i]:section_names.index("\0", name_offsets[i])]
+                for i in {row[2] for row in chosen}}
+    functions = slot_records(Function, (
+        [row[0] for row in chosen], [names[row[1]] for row in chosen], [sections[row[2]] for row in chosen],
+        [row[2] for row in chosen], [row[3] for row in chosen], [row[4] for row in chosen],
+        [_BINDING_NAMES[row[5] >> 4] for row in chosen],
+        [_TYPE_NAMES[0 if row[5] & 0xF == STT_FUNC else 1] for row in chosen], [row[6] for row in chosen]))
+    return "ok", (functions, sorted(functions, key=attrgetter("offset")), sum(len(f.name) for f in functions))

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 SHT_PROGBITS, SHT_NOBITS = 1, 8
 SHT_INIT_ARRAY, SHT_FINI_ARRAY = 14, 15
 SHT_X86_64_UNWIND = 0x70000001
@@ -115,16 +113,15 @@ def link_elf_obj(sections: SectionColumns, *, machine: str,
     is refused (:func:`misplaced`), and so is the first section ending past
     the address space (32 bits on i386): :func:`highest_end`.
     """
-    types = np.array(sorted(loadable_types(machine, init_fini_arrays)), dtype=np.uint64)
-    size_column = np.asarray(sections.size, dtype=np.uint64)
-    candidates = np.flatnonzero((size_column != 0) & np.isin(np.asarray(sections.type, dtype=np.uint64), types)
-                                & (np.asarray(sections.flags, dtype=np.uint64) & SHF_ALLOC != 0))
+    types = loadable_types(machine, init_fini_arrays)
     offsets: dict[int, int] = {}
     offset = 0
     bits = 32 if machine == "i386" else 64
     highest = highest_end(bits)
-    aligns = np.asarray(sections.addralign, dtype=np.uint64)[candidates].tolist()
-    for index, size, align in zip(candidates.tolist(), size_column[candidates].tolist(), aligns):
+    candidates = [(index, size, align) for index, (kind, flags, size, align)
+                  in enumerate(zip(sections.type, sections.flags, sections.size, sections.addralign))
+                  if size and flags & SHF_ALLOC and kind in types]
+    for index, size, align in candidates:
         mask = alignmask(align)
         placed = aligned(offset, mask, bits)
         if mask < 0 or placed < offset:

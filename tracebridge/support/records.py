@@ -1,21 +1,38 @@
-"""Many records of one slotted dataclass, built at once.
+"""Many records at once: fixed-size binary records read into columns, and slotted dataclasses built in bulk.
 
-A big Rust module has 100k functions: :mod:`tracebridge.image.elf` makes a
-``Function`` record for each before any other work can start, and
-:mod:`tracebridge.probes.probeplan` a ``Planned`` one.  Calling a dataclass's
-``__init__`` 100k times costs tens of milliseconds; the native core stores
-each value straight into its slot instead (``slot_records`` in
-``src/native/symbol_records.h``), for classes whose ``__init__`` does nothing
-else (``slots=True`` dataclasses without ``__post_init__``).
+A big Rust module has 100k sections and functions: :mod:`tracebridge.image.elf`
+reads every section header and makes a ``Function`` record for each function
+before any other work can start, and :mod:`tracebridge.probes.probeplan` a
+``Planned`` one.  Unpacking 100k headers with :mod:`struct` and calling a
+dataclass's ``__init__`` 100k times cost tens of milliseconds each; the native
+core (``src/native/symbol_records.h``) reads the fields straight into lists
+(``unpack_columns``) and stores each value straight into its slot
+(``slot_records``), for classes whose ``__init__`` does nothing else
+(``slots=True`` dataclasses without ``__post_init__``).
 """
 
 from __future__ import annotations
 
+import struct
 from typing import TypeVar
 
 from tracebridge.support import native
 
 T = TypeVar("T")
+
+
+def unpack_columns(layout: str, data: bytes) -> tuple[list[int], ...]:
+    """The fields of ``struct.iter_unpack(layout, data)``, one list per field.
+
+    ``layout`` is ``<`` or ``>`` and unsigned fields only (``B``, ``H``,
+    ``I``, ``Q``); ``data`` holds whole records (``ValueError`` otherwise).
+    """
+    if native.core is not None:
+        return native.core.unpack_columns(layout, data)
+    if len(data) % struct.calcsize(layout):
+        raise ValueError("the data is not a whole number of records")
+    rows = list(struct.iter_unpack(layout, data))
+    return tuple([row[k] for row in rows] for k in range(len(layout) - 1))
 
 
 def slot_records(cls: type[T], columns: tuple[list, ...]) -> list[T]:

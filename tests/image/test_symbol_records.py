@@ -238,3 +238,14 @@ def test_what_slot_records_cannot_fill_is_refused(native_core):
     with pytest.raises(ValueError, match="differ in length"):
         build(Function, tuple([1] if k else [1, 2] for k in range(len(Function.__slots__))))
     assert [r.a for r in build(_Slotted, ([3, 4],))] == [3, 4]
+
+
+def test_the_tables_are_released_when_reading_them_fails(monkeypatch):
+    """The symbol and string tables are views of the mapping: an error while reading them still closes it."""
+    def fails(*args):
+        assert all(isinstance(table, memoryview) for table in (args[0], args[6]))
+        raise ValueError("a table whose numbers lie")
+
+    monkeypatch.setattr(elf, "_function_symbols", fails)
+    with pytest.raises(elf.InputError, match="malformed ELF: a table whose numbers lie"):
+        open_module(ALL_MODULES[0])

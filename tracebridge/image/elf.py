@@ -388,10 +388,19 @@ class _Reader:
 
     def slice(self, offset: int, size: int, what: str) -> bytes:
         """A copy of ``size`` bytes at ``offset``: copies keep no view on the mapping, so it can close."""
+        return bytes(self.view(offset, size, what))
+
+    def view(self, offset: int, size: int, what: str) -> memoryview:
+        """``size`` bytes at ``offset`` without a copy (the 20 MB string table of a big module): release
+        it (``with``) before the mapping closes, even on an error."""
+        self.check(offset, size, what)
+        return memoryview(self.data)[offset:offset + size]
+
+    def check(self, offset: int, size: int, what: str) -> None:
+        """Refuse ``size`` bytes at ``offset`` that are not all in the file."""
         if offset < 0 or size < 0 or offset + size > len(self.data):
             raise self.fail(f"{what} lies past the end of the file "
                             f"(offset {offset:#x}, size {size:#x}, file size {len(self.data):#x})")
-        return self.data[offset:offset + size]
 
 
 def _open_data(path: str) -> bytes | mmap.mmap:
@@ -641,13 +650,15 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
     if table.entsize[symtab] not in (0, entsize):
         raise r.fail(f"symbol table entry size is {table.entsize[symtab]}, expected {entsize}")
     count = table.size[symtab] // entsize
-    symbols = r.slice(table.offset[symtab], count * entsize, f"symbol table {symtab_name}")
+    symbols = (table.offset[symtab], count * entsize, f"symbol table {symtab_name}")
+    r.check(*symbols)
     link = table.link[symtab]
     if not 0 < link < len(table) or table.type[link] != SHT_STRTAB:
         raise r.fail(f"symbol table {symtab_name} has no valid string table (sh_link {link})")
     strtab_name = table.section_name(link)
     # Read as if one NUL followed the table, so that every name ends, even in a corrupt table.
-    strtab = r.slice(table.offset[link], table.size[link], f"string table {strtab_name}")
+    strtab = (table.offset[link], table.size[link], f"string table {strtab_name}")
+    r.check(*strtab)
 
     # Extended section indices, needed only if a symbol has SHN_XINDEX (a table past the end matters only then).
     extra = table.first(SHT_SYMTAB_SHNDX, link=symtab)
@@ -663,7 +674,7 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
     for index, offset in offsets.items():
         loaded[index] = 1
         bases[index] = offset if shift is None else shift
-    size = len(strtab) + 1  # with the NUL after it
+    size = table.size[link] + 1  # with the NUL after it
     # Symbols may share a name (a hostile module points 2,000 symbols at one 1 MB name): one string per
     # distinct offset.  Names at different offsets may still overlap (each one byte further into the same
     # name), so a module whose names would take more than MAX_NAME_BYTES beyond its string table (which
@@ -673,8 +684,10 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
         xindex = None if extra is None else extended_indices()
     except InputError:
         xindex = None  # refused below if a symbol needs it
-    tag, found = _function_symbols(symbols, bits == 64, order == ">", xindex, bytes(loaded), bases.tobytes(),
-                                   strtab, limit, table.names, table.name)
+    # Viewed, not copied (20 MB of librustc_driver's names), and only here: released whatever happens.
+    with r.view(*symbols) as symbol_bytes, r.view(*strtab) as strtab_bytes:
+        tag, found = _function_symbols(symbol_bytes, bits == 64, order == ">", xindex, bytes(loaded),
+                                       bases.tobytes(), strtab_bytes, limit, table.names, table.name)
     if tag == "xindex":
         if extra is None:
             raise r.fail("symbols use extended section indices but there is no .symtab_shndx section")
@@ -687,8 +700,9 @@ def _read_functions(r: _Reader, table: _SectionTable, offsets: dict[int, int], b
     return found, symtab_name
 
 
-def _function_symbols(symtab: bytes, is64: bool, big: bool, xindex: bytes | None, loaded: bytes, bases: bytes,
-                      strtab: bytes, limit: int, section_names: str, name_offsets: list[int]) -> tuple[str, object]:
+def _function_symbols(symtab: bytes | memoryview, is64: bool, big: bool, xindex: bytes | None, loaded: bytes,
+                      bases: bytes, strtab: bytes | memoryview, limit: int, section_names: str,
+                      name_offsets: list[int]) -> tuple[str, object]:
     """The function symbols of ``symtab`` in a loaded section: natively, or :func:`_function_symbols_py`."""
     if native.core is not None:
         return native.core.function_symbols(Function, symtab, is64, big, xindex, loaded, bases, strtab, limit,
@@ -696,8 +710,9 @@ def _function_symbols(symtab: bytes, is64: bool, big: bool, xindex: bytes | None
     return _function_symbols_py(symtab, is64, big, xindex, loaded, bases, strtab, limit, section_names, name_offsets)
 
 
-def _function_symbols_py(symtab: bytes, is64: bool, big: bool, xindex: bytes | None, loaded: bytes, bases: bytes,
-                         strtab: bytes, limit: int, section_names: str, name_offsets: list[int]) -> tuple[str, object]:
+def _function_symbols_py(symtab: bytes | memoryview, is64: bool, big: bool, xindex: bytes | None, loaded: bytes,
+                         bases: bytes, strtab: bytes | memoryview, limit: int, section_names: str,
+                         name_offsets: list[int]) -> tuple[str, object]:
     """``function_symbols`` of src/native/symbol_records.h: the same answer, in Python.
 
     ``symtab`` is the whole symbol table, ``xindex`` its ``SHT_SYMTAB_SHNDX``
@@ -729,7 +744,7 @@ def _function_symbols_py(symtab: bytes, is64: bool, big: bool, xindex: bytes | N
     if xindex is not None and len(xindex) // 4 < count:
         raise ValueError("the extended section index table is shorter than the symbol table")
     extended = None if xindex is None else struct.unpack_from(f"{order}{count}I", xindex)
-    base = array("Q", bases)
+    base, strtab = array("Q", bases), bytes(strtab)
     chosen = []
     for index, (name, info, shndx, value, size) in enumerate(rows):
         reserved = shndx >= SHN_LORESERVE

@@ -129,71 +129,15 @@ py_json_rows(PyObject *self, PyObject *args)
     PyObject *keys, *columns;
     if (!PyArg_ParseTuple(args, "O!O!", &PyTuple_Type, &keys, &PyTuple_Type, &columns))
         return NULL;
-    Py_ssize_t width = PyTuple_GET_SIZE(keys);
-    if (PyTuple_GET_SIZE(columns) != width) {
-        PyErr_SetString(PyExc_ValueError, "as many columns as keys are needed");
-        return NULL;
-    }
-    Py_ssize_t count = -1;
-    for (Py_ssize_t k = 0; k < width; k++) {
-        PyObject *column = PyTuple_GET_ITEM(columns, k);
-        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(keys, k)) || !PyList_CheckExact(column)) {
-            PyErr_SetString(PyExc_TypeError, "keys are str, columns lists");
-            return NULL;
-        }
-        if (count >= 0 && PyList_GET_SIZE(column) != count) {
-            PyErr_SetString(PyExc_ValueError, "columns differ in length");
-            return NULL;
-        }
-        count = PyList_GET_SIZE(column);
-    }
-    if (width == 0 || count <= 0)
-        return PyUnicode_FromStringAndSize("", 0);
-    /* Each key once, as written before its value: "key": */
-    text_buffer b = {NULL, 0, 0}, key_text = {NULL, 0, 0};
-    size_t *key_end = PyMem_Calloc((size_t)width, sizeof *key_end);
-    PyObject *result = NULL;
-    if (key_end == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t k = 0; k < width; k++) {
-        if (text_add_string(&key_text, PyTuple_GET_ITEM(keys, k)) < 0 || text_add(&key_text, ": ", 2) < 0)
-            goto done;
-        key_end[k] = key_text.size;
-    }
-    for (Py_ssize_t row = 0; row < count; row++) {
-        if (text_add(&b, row ? ", {" : "{", row ? 3 : 1) < 0)
-            goto done;
-        size_t key_start = 0;
-        for (Py_ssize_t k = 0; k < width; k++) {
-            /* A list may have changed length under us only through a value's __repr__: not for these types. */
-            PyObject *column = PyTuple_GET_ITEM(columns, k);
-            if (row >= PyList_GET_SIZE(column)) {
-                PyErr_SetString(PyExc_ValueError, "a column changed length");
-                goto done;
-            }
-            if ((k && text_add(&b, ", ", 2) < 0)
-                    || text_add(&b, key_text.data + key_start, key_end[k] - key_start) < 0
-                    || text_add_value(&b, PyList_GET_ITEM(column, row)) < 0)
-                goto done;
-            key_start = key_end[k];
-        }
-        if (text_add(&b, "}", 1) < 0)
-            goto done;
-    }
-    result = PyUnicode_DecodeUTF8(b.data, (Py_ssize_t)b.size, "strict");
-done:
-    PyMem_Free(key_end);
-    PyMem_Free(key_text.data);
-    PyMem_Free(b.data);
-    return result;
+    return json_rows(keys, columns);
 }
 
 PyDoc_STRVAR(json_rows_doc,
-"json_rows(keys, columns) -> str\n\n"
+"json_rows(keys, columns) -> bytes\n\n"
 "The rows whose values are columns[k][i] under keys[k] as json.dumps(rows, ensure_ascii=False)\n"
-"writes them, without the brackets.  TypeError for a value other than str, int, bool, float, None.");
+"writes them, without the brackets, in UTF-8.  A column may also be a tuple (objects, name):\n"
+"then row i's value is getattr(objects[i], name).  TypeError for a value other than str, int,\n"
+"bool, float, None.");
 
 static PyObject *
 py_function_symbols(PyObject *self, PyObject *args)

@@ -1,8 +1,12 @@
-/* Rows given column by column, written exactly as json.dumps(rows, ensure_ascii=False) writes them.
+/* Rows given column by column, written exactly as json.dumps(rows, ensure_ascii=False) writes them
+ * (as UTF-8 bytes).
  *
  * The output of tracebridge.render.tables.encode_json_columns without the
  * list of dicts: `{"key": value, ...}` objects separated by ", ", no
- * brackets.  Values may be str, int, bool, float or None; anything else
+ * brackets.  A column is a list of values or, without the list, the objects
+ * that hold them as an attribute (read from its slot: no reference is taken,
+ * so a forked child writes no page it shares with its parent).  Values may
+ * be str, int, bool, float or None; anything else
  * (or a str that is not valid Unicode) makes the caller use json.dumps.
  * Strings are escaped as the json module's C encoder does with
  * ensure_ascii=False: the two-character escapes for '"', '\\', '\b',
@@ -14,8 +18,17 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <string.h>
+
+/* How many rows ahead json_rows asks for its values' memory (twice that for an attribute's object). */
+#define JSON_PREFETCH_ROWS 8
+#if defined(__GNUC__) || defined(__clang__)
+#define JSON_PREFETCH(address) __builtin_prefetch(address)
+#else
+#define JSON_PREFETCH(address) ((void)(address))
+#endif
 
 typedef struct {
     char *data;
@@ -59,6 +72,18 @@ text_add(text_buffer *b, const char *text, size_t length)
     return 0;
 }
 
+/* Does any of the 8 bytes in x need an escape (below 0x20, '"' or '\\')?  Exact: (v - 0x01..) & ~v
+ * & 0x80.. is nonzero iff some byte of v is 0, and (x - 0x20..) & ~x & 0x80.. iff some byte is
+ * below 0x20. */
+static inline int
+json_word_escapes(unsigned long long x)
+{
+    const unsigned long long ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    unsigned long long quote = x ^ (ones * '"'), backslash = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash)) & highs
+        ? 1 : 0;
+}
+
 /* A JSON string: quotes and the json module's escapes. */
 static int
 text_add_string(text_buffer *b, PyObject *string)
@@ -67,18 +92,31 @@ text_add_string(text_buffer *b, PyObject *string)
     const char *utf8 = PyUnicode_AsUTF8AndSize(string, &length);
     if (utf8 == NULL)
         return -1;
-    /* At most 6 bytes per input byte (\u00XX), plus the quotes. */
-    if ((size_t)length > ((size_t)PY_SSIZE_T_MAX - 2) / 6) {
+    /* At most 6 bytes per input byte (\u00XX), plus the quotes (and 8 to spare: words are copied whole). */
+    if ((size_t)length > ((size_t)PY_SSIZE_T_MAX - 10) / 6) {
         PyErr_NoMemory();
         return -1;
     }
-    if (text_reserve(b, (size_t)length * 6 + 2) < 0)
+    if (text_reserve(b, (size_t)length * 6 + 10) < 0)
         return -1;
     static const char hex[] = "0123456789abcdef";
     char *out = b->data + b->size;
+    const unsigned char *at = (const unsigned char *)utf8, *end = at + length;
     *out++ = '"';
-    for (Py_ssize_t i = 0; i < length; i++) {
-        unsigned char c = (unsigned char)utf8[i];
+    while (at < end) {
+        /* Eight bytes at a time while none needs an escape, then one byte. */
+        while (end - at >= 8) {
+            unsigned long long word;
+            memcpy(&word, at, 8);
+            if (json_word_escapes(word))
+                break;
+            memcpy(out, &word, 8);
+            out += 8;
+            at += 8;
+        }
+        if (at == end)
+            break;
+        unsigned char c = *at++;
         if (c >= 0x20 && c != '"' && c != '\\') {
             *out++ = (char)c;
             continue;
@@ -121,9 +159,16 @@ text_add_value(text_buffer *b, PyObject *value)
         int overflow;
         long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
         if (!overflow) {
-            char digits[32];
-            int length = snprintf(digits, sizeof digits, "%lld", number);
-            return text_add(b, digits, (size_t)length);
+            /* Its decimal digits, written from the last (snprintf costs more than the rest of a row). */
+            char digits[24], *at = digits + sizeof digits;
+            unsigned long long magnitude = number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
+            do {
+                *--at = (char)('0' + magnitude % 10);
+                magnitude /= 10;
+            } while (magnitude);
+            if (number < 0)
+                *--at = '-';
+            return text_add(b, at, (size_t)(digits + sizeof digits - at));
         }
     }
     if (PyFloat_CheckExact(value) && !isfinite(PyFloat_AS_DOUBLE(value))) {
@@ -143,6 +188,152 @@ text_add_value(text_buffer *b, PyObject *value)
     }
     PyErr_Format(PyExc_TypeError, "json_rows writes no %.100s", Py_TYPE(value)->tp_name);
     return -1;
+}
+
+/* One column of json_rows: a list of the values, or the objects whose attribute `name` is the
+ * value.  Objects of `type` (the first object's, when it reads attributes the generic way) hold it
+ * in a slot at `offset`, read straight from there; others are asked with getattr. */
+typedef struct {
+    PyObject *list, *name;
+    PyTypeObject *type;
+    Py_ssize_t offset;
+} json_column;
+
+static int
+json_column_of(PyObject *spec, json_column *column)
+{
+    *column = (json_column){spec, NULL, NULL, -1};
+    if (PyList_CheckExact(spec))
+        return 0;
+    if (!PyTuple_CheckExact(spec) || PyTuple_GET_SIZE(spec) != 2 || !PyList_CheckExact(PyTuple_GET_ITEM(spec, 0))
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(spec, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a column is a list, or a tuple (objects, attribute name)");
+        return -1;
+    }
+    column->list = PyTuple_GET_ITEM(spec, 0);
+    column->name = PyTuple_GET_ITEM(spec, 1);
+    if (PyList_GET_SIZE(column->list) == 0)
+        return 0;
+    PyTypeObject *type = Py_TYPE(PyList_GET_ITEM(column->list, 0));
+    if (type->tp_getattro != PyObject_GenericGetAttr)
+        return 0;
+    PyObject *descr = _PyType_Lookup(type, column->name);  /* borrowed */
+    if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type == T_OBJECT_EX && member->offset >= (Py_ssize_t)sizeof(PyObject)
+                && member->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize) {
+            column->type = type;
+            column->offset = member->offset;
+        }
+    }
+    return 0;
+}
+
+/* Row `row` of a column, or NULL with an exception.  Borrowed (no reference count written), unless
+ * *owned says it came from getattr: the caller then releases it.  Borrowing is safe because writing
+ * a value runs no Python code (exact str, int, float, bool and None only). */
+static PyObject *
+json_column_value(const json_column *column, Py_ssize_t row, int *owned)
+{
+    *owned = 0;
+    /* A list may have changed length under us only through a getattr: checked each time. */
+    if (row >= PyList_GET_SIZE(column->list)) {
+        PyErr_SetString(PyExc_ValueError, "a column changed length");
+        return NULL;
+    }
+    PyObject *item = PyList_GET_ITEM(column->list, row);
+    if (column->name == NULL)
+        return item;
+    if (Py_TYPE(item) == column->type) {
+        PyObject *value = *(PyObject **)((char *)item + column->offset);
+        if (value != NULL)
+            return value;
+    }
+    *owned = 1;
+    return PyObject_GetAttr(item, column->name);  /* an unset slot: its AttributeError */
+}
+
+/* The rows whose values are columns[k] (json_column_of) under keys[k], as json.dumps(rows,
+ * ensure_ascii=False) writes them without the brackets: UTF-8 bytes. */
+static PyObject *
+json_rows(PyObject *keys, PyObject *specs)
+{
+    Py_ssize_t width = PyTuple_GET_SIZE(keys), count = -1;
+    if (PyTuple_GET_SIZE(specs) != width) {
+        PyErr_SetString(PyExc_ValueError, "as many columns as keys are needed");
+        return NULL;
+    }
+    json_column *columns = PyMem_Calloc((size_t)(width ? width : 1), sizeof *columns);
+    size_t *key_end = PyMem_Calloc((size_t)(width ? width : 1), sizeof *key_end);
+    text_buffer b = {NULL, 0, 0}, key_text = {NULL, 0, 0};
+    PyObject *result = NULL;
+    if (columns == NULL || key_end == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < width; k++) {
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(keys, k))) {
+            PyErr_SetString(PyExc_TypeError, "keys are str");
+            goto done;
+        }
+        if (json_column_of(PyTuple_GET_ITEM(specs, k), &columns[k]) < 0)
+            goto done;
+        if (count >= 0 && PyList_GET_SIZE(columns[k].list) != count) {
+            PyErr_SetString(PyExc_ValueError, "columns differ in length");
+            goto done;
+        }
+        count = PyList_GET_SIZE(columns[k].list);
+    }
+    if (width == 0 || count <= 0) {
+        result = PyBytes_FromStringAndSize("", 0);
+        goto done;
+    }
+    /* Each key once, as written before its value: "key": */
+    for (Py_ssize_t k = 0; k < width; k++) {
+        if (text_add_string(&key_text, PyTuple_GET_ITEM(keys, k)) < 0 || text_add(&key_text, ": ", 2) < 0)
+            goto done;
+        key_end[k] = key_text.size;
+    }
+    for (Py_ssize_t row = 0; row < count; row++) {
+        /* The values are scattered objects, each read once: ask for those of rows ahead now (the
+         * wait for memory was most of the time), and for an attribute, first its object. */
+        for (Py_ssize_t k = 0; k < width; k++) {
+            const json_column *column = &columns[k];
+            Py_ssize_t size = PyList_GET_SIZE(column->list);
+            if (row + 2 * JSON_PREFETCH_ROWS < size)
+                JSON_PREFETCH(PyList_GET_ITEM(column->list, row + 2 * JSON_PREFETCH_ROWS));
+            if (row + JSON_PREFETCH_ROWS < size) {
+                PyObject *item = PyList_GET_ITEM(column->list, row + JSON_PREFETCH_ROWS);
+                JSON_PREFETCH(column->offset >= 0 && Py_TYPE(item) == column->type
+                              ? *(PyObject **)((char *)item + column->offset) : item);
+            }
+        }
+        if (text_add(&b, row ? ", {" : "{", row ? 3 : 1) < 0)
+            goto done;
+        size_t key_start = 0;
+        for (Py_ssize_t k = 0; k < width; k++) {
+            int owned;
+            PyObject *value = json_column_value(&columns[k], row, &owned);
+            int status = value == NULL ? -1
+                : (k && text_add(&b, ", ", 2) < 0)
+                    || text_add(&b, key_text.data + key_start, key_end[k] - key_start) < 0
+                    || text_add_value(&b, value) < 0 ? -1 : 0;
+            if (owned)
+                Py_XDECREF(value);
+            if (status < 0)
+                goto done;
+            key_start = key_end[k];
+        }
+        if (text_add(&b, "}", 1) < 0)
+            goto done;
+    }
+    result = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.size);
+done:
+    PyMem_Free(columns);
+    PyMem_Free(key_end);
+    PyMem_Free(key_text.data);
+    PyMem_Free(b.data);
+    return result;
 }
 
 #endif

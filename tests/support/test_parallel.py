@@ -7,6 +7,7 @@ these tests lower the threshold to run the forked path on the fixtures.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -109,3 +110,49 @@ def test_gen_probes_is_the_same_split_or_not(monkeypatch, tmp_path):
                      "--map", str(run / "map.json")]) == 0
         texts.append((run / "probes.d").read_text() + (run / "map.json").read_text())
     assert texts[0] == texts[1] and "fbt:" in texts[0]
+
+
+def test_the_first_half_comes_while_the_child_still_works(monkeypatch, tmp_path):
+    """split_iter gives the parent's half before the child is done: here the child waits for a file the
+    caller writes only after reading the first half."""
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    parent, go = os.getpid(), tmp_path / "go"
+
+    def work(part):
+        if os.getpid() != parent:
+            while not go.exists():
+                time.sleep(0.01)
+        return [x * 2 for x in part]
+
+    results = parallel.split_iter(work, list(range(10)))
+    assert [next(results) for _ in range(5)] == [0, 2, 4, 6, 8]
+    go.touch()
+    assert list(results) == [10, 12, 14, 16, 18]
+
+
+def test_a_caller_that_stops_reading_still_waits_for_the_child(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    forked = []
+    fork = os.fork
+
+    def remembered_fork():
+        pid = fork()
+        forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", remembered_fork)
+    results = parallel.split_iter(lambda part: list(part), list(range(10)))
+    assert next(results) == 0
+    results.close()
+    with pytest.raises(ChildProcessError):  # reaped already
+        os.waitpid(forked[0], 0)
+
+
+def test_without_memfd_the_answer_comes_through_a_temporary_file(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+
+    def refused(name):
+        raise OSError("no memfd here")
+
+    monkeypatch.setattr(os, "memfd_create", refused, raising=False)
+    assert parallel.split_map(lambda part: [x + 1 for x in part], list(range(50))) == list(range(1, 51))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tracebridge.cli.common import (add_base_argument, add_format_argument, add_module_argument,
@@ -11,7 +10,8 @@ from tracebridge.cli.common import (add_base_argument, add_format_argument, add_
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
 from tracebridge.support.outputs import open_output
 from tracebridge.image.select import add_selection_arguments, selection_from_args
-from tracebridge.render.tables import FORMATS, encode_chunk, encode_json_columns, write_chunks, write_rows
+from tracebridge.render.tables import (FORMATS, Attribute, encode_chunk, encode_json_columns, write_chunks,
+                                      write_rows)
 
 if TYPE_CHECKING:
     from tracebridge.image.elf import Function
@@ -65,7 +65,7 @@ def _list(args: argparse.Namespace) -> int:
     from tracebridge.image.demangle import demangle_all
     from tracebridge.probes.fbt import Predictor
     from tracebridge.support import quickexit
-    from tracebridge.support.parallel import split_map
+    from tracebridge.support.parallel import split_iter, split_map
 
     image = load_module(args)
     base = image.fixed_base if image.fixed_base is not None else args.base
@@ -73,20 +73,23 @@ def _list(args: argparse.Namespace) -> int:
     predictor = Predictor(image, image.modname, fbt_options_from_args(args, base))
     columns = COLUMNS if args.format != "table" else TABLE_COLUMNS
 
-    def columns_for(functions: Sequence[Function]) -> dict[str, list]:
-        """Each column's values, one per selected function: independent per function, so it runs in halves."""
+    def columns_for(functions: list[Function]) -> dict[str, list | Attribute]:
+        """Each column's values, one per selected function: independent per function, so it runs in halves.
+
+        The functions' and names' own fields are given as :class:`Attribute` columns, read where they are.
+        """
         names = demangle_all([f.name for f in functions])
         if selection.active:
             keep = selection.apply(functions, names)
             functions, names = [functions[i] for i in keep], [names[i] for i in keep]
         fbts = predictor.scan(functions)
-        offsets = [f.offset for f in functions]
         values = {
-            "name": [f.name for f in functions], "demangled": [n.name for n in names],
-            "scheme": [n.scheme for n in names], "section": [f.section for f in functions], "offset": offsets,
-            "address": [None] * len(offsets) if base is None else [base + offset for offset in offsets],
-            "size": [f.size for f in functions], "binding": [f.binding for f in functions],
-            "crate": [n.crate for n in names], "fbt_entry": [p.entry for p in fbts],
+            "name": Attribute(functions, "name"), "demangled": Attribute(names, "name"),
+            "scheme": Attribute(names, "scheme"), "section": Attribute(functions, "section"),
+            "offset": Attribute(functions, "offset"),
+            "address": [None] * len(functions) if base is None else [base + f.offset for f in functions],
+            "size": Attribute(functions, "size"), "binding": Attribute(functions, "binding"),
+            "crate": Attribute(names, "crate"), "fbt_entry": [p.entry for p in fbts],
             "fbt_returns": [len(p.returns) for p in fbts], "fbt_reason": [p.reason for p in fbts],
         }
         if args.format == "table":
@@ -97,11 +100,12 @@ def _list(args: argparse.Namespace) -> int:
                                  for f in functions]
         return values
 
-    def rows_for(functions: Sequence[Function]) -> list[dict]:
+    def rows_for(functions: list[Function]) -> list[dict]:
         values = columns_for(functions)
-        return [dict(zip(values, row)) for row in zip(*values.values())]
+        lists = [v.values() if isinstance(v, Attribute) else v for v in values.values()]
+        return [dict(zip(values, row)) for row in zip(*lists)]
 
-    def encoded(functions: Sequence[Function]) -> list[str]:
+    def encoded(functions: list[Function]) -> list[str | bytes]:
         if args.format == "json":
             values = columns_for(functions)
             return [encode_json_columns(columns, [values[c] for c in columns])]
@@ -114,9 +118,9 @@ def _list(args: argparse.Namespace) -> int:
     with open_output(args.output, inputs=[args.module]) as out:
         if args.format != "table" and args.sort == "offset" and image.name_chars <= min(len(image.data),
                                                                                         PARALLEL_NAME_CHARS):
-            # Already in order: each half is demangled, scanned and encoded in its own process.
-            chunks = split_map(encoded, functions, cost=row_cost)
-            write_chunks(out, chunks, columns, args.format)
+            # Already in order: each half is demangled, scanned and encoded in its own process, the
+            # first written while the second may still be made.
+            write_chunks(out, split_iter(encoded, functions, cost=row_cost), columns, args.format)
             return 0
         rows = split_map(rows_for, functions)
         if args.sort != "offset":

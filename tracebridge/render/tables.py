@@ -13,12 +13,15 @@ encoded in batches of bounded size: a module whose 2,000 functions share one
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import IO, TYPE_CHECKING, Any
 
 from tracebridge.support import native
@@ -80,24 +83,46 @@ def encode_chunk(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt:
     raise ValueError(f"no chunked form of {fmt!r}")  # argparse restricts choices: a programming error
 
 
-def encode_json_columns(columns: Sequence[str], values: Sequence[list[Any]]) -> str:
-    """Rows given column by column (``values[k][i]``: row ``i``'s ``columns[k]``), as :func:`encode_chunk` writes JSON.
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """A column given by the objects that hold its values: row ``i``'s value is ``getattr(objects[i], name)``.
+
+    :func:`encode_json_columns` writes it without a list of the values: the
+    native core reads each object's slot and takes no reference, so a process
+    forked to encode half the rows copies none of the pages it shares with
+    its parent (a reference count is a write).
+    """
+
+    objects: list
+    name: str
+
+    def values(self) -> list:
+        return list(map(attrgetter(self.name), self.objects))
+
+
+def encode_json_columns(columns: Sequence[str], values: Sequence[list[Any] | Attribute]) -> bytes:
+    """Rows given column by column (``values[k][i]``: row ``i``'s ``columns[k]``), as :func:`encode_chunk`
+    writes JSON, in UTF-8: what :func:`write_chunks` writes to a UTF-8 output as it is.
 
     With the native core the text is written straight from the columns,
     without a dict per row; the pure-Python path builds the dicts and calls
-    :func:`encode_chunk`.  The text is the same (tests/render/test_tables_native.py).
+    :func:`encode_chunk`.  The bytes are the same (tests/render/test_tables_native.py);
+    text that UTF-8 cannot hold (a lone surrogate) raises ``UnicodeEncodeError`` on both paths.
     """
     core = native.core
     if core is not None:
         try:
-            return core.json_rows(tuple(columns), tuple(values))
+            return core.json_rows(tuple(columns), tuple((v.objects, v.name) if isinstance(v, Attribute) else v
+                                                        for v in values))
         except (TypeError, UnicodeEncodeError):  # a value it does not write (NaN, a surrogate): json.dumps decides
             pass
-    return encode_chunk([dict(zip(columns, row)) for row in zip(*values)], columns, "json")
+    lists = [v.values() if isinstance(v, Attribute) else v for v in values]
+    return encode_chunk([dict(zip(columns, row)) for row in zip(*lists)], columns, "json").encode()
 
 
-def write_chunks(out: IO[str], chunks: Iterable[str], columns: Sequence[str], fmt: str) -> None:
-    """One JSON array or CSV file from the pieces :func:`encode_chunk` made, in order (each written as it comes)."""
+def write_chunks(out: IO[str], chunks: Iterable[str | bytes], columns: Sequence[str], fmt: str) -> None:
+    """One JSON array or CSV file from the pieces :func:`encode_chunk` (or, UTF-8, :func:`encode_json_columns`)
+    made, in order (each written as it comes)."""
     if fmt == "json":
         out.write("[")
         first = True
@@ -105,7 +130,7 @@ def write_chunks(out: IO[str], chunks: Iterable[str], columns: Sequence[str], fm
             if chunk:
                 if not first:
                     out.write(", ")
-                out.write(chunk)
+                _write_text(out, chunk)
                 first = False
         out.write("]\n")
     elif fmt == "csv":
@@ -114,6 +139,19 @@ def write_chunks(out: IO[str], chunks: Iterable[str], columns: Sequence[str], fm
             out.write(chunk)
     else:
         raise ValueError(f"no chunked form of {fmt!r}")
+
+
+def _write_text(out: IO[str], text: str | bytes) -> None:
+    """Write text, or UTF-8 bytes: to a UTF-8 stream's own buffer as they are (not decoded to be encoded again)."""
+    if isinstance(text, str):
+        out.write(text)
+        return
+    buffer = getattr(out, "buffer", None)
+    if buffer is None or codecs.lookup(out.encoding or "ascii").name != "utf-8":
+        out.write(text.decode())
+        return
+    out.flush()
+    buffer.write(text)
 
 
 def _rich_table(out: IO[str], rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None,

@@ -3,9 +3,14 @@
 Demangling and FBT prediction cost a few microseconds per function in
 Python; on a 100k-function module that is most of a command's time.  The
 work is independent per function, so :func:`split_map` forks once, lets the
-child do the second half while the parent does the first, and sends the
-child's result back through a pipe.  Fork keeps the loaded module image
-(and its mapping) without re-reading anything.
+child do the second half while the parent does the first, and has the child
+leave its result in a file both share (in memory, ``memfd_create``, where the
+system has it): a pipe made the two processes take turns 450 times for the
+29 MB of JSON of librustc_driver's second half, 0.12-0.19 s on a loaded
+machine against 0.02 s through the file.  Fork keeps the loaded module image
+(and its mapping) without re-reading anything.  :func:`split_iter` gives the
+first half's results as soon as they are made, so that they can be written
+while the child still works.
 
 Where fork is unavailable, only one CPU is usable, or the input is small,
 it simply calls the function once.  If the child fails for any reason the
@@ -18,9 +23,10 @@ from __future__ import annotations
 import bisect
 import os
 import pickle
+import tempfile
 from itertools import accumulate
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import BinaryIO, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -55,13 +61,22 @@ def split_map(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
     not wait long for the other.  ``middle(items)``, given instead, says where
     the first half ends, for a caller that can tell without a cost per item.
     """
+    return list(split_iter(work, items, cost, middle))
+
+
+def split_iter(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
+               cost: Callable[[T], int] | None = None,
+               middle: Callable[[Sequence[T]], int] | None = None) -> Iterator[R]:
+    """:func:`split_map`'s results as they come: the first half's once this process has made them (the
+    child may still work on the second), then the second half's."""
     global _splitting
     if _splitting or len(items) < MIN_ITEMS or usable_cpus() < 2 or not hasattr(os, "fork"):
-        return work(items)
+        yield from work(items)
+        return
     _splitting = True
     try:
         cut = _middle(items, cost) if middle is None else min(max(middle(items), 0), len(items))
-        return _split(work, items, cut)
+        yield from _split(work, items, cut)
     finally:
         _splitting = False
 
@@ -75,26 +90,31 @@ def _middle(items: Sequence[T], cost: Callable[[T], int] | None) -> int:
     return min(len(items), (bisect.bisect_left(running, running[-1] / 2) + 1) * step)
 
 
-def _split(work: Callable[[Sequence[T]], list[R]], items: Sequence[T], middle: int) -> list[R]:
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: compute the second half, send it, leave without cleanup handlers
-        status = 1
+def _split(work: Callable[[Sequence[T]], list[R]], items: Sequence[T], middle: int) -> Iterator[R]:
+    with _shared_file() as shared:
+        pid = os.fork()
+        if pid == 0:  # child: compute the second half, leave it in the file, leave without cleanup handlers
+            status = 1
+            try:
+                pickle.dump(work(items[middle:]), shared, protocol=pickle.HIGHEST_PROTOCOL)
+                shared.flush()
+                status = 0
+            finally:
+                os._exit(status)
         try:
-            os.close(read_end)
-            payload = pickle.dumps(work(items[middle:]), protocol=pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(payload)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
+            yield from work(items[:middle])
+        finally:  # also when the caller stops reading: the child is always waited for
+            _, status = os.waitpid(pid, 0)
+        if status == 0:
+            shared.seek(0)  # the child's writes moved the offset both processes share
+            yield from pickle.load(shared)
+            return
+    yield from work(items[middle:])
+
+
+def _shared_file() -> BinaryIO:
+    """An anonymous file the child writes and the parent then reads: in memory where the system has memfd."""
     try:
-        first = work(items[:middle])
-    finally:
-        with os.fdopen(read_end, "rb") as pipe:
-            payload = pipe.read()
-        _, status = os.waitpid(pid, 0)
-    if status == 0 and payload:
-        return first + pickle.loads(payload)
-    return first + work(items[middle:])
+        return os.fdopen(os.memfd_create("tracebridge-split"), "w+b")
+    except (AttributeError, OSError):  # no memfd_create (macOS), or the system refuses it
+        return tempfile.TemporaryFile()

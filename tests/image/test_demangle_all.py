@@ -89,3 +89,34 @@ def test_a_cpp_name_among_printable_names_keeps_its_cpp_reading(backend):
     names = ["_ZN4llvm5Value7setNameERKNS_5TwineE", "_ZN4core3fmt5write17h0123456789abcdefE", "main"]
     assert_bulk_names(names)
     assert demangle_names(names)[1] == [demangle.CPP, demangle.RUST_LEGACY, demangle.C]
+
+
+def test_names_over_the_size_limit_stay_mangled_in_bulk(backend):
+    """A valid legacy name of MAX_NAME characters is demangled, one character more is not: the Rust
+    demangler would read it, so the bulk path must keep it from it, as demangle_symbol does."""
+    n = MAX_NAME - len("_ZN3rem") - len("17h0123456789abcdefE") - 5
+    exact = f"_ZN3rem{n}{'a' * n}17h0123456789abcdefE"
+    longer = f"_ZN3rem{n + 1}{'a' * (n + 1)}17h0123456789abcdefE"
+    assert (len(exact), len(longer)) == (MAX_NAME, MAX_NAME + 1)
+    assert demangle_names([exact, longer, "main"]) == (["rem::" + "a" * n, longer, "main"],
+                                                       [demangle.RUST_LEGACY, demangle.C, demangle.C])
+    assert_bulk_names([longer, exact, "_RNvCs1_3foo3bar"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(max_codepoint=0x3000)))
+def test_printable_ascii_is_isascii_and_isprintable(text):
+    assert demangle._printable_ascii(text) == (text.isascii() and text.isprintable())
+
+
+@pytest.mark.parametrize("text", ["", "a b~", "a\tb", "\x1f", "\x7f", " ", "~", "caf\u00e9", "\x80", "\x00"])
+def test_printable_ascii_edges(text):
+    assert demangle._printable_ascii(text) == (text.isascii() and text.isprintable())
+
+
+def test_full_is_a_cache_no_part_of_the_name(backend):
+    """Asking one of two equal answers for its ``full`` form keeps them equal."""
+    names = ["_ZN3foo3bar17h0123456789abcdefE", "_RNvCs1234_7mycrate3foo", "_ZN3foo3barEv", "main"]
+    first, second = demangle_all(names), one_by_one(names)
+    assert [item.full for item in first] == ["foo::bar::h0123456789abcdef", "mycrate[3c1c0]::foo", "foo::bar()", "main"]
+    assert first == second

@@ -19,8 +19,10 @@ folded stacks -- gains lines or terminal commands from a name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from itertools import compress, repeat
+from operator import is_not
 from types import ModuleType
 
 from tracebridge.support.printable import CONTROL, printable
@@ -72,7 +74,8 @@ class Demangled:
     mangled: str
     scheme: str
     name: str
-    _full: str | None = None
+    #: ``full`` once asked for: a cache, so no part of what the name is (equality, repr).
+    _full: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def full(self) -> str:
@@ -298,8 +301,7 @@ def use_backend(name: str) -> None:
 
 
 def _as_c(name: str) -> Demangled:
-    shown = printable(name)
-    return Demangled(name, C, shown, shown)
+    return Demangled(name, C, printable(name))
 
 
 def is_plain_c(name: str) -> bool:
@@ -335,8 +337,7 @@ def demangle_symbol(mangled: str) -> Demangled:
     if mangled.startswith(("_Z", "__Z")):
         cpp = _cpp(mangled)
         if cpp != mangled:
-            cpp = printable(cpp)
-            return Demangled(mangled, CPP, cpp, cpp)
+            return Demangled(mangled, CPP, printable(cpp))
     return _as_c(mangled)
 
 
@@ -345,14 +346,27 @@ use_cpp_backend("pycxxfilt" if _pycxxfilt is not None else "demangle")
 
 
 def demangle_all(names: list[str]) -> list[Demangled]:
-    """:func:`demangle_symbol` of each name, demangled once per distinct name by :func:`demangle_names`."""
+    """:func:`demangle_symbol` of each name, demangled once per distinct name by :func:`demangle_names`.
+
+    Once per distinct name, because symbols can share a name (2,000 symbols
+    of one 1 MB name: docs/hardening.md); a module's names are usually all
+    distinct, and then the answers are the list itself.
+    """
     distinct = list(dict.fromkeys(names))
-    found = {mangled: Demangled(mangled, scheme, name, None if scheme in _RUST else name)
-             for mangled, name, scheme in zip(distinct, *demangle_names(distinct))}
-    return list(map(found.__getitem__, names))
+    shown, schemes = demangle_names(distinct)
+    items = list(map(Demangled, distinct, schemes, shown))
+    if len(distinct) == len(names):  # every name distinct: ``distinct`` is ``names``
+        return items
+    return list(map(dict(zip(distinct, items)).__getitem__, names))
 
 
-_RUST = (RUST_LEGACY, RUST_V0)
+#: The printable ASCII characters.
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
+def _printable_ascii(text: str) -> bool:
+    """``text.isascii() and text.isprintable()``, a third of the time on the megabytes of a module's names."""
+    return text.isascii() and not text.encode("ascii").translate(None, _PRINTABLE_ASCII)
 
 
 def demangle_names(symbols: list[str]) -> tuple[list[str], list[str]]:
@@ -367,18 +381,23 @@ def demangle_names(symbols: list[str]) -> tuple[list[str], list[str]]:
     runs once over all its results.  Anything else, and any name the Rust
     demangler refuses, takes :func:`demangle_symbol` (and its cache).
     """
-    names, schemes = list(symbols), [C] * len(symbols)
-    maybe = [i for i, name in enumerate(symbols) if name[:1] in _MANGLED_STARTS and name.startswith(_MANGLED)]
-    joined = "".join(symbols)
-    if not (joined.isascii() and joined.isprintable()):  # rare: then each name is looked at
+    count = len(symbols)
+    names, schemes = list(symbols), [C] * count
+    if _printable_ascii("".join(symbols)):
+        maybe = list(compress(range(count), map(str.startswith, symbols, repeat(_MANGLED))))
+    else:  # rare: then each name is looked at
         maybe = [i for i, name in enumerate(symbols) if not is_plain_c(name)]
-    rust = [i for i in maybe if symbols[i].startswith(("_R", "_ZN")) and len(symbols[i]) <= MAX_NAME]
-    plains = list(map(_rust_plain, [symbols[i] for i in rust]))
-    direct = [i for i, plain in zip(rust, plains) if plain is not None]
-    for i, plain in zip(rust, plains):
-        if plain is not None:
+    shaped = list(map(str.startswith, symbols, repeat(("_R", "_ZN"))))
+    if max(map(len, symbols), default=0) > MAX_NAME:  # rare: a name no demangler is given
+        shaped = [rust and len(name) <= MAX_NAME for rust, name in zip(shaped, symbols)]
+    plains = list(map(_rust_plain, compress(symbols, shaped)))
+    found = list(map(is_not, plains, repeat(None)))
+    direct, shown = list(compress(compress(range(count), shaped), found)), list(compress(plains, found))
+    joined = "".join(shown)
+    if _printable_ascii(joined) or CONTROL.search(joined) is None:
+        for i, plain in zip(direct, shown):
             names[i], schemes[i] = plain, RUST_V0 if symbols[i].startswith("_R") else RUST_LEGACY
-    if CONTROL.search("\t".join([names[i] for i in direct])) is not None:  # rare: take the slow path
+    else:  # rare: a control character to escape: take the slow path
         direct = []
     for i in sorted(set(maybe).difference(direct)) if len(direct) < len(maybe) else ():
         item = demangle_symbol(symbols[i])

@@ -365,7 +365,9 @@ function_symbols(PyTypeObject *cls, const unsigned char *symtab, Py_ssize_t symt
         if (record == NULL)
             goto done;
         PyList_SET_ITEM(records, k, record);
-        /* Each value goes to its slot as it is made; at the first failure the list frees what was made. */
+        /* Each value goes to its slot as it is made; at the first failure the list frees what was made.
+         * An offset equal to the value (an ET_DYN module mapped from 0) is the same int. */
+        PyObject *st_value = NULL;
         for (int n = 0; n < 9; n++) {
             PyObject *value;
             switch (n) {
@@ -380,11 +382,12 @@ function_symbols(PyTypeObject *cls, const unsigned char *symtab, Py_ssize_t symt
                 break;
             case 2: value = section_name(section_names, name_offsets, (Py_ssize_t)s->shndx, sections); break;
             case 3: value = PyLong_FromUnsignedLongLong(s->shndx); break;
-            case 4: value = PyLong_FromUnsignedLongLong(s->value); break;
+            case 4: value = st_value = PyLong_FromUnsignedLongLong(s->value); break;
             case 5: value = PyLong_FromUnsignedLongLong(s->size); break;
             case 6: value = Py_NewRef(PyTuple_GET_ITEM(bindings, s->info >> 4)); break;
             case 7: value = Py_NewRef(PyTuple_GET_ITEM(types, (s->info & 0xF) == 2 ? 0 : 1)); break;
-            default: value = PyLong_FromUnsignedLongLong(s->offset);
+            default:
+                value = s->offset == s->value ? Py_NewRef(st_value) : PyLong_FromUnsignedLongLong(s->offset);
             }
             *(PyObject **)((char *)record + slots[n]) = value;
             if (value == NULL)

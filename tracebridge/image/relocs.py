@@ -27,8 +27,6 @@ import bisect
 import struct
 from dataclasses import dataclass
 
-import numpy as np
-
 from tracebridge.image.elf import (SHF_ALLOC, SHT_NOBITS, SHT_REL, SHT_RELA, SHT_SYMTAB_SHNDX, ModuleImage,
                                    Section)
 
@@ -106,6 +104,8 @@ class Relocations:
         Read as a column so that a shared object's 100k relocations, almost
         all in data, need not be decoded to learn that its code has none.
         """
+        import numpy as np  # only for a module with dynamic relocations (ET_DYN), when FBT asks
+
         offsets = []
         for rel in self._dynamic:
             width = (24 if rel.type == SHT_RELA else 16) if self.image.bits == 64 else (12 if rel.type == SHT_RELA else 8)

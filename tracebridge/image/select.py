@@ -7,7 +7,6 @@ Shared by every command that takes a function selection (``symbols``,
 from __future__ import annotations
 
 import argparse
-import difflib
 import fnmatch
 import re
 from collections.abc import Sequence
@@ -77,6 +76,8 @@ class Selection:
 
     def _hints(self, functions: Sequence[Function], names: Sequence[Demangled]) -> list[str]:
         """What the user probably meant: a glob that selects something, the closest names, the crates."""
+        import difflib  # here: only a selection that matched nothing needs it
+
         demangled = sorted({n.name for n in names})
         hints = []
         for pattern in self.match:

@@ -135,9 +135,14 @@ def _list(args: argparse.Namespace) -> int:
 def row_cost(function: Function) -> int:
     """A function's rough share of the work of its row, to split the rows evenly over two processes.
 
-    Tuned on librustc_driver, whose 4,000 C++ functions (the pure-Python
-    demangler) sit together at the end: cut at half the rows, the second
-    process worked 45 % longer than the first; with these weights, 5 %.
+    Tuned on librustc_driver, whose 3,780 C++ functions sit together at the
+    end.  With the pure-Python C++ demangler, cut at half the rows, the second
+    process worked 45 % longer than the first; a C++ weight of 8 made it 5 %.
+    With LLVM's demangler for most C++ names (db665e9) that weight gave the
+    first process 62 % of the rows and 25 % more CPU time than the second
+    (1.0-1.1 s against 0.78-0.87 s, loaded VM); no C++ weight left the
+    second 25 % more (0.87-0.97 s against 0.68-0.73 s); 4 makes them equal
+    (0.71-0.80 s each, 58 % of the rows in the first).
     """
     name = function.name
-    return 1 + function.size // 3200 + (8 if name.startswith("_Z") and not name.endswith("E") else 0)
+    return 1 + function.size // 3200 + (4 if name.startswith("_Z") and not name.endswith("E") else 0)

@@ -32,13 +32,20 @@ fbt_length_at(const unsigned char *code, size_t n, size_t pos)
     return x86_length(window);
 }
 
+/* Where the last `byte` of code[0..n) is, or -1: the C library's memrchr where pyconfig.h says
+ * there is one (glibc, FreeBSD), which reads a word or a vector at a time. */
 static ptrdiff_t
 last_byte(const unsigned char *code, size_t n, unsigned char byte)
 {
+#ifdef HAVE_MEMRCHR
+    const unsigned char *found = memrchr(code, byte, n);
+    return found == NULL ? -1 : found - code;
+#else
     for (size_t i = n; i > 0; i--)
         if (code[i - 1] == byte)
             return (ptrdiff_t)(i - 1);
     return -1;
+#endif
 }
 
 /* A growing list of offsets; on failure to grow, ok is cleared and the list stops growing. */

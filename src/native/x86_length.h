@@ -18,9 +18,23 @@
  * limit, ModRM and SIB are looked at before the length is checked. */
 #define X86_WINDOW 32
 
+/* What each byte is before the opcode: most instructions start with their opcode or a REX,
+ * which one load tells apart from the six other kinds of prefix. */
+enum { X86_OPCODE, X86_REX, X86_OP66, X86_REP, X86_LOCK, X86_ADDR32, X86_SEGMENT };
+static const unsigned char x86_prefix_kind[256] = {
+    [0x26] = X86_SEGMENT, [0x2e] = X86_SEGMENT, [0x36] = X86_SEGMENT, [0x3e] = X86_SEGMENT,
+    [0x40] = X86_REX, [0x41] = X86_REX, [0x42] = X86_REX, [0x43] = X86_REX,
+    [0x44] = X86_REX, [0x45] = X86_REX, [0x46] = X86_REX, [0x47] = X86_REX,
+    [0x48] = X86_REX, [0x49] = X86_REX, [0x4a] = X86_REX, [0x4b] = X86_REX,
+    [0x4c] = X86_REX, [0x4d] = X86_REX, [0x4e] = X86_REX, [0x4f] = X86_REX,
+    [0x64] = X86_SEGMENT, [0x65] = X86_SEGMENT, [0x66] = X86_OP66, [0x67] = X86_ADDR32,
+    [0xf0] = X86_LOCK, [0xf2] = X86_REP, [0xf3] = X86_REP,
+};
+
 /* Length of the instruction at p (X86_WINDOW readable bytes), 0 when iced
- * rejects it, X86_LEN_UNSURE when the tables cannot say. */
-static int
+ * rejects it, X86_LEN_UNSURE when the tables cannot say.  Inlined into the walk: a call per
+ * instruction costs a fifth of the decoding. */
+static inline int
 x86_length(const unsigned char *p)
 {
     int i = 0, op66 = 0, rep = 0, lock = 0, addr32 = 0, rex_w = 0;
@@ -28,22 +42,23 @@ x86_length(const unsigned char *p)
         unsigned char b = p[i];
         if (i >= X86_MAX_LENGTH)
             return X86_LEN_INVALID;
-        if (b >= 0x40 && b <= 0x4f) {
+        int kind = x86_prefix_kind[b];
+        if (kind == X86_OPCODE)
+            break;
+        if (kind == X86_REX) {
             rex_w = (b & 8) != 0;
             continue;
         }
-        if (b == 0x66)
+        if (kind == X86_OP66)
             op66 = 1;
-        else if (b == 0xf2 || b == 0xf3) {
+        else if (kind == X86_REP) {
             if (rep && rep != b)
                 return X86_LEN_UNSURE; /* both: which one selects the instruction is the decoder's rule */
             rep = b;
-        } else if (b == 0xf0)
+        } else if (kind == X86_LOCK)
             lock = 1;
-        else if (b == 0x67)
+        else if (kind == X86_ADDR32)
             addr32 = 1;
-        else if (b != 0x26 && b != 0x2e && b != 0x36 && b != 0x3e && b != 0x64 && b != 0x65)
-            break;
         rex_w = 0; /* a REX counts only right before the opcode */
     }
     if (op66 && rep)
@@ -58,7 +73,7 @@ x86_length(const unsigned char *p)
         }
     }
     int prefix = rep == 0xf3 ? 2 : rep == 0xf2 ? 3 : op66;
-    const unsigned char *row = x86_rows[x86_row_of[(((map * 256 + opcode) * 4 + prefix) * 2 + rex_w) * 2 + lock]];
+    const unsigned char *row = x86_rows[x86_row_of[(((lock * 2 + rex_w) * 4 + prefix) * 4 + map) * 256 + opcode]];
     int entry = row[0];
     if (entry == X86_UNSURE)
         return X86_LEN_UNSURE;

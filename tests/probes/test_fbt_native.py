@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from array import array
 
+import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -122,7 +123,12 @@ def test_batch_walk_matches_one_by_one(native_core, functions, pointer_windows):
     tests = [lambda check: check in pointer_windows, None]
     expected = [fbt_isa.scan_amd64(data[s:e], tests[i % 2]) if e > s else fbt_isa.FbtProbes(None, (), fbt_isa.NO_FRAME_POINTER)
                 for i, (s, e) in enumerate(spans)]
-    assert fbt_isa.scan_amd64_many(data, spans, lambda i: tests[i % 2]) == expected
+    starts, ends = (np.array(column, dtype=np.int64).reshape(-1) for column in zip(*spans))
+    assert fbt_isa.scan_amd64_many(data, starts, ends, lambda i: tests[i % 2]) == expected
+    # Without any test (no window can point anywhere): the answers of scan_amd64 without one.
+    assert fbt_isa.scan_amd64_many(data, starts, ends, None) == [
+        fbt_isa.scan_amd64(data[s:e]) if e > s else fbt_isa.FbtProbes(None, (), fbt_isa.NO_FRAME_POINTER)
+        for s, e in spans]
 
 
 def test_hostile_lengths_do_not_read_past_the_buffer(native_core):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import os
 import sys
 
 from tracebridge import __version__
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     # frames, rows); the default thresholds make the cyclic collector walk
     # them over and over.  Collect far less often instead of never.
     gc.set_threshold(200_000, 50, 100)
+    # numpy's OpenBLAS starts a thread per core when numpy is imported, which spins waiting for work
+    # (0.1 s of CPU in gen-probes, on the core split_map's second process needs); no command calls BLAS.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     words = sys.argv[1:] if argv is None else argv
     if words == ["--version"]:
         # Answered before the command modules are imported: well under 0.1 s.

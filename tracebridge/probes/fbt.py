@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,19 +123,30 @@ class ModuleVerdict:
 
 def name_excluded(name: str, machine: str, options: FbtOptions) -> bool:
     """``fbt_excluded()`` plus the machine's own list (``fbt_isa.c``)."""
-    return _exclusion_pattern(machine, options).match(name) is not None
+    return bool(_excluded_names([name], machine, options))
+
+
+def _excluded_names(names: Iterable[str], machine: str, options: FbtOptions) -> list[int]:
+    """Where :func:`name_excluded` names are among ``names``: a name that starts with none of the
+    rules' literal heads (nearly every name) is let through by one C call, the others by the pattern."""
+    heads, pattern = _exclusions(machine, options)
+    match = pattern.match
+    return [at for at, name in enumerate(names) if name.startswith(heads) and match(name)]
 
 
 @functools.lru_cache(maxsize=None)
-def _exclusion_pattern(machine: str, options: FbtOptions) -> re.Pattern[str]:
-    """All of one kernel's name exclusions as one regular expression (one C call per name)."""
+def _exclusions(machine: str, options: FbtOptions) -> tuple[tuple[str, ...], re.Pattern[str]]:
+    """All of one kernel's name exclusions: the literal head of each, and all of them as one regular expression."""
     exact = sorted(_LOCK_OWNERS | _MACHINE_EXCLUDED.get(machine, frozenset()))
+    heads = ["dtrace_", *exact]
     rules = [r"dtrace_(?!safe_)", "(?:" + "|".join(map(re.escape, exact)) + r")\Z"]
     if options.fbt_in_kernel:
+        heads.append("fbt_")
         rules.append("fbt_")
     if options.old_dunder_rule:
+        heads.append("__")
         rules.append("__")
-    return re.compile("|".join(rules), re.DOTALL)
+    return tuple(heads), re.compile("|".join(rules), re.DOTALL)
 
 
 def module_verdict(image: ModuleImage, modname: str, relocations: Relocations | None = None) -> ModuleVerdict:
@@ -259,34 +270,33 @@ class Predictor:
         if stop_index is not None:
             refused[np.fromiter((f.symbol_index > stop_index for f in functions), dtype=bool, count=count)] = (
                 _REFUSED.index(LISTING_STOPPED))
-        excluded_name = _exclusion_pattern(machine, options).match
-        refused[[i for i, f in enumerate(functions) if excluded_name(f.name)]] = _REFUSED.index(EXCLUDED_NAME)
+        refused[_excluded_names((f.name for f in functions), machine, options)] = _REFUSED.index(EXCLUDED_NAME)
         walked_at = np.flatnonzero(refused == _WALKED)
-        spans = list(zip(starts[walked_at].tolist(), ends[walked_at].tolist()))
+        starts, ends = starts[walked_at], ends[walked_at]
         data = image.data
-
         walked = [functions[at] for at in walked_at.tolist()]
 
         def points_inside_of(i: int) -> PointsInside | None:
             if not _may_point_inside(walked[i], relocations, options.base):
                 return None  # without copying the function's bytes
-            start, end = spans[i]
-            return _jump_table_test(image, walked[i], data[start:end], relocations, options.base)
+            return _jump_table_test(image, walked[i], data[starts[i]:ends[i]], relocations, options.base)
 
         if machine == "amd64":
-            scanned = fbt_isa.scan_amd64_many(data, spans, points_inside_of)
-        elif machine == "i386":  # the other ISA with the jump-table heuristic
-            scanned = [fbt_isa.scan_i386(data[start:end], points_inside_of(i)) for i, (start, end) in enumerate(spans)]
+            # Asked once per section: most big modules have no window that can point anywhere.
+            tested = any(_may_point_inside(f, relocations, options.base) for f in {f.shndx: f for f in walked}.values())
+            scanned = fbt_isa.scan_amd64_many(data, starts, ends, points_inside_of if tested else None)
         else:
-            scan = _SCANNERS[machine]
-            scanned = [scan(data[start:end]) for start, end in spans]
+            spans = list(zip(starts.tolist(), ends.tolist()))
+            if machine == "i386":  # the other ISA with the jump-table heuristic
+                scanned = [fbt_isa.scan_i386(data[start:end], points_inside_of(i))
+                           for i, (start, end) in enumerate(spans)]
+            else:
+                scan = _SCANNERS[machine]
+                scanned = [scan(data[start:end]) for start, end in spans]
+            scanned = fbt_isa.one_per_answer(scanned)
         answers = [_REFUSALS[reason] for reason in refused.tolist()]
-        # Most functions share their answer with others (entry at 0, one return
-        # at the same offset): keeping one object per distinct answer makes the
-        # list cheap to send back from split_map's second process.
-        distinct: dict[tuple[int | None, tuple[int, ...], str | None], FbtProbes] = {}
         for at, probes in zip(walked_at.tolist(), scanned):
-            answers[at] = distinct.setdefault((probes.entry, probes.returns, probes.reason), probes)
+            answers[at] = probes
         return answers
 
 

@@ -41,10 +41,11 @@ instruction is past ``limit`` either way.
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+
+import numpy as np
 
 from tracebridge.support import native
 
@@ -175,43 +176,58 @@ _NATIVE_ANSWERS = {-1: _NO_FRAME, -2: _DECODE_FAILED}
 _NATIVE_UNSURE = -3
 
 
-def scan_amd64_many(data: bytes, spans: Sequence[tuple[int, int]],
-                    points_inside_of: Callable[[int], PointsInside | None]) -> list[FbtProbes]:
-    """:func:`scan_amd64` of each function ``data[start:end]``, natively in one call when possible.
+def scan_amd64_many(data: bytes, starts: np.ndarray, ends: np.ndarray,
+                    points_inside_of: Callable[[int], PointsInside | None] | None) -> list[FbtProbes]:
+    """:func:`scan_amd64` of each function ``data[starts[i]:ends[i]]`` (int64 columns), natively in one
+    call when possible; equal answers are one object (cheap to send back from split_map's second process).
 
     ``points_inside_of(i)`` gives function ``i``'s jump-table test; it is
-    asked only for functions that have return-site candidates.
+    asked only for functions that have return-site candidates, and never
+    when it is None (no window of any of them can hold a pointer into it).
+    The native walk answers in columns, read here without an object per
+    function: one answer per entry offset for the functions without a
+    return-site candidate, and the few walks the native tables cannot
+    decide done again by :func:`scan_amd64`.
     """
+    test_of = points_inside_of or _untested
     core = native.core
     if core is None:
-        return [scan_amd64(data[start:end], points_inside_of(i)) for i, (start, end) in enumerate(spans)]
-    starts = array("q", [start for start, _ in spans])
-    sizes = array("q", [end - start for start, end in spans])
-    entries, counts, candidates = (memoryview(column).cast("q") for column in core.fbt_amd64(data, starts, sizes))
-    # One answer object per entry offset for the many functions without a return-site candidate.
-    entry_only: dict[int, FbtProbes] = {}
-    results = []
+        return one_per_answer([scan_amd64(data[start:end], test_of(i))
+                          for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist()))])
+    entries, counts, candidates = (np.frombuffer(column, dtype=np.int64)
+                                   for column in core.fbt_amd64(data, starts, ends - starts))
+    entry_list = entries.tolist()
+    answers = {entry: FbtProbes(entry) for entry in set(entry_list) if entry >= 0}
+    answers.update(_NATIVE_ANSWERS)
+    results = list(map(answers.get, entry_list))
+    sited = np.flatnonzero(counts)
+    offsets = candidates.tolist()
+    distinct: dict[FbtProbes, FbtProbes] = {}
     at = 0
-    for i, (entry, count) in enumerate(zip(entries, counts)):
-        if count == 0:
-            if entry >= 0:
-                probes = entry_only.get(entry)
-                if probes is None:
-                    probes = entry_only[entry] = FbtProbes(entry)
-                results.append(probes)
-            elif entry == _NATIVE_UNSURE:
-                start, end = spans[i]
-                results.append(scan_amd64(data[start:end], points_inside_of(i)))
-            else:
-                results.append(_NATIVE_ANSWERS[entry])
-            continue
-        points_inside, size = points_inside_of(i), sizes[i]
-        returns = candidates[at:at + count].tolist()
-        at += count
+    for i, stop in zip(sited.tolist(), np.cumsum(counts[sited]).tolist()):
+        returns = offsets[at:stop]
+        at = stop
+        points_inside = test_of(i)
         if points_inside is not None:
+            size = int(ends[i] - starts[i])
             returns = [pos for pos in returns if not _jump_table(pos, 8, size, points_inside)]
-        results.append(FbtProbes(entry, tuple(returns)))
+        probes = FbtProbes(entry_list[i], tuple(returns))
+        results[i] = distinct.setdefault(probes, probes)
+    for i in np.flatnonzero(entries == _NATIVE_UNSURE).tolist():
+        results[i] = scan_amd64(data[int(starts[i]):int(ends[i])], test_of(i))
     return results
+
+
+def _untested(i: int) -> None:
+    """No jump-table test for any function."""
+    return None
+
+
+def one_per_answer(answers: list[FbtProbes]) -> list[FbtProbes]:
+    """``answers`` with equal ones made one object: most functions share their answer with others
+    (entry at 0, one return at the same offset), and split_map pickles each object once."""
+    distinct: dict[FbtProbes, FbtProbes] = {}
+    return [distinct.setdefault(probes, probes) for probes in answers]
 
 
 def scan_i386(code: bytes, points_inside: PointsInside | None = None) -> FbtProbes:

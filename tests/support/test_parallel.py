@@ -75,6 +75,20 @@ def test_halves_are_cut_where_the_caller_says(monkeypatch, middle):
     assert [x for x, here in result if here] == list(range(min(max(middle, 0), 100)))
 
 
+@pytest.mark.parametrize("threshold", [2, 10**9])
+def test_columns_are_joined_column_by_column(monkeypatch, threshold):
+    """split_columns: each half answers a tuple of lists; the whole answer is each list joined, in order."""
+    monkeypatch.setattr(parallel, "MIN_ITEMS", threshold)
+    parent = os.getpid()
+
+    def work(part):
+        return [x * x for x in part], [os.getpid() == parent for _ in part], [str(x) for x in part]
+
+    squares, here, names = parallel.split_columns(work, list(range(101)), middle=lambda items: 40)
+    assert squares == [x * x for x in range(101)] and names == [str(x) for x in range(101)]
+    assert here == [True] * 101 if threshold > 101 else here == [True] * 40 + [False] * 61
+
+
 def test_a_failing_child_is_redone_in_the_parent(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
     parent = os.getpid()

@@ -85,6 +85,11 @@ class Clause:
     def lists(self, planned: Planned) -> bool:
         return MARKERS[self.marker][1](planned.fbt.has_entry, planned.fbt.has_return)
 
+    def listed(self, planned: Sequence[Planned]) -> list[Planned]:
+        """The functions of ``planned`` this clause lists, in order."""
+        wanted = MARKERS[self.marker][1]
+        return [one for one in planned if wanted(one.fbt.entry is not None, bool(one.fbt.returns))]
+
 
 @dataclass(frozen=True)
 class Template:
@@ -193,8 +198,7 @@ class Script:
         out = []
         for segment in self.template.segments:
             if isinstance(segment, Clause):
-                listed = [text for p in self.parts[index] if segment.lists(p)
-                          for text in self.plan.descriptions(p, segment.probe)]
+                listed = self.plan.all_descriptions(segment.listed(self.parts[index]), segment.probe)
                 for start in range(0, len(listed), CLAUSE_MAX):
                     out.append(",\n".join(listed[start:start + CLAUSE_MAX]) + "\n" + segment.body)
                 continue
@@ -317,20 +321,21 @@ def build(template: Template, plan: Plan, *, base: int | None = None, budget: in
     no_return = NO_RETURN
     if plan.provider == "kinst":
         from tracebridge.probes.kinst import NO_RET as no_return
-    for planned in plan.items:
-        if not clauses:  # a sampling template: nothing to describe
-            traced.append((planned, 0))
-            continue
-        probes = planned.fbt
-        key = (probes.entry is not None, bool(probes.returns))
-        if not key[0]:
-            skipped.append((planned, probes.reason))
-        elif not listing[key]:
-            skipped.append((planned, no_return))
-        elif planned.field.text is None:
-            skipped.append((planned, NO_DESCRIPTION))
-        else:
-            traced.append((planned, fixed[key] + len(listing[key]) * len(planned.field.text)))
+    if not clauses:  # a sampling template: nothing to describe
+        traced = [(planned, 0) for planned in plan.items]
+    else:
+        for planned in plan.items:
+            probes = planned.fbt
+            if probes.entry is None:
+                skipped.append((planned, probes.reason))
+                continue
+            key = (True, bool(probes.returns))
+            if not listing[key]:
+                skipped.append((planned, no_return))
+            elif planned.field.text is None:
+                skipped.append((planned, NO_DESCRIPTION))
+            else:
+                traced.append((planned, fixed[key] + len(listing[key]) * len(planned.field.text)))
     parts: list[list[Planned]] = [[]]
     dof = [0]
     for planned, cost in traced:

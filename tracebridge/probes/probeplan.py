@@ -25,7 +25,7 @@ from tracebridge.image.elf import Function, ModuleImage
 from tracebridge.probes.probedesc import FunctionField, FunctionFields, description, module_field
 from tracebridge.image.select import Selection
 from tracebridge.support import gcpause
-from tracebridge.support.parallel import split_map
+from tracebridge.support.parallel import split_columns
 from tracebridge.support.records import slot_records
 
 
@@ -76,6 +76,14 @@ class Plan:
             return [kinst.description(self.image, planned.function, offset) for offset in offsets]
         return [description(self.module_field, planned.field.text, probe)]
 
+    def all_descriptions(self, planned: Sequence[Planned], probe: str) -> list[str]:
+        """:meth:`descriptions` of each function in turn, in one list: a script lists 100k of them, and
+        an FBT description is the same text around each function field."""
+        if self.provider == "kinst":
+            return [text for one in planned for text in self.descriptions(one, probe)]
+        head, _, tail = description(self.module_field, "\0", probe).partition("\0")
+        return [head + one.field.text + tail for one in planned]
+
 
 def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtOptions = FbtOptions(),
                 selection: Selection | None = None, provider: str = "fbt") -> Plan:
@@ -96,14 +104,14 @@ def plan_module(image: ModuleImage, *, modname: str | None = None, options: FbtO
         predictor = Predictor(image, modname, options)
         fields = FunctionFields((f.name for f in image.functions), signed_char=dglob.SIGNED_CHAR[image.machine])
 
-        def probes_and_fields(part: Sequence[Function]) -> list[tuple[FbtProbes, FunctionField]]:
+        def probes_and_fields(part: Sequence[Function]) -> tuple[list[FbtProbes], list[FunctionField]]:
             """FBT's answer and the description field of each function: independent, so run in halves."""
             probes = predictor.scan(part)
-            named = iter(fields.fields([f.name for f, p in zip(part, probes) if p.has_entry]))
-            return [(p, next(named) if p.has_entry else NOT_NEEDED) for p in probes]
+            named = iter(fields.fields([f.name for f, p in zip(part, probes) if p.entry is not None]))
+            return probes, [NOT_NEEDED if p.entry is None else next(named) for p in probes]
 
-        answers = split_map(probes_and_fields, functions, middle=_middle_by_code)
-        items = slot_records(Planned, (list(functions), [p for p, _ in answers], [field for _, field in answers]))
+        probes, found = split_columns(probes_and_fields, functions, middle=_middle_by_code)
+        items = slot_records(Planned, (list(functions), probes, found))
     return Plan(image, modname, module_field(modname), predictor.verdict, items, len(image.functions))
 
 

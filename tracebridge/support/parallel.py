@@ -24,7 +24,7 @@ import bisect
 import os
 import pickle
 import tempfile
-from itertools import accumulate
+from itertools import accumulate, chain
 from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, TypeVar
 
@@ -79,6 +79,17 @@ def split_iter(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
         yield from _split(work, items, cut)
     finally:
         _splitting = False
+
+
+def split_columns(work: Callable[[Sequence[T]], tuple[list, ...]], items: Sequence[T],
+                  middle: Callable[[Sequence[T]], int] | None = None) -> tuple[list, ...]:
+    """:func:`split_map` for work that answers in columns: a tuple of lists, each with one entry per item.
+
+    Each half's columns come back whole and are joined column by column: no
+    tuple per item to build, pickle, send and take apart again.
+    """
+    halves = split_map(lambda part: [work(part)], items, middle=middle)
+    return tuple(list(chain.from_iterable(column)) for column in zip(*halves))
 
 
 def _middle(items: Sequence[T], cost: Callable[[T], int] | None) -> int:

@@ -113,6 +113,9 @@ INTERESTING = [b"\x55", b"\xc3", b"\xf3\xc3", b"\xc2\x08\x00", b"\xc5\xf8\x77", 
 # push %rbp; mov %rsp,%rbp; vzeroupper; pop %rbp; ret (how AVX code returns): the VEX instruction hands
 # the function back to iced-x86, and the window at 1 drops the ret.
 @example(functions=[b"\x55\x48\x89\xe5\xc5\xf8\x77\x5d\xc3"], pointer_windows={1})
+# push %rbp; ret nine bytes into the buffer, tested: no window of 8 bytes fits in the function, so none is
+# asked about (windows are bounded by the function's size, not by where it ends in the buffer).
+@example(functions=[b"\x90" * 8, b"\x90", b"\x55\xc3"], pointer_windows={1})
 def test_batch_walk_matches_one_by_one(native_core, functions, pointer_windows):
     """Several functions in one buffer, with a jump-table test: the same answers as scan_amd64 each."""
     data = b"".join(functions)

@@ -5,7 +5,9 @@ pure-Python paths, and each input is also scanned as a -G block and as -o
 callchain records by the native scanners and their pure-Python twins
 (src/native/pmcgraph_scan.h, callchain_scan.h), which must agree field for field, and
 folded in blocks of 3 lines through the native (name, image) pair table
-(src/native/name_table.h) as through the pure path.
+(src/native/name_table.h) as through the pure path, and cut near its middle, folded in
+two ranges (the second starting with the image carried into it) and merged
+(src/native/folded_text.h's merge), as in one pass.
 A callgraph the reader takes must fold the same with its named nodes kept as
 columns as with every frame built one by one.
 """
@@ -36,6 +38,7 @@ def check(data: bytes) -> None:
     if native.core is not None:
         check_native_agrees(["pmc", "resolve", path, *RESOLVE])
         check_scanners(data)
+        from_tests("readers", "scanner_twins").assert_same_parts(path, native.core)
 
 
 def check_columns(path: str) -> None:

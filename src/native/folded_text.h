@@ -249,4 +249,123 @@ done:
     return result;
 }
 
+/* One line of a folded text from `at`: its key [*key, *key + *key_length), its count (at most
+ * FT_MERGE_DIGITS digits), the line after it.  0, or 1 when the line is not "KEY DIGITS\n". */
+#define FT_MERGE_DIGITS 18
+
+static int
+ft_line(const char *text, Py_ssize_t size, Py_ssize_t at, Py_ssize_t *key_length, long long *count,
+        Py_ssize_t *next)
+{
+    const char *end = memchr(text + at, '\n', (size_t)(size - at));
+    if (end == NULL)
+        return 1;
+    Py_ssize_t stop = end - text, space = stop;
+    while (space > at && text[space - 1] != ' ')
+        space--;
+    Py_ssize_t digits = stop - space;
+    if (space == at || digits < 1 || digits > FT_MERGE_DIGITS)
+        return 1;
+    long long value = 0;
+    for (Py_ssize_t i = space; i < stop; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return 1;
+        value = value * 10 + (text[i] - '0');
+    }
+    *key_length = space - 1 - at;
+    *count = value;
+    *next = stop + 1;
+    return 0;
+}
+
+/* Keys compared as Python compares str (UTF-8 byte order is code point order, a prefix first). */
+static int
+ft_key_order(const char *a, Py_ssize_t a_length, const char *b, Py_ssize_t b_length)
+{
+    int c = memcmp(a, b, (size_t)(a_length < b_length ? a_length : b_length));
+    if (c != 0)
+        return c;
+    return a_length < b_length ? -1 : a_length > b_length;
+}
+
+static int
+ft_merge_line(text_buffer *out, const char *key, Py_ssize_t length, unsigned long long count)
+{
+    char digits[24];
+    char *at = digits + sizeof digits;
+    *--at = '\n';
+    do {
+        *--at = (char)('0' + count % 10);
+        count /= 10;
+    } while (count);
+    *--at = ' ';
+    if (text_add(out, key, (size_t)length) < 0)
+        return -1;
+    return text_add(out, at, (size_t)(digits + sizeof digits - at));
+}
+
+PyDoc_STRVAR(folded_merge_doc,
+"folded_merge(first, second) -> str | None\n\n"
+"Two folded texts (sorted \"KEY COUNT\" lines, each key once) as one, as render.folded.merge_folded\n"
+"merges them: keys in order, the counts of a key in both added.  None when a line is not\n"
+"\"KEY DIGITS\" with at most 18 digits or a text's keys do not ascend (the pure path decides).");
+
+static PyObject *
+py_folded_merge(PyObject *self, PyObject *args)
+{
+    PyObject *objects[2];
+    if (!PyArg_ParseTuple(args, "UU", &objects[0], &objects[1]))
+        return NULL;
+    const char *text[2];
+    Py_ssize_t size[2], at[2] = {0, 0}, key[2] = {0, 0}, next[2] = {0, 0}, before[2] = {-1, -1}, previous[2] = {0, 0};
+    long long count[2] = {0, 0};
+    int more[2];
+    for (int k = 0; k < 2; k++) {
+        text[k] = PyUnicode_AsUTF8AndSize(objects[k], &size[k]);
+        if (text[k] == NULL)
+            return NULL;
+    }
+    text_buffer out = {0};
+    PyObject *result = NULL;
+    int unfit = 0;
+    if (text_reserve(&out, (size_t)size[0] + (size_t)size[1] + 1) < 0)
+        goto done;
+    for (int k = 0; k < 2; k++) {
+        more[k] = at[k] < size[k];
+        if (more[k] && ft_line(text[k], size[k], at[k], &key[k], &count[k], &next[k]))
+            unfit = 1;
+    }
+    while (!unfit && (more[0] || more[1])) {
+        int order = !more[0] ? 1 : !more[1] ? -1 : ft_key_order(text[0] + at[0], key[0], text[1] + at[1], key[1]);
+        unsigned long long total = 0;
+        const char *which = order <= 0 ? text[0] + at[0] : text[1] + at[1];
+        Py_ssize_t length = order <= 0 ? key[0] : key[1];
+        for (int k = 0; k < 2; k++) {
+            if (!(k == 0 ? order <= 0 : order >= 0))
+                continue;
+            total += (unsigned long long)count[k];   /* two counts of at most 18 digits: below 2^64 */
+            /* each text's keys must ascend strictly, as folded_text writes them */
+            if (before[k] >= 0 && ft_key_order(text[k] + before[k], previous[k], text[k] + at[k], key[k]) >= 0) {
+                unfit = 1;
+                break;
+            }
+            before[k] = at[k];
+            previous[k] = key[k];
+            at[k] = next[k];
+            more[k] = at[k] < size[k];
+            if (more[k] && ft_line(text[k], size[k], at[k], &key[k], &count[k], &next[k]))
+                unfit = 1;
+        }
+        if (!unfit && ft_merge_line(&out, which, length, total) < 0)
+            goto done;
+    }
+    if (unfit)
+        result = Py_NewRef(Py_None);
+    else
+        result = PyUnicode_DecodeUTF8(out.data, (Py_ssize_t)out.size, "strict");
+done:
+    PyMem_Free(out.data);
+    return result;
+}
+
 #endif

@@ -54,12 +54,19 @@ names_free(PyObject *capsule)
 }
 
 PyDoc_STRVAR(pmcgraph_names_doc,
-"pmcgraph_names() -> table\n\n"
-"An empty table of (name, image) pairs for pmcgraph_pairs, kept across the blocks of one callgraph.");
+"pmcgraph_names([image]) -> table\n\n"
+"An empty table of (name, image) pairs for pmcgraph_pairs, kept across the blocks of one callgraph;\n"
+"image (bytes), the path of the image carried into its first block (path id 0), when it starts\n"
+"inside a callgraph.");
+
+static long long names_path(names_table *t, PyObject *path);
 
 static PyObject *
-py_pmcgraph_names(PyObject *self, PyObject *unused)
+py_pmcgraph_names(PyObject *self, PyObject *args)
 {
+    PyObject *image = NULL;
+    if (!PyArg_ParseTuple(args, "|O!", &PyBytes_Type, &image))
+        return NULL;
     names_table *t = PyMem_Calloc(1, sizeof *t);
     if (t == NULL)
         return PyErr_NoMemory();
@@ -73,6 +80,12 @@ py_pmcgraph_names(PyObject *self, PyObject *unused)
         Py_XDECREF(t->path_list);
         Py_XDECREF(t->path_ids);
         PyMem_Free(t);
+        return NULL;
+    }
+    if (image != NULL) {   /* the capsule owns the table now: freed with it on an error */
+        t->current = names_path(t, image);
+        if (t->current < 0)
+            Py_CLEAR(capsule);
     }
     return capsule;
 }

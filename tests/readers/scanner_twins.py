@@ -67,6 +67,40 @@ def assert_same_fold(data: bytes, lines_per_block: int, core, images=None) -> No
     assert fold(data, lines_per_block, core, images) == fold(data, lines_per_block, None, images), data
 
 
+def parts(path: str, core) -> tuple:
+    """``path`` folded in two ranges cut near its middle, both in this process, on ``core``'s path (None: the pure
+    one), and folded in one pass: (text, standard error) each, or the error; None when no tree starts there."""
+    from tracebridge.readers.source import Source
+    from tracebridge.render.folded import folded_text, merge_folded
+    from tracebridge.support import parallel
+
+    def said(run) -> tuple:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try:
+                result = run()
+            except InputError as error:
+                result = str(error)
+        return result, err.getvalue()
+
+    def in_parts() -> str:
+        texts = pmcgraph.fold_in_parts(Source(path), folded_text, cut)
+        return texts[0] if len(texts) == 1 else merge_folded(*texts)
+
+    with mock.patch.object(native, "core", core), mock.patch.object(parallel, "usable_cpus", lambda: 1):
+        cut = pmcgraph._tree_start(Source(path), len(Source(path).data) // 2)
+        if not cut:
+            return None
+        return said(in_parts), said(lambda: folded_text(pmcgraph.fold_callgraph(Source(path))))
+
+
+def assert_same_parts(path: str, core) -> None:
+    """Folded in two ranges, ``path`` gives what one pass gives, on both paths."""
+    ours, theirs = parts(path, core), parts(path, None)
+    assert ours == theirs, path
+    assert ours is None or ours[0] == ours[1], path
+
+
 def id_bytes(*pmcids: int) -> bytes:
     """PMC ids as the callchain scanners take them: native uint64s."""
     return b"".join(pmcid.to_bytes(8, sys.byteorder) for pmcid in pmcids)

@@ -16,7 +16,7 @@ from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
 from tracebridge.support import gcpause, quickexit
 from tracebridge.support.errors import UsageError
 from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
-from tracebridge.readers.registry import load_profile
+from tracebridge.readers.registry import load_profile, lone_callgraph
 from tracebridge.profile.labels import add_label_arguments, label_options_from_args
 from tracebridge.support.outputs import open_output
 
@@ -56,6 +56,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.format == "parquet":
         require_pyarrow()
     options = options_from_args(args)
+    if args.format == "folded" and _folded_in_parts(args, options):
+        return 0
     if args.format == "pprof":
         # pprof keeps each sample's CPU and process where the input says, each location's address
         # (the frame's offset), and with --inline each inlined line's file:line.
@@ -79,6 +81,22 @@ def _run(args: argparse.Namespace) -> int:
             write_folded(out, profile, labels)
     quickexit.keep(profile)  # its frames and stacks, not to free one by one
     return 0
+
+
+def _folded_in_parts(args: argparse.Namespace, options) -> bool:
+    """Write a big ``pmcstat -G`` callgraph's folded stacks made on two cores, if the input is one (else False)."""
+    source = lone_callgraph(args.inputs, options)
+    if source is None:
+        return False
+    from tracebridge.render.folded import callgraph_folded_text
+
+    text = callgraph_folded_text(source, label_options_from_args(args))
+    if text is None:
+        return False
+    with open_output(args.output, inputs=input_paths(args)) as out:
+        if text:
+            out.write(text)
+    return True
 
 
 def _write_binary(args: argparse.Namespace, profile, labels) -> None:

@@ -35,14 +35,15 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tracebridge.support import gcpause, native
+from tracebridge.support import gcpause, native, quickexit
+from tracebridge.support import parallel
 from tracebridge.support.errors import InputError, warn
 from tracebridge.readers.options import Loaded
 from tracebridge.readers.placement import KERNEL
@@ -412,11 +413,13 @@ class CallgraphFolder:
     """
 
     def __init__(self, path: str, images: Mapping[str, ModuleImage] | None = None, pmc: str | None = None,
-                 evidence: Evidence | None = None):
+                 evidence: Evidence | None = None, image: bytes | None = None):
         self.path, self.images, self.pmc = path, images or {}, pmc
         self.profile = Profile(Metadata(source=path))
         self.latest = np.full(MAX_DEPTH + 1, -1, dtype=np.int64)
-        self.image: bytes | None = None
+        #: The image of the last tree line (``image``: the one carried into the first block, when the
+        #: blocks start inside a callgraph).
+        self.image = image
         #: The events of the ``@ EVENT`` headers seen (each once), how many headers, and the last one's event.
         self.events: dict[str, None] = {}
         self.sections = 0
@@ -428,8 +431,12 @@ class CallgraphFolder:
         self.skipped = 0
         self.first_skipped: int | None = None
         self._namer = _Namer(self.images, evidence)
+        #: The modules of the frames of a later range folded by another process (:func:`fold_in_parts`).
+        self.elsewhere: set[str | None] = set()
         #: With the native core: its table of the (name, image) pairs seen, and of their frame ids.
-        self._table = native.core.pmcgraph_names() if native.core is not None else None
+        self._table = None
+        if native.core is not None:
+            self._table = native.core.pmcgraph_names() if image is None else native.core.pmcgraph_names(image)
         self._numbers: list[int] = []
 
     def feed(self, first: int, data: bytes) -> None:
@@ -565,16 +572,14 @@ class CallgraphFolder:
         if self.pmc is not None and self.pmc not in self.events:
             raise InputError(self.path, f"has no callgraph for PMC {self.pmc!r} (it has: "
                              f"{', '.join(self.events) or 'none'})")
-        if self.pending is not None:
-            self._add_pending()
-            self.pending = None
+        self.close()
         profile = self.profile
         profile.metadata.event = self.pmc or ", ".join(self.events) or "samples"
         if self.skipped:
             warn(f"{self.path}:{self.first_skipped}: skipped {self.skipped} line(s) that are not callgraph "
                  "entries (as stackcollapse-pmc.pl does)")
         given = self.images
-        modules = sorted(m for m in profile.modules() if m and m.endswith(".ko"))
+        modules = sorted(m for m in profile.modules() | self.elsewhere if m and m.endswith(".ko"))
         misnamed = [m for m in modules if m in given and not _pmcstat_names_right(given[m])]
         unknown = [m for m in modules if m not in given]
         which = ([f"one section per function: {', '.join(misnamed)}"] if misnamed else []) + \
@@ -585,6 +590,38 @@ class CallgraphFolder:
                  "re-resolved "
                  "here. For exact names convert with `pmcstat -R LOG -o out.txt` and read that instead")
         return profile
+
+
+    def close(self) -> None:
+        """Add the stack of the last tree line: the blocks end after it."""
+        if self.pending is not None:
+            self._add_pending()
+            self.pending = None
+
+    def range_read(self) -> RangeRead:
+        """What these blocks held besides their stacks, for the folder of the blocks before them."""
+        return RangeRead(self.tree_lines, self.skipped, self.first_skipped, list(self.events),
+                         self.profile.modules())
+
+    def absorb(self, later: RangeRead, first_line: int) -> None:
+        """Count what the blocks after these held (read by another folder from line ``first_line`` on)."""
+        self.tree_lines += later.tree_lines
+        if later.skipped and self.first_skipped is None:
+            self.first_skipped = first_line - 1 + later.first_skipped
+        self.skipped += later.skipped
+        self.events.update(dict.fromkeys(later.events))
+        self.elsewhere |= later.modules
+
+
+@dataclass
+class RangeRead:
+    """What a folder read in a range of a callgraph besides its stacks (line numbers from the range's first)."""
+
+    tree_lines: int
+    skipped: int
+    first_skipped: int | None
+    events: list[str]
+    modules: set[str | None]
 
 
 def fold_callgraph(source: Source, images: Mapping[str, ModuleImage] | None = None, *,
@@ -598,6 +635,112 @@ def fold_callgraph(source: Source, images: Mapping[str, ModuleImage] | None = No
         for first, data in source.byte_blocks():
             folder.feed(first, data)
     return folder.finish()
+
+
+#: A callgraph smaller than this is folded in one process (:func:`fold_in_parts`): the second process, and
+#: sending its folded text back, cost more than they save below it.
+SPLIT_BYTES = 8 << 20
+#: Bytes after the middle searched for a line that starts a tree.
+CUT_WINDOW = 1 << 20
+
+
+def fold_in_parts(source: Source, write: Callable[[Profile], str], cut: int | None = None) -> list[str] | None:
+    """A big callgraph's stacks written by ``write`` (its folded text, say) on two cores: each half's, or the whole's.
+
+    Cut where a tree starts (a tree line of depth 0) near the middle, the
+    callgraph is two ranges: this process folds the first and ``write`` s its
+    profile; a second process folds the second, starting with the image
+    the first carries into it, and sends back what ``write`` made of it.
+    A stack in the second range depends on the first only through that
+    image and the frames at depths the range never set; a range that used
+    such a depth (a malformed line skipped, which only hand-cut files have)
+    or failed (its errors must name their line in the file) is folded
+    again after the first, as one pass folds it, and the whole's text is
+    the answer.  Every other thing the ranges read (lines, skipped lines,
+    modules) is added up before the first range's folder says it on
+    standard error.  None when the callgraph is small (below
+    :data:`SPLIT_BYTES`), one CPU is usable, or no tree starts near the
+    middle (``cut``: where to cut, for tests).
+    """
+    if cut is None:
+        size = os.path.getsize(source.path)
+        cut = _tree_start(source, size // 2) if size >= SPLIT_BYTES and parallel.usable_cpus() > 1 else None
+    if cut is None:
+        return None
+    folder = CallgraphFolder(source.path)
+
+    def fold_first() -> tuple[int, str]:
+        """Fold and write the first range here, its errors raised as one pass raises them; the number of the
+        line after it, and the text."""
+        line = 1
+        for line, data in source.byte_blocks(stop=cut):
+            folder.feed(line, data)
+            line += data.count(b"\n")
+        folder.close()  # its last line ends a stack: the next tree line has depth 0
+        return line, write(folder.profile)
+
+    def fold(starts: list[int]) -> list:
+        return [fold_first() if start == 0 else _fold_later(source, cut, write) for start in starts]
+
+    with gcpause.paused():
+        (next_line, text), later = parallel.split_map(fold, [0, cut], min_items=2)
+        if later is None:
+            for first, data in source.byte_blocks(start=cut, line=next_line):
+                folder.feed(first, data)
+            texts = [write(folder.finish())]
+        else:
+            folder.absorb(later[1], next_line)
+            folder.finish()
+            texts = [text, later[0]]
+    quickexit.keep(folder.profile)  # its frames and stacks, not to free one by one
+    return texts
+
+
+def _fold_later(source: Source, cut: int, write: Callable[[Profile], str]) -> tuple[str, RangeRead] | None:
+    """The range from ``cut`` on, folded alone; None when that cannot be its part of the whole (see fold_in_parts)."""
+    try:
+        folder = CallgraphFolder(source.path, image=_image_before(source, cut))
+        for first, data in source.byte_blocks(start=cut):
+            folder.feed(first, data)
+        folder.close()
+        if folder.profile.frame_id(_MISSING_FRAME) is not None:  # a depth the first range may have set
+            return None
+        return write(folder.profile), folder.range_read()
+    except Exception:  # noqa: BLE001 - folded again after the first range, where it raises as one pass would
+        return None
+
+
+def _tree_start(source: Source, position: int) -> int | None:
+    """Where the first line from ``position`` on that is a tree line of depth 0 starts (None: none near)."""
+    base = max(position - 1, 0)   # the byte before position says whether a line starts there
+    window = source.read_at(base, CUT_WINDOW)
+    at = window.find(b"\n") + 1 if position else 0
+    if position and not at:
+        return None
+    while end := window.find(b"\n", at) + 1:
+        if window[at] in b"0123456789.":   # a depth-0 tree line starts with its percentage
+            block = scan_block(window[at:end])
+            if len(block.tree) and not block.depth[0]:
+                return base + at
+        at = end
+    return None
+
+
+def _image_before(source: Source, cut: int) -> bytes | None:
+    """The image carried past ``cut``: the last one a tree line before it printed (None: none did)."""
+    size = 1 << 16
+    while True:
+        start = max(cut - size, 0)
+        data = source.read_at(start, cut - start)
+        if start:
+            data = data[data.find(b"\n") + 1:] if b"\n" in data else b""   # from the first whole line
+        block = scan_block(data)
+        marked = np.flatnonzero(block.image_ids >= 0)
+        if len(marked):
+            return block.paths[int(block.image_ids[marked[-1]])]
+        if not start:
+            return None
+        size *= 4
 
 
 def _distinct(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

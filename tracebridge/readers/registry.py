@@ -202,6 +202,23 @@ def _common(values: Iterable[str | None]) -> str | None:
     return distinct.pop() if len(distinct) == 1 else None
 
 
+def lone_callgraph(paths: Sequence[str | os.PathLike[str]], options: LoadOptions) -> Source | None:
+    """The one input when it is a file detected as a ``pmcstat -G`` callgraph that folds with nothing else (no
+    module, listing, probe map or inline expansion), for a writer that folds it its own way; else None.
+
+    Reading it the usual way (:func:`load_inputs`) would give the same
+    stacks and say the same things on standard error.
+    """
+    if len(paths) != 1 or options.format is not None or options.modules or options.kldstat or options.probe_map \
+            or options.inline or os.path.isdir(paths[0]):
+        return None
+    source = Source(paths[0])
+    if source.blank or binary_kind(source.head_bytes) is not None:
+        return None
+    found = detect(source)
+    return source if found is not None and found.name == "pmcstat-callgraph" else None
+
+
 def load_profile(paths: Sequence[str | os.PathLike[str]], options: LoadOptions | None = None) -> Profile:
     """The merged stacks of every input (for outputs that draw stacks only)."""
     return load_inputs(paths, options).profile

@@ -46,17 +46,21 @@ class Source:
     def error(self, message: str, line: int | None = None) -> InputError:
         return InputError(self.path, message, line)
 
-    def byte_blocks(self) -> Iterator[tuple[int, bytes]]:
+    def byte_blocks(self, start: int = 0, stop: int | None = None, line: int = 1) -> Iterator[tuple[int, bytes]]:
         """Blocks of whole lines as bytes, unchecked (the last may lack its newline), with their first line numbers.
 
         For readers that scan bytes with numpy (or native code) and treat
-        odd bytes as the tool they mimic does.
+        odd bytes as the tool they mimic does.  ``start`` and ``stop``, both
+        where lines start, give a range of the file, whose first line is
+        numbered ``line``.
         """
-        line = 1
         pending: list[bytes] = []
         pending_size = 0
         with self._open() as handle:
-            while chunk := handle.read(BLOCK):
+            handle.seek(start)
+            left = -1 if stop is None else stop - start
+            while chunk := handle.read(BLOCK if left < 0 else min(BLOCK, left)):
+                left -= len(chunk)
                 cut = chunk.rfind(b"\n") + 1
                 if not cut:  # no line ends in this chunk: part of one long line
                     pending.append(chunk)
@@ -70,6 +74,12 @@ class Source:
                 line += block.count(b"\n")
         if pending_size:
             yield line, b"".join(pending)
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes from ``offset`` on."""
+        with self._open() as handle:
+            handle.seek(offset)
+            return handle.read(size)
 
     def _refuse_nul(self, data: bytes, line: int) -> None:
         nul = data.find(b"\0")

@@ -9,12 +9,16 @@ much as reading it: the native core writes the text in one pass
 
 from __future__ import annotations
 
-from typing import IO
+from functools import partial
+from typing import IO, TYPE_CHECKING
 
 from tracebridge.profile.labels import LabelOptions
 from tracebridge.profile.model import Profile
 from tracebridge.readers.folded import escape
 from tracebridge.support import native
+
+if TYPE_CHECKING:
+    from tracebridge.readers.source import Source
 
 
 def folded_lines(profile: Profile, labels: LabelOptions = LabelOptions()) -> list[str]:
@@ -33,6 +37,32 @@ def folded_text(profile: Profile, labels: LabelOptions = LabelOptions()) -> str:
             return text
     lines = _lines(names, profile)
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def merge_folded(first: str, second: str) -> str:
+    """Two folded texts (as :func:`folded_text` writes them) as one: the keys sorted, the counts of a key in both
+    added (integer counts only)."""
+    if native.core is not None:
+        text = native.core.folded_merge(first, second)
+        if text is not None:  # None: a line the pure path must read
+            return text
+    totals: dict[str, int] = {}
+    for text in (first, second):
+        for line in text.split("\n")[:-1]:
+            key, _, count = line.rpartition(" ")
+            totals[key] = totals.get(key, 0) + int(count)
+    return "".join([f"{key} {totals[key]}\n" for key in sorted(totals)])
+
+
+def callgraph_folded_text(source: Source, labels: LabelOptions = LabelOptions()) -> str | None:
+    """:func:`folded_text` of a big ``pmcstat -G`` callgraph read on two cores, each half folded and written by its
+    own process (:func:`~tracebridge.readers.pmcgraph.fold_in_parts`); None when it is not worth cutting."""
+    from tracebridge.readers.pmcgraph import fold_in_parts  # numpy and the reader: only for a callgraph
+
+    texts = fold_in_parts(source, partial(folded_text, labels=labels))
+    if texts is None:
+        return None
+    return texts[0] if len(texts) == 1 else merge_folded(*texts)
 
 
 def _lines(labels: list[str], profile: Profile) -> list[str]:

@@ -53,24 +53,28 @@ def usable_cpus() -> int:
 
 def split_map(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
               cost: Callable[[T], int] | None = None,
-              middle: Callable[[Sequence[T]], int] | None = None) -> list[R]:
+              middle: Callable[[Sequence[T]], int] | None = None, min_items: int | None = None) -> list[R]:
     """``work(items)``, computed as ``work(first half) + work(second half)`` on two cores.
 
     ``cost`` estimates each item's share of the work (1 each without it):
     the halves are cut where the estimates balance, so that one process does
     not wait long for the other.  ``middle(items)``, given instead, says where
     the first half ends, for a caller that can tell without a cost per item.
+    ``min_items`` (default :data:`MIN_ITEMS`): fewer items are worked on in
+    one process (items that are big pieces of work, such as two halves of a
+    file, need not be many).
     """
-    return list(split_iter(work, items, cost, middle))
+    return list(split_iter(work, items, cost, middle, min_items))
 
 
 def split_iter(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
                cost: Callable[[T], int] | None = None,
-               middle: Callable[[Sequence[T]], int] | None = None) -> Iterator[R]:
+               middle: Callable[[Sequence[T]], int] | None = None, min_items: int | None = None) -> Iterator[R]:
     """:func:`split_map`'s results as they come: the first half's once this process has made them (the
     child may still work on the second), then the second half's."""
     global _splitting
-    if _splitting or len(items) < MIN_ITEMS or usable_cpus() < 2 or not hasattr(os, "fork"):
+    few = len(items) < (MIN_ITEMS if min_items is None else min_items)
+    if _splitting or few or usable_cpus() < 2 or not hasattr(os, "fork"):
         yield from work(items)
         return
     _splitting = True

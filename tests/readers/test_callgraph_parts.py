@@ -1,0 +1,155 @@
+"""A big ``pmcstat -G`` callgraph folded in two processes says what one pass says.
+
+:func:`pmcgraph.fold_in_parts` cuts the file where a tree starts, folds the
+second range in a second process starting with the image carried into it,
+and :func:`render.folded.callgraph_folded_text` merges the two folded texts.
+The text, the warnings and the errors must be those of one pass over the
+file, wherever the cut falls, on both paths: on every committed capture cut
+at every tree start, and on files made so that the second range needs the
+first (a depth it never sets, an error, skipped lines, a carried image).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+from tracebridge.cli import main
+from tracebridge.readers import pmcgraph
+from tracebridge.readers.registry import load_profile
+from tracebridge.readers.source import Source
+from tracebridge.render.folded import callgraph_folded_text, folded_text, merge_folded
+from tracebridge.support import parallel
+from tracebridge.support.errors import InputError
+
+DATA = Path(__file__).parents[1] / "data" / "pmcstat"
+GRAPHS = sorted(DATA.glob("*.graph"))
+
+
+def said(run) -> tuple[str, str]:
+    """What ``run()`` gives (or the error it raises) and what it says on standard error."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            result = run()
+        except InputError as error:
+            result = f"error: {error}"
+    return result, err.getvalue()
+
+
+def one_pass(path: Path) -> tuple[str, str]:
+    return said(lambda: folded_text(load_profile([path])))
+
+
+def in_parts(path: Path, cut: int) -> tuple[str, str]:
+    """Folded in two ranges, cut at ``cut`` (in two processes unless parallel.usable_cpus says one)."""
+    def run() -> str:
+        texts = pmcgraph.fold_in_parts(Source(path), folded_text, cut)
+        return texts[0] if len(texts) == 1 else merge_folded(*texts)
+
+    return said(run)
+
+
+def tree_starts(path: Path) -> list[int]:
+    """Every place a tree starts (but the first): where fold_in_parts may cut."""
+    source = Source(path)
+    lines = [i + 1 for i, byte in enumerate(source.data) if byte == 10]
+    starts = {pmcgraph._tree_start(source, position) for position in lines}
+    return sorted(start for start in starts if start)
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda p: p.name)
+def test_every_capture_cut_at_every_tree_start_folds_as_one_pass(each_path, monkeypatch, graph):
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)   # both ranges in this process: fast, same answers
+    expected = one_pass(graph)
+    starts = tree_starts(graph)
+    assert starts
+    for cut in starts:
+        assert in_parts(graph, cut) == expected, cut
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda p: p.name)
+def test_two_processes_fold_every_capture_as_one_pass(each_path, monkeypatch, graph):
+    starts = tree_starts(graph)
+    assert in_parts(graph, starts[len(starts) // 2]) == one_pass(graph)
+
+
+HEAD = (b"@ cycles [9 samples]\n"
+        b"100.0%  [2]  a @ /boot/kernel/kernel\n"
+        b" 100.0%  [2]  b\n"
+        b"  100.0%  [2]  0x1f @ /boot/modules/m.ko\n")
+
+
+@pytest.mark.parametrize("tail", [
+    # a depth the second range never sets (its line malformed): the first range's frame stands there
+    b"100.0%  [3]  d\n junk\n  100.0%  [3]  e\n",
+    # an error in the second range names its line in the file
+    b"100.0%  [3]  d\n" + b" " * 1100 + b"100.0%  [3]  e\n",
+    b"100.0%  [3]  d\n 100.0%  [12345678901234567890]  e\n",
+    # skipped lines and a module met in the second range only; the carried image names a hex node
+    b"100.0%  [3]  0x20\n junk\n 100.0%  [3]  f @ /boot/modules/other.ko\n",
+    b"@ instructions [2 samples]\n100.0%  [3]  0x20\n",
+], ids=["unset-depth", "too-deep", "count-too-long", "skipped-and-module", "header"])
+def test_a_second_range_that_needs_the_first_folds_as_one_pass(each_path, monkeypatch, tmp_path, tail):
+    graph = tmp_path / "cut.graph"
+    graph.write_bytes(HEAD + tail)
+    expected = one_pass(graph)
+    assert in_parts(graph, len(HEAD)) == expected
+    with monkeypatch.context() as patch:
+        patch.setattr(parallel, "usable_cpus", lambda: 1)
+        assert in_parts(graph, len(HEAD)) == expected
+
+
+def test_the_image_carried_past_the_cut_is_the_last_one_printed(each_path):
+    data = b"".join(b"100.0%%  [1]  f%d @ /boot/modules/m%d.ko\n" % (i, i) for i in range(5000)) + b"100.0%  [1]  g\n"
+    cut = data.rindex(b"100.0%  [1]  g")
+    source = Source(_written(data))
+    assert pmcgraph._image_before(source, cut) == b"/boot/modules/m4999.ko"
+    far = b"100.0%  [1]  f @ /boot/kernel/kernel\n" + b"100.0%  [1]  g\n" * 20000   # found by a wider look
+    assert pmcgraph._image_before(Source(_written(far)), len(far)) == b"/boot/kernel/kernel"
+    assert pmcgraph._image_before(Source(_written(b"100.0%  [1]  g\n" * 10)), 32) is None
+
+
+def test_a_tree_starts_only_at_a_tree_line_of_depth_0(each_path, tmp_path):
+    data = b"x\n 100.0%  [1]  a\n1 junk\n@ cycles [1 samples]\n100.0%  [1]  b\n100.0%  [1]  c\n"
+    source = Source(_written(data))
+    b = data.index(b"100.0%  [1]  b")
+    assert [pmcgraph._tree_start(source, p) for p in (0, 1, b, b + 1)] == [b, b, b, data.index(b"100.0%  [1]  c")]
+    assert pmcgraph._tree_start(Source(_written(b"100.0%  [1]  a\n" + b"x" * 100)), 20) is None   # no line ends
+
+
+def test_small_callgraphs_fold_in_one_process_and_big_ones_at_a_tree_near_the_middle(monkeypatch):
+    graph = GRAPHS[0]
+    assert callgraph_folded_text(Source(graph)) is None   # below SPLIT_BYTES
+    monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", 0)
+    looked, tree_start = [], pmcgraph._tree_start
+    monkeypatch.setattr(pmcgraph, "_tree_start", lambda source, position: looked.append(position) or tree_start(
+        source, position))
+    assert callgraph_folded_text(Source(graph)) == one_pass(graph)[0]
+    assert looked == [graph.stat().st_size // 2]
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
+    assert callgraph_folded_text(Source(graph)) is None   # one CPU
+
+
+@pytest.mark.parametrize("graph", GRAPHS, ids=lambda p: p.name)
+def test_the_fold_command_writes_what_one_pass_writes(each_path, monkeypatch, tmp_path, graph):
+    outputs = []
+    for split in (1 << 60, 0):
+        monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", split)
+        out = tmp_path / f"{split}.folded"
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["fold", str(graph), "-o", str(out)]) == 0
+        outputs.append((out.read_bytes(), err.getvalue()))
+    assert outputs[0] == outputs[1]
+
+
+def _written(data: bytes) -> Path:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("wb", suffix=".graph", delete=False) as handle:
+        handle.write(data)
+    return Path(handle.name)

@@ -204,11 +204,26 @@ names_order_by(const names_new *fresh, names_new *into, size_t count, size_t key
     return 0;
 }
 
-/* The new pairs, in order: (pair ids, names as str, path ids, indices of the hex names). */
+/* Whether image.demangle.is_plain_c says no to a name: not printable ASCII (bytes 32 to 126), empty, or
+ * starting as a mangled name may ('_', 'R', 'Z').  Only those names need a demangler. */
+static int
+names_unplain(const unsigned char *p, Py_ssize_t n)
+{
+    if (n == 0 || p[0] == '_' || p[0] == 'R' || p[0] == 'Z')
+        return 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i] < 32 || p[i] > 126)
+            return 1;
+    }
+    return 0;
+}
+
+/* The new pairs, in order: (pair ids, names as str, path ids, indices of the hex names, indices of the names
+ * that are not plain C). */
 static PyObject *
 names_new_pairs(const names_table *t, const names_new *fresh, size_t count)
 {
-    pmcg_column ids = {0}, paths = {0}, hexes = {0};
+    pmcg_column ids = {0}, paths = {0}, hexes = {0}, unplain = {0};
     PyObject *texts = PyList_New((Py_ssize_t)count), *result = NULL;
     if (texts == NULL)
         return NULL;
@@ -221,16 +236,18 @@ names_new_pairs(const names_table *t, const names_new *fresh, size_t count)
             goto done;
         PyList_SET_ITEM(texts, (Py_ssize_t)i, text);
         if (pmcg_push(&ids, pair) < 0 || pmcg_push(&paths, t->paths.items[pair]) < 0
-                || (names_hex(name, length) && pmcg_push(&hexes, (long long)i) < 0))
+                || (names_hex(name, length) && pmcg_push(&hexes, (long long)i) < 0)
+                || (names_unplain(name, length) && pmcg_push(&unplain, (long long)i) < 0))
             goto done;
     }
-    result = Py_BuildValue("(NONN)", pmcg_column_bytes(&ids), texts, pmcg_column_bytes(&paths),
-                           pmcg_column_bytes(&hexes));
+    result = Py_BuildValue("(NONNN)", pmcg_column_bytes(&ids), texts, pmcg_column_bytes(&paths),
+                           pmcg_column_bytes(&hexes), pmcg_column_bytes(&unplain));
 done:
     Py_DECREF(texts);
     PyMem_Free(ids.items);
     PyMem_Free(paths.items);
     PyMem_Free(hexes.items);
+    PyMem_Free(unplain.items);
     return result;
 }
 
@@ -327,7 +344,8 @@ PyDoc_STRVAR(pmcgraph_pairs_doc,
 "pmcgraph_pairs(table, data) -> (tree, depth, digits, counts, pairs, new, paths, headers, header_lines, skipped)\n\n"
 "One block of pmcstat -G text scanned as pmcgraph_scan scans it, each tree line's (name, image) pair\n"
 "interned in table (from pmcgraph_names, kept across blocks): pairs holds a pair id per line, new is\n"
-"(pair ids, names, path ids, hex indices) of the pairs new to the table in the order pmcgraph's\n"
+"(pair ids, names, path ids, hex indices, indices of the names not plain C) of the pairs new to the\n"
+"table in the order pmcgraph's\n"
 "_frame_ids interns them, paths every image path of the table by path id (-1: none).");
 
 static PyObject *

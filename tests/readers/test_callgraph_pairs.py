@@ -20,6 +20,8 @@ from fixture_paths import MODULES
 from hypothesis import given, settings, strategies as st
 
 from scanner_twins import assert_same_fold, blocks_of
+from tracebridge.image.demangle import demangle_names, is_plain_c
+from tracebridge.profile.model import shown_names
 from tracebridge.readers import pmcgraph
 from tracebridge.readers.placement import open_images
 from tracebridge.support import native
@@ -70,7 +72,7 @@ def test_the_table_hands_each_new_pair_once_in_the_pure_paths_order(native_core)
     assert first.new_names == ["zeta", "alpha", "alpha", "0x1f", "beta"]
     assert first.new_paths.tolist() == [-1, 0, 1, 0, 1]
     assert first.new_pairs.tolist() == [0, 1, 4, 2, 3]
-    assert first.hexes == [3]
+    assert first.hexes == [3] and first.unplain == []
     assert first.paths == [b"/boot/kernel/kernel", b"/boot/modules/m.ko"]
     rest = pmcgraph.scan_paired(table, b"100.0%  [3]  zeta\n" + tail)
     # zeta under the kernel carried in; alpha under m.ko seen in the first block; gamma not UTF-8.
@@ -78,7 +80,7 @@ def test_the_table_hands_each_new_pair_once_in_the_pure_paths_order(native_core)
     assert rest.new_names == ["zeta", "gamma\ufffd", "0xABCDEF", "beta"]
     assert rest.new_paths.tolist() == [0, 1, 0, 0]
     assert rest.new_pairs.tolist() == [5, 6, 7, 8]
-    assert rest.hexes == [2]
+    assert rest.hexes == [2] and rest.unplain == [1]   # gamma\ufffd: not ASCII
     assert rest.paths == first.paths
 
 
@@ -97,6 +99,14 @@ def test_hex_names_on_both_paths(native_core, name, hex_):
     block = pmcgraph.scan_paired(native_core.pmcgraph_names(), b"100.0%  [1]  f\n100.0%  [1]  " + name + b"\n")
     assert block.hexes == ([1] if hex_ else [])
     assert pmcgraph._texts([b"f", name]) == (["f", name.decode()], [1] if hex_ else [])
+
+
+@pytest.mark.parametrize("name", [b"f", b"_", b"_f", b"R", b"Rf", b"Z", b"ZN3f", b"_ZN3foo3barE", b"_RNvC1a1f", b"aR",
+                                  b"f\x7f", b"f\x1f", b"f\x01", b"caf\xc3\xa9", b"\xff", b"~!", b"0x1f"])
+def test_the_names_that_are_not_plain_c_are_those_is_plain_c_refuses(native_core, name):
+    block = pmcgraph.scan_paired(native_core.pmcgraph_names(), b"100.0%  [1]  f\n100.0%  [1]  " + name + b"\n")
+    assert block.unplain == [i for i, text in enumerate(block.new_names) if not is_plain_c(text)]
+    assert shown_names(block.new_names, block.unplain) == demangle_names(block.new_names)
 
 
 def test_texts_of_names_not_all_ascii():

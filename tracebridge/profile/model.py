@@ -228,13 +228,16 @@ class Profile:
             self._build()
         return self._ids.get(frame)
 
-    def add_symbols(self, modules: list[str | None], symbols: list[str]) -> list[int]:
+    def add_symbols(self, modules: list[str | None], symbols: list[str],
+                    shown: tuple[list[str], list[str]] | None = None) -> list[int]:
         """Intern ``symbol_frame(module, symbol)`` of each pair, returning the ids, without building the frames.
 
-        The names are demangled together (:func:`demangle_names`).  A pair
-        that may equal a frame already built goes through :meth:`intern`.
-        A batch of symbols all distinct and never seen (a callgraph's new
-        names, nearly always) is added without a (module, symbol) pair each.
+        The names are demangled together (:func:`demangle_names`), unless
+        ``shown`` gives each symbol's name and scheme as it does
+        (:func:`shown_names`).  A pair that may equal a frame already built
+        goes through :meth:`intern`.  A batch of symbols all distinct and
+        never seen (a callgraph's new names, nearly always) is added without a
+        (module, symbol) pair each.
         """
         columns = self._columns
         if columns is None:
@@ -261,7 +264,7 @@ class Profile:
             if columns.keys is not None:
                 columns.keys.update(zip(fresh or zip(modules, symbols), added))
             frames.extend([None] * len(symbols))
-            names, schemes = demangle_names(symbols)
+            names, schemes = shown if shown is not None and pairs is None else demangle_names(symbols)
             columns.modules += modules
             columns.symbols += symbols
             columns.names += names
@@ -364,6 +367,16 @@ class Profile:
                 "is_rust": [f.is_rust for f in self.frames],
             }
         )
+
+
+def shown_names(symbols: list[str], unplain: list[int]) -> tuple[list[str], list[str]]:
+    """:func:`demangle_names` of ``symbols`` when those not at the indices ``unplain`` are plain C
+    (:func:`is_plain_c`): only the others are looked at."""
+    names, schemes = list(symbols), [C] * len(symbols)
+    if unplain:
+        for i, name, scheme in zip(unplain, *demangle_names([symbols[i] for i in unplain])):
+            names[i], schemes[i] = name, scheme
+    return names, schemes
 
 
 def from_stacks(stacks: Iterable[tuple[Sequence[Frame], float]], metadata: Metadata | None = None) -> Profile:

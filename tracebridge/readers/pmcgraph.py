@@ -50,7 +50,7 @@ from tracebridge.readers.placement import KERNEL
 from tracebridge.readers.pmcstat import (HEAD, image_name, open_input, options_images, refuse_binary, sniff_callgraph,
                                          sniff_log)
 from tracebridge.profile.consistency import Evidence
-from tracebridge.profile.model import UNKNOWN, Frame, Metadata, Profile, address_frame, offset_frame
+from tracebridge.profile.model import UNKNOWN, Frame, Metadata, Profile, address_frame, offset_frame, shown_names
 from tracebridge.profile.resolve import AddressSpace
 
 if TYPE_CHECKING:
@@ -233,22 +233,28 @@ class _Namer:
         #: The frame id of each (hex node, module) seen.
         self.hex_ids: dict[tuple[str, str | None], int] = {}
 
-    def intern(self, profile: Profile, texts: list[str], modules: list[str | None], hexes: list[int]) -> list[int]:
+    def intern(self, profile: Profile, texts: list[str], modules: list[str | None], hexes: list[int],
+               unplain: list[int] | None = None) -> list[int]:
         """The frame id of each distinct (name, module) pair, new frames interned in the pairs' order.
 
-        ``hexes`` are the indices of the names that are addresses (``0x...``).
-        Named nodes, nearly all of them, are interned together as columns
+        ``hexes`` are the indices of the names that are addresses (``0x...``);
+        ``unplain``, when the scan found them, those of the names that are
+        not plain C (only they may need the demangler).  Named nodes, nearly
+        all of them, are interned together as columns
         (:meth:`Profile.add_symbols`, which also finds those seen before: a
         callgraph can name 250k distinct functions, and a frame object each
         costs more than the rest of the fold); a hex node is resolved the
         first time it is seen.
         """
+        shown = None if unplain is None else shown_names(texts, unplain)
         if not hexes:
             self._observe(modules, texts)
-            return profile.add_symbols(modules, texts)
+            return profile.add_symbols(modules, texts, shown)
         hexed = set(hexes)
         named = [i for i in range(len(texts)) if i not in hexed]
         modules_named, texts_named = [modules[i] for i in named], [texts[i] for i in named]
+        if shown is not None:
+            shown = tuple([column[i] for i in named] for column in shown)
         self._observe(modules_named, texts_named)
         ids = [-1] * len(texts)
         done = 0  # named nodes before the first new hex node are interned first: ids follow the pairs' order
@@ -256,13 +262,14 @@ class _Namer:
             key = (texts[i], modules[i])
             if key not in self.hex_ids:
                 end = bisect_left(named, i, done)
-                added = profile.add_symbols(modules_named[done:end], texts_named[done:end])
+                added = profile.add_symbols(modules_named[done:end], texts_named[done:end], _rows(shown, done, end))
                 for j, ident in zip(named[done:end], added):
                     ids[j] = ident
                 done = end
                 self.hex_ids[key] = profile.intern(self.hex_frame(int(texts[i], 16), modules[i]))
             ids[i] = self.hex_ids[key]
-        for j, ident in zip(named[done:], profile.add_symbols(modules_named[done:], texts_named[done:])):
+        for j, ident in zip(named[done:], profile.add_symbols(modules_named[done:], texts_named[done:],
+                                                              _rows(shown, done, len(named)))):
             ids[j] = ident
         return ids
 
@@ -302,6 +309,11 @@ class _Namer:
             space = self.spaces[module] = AddressSpace()
             space.add(image, None if image.fixed_base is not None else 0, module)
         return space
+
+
+def _rows(columns: tuple[list, ...] | None, start: int, stop: int) -> tuple[list, ...] | None:
+    """Rows ``start`` to ``stop`` of each column (None: no columns)."""
+    return None if columns is None else tuple(column[start:stop] for column in columns)
 
 
 @dataclass
@@ -350,12 +362,14 @@ class PairedBlock(BlockLines):
 
     #: Per tree line, the id of its (name, image) pair in the table.
     pairs: np.ndarray
-    #: The pairs new to the table, in the order they are interned: their ids, names, image path ids (-1: none)
-    #: and the indices of those whose name is an address.
+    #: The pairs new to the table, in the order they are interned: their ids, names, image path ids (-1: none),
+    #: the indices of those whose name is an address and of those whose name is not plain C (only those may
+    #: need a demangler: :func:`~tracebridge.image.demangle.is_plain_c`).
     new_pairs: np.ndarray
     new_names: list[str]
     new_paths: np.ndarray
     hexes: list[int]
+    unplain: list[int]
     #: Every image path in the table, by path id.
     paths: list[bytes]
 
@@ -379,12 +393,12 @@ def scan_block(data: bytes) -> GraphBlock:
 
 def scan_paired(table: object, data: bytes) -> PairedBlock:
     """One block of whole lines scanned natively, its pairs interned in ``table`` (``pmcgraph_names()``)."""
-    tree, depth, digits, counts, pairs, (new_pairs, new_names, new_paths, hexes), paths, headers, header_lines, \
-        skipped = native.core.pmcgraph_pairs(table, data)
+    tree, depth, digits, counts, pairs, (new_pairs, new_names, new_paths, hexes, unplain), paths, headers, \
+        header_lines, skipped = native.core.pmcgraph_pairs(table, data)
     column = partial(np.frombuffer, dtype=np.int64)
     return PairedBlock(column(tree), column(depth), column(digits), column(counts), column(headers),
                        _events(header_lines), column(skipped), column(pairs), column(new_pairs), new_names,
-                       column(new_paths), column(hexes).tolist(), paths)
+                       column(new_paths), column(hexes).tolist(), column(unplain).tolist(), paths)
 
 
 def _scan_block_numpy(data: bytes) -> GraphBlock:
@@ -535,7 +549,7 @@ class CallgraphFolder:
         """:meth:`_frame_ids` of a block whose pairs the native table found: only the new pairs are interned."""
         known = [self._namer.module(path) for path in block.paths] + [None]   # path id -1: no image
         ids = self._namer.intern(self.profile, block.new_names, list(map(known.__getitem__, block.new_paths.tolist())),
-                                 block.hexes)
+                                 block.hexes, block.unplain)
         return np.frombuffer(native.core.pmcgraph_frame_ids(self._table, block.new_pairs, np.array(ids, dtype=np.int64),
                                                             block.pairs), dtype=np.int64)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -72,9 +73,19 @@ def test_every_capture_cut_at_every_tree_start_folds_as_one_pass(each_path, monk
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda p: p.name)
-def test_two_processes_fold_every_capture_as_one_pass(each_path, monkeypatch, graph):
+def test_two_processes_fold_every_capture_as_one_pass(each_path, monkeypatch, tmp_path, graph):
     starts = tree_starts(graph)
+    pids, fold_later = tmp_path / "pids", pmcgraph._fold_later
+
+    def later(*args):
+        with open(pids, "a") as out:
+            out.write(f"{os.getpid()}\n")
+        return fold_later(*args)
+
+    monkeypatch.setattr(pmcgraph, "_fold_later", later)
     assert in_parts(graph, starts[len(starts) // 2]) == one_pass(graph)
+    seen = [int(pid) for pid in pids.read_text().split()]
+    assert seen and os.getpid() not in seen   # the second range folded by another process
 
 
 HEAD = (b"@ cycles [9 samples]\n"
@@ -119,6 +130,8 @@ def test_a_tree_starts_only_at_a_tree_line_of_depth_0(each_path, tmp_path):
     b = data.index(b"100.0%  [1]  b")
     assert [pmcgraph._tree_start(source, p) for p in (0, 1, b, b + 1)] == [b, b, b, data.index(b"100.0%  [1]  c")]
     assert pmcgraph._tree_start(Source(_written(b"100.0%  [1]  a\n" + b"x" * 100)), 20) is None   # no line ends
+    assert pmcgraph._tree_start(Source(_written(b"100.0%  [1]  a\n")), 0) == 0   # the file's first line
+    assert pmcgraph._tree_start(Source(_written(b"100.0%  [1]  a\n")), 1) is None
 
 
 def test_small_callgraphs_fold_in_one_process_and_big_ones_at_a_tree_near_the_middle(monkeypatch):
@@ -130,6 +143,10 @@ def test_small_callgraphs_fold_in_one_process_and_big_ones_at_a_tree_near_the_mi
         source, position))
     assert callgraph_folded_text(Source(graph)) == one_pass(graph)[0]
     assert looked == [graph.stat().st_size // 2]
+    monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", graph.stat().st_size)   # from SPLIT_BYTES on
+    assert callgraph_folded_text(Source(graph)) == one_pass(graph)[0] and len(looked) == 2
+    monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", graph.stat().st_size + 1)
+    assert callgraph_folded_text(Source(graph)) is None
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
     assert callgraph_folded_text(Source(graph)) is None   # one CPU
 

@@ -114,6 +114,27 @@ def test_a_second_range_that_needs_the_first_folds_as_one_pass(each_path, monkey
         assert in_parts(graph, len(HEAD)) == expected
 
 
+def test_the_second_range_folded_alone_gives_its_text_and_what_it_read(each_path):
+    tail = (b"100.0%  [3]  0x20\n junk\n 100.0%  [3]  f @ /boot/modules/other.ko\n"
+            b"@ instructions [2 samples]\nmore junk\n100.0%  [4]  g\n")
+    later = pmcgraph._fold_later(Source(_written(HEAD + tail)), len(HEAD), folded_text)
+    assert later is not None
+    text, read = later
+    # 0x20 under the image carried past the cut (m.ko: an offset), f under other.ko, g carried on
+    assert text == "f;m.ko+0x20 3\ng 4\n"
+    assert read == pmcgraph.RangeRead(tree_lines=3, skipped=2, first_skipped=2, events=["instructions"],
+                                      modules={"m.ko", "other.ko"})
+    folder = pmcgraph.CallgraphFolder("cut.graph")
+    folder.feed(1, HEAD)
+    folder.close()
+    assert pmcgraph._fold_later(Source(_written(HEAD + b"100.0%  [3]  d\n junk\n  100.0%  [3]  e\n")), len(HEAD),
+                                folded_text) is None   # depth 1 never set in the range: it needs the first
+    folder.absorb(read, 5)
+    assert (folder.tree_lines, folder.skipped, folder.first_skipped) == (6, 2, 6)
+    assert list(folder.events) == ["cycles", "instructions"] and folder.elsewhere == {"m.ko", "other.ko"}
+    assert "no ELF given to check: m.ko, other.ko" in said(folder.finish)[1]
+
+
 def test_the_image_carried_past_the_cut_is_the_last_one_printed(each_path):
     data = b"".join(b"100.0%%  [1]  f%d @ /boot/modules/m%d.ko\n" % (i, i) for i in range(5000)) + b"100.0%  [1]  g\n"
     cut = data.rindex(b"100.0%  [1]  g")

@@ -78,14 +78,19 @@ def test_two_processes_fold_every_capture_as_one_pass(each_path, monkeypatch, tm
     pids, fold_later = tmp_path / "pids", pmcgraph._fold_later
 
     def later(*args):
+        result = fold_later(*args)
         with open(pids, "a") as out:
-            out.write(f"{os.getpid()}\n")
-        return fold_later(*args)
+            out.write(f"{os.getpid()} {result is not None}\n")
+        return result
 
+    cut = starts[len(starts) // 2]
+    alone = fold_later(Source(graph), cut, folded_text)   # None where the range needs the first (malformed lines)
+    assert (alone is None) == (graph.name in ("edges.graph", "edges-controls.graph"))
     monkeypatch.setattr(pmcgraph, "_fold_later", later)
-    assert in_parts(graph, starts[len(starts) // 2]) == one_pass(graph)
-    seen = [int(pid) for pid in pids.read_text().split()]
-    assert seen and os.getpid() not in seen   # the second range folded by another process
+    assert in_parts(graph, cut) == one_pass(graph)
+    # the second range folded by another process, its text used when it has one
+    [(pid, used)] = [line.split() for line in pids.read_text().splitlines()]
+    assert int(pid) != os.getpid() and used == str(alone is not None)
 
 
 HEAD = (b"@ cycles [9 samples]\n"
@@ -168,6 +173,7 @@ def test_small_callgraphs_fold_in_one_process_and_big_ones_at_a_tree_near_the_mi
     assert callgraph_folded_text(Source(graph)) == one_pass(graph)[0] and len(looked) == 2
     monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", graph.stat().st_size + 1)
     assert callgraph_folded_text(Source(graph)) is None
+    monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", 0)
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
     assert callgraph_folded_text(Source(graph)) is None   # one CPU
 

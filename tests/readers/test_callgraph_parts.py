@@ -143,11 +143,26 @@ def test_the_second_range_folded_alone_gives_its_text_and_what_it_read(each_path
 def test_the_image_carried_past_the_cut_is_the_last_one_printed(each_path):
     data = b"".join(b"100.0%%  [1]  f%d @ /boot/modules/m%d.ko\n" % (i, i) for i in range(5000)) + b"100.0%  [1]  g\n"
     cut = data.rindex(b"100.0%  [1]  g")
+    data += b"100.0%  [1]  h @ /after/the/cut\n"
     source = Source(_written(data))
     assert pmcgraph._image_before(source, cut) == b"/boot/modules/m4999.ko"
     far = b"100.0%  [1]  f @ /boot/kernel/kernel\n" + b"100.0%  [1]  g\n" * 20000   # found by a wider look
     assert pmcgraph._image_before(Source(_written(far)), len(far)) == b"/boot/kernel/kernel"
     assert pmcgraph._image_before(Source(_written(b"100.0%  [1]  g\n" * 10)), 32) is None
+    # The first look starts inside a line that is no tree line, though what the look sees of it would be one.
+    first = b"100.0%  [1]  a @ /right\n"
+    long = b"junk 1%  [1]  f @ /w" + b"x" * (65541 - 21) + b"\n"
+    assert len(long) == 65541 and (len(first) + len(long)) - (1 << 16) == len(first) + 5
+    graph = Source(_written(first + long + b"100.0%  [1]  g\n"))
+    assert pmcgraph._image_before(graph, len(first) + len(long)) == b"/right"
+
+
+def test_a_tree_is_looked_for_within_cut_window_bytes(each_path, monkeypatch):
+    data = b"x\n" + b" 100.0%  [1]  a\n" * 5 + b"100.0%  [1]  b\n"
+    source = Source(_written(data))
+    assert pmcgraph._tree_start(source, 1) == len(data) - 15
+    monkeypatch.setattr(pmcgraph, "CUT_WINDOW", len(data) - 2)   # the tree's line not whole in the window
+    assert pmcgraph._tree_start(source, 1) is None
 
 
 def test_a_tree_starts_only_at_a_tree_line_of_depth_0(each_path, tmp_path):

@@ -222,7 +222,7 @@ json_column_of(PyObject *spec, json_column *column)
         PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
         if (member->type == T_OBJECT_EX && member->offset >= (Py_ssize_t)sizeof(PyObject)
                 && member->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize) {
-            column->type = type;
+            column->type = (PyTypeObject *)Py_NewRef(type);  /* held: compared with each object's type */
             column->offset = member->offset;
         }
     }
@@ -250,7 +250,10 @@ json_column_value(const json_column *column, Py_ssize_t row, int *owned)
             return value;
     }
     *owned = 1;
-    return PyObject_GetAttr(item, column->name);  /* an unset slot: its AttributeError */
+    Py_INCREF(item);  /* getattr may run code that drops it from the list */
+    PyObject *value = PyObject_GetAttr(item, column->name);  /* an unset slot: its AttributeError */
+    Py_DECREF(item);
+    return value;
 }
 
 /* The rows whose values are columns[k] (json_column_of) under keys[k], as json.dumps(rows,
@@ -329,6 +332,9 @@ json_rows(PyObject *keys, PyObject *specs)
     }
     result = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.size);
 done:
+    if (columns != NULL)
+        for (Py_ssize_t k = 0; k < width; k++)
+            Py_XDECREF(columns[k].type);
     PyMem_Free(columns);
     PyMem_Free(key_end);
     PyMem_Free(key_text.data);

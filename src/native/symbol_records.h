@@ -214,6 +214,11 @@ section_name(PyObject *section_names, PyObject *name_offsets, Py_ssize_t index, 
         Py_INCREF(cache[index]);
         return cache[index];
     }
+    /* Checked again: a finalizer run by a collection while records are made could shorten the list. */
+    if (index >= PyList_GET_SIZE(name_offsets)) {
+        PyErr_SetString(PyExc_ValueError, "the section name offsets changed length");
+        return NULL;
+    }
     Py_ssize_t start = PyLong_AsSsize_t(PyList_GET_ITEM(name_offsets, index));
     if (start == -1 && PyErr_Occurred())
         return NULL;

@@ -123,3 +123,34 @@ def test_reading_a_module_loads_neither_pyelftools_nor_numpy(no_native):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT), "TRACEBRIDGE_NO_NATIVE": no_native})
     assert out.stdout.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_no_section_header_table_counts_no_sections(monkeypatch, name):
+    """``e_shoff`` 0 with a nonzero ``e_shnum``: pyelftools counts no sections, and so does the reader."""
+    head = bytearray(HEADS[name])
+    bits, order = shape(head)
+    struct.pack_into(order + FIELDS[bits]["shoff"][1], head, FIELDS[bits]["shoff"][0], 0)
+    assert struct.unpack_from(order + "H", head, FIELDS[bits]["shnum"][0])[0] > 0
+    expected = elf._pyelftools_header(reader(bytes(head)))
+    no_pyelftools(monkeypatch)
+    assert elf._elf_header(reader(bytes(head)), *shape(head)) == expected and expected["shnum"] == 0
+
+
+def test_pyelftools_refusals_keep_its_words(monkeypatch, tmp_path):
+    """A header pyelftools refuses is refused in its words; an exception without any, by its name."""
+    path = tmp_path / "cut.ko"
+    path.write_bytes(HEADS["ELF64"][:60])  # an ELF64 header needs 64 bytes
+    with pytest.raises(elf.InputError) as err:
+        elf.open_module(path)
+    assert str(err.value) == f"{path}: malformed ELF header: expected 2, found 0"
+    from elftools.common.exceptions import ELFError
+    from elftools.elf import elffile
+
+    def wordless(stream):
+        raise ELFError()
+
+    monkeypatch.setattr(elffile, "ELFFile", wordless)
+    with pytest.raises(elf.InputError) as err:
+        elf.open_module(path)
+    assert str(err.value) == f"{path}: malformed ELF header: ELFError"

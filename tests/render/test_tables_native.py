@@ -145,3 +145,18 @@ def test_attribute_columns_refused_in_other_shapes(native_core):
     with pytest.raises(ValueError, match="differ in length"):
         native_core.json_rows(("a", "b"), (([_Slotted(1)], "a"), [1, 2]))
     assert native_core.json_rows(("a",), (([], "a"),)) == b""
+
+
+def test_an_attribute_that_empties_its_list_is_refused(native_core):
+    """Code run by getattr may change the lists being written: the next read is refused, nothing is freed early."""
+    holders = []
+
+    class Emptying:
+        @property
+        def a(self):
+            holders.clear()
+            return "x" * 100
+
+    holders += [Emptying(), Emptying()]
+    with pytest.raises(ValueError, match="changed length"):
+        native_core.json_rows(("a", "n"), ((holders, "a"), [1, 2]))

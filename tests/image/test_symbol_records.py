@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from itertools import accumulate
 
 import pytest
 from hypothesis import given, settings
@@ -64,8 +65,9 @@ def test_every_module_reads_the_same_on_both_paths(native_core, monkeypatch, pat
 
 def section_names(count: int) -> tuple[str, list[int]]:
     """Names for ``count`` sections (``s0``, ``s1``...; the first two share a tail) and where each starts."""
-    text = "".join(f"s{i}\0" for i in range(count))
-    return text, [text.index(f"s{i}\0") + (i == 1) for i in range(count)]
+    names = [f"s{i}\0" for i in range(count)]
+    starts = list(accumulate(map(len, names), initial=0))[:count]
+    return "".join(names), [start + (i == 1) for i, start in enumerate(starts)]
 
 
 def function_symbols_both(*args):
@@ -140,6 +142,18 @@ def test_function_symbols_answers():
                                                   strtab, 9)[1][0]] == [1, 2]
 
 
+def test_reserved_section_indices_in_a_module_of_more_sections():
+    """In a module of 0x10000 sections, an index in the reserved range (from 0xff00; SHN_ABS 0xfff1) still names
+    no section unless it came from the extended index table, and SHN_UNDEF (0) none even if marked loaded."""
+    count = 0x10000
+    loaded, bases = bytes([1]) * count, bytes(8 * count)
+    indices = (0xFFF1, 0xFEFF, 0xFF00, 0, 0xFFFF)
+    symbols = b"".join(struct.pack("<IBBHQQ", 1, 0x12, 0, shndx, 0, 0) for shndx in indices)
+    xindex = struct.pack(f"<{len(indices)}I", *(0xFFF1 if shndx == 0xFFFF else 0 for shndx in indices))
+    tag, (functions, _, _) = function_symbols_both(symbols, True, False, xindex, loaded, bases, b"\0f\0", 9)
+    assert tag == "ok" and [f.shndx for f in functions] == [0xFEFF, 0xFFF1]
+
+
 def test_function_symbols_refuses_what_it_cannot_read(native_core):
     build = native_core.function_symbols
     names = (elf._BINDING_NAMES, elf._TYPE_NAMES, "s\0", [0])
@@ -149,7 +163,7 @@ def test_function_symbols_refuses_what_it_cannot_read(native_core):
         build(*args[:6], bytes(7), *args[7:], *names)
     with pytest.raises(ValueError, match="shorter than the symbol table"):
         build(Function, bytes(48), True, False, bytes(4), *args[5:], *names)
-    with pytest.raises(ValueError, match="shorter than the symbol table"):
+    with pytest.raises(ValueError, match="^the extended section index table is shorter than the symbol table$"):
         pure(elf._function_symbols, bytes(48), True, False, bytes(4), *args[5:], *names[2:])
     with pytest.raises(ValueError, match="16 binding names"):
         build(*args, ("LOCAL",), *names[1:])

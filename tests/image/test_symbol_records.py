@@ -132,6 +132,9 @@ def test_function_symbols_answers():
     # The two names take two characters: one more than a limit of 1 allows.
     assert function_symbols_both(symbols, True, False, None, loaded, bases, strtab, 1) == ("total", 2)
     assert function_symbols_both(symbols, True, False, None, loaded, bases, strtab, 2)[0] == "ok"
+    # The name at offset 0 is the empty one before the first NUL; a last name without a NUL ends with the table.
+    assert [f.name for f in function_symbols_both(table((0, 2, 1, 0, 0), (1, 2, 1, 0, 0), (2, 2, 1, 0, 0)), True,
+                                                  False, None, loaded, bases, b"\0fg", 9)[1][0]] == ["", "fg", "g"]
     # A name at the table's very end is empty; one past it is refused, naming the first such symbol.
     assert function_symbols_both(table((5, 2, 1, 0, 0)), True, False, None, loaded, bases, strtab, 9)[1][0][0].name == ""
     assert function_symbols_both(table((1, 2, 1, 0, 0), (6, 2, 1, 0, 0), (7, 2, 1, 0, 0)), True, False, None,

@@ -686,12 +686,10 @@ def fold_in_parts(source: Source, write: Callable[[Profile], str], cut: int | No
     def fold_first() -> tuple[int, str]:
         """Fold and write the first range here, its errors raised as one pass raises them; the number of the
         line after it, and the text."""
-        line = 1
-        for line, data in source.byte_blocks(stop=cut):
-            folder.feed(line, data)
-            line += data.count(b"\n")
+        for line, data in source.byte_blocks(stop=cut):  # the cut is a line start past the file's first byte:
+            folder.feed(line, data)                      # there is a block, the last ending where the cut is
         folder.close()  # its last line ends a stack: the next tree line has depth 0
-        return line, write(folder.profile)
+        return line + data.count(b"\n"), write(folder.profile)
 
     def fold(starts: list[int]) -> list:
         return [fold_first() if start == 0 else _fold_later(source, cut, write) for start in starts]

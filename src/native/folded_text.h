@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json_rows.h"   /* text_buffer, text_reserve, text_add */
+#include "json_rows.h"   /* text_buffer, text_reserve, text_add, decimal_digits */
 
 /* One stack: its key's first 8 bytes (big-endian, zero-padded), where the key lies in the key
  * buffer, its place in the dict, its weight (borrowed). */
@@ -61,14 +61,8 @@ ft_count(text_buffer *out, PyObject *weight)
         if (!overflow) {   /* " %lld\n", written from the end (snprintf took a fifth of the writer's time) */
             char text[32];
             char *at = text + sizeof text;
-            unsigned long long magnitude = value < 0 ? 0ull - (unsigned long long)value : (unsigned long long)value;
             *--at = '\n';
-            do {
-                *--at = (char)('0' + magnitude % 10);
-                magnitude /= 10;
-            } while (magnitude);
-            if (value < 0)
-                *--at = '-';
+            at = decimal_digits(at, value);
             *--at = ' ';
             return text_add(out, at, (size_t)(text + sizeof text - at));
         }

@@ -84,6 +84,22 @@ json_word_escapes(unsigned long long x)
         ? 1 : 0;
 }
 
+/* The decimal digits of value, written backwards so that they end just before `end` (at least 21
+ * bytes of room): where they start.  Faster than snprintf, which cost more than the rest of a JSON
+ * row (and a fifth of the folded writer's time). */
+static char *
+decimal_digits(char *end, long long value)
+{
+    unsigned long long magnitude = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        *--end = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (value < 0)
+        *--end = '-';
+    return end;
+}
+
 /* A JSON string: quotes and the json module's escapes. */
 static int
 text_add_string(text_buffer *b, PyObject *string)
@@ -159,15 +175,7 @@ text_add_value(text_buffer *b, PyObject *value)
         int overflow;
         long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
         if (!overflow) {
-            /* Its decimal digits, written from the last (snprintf costs more than the rest of a row). */
-            char digits[24], *at = digits + sizeof digits;
-            unsigned long long magnitude = number < 0 ? 0ULL - (unsigned long long)number : (unsigned long long)number;
-            do {
-                *--at = (char)('0' + magnitude % 10);
-                magnitude /= 10;
-            } while (magnitude);
-            if (number < 0)
-                *--at = '-';
+            char digits[24], *at = decimal_digits(digits + sizeof digits, number);
             return text_add(b, at, (size_t)(digits + sizeof digits - at));
         }
     }

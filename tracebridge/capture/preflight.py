@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tracebridge.support.errors import UsageError
+from tracebridge.support import blas
 from tracebridge.readers.kldstat import KldFile, Kldstat, parse_kldstat
 
 KLDSTAT = "kldstat"
@@ -50,7 +51,7 @@ def query(argv: Sequence[str]) -> str | None:
     """A short command's standard output (stripped), or None when it cannot run or fails."""
     try:
         done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", timeout=QUERY_TIMEOUT, check=False)
+                              errors="replace", timeout=QUERY_TIMEOUT, check=False, env=blas.user_environment())
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -71,7 +72,7 @@ def find_loaded(kldstat: str, module_file: str) -> Loaded:
     argv = (kldstat, "-v")
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="surrogateescape", timeout=QUERY_TIMEOUT, check=False)
+                              errors="surrogateescape", timeout=QUERY_TIMEOUT, check=False, env=blas.user_environment())
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UsageError(f"cannot run {kldstat} -v: {exc}") from None
     if done.returncode != 0:

@@ -44,6 +44,7 @@ from tracebridge.capture.preflight import (
 )
 from tracebridge.capture.outdir import OutputDirectory, check_output_directory
 from tracebridge.capture.tracer import ToolFailed, Tracer, last_line
+from tracebridge.support import blas
 from tracebridge.support.errors import UsageError
 
 if TYPE_CHECKING:
@@ -284,7 +285,7 @@ def _print_pmc_log(run: _Run, pmcstat: str) -> None:
     del run.roles[PMC_TEXT]  # listed only once pmcstat has written it
     with run.create(messages, bundle.ROLE_TOOL_OUTPUT) as sink:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                              preexec_fn=run.out.enter, check=False)
+                              preexec_fn=run.out.enter, check=False, env=blas.user_environment())
     if done.returncode != 0:
         raise ToolFailed(f"{' '.join(argv)} failed with status {done.returncode}: "
                          f"{last_line(run.out, messages)} (the log {run.out.join(PMC_LOG)} is kept)")

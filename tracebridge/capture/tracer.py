@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from tracebridge.capture.outdir import OutputDirectory
 from tracebridge.readers.bundle import TracerRecord
+from tracebridge.support import blas
 from tracebridge.support.errors import TracebridgeError
 
 #: Seconds a tool gets after SIGINT (dtrace prints its aggregations then), and after SIGTERM.
@@ -55,7 +56,7 @@ class Tracer:
         with directory.create(messages) as sink:
             try:
                 self._process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=sink,
-                                                 stderr=subprocess.STDOUT, process_group=0,
+                                                 stderr=subprocess.STDOUT, process_group=0, env=blas.user_environment(),
                                                  preexec_fn=directory.enter)
             except OSError as exc:
                 raise ToolFailed(f"cannot run {self.argv[0]}: {exc.strerror or exc}") from None

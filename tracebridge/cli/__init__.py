@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
-import os
 import sys
 
 from tracebridge import __version__
+from tracebridge.support import blas
 
 from tracebridge.support import spool
 from tracebridge.support.errors import TracebridgeError
@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     # frames, rows); the default thresholds make the cyclic collector walk
     # them over and over.  Collect far less often instead of never.
     gc.set_threshold(200_000, 50, 100)
-    # numpy's OpenBLAS starts a thread per core when numpy is imported, which spins waiting for work
-    # (0.1 s of CPU in gen-probes, on the core split_map's second process needs); no command calls BLAS.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    blas.hold_to_one_thread()  # before any command imports numpy
     words = sys.argv[1:] if argv is None else argv
     if words == ["--version"]:
         # Answered before the command modules are imported: well under 0.1 s.

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import psutil
 
 from tracebridge.support.errors import UsageError
+from tracebridge.support import blas
 
 _STOP_GRACE = 3.0
 
@@ -35,7 +36,7 @@ class Workload:
             master, slave = pty.openpty()
             streams = {"stdout": slave, "stderr": slave}
         try:
-            self._process = subprocess.Popen(list(argv), **streams)
+            self._process = subprocess.Popen(list(argv), env=blas.user_environment(), **streams)
         except OSError as exc:
             for fd in (master, slave):
                 if fd is not None:

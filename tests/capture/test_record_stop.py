@@ -39,6 +39,13 @@ def family_once_running(pid: int, machine, timeout: float = 20.0) -> dict[psutil
     raise AssertionError("the workload never started")
 
 
+def _as_from_a_terminal() -> None:
+    """SIGINT as a foreground job has it.  A test run started in the background by a non-interactive
+    shell inherits SIGINT ignored; Python then installs no KeyboardInterrupt handler, and tracebridge,
+    like dtrace(1), keeps ignoring it, as a background job should."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("number, group, status, stopped_by", [
     # Ctrl-C at a terminal: SIGINT to the whole foreground process group (tracebridge and the workload).
     (signal.SIGINT, True, 0, "Ctrl-C was pressed"),
@@ -50,7 +57,8 @@ def test_a_signal_stops_everything_and_keeps_the_data(target, tmp_path, capsys, 
     run = tmp_path / "run"
     recording = subprocess.Popen([*RECORD_PROCESS, str(MODULE), "-o", str(run), "--settle", "0.2",
                                   "--interval", "0.2", "--", "sleep", "60"],
-                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                 stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                 preexec_fn=_as_from_a_terminal)
     try:
         family = family_once_running(recording.pid, machine)
         time.sleep(0.7)  # a few CPU samples
@@ -79,7 +87,7 @@ def test_a_second_ctrl_c_while_stopping_kills_the_tracer(target, tmp_path):
     run = tmp_path / "run"
     recording = subprocess.Popen([*RECORD_PROCESS, str(MODULE), "-o", str(run), "--settle", "0.2",
                                   "--", "sleep", "60"], stderr=subprocess.PIPE, text=True,
-                                 start_new_session=True)
+                                 start_new_session=True, preexec_fn=_as_from_a_terminal)
     try:
         family = family_once_running(recording.pid, machine)
         recording.send_signal(signal.SIGINT)

@@ -16,6 +16,7 @@ from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
 from tracebridge.support import gcpause, quickexit
 from tracebridge.support.errors import UsageError
 from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
+from tracebridge.readers.options import LoadOptions
 from tracebridge.readers.registry import load_profile, lone_callgraph
 from tracebridge.profile.labels import add_label_arguments, label_options_from_args
 from tracebridge.support.outputs import open_output
@@ -83,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _folded_in_parts(args: argparse.Namespace, options) -> bool:
+def _folded_in_parts(args: argparse.Namespace, options: LoadOptions) -> bool:
     """Write a big ``pmcstat -G`` callgraph's folded stacks made on two cores, if the input is one (else False)."""
     source = lone_callgraph(args.inputs, options)
     if source is None:

@@ -82,9 +82,6 @@ class Clause:
     def probe(self) -> str:
         return MARKERS[self.marker][0]
 
-    def lists(self, planned: Planned) -> bool:
-        return MARKERS[self.marker][1](planned.fbt.has_entry, planned.fbt.has_return)
-
     def listed(self, planned: Sequence[Planned]) -> list[Planned]:
         """The functions of ``planned`` this clause lists, in order."""
         wanted = MARKERS[self.marker][1]
@@ -187,7 +184,7 @@ class Script:
         """The descriptions the script uses for one traced function, in clause order."""
         seen: list[str] = []
         for clause in self.template.clauses:
-            if clause.lists(planned):
+            if clause.listed([planned]):
                 for text in self.plan.descriptions(planned, clause.probe):
                     if text not in seen:
                         seen.append(text)

@@ -605,7 +605,6 @@ class CallgraphFolder:
                  "here. For exact names convert with `pmcstat -R LOG -o out.txt` and read that instead")
         return profile
 
-
     def close(self) -> None:
         """Add the stack of the last tree line: the blocks end after it."""
         if self.pending is not None:

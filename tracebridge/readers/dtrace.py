@@ -8,8 +8,10 @@ The shapes follow libdtrace's printers (``dt_consume.c``, ``dtrace.c``):
   ``stack()``/``ustack()`` key starts with a newline and prints one frame
   per line indented ``stackindent`` (14) spaces, leaf first.  So
   ``@[stack()] = count()`` gives a blank line, the frames and the count
-  right-aligned on its own line, and ``@[stack(), ustack()]`` a blank line
-  between the kernel and the user frames;
+  right-aligned on its own line, ``@[stack(), ustack()]`` a blank line
+  between the kernel and the user frames, ``@[execname, pid, stack()]``
+  both keys on the line before the frames and ``@[stack(), execname]`` the
+  key and the count on the line after them;
 * ``quantize``/``lquantize``/``llquantize`` values print a
   ``value  ---- Distribution ---- count`` header and rows
   ``"%16lld |@@@@    %-9lld"`` (``< N`` / ``>= N`` labels at the ends of
@@ -239,7 +241,7 @@ def _between_entries(line: str) -> bool | None:
     skips (header, ``dtrace:`` note), None anything else (checked in parse's order)."""
     stripped = line.strip()
     indent = len(line) - len(line.lstrip())
-    if ("`" in stripped or stripped.startswith("0x")) and (indent > 2 or " " not in stripped):
+    if _is_frame(stripped, indent):
         return None
     if _INT.match(stripped) or _QUANT_HEADER.match(line):
         return None
@@ -339,6 +341,9 @@ def parse(source: Source) -> Iterator[_Record]:
     traced = 0         # line of the pending traced firing (0: none); its stack follows it directly
     gap = 0            # index in `frames` after the last blank line
     after_gap = 0      # the line after the last blank line
+    earlier_gap = 0    # `gap` and `after_gap` as they were before the last run of blank lines
+    after_earlier = 0
+    blanks = 0         # blank lines in a row just before this line
     blank = True       # a blank line came since the last record (starts a new table)
     firings = 0        # probe lines so far
 
@@ -371,11 +376,14 @@ def parse(source: Source) -> Iterator[_Record]:
         if not stripped:
             if traced and not frames:  # the firing traced no stack
                 traced = 0
+            if not blanks:
+                earlier_gap, after_earlier = gap, after_gap
+            blanks += 1
             blank, gap, after_gap = True, len(frames), i + 1
             continue
+        blanks_before, blanks = blanks, 0
         indent = len(line) - len(line.lstrip())
-        # A frame: indented by stackindent (14, or any), or a word alone (`-x stackindent=0`).
-        if ("`" in stripped or stripped.startswith("0x")) and (indent > 2 or " " not in stripped):
+        if _is_frame(stripped, indent):
             if not frames and not keys:
                 start = i
             frames.append(stripped)
@@ -395,7 +403,13 @@ def parse(source: Source) -> Iterator[_Record]:
             continue
         if _QUANT_HEADER.match(line):
             if traced:
-                end_traced(gap)
+                # One blank line between frames and the header is the histogram's own (dt_print_quantize
+                # starts with a newline): its stack key began after the blank line before those frames.
+                # More blank lines (the firing's end, then the header's) leave the frames to the firing.
+                own_stack = blanks_before == 1 and gap == len(frames) and earlier_gap
+                end_traced(earlier_gap if own_stack else gap)
+                if own_stack:
+                    start = after_earlier
             emit(_histogram(source, lines, i), start if (keys or frames) else i)
             continue
         if _PROBE.match(line):
@@ -410,7 +424,22 @@ def parse(source: Source) -> Iterator[_Record]:
             continue
         if traced and frames and gap == len(frames):  # a key after the firing's stack and a blank line
             end_traced(gap)
+        if indent and frames:
+            after_stack = _keys_after_stack(line, stripped, indent, lines.peek())
+            if after_stack is not None:  # `@[stack(), execname]`: keys (and the value) after the frames
+                keys += after_stack[0]
+                if after_stack[1] is not None:
+                    if traced:
+                        end_traced(gap)
+                    emit(after_stack[1], start)
+                continue
         if indent and not frames:
+            # Keys before a stack or a histogram (`@[execname, pid, stack()]`): a string key is indented 2,
+            # a number right-aligned; a helper's frame (`(jit) fib`) is neither.
+            if (indent == 2 or _INT.match(stripped.split(None, 1)[0])) and _key_follows(lines.peek()):
+                start = start if keys else i
+                keys += _split_keys(stripped)
+                continue
             parts = stripped.rsplit(None, 1)
             if len(parts) == 2 and _INT.match(parts[1]) and not line[-1].isspace():
                 keys += _split_keys(parts[0])
@@ -437,18 +466,51 @@ def parse(source: Source) -> Iterator[_Record]:
 
 
 def _key_follows(following: str | None) -> bool:
-    """Is the line after a lone number a stack frame or a histogram (so the number was a key)?"""
+    """Is the line after a lone number or a line of keys a stack frame or a histogram (so it held keys)?"""
     if following is None:
         return False
-    stripped = following.strip()
-    if not following[:1].isspace():  # only a frame printed with `-x stackindent=0` starts at column 0
-        return " " not in stripped and ("`" in stripped or stripped.startswith("0x"))
-    return "`" in stripped or stripped.startswith("0x") or bool(_QUANT_HEADER.match(following))
+    return _is_frame(following.strip(), len(following) - len(following.lstrip())) or bool(
+        _QUANT_HEADER.match(following))
+
+
+def _is_frame(stripped: str, indent: int) -> bool:
+    """Is this line (stripped, and its indent) a stack frame?  Indented by ``stackindent`` (14, or
+    any; a macOS frame may hold a space), or a word alone (``-x stackindent=0``); but a symbol key
+    (``"  %-50s"`` of ``sym()``) is indented 2 and has its value on the line, and a ``dtrace:``
+    note quoting a symbol starts at column 0."""
+    return ("`" in stripped or stripped.startswith("0x")) and (indent not in (0, 2) or " " not in stripped)
+
+
+def _keys_after_stack(line: str, stripped: str, indent: int, following: str | None) -> tuple[list[str], int | None] | None:
+    """The keys printed after a stack key (``@[stack(), execname]``), and the value when on their line.
+
+    A string key prints as ``"  %-50s"`` (indented 2, where frames are
+    indented ``stackindent``), an integer key as ``" %16lld"``, and a scalar
+    value follows on the same line; a histogram starts on the next (its
+    header).  None: the line is no such keys (a frame, for the caller).
+    """
+    if following is not None and _QUANT_HEADER.match(following):
+        return (_split_keys(stripped), None) if indent == 2 or _all_numbers(stripped) else None
+    head, _, value = stripped.rpartition(" ")
+    if not head or not _INT.match(value) or line[-1].isspace():
+        return None
+    return (_split_keys(head), int(value)) if indent == 2 or _all_numbers(head) else None
+
+
+def _all_numbers(text: str) -> bool:
+    return all(_INT.match(word) for word in text.split())
 
 
 def _split_keys(text: str) -> list[str]:
-    """Several string keys on one line, each padded to 50 columns."""
-    return re.split(r"\s{2,}", text.strip())
+    """Several keys on one line: strings padded to 50 columns, numbers right-aligned in 16 (" %16lld").
+
+    Padding parts the keys by two spaces or more, except where a number fills
+    its 16 columns; so a run of numbers is parted at every space.
+    """
+    keys: list[str] = []
+    for part in re.split(r"\s{2,}", text.strip()):
+        keys += part.split() if _all_numbers(part) else [part]
+    return keys
 
 
 def _histogram(source: Source, lines: _Lines, header: int) -> Histogram:

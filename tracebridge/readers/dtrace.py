@@ -344,6 +344,7 @@ def parse(source: Source) -> Iterator[_Record]:
     earlier_gap = 0    # `gap` and `after_gap` as they were before the last run of blank lines
     after_earlier = 0
     blanks = 0         # blank lines in a row just before this line
+    frame_indent = 0   # the indent of the last frame (stackindent)
     blank = True       # a blank line came since the last record (starts a new table)
     firings = 0        # probe lines so far
 
@@ -387,6 +388,7 @@ def parse(source: Source) -> Iterator[_Record]:
             if not frames and not keys:
                 start = i
             frames.append(stripped)
+            frame_indent = indent
             continue
         if traced and frames and not gap and _TRACED_VALUES.match(line):
             continue  # printed by the firing after its stack: the firing is one sample still
@@ -424,6 +426,8 @@ def parse(source: Source) -> Iterator[_Record]:
             continue
         if traced and frames and gap == len(frames):  # a key after the firing's stack and a blank line
             end_traced(gap)
+        if frames and indent == frame_indent + 2 and stripped.startswith("[ ") and stripped.endswith(" ]"):
+            continue  # a ustack helper's annotation of the frame above (dt_print_ustack), not a frame
         if indent and frames:
             after_stack = _keys_after_stack(line, stripped, indent, lines.peek())
             if after_stack is not None:  # `@[stack(), execname]`: keys (and the value) after the frames
@@ -453,6 +457,7 @@ def parse(source: Source) -> Iterator[_Record]:
             if not frames and not keys:
                 start = i
             frames.append(stripped)
+            frame_indent = indent
             continue
         raise source.error(f"unrecognised line in DTrace output: {excerpt(source.path, stripped)}", i)
     if traced:

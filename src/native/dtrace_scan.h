@@ -414,7 +414,9 @@ py_dtrace_stacks(PyObject *self, PyObject *args)
                 Py_ssize_t id = dtrace_frame(&st, b + first, n);
                 if (id < 0 || dtrace_push(st.pending, (int32_t)id) < 0)
                     goto fail;
-            } else if (!inner_space && digits && n <= DTRACE_MAX_DIGITS) {  /* one word of digits */
+            } else if (!inner_space && digits && n <= DTRACE_MAX_DIGITS && first > at) {
+                /* one word of digits, indented as a count is (" %16lld"); at column 0 it is a value
+                   traced by a quiet firing (`%lld`): read by Python */
                 if (PyByteArray_GET_SIZE(st.pending) == 0) {  /* a key or a value without a stack */
                     status = DTRACE_NOT_PLAIN;
                     break;

@@ -200,6 +200,8 @@ def test_what_the_scan_reads(native_core):
     (b"  123456789012345678901\n", OTHER),             # 21 digits are no count
     (b"  kernel`a\n  1 2\n", OTHER),                  # two numbers are no count (the native scan read -58)
     (b"  kernel`a\n  1\t2\n", OTHER),
+    (b"  kernel`a\n1\n", OTHER),                     # at column 0: a value a quiet firing traced, no count
+    (b"  kernel`a\n  1\n  kernel`a\n12  \n", OTHER),
 ])
 def test_where_the_scan_stops(native_core, block, status):
     for scan in (native_core.dtrace_stacks, scan_stacks, line_by_line):

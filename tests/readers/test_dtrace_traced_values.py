@@ -120,3 +120,11 @@ def test_a_capture_with_crlf_line_ends(tmp_path, options):
     path = tmp_path / "crlf.txt"
     path.write_bytes(ARG0.replace("\n", "\r\n").encode())
     assert stacks(path, options) == stacks(STACKS_ONLY, options)
+
+
+def test_quiet_firings_are_samples_too():
+    """freebsd-quiet-arg0.txt: the same firings as ``dtrace -q`` prints them (no probe lines, the
+    value ``%lld`` at column 0 right after the frames): one sample each, never a count of ``arg0``."""
+    quiet = load_inputs([DATA / "freebsd-quiet-arg0.txt"])
+    assert named_stacks(quiet.profile) == named_stacks(load_inputs([DATA / "freebsd-traced-arg0.txt"]).profile)
+    assert sum(weight for _, weight in quiet.profile) == len(_VALUE_LINE.findall(ARG0))

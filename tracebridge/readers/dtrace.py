@@ -345,6 +345,7 @@ def parse(source: Source) -> Iterator[_Record]:
     after_earlier = 0
     blanks = 0         # blank lines in a row just before this line
     frame_indent = 0   # the indent of the last frame (stackindent)
+    quiet_run = False  # quiet firings (`dtrace -q`) with no blank line since
     blank = True       # a blank line came since the last record (starts a new table)
     firings = 0        # probe lines so far
 
@@ -377,6 +378,7 @@ def parse(source: Source) -> Iterator[_Record]:
         if not stripped:
             if traced and not frames:  # the firing traced no stack
                 traced = 0
+            quiet_run = False
             if not blanks:
                 earlier_gap, after_earlier = gap, after_gap
             blanks += 1
@@ -393,6 +395,14 @@ def parse(source: Source) -> Iterator[_Record]:
         if traced and frames and not gap and _TRACED_VALUES.match(line):
             continue  # printed by the firing after its stack: the firing is one sample still
         if _INT.match(stripped):
+            if frames and not indent and not traced and (quiet_run or _key_follows(lines.peek())):
+                # A quiet firing's value traced after its stack (`dtrace -q`, `stack(); trace(arg0)`:
+                # `%lld` at column 0, and the next firing's stack right under it, where entries of
+                # `printa("%k%@d\n", @)` have a blank line between them): the firing is one sample.
+                traced = start
+                end_traced(len(frames))
+                quiet_run = True
+                continue
             if frames:
                 if traced:  # aggregation output after the traced firings: its stack began at the last gap
                     end_traced(gap)

@@ -38,6 +38,9 @@ _ID = Struct("=i")
 _BAD = re.compile(rb"[^\t\n\x20-\x7e]")
 #: The bytes the scan reads (``bytes.translate`` deletes them: what is left is bad).
 _GOOD = bytes([9, 10, *range(0x20, 0x7f)])
+#: A line starting with a digit: a count is printed `" %16lld"`, so this is a value a quiet firing
+#: traced after its stack (``%lld``), or no stack entry at all.
+_UNINDENTED_NUMBER = re.compile(rb"\n[0-9]")  # (a multi-line `^` search is ten times slower)
 
 
 @dataclass
@@ -132,6 +135,8 @@ def _scan_chunk(block: bytes, pos: int, end: int, after_probe: bool, table: Stac
         if words[0]:
             return OTHER, pos, True
         after_probe = False
+    if segment[:1].isdigit() or _UNINDENTED_NUMBER.search(segment):  # no count: read line by line, to stop there
+        return _scan_lines(block, pos, after_probe, table)
     counts, others = set(), set()
     for word in set(words):
         if not word or (b" " not in word and b"\t" not in word and (b"`" in word or word.startswith(b"0x"))):
@@ -190,7 +195,7 @@ def _scan_lines(block: bytes, pos: int, after_probe: bool, table: StackTable) ->
                 return NOT_PLAIN, at, after_probe
             printed = text_ids.get(line)
             pending += _ID.pack(_intern_text(table, line) if printed is None else printed)
-        elif line.isdigit() and len(line) <= MAX_DIGITS:
+        elif line.isdigit() and len(line) <= MAX_DIGITS and block[at:at + 1] in (b" ", b"\t"):
             if not pending:
                 return NOT_PLAIN, at, after_probe
             table.found.append(_entry_id(table, bytes(pending)))

@@ -21,6 +21,12 @@ their addresses, and joining the
 captures to the module trips no consistency warning.  Idempotent: real PCs
 stay where they are.
 
+``freebsd-quiet-arg0.txt`` is made from it: the same firings as ``dtrace -q`` prints
+them.  Quiet, ``dt_consume_cpu`` prints no probe line and ``trace(arg0)`` as
+``"%lld"`` (at column 0, where an aggregation's count is ``" %16lld"``), and
+``chewrec`` no newline at a firing's end: the next stack's newline ends the
+value's line.
+
 ``freebsd-traced-arg0.txt`` is ``dtrace -n 'profile-997 /arg0/ { stack(); trace(arg0); }'``:
 ``dt_consume_cpu`` prints each firing's probe line, the stack (``dt_print_stack``:
 a newline, then the frames), then ``arg0`` as ``" %16lld"``, and dtrace(1)'s
@@ -50,6 +56,8 @@ TRACED_PC = ("freebsd-traced-arg0.txt",)
 _FRAME = re.compile(r"^( {14})((?:if_rem\.ko`)?)0x([0-9a-f]+)$")
 _STACK_LINE = re.compile(r"^ {14}\S")
 _TRACED_NUMBER = re.compile(r"^ +-?\d+$")
+#: Made from the first capture (after its PCs are real), as dtrace -q prints the same firings.
+QUIET = ("freebsd-traced-arg0.txt", "freebsd-quiet-arg0.txt")
 
 
 def real(address: int, leaf: bool) -> int:
@@ -89,13 +97,29 @@ def rewrite(text: str, traced_pc: bool = False) -> str:
     return "\n".join(lines)
 
 
+def quiet(text: str) -> str:
+    """The firings of a traced capture as ``dtrace -q`` prints them: no header, no probe lines, each
+    stack (a newline, then the frames) followed by its traced value printed ``"%lld"``."""
+    firings = []
+    for line in text.split("\n"):
+        if line.startswith(" " * 14):
+            firings[-1].append(line)
+        elif _TRACED_NUMBER.match(line):
+            firings[-1].append(line.strip())
+        elif line.strip() and not line.startswith("CPU"):  # a probe line: the next firing
+            firings.append([])
+    return "".join("\n" + "\n".join(firing) for firing in firings)
+
+
 def main(argv: list[str]) -> int:
     stale = []
+    made = {}
     for name in CAPTURES:
+        made[name] = rewrite((HERE / name).read_text(), name in TRACED_PC)
+    made[QUIET[1]] = quiet(made[QUIET[0]])
+    for name, new in made.items():
         path = HERE / name
-        text = path.read_text()
-        new = rewrite(text, name in TRACED_PC)
-        if new != text:
+        if not path.exists() or new != path.read_text():
             stale.append(name)
             if "--check" not in argv:
                 path.write_text(new)

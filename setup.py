@@ -35,6 +35,7 @@ setup(
                                     "src/native/x86_tables.h", "src/native/pmcgraph_scan.h",
                                     "src/native/dtrace_scan.h", "src/native/callchain_scan.h",
                                     "src/native/folded_text.h", "src/native/name_table.h",
-                                    "src/native/symbol_records.h", "src/native/json_rows.h"])],
+                                    "src/native/symbol_records.h", "src/native/json_rows.h",
+                                    "src/native/demangle_batch.h"])],
     cmdclass={"build_ext": OptionalBuildExt},
 )

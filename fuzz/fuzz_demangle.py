@@ -55,6 +55,23 @@ def _check_one(name: str, backend: str) -> None:
         raise BrokenPromise(f"{backend}: a control character in the demangled name {item.full!r}")
     if max(len(item.name), len(item.full)) > max(len(printable(name)), demangle.MAX_DEMANGLED):
         raise BrokenPromise(f"{backend}: a demangled name of {len(item.full)} characters")
+    _check_bulk(name, item, backend)
+
+
+def _check_bulk(name: str, item: demangle.Demangled, backend: str) -> None:
+    """The bulk path (``symbols``, folds) reads the name as :func:`demangle_symbol` does, natively and in Python."""
+    from tracebridge.support import native
+
+    core = native.core
+    try:
+        for native.core in {core, None}:
+            shown, schemes = demangle.demangle_names([name, "main", name])
+            if (shown, schemes) != ([item.name, "main", item.name], [item.scheme, demangle.C, item.scheme]):
+                raise BrokenPromise(f"{backend}: the bulk path reads {name!r} otherwise (native: {native.core is not None})")
+            if demangle.crates_of(shown, schemes) != [item.crate, None, item.crate]:
+                raise BrokenPromise(f"{backend}: the bulk path finds another crate (native: {native.core is not None})")
+    finally:
+        native.core = core
 
 
 TARGET = Target("demangle", seeds, check, max_len=demangle.MAX_NAME + 64)

@@ -17,6 +17,7 @@
 #include "callchain_scan.h"
 #include "folded_text.h"
 #include "symbol_records.h"
+#include "demangle_batch.h"
 
 /* A read-only view of an int64 column ('q' items, or plain bytes a multiple of 8 long). */
 static int
@@ -221,6 +222,40 @@ PyDoc_STRVAR(slot_records_doc,
 "arguments in __slots__ order (columns: a tuple of equally long lists, one per slot), each\n"
 "value stored in its slot without calling __init__.");
 
+static PyObject *
+py_rust_demangled(PyObject *self, PyObject *args)
+{
+    PyObject *demangle, *symbols, *v0, *legacy, *c;
+    Py_ssize_t max_name, max_demangled;
+    if (!PyArg_ParseTuple(args, "OO!nnUUU", &demangle, &PyList_Type, &symbols, &max_name, &max_demangled, &v0,
+                          &legacy, &c))
+        return NULL;
+    return rust_demangled(demangle, symbols, max_name, max_demangled, v0, legacy, c);
+}
+
+PyDoc_STRVAR(rust_demangled_doc,
+"rust_demangled(demangle, symbols, max_name, max_demangled, v0, legacy, c) -> (names, schemes, rest)\n\n"
+"tracebridge.image.demangle._rust_demangled natively: the _R and _ZN names of at most max_name\n"
+"characters through demangle (a str, or None or an exception: not read), its answers of at most\n"
+"max_demangled characters without a control character kept with scheme v0 or legacy; every\n"
+"other name as it is with scheme c, and its index in rest unless it is printable ASCII that\n"
+"starts like no mangled form.");
+
+static PyObject *
+py_crates_of(PyObject *self, PyObject *args)
+{
+    PyObject *names, *schemes, *rust_schemes, *crate_of;
+    if (!PyArg_ParseTuple(args, "O!O!O!O", &PyList_Type, &names, &PyList_Type, &schemes, &PyTuple_Type,
+                          &rust_schemes, &crate_of))
+        return NULL;
+    return crates_of(names, schemes, rust_schemes, crate_of);
+}
+
+PyDoc_STRVAR(crates_of_doc,
+"crates_of(names, schemes, rust_schemes, crate_of) -> list\n\n"
+"crate_of(names[i]) where schemes[i] is in rust_schemes, else None; for ASCII names without\n"
+"calling crate_of (tracebridge.image.demangle.crates_of).");
+
 static PyMethodDef methods[] = {
     {"x86_length", py_x86_length, METH_O, x86_length_doc},
     {"fbt_amd64", py_fbt_amd64, METH_VARARGS, fbt_amd64_doc},
@@ -239,6 +274,8 @@ static PyMethodDef methods[] = {
     {"function_symbols", py_function_symbols, METH_VARARGS, function_symbols_doc},
     {"slot_records", py_slot_records, METH_VARARGS, slot_records_doc},
     {"unpack_columns", py_unpack_columns, METH_VARARGS, unpack_columns_doc},
+    {"rust_demangled", py_rust_demangled, METH_VARARGS, rust_demangled_doc},
+    {"crates_of", py_crates_of, METH_VARARGS, crates_of_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,7 +2,8 @@
 
 On every committed module's names, on names with control characters, on
 names the Rust demangler refuses, and on generated ones, with both Rust
-backends (pyderust and the pure-Python package).
+backends (pyderust and the pure-Python package), on the compiled core and
+on the pure-Python path; and the native bulk steps give what their twins give.
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ def one_by_one(names: list[str]) -> list:
 
 
 @pytest.mark.parametrize("path", [p for p in MODULE_PATHS if p.stem != "rem_stripped"], ids=lambda p: p.name)
-def test_every_module(backend, path):
+def test_every_module(backend, path, each_path):
     names = [f.name for f in open_module(path).functions]
     assert demangle_all(names) == one_by_one(names)
 
 
-def test_odd_names_and_repeats(backend):
+def test_odd_names_and_repeats(backend, each_path):
     names = ODD + ODD[::-1]
     demangle_symbol.cache_clear()
     assert demangle_all(names) == one_by_one(names)
@@ -59,12 +60,12 @@ def test_odd_names_and_repeats(backend):
 
 
 @pytest.mark.parametrize("plain", [[], PLAIN[:4], PLAIN])
-def test_names_in_bulk(backend, plain):
+def test_names_in_bulk(backend, plain, each_path):
     assert_bulk_names(plain + ODD + plain)
     assert_bulk_names(plain)
 
 
-def test_a_control_character_in_one_name_is_escaped_there_only(backend):
+def test_a_control_character_in_one_name_is_escaped_there_only(backend, each_path):
     names = ["_RNvCs1_3foo3bar", "_ZN4a\x1bbc3foo17h0123456789abcdefE"]
     demangle_symbol.cache_clear()
     out = demangle_all(names)
@@ -78,12 +79,19 @@ def test_a_control_character_in_one_name_is_escaped_there_only(backend):
     lambda prefix: st.text(alphabet="NvCsMtXYIEB_0123456789abcfoh\n\x7f\x9c\u2028", max_size=40).map(
         lambda tail: prefix + tail)), max_size=12))
 def test_generated_names(names):
-    demangle_symbol.cache_clear()
-    assert demangle_all(names) == one_by_one(names)
-    assert_bulk_names(names + PLAIN[:3])
+    from tracebridge.support import native
+
+    core = native.core
+    try:
+        for native.core in {core, None}:  # the compiled core where it is built, and the pure path
+            demangle_symbol.cache_clear()
+            assert demangle_all(names) == one_by_one(names)
+            assert_bulk_names(names + PLAIN[:3])
+    finally:
+        native.core = core
 
 
-def test_a_cpp_name_among_printable_names_keeps_its_cpp_reading(backend):
+def test_a_cpp_name_among_printable_names_keeps_its_cpp_reading(backend, each_path):
     """All printable, so the bulk path trusts its Rust answers: a C++ name the Rust demangler refuses
     (LLVM's, as in the toolchain's own librustc_driver) must still reach demangle_symbol and read as C++."""
     names = ["_ZN4llvm5Value7setNameERKNS_5TwineE", "_ZN4core3fmt5write17h0123456789abcdefE", "main"]
@@ -91,7 +99,7 @@ def test_a_cpp_name_among_printable_names_keeps_its_cpp_reading(backend):
     assert demangle_names(names)[1] == [demangle.CPP, demangle.RUST_LEGACY, demangle.C]
 
 
-def test_names_over_the_size_limit_stay_mangled_in_bulk(backend):
+def test_names_over_the_size_limit_stay_mangled_in_bulk(backend, each_path):
     """A valid legacy name of MAX_NAME characters is demangled, one character more is not: the Rust
     demangler would read it, so the bulk path must keep it from it, as demangle_symbol does."""
     n = MAX_NAME - len("_ZN3rem") - len("17h0123456789abcdefE") - 5
@@ -120,3 +128,97 @@ def test_full_is_a_cache_no_part_of_the_name(backend):
     first, second = demangle_all(names), one_by_one(names)
     assert [item.full for item in first] == ["foo::bar::h0123456789abcdef", "mycrate[3c1c0]::foo", "foo::bar()", "main"]
     assert first == second
+
+
+# The native bulk steps (src/native/demangle_batch.h) and their pure-Python twins, on the same names.
+
+def module_names() -> list[str]:
+    return [f.name for path in MODULE_PATHS if path.stem != "rem_stripped" for f in open_module(path).functions]
+
+
+@pytest.mark.parametrize("names", [module_names(), ODD + PLAIN + ODD, PLAIN, []], ids=["modules", "odd", "plain", "none"])
+def test_rust_demangled_native_is_its_twin(backend, native_core, names):
+    """The same names, schemes and indices left to demangle_symbol, from the compiled core and from Python."""
+    assert native_core.rust_demangled(demangle._rust_call, list(names), MAX_NAME, demangle.MAX_DEMANGLED,
+                                      demangle.RUST_V0, demangle.RUST_LEGACY, demangle.C) == demangle._rust_demangled(names)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["_R", "_ZN", "_Z", "", "R", "__R", "ZN"]).flatmap(
+    lambda prefix: st.text(alphabet="NvCsMtXYIEB_0123456789abcfoh\n\x7f\x9c\u2028\u00e9 ", max_size=40).map(
+        lambda tail: prefix + tail)), max_size=12))
+def test_rust_demangled_native_is_its_twin_on_generated_names(names):
+    from tracebridge.support import native
+
+    if native.core is None:
+        pytest.skip(native.status_line())
+    assert native.core.rust_demangled(demangle._rust_call, names, MAX_NAME, demangle.MAX_DEMANGLED, demangle.RUST_V0,
+                                      demangle.RUST_LEGACY, demangle.C) == demangle._rust_demangled(names)
+
+
+def test_rust_demangled_cuts_at_both_limits(native_core):
+    """A name longer than max_name is not given to the demangler; an answer longer than max_demangled,
+    None, or an exception is no answer; anything but an Exception goes on."""
+    names = ["_RNvCs1_3foo3bar", "_ZN3foo3barE", "_Rlong", "main"]
+    answers = {"_RNvCs1_3foo3bar": "foo::bar", "_ZN3foo3barE": None}
+
+    def demangler(name):
+        if name == "_Rlong":
+            return "x" * 9  # one character too many for max_demangled 8
+        return answers[name]
+
+    assert native_core.rust_demangled(demangler, names, 16, 8, "v0", "legacy", "c") == (
+        ["foo::bar", "_ZN3foo3barE", "_Rlong", "main"], ["v0", "c", "c", "c"], [1, 2])
+    assert native_core.rust_demangled(demangler, names, 15, 9, "v0", "legacy", "c") == (
+        ["_RNvCs1_3foo3bar", "_ZN3foo3barE", "x" * 9, "main"], ["c", "c", "v0", "c"], [0, 1])
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        native_core.rust_demangled(interrupted, names, 100, 100, "v0", "legacy", "c")
+    with pytest.raises(TypeError):
+        native_core.rust_demangled(demangler, [b"_R"], 100, 100, "v0", "legacy", "c")
+
+
+@pytest.mark.parametrize("names", [module_names(), ODD + PLAIN, []], ids=["modules", "odd", "none"])
+def test_demangle_columns_are_demangle_alls(backend, each_path, names):
+    names = names + names[:50]  # repeats too
+    items = demangle_all(names)
+    assert demangle.demangle_columns(names) == ([item.name for item in items], [item.scheme for item in items])
+    assert demangle_names(names) == ([item.name for item in items], [item.scheme for item in items])
+
+
+#: Demangled paths and the crate crate_of finds in each: the first identifier followed by "::".
+CRATE_PATHS = ["core::fmt::write", "<[u32; 4] as rem::em::RxDesc>::len", "9ab::c", "a-b::c", "::x", "x::", "x:y::z",
+               "no path", "", "<T as café::A>::f", "café::x", "_::a", "a1_b::c", "é9::x::y", "x\u00e9y::z", "<u8>::f",
+               "a:::b", "ab", "a b::c"]
+
+
+@pytest.mark.parametrize("names", [CRATE_PATHS, [item.name for item in demangle_all(module_names())]],
+                         ids=["paths", "modules"])
+def test_crates_of_is_each_names_crate(each_path, names):
+    schemes = [demangle.RUST_V0, demangle.RUST_LEGACY, demangle.C, demangle.CPP, demangle.RUST_NAME] * len(names)
+    schemes = schemes[:len(names)]
+    expected = [demangle.crate_of(name) if scheme in (demangle.RUST_V0, demangle.RUST_LEGACY) else None
+                for name, scheme in zip(names, schemes)]
+    assert demangle.crates_of(names, schemes) == expected
+    rust = [demangle.RUST_V0] * len(names)
+    assert demangle.crates_of(names, rust) == list(map(demangle.crate_of, names))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.text(alphabet="ab_9:<> \u00e9", max_size=12), max_size=8))
+def test_crates_of_native_is_its_twin_on_generated_paths(names):
+    from tracebridge.support import native
+
+    if native.core is None:
+        pytest.skip(native.status_line())
+    rust = [demangle.RUST_LEGACY] * len(names)
+    assert native.core.crates_of(names, rust, demangle._RUST_SCHEMES, demangle.crate_of) == list(
+        map(demangle.crate_of, names))
+
+
+def test_crates_of_checks_its_columns(native_core):
+    with pytest.raises(ValueError):
+        native_core.crates_of(["a::b"], [], demangle._RUST_SCHEMES, demangle.crate_of)

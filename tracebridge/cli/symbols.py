@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from tracebridge.image.demangle import demangle_all
+    from tracebridge.image.demangle import crates_of, demangle_all, demangle_columns
     from tracebridge.probes.fbt import Predictor
     from tracebridge.support import quickexit
     from tracebridge.support.parallel import split_iter, split_map
@@ -78,18 +78,20 @@ def _list(args: argparse.Namespace) -> int:
 
         The functions' and names' own fields are given as :class:`Attribute` columns, read where they are.
         """
-        names = demangle_all([f.name for f in functions])
         if selection.active:
+            names = demangle_all([f.name for f in functions])
             keep = selection.apply(functions, names)
-            functions, names = [functions[i] for i in keep], [names[i] for i in keep]
+            functions = [functions[i] for i in keep]
+            shown, schemes = [names[i].name for i in keep], [names[i].scheme for i in keep]
+        else:  # the two columns only, without a Demangled per function
+            shown, schemes = demangle_columns([f.name for f in functions])
         fbts = predictor.scan(functions)
         values = {
-            "name": Attribute(functions, "name"), "demangled": Attribute(names, "name"),
-            "scheme": Attribute(names, "scheme"), "section": Attribute(functions, "section"),
-            "offset": Attribute(functions, "offset"),
+            "name": Attribute(functions, "name"), "demangled": shown, "scheme": schemes,
+            "section": Attribute(functions, "section"), "offset": Attribute(functions, "offset"),
             "address": [None] * len(functions) if base is None else [base + f.offset for f in functions],
             "size": Attribute(functions, "size"), "binding": Attribute(functions, "binding"),
-            "crate": Attribute(names, "crate"), "fbt_entry": [p.entry for p in fbts],
+            "crate": crates_of(shown, schemes), "fbt_entry": [p.entry for p in fbts],
             "fbt_returns": [len(p.returns) for p in fbts], "fbt_reason": [p.reason for p in fbts],
         }
         if args.format == "table":

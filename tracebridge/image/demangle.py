@@ -22,9 +22,10 @@ import re
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from itertools import compress, repeat
-from operator import is_not
+from operator import is_not, not_
 from types import ModuleType
 
+from tracebridge.support import native
 from tracebridge.support.printable import CONTROL, printable
 
 try:  # rustc-demangle bindings: fast and the reference implementation.
@@ -52,6 +53,8 @@ RUST_V0 = "rust-v0"
 RUST_NAME = "rust"
 CPP = "c++"
 C = "c"
+#: The schemes of names a Rust demangler read, which have a crate.
+_RUST_SCHEMES = (RUST_LEGACY, RUST_V0)
 
 _LEGACY_HASH = re.compile(r"17h([0-9a-f]{16})E(?:\.|$)")
 _V0_PREFIXES = ("_R", "R", "__R")
@@ -96,7 +99,7 @@ class Demangled:
 
     @property
     def is_rust(self) -> bool:
-        return self.scheme in (RUST_LEGACY, RUST_V0)
+        return self.scheme in _RUST_SCHEMES
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -283,17 +286,20 @@ def use_cpp_backend(name: str) -> None:
 BACKEND = ""
 _rust_plain = _fallback_plain
 _rust_full = _fallback_full
+#: The Rust backend's own call, for the bulk path (:func:`_rust_demangled`), which makes the checks
+#: :func:`_rust_plain` wraps around it itself: a str, or None or an exception for a name it refuses.
+_rust_call = _fallback_plain
 
 
 def use_backend(name: str) -> None:
     """Select the Rust backend: ``pyderust`` (default when installed) or ``demangle``."""
-    global BACKEND, _rust_plain, _rust_full
+    global BACKEND, _rust_plain, _rust_full, _rust_call
     if name == "pyderust":
         if _pyderust is None:
             raise ValueError("pyderust is not installed")
-        _rust_plain, _rust_full = _pyderust_plain, _pyderust_full
+        _rust_plain, _rust_full, _rust_call = _pyderust_plain, _pyderust_full, _pyderust.demangle
     elif name == "demangle":
-        _rust_plain, _rust_full = _fallback_plain, _fallback_full
+        _rust_plain, _rust_full, _rust_call = _fallback_plain, _fallback_full, _fallback_plain
     else:
         raise ValueError(f"unknown demangler backend {name!r}")
     BACKEND = name
@@ -345,6 +351,21 @@ use_backend("pyderust" if _pyderust is not None else "demangle")
 use_cpp_backend("pycxxfilt" if _pycxxfilt is not None else "demangle")
 
 
+def demangle_columns(names: list[str]) -> tuple[list[str], list[str]]:
+    """The ``name`` and ``scheme`` of each :func:`demangle_all` answer, as two lists, without a
+    :class:`Demangled` each: what a table of a module's 100k functions shows (``symbols``).
+
+    Demangled once per distinct name, as :func:`demangle_all` does.
+    """
+    distinct = list(dict.fromkeys(names))
+    shown, schemes = demangle_names(distinct)
+    if len(distinct) == len(names):  # every name distinct: ``distinct`` is ``names``
+        return shown, schemes
+    at = {name: i for i, name in enumerate(distinct)}
+    index = [at[name] for name in names]
+    return [shown[i] for i in index], [schemes[i] for i in index]
+
+
 def demangle_all(names: list[str]) -> list[Demangled]:
     """:func:`demangle_symbol` of each name, demangled once per distinct name by :func:`demangle_names`.
 
@@ -375,34 +396,78 @@ def demangle_names(symbols: list[str]) -> tuple[list[str], list[str]]:
     A Rust toolchain's own library has 100k ``_R`` names and a ``pmcstat -G``
     callgraph 250k distinct frame names, where the per-name steps around the
     demangler (a :class:`Demangled` and a cache entry each) cost as much as
-    the demangler.  Here names that no demangler would read pass through,
-    tested together (most kernel functions: plain C); the ``_R``/``_ZN``
-    names go to the Rust demangler straight, and the control-character test
-    runs once over all its results.  Anything else, and any name the Rust
-    demangler refuses, takes :func:`demangle_symbol` (and its cache).
+    the demangler.  Here the ``_R``/``_ZN`` names go to the Rust demangler
+    straight and names that no demangler would read pass through
+    (:func:`_rust_demangled`, natively where the compiled core is built);
+    anything else, and any name the Rust demangler refuses, takes
+    :func:`demangle_symbol` (and its cache).
+    """
+    symbols = list(symbols)  # the native core reads a list
+    core = native.core
+    if core is not None:
+        names, schemes, rest = core.rust_demangled(_rust_call, symbols, MAX_NAME, MAX_DEMANGLED, RUST_V0, RUST_LEGACY,
+                                                   C)
+    else:
+        names, schemes, rest = _rust_demangled(symbols)
+    for i in rest:
+        item = demangle_symbol(symbols[i])
+        names[i], schemes[i] = item.name, item.scheme
+    return names, schemes
+
+
+def _rust_demangled(symbols: list[str]) -> tuple[list[str], list[str], list[int]]:
+    """``rust_demangled`` of src/native/demangle_batch.h: the same answer, in Python.
+
+    ``names`` and ``schemes``: for each ``_R``/``_ZN`` name of at most
+    :data:`MAX_NAME` characters that the Rust demangler reads
+    (:data:`_rust_call`) into at most :data:`MAX_DEMANGLED` characters with
+    no control character, its reading and ``rust-v0``/``rust-legacy``; for
+    any other name the name itself and ``c``.  ``rest``: the indices of those
+    others, in order, that :func:`demangle_symbol` may read otherwise: all
+    but printable ASCII that starts like no mangled form (most kernel
+    functions: plain C).  The tests run over all names at once, in C calls:
+    per-name Python steps cost as much as the demangler.
     """
     count = len(symbols)
     names, schemes = list(symbols), [C] * count
     if _printable_ascii("".join(symbols)):
-        maybe = list(compress(range(count), map(str.startswith, symbols, repeat(_MANGLED))))
+        plain_c = [not mangled for mangled in map(str.startswith, symbols, repeat(_MANGLED))]
     else:  # rare: then each name is looked at
-        maybe = [i for i, name in enumerate(symbols) if not is_plain_c(name)]
+        plain_c = [name.isascii() and name.isprintable() and not name.startswith(_MANGLED) for name in symbols]
     shaped = list(map(str.startswith, symbols, repeat(("_R", "_ZN"))))
     if max(map(len, symbols), default=0) > MAX_NAME:  # rare: a name no demangler is given
         shaped = [rust and len(name) <= MAX_NAME for rust, name in zip(shaped, symbols)]
-    plains = list(map(_rust_plain, compress(symbols, shaped)))
+    plains = list(map(_rust_plain_bulk, compress(symbols, shaped)))
     found = list(map(is_not, plains, repeat(None)))
     direct, shown = list(compress(compress(range(count), shaped), found)), list(compress(plains, found))
     joined = "".join(shown)
-    if _printable_ascii(joined) or CONTROL.search(joined) is None:
-        for i, plain in zip(direct, shown):
-            names[i], schemes[i] = plain, RUST_V0 if symbols[i].startswith("_R") else RUST_LEGACY
-    else:  # rare: a control character to escape: take the slow path
-        direct = []
-    for i in sorted(set(maybe).difference(direct)) if len(direct) < len(maybe) else ():
-        item = demangle_symbol(symbols[i])
-        names[i], schemes[i] = item.name, item.scheme
-    return names, schemes
+    if not _printable_ascii(joined) and CONTROL.search(joined) is not None:  # rare: a control character
+        kept = [CONTROL.search(plain) is None for plain in shown]
+        direct, shown = list(compress(direct, kept)), list(compress(shown, kept))
+    for i, plain in zip(direct, shown):
+        names[i], schemes[i] = plain, RUST_V0 if symbols[i].startswith("_R") else RUST_LEGACY
+    rest = sorted(set(compress(range(count), map(not_, plain_c))).difference(direct)) if len(direct) < count else []
+    return names, schemes, rest
+
+
+def _rust_plain_bulk(name: str) -> str | None:
+    """:data:`_rust_call`'s reading of a name as :func:`_rust_demangled` keeps it: None when it raises,
+    answers None or more than :data:`MAX_DEMANGLED` characters."""
+    try:
+        plain = _rust_call(name)
+    except Exception:  # DemangleError, or a limit hit inside the binding
+        return None
+    return plain if plain is not None and len(plain) <= MAX_DEMANGLED else None
+
+
+def crates_of(names: list[str], schemes: list[str]) -> list[str | None]:
+    """:attr:`Demangled.crate` of each (name, scheme), for many at once: natively where the compiled
+    core is built (``crates_of`` of src/native/demangle_batch.h, which calls :func:`crate_of` only
+    for names that are not ASCII), else name by name."""
+    core = native.core
+    if core is not None:
+        return core.crates_of(list(names), list(schemes), _RUST_SCHEMES, crate_of)
+    return [crate_of(name) if scheme in _RUST_SCHEMES else None for name, scheme in zip(names, schemes)]
 
 
 def display_names(items: list[Demangled]) -> list[str]:

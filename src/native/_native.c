@@ -223,6 +223,20 @@ PyDoc_STRVAR(slot_records_doc,
 "value stored in its slot without calling __init__.");
 
 static PyObject *
+py_uint64_columns(PyObject *self, PyObject *args)
+{
+    PyObject *objects, *names;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &objects, &PyTuple_Type, &names))
+        return NULL;
+    return uint64_columns(objects, names);
+}
+
+PyDoc_STRVAR(uint64_columns_doc,
+"uint64_columns(objects, names) -> tuple[bytes, ...]\n\n"
+"For each attribute name, array('Q', (getattr(o, name) for o in objects)).tobytes(): slots\n"
+"are read in place, without a reference taken.");
+
+static PyObject *
 py_rust_demangled(PyObject *self, PyObject *args)
 {
     PyObject *demangle, *symbols, *v0, *legacy, *c;
@@ -274,6 +288,7 @@ static PyMethodDef methods[] = {
     {"function_symbols", py_function_symbols, METH_VARARGS, function_symbols_doc},
     {"slot_records", py_slot_records, METH_VARARGS, slot_records_doc},
     {"unpack_columns", py_unpack_columns, METH_VARARGS, unpack_columns_doc},
+    {"uint64_columns", py_uint64_columns, METH_VARARGS, uint64_columns_doc},
     {"rust_demangled", py_rust_demangled, METH_VARARGS, rust_demangled_doc},
     {"crates_of", py_crates_of, METH_VARARGS, crates_of_doc},
     {NULL, NULL, 0, NULL},

@@ -1,4 +1,4 @@
-"""ModuleImage.code_spans (numpy, all functions at once) gives code_span's answer for every function.
+"""ModuleImage.code_spans (numpy, all functions at once) gives code_span's answer for every function, on both paths.
 
 Every committed module: plain, edge shapes (IFUNC, NOBITS code, a size past
 its section, i386 linked at 4 MB, .dynsym only, arm64, riscv), nightly; and
@@ -27,7 +27,7 @@ def spans(image, functions) -> list[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("path", ALL_MODULES, ids=lambda path: path.name)
-def test_every_function_of_every_module(path):
+def test_every_function_of_every_module(each_path, path):
     image = open_module(path)
     assert image.functions
     assert spans(image, image.functions) == [image.code_span(f) for f in image.functions]
@@ -43,6 +43,8 @@ def test_no_functions():
 @given(st.lists(st.tuples(st.integers(0, 2**64 - 1) | st.integers(0, 0x500000), st.integers(0, 2**64 - 1)
                           | st.integers(0, 0x2000), st.integers(0, 2**16)), min_size=1, max_size=8))
 def test_made_up_values_and_sizes(name, made_up):
+    """On the path the process runs (the columns read natively where the core is built; test_symbol_records
+    checks that reading against its twin)."""
     image = open_module(EDGE / name)
     real = image.functions
     functions = [dataclasses.replace(real[pick % len(real)], value=value, size=size)
@@ -51,7 +53,7 @@ def test_made_up_values_and_sizes(name, made_up):
 
 
 @pytest.mark.parametrize("path", ALL_MODULES, ids=lambda path: path.name)
-def test_values_at_and_past_their_section_end_have_no_code(path):
+def test_values_at_and_past_their_section_end_have_no_code(each_path, path):
     """A symbol value at or past its section's end (the file's next bytes are another section's) has no code."""
     image = open_module(path)
     functions = []

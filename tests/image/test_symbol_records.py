@@ -1,6 +1,6 @@
 """A module's section headers, function symbols and records, read natively in bulk or in Python: the same objects.
 
-``unpack_columns``, ``function_symbols`` and ``slot_records``
+``unpack_columns``, ``function_symbols``, ``slot_records`` and ``uint64_columns``
 (src/native/symbol_records.h; their twins ``tracebridge.support.records`` and
 ``tracebridge.image.elf._function_symbols_py``) build what
 :func:`tracebridge.image.elf.open_module` used to build one Python call (or
@@ -26,7 +26,7 @@ from fixture_paths import CROSS, EDGE, MODULES
 from tracebridge.image import elf
 from tracebridge.image.elf import Function, open_module
 from tracebridge.support import native
-from tracebridge.support.records import slot_records, unpack_columns
+from tracebridge.support.records import slot_records, uint64_columns, unpack_columns
 
 ALL_MODULES = sorted([*MODULES.glob("*.ko"), *EDGE.glob("*.ko"), *CROSS.glob("*.ko")], key=lambda p: p.name)
 
@@ -266,3 +266,55 @@ def test_the_tables_are_released_when_reading_them_fails(monkeypatch):
     monkeypatch.setattr(elf, "_function_symbols", fails)
     with pytest.raises(elf.InputError, match="malformed ELF: a table whose numbers lie"):
         open_module(ALL_MODULES[0])
+
+
+INT_FIELDS = ("symbol_index", "shndx", "value", "size", "offset")
+
+
+@pytest.mark.parametrize("path", [p for p in ALL_MODULES if p.stem != "rem_stripped"], ids=lambda p: p.name)
+def test_uint64_columns_of_every_module(native_core, path):
+    functions = open_module(path).functions
+    expected = tuple(array("Q", [getattr(f, name) for f in functions]).tobytes() for name in INT_FIELDS)
+    assert native_core.uint64_columns(functions, INT_FIELDS) == pure(uint64_columns, functions, INT_FIELDS) == expected
+    assert uint64_columns(tuple(functions), ("size",)) == expected[3:4]  # any sequence
+
+
+class _Index:
+    def __init__(self, value):
+        self.value = value
+
+    def __index__(self):
+        return self.value
+
+
+@settings(max_examples=200, deadline=None)
+@given(ROWS, st.lists(st.integers(0, 2**64 - 1) | st.integers(-3, 3) | st.integers(2**64 - 2, 2**64 + 1), max_size=4))
+def test_uint64_columns_twins_agree(rows, extra):
+    """The same bytes, or the same error: slots read in place, other objects through getattr, __index__."""
+    functions = [Function(*row) for row in rows]
+    objects = functions + [_Dict(value) for value in extra] + [_Dict(_Index(value)) for value in extra]
+    for subject, names in ((functions, INT_FIELDS), (objects, ("a",) if not functions else ("size",))):
+        try:
+            expected = pure(uint64_columns, subject, names)
+        except Exception as exc:  # noqa: BLE001 - the same error is the point
+            expected = type(exc)
+        if native.core is None:
+            continue
+        try:
+            got = native.core.uint64_columns(subject, names)
+        except Exception as exc:  # noqa: BLE001
+            got = type(exc)
+        assert got == expected
+
+
+def test_uint64_columns_errors(each_path):
+    with pytest.raises(OverflowError):
+        uint64_columns([_Dict(-1)], ("a",))
+    with pytest.raises(OverflowError):
+        uint64_columns([_Dict(2**64)], ("a",))
+    with pytest.raises(TypeError):
+        uint64_columns([_Dict("1")], ("a",))
+    with pytest.raises(AttributeError):
+        uint64_columns([_Slotted()], ("a",))
+    assert uint64_columns([_Dict(_Index(7)), _Dict(True)], ("a",)) == (array("Q", [7, 1]).tobytes(),)
+    assert uint64_columns([], ("a", "b")) == (b"", b"")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from tracebridge.cli.common import (add_base_argument, add_format_argument, add_module_argument,
@@ -91,8 +92,8 @@ def _list(args: argparse.Namespace) -> int:
             "section": Attribute(functions, "section"), "offset": Attribute(functions, "offset"),
             "address": [None] * len(functions) if base is None else [base + f.offset for f in functions],
             "size": Attribute(functions, "size"), "binding": Attribute(functions, "binding"),
-            "crate": crates_of(shown, schemes), "fbt_entry": [p.entry for p in fbts],
-            "fbt_returns": [len(p.returns) for p in fbts], "fbt_reason": [p.reason for p in fbts],
+            "crate": crates_of(shown, schemes), "fbt_entry": Attribute(fbts, "entry"),
+            "fbt_returns": list(map(len, map(attrgetter("returns"), fbts))), "fbt_reason": Attribute(fbts, "reason"),
         }
         if args.format == "table":
             values["fbt"] = [p.reason or f"+{p.entry:#x}/{len(p.returns)}" for p in fbts]

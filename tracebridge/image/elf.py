@@ -30,7 +30,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from tracebridge.support import gcpause, native
-from tracebridge.support.records import slot_records, unpack_columns
+from tracebridge.support.records import slot_records, uint64_columns, unpack_columns
 
 from tracebridge.image import layout
 from tracebridge.image.layout import SHF_ALLOC, SHT_NOBITS  # the layout needs them first
@@ -287,10 +287,16 @@ class ModuleImage:
         """
         import numpy as np
 
-        count = len(functions)
-        shndx = np.fromiter((f.shndx for f in functions), dtype=np.intp, count=count)
-        value = np.fromiter((f.value for f in functions), dtype=np.uint64, count=count)
-        length = np.fromiter((f.size for f in functions), dtype=np.uint64, count=count)
+        shndx, value, length = (np.frombuffer(column, dtype=np.uint64)
+                                for column in uint64_columns(functions, ("shndx", "value", "size")))
+        return self.code_spans_of(shndx, value, length)
+
+    def code_spans_of(self, shndx: np.ndarray, value: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`code_spans` of the functions whose ``shndx``, ``value`` and ``size`` are these uint64
+        columns (:func:`~tracebridge.support.records.uint64_columns`), for a caller that has read them."""
+        import numpy as np
+
+        shndx = shndx.astype(np.intp)
         columns = self._columns
         kind, size, base = columns["type"][shndx], columns["size"][shndx], columns["offset"][shndx]
         if self.elf_type == "ET_REL":

@@ -41,14 +41,18 @@ from __future__ import annotations
 
 import functools
 import re
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, count, repeat
+from operator import attrgetter, is_, methodcaller
 
 import numpy as np
 
 from tracebridge.probes import fbt_isa
 
 from tracebridge.support import gcpause
+from tracebridge.support.records import uint64_columns
 
 from tracebridge.image import modmeta
 from tracebridge.probes.fbt_isa import DECODE_FAILED, NO_FRAME_POINTER, NO_PROLOGUE, FbtProbes, PointsInside
@@ -130,8 +134,9 @@ def _excluded_names(names: Iterable[str], machine: str, options: FbtOptions) -> 
     """Where :func:`name_excluded` names are among ``names``: a name that starts with none of the
     rules' literal heads (nearly every name) is let through by one C call, the others by the pattern."""
     heads, pattern = _exclusions(machine, options)
+    names = list(names)
     match = pattern.match
-    return [at for at, name in enumerate(names) if name.startswith(heads) and match(name)]
+    return [at for at in compress(count(), map(methodcaller("startswith", heads), names)) if match(names[at])]
 
 
 @functools.lru_cache(maxsize=None)
@@ -204,11 +209,13 @@ class Predictor:
         cluster_of = self._groups()
         if not cluster_of:
             return self._scan(functions)
-        self._answer_groups({cluster_of[f.symbol_index] for f in functions if f.symbol_index in cluster_of})
-        shared = self._shared
-        results = [shared.get(function.symbol_index) for function in functions]
-        rest = [at for at, probes in enumerate(results) if probes is None]
-        for at, probes in zip(rest, self._scan([functions[at] for at in rest])):
+        indices = array("Q", uint64_columns(functions, ("symbol_index",))[0]).tolist()
+        numbers = set(map(cluster_of.get, indices))
+        numbers.discard(None)
+        self._answer_groups(numbers)
+        results = list(map(self._shared.get, indices))
+        rest = list(compress(count(), map(is_, results, repeat(None))))
+        for at, probes in zip(rest, self._scan(list(map(functions.__getitem__, rest)))):
             results[at] = probes
         return results
 
@@ -261,29 +268,32 @@ class Predictor:
         image, options, relocations, stop_index = self.image, self.options, self.relocations, self._stop_index
         machine = image.machine
         # Each function's first rule that refuses it, as columns: 100k functions take one pass each.
-        count = len(functions)
-        starts, ends = image.code_spans(functions)
-        refused = np.full(count, _WALKED, dtype=np.int8)
+        shndx, value, size, index = (np.frombuffer(column, dtype=np.uint64) for column in uint64_columns(
+            functions, ("shndx", "value", "size", "symbol_index")))
+        starts, ends = image.code_spans_of(shndx, value, size)
+        refused = np.full(len(functions), _WALKED, dtype=np.int8)
         refused[starts == ends] = _REFUSED.index(NO_CODE)
-        refused[np.fromiter((f.size == 0 for f in functions), dtype=bool, count=count)] = _REFUSED.index(ZERO_SIZE)
-        refused[np.fromiter((f.type == "IFUNC" for f in functions), dtype=bool, count=count)] = _REFUSED.index(IFUNC)
+        refused[size == 0] = _REFUSED.index(ZERO_SIZE)
+        types = list(map(attrgetter("type"), functions))
+        if "IFUNC" in types:
+            refused[np.array(types) == "IFUNC"] = _REFUSED.index(IFUNC)
         if stop_index is not None:
-            refused[np.fromiter((f.symbol_index > stop_index for f in functions), dtype=bool, count=count)] = (
-                _REFUSED.index(LISTING_STOPPED))
-        refused[_excluded_names((f.name for f in functions), machine, options)] = _REFUSED.index(EXCLUDED_NAME)
+            refused[index > stop_index] = _REFUSED.index(LISTING_STOPPED)
+        refused[_excluded_names(map(attrgetter("name"), functions), machine, options)] = _REFUSED.index(EXCLUDED_NAME)
         walked_at = np.flatnonzero(refused == _WALKED)
         starts, ends = starts[walked_at], ends[walked_at]
         data = image.data
-        walked = [functions[at] for at in walked_at.tolist()]
+        walked = list(map(functions.__getitem__, walked_at.tolist()))
 
         def points_inside_of(i: int) -> PointsInside | None:
-            if not _may_point_inside(walked[i], relocations, options.base):
+            if not _may_point_inside(walked[i].shndx, relocations, options.base):
                 return None  # without copying the function's bytes
             return _jump_table_test(image, walked[i], data[starts[i]:ends[i]], relocations, options.base)
 
         if machine == "amd64":
             # Asked once per section: most big modules have no window that can point anywhere.
-            tested = any(_may_point_inside(f, relocations, options.base) for f in {f.shndx: f for f in walked}.values())
+            tested = any(_may_point_inside(section, relocations, options.base)
+                         for section in set(shndx[walked_at].tolist()))
             scanned = fbt_isa.scan_amd64_many(data, starts, ends, points_inside_of if tested else None)
         else:
             spans = list(zip(starts.tolist(), ends.tolist()))
@@ -294,7 +304,9 @@ class Predictor:
                 scan = _SCANNERS[machine]
                 scanned = [scan(data[start:end]) for start, end in spans]
             scanned = fbt_isa.one_per_answer(scanned)
-        answers = [_REFUSALS[reason] for reason in refused.tolist()]
+        if len(walked_at) == len(functions):  # nothing refused (most big modules): the walk's answers are all
+            return scanned
+        answers = list(map(_REFUSALS.__getitem__, refused.tolist()))
         for at, probes in zip(walked_at.tolist(), scanned):
             answers[at] = probes
         return answers
@@ -321,28 +333,27 @@ def _overlapping(functions: Sequence[Function]) -> list[list[Function]]:
     big module has 100k functions.  A last byte past 2**64 - 1 (a hostile
     size) is taken as 2**64 - 1, which no offset lies beyond.
     """
-    sized = [f for f in functions if f.size]
-    count = len(sized)
-    if count < 2:
+    offset, size, index = (np.frombuffer(column, dtype=np.uint64)
+                           for column in uint64_columns(functions, ("offset", "size", "symbol_index")))
+    sized = np.flatnonzero(size)
+    if len(sized) < 2:
         return []
-    offset = np.fromiter((f.offset for f in sized), dtype=np.uint64, count=count)
-    size = np.fromiter((f.size for f in sized), dtype=np.uint64, count=count)
-    index = np.fromiter((f.symbol_index for f in sized), dtype=np.int64, count=count)
+    offset, size, index = offset[sized], size[sized], index[sized]
     order = np.lexsort((index, offset))
     offset, size = offset[order], size[order]
     top = np.uint64(2**64 - 1)
     last = np.where(size - np.uint64(1) > top - offset, top, offset + (size - np.uint64(1)))
-    starts = np.ones(count, dtype=bool)
+    starts = np.ones(len(sized), dtype=bool)
     starts[1:] = offset[1:] > np.maximum.accumulate(last)[:-1]
     group = np.cumsum(starts) - 1
     shared = np.bincount(group)[group] > 1
     clusters: list[list[Function]] = []
     previous = -1
-    for at, number in zip(order[shared].tolist(), group[shared].tolist()):
+    for at, number in zip(sized[order[shared]].tolist(), group[shared].tolist()):
         if number != previous:
             clusters.append([])
             previous = number
-        clusters[-1].append(sized[at])
+        clusters[-1].append(functions[at])
     return clusters
 
 
@@ -355,9 +366,10 @@ def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:
     return min(indices) if indices else None
 
 
-def _may_point_inside(function: Function, relocations: Relocations, base: int | None) -> bool:
-    """Can a window of the function read as a pointer into it?  Not without a base or a relocation."""
-    return base is not None or relocations.may_patch(function.shndx)
+def _may_point_inside(shndx: int, relocations: Relocations, base: int | None) -> bool:
+    """Can a window of a function of section ``shndx`` read as a pointer into it?  Not without a base or
+    a relocation."""
+    return base is not None or relocations.may_patch(shndx)
 
 
 def _jump_table_test(image: ModuleImage, function: Function, code: bytes, relocations: Relocations,
@@ -371,9 +383,9 @@ def _jump_table_test(image: ModuleImage, function: Function, code: bytes, reloca
     taken as "no" otherwise.  A window that mixes relocated and plain bytes
     holds part of some other address, never one of this function's.
     """
-    if not _may_point_inside(function, relocations, base):
-        return None
     shndx = function.shndx
+    if not _may_point_inside(shndx, relocations, base):
+        return None
     width = image.bits // 8
     in_section = image.offset_in_section(function)
     low, high = function.offset, function.offset + function.size

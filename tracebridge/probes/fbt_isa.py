@@ -201,18 +201,22 @@ def scan_amd64_many(data: bytes, starts: np.ndarray, ends: np.ndarray,
     answers.update(_NATIVE_ANSWERS)
     results = list(map(answers.get, entry_list))
     sited = np.flatnonzero(counts)
-    offsets = candidates.tolist()
-    distinct: dict[FbtProbes, FbtProbes] = {}
-    at = 0
-    for i, stop in zip(sited.tolist(), np.cumsum(counts[sited]).tolist()):
-        returns = offsets[at:stop]
-        at = stop
-        points_inside = test_of(i)
-        if points_inside is not None:
-            size = int(ends[i] - starts[i])
-            returns = [pos for pos in returns if not _jump_table(pos, 8, size, points_inside)]
-        probes = FbtProbes(entry_list[i], tuple(returns))
-        results[i] = distinct.setdefault(probes, probes)
+    stops = np.cumsum(counts[sited])
+    sited_list = sited.tolist()
+    # Each sited function's candidates, sliced and made tuples by C calls, not a Python step each.
+    returns = list(map(tuple, map(candidates.tolist().__getitem__,
+                                  map(slice, (stops - counts[sited]).tolist(), stops.tolist()))))
+    if points_inside_of is not None:
+        for at, i in enumerate(sited_list):
+            points_inside = points_inside_of(i)
+            if points_inside is not None:
+                size = int(ends[i] - starts[i])
+                returns[at] = tuple(pos for pos in returns[at] if not _jump_table(pos, 8, size, points_inside))
+    # One answer per distinct (entry, return sites): hashed as tuples, an FbtProbes made only for each distinct one.
+    keys = list(zip(map(entry_list.__getitem__, sited_list), returns))
+    made = {key: FbtProbes(*key) for key in dict.fromkeys(keys)}
+    for i, key in zip(sited_list, keys):
+        results[i] = made[key]
     for i in np.flatnonzero(entries == _NATIVE_UNSURE).tolist():
         results[i] = scan_amd64(data[int(starts[i]):int(ends[i])], test_of(i))
     return results

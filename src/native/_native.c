@@ -128,10 +128,28 @@ static PyObject *
 py_json_rows(PyObject *self, PyObject *args)
 {
     PyObject *keys, *columns;
+    Py_ssize_t end;
     if (!PyArg_ParseTuple(args, "O!O!", &PyTuple_Type, &keys, &PyTuple_Type, &columns))
         return NULL;
-    return json_rows(keys, columns);
+    return json_rows(keys, columns, 0, 0, &end);
 }
+
+static PyObject *
+py_json_rows_from(PyObject *self, PyObject *args)
+{
+    PyObject *keys, *columns;
+    Py_ssize_t start, end;
+    unsigned long long max_bytes;
+    if (!PyArg_ParseTuple(args, "O!O!nK", &PyTuple_Type, &keys, &PyTuple_Type, &columns, &start, &max_bytes))
+        return NULL;
+    PyObject *text = json_rows(keys, columns, start, (size_t)max_bytes, &end);
+    return text == NULL ? NULL : Py_BuildValue("(Nn)", text, end);
+}
+
+PyDoc_STRVAR(json_rows_from_doc,
+"json_rows_from(keys, columns, start, max_bytes) -> (bytes, end)\n\n"
+"json_rows of the rows from start, stopping after the first row that brings the text to\n"
+"max_bytes (0: at the last row); end is the row after the last written.");
 
 PyDoc_STRVAR(json_rows_doc,
 "json_rows(keys, columns) -> bytes\n\n"
@@ -274,6 +292,7 @@ static PyMethodDef methods[] = {
     {"x86_length", py_x86_length, METH_O, x86_length_doc},
     {"fbt_amd64", py_fbt_amd64, METH_VARARGS, fbt_amd64_doc},
     {"json_rows", py_json_rows, METH_VARARGS, json_rows_doc},
+    {"json_rows_from", py_json_rows_from, METH_VARARGS, json_rows_from_doc},
     {"pmcgraph_scan", py_pmcgraph_scan, METH_O, pmcgraph_scan_doc},
     {"dwarf_walk", py_dwarf_walk, METH_VARARGS, dwarf_walk_doc},
     {"dtrace_stacks", py_dtrace_stacks, METH_VARARGS, dtrace_stacks_doc},

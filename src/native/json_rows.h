@@ -264,10 +264,13 @@ json_column_value(const json_column *column, Py_ssize_t row, int *owned)
     return value;
 }
 
-/* The rows whose values are columns[k] (json_column_of) under keys[k], as json.dumps(rows,
- * ensure_ascii=False) writes them without the brackets: UTF-8 bytes. */
+/* The rows from `start` whose values are columns[k] (json_column_of) under keys[k], as
+ * json.dumps(rows, ensure_ascii=False) writes them without the brackets: UTF-8 bytes.  The rows
+ * stop after the first that brings the text to max_bytes (0: none stops them); *end is then the
+ * next row.  A part at a time, a command writes each while the next is made, in memory it reuses,
+ * instead of holding (and touching page by page) a whole module's 30 MB of rows. */
 static PyObject *
-json_rows(PyObject *keys, PyObject *specs)
+json_rows(PyObject *keys, PyObject *specs, Py_ssize_t start, size_t max_bytes, Py_ssize_t *end)
 {
     Py_ssize_t width = PyTuple_GET_SIZE(keys), count = -1;
     if (PyTuple_GET_SIZE(specs) != width) {
@@ -295,7 +298,12 @@ json_rows(PyObject *keys, PyObject *specs)
         }
         count = PyList_GET_SIZE(columns[k].list);
     }
-    if (width == 0 || count <= 0) {
+    if (start < 0) {
+        PyErr_SetString(PyExc_ValueError, "the first row is negative");
+        goto done;
+    }
+    *end = width == 0 || count <= start ? start : count;
+    if (width == 0 || count <= start) {
         result = PyBytes_FromStringAndSize("", 0);
         goto done;
     }
@@ -305,7 +313,7 @@ json_rows(PyObject *keys, PyObject *specs)
             goto done;
         key_end[k] = key_text.size;
     }
-    for (Py_ssize_t row = 0; row < count; row++) {
+    for (Py_ssize_t row = start; row < count; row++) {
         /* The values are scattered objects, each read once: ask for those of rows ahead now (the
          * wait for memory was most of the time), and for an attribute, first its object. */
         for (Py_ssize_t k = 0; k < width; k++) {
@@ -319,7 +327,7 @@ json_rows(PyObject *keys, PyObject *specs)
                               ? *(PyObject **)((char *)item + column->offset) : item);
             }
         }
-        if (text_add(&b, row ? ", {" : "{", row ? 3 : 1) < 0)
+        if (text_add(&b, row > start ? ", {" : "{", row > start ? 3 : 1) < 0)
             goto done;
         size_t key_start = 0;
         for (Py_ssize_t k = 0; k < width; k++) {
@@ -337,6 +345,10 @@ json_rows(PyObject *keys, PyObject *specs)
         }
         if (text_add(&b, "}", 1) < 0)
             goto done;
+        if (max_bytes && b.size >= max_bytes) {
+            *end = row + 1;
+            break;
+        }
     }
     result = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.size);
 done:

@@ -160,3 +160,58 @@ def test_an_attribute_that_empties_its_list_is_refused(native_core):
     holders += [Emptying(), Emptying()]
     with pytest.raises(ValueError, match="changed length"):
         native_core.json_rows(("a", "n"), ((holders, "a"), [1, 2]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4).flatmap(lambda width: st.integers(0, 12).flatmap(
+    lambda n: st.lists(st.lists(VALUES, min_size=n, max_size=n), min_size=width, max_size=width))),
+    st.integers(0, 64))
+def test_parts_are_the_rows_cut_after_max_bytes(values, max_bytes):
+    """json_rows_from: whole rows from start, cut after the row that reaches max_bytes; the parts joined
+    with ", " are json_rows' text, and encode_json_parts gives them on both paths."""
+    from tracebridge.render import tables
+
+    columns = [f"c{k}" for k in range(len(values))]
+    whole = expected(columns, values)
+    core = native.core
+    if core is not None:
+        parts, start, count = [], 0, len(values[0])
+        try:
+            while start < count:
+                text, end = core.json_rows_from(tuple(columns), tuple(values), start, max_bytes)
+                assert end > start and (end == count or len(text) >= max_bytes > 0)
+                parts.append(text)
+                start = end
+        except TypeError:  # NaN or infinity: json.dumps' business
+            parts = None
+        if parts is not None:
+            assert b", ".join(parts) == whole
+    for path in {core, None}:
+        native.core = path
+        try:
+            assert b", ".join(tables.encode_json_parts(columns, values)) == whole
+        finally:
+            native.core = core
+
+
+def test_parts_start_where_asked(native_core):
+    assert native_core.json_rows_from(("a",), ([1, 2, 3],), 1, 0) == (b'{"a": 2}, {"a": 3}', 3)
+    assert native_core.json_rows_from(("a",), ([1, 2, 3],), 1, 1) == (b'{"a": 2}', 2)
+    assert native_core.json_rows_from(("a",), ([1, 2, 3],), 3, 1) == (b"", 3)
+    assert native_core.json_rows_from(("a",), ([1, 2, 3],), 9, 0) == (b"", 9)
+    assert native_core.json_rows_from((), (), 0, 0) == (b"", 0)
+    with pytest.raises(ValueError):
+        native_core.json_rows_from(("a",), ([1],), -1, 0)
+
+
+def test_parts_go_on_in_python_from_the_first_row_the_core_does_not_write(native_core, monkeypatch):
+    """A NaN past the first part: the parts already made stand, json.dumps writes the rest."""
+    from tracebridge.render import tables
+
+    monkeypatch.setattr(tables, "PART_BYTES", 8)
+    monkeypatch.setattr(tables, "PART_ROWS", 2)
+    values = [[1, 2, 3, float("nan"), 5], ["a", "b", "c", "d", "e"]]
+    parts = list(tables.encode_json_parts(["n", "s"], values))
+    assert b", ".join(parts) == expected(["n", "s"], values) and len(parts) > 2
+    holders = [_Slotted(x) for x in range(5)]
+    assert b", ".join(tables.encode_json_parts(["a"], [Attribute(holders, "a")])) == expected(["a"], [list(range(5))])

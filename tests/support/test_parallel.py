@@ -170,3 +170,64 @@ def test_without_memfd_the_answer_comes_through_a_temporary_file(monkeypatch):
 
     monkeypatch.setattr(os, "memfd_create", refused, raising=False)
     assert parallel.split_map(lambda part: [x + 1 for x in part], list(range(50))) == list(range(1, 51))
+
+
+@pytest.mark.parametrize("memfd", [True, False])
+def test_chunks_of_bytes_come_back_as_views_of_what_the_child_left(monkeypatch, memfd):
+    """Work answering with an iterator of bytes: the child leaves each chunk as it makes it; the parent
+    gets views of them in order, empty chunks and chunks past a page included."""
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    if not memfd:
+        monkeypatch.setattr(os, "memfd_create", lambda name: (_ for _ in ()).throw(OSError("no memfd")), raising=False)
+    parent = os.getpid()
+
+    def work(part):
+        here = os.getpid() == parent
+        return (bytes([x % 256]) * (x * 997) + (b"p" if here else b"c") for x in part)
+
+    chunks = [(bytes(chunk), type(chunk), getattr(chunk, "readonly", True))
+              for chunk in parallel.split_iter(work, list(range(12)))]  # each read before the next is asked for
+    assert [chunk for chunk, _, _ in chunks] == [bytes([x]) * (x * 997) + (b"p" if x < 6 else b"c") for x in range(12)]
+    assert [kind for _, kind, _ in chunks] == [bytes] * 6 + [memoryview] * 6 and all(ro for _, _, ro in chunks)
+
+
+def test_views_are_released_as_the_next_chunk_is_asked_for(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    results = parallel.split_iter(lambda part: (bytes([x]) * 3 for x in part), list(range(4)))
+    assert [bytes(next(results)) for _ in range(3)] == [b"\0\0\0", b"\1\1\1", b"\2\2\2"]
+    view = next(results)
+    assert bytes(view) == b"\3\3\3"
+    assert list(results) == []
+    with pytest.raises(ValueError):  # released: the mapping under it is gone
+        bytes(view)
+
+
+def test_a_child_failing_amid_its_chunks_is_redone_in_the_parent(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    parent = os.getpid()
+
+    def work(part):
+        for x in part:
+            if x == 8 and os.getpid() != parent:
+                raise RuntimeError("child only")
+            yield str(x).encode()
+
+    assert [bytes(chunk) for chunk in parallel.split_iter(work, list(range(10)))] == [str(x).encode() for x in range(10)]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_symbols_writes_a_non_utf8_output_the_same(monkeypatch, tmp_path, fmt):
+    """Parts made in the child reach a Latin-1 standard output decoded, as the parent's own do."""
+    import io
+    import sys
+
+    module = str(MODULES / "rem_legacy_fp.ko")
+    texts = []
+    for threshold in (10**9, 2):
+        monkeypatch.setattr(parallel, "MIN_ITEMS", threshold)
+        out = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+        monkeypatch.setattr(sys, "stdout", out)
+        assert main(["symbols", "-f", fmt, module]) == 0
+        out.flush()
+        texts.append(out.buffer.getvalue())
+    assert texts[0] == texts[1] and len(texts[0]) > 100

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from operator import attrgetter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tracebridge.cli.common import (add_base_argument, add_format_argument, add_module_argument,
@@ -11,8 +12,7 @@ from tracebridge.cli.common import (add_base_argument, add_format_argument, add_
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
 from tracebridge.support.outputs import open_output
 from tracebridge.image.select import add_selection_arguments, selection_from_args
-from tracebridge.render.tables import (FORMATS, Attribute, encode_chunk, encode_json_columns, write_chunks,
-                                      write_rows)
+from tracebridge.render.tables import FORMATS, Attribute, encode_chunk, encode_json_parts, write_chunks, write_rows
 
 if TYPE_CHECKING:
     from tracebridge.image.elf import Function
@@ -108,10 +108,10 @@ def _list(args: argparse.Namespace) -> int:
         lists = [v.values() if isinstance(v, Attribute) else v for v in values.values()]
         return [dict(zip(values, row)) for row in zip(*lists)]
 
-    def encoded(functions: list[Function]) -> list[str | bytes]:
-        if args.format == "json":
+    def encoded(functions: list[Function]) -> Iterable[str | bytes]:
+        if args.format == "json":  # in parts, each written (or left for the parent) as it is made
             values = columns_for(functions)
-            return [encode_json_columns(columns, [values[c] for c in columns])]
+            return encode_json_parts(columns, [values[c] for c in columns])
         return [encode_chunk(rows_for(functions), columns, args.format, args.csv_raw)]
 
     functions = image.functions_by_offset

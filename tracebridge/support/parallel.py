@@ -21,11 +21,12 @@ without the split.
 from __future__ import annotations
 
 import bisect
+import mmap
 import os
 import pickle
 import tempfile
 from itertools import accumulate, chain
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import BinaryIO, TypeVar
 
 T = TypeVar("T")
@@ -67,11 +68,16 @@ def split_map(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
     return list(split_iter(work, items, cost, middle, min_items))
 
 
-def split_iter(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
+def split_iter(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T],
                cost: Callable[[T], int] | None = None,
                middle: Callable[[Sequence[T]], int] | None = None, min_items: int | None = None) -> Iterator[R]:
-    """:func:`split_map`'s results as they come: the first half's once this process has made them (the
-    child may still work on the second), then the second half's."""
+    """:func:`split_map`'s results as they come: the first half's as this process makes them (the
+    child may still work on the second), then the second half's.
+
+    ``work`` may also answer with an iterator of bytes chunks instead of a
+    list: the child then leaves each chunk as it makes it, and the second
+    half's come back as read-only views of them (:func:`_leave`).
+    """
     global _splitting
     few = len(items) < (MIN_ITEMS if min_items is None else min_items)
     if _splitting or few or usable_cpus() < 2 or not hasattr(os, "fork"):
@@ -105,13 +111,13 @@ def _middle(items: Sequence[T], cost: Callable[[T], int] | None) -> int:
     return min(len(items), (bisect.bisect_left(running, running[-1] / 2) + 1) * step)
 
 
-def _split(work: Callable[[Sequence[T]], list[R]], items: Sequence[T], middle: int) -> Iterator[R]:
+def _split(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T], middle: int) -> Iterator[R]:
     with _shared_file() as shared:
         pid = os.fork()
         if pid == 0:  # child: compute the second half, leave it in the file, leave without cleanup handlers
             status = 1
             try:
-                pickle.dump(work(items[middle:]), shared, protocol=pickle.HIGHEST_PROTOCOL)
+                _leave(work(items[middle:]), shared)
                 shared.flush()
                 status = 0
             finally:
@@ -122,9 +128,47 @@ def _split(work: Callable[[Sequence[T]], list[R]], items: Sequence[T], middle: i
             _, status = os.waitpid(pid, 0)
         if status == 0:
             shared.seek(0)  # the child's writes moved the offset both processes share
-            yield from pickle.load(shared)
+            yield from _taken(shared)
             return
     yield from work(items[middle:])
+
+
+#: How the child's results start in the shared file: a pickled list, or bytes chunks each after its length.
+_PICKLED, _CHUNKS = b"P", b"C"
+
+
+def _leave(results: Iterable[R], shared: BinaryIO) -> None:
+    """The child's results, in the shared file: a list pickled whole; any other iterable, of bytes, a
+    chunk at a time as it is made, each after its length (8 bytes, little-endian).
+
+    Chunks of text (``symbols``' 30 MB of JSON rows, a megabyte at a time)
+    then never lie whole in the child's memory, nor are copied into the
+    parent's: :func:`_taken` gives views of the file's pages.
+    """
+    if isinstance(results, list):
+        shared.write(_PICKLED)
+        pickle.dump(results, shared, protocol=pickle.HIGHEST_PROTOCOL)
+        return
+    shared.write(_CHUNKS)
+    for chunk in results:
+        shared.write(len(chunk).to_bytes(8, "little"))
+        shared.write(chunk)
+
+
+def _taken(shared: BinaryIO) -> Iterator:
+    """What :func:`_leave` left in the file: the list's items, or a read-only view of each chunk in
+    the file mapped (released once the caller asks for the next)."""
+    if shared.read(1) == _PICKLED:
+        yield from pickle.load(shared)
+        return
+    size = os.fstat(shared.fileno()).st_size
+    with mmap.mmap(shared.fileno(), size, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+        at = len(_CHUNKS)
+        while at < size:
+            length = int.from_bytes(view[at:at + 8], "little")
+            with view[at + 8:at + 8 + length] as chunk:
+                yield chunk
+            at += 8 + length
 
 
 def _shared_file() -> BinaryIO:

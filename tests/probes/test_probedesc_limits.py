@@ -163,7 +163,7 @@ def test_later_cut_among_many_sharing_head_and_tail():
     for n, field in zip(family[:3] + twins[:2], found):
         assert field.text is not None and len(field.text) <= FUNCTION_MAX
         assert [other for other in names if matches(other, field.text)] == [n]
-    assert fields._tails_by_head  # the per-head count was the path taken
+    assert fields._long._cuts_in_group  # the per-group count was the path taken
 
 
 @settings(max_examples=200, deadline=None)

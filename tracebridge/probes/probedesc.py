@@ -29,7 +29,6 @@ import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 from tracebridge.probes import dglob
 PROVIDER = "fbt"
@@ -48,6 +47,9 @@ _TO_FIELDS = b"\0" + _TO_FIELD[1:]
 _SET_SAFE = frozenset(string.ascii_letters + string.digits + "_.`")
 #: Suffix lengths tried, in order, for ``<prefix>*<suffix>`` globs of long names.
 _SUFFIXES = (64, 40, 20, 96, 128, 160, 189)
+#: The first cut's head and tail: a later cut's head starts with the first's, or its tail ends with it.
+_FIRST_TAIL = _SUFFIXES[0]
+_FIRST_HEAD = FUNCTION_MAX - 1 - _FIRST_TAIL
 _ANCHOR = 16
 #: Few enough candidates to check them all without looking for fewer.
 _FEW = 64
@@ -123,13 +125,14 @@ class FunctionFields:
     ``names`` are the module's function names (duplicates allowed).  Finding
     which other names a glob also selects must stay cheap for 100k functions:
     a ``*``-free glob can only match names of its own length, and among
-    those (or all names, for a ``*`` glob) the names that share the glob's
-    literal head are one slice of the sorted names, those that share its
-    literal tail one slice of the sorted reversed names; the smaller slice is
-    narrowed to names with both the head and the tail, and only the few left
-    are run through the kernel matcher.  Every structure is made on first
-    use, for the lengths asked about only: ``gen-probes`` makes them in each
-    of its two processes.
+    those the names that share the glob's literal head are one slice of the
+    sorted names, those that share its literal tail one slice of the sorted
+    reversed names; the smaller slice is narrowed to names with both the head
+    and the tail, and only the few left are run through the kernel matcher.
+    A ``<prefix>*<suffix>`` glob of a long name can only match long names,
+    which :class:`_LongNames` groups by hashing instead.  Every structure is
+    made on first use, for the lengths asked about only: ``gen-probes`` makes
+    them in each of its two processes.
     """
 
     def __init__(self, names: Iterable[str], *, signed_char: bool = True):
@@ -141,25 +144,15 @@ class FunctionFields:
         self._by_length: dict[int, _Sorted] = {}
         self._tails_by_length: dict[int, Counter[str]] = {}
         self._lengths: Sequence[int] | None = None
-        #: Names of at least FUNCTION_MAX - 1 characters, how many of them share each (head, tail) of
-        #: the first glob suffix length, and of the others, per (suffix length, head) of many names, how
-        #: many of those share each tail; built on first use.
-        self._long: _Sorted | None = None
-        self._heads_tails: Counter[tuple[str, str]] | None = None
-        self._tails_by_head: dict[tuple[int, str], Counter[str]] = {}
+        #: The long names (what a ``<prefix>*<suffix>`` field can select), built on first use.
+        self._long: _LongNames | None = None
         #: Fields found so far: names repeat (local symbols, or a hostile module's one name for all).
         self._found: dict[str, FunctionField] = {}
 
-    # How many distinct names end in the same 16 characters, overall and per
-    # length: a field whose last 16 characters are plain literals and whose
-    # name is alone in its group cannot select any other name.  This settles
-    # most legacy names (``...17h<hash>E``) without a search.
-    @cached_property
-    def _tails(self) -> Counter[str]:
-        return Counter(name[-_ANCHOR:] for name in self._count)
-
     def _tails_of_length(self, length: int) -> Counter[str]:
-        """:attr:`_tails` among the names of one length, counted for the lengths asked about only."""
+        """How many distinct names of one length end in the same 16 characters, counted for the lengths
+        asked about only: a field whose last 16 characters are plain literals and whose name is alone in
+        its group cannot select any other name, which settles it without a search."""
         tails = self._tails_by_length.get(length)
         if tails is None:
             tails = self._tails_by_length[length] = Counter(name[-_ANCHOR:] for name in self._of_length(length).names)
@@ -188,16 +181,15 @@ class FunctionFields:
     def _field(self, name: str, text: str) -> FunctionField:
         """The field of ``name``, whose :func:`literal_field` is ``text``."""
         duplicates = self._count.get(name, 1)
-        plain_tail = "?" not in text[-_ANCHOR:] and len(name) >= _ANCHOR
         if len(text) > FUNCTION_MAX:
             for suffix in _SUFFIXES:
                 glob = text[:FUNCTION_MAX - 1 - suffix] + "*" + text[-suffix:]
-                # A name of plain literals is answered by the counts (which see a unique tail too).
-                if (self._alone_in_glob(name, suffix) if text == name else
-                        (plain_tail and self._tails[name[-_ANCHOR:]] == 1) or not self.others(glob, name)):
+                # A name of plain literals is answered by the counts, the others by the search.
+                if self._long_names().alone(name, suffix) if text == name else not self.others(glob, name):
                     return FunctionField(glob, duplicates)
             return FunctionField(None, duplicates, f"no glob of at most {FUNCTION_MAX} characters "
                                                    f"selects only this {len(name)}-character name")
+        plain_tail = "?" not in text[-_ANCHOR:] and len(name) >= _ANCHOR
         if text == name or (plain_tail and self._tails_of_length(len(name))[name[-_ANCHOR:]] == 1):
             return FunctionField(text, duplicates)
         others = self.others(text, name)
@@ -208,38 +200,10 @@ class FunctionFields:
                                                        "function of the module")
         return FunctionField(text, duplicates)
 
-    def _alone_in_glob(self, name: str, suffix: int) -> bool:
-        """Does ``<head>*<last suffix characters>`` of a long name of plain literals select only that name?
-
-        Such a glob selects exactly the names of at least ``FUNCTION_MAX - 1``
-        characters with its head and its tail.  The first suffix length is
-        tried for every long name: one count per (head, tail) of the module's
-        long names answers for all of them, where a search per name costs a
-        bisection and a filter (a Rust toolchain library has 10k long v0 names
-        whose last 16 characters are not unique).  The few names that need a
-        longer or shorter suffix are looked up in the slices of the sorted
-        long names with their head or their tail; when both are large, the
-        tails in the head's slice are counted, once per head.
-        """
-        cut = FUNCTION_MAX - 1 - suffix
-        head, tail = name[:cut], name[-suffix:]
-        long = self._long_names()
-        if suffix == _SUFFIXES[0]:
-            if self._heads_tails is None:
-                self._heads_tails = Counter((other[:cut], other[-suffix:]) for other in long.names)
-            return self._heads_tails[head, tail] == 1
-        fewer = long.with_head_or_tail(head, tail)
-        if len(fewer) <= _FEW:
-            return sum(1 for other in fewer if other.startswith(head) and other.endswith(tail)) == 1
-        tails = self._tails_by_head.get((suffix, head))
-        if tails is None:
-            tails = self._tails_by_head[suffix, head] = Counter(other[-suffix:] for other in long.with_head(head))
-        return tails[tail] == 1
-
-    def _long_names(self) -> _Sorted:
+    def _long_names(self) -> _LongNames:
         """The distinct names of at least ``FUNCTION_MAX - 1`` characters."""
         if self._long is None:
-            self._long = _Sorted([other for other in self._count if len(other) >= FUNCTION_MAX - 1])
+            self._long = _LongNames([other for other in self._count if len(other) >= FUNCTION_MAX - 1])
         return self._long
 
     def others(self, field: str, name: str) -> list[str]:
@@ -256,6 +220,9 @@ class FunctionFields:
             return [field] if field in self._count else []
         metas = [m.start() for m in _META.finditer(field)]
         head, tail = field[:metas[0]], field[metas[-1] + 1:]
+        if field.count("*") == 1 and "[" not in field and "\\" not in field and len(field) >= FUNCTION_MAX:
+            # Every other character stands for one: only long names are long enough.
+            return self._long_names().with_head_and_tail(head, tail)
         length = None if "*" in field else _fixed_length(field)
         names = self._everything if length is None else self._of_length(length)
         return [n for n in names.with_head_or_tail(head, tail) if n.startswith(head) and n.endswith(tail)]
@@ -272,6 +239,84 @@ class FunctionFields:
             names = self._by_length[length] = _Sorted([distinct[at]
                                                        for at in (self._lengths == length).nonzero()[0].tolist()])
         return names
+
+
+class _LongNames:
+    """The distinct names of at least ``FUNCTION_MAX - 1`` characters, indexed for ``<prefix>*<suffix>`` fields.
+
+    Such a field selects only names this long.  The first cut tried
+    (:data:`_FIRST_HEAD` characters from the start, :data:`_FIRST_TAIL` from
+    the end) is counted for every long name in one pass: that answers for
+    most of them at once (a Rust toolchain library has 10k long v0 names whose
+    last 16 characters are not unique).  A later cut is tried only for a name
+    whose first cut another name shares; it keeps a longer head and a shorter
+    tail, or a longer tail, so the names it can select share the first cut's
+    head, or its tail, with that name: one group of a dictionary, made on
+    first use, of the names whose first head (or tail) is in a shared first
+    cut.  The sorted lists these answers came from before (34k names of 300
+    characters that share long prefixes, sorted forwards and reversed) took
+    0.08 s to make in each of ``gen-probes``' two processes on a Rust toolchain
+    library; its groups hold 7k names.  Only a field with ``?`` (rare in a
+    long name) is still looked up in sorted names.
+    """
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self._heads = [name[:_FIRST_HEAD] for name in names]
+        self._tails = [name[-_FIRST_TAIL:] for name in names]
+        self._first_cuts = Counter(zip(self._heads, self._tails))
+        self._by_head: dict[str, list[str]] | None = None
+        self._by_tail: dict[str, list[str]] | None = None
+        #: Per (suffix length, group key) of a big group, how many of its names share each (head, tail).
+        self._cuts_in_group: dict[tuple[int, str], Counter[tuple[str, str]]] = {}
+        self._sorted: _Sorted | None = None
+
+    def alone(self, name: str, suffix: int) -> bool:
+        """Does ``<head>*<last suffix characters>`` of a long name of plain literals select only that name?
+
+        It selects exactly the long names with its head and its tail.  Asked
+        for a later suffix length only when the first one selected another name
+        too (:meth:`FunctionFields._field` tries them in order).  Within a big
+        group, the (head, tail) pairs are counted once per suffix length.
+        """
+        cut = FUNCTION_MAX - 1 - suffix
+        head, tail = name[:cut], name[-suffix:]
+        if suffix == _FIRST_TAIL:
+            return self._first_cuts[head, tail] == 1
+        key, group = self._group(head, tail)
+        if len(group) <= _FEW:
+            return sum(1 for other in group if other.startswith(head) and other.endswith(tail)) == 1
+        counts = self._cuts_in_group.get((suffix, key))
+        if counts is None:
+            counts = self._cuts_in_group[suffix, key] = Counter((other[:cut], other[-suffix:]) for other in group)
+        return counts[head, tail] == 1
+
+    def with_head_and_tail(self, head: str, tail: str) -> list[str]:
+        """The long names that start with ``head`` and end with ``tail``: looked up in the sorted names (a
+        ``?`` in a long name's field is rare: its head and tail are then the literal text around it)."""
+        if self._sorted is None:
+            self._sorted = _Sorted(self.names)
+        return [other for other in self._sorted.with_head_or_tail(head, tail)
+                if other.startswith(head) and other.endswith(tail)]
+
+    def _group(self, head: str, tail: str) -> tuple[str, list[str]]:
+        """The names in a shared first cut whose first head is that of ``head`` (when it is that long),
+        else those whose first tail is that of ``tail``, and that first head or tail."""
+        if self._by_head is None:
+            shared = [cut for cut, count in self._first_cuts.items() if count > 1]
+            self._by_head = _grouped(self._heads, self.names, {head for head, _ in shared})
+            self._by_tail = _grouped(self._tails, self.names, {tail for _, tail in shared})
+        if len(head) >= _FIRST_HEAD:
+            return head[:_FIRST_HEAD], self._by_head.get(head[:_FIRST_HEAD], [])
+        return tail[-_FIRST_TAIL:], self._by_tail.get(tail[-_FIRST_TAIL:], [])
+
+
+def _grouped(keys: list[str], names: list[str], wanted: set[str]) -> dict[str, list[str]]:
+    """The names whose key (one per name, in order) is ``wanted``, grouped by it."""
+    groups: dict[str, list[str]] = {}
+    for at in [at for at, key in enumerate(keys) if key in wanted]:
+        groups.setdefault(keys[at], []).append(names[at])
+    return groups
 
 
 class _Sorted:

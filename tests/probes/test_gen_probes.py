@@ -151,6 +151,20 @@ def test_plan_halves_balance_functions_and_code():
     assert _middle_by_code(functions[:1]) == 1
 
 
+def test_plan_halves_of_many_functions_are_cut_from_a_sample():
+    """Past COST_SAMPLES functions every n-th one stands for n (here 3): the cut is a multiple of 3
+    within two samples of the exact one (empties first, then 10,240-byte functions, as above: 18,602)."""
+    from tracebridge.image.elf import Function
+    from tracebridge.probes.probeplan import _middle_by_code
+    from tracebridge.support.parallel import COST_SAMPLES
+
+    count = 3 * COST_SAMPLES - 100
+    functions = [Function(i, f"f{i}", ".text", 1, i, 0 if i < count // 2 else 10_240, "LOCAL", "FUNC", i)
+                 for i in range(count)]
+    middle = _middle_by_code(functions)
+    assert middle % 3 == 0 and abs(middle - 18_602) <= 2 * 3
+
+
 @pytest.mark.parametrize("command", [["gen-probes", "--template", "stack"], ["symbols"], ["inspect"]])
 def test_a_base_the_module_cannot_fit_above_is_refused(tmp_path, capsys, command):
     """A .bss of 2**63 fits the address space from 0x1000, not from kldstat's usual 0xffffffff82a1c000:

@@ -96,7 +96,7 @@ def make_dtrace(path: str, example: str, copies: int) -> int:
 def check_decoder(elf: str) -> str:
     """Every instruction of every function of ``elf``: the native length against iced-x86's."""
     code = (
-        "import sys; sys.path.insert(0, sys.argv[2]); from test_fbt_native import check_every_instruction\n"
+        "import sys; sys.path.insert(0, sys.argv[2]); from x86_lengths import check_every_instruction\n"
         "from tracebridge.image.elf import open_module; from tracebridge.support import native\n"
         "image = open_module(sys.argv[1])\n"
         "print(sum(check_every_instruction(native.core, image.code(f)) for f in image.functions))\n")

@@ -4,8 +4,9 @@ The length decoder is checked instruction by instruction against iced-x86
 (the pure-Python walk's decoder) on every function of every committed module
 and on generated encodings; whole predictions are compared on every module,
 with and without a load address, and on generated code with a jump-table test.
-``benchmarks/check_native.py`` runs the same instruction check on the
-toolchain's librustc_driver (14 million instructions), too slow for the suite.
+``benchmarks/bench_native.py`` runs the same instruction check
+(:mod:`x86_lengths`) on the toolchain's librustc_driver (14 million
+instructions), too slow for the suite.
 """
 
 from __future__ import annotations
@@ -17,41 +18,15 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from iced_x86 import Code, Decoder, Instruction
 
 from fixture_paths import MODULE_NAMES, MODULES
 from tracebridge.image.elf import open_module
 from tracebridge.probes import fbt_isa
 from tracebridge.probes.fbt import FbtOptions, Predictor
 from tracebridge.support import native
+from x86_lengths import check_every_instruction, iced_length
 
 PREFIXES = [0x66, 0x67, 0xF2, 0xF3, 0xF0, 0x2E, 0x3E, 0x26, 0x64, 0x65, 0x36, 0x40, 0x41, 0x48, 0x4C, 0x4F]
-
-
-def iced_length(code: bytes) -> int:
-    instruction = Instruction()
-    Decoder(64, code + bytes(32)).decode_out(instruction)
-    return 0 if instruction.code == Code.INVALID else instruction.len
-
-
-def check_every_instruction(core, code: bytes) -> int:
-    """Walk ``code`` with iced-x86 and compare each length; returns how many were compared."""
-    padded = code + bytes(32)
-    instruction = Instruction()
-    decoder = Decoder(64, padded)
-    pos = compared = 0
-    while pos < len(code):
-        decoder.position = pos
-        decoder.decode_out(instruction)
-        reference = 0 if instruction.code == Code.INVALID else instruction.len
-        ours = core.x86_length(padded[pos:pos + 32])
-        if ours != -1:
-            assert ours == reference, f"{padded[pos:pos + 16].hex()}: native {ours}, iced-x86 {reference}"
-            compared += 1
-        if reference == 0:
-            break
-        pos += reference
-    return compared
 
 
 @pytest.mark.parametrize("name", [n for n in MODULE_NAMES if "arm64" not in n and "i386" not in n])

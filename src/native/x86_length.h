@@ -1,7 +1,7 @@
 /* x86-64 instruction lengths, as iced-x86 (tracebridge's reference decoder) sees them.
  *
- * Prefixes, the opcode map, ModRM, SIB and displacement are decoded here; the
- * immediate size and whether iced accepts the instruction at all come from
+ * Prefixes, the opcode map, VEX, ModRM, SIB and displacement are decoded here;
+ * the immediate size and whether iced accepts the instruction at all come from
  * x86_tables.h, generated from iced-x86 by gen_x86_tables.py.  Anything the
  * tables do not model comes back X86_LEN_UNSURE, and the caller asks iced.
  */
@@ -37,7 +37,7 @@ static const unsigned char x86_prefix_kind[256] = {
 static inline int
 x86_length(const unsigned char *p)
 {
-    int i = 0, op66 = 0, rep = 0, lock = 0, addr32 = 0, rex_w = 0;
+    int i = 0, op66 = 0, rep = 0, lock = 0, addr32 = 0, rex_w = 0, rex = 0;
     for (;; i++) {
         unsigned char b = p[i];
         if (i >= X86_MAX_LENGTH)
@@ -47,6 +47,7 @@ x86_length(const unsigned char *p)
             break;
         if (kind == X86_REX) {
             rex_w = (b & 8) != 0;
+            rex = 1;
             continue;
         }
         if (kind == X86_OP66)
@@ -64,16 +65,35 @@ x86_length(const unsigned char *p)
     if (op66 && rep)
         return X86_LEN_UNSURE;
     int map = 0, opcode = p[i++];
-    if (opcode == 0x0f) {
-        opcode = p[i++];
-        map = 1;
-        if (opcode == 0x38 || opcode == 0x3a) {
-            map = opcode == 0x38 ? 2 : 3;
-            opcode = p[i++];
+    const unsigned char *row;
+    if (opcode == 0xc4 || opcode == 0xc5) {
+        /* VEX (always, in 64-bit mode).  After 66, F2, F3, LOCK or a REX iced refuses it: left to iced. */
+        if (op66 || rep || lock || rex)
+            return X86_LEN_UNSURE;
+        int w = 0, vex_map = 1;
+        if (opcode == 0xc4) {
+            vex_map = p[i++] & 0x1f;
+            if (vex_map < 1 || vex_map > 3)
+                return X86_LEN_UNSURE;
+            w = p[i] >> 7;
         }
+        int last = p[i++]; /* W (three-byte form), vvvv inverted, L, pp */
+        int vvvv_unused = (last & 0x78) == 0x78;
+        opcode = p[i++];
+        row = x86_rows[x86_vex_row_of[(((((vex_map - 1) * 4 + (last & 3)) * 2 + ((last >> 2) & 1)) * 2 + w) * 2
+                                      + vvvv_unused) * 256 + opcode]];
+    } else {
+        if (opcode == 0x0f) {
+            opcode = p[i++];
+            map = 1;
+            if (opcode == 0x38 || opcode == 0x3a) {
+                map = opcode == 0x38 ? 2 : 3;
+                opcode = p[i++];
+            }
+        }
+        int prefix = rep == 0xf3 ? 2 : rep == 0xf2 ? 3 : op66;
+        row = x86_rows[x86_row_of[(((lock * 2 + rex_w) * 4 + prefix) * 4 + map) * 256 + opcode]];
     }
-    int prefix = rep == 0xf3 ? 2 : rep == 0xf2 ? 3 : op66;
-    const unsigned char *row = x86_rows[x86_row_of[(((lock * 2 + rex_w) * 4 + prefix) * 4 + map) * 256 + opcode]];
     int entry = row[0];
     if (entry == X86_UNSURE)
         return X86_LEN_UNSURE;
@@ -84,12 +104,17 @@ x86_length(const unsigned char *p)
         i += immediate;
     } else {
         int modrm = p[i++];
-        int mod = modrm >> 6, rm = modrm & 7;
-        entry = row[(mod == 3 ? 0 : 8) + ((modrm >> 3) & 7)];
+        int mod = modrm >> 6, rm = modrm & 7, reg = (modrm >> 3) & 7;
+        entry = row[(mod == 3 ? 0 : 8) + reg];
         if (entry == X86_UNSURE)
             return X86_LEN_UNSURE;
         if (entry == X86_INVALID)
             return X86_LEN_INVALID;
+        if (entry & X86_BY_RM) { /* a register form iced accepts for some rm values only (x87, 0f 01) */
+            if (!((row[16 + reg] >> rm) & 1))
+                return X86_LEN_INVALID;
+            entry &= 0x0f;
+        }
         if (mod != 3) {
             if (rm == 4 && (p[i++] & 7) == 5 && mod == 0)
                 i += 4; /* SIB without a base: disp32 */

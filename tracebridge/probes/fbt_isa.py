@@ -33,8 +33,9 @@ stay in sync with the kernel on where instructions start.  With the compiled
 core (:mod:`tracebridge.support.native`), :func:`scan_amd64_many` walks all
 of a module's functions in one call with tables generated from iced-x86
 (``src/native/gen_x86_tables.py``); a function holding an encoding those
-tables do not model (VEX, x87, system instructions) is walked by iced here.  Bytes past the
-function are read as zeros: the kernel reads the next bytes in memory, which
+tables do not model (EVEX, XOP, moves to and from control registers) is
+walked by iced here.  Bytes past the function are read as zeros: the kernel
+reads the next bytes in memory, which
 can only matter for an instruction cut by the symbol's size, and that
 instruction is past ``limit`` either way.
 """

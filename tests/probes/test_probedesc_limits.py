@@ -222,3 +222,46 @@ def test_many_long_names_with_a_dollar_sharing_head_and_tail_get_a_field_each():
         field = fields.field(name)
         assert field.text is not None and "*" in field.text and len(field.text) <= FUNCTION_MAX
         assert [n for n in names if matches(n, field.text)] == [name]
+
+
+@pytest.mark.parametrize("field, shorter", [
+    ("[!x]" + "a" * 187, "b" + "a" * 187),  # 191 characters, no "*": names of 188 only
+    ("*" + "a" * 189 + "*", "a" * 189),  # two "*"
+    ("[!x]" + "a" * 185 + "*" + "a", "b" + "a" * 186),  # one "*" and a set: 187 characters and more
+    ("\\a" + "a" * 188 + "*", "a" * 189),  # one "*" and an escape: 189 characters and more
+    ("a*b", "aXYZb"),  # a short "*" glob
+])
+def test_only_fields_of_long_names_search_the_long_names_alone(field, shorter):
+    """A field of at least 191 characters with one ``*`` and nothing else that stands for more or fewer
+    than one character selects only names of at least 190: the others are searched among all names."""
+    assert FunctionFields([shorter, "b" * 200]).others(field, "a" * 300) == [shorter]
+
+
+def test_a_long_glob_does_not_count_a_189_character_name():
+    """``a{126}*a{64}`` selects names of 190 characters or more: a 189-character name with the same
+    ends must not take the first cut away from a 192-character one."""
+    name = "a" * 192
+    field = FunctionFields([name, "a" * 189]).field(name)
+    assert field.text == "a" * 126 + "*" + "a" * 64
+
+
+def test_later_cut_told_apart_by_the_longer_head():
+    """Two 250-character names that differ at character 130 only: past the first cut's head (126) and
+    inside the second's (150), which then selects each alone."""
+    one, two = "x" * 130 + "a" + "x" * 119, "x" * 130 + "b" + "x" * 119
+    fields = FunctionFields([one, two])
+    assert fields.field(one).text == one[:150] + "*" + one[-40:]
+    assert fields.field(two).text == two[:150] + "*" + two[-40:]
+
+
+def test_later_cuts_counted_per_group():
+    """Two groups of 70 names, each group sharing its first tail (64 characters), whose names come in
+    pairs that differ at character 180 only: the first three cuts miss it, the 96-character tail keeps
+    it.  The groups' counts are kept apart, though the last 32 characters of all the names are one."""
+    names = [f"{i:03d}" + "h" * 123 + "m" * 54 + variant + "m" * 5 + group * 32 + "z" * 32
+             for group in "12" for i in range(35) for variant in "ab"]
+    assert len(names[0]) == 250 and names[0][180] == "a"
+    fields = FunctionFields(names)
+    for name in names[::17]:
+        assert fields.field(name).text == name[:94] + "*" + name[-96:]
+    assert len(fields._long._cuts_in_group) == 2

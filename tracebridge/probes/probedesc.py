@@ -265,8 +265,8 @@ class _LongNames:
         self._heads = [name[:_FIRST_HEAD] for name in names]
         self._tails = [name[-_FIRST_TAIL:] for name in names]
         self._first_cuts = Counter(zip(self._heads, self._tails))
-        self._by_head: dict[str, list[str]] | None = None
-        self._by_tail: dict[str, list[str]] | None = None
+        #: The names of the shared first cuts by their first head, and by their first tail.
+        self._groups: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
         #: Per (suffix length, group key) of a big group, how many of its names share each (head, tail).
         self._cuts_in_group: dict[tuple[int, str], Counter[tuple[str, str]]] = {}
         self._sorted: _Sorted | None = None
@@ -301,14 +301,16 @@ class _LongNames:
 
     def _group(self, head: str, tail: str) -> tuple[str, list[str]]:
         """The names in a shared first cut whose first head is that of ``head`` (when it is that long),
-        else those whose first tail is that of ``tail``, and that first head or tail."""
-        if self._by_head is None:
+        else those whose first tail is that of ``tail``, and that first head or tail.  One of them is the
+        name the caller asks about, whose first cut is shared: its group is there."""
+        if self._groups is None:
             shared = [cut for cut, count in self._first_cuts.items() if count > 1]
-            self._by_head = _grouped(self._heads, self.names, {head for head, _ in shared})
-            self._by_tail = _grouped(self._tails, self.names, {tail for _, tail in shared})
+            self._groups = (_grouped(self._heads, self.names, {head for head, _ in shared}),
+                            _grouped(self._tails, self.names, {tail for _, tail in shared}))
+        by_head, by_tail = self._groups
         if len(head) >= _FIRST_HEAD:
-            return head[:_FIRST_HEAD], self._by_head.get(head[:_FIRST_HEAD], [])
-        return tail[-_FIRST_TAIL:], self._by_tail.get(tail[-_FIRST_TAIL:], [])
+            return head[:_FIRST_HEAD], by_head[head[:_FIRST_HEAD]]
+        return tail[-_FIRST_TAIL:], by_tail[tail[-_FIRST_TAIL:]]
 
 
 def _grouped(keys: list[str], names: list[str], wanted: set[str]) -> dict[str, list[str]]:

@@ -265,15 +265,3 @@ def test_later_cuts_counted_per_group():
     for name in names[::17]:
         assert fields.field(name).text == name[:94] + "*" + name[-96:]
     assert len(fields._long._cuts_in_group) == 2
-
-
-def test_many_long_fields_with_a_dollar_are_searched_in_sorted_names_too():
-    """More long names with ``$`` than are searched one pass each: the later ones are looked up in the
-    sorted long names, and every field still selects its name alone."""
-    names = ["_ZN" + "a" * 97 + "$" + f"{i:0150d}" for i in range(100)]
-    fields = FunctionFields(names)
-    found = fields.fields(names)
-    assert fields._long._sorted is not None
-    for name, field in zip(names, found):
-        assert field.text is not None and "*" in field.text
-        assert [other for other in names if matches(other, field.text)] == [name]

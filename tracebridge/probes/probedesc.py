@@ -269,8 +269,6 @@ class _LongNames:
         self._groups: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
         #: Per (suffix length, group key) of a big group, how many of its names share each (head, tail).
         self._cuts_in_group: dict[tuple[int, str], Counter[tuple[str, str]]] = {}
-        #: Fields with ``?`` looked up so far, and the sorted names for those past the first few.
-        self._searches = 0
         self._sorted: _Sorted | None = None
 
     def alone(self, name: str, suffix: int) -> bool:
@@ -294,18 +292,12 @@ class _LongNames:
         return counts[head, tail] == 1
 
     def with_head_and_tail(self, head: str, tail: str) -> list[str]:
-        """The long names that start with ``head`` and end with ``tail`` (for a field with ``?``, whose
-        head and tail are the literal text around them).  Such fields are rare in long names: the first
-        :data:`_FEW` are answered by one pass over the names each (sorting 34k long names took 30 ms),
-        the others from the sorted names."""
-        self._searches += 1
-        if self._searches <= _FEW:
-            names = self.names
-        else:
-            if self._sorted is None:
-                self._sorted = _Sorted(self.names)
-            names = self._sorted.with_head_or_tail(head, tail)
-        return [other for other in names if other.startswith(head) and other.endswith(tail)]
+        """The long names that start with ``head`` and end with ``tail``: looked up in the sorted names (a
+        ``?`` in a long name's field is rare: its head and tail are then the literal text around it)."""
+        if self._sorted is None:
+            self._sorted = _Sorted(self.names)
+        return [other for other in self._sorted.with_head_or_tail(head, tail)
+                if other.startswith(head) and other.endswith(tail)]
 
     def _group(self, head: str, tail: str) -> tuple[str, list[str]]:
         """The names in a shared first cut whose first head is that of ``head`` (when it is that long),

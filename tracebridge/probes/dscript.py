@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
+from operator import itemgetter
 
 from typing import TYPE_CHECKING
 
@@ -261,7 +262,7 @@ class Script:
         if self.skipped and index == 0:
             lines.append("")
             lines.append(f"Not traced, for lack of what this template needs: {_selected(len(self.skipped))}.")
-            for reason, count in sorted(Counter(r for _, r in self.skipped).items()):
+            for reason, count in sorted(Counter(map(itemgetter(1), self.skipped)).items()):
                 lines.append(f"  {reason} ({count}): {_reason_text(reason)}")
             for planned, reason in self.skipped[:SKIPPED_LISTED]:
                 lines.append(f"  - {d_text(planned.name.name)}  [{d_text(planned.function.name)}]: {reason}")
@@ -312,35 +313,43 @@ def build(template: Template, plan: Plan, *, base: int | None = None, budget: in
     listing = {(entry, ret): [c for c in clauses if MARKERS[c.marker][1](entry, ret)]
                for entry in (False, True) for ret in (False, True)}
     fixed = {key: sum(_clause_cost(c, plan.module_field, "") for c in value) for key, value in listing.items()}
-    traced: list[tuple[Planned, int]] = []
     skipped: list[tuple[Planned, str]] = []
     # A function without a return site is FBT's "no return probe", or kinst's "no ret".
     no_return = NO_RETURN
     if plan.provider == "kinst":
         from tracebridge.probes.kinst import NO_RET as no_return
-    if not clauses:  # a sampling template: nothing to describe
-        traced = [(planned, 0) for planned in plan.items]
+    parts: list[list[Planned]] = [[]]
+    dof = [0]
+    if not clauses:  # a sampling template: nothing to describe, nothing to cost
+        parts[0] = list(plan.items)
     else:
+        # A function with an entry probe, by whether it has a return site: the fixed DOF of the clauses
+        # that list it and how many they are (each repeats its field), or None when none lists it.
+        kinds = {ret: (fixed[True, ret], len(listing[True, ret])) if listing[True, ret] else None
+                 for ret in (False, True)}
+        # One pass in order, each traced function costed and put in the current part (100k functions).
+        part, total = parts[0], 0
         for planned in plan.items:
             probes = planned.fbt
             if probes.entry is None:
                 skipped.append((planned, probes.reason))
                 continue
-            key = (True, bool(probes.returns))
-            if not listing[key]:
+            kind = kinds[bool(probes.returns)]
+            text = planned.field.text
+            if kind is None:
                 skipped.append((planned, no_return))
-            elif planned.field.text is None:
+            elif text is None:
                 skipped.append((planned, NO_DESCRIPTION))
             else:
-                traced.append((planned, fixed[key] + len(listing[key]) * len(planned.field.text)))
-    parts: list[list[Planned]] = [[]]
-    dof = [0]
-    for planned, cost in traced:
-        if parts[-1] and dof[-1] + cost > budget:
-            parts.append([])
-            dof.append(0)
-        parts[-1].append(planned)
-        dof[-1] += cost
+                cost = kind[0] + kind[1] * len(text)
+                if part and total + cost > budget:
+                    dof[-1] = total
+                    part, total = [], 0
+                    parts.append(part)
+                    dof.append(0)
+                part.append(planned)
+                total += cost
+        dof[-1] = total
     base = plan.image.fixed_base if plan.image.fixed_base is not None else base
     pc_range = None if base is None else (base, base + plan.image.size)
     return Script(template, plan, parts, dof, skipped, pc_range)

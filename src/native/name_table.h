@@ -259,14 +259,13 @@ names_block_pairs(names_table *t, const unsigned char *p, const pmcg_block *b, p
 {
     size_t names = b->names.starts.count, paths = b->paths.starts.count, lines = b->tree.count;
     long long *global = PyMem_Calloc(paths ? paths : 1, sizeof *global);
-    /* Per block name: its hash, and the last (path, pair) it was seen with (most names keep one image). */
-    uint64_t *hash = PyMem_Calloc(names ? names : 1, sizeof *hash);
+    /* Per block name: the last (path, pair) it was seen with (most names keep one image). */
     long long *memo_path = PyMem_Malloc((names ? names : 1) * sizeof *memo_path);
     long long *memo_pair = PyMem_Malloc((names ? names : 1) * sizeof *memo_pair);
     names_new *fresh = PyMem_Malloc((lines ? lines : 1) * sizeof *fresh);
     int status = -1;
     size_t count = 0;
-    if (global == NULL || hash == NULL || memo_path == NULL || memo_pair == NULL || fresh == NULL) {
+    if (global == NULL || memo_path == NULL || memo_pair == NULL || fresh == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -280,10 +279,8 @@ names_block_pairs(names_table *t, const unsigned char *p, const pmcg_block *b, p
         if (global[k] < 0)
             goto done;
     }
-    for (size_t k = 0; k < names; k++) {
-        hash[k] = pmcg_hash(p + b->names.starts.items[k], (Py_ssize_t)b->names.lengths.items[k]);
+    for (size_t k = 0; k < names; k++)
         memo_pair[k] = -1;
-    }
     /* The carried image ranks as its own first line in the block if the block prints it, else after all. */
     long long path = t->current, rank = (long long)paths;
     for (size_t k = 0; k < paths; k++) {
@@ -302,7 +299,9 @@ names_block_pairs(names_table *t, const unsigned char *p, const pmcg_block *b, p
         if (pair < 0 || memo_path[name] != path) {
             int added = 0;
             Py_ssize_t start = (Py_ssize_t)b->names.starts.items[name];
-            pair = names_pair(t, p + start, (Py_ssize_t)b->names.lengths.items[name], hash[name], path, &added);
+            /* the name's hash: the block's interner's, made once per distinct name of the block */
+            pair = names_pair(t, p + start, (Py_ssize_t)b->names.lengths.items[name],
+                              (uint64_t)b->names.hashes.items[name], path, &added);
             if (pair < 0)
                 goto done;
             if (added)
@@ -328,7 +327,6 @@ names_block_pairs(names_table *t, const unsigned char *p, const pmcg_block *b, p
     status = 0;
 done:
     PyMem_Free(global);
-    PyMem_Free(hash);
     PyMem_Free(memo_path);
     PyMem_Free(memo_pair);
     if (status == 0) {
@@ -341,7 +339,8 @@ done:
 }
 
 PyDoc_STRVAR(pmcgraph_pairs_doc,
-"pmcgraph_pairs(table, data) -> (tree, depth, digits, counts, pairs, new, paths, headers, header_lines, skipped)\n\n"
+"pmcgraph_pairs(table, data) -> (tree, depth, digits, counts, pairs, new, paths, headers, header_lines, skipped,\n"
+"(newlines, deepest, widest))\n\n"
 "One block of pmcstat -G text scanned as pmcgraph_scan scans it, each tree line's (name, image) pair\n"
 "interned in table (from pmcgraph_names, kept across blocks): pairs holds a pair id per line, new is\n"
 "(pair ids, names, path ids, hex indices, indices of the names not plain C) of the pairs new to the\n"
@@ -379,11 +378,11 @@ py_pmcgraph_pairs(PyObject *self, PyObject *args)
                 PyList_SET_ITEM(headers, (Py_ssize_t)i, text);
         }
         if (headers != NULL)
-            result = Py_BuildValue("(NNNNNNONNN)", pmcg_column_bytes(&b->tree), pmcg_column_bytes(&b->depth),
+            result = Py_BuildValue("(NNNNNNONNN(LLL))", pmcg_column_bytes(&b->tree), pmcg_column_bytes(&b->depth),
                                    pmcg_column_bytes(&b->digits), pmcg_column_bytes(&b->counts),
                                    pmcg_column_bytes(pairs), names_new_pairs(t, fresh, fresh_count),
                                    t->path_list, pmcg_column_bytes(&b->headers), headers,
-                                   pmcg_column_bytes(&b->skipped));
+                                   pmcg_column_bytes(&b->skipped), b->newlines, b->deepest, b->widest);
     }
     PyMem_Free(fresh);
     PyBuffer_Release(&data);

@@ -167,6 +167,10 @@ pmcg_strings(const pmcg_interner *t, const unsigned char *base)
 typedef struct {
     pmcg_column tree, depth, digits, counts, name_ids, image_ids, headers, header_starts, header_ends, skipped;
     pmcg_interner names, paths;
+    /* The newlines of the block (its lines, but for a last one without its newline), and the greatest
+     * depth and number of count digits of its tree lines (0 without any): what the reader checks and
+     * counts per block, without a pass over the columns. */
+    long long newlines, deepest, widest;
 } pmcg_block;
 
 static void
@@ -189,6 +193,7 @@ pmcg_block_reset(pmcg_block *b)
                               &b->headers, &b->header_starts, &b->header_ends, &b->skipped};
     for (size_t i = 0; i < sizeof columns / sizeof *columns; i++)
         columns[i]->count = 0;
+    b->newlines = b->deepest = b->widest = 0;
     pmcg_interner *tables[] = {&b->names, &b->paths};
     for (size_t i = 0; i < 2; i++) {
         tables[i]->starts.count = tables[i]->lengths.count = tables[i]->hashes.count = 0;
@@ -240,6 +245,7 @@ pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
     for (Py_ssize_t s = 0; s < n; line++) {
         const unsigned char *newline = memchr(p + s, '\n', (size_t)(n - s));
         Py_ssize_t e = newline ? newline - p : n;
+        b->newlines += newline != NULL;
         Py_ssize_t first = s;
         while (first < e && pmcg_space(p[first]))
             first++;
@@ -312,6 +318,10 @@ pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
                 }
             }
         }
+        if (first - s > b->deepest)
+            b->deepest = first - s;
+        if (count_end - count_start > b->widest)
+            b->widest = count_end - count_start;
         if (pmcg_push(&b->tree, line) < 0 || pmcg_push(&b->depth, first - s) < 0
                 || pmcg_push(&b->digits, count_end - count_start) < 0 || pmcg_push(&b->counts, value) < 0
                 || pmcg_push(&b->name_ids, name_id) < 0 || pmcg_push(&b->image_ids, image_id) < 0)
@@ -330,9 +340,10 @@ pmcg_column_bytes(const pmcg_column *c)
 
 PyDoc_STRVAR(pmcgraph_scan_doc,
 "pmcgraph_scan(data) -> (tree, depth, digits, counts, name_ids, names, image_ids, paths, headers,\n"
-"header_lines, skipped)\n\n"
+"header_lines, skipped, (newlines, deepest, widest))\n\n"
 "One block of pmcstat -G text read as pmcgraph.scan_block reads it: int64 columns as bytes,\n"
-"the distinct names and image paths as lists of bytes, the header lines' text.");
+"the distinct names and image paths as lists of bytes, the header lines' text, the block's\n"
+"newlines and its tree lines' greatest depth and count digits.");
 
 static PyObject *
 py_pmcgraph_scan(PyObject *self, PyObject *data_obj)
@@ -345,14 +356,15 @@ py_pmcgraph_scan(PyObject *self, PyObject *data_obj)
     PyObject *result = NULL;
     const unsigned char *p = data.buf;
     if (pmcg_scan(p, data.len, &b) == 0) {
-        PyObject *items[11] = {
+        PyObject *items[12] = {
             pmcg_column_bytes(&b.tree), pmcg_column_bytes(&b.depth), pmcg_column_bytes(&b.digits),
             pmcg_column_bytes(&b.counts), pmcg_column_bytes(&b.name_ids), pmcg_strings(&b.names, p),
             pmcg_column_bytes(&b.image_ids), pmcg_strings(&b.paths, p), pmcg_column_bytes(&b.headers),
             PyList_New((Py_ssize_t)b.headers.count), pmcg_column_bytes(&b.skipped),
+            Py_BuildValue("(LLL)", b.newlines, b.deepest, b.widest),
         };
         int complete = 1;
-        for (size_t i = 0; i < 11; i++)
+        for (size_t i = 0; i < 12; i++)
             complete = complete && items[i] != NULL;
         for (size_t i = 0; complete && i < b.headers.count; i++) {
             PyObject *text = PyBytes_FromStringAndSize((const char *)p + b.header_starts.items[i],
@@ -362,8 +374,8 @@ py_pmcgraph_scan(PyObject *self, PyObject *data_obj)
                 PyList_SET_ITEM(items[9], (Py_ssize_t)i, text);
         }
         if (complete)
-            result = PyTuple_New(11);
-        for (size_t i = 0; i < 11; i++) {
+            result = PyTuple_New(12);
+        for (size_t i = 0; i < 12; i++) {
             if (result != NULL)
                 PyTuple_SET_ITEM(result, (Py_ssize_t)i, items[i]);
             else
@@ -379,12 +391,15 @@ py_pmcgraph_scan(PyObject *self, PyObject *data_obj)
  * them.  Line i sets latest[depth[i]] = ids[i]; when emit[i] is set, the stack
  * (latest[depth[i]], ..., latest[0]), with unknown standing for -1, gains counts[i].  ids, depth
  * and counts are int64 columns, emit one byte a line, latest a writable int64 column of the most
- * recent frame per depth (kept between blocks).  Returns whether unknown was used. */
+ * recent frame per depth (kept between blocks).  emit None stands for every PMC's lines kept: a
+ * line ends a stack when the next is no deeper, and the last waits for the next block (the reader
+ * then needs no column of its own).  Returns whether unknown was used. */
 PyDoc_STRVAR(pmcgraph_fold_doc,
 "pmcgraph_fold(ids, depth, counts, emit, latest, stacks, unknown[, numbers]) -> bool\n\n"
 "Add the stacks of one block's -G tree lines to the dict stacks, as pmcgraph.CallgraphFolder\n"
 "adds them; latest (int64, writable) is the most recent frame id per depth, kept between\n"
-"blocks.  True when a stack used unknown for a depth never seen.  numbers, a list whose item i\n"
+"blocks; emit None: each line but the last emitted when the next is no deeper.  True when a\n"
+"stack used unknown for a depth never seen.  numbers, a list whose item i\n"
 "is the int i, supplies the ids it covers (one object each, shared by all stacks).");
 
 static PyObject *
@@ -397,22 +412,22 @@ py_pmcgraph_fold(PyObject *self, PyObject *args)
         return NULL;
     Py_ssize_t shared = numbers != NULL ? PyList_GET_SIZE(numbers) : 0;
     Py_buffer views[5];
-    PyObject *objects[5] = {ids_obj, depth_obj, counts_obj, emit_obj, latest_obj};
-    int held = 0;
+    PyObject *objects[5] = {ids_obj, depth_obj, counts_obj, latest_obj, emit_obj};
+    int held = 0, given = emit_obj != Py_None;
     PyObject *result = NULL;
-    for (; held < 5; held++) {
-        if (PyObject_GetBuffer(objects[held], &views[held], held == 4 ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
+    for (; held < 4 + given; held++) {
+        if (PyObject_GetBuffer(objects[held], &views[held], held == 3 ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
             goto done;
     }
-    Py_ssize_t lines = views[0].len / 8, levels = views[4].len / 8;
+    Py_ssize_t lines = views[0].len / 8, levels = views[3].len / 8;
     if (views[0].len % 8 || views[1].len != views[0].len || views[2].len != views[0].len
-            || views[3].len != lines || views[4].len % 8) {
+            || (given && views[4].len != lines) || views[3].len % 8) {
         PyErr_SetString(PyExc_ValueError, "ids, depth, counts: int64 columns of one length; emit: a byte a line");
         goto done;
     }
     const long long *ids = views[0].buf, *depth = views[1].buf, *counts = views[2].buf;
-    const unsigned char *emit = views[3].buf;
-    long long *latest = views[4].buf;
+    const unsigned char *emit = given ? views[4].buf : NULL;
+    long long *latest = views[3].buf;
     int used = 0;
     for (Py_ssize_t i = 0; i < lines; i++) {
         long long level = depth[i];
@@ -421,7 +436,7 @@ py_pmcgraph_fold(PyObject *self, PyObject *args)
             goto done;
         }
         latest[level] = ids[i];
-        if (!emit[i])
+        if (emit != NULL ? !emit[i] : i + 1 == lines || depth[i + 1] > level)
             continue;
         PyObject *stack = PyTuple_New((Py_ssize_t)(level + 1));
         if (stack == NULL)

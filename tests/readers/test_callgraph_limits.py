@@ -54,6 +54,17 @@ def test_too_deep_in_a_later_block_names_its_line():
         folder.feed(4, b" 100.0%  [1]   caller\n" + b" " * (MAX_DEPTH + 1) + b"100.0%  [1]  leaf\n")
 
 
+def test_the_folder_counts_the_newlines_of_the_block_fed_last():
+    """What Source.byte_blocks asks to number the next block's lines: the scan's count, or any other block's."""
+    folder = CallgraphFolder("cg.graph")
+    block = b"@ cycles [2 samples]\n\n100.0%  [1]  root\nlast line without its newline"
+    folder.feed(1, block)
+    assert folder.newlines_of(block) == 3 and folder.newlines_of(block[:-1]) == 3
+    assert folder.newlines_of(b"a\nb\n\nc") == 3 and folder.newlines_of(bytearray(block[:20])) == 0
+    folder.feed(4, b"")
+    assert folder.newlines_of(b"") == 0 and folder.newlines_of(block) == 3
+
+
 def test_largest_count(tmp_path):
     eighteen = "9" * 18
     assert fold(tmp_path, f"100.0%  [{eighteen}]  foo\n") == {"foo": int(eighteen)}

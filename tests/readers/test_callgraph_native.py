@@ -130,6 +130,25 @@ def test_the_native_fold_checks_its_columns(native_core):
     assert stacks == {(7,): 3, (8, 7): 5} and latest.tolist()[:2] == [7, 8]
 
 
+def test_the_native_fold_finds_the_leaves_without_an_emit_column(native_core):
+    """emit None: a line ends its stack when the next is no deeper; the last waits for the next block."""
+    def column(*values: int) -> np.ndarray:
+        return np.array(values, dtype=np.int64)
+
+    latest, stacks = np.full(4, -1, dtype=np.int64), {}
+    ids, depth, counts = column(7, 8, 9, 6, 5), column(0, 1, 1, 0, 1), column(1, 2, 3, 4, 5)
+    assert native_core.pmcgraph_fold(ids, depth, counts, None, latest, stacks, 11) is False
+    assert stacks == {(8, 7): 2, (9, 7): 3} and latest.tolist() == [6, 5, -1, -1]   # 6 and 5: deeper lines follow
+    assert native_core.pmcgraph_fold(column(4), column(2), column(1), None, latest, stacks, 11) is False
+    assert stacks == {(8, 7): 2, (9, 7): 3}   # a block's last line: never emitted here
+    stacks.clear()
+    assert native_core.pmcgraph_fold(column(3, 2), column(3, 0), column(6, 1), None, latest, stacks, 11) is False
+    assert stacks == {(3, 4, 5, 6): 6}
+    assert native_core.pmcgraph_fold(column(3, 2), column(2, 0), column(6, 1), None, np.full(4, -1, dtype=np.int64),
+                                     stacks, 11) is True
+    assert stacks == {(3, 4, 5, 6): 6, (3, 11, 11): 6}
+
+
 def fnv1a_low_bits(names: np.ndarray, bits: int) -> np.ndarray:
     """The low ``bits`` of the FNV-1a hash of each row of byte values."""
     hashes = np.full(len(names), 1469598103934665603, dtype=np.uint64)

@@ -18,8 +18,6 @@ from __future__ import annotations
 import re
 from array import array
 
-import numpy as np
-
 from tracebridge.support import native
 
 #: Why a scan stopped: no complete line is left in the block; a line for the reader; the batch is full
@@ -110,5 +108,7 @@ def _numbers(digits: list[bytes]) -> bytes:
     """Hex numbers as native uint64s: in one go when all have 16 digits (kernel addresses), else one by one."""
     joined = b"".join(digits)
     if len(joined) == 16 * len(digits):
+        import numpy as np  # here: the -G callgraph reader imports this module's reader, numpy-free
+
         return np.frombuffer(bytes.fromhex(joined.decode("ascii")), dtype=">u8").astype(np.uint64).tobytes()
     return array("Q", [int(number, 16) for number in digits]).tobytes()

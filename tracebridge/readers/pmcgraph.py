@@ -14,9 +14,13 @@ the one before prints the stack down to that previous line with its count.
 So the stack of a "leaf" line holds, at every depth, the most recent
 matching line of that depth; a depth never seen prints as an empty frame,
 written ``[unknown]`` here.  This module computes exactly that, a block of
-lines at a time with numpy (line boundaries, fields and the most recent
-line per depth), because a callgraph can have millions of lines; only the
-distinct names become Python objects.  :func:`scan_block` reads one block
+lines at a time, natively (src/native/pmcgraph_scan.h, name_table.h) or with
+numpy (line boundaries, fields and the most recent line per depth), because a
+callgraph can have millions of lines; only the distinct names become Python
+objects.  The native path needs no numpy (its columns are memoryviews): the
+import alone (about 40 ms) would come before the fold can be split on two
+cores, so numpy (and the address resolver, built on it) is imported where
+the pure path or a module's ELF needs it.  :func:`scan_block` reads one block
 (bytes in, arrays out); :class:`CallgraphFolder` keeps what must outlive a
 block (the most recent frame per depth, the last image, the last line,
 whose stack ends only if the next line is no deeper) and adds each
@@ -34,13 +38,11 @@ from __future__ import annotations
 
 import os
 import re
+from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING
-
-import numpy as np
+from typing import TYPE_CHECKING, Union
 
 from tracebridge.support import gcpause, native, quickexit
 from tracebridge.support import parallel
@@ -51,9 +53,11 @@ from tracebridge.readers.pmcstat import (HEAD, image_name, open_input, options_i
                                          sniff_log)
 from tracebridge.profile.consistency import Evidence
 from tracebridge.profile.model import UNKNOWN, Frame, Metadata, Profile, address_frame, offset_frame, shown_names
-from tracebridge.profile.resolve import AddressSpace
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from tracebridge.profile.resolve import AddressSpace
     from tracebridge.readers.options import LoadOptions
     from tracebridge.readers.source import Source
     from tracebridge.image.elf import ModuleImage
@@ -70,6 +74,8 @@ MAX_FIELD = 32
 _HEX_NAME = re.compile(rb"^0x[0-9a-fA-F]{1,16}$")  # an address fits 64 bits
 _HEADER = re.compile(rb"^@ (.*) \[[0-9]+ samples\]")
 _NOT_SEEN = object()
+#: An int64 column: a numpy array on the pure path, a memoryview of the native core's bytes on the native one.
+Column = Union["np.ndarray", memoryview]
 _NL, _SP, _PERCENT, _OPEN, _CLOSE, _AT = 10, 32, 37, 91, 93, 64
 
 
@@ -100,6 +106,8 @@ def _scan(data: bytes) -> tuple[_Lines, np.ndarray]:
 
     Returns the lines and the bytes, padded so that reads a little past a line stay in bounds.
     """
+    import numpy as np
+
     arr = np.frombuffer(data, dtype=np.uint8)
     size = len(arr)
     pad = np.full(size + 16, _NL, dtype=np.uint8)   # reads a little past any line stay in bounds
@@ -163,6 +171,8 @@ def _all_bytes(pad: np.ndarray, start: np.ndarray, stop: np.ndarray, where: np.n
     Ranges of up to 8 bytes (every percentage pmcstat prints) are read as one
     8-byte row per line; longer ones a byte position at a time.
     """
+    import numpy as np
+
     table = np.zeros(256, dtype=bool)
     table[list(allowed)] = True
     length = stop - start
@@ -183,6 +193,8 @@ def _all_bytes(pad: np.ndarray, start: np.ndarray, stop: np.ndarray, where: np.n
 
 def _digits_end(pad: np.ndarray, start: np.ndarray, where: np.ndarray, limit: int) -> np.ndarray:
     """Where the run of ASCII digits from ``start`` ends; runs longer than ``limit`` end at ``start + limit``."""
+    import numpy as np
+
     position = start.copy()
     active = np.flatnonzero(where)
     for _ in range(limit):
@@ -208,6 +220,8 @@ def _texts(names: list[bytes]) -> tuple[list[str], list[int]]:
 
 def _intern(data: bytes, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, list[bytes]]:
     """An id per byte string ``data[start:end]`` (equal strings, equal ids) and each id's string."""
+    import numpy as np
+
     strings = [data[a:b] for a, b in zip(start.tolist(), end.tolist())]
     index = dict.fromkeys(strings)
     for ident, text in enumerate(index):
@@ -306,6 +320,8 @@ class _Namer:
             return None
         space = self.spaces.get(module)
         if space is None:
+            from tracebridge.profile.resolve import AddressSpace
+
             space = self.spaces[module] = AddressSpace()
             space.add(image, None if image.fixed_base is not None else 0, module)
         return space
@@ -319,19 +335,24 @@ def _rows(columns: tuple[list, ...] | None, start: int, stop: int) -> tuple[list
 @dataclass
 class BlockLines:
     """What every scan of one block of callgraph text gives, for the tree lines in order (line indices from the
-    block's first)."""
+    block's first); the columns are int64 (:data:`Column`)."""
 
     #: Index in the block of each tree line (one the pattern matches).
-    tree: np.ndarray
-    depth: np.ndarray
+    tree: Column
+    depth: Column
     #: Digits in each ``[count]``; :attr:`counts` holds its value where that is at most 18.
-    digits: np.ndarray
-    counts: np.ndarray
+    digits: Column
+    counts: Column
     #: Index of each ``@ EVENT [N samples]`` line, and its event.
-    headers: np.ndarray
+    headers: Column
     events: list[str]
     #: Indices of the other non-blank lines (skipped, as the script skips them).
-    skipped: np.ndarray
+    skipped: Column
+    #: The block's newlines (its lines, but a last one without a newline), and the greatest depth and number of
+    #: count digits of its tree lines (0 without any): what the folder counts and checks, found by the scan.
+    newlines: int
+    deepest: int
+    widest: int
 
 
 @dataclass
@@ -343,10 +364,10 @@ class GraphBlock(BlockLines):
     """
 
     #: Per tree line, an index into :attr:`names`.
-    name_ids: np.ndarray
+    name_ids: Column
     names: list[bytes]
     #: Per tree line, an index into :attr:`paths` of the `` @ path`` it prints, or -1.
-    image_ids: np.ndarray
+    image_ids: Column
     paths: list[bytes]
 
 
@@ -361,13 +382,13 @@ class PairedBlock(BlockLines):
     """
 
     #: Per tree line, the id of its (name, image) pair in the table.
-    pairs: np.ndarray
+    pairs: Column
     #: The pairs new to the table, in the order they are interned: their ids, names, image path ids (-1: none),
     #: the indices of those whose name is an address and of those whose name is not plain C (only those may
     #: need a demangler: :func:`~tracebridge.image.demangle.is_plain_c`).
-    new_pairs: np.ndarray
+    new_pairs: Column
     new_names: list[str]
-    new_paths: np.ndarray
+    new_paths: Column
     hexes: list[int]
     unplain: list[int]
     #: Every image path in the table, by path id.
@@ -383,25 +404,30 @@ def scan_block(data: bytes) -> GraphBlock:
     core = native.core
     if core is None:
         return _scan_block_numpy(data)
-    tree, depth, digits, counts, name_ids, names, image_ids, paths, headers, header_lines, skipped = \
+    tree, depth, digits, counts, name_ids, names, image_ids, paths, headers, header_lines, skipped, found = \
         core.pmcgraph_scan(data)
-    column = partial(np.frombuffer, dtype=np.int64)
-    return GraphBlock(column(tree), column(depth), column(digits), column(counts), column(headers),
-                      _events(header_lines), column(skipped), column(name_ids), names, column(image_ids),
+    return GraphBlock(_column(tree), _column(depth), _column(digits), _column(counts), _column(headers),
+                      _events(header_lines), _column(skipped), *found, _column(name_ids), names, _column(image_ids),
                       paths)
 
 
 def scan_paired(table: object, data: bytes) -> PairedBlock:
     """One block of whole lines scanned natively, its pairs interned in ``table`` (``pmcgraph_names()``)."""
     tree, depth, digits, counts, pairs, (new_pairs, new_names, new_paths, hexes, unplain), paths, headers, \
-        header_lines, skipped = native.core.pmcgraph_pairs(table, data)
-    column = partial(np.frombuffer, dtype=np.int64)
-    return PairedBlock(column(tree), column(depth), column(digits), column(counts), column(headers),
-                       _events(header_lines), column(skipped), column(pairs), column(new_pairs), new_names,
-                       column(new_paths), column(hexes).tolist(), column(unplain).tolist(), paths)
+        header_lines, skipped, found = native.core.pmcgraph_pairs(table, data)
+    return PairedBlock(_column(tree), _column(depth), _column(digits), _column(counts), _column(headers),
+                       _events(header_lines), _column(skipped), *found, _column(pairs), _column(new_pairs), new_names,
+                       _column(new_paths), _column(hexes).tolist(), _column(unplain).tolist(), paths)
+
+
+def _column(data: bytes) -> memoryview:
+    """The native core's int64 column (bytes) as a sequence of ints, without numpy."""
+    return memoryview(data).cast("q")
 
 
 def _scan_block_numpy(data: bytes) -> GraphBlock:
+    import numpy as np
+
     lines, pad = _scan(data)
     name_ids, names = _intern(data, lines.name_start, lines.name_end)
     marked = np.flatnonzero(lines.image_end > lines.image_start)
@@ -412,8 +438,10 @@ def _scan_block_numpy(data: bytes) -> GraphBlock:
     digits = lines.count_end - lines.count_start
     counts = _counts(pad, lines.count_start, np.minimum(lines.count_end, lines.count_start + 18))
     events = _events([data[int(lines.starts[i]):int(lines.ends[i])] for i in lines.headers.tolist()])
-    return GraphBlock(lines.tree, lines.depth, digits, counts, lines.headers, events, lines.skipped, name_ids, names,
-                      image_ids, paths)
+    newlines = len(lines.ends) - (data[-1:] not in (b"", b"\n"))   # the last line may lack its newline
+    deepest, widest = (int(lines.depth.max()), int(digits.max())) if len(lines.tree) else (0, 0)
+    return GraphBlock(lines.tree, lines.depth, digits, counts, lines.headers, events, lines.skipped, newlines, deepest,
+                      widest, name_ids, names, image_ids, paths)
 
 
 class CallgraphFolder:
@@ -430,7 +458,8 @@ class CallgraphFolder:
                  evidence: Evidence | None = None, image: bytes | None = None):
         self.path, self.images, self.pmc = path, images or {}, pmc
         self.profile = Profile(Metadata(source=path))
-        self.latest = np.full(MAX_DEPTH + 1, -1, dtype=np.int64)
+        #: The most recent frame id at each depth (-1: none yet), int64 for the native fold to write in place.
+        self.latest = array("q", [-1]) * (MAX_DEPTH + 1)
         #: The image of the last tree line (``image``: the one carried into the first block, when the
         #: blocks start inside a callgraph).
         self.image = image
@@ -438,9 +467,11 @@ class CallgraphFolder:
         self.events: dict[str, None] = {}
         self.sections = 0
         self.event: str | None = None
-        #: The last tree line so far: its depth, header section, count, whether it is kept (its PMC) and stack
-        #: (frame ids by depth, -1 none).
-        self.pending: tuple[int, int, int, bool, np.ndarray] | None = None
+        #: The last tree line so far: its depth, header section (None when no PMC is chosen), count, whether it is
+        #: kept (its PMC) and stack (frame ids by depth, -1 none).
+        self.pending: tuple[int, int | None, int, bool, Sequence[int]] | None = None
+        #: The newlines of the last block fed (:meth:`newlines_of`).
+        self._newlines: tuple[bytes, int] | None = None
         self.tree_lines = 0
         self.skipped = 0
         self.first_skipped: int | None = None
@@ -455,17 +486,30 @@ class CallgraphFolder:
 
     def feed(self, first: int, data: bytes) -> None:
         """Add the stacks that end in this block (``first``: the number of its first line)."""
-        self.add(first, scan_block(data) if self._table is None else scan_paired(self._table, data))
+        block = scan_block(data) if self._table is None else scan_paired(self._table, data)
+        self._newlines = (data, block.newlines)
+        self.add(first, block)
+
+    def newlines_of(self, data: bytes) -> int:
+        """How many newlines ``data`` holds: counted by the scan if it is the block fed last
+        (:meth:`Source.byte_blocks`' ``newlines``)."""
+        if self._newlines is not None and self._newlines[0] is data:
+            return self._newlines[1]
+        return data.count(b"\n")
 
     def add(self, first: int, block: GraphBlock | PairedBlock) -> None:
         if len(block.skipped):
             self.skipped += len(block.skipped)
             if self.first_skipped is None:
                 self.first_skipped = first + int(block.skipped[0])
-        under = np.searchsorted(block.headers, block.tree)  # headers of this block before each tree line
-        section = self.sections - 1 + under
-        chosen = np.array([self.pmc is None or event == self.pmc for event in [self.event, *block.events]])
-        keep = chosen[under]
+        section = keep = None   # no PMC chosen: every line is kept, whatever its section
+        if self.pmc is not None:
+            import numpy as np
+
+            under = np.searchsorted(block.headers, block.tree)  # headers of this block before each tree line
+            section = self.sections - 1 + under
+            chosen = np.array([event == self.pmc for event in [self.event, *block.events]])
+            keep = chosen[under]
         self.sections += len(block.events)
         self.events.update(dict.fromkeys(block.events))
         self.event = block.events[-1] if block.events else self.event
@@ -476,59 +520,75 @@ class CallgraphFolder:
         self._check(first, block)
         ids = self._frame_ids(block) if isinstance(block, GraphBlock) else self._paired_ids(block)
         if self.pending is not None:  # the last line before this block: a leaf if this block's first is no deeper
-            if depth[0] <= self.pending[0] or (self.pmc is not None and section[0] != self.pending[1]):
+            if depth[0] <= self.pending[0] or (section is not None and section[0] != self.pending[1]):
                 self._add_pending()
             self.pending = None
         # A line ends a stack when the next tree line is no deeper (and, when one PMC is
         # chosen, when the next line belongs to another PMC's callgraph); the block's last
         # line waits for the next block.
-        leaf = np.zeros(len(depth), dtype=bool)
-        leaf[:-1] = depth[1:] <= depth[:-1]
-        if self.pmc is not None:
-            leaf[:-1] |= section[1:] != section[:-1]
-        leaf[-1] = True
-        if native.core is not None:
-            last_row = self._fold_natively(ids, depth, block.counts, leaf & keep)
+        if native.core is not None and section is None:
+            last_row = self._fold_natively(ids, depth, block.counts, None)  # it finds the leaves itself
         else:
-            last_row = self._fold(ids, depth, block.counts, leaf, keep)
-        self.pending = (int(depth[-1]), int(section[-1]), int(block.counts[-1]), bool(keep[-1]), last_row)
+            import numpy as np
+
+            depth = np.asarray(depth)
+            leaf = np.zeros(len(depth), dtype=bool)
+            leaf[:-1] = depth[1:] <= depth[:-1]
+            if section is not None:
+                leaf[:-1] |= section[1:] != section[:-1]
+            leaf[-1] = True
+            if keep is None:
+                keep = np.ones(len(depth), dtype=bool)
+            if native.core is not None:
+                last_row = self._fold_natively(ids, depth, block.counts, (leaf & keep).view(np.uint8))
+            else:
+                last_row = self._fold(ids, depth, block.counts, leaf, keep)
+        self.pending = (int(depth[-1]), None if section is None else int(section[-1]), int(block.counts[-1]),
+                        keep is None or bool(keep[-1]), last_row)
 
     def _fold(self, ids: np.ndarray, depth: np.ndarray, counts: np.ndarray, leaf: np.ndarray,
-              keep: np.ndarray) -> np.ndarray:
+              keep: np.ndarray) -> list[int]:
         """Add the stacks of the leaves but the last, move :attr:`latest` on; the last leaf's stack."""
+        import numpy as np
+
         leaves = np.flatnonzero(leaf)
         rows = self._rows(ids, depth, leaves)
         last = len(leaves) - 1
         self._add_rows(rows[:last], depth[leaves[:last]], counts[leaves[:last]], keep[leaves[:last]])
         positions = np.arange(len(depth))
         for level in np.unique(depth).tolist():
-            self.latest[level] = ids[positions[depth == level][-1]]
-        return rows[last].copy()
+            self.latest[level] = int(ids[positions[depth == level][-1]])
+        return rows[last].tolist()
 
-    def _fold_natively(self, ids: np.ndarray, depth: np.ndarray, counts: np.ndarray, emit: np.ndarray) -> np.ndarray:
-        """:meth:`_fold` in one native pass over the lines (the frame for a depth never seen interned as late)."""
-        emit[-1] = False
+    def _fold_natively(self, ids: Column, depth: Column, counts: Column, emit: np.ndarray | None) -> Sequence[int]:
+        """:meth:`_fold` in one native pass over the lines (the frame for a depth never seen interned as late).
+
+        ``emit``: one byte per line, whether it ends a kept stack; None when every line is kept (the native fold
+        then finds the leaves itself, without numpy)."""
+        if emit is not None:
+            emit[-1] = False
         unknown = self.profile.frame_id(_MISSING_FRAME)
         fresh = unknown is None
         numbers = self._numbers  # each frame id as one int object, for every stack that holds it
         numbers.extend(range(len(numbers), self.profile.frame_count()))
-        if native.core.pmcgraph_fold(ids, depth, counts, emit.view(np.uint8), self.latest, self.profile.stacks,
+        if native.core.pmcgraph_fold(ids, depth, counts, emit, self.latest, self.profile.stacks,
                                      self.profile.frame_count() if fresh else unknown, numbers) and fresh:
             self.profile.intern(_MISSING_FRAME)
-        return self.latest[:int(depth[-1]) + 1].copy()
+        return self.latest[:int(depth[-1]) + 1]
 
-    def _check(self, first: int, block: GraphBlock) -> None:
-        depth, digits = block.depth, block.digits
-        if int(depth.max()) > MAX_DEPTH:
-            line = first + int(block.tree[np.argmax(depth > MAX_DEPTH)])
-            raise InputError(self.path, f"a callgraph line indented {int(depth.max())} deep: no pmcstat callchain is",
+    def _check(self, first: int, block: BlockLines) -> None:
+        if block.deepest > MAX_DEPTH:
+            line = first + _first_where(block.tree, block.depth, MAX_DEPTH)
+            raise InputError(self.path, f"a callgraph line indented {block.deepest} deep: no pmcstat callchain is",
                              line)
-        if int(digits.max()) > 18:
+        if block.widest > 18:
             raise InputError(self.path, "a callgraph count too large to be a sample count",
-                             first + int(block.tree[np.argmax(digits > 18)]))
+                             first + _first_where(block.tree, block.digits, 18))
 
     def _frame_ids(self, block: GraphBlock) -> np.ndarray:
         """A profile frame id per tree line: each distinct (name, image) pair becomes a frame once."""
+        import numpy as np
+
         # The image is the last ` @ path` printed on this line or an earlier one (in an earlier block: carried).
         count = len(block.image_ids)
         last_mark = np.maximum.accumulate(np.where(block.image_ids >= 0, np.arange(count), -1))
@@ -545,16 +605,17 @@ class CallgraphFolder:
         self.image = paths[int(image_ids[-1])]
         return np.array(ids, dtype=np.int64)[inverse]
 
-    def _paired_ids(self, block: PairedBlock) -> np.ndarray:
+    def _paired_ids(self, block: PairedBlock) -> memoryview:
         """:meth:`_frame_ids` of a block whose pairs the native table found: only the new pairs are interned."""
         known = [self._namer.module(path) for path in block.paths] + [None]   # path id -1: no image
         ids = self._namer.intern(self.profile, block.new_names, list(map(known.__getitem__, block.new_paths.tolist())),
                                  block.hexes, block.unplain)
-        return np.frombuffer(native.core.pmcgraph_frame_ids(self._table, block.new_pairs, np.array(ids, dtype=np.int64),
-                                                            block.pairs), dtype=np.int64)
+        return _column(native.core.pmcgraph_frame_ids(self._table, block.new_pairs, array("q", ids), block.pairs))
 
     def _rows(self, ids: np.ndarray, depth: np.ndarray, leaves: np.ndarray) -> np.ndarray:
         """Each leaf's stack by depth: at every depth the most recent tree line of that depth (-1: none yet)."""
+        import numpy as np
+
         deepest = int(depth[leaves].max())
         rows = np.empty((len(leaves), deepest + 1), dtype=np.int64)
         rows[:] = self.latest[:deepest + 1]
@@ -565,6 +626,8 @@ class CallgraphFolder:
         return rows
 
     def _add_rows(self, rows: np.ndarray, depth: np.ndarray, counts: np.ndarray, keep: np.ndarray) -> None:
+        import numpy as np
+
         rows, depth, counts = rows[keep], depth[keep], counts[keep]
         if not len(rows):
             return
@@ -576,8 +639,15 @@ class CallgraphFolder:
             add(tuple(row[level::-1]), count)
 
     def _add_pending(self) -> None:
+        """Add the stack of the last tree line (as :meth:`_add_rows` adds one), when it is kept."""
         depth, _, count, keep, row = self.pending
-        self._add_rows(row[None, :], np.array([depth]), np.array([count]), np.array([keep]))
+        if not keep:
+            return
+        stack = row[depth::-1]
+        if -1 in stack:  # a depth no line set
+            unknown = self.profile.intern(_MISSING_FRAME)
+            stack = [unknown if ident == -1 else ident for ident in stack]
+        self.profile.add_ids(tuple(stack), count)
 
     def finish(self) -> Profile:
         """The profile, once the last block is in; says on standard error what was skipped or misnamed."""
@@ -645,7 +715,7 @@ def fold_callgraph(source: Source, images: Mapping[str, ModuleImage] | None = No
     """
     folder = CallgraphFolder(source.path, images, pmc, evidence)
     with gcpause.paused():  # a frame and a stack tuple per distinct name and stack, none in a cycle: see gcpause
-        for first, data in source.byte_blocks():
+        for first, data in source.byte_blocks(newlines=folder.newlines_of):
             folder.feed(first, data)
     return folder.finish()
 
@@ -685,10 +755,10 @@ def fold_in_parts(source: Source, write: Callable[[Profile], str], cut: int | No
     def fold_first() -> tuple[int, str]:
         """Fold and write the first range here, its errors raised as one pass raises them; the number of the
         line after it, and the text."""
-        for line, data in source.byte_blocks(stop=cut):  # the cut is a line start past the file's first byte:
-            folder.feed(line, data)                      # there is a block, the last ending where the cut is
+        for line, data in source.byte_blocks(stop=cut, newlines=folder.newlines_of):  # the cut is a line start
+            folder.feed(line, data)  # past the file's first byte: there is a block, the last ending where the cut is
         folder.close()  # its last line ends a stack: the next tree line has depth 0
-        return line + data.count(b"\n"), write(folder.profile)
+        return line + folder.newlines_of(data), write(folder.profile)
 
     def fold(starts: list[int]) -> list:
         return [fold_first() if start == 0 else _fold_later(source, cut, write) for start in starts]
@@ -696,7 +766,7 @@ def fold_in_parts(source: Source, write: Callable[[Profile], str], cut: int | No
     with gcpause.paused():
         (next_line, text), later = parallel.split_map(fold, [0, cut], min_items=2)
         if later is None:
-            for first, data in source.byte_blocks(start=cut, line=next_line):
+            for first, data in source.byte_blocks(start=cut, line=next_line, newlines=folder.newlines_of):
                 folder.feed(first, data)
             texts = [write(folder.finish())]
         else:
@@ -711,7 +781,7 @@ def _fold_later(source: Source, cut: int, write: Callable[[Profile], str]) -> tu
     """The range from ``cut`` on, folded alone; None when that cannot be its part of the whole (see fold_in_parts)."""
     try:
         folder = CallgraphFolder(source.path, image=_image_before(source, cut))
-        for first, data in source.byte_blocks(start=cut):
+        for first, data in source.byte_blocks(start=cut, newlines=folder.newlines_of):
             folder.feed(first, data)
         folder.close()
         if folder.profile.frame_id(_MISSING_FRAME) is not None:  # a depth the first range may have set
@@ -746,9 +816,9 @@ def _image_before(source: Source, cut: int) -> bytes | None:
         if start:
             data = data[data.find(b"\n") + 1:] if b"\n" in data else b""   # from the first whole line
         block = scan_block(data)
-        marked = np.flatnonzero(block.image_ids >= 0)
-        if len(marked):
-            return block.paths[int(block.image_ids[marked[-1]])]
+        marked = [ident for ident in block.image_ids if ident >= 0]
+        if marked:
+            return block.paths[marked[-1]]
         if not start:
             return None
         size *= 4
@@ -756,6 +826,8 @@ def _image_before(source: Source, cut: int) -> bytes | None:
 
 def _distinct(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(keys, return_inverse=True)`` for keys in ``[0, size)``: by a table when it is small, not a sort."""
+    import numpy as np
+
     if size > 4 * len(keys) + 1024:
         distinct, inverse = np.unique(keys, return_inverse=True)
         return distinct, inverse.ravel()
@@ -765,6 +837,11 @@ def _distinct(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     position = np.zeros(size, dtype=np.int64)
     position[distinct] = np.arange(len(distinct))
     return distinct, position[keys]
+
+
+def _first_where(tree: Column, values: Column, limit: int) -> int:
+    """The index in the block of the first tree line whose value is over ``limit`` (there is one)."""
+    return int(tree[next(i for i, value in enumerate(values) if value > limit)])
 
 
 def _pmcstat_names_right(image: ModuleImage) -> bool:
@@ -790,6 +867,8 @@ def _event(text: bytes) -> str:
 
 def _counts(pad: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """The number written in each ``pad[start:end]`` (ASCII digits)."""
+    import numpy as np
+
     value = np.zeros(len(start), dtype=np.int64)
     active = np.flatnonzero(end > start)
     position = start.copy()

@@ -29,18 +29,18 @@ from contextlib import contextmanager
 from itertools import compress
 from typing import IO, TYPE_CHECKING
 
-import numpy as np
-
 from tracebridge.readers.callchain_scan import CHAIN_FIELDS, FULL, MAX_CALLCHAIN, OTHER
 from tracebridge.readers.callchain_scan import scanner as callchain_scanner
 from tracebridge.support.errors import InputError, excerpt, reading
 from tracebridge.support.printable import printable
 from tracebridge.profile.consistency import Evidence
 from tracebridge.profile.model import Metadata, Profile, SampleLabels
-from tracebridge.profile.resolve import AddressSpace, ResolutionCounts
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tracebridge.image.elf import ModuleImage
+    from tracebridge.profile.resolve import AddressSpace, ResolutionCounts
     from tracebridge.readers.options import Loaded, LoadOptions
     from tracebridge.readers.source import Source
 
@@ -62,7 +62,6 @@ KERNEL_PID = -1
 _TAG = re.compile(rb"^[A-Za-z][A-Za-z0-9_.-]*$")
 #: A PC line exactly as pmcstat prints a 64-bit kernel address: ``PMCSTAT_PRINT_ENTRY("...", "%p")``.
 _PC_LINE = b"...       0x0123456789abcdef\n"
-_PC_PREFIX = np.frombuffer(_PC_LINE[:12], dtype=np.uint8)
 _MAP_IN = re.compile(rb'^\s*(?:\d+\s+)?map-in\s+(-?\d{1,10})\s+(0x[0-9a-fA-F]{1,16})\s+"(.*)"\s*$')
 _QUOTED = re.compile(rb'"(.*)"')
 #: A PMC id as ``--pmc`` may give it: ``f"{id:#x}"`` or ``f"{id:x}"``, lower-cased.
@@ -209,6 +208,8 @@ class _LogReader:
             lines.pos, lines.number = pos, number
             self.records += records
             if chains:
+                import numpy as np  # here, not at the top: the -G callgraph reader imports this module, numpy-free
+
                 self._add_scanned(np.frombuffer(pcs, dtype=np.uint64),
                                   np.frombuffer(chains, dtype=np.int64).reshape(-1, CHAIN_FIELDS))
             if reason == FULL:
@@ -259,12 +260,14 @@ class _LogReader:
 
     def _parse_pcs(self) -> np.ndarray:
         """The PC lines read here as numbers: lines in pmcstat's exact 64-bit form in one go, others one by one."""
+        import numpy as np
+
         lines = self.pc_lines
         pcs = np.empty(len(lines), dtype=np.uint64)
         exact = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) == len(_PC_LINE)
         if exact.any():
             rows = np.frombuffer(b"".join(compress(lines, exact.tolist())), dtype=np.uint8).reshape(-1, len(_PC_LINE))
-            form = (rows[:, :12] == _PC_PREFIX).all(axis=1) & (rows[:, -1] == 10)
+            form = (rows[:, :12] == np.frombuffer(_PC_LINE[:12], dtype=np.uint8)).all(axis=1) & (rows[:, -1] == 10)
             try:
                 values = np.frombuffer(bytes.fromhex(rows[:, 12:-1].tobytes().decode("ascii")), dtype=">u8")
             except (ValueError, UnicodeDecodeError):
@@ -332,6 +335,8 @@ class _LogReader:
             if not (spelled[1] and not value):  # 0 is printed 0x0, never -0x0
                 ids.add(-value if spelled[1] else value)
         self.selected = ids
+        import numpy as np
+
         self.selected_ids = np.array(sorted(i for i in ids if 0 <= i < 1 << 64), dtype=np.uint64).tobytes()
 
     def _allocate(self, raw: bytes, fields: list[bytes], number: int) -> None:
@@ -377,6 +382,8 @@ class _LogReader:
         """Resolve the batch in bulk and add its stacks (root first) to the profile."""
         if not self.lengths:
             return
+        import numpy as np
+
         read = self._parse_pcs() if self.pc_lines else None
         pieces, taken = [], 0
         for part in self.parts:
@@ -512,6 +519,8 @@ def read_callchain_log(path: str | os.PathLike[str], space: AddressSpace,
     (``Profile.labelled``); ``evidence`` receives whether the log fits the modules it watches;
     ``offsets`` keeps each frame's offset into its function (``--include-offset``, ``--inline``).
     """
+    from tracebridge.profile.resolve import ResolutionCounts
+
     path = os.fspath(path)
     counts = counts if counts is not None else ResolutionCounts()
     profile = Profile(Metadata(source=path))

@@ -7,7 +7,7 @@ so no reader imports back into the registry.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import IO
 
@@ -46,14 +46,19 @@ class Source:
     def error(self, message: str, line: int | None = None) -> InputError:
         return InputError(self.path, message, line)
 
-    def byte_blocks(self, start: int = 0, stop: int | None = None, line: int = 1) -> Iterator[tuple[int, bytes]]:
+    def byte_blocks(self, start: int = 0, stop: int | None = None, line: int = 1,
+                    newlines: Callable[[bytes], int] | None = None) -> Iterator[tuple[int, bytes]]:
         """Blocks of whole lines as bytes, unchecked (the last may lack its newline), with their first line numbers.
 
         For readers that scan bytes with numpy (or native code) and treat
         odd bytes as the tool they mimic does.  ``start`` and ``stop``, both
         where lines start, give a range of the file, whose first line is
-        numbered ``line``.
+        numbered ``line``.  ``newlines(block)``, asked once the reader is done
+        with the block, says how many newlines it holds: a reader whose scan
+        counted them spares a second pass over the bytes (``bytes.count``, 0.13 G
+        instructions on 26 MB).
         """
+        count = newlines or _newlines
         pending: list[bytes] = []
         pending_size = 0
         with self._open() as handle:
@@ -71,7 +76,7 @@ class Source:
                 block = b"".join([*pending, memoryview(chunk)[:cut]])  # one copy of the chunk, not two
                 pending, pending_size = [chunk[cut:]], len(chunk) - cut
                 yield line, block
-                line += block.count(b"\n")
+                line += count(block)
         if pending_size:
             yield line, b"".join(pending)
 
@@ -155,3 +160,7 @@ class Source:
             if line.strip():
                 return line.strip()
         return ""
+
+
+def _newlines(block: bytes) -> int:
+    return block.count(b"\n")

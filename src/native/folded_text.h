@@ -163,16 +163,18 @@ ft_keys(PyObject *stacks, const text_buffer *names, const size_t *starts, const 
 }
 
 PyDoc_STRVAR(folded_text_doc,
-"folded_text(labels, stacks) -> str | None\n\n"
+"folded_text(labels, stacks[, encoded]) -> str | bytes | None\n\n"
 "The folded lines of stacks (a dict of frame-id tuples to int or float weights) with each\n"
 "frame written as its label, sorted, colliding stacks added up, as render.folded writes them;\n"
-"None when a label, id or weight needs the pure path.");
+"encoded true: as UTF-8 bytes, the text never decoded.  None when a label, id or weight needs\n"
+"the pure path.");
 
 static PyObject *
 py_folded_text(PyObject *self, PyObject *args)
 {
     PyObject *labels, *stacks;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &labels, &PyDict_Type, &stacks))
+    int encoded = 0;
+    if (!PyArg_ParseTuple(args, "O!O!|p", &PyList_Type, &labels, &PyDict_Type, &stacks, &encoded))
         return NULL;
     Py_ssize_t count = PyList_GET_SIZE(labels), rows_count = PyDict_GET_SIZE(stacks);
     text_buffer names = {0}, keys = {0}, out = {0};
@@ -229,6 +231,8 @@ answer:
         goto done;
     if (status > 0)
         result = Py_NewRef(Py_None);
+    else if (encoded)
+        result = PyBytes_FromStringAndSize(out.data, (Py_ssize_t)out.size);
     else
         result = PyUnicode_DecodeUTF8(out.data ? out.data : "", (Py_ssize_t)out.size, "strict");
 done:
@@ -282,8 +286,28 @@ ft_key_order(const char *a, Py_ssize_t a_length, const char *b, Py_ssize_t b_len
     return a_length < b_length ? -1 : a_length > b_length;
 }
 
+/* Where the merged text is written: [at, end) is the room left.  The merge never needs more than its two
+ * texts' sizes (a line of a key in one text is copied as it is; a key in both is written once, with a
+ * count of at most one digit more than either of its two counts), so the output is made in place, in the
+ * bytes object it is returned as: no second copy of its megabytes. */
+typedef struct {
+    char *at, *end;
+} ft_room;
+
 static int
-ft_merge_line(text_buffer *out, const char *key, Py_ssize_t length, unsigned long long count)
+ft_put(ft_room *out, const char *p, size_t n)
+{
+    if ((size_t)(out->end - out->at) < n) {   /* cannot happen (see ft_room); checked all the same */
+        PyErr_SetString(PyExc_SystemError, "folded_merge: the merged text outgrew its two texts");
+        return -1;
+    }
+    memcpy(out->at, p, n);
+    out->at += n;
+    return 0;
+}
+
+static int
+ft_merge_line(ft_room *out, const char *key, Py_ssize_t length, unsigned long long count)
 {
     char digits[24];
     char *at = digits + sizeof digits;
@@ -293,37 +317,49 @@ ft_merge_line(text_buffer *out, const char *key, Py_ssize_t length, unsigned lon
         count /= 10;
     } while (count);
     *--at = ' ';
-    if (text_add(out, key, (size_t)length) < 0)
+    if (ft_put(out, key, (size_t)length) < 0)
         return -1;
-    return text_add(out, at, (size_t)(digits + sizeof digits - at));
+    return ft_put(out, at, (size_t)(digits + sizeof digits - at));
 }
 
 PyDoc_STRVAR(folded_merge_doc,
-"folded_merge(first, second) -> str | None\n\n"
+"folded_merge(first, second) -> str | bytes | None\n\n"
 "Two folded texts (sorted \"KEY COUNT\" lines, each key once) as one, as render.folded.merge_folded\n"
-"merges them: keys in order, the counts of a key in both added.  None when a line is not\n"
-"\"KEY DIGITS\" with at most 18 digits or a text's keys do not ascend (the pure path decides).");
+"merges them: keys in order, the counts of a key in both added; two str give str, two bytes (the\n"
+"texts in UTF-8) bytes.  None when a line is not \"KEY DIGITS\" with at most 18 digits or a text's\n"
+"keys do not ascend (the pure path decides).");
 
 static PyObject *
 py_folded_merge(PyObject *self, PyObject *args)
 {
     PyObject *objects[2];
-    if (!PyArg_ParseTuple(args, "UU", &objects[0], &objects[1]))
+    if (!PyArg_ParseTuple(args, "OO", &objects[0], &objects[1]))
         return NULL;
+    int encoded = PyBytes_CheckExact(objects[0]);
     const char *text[2];
     Py_ssize_t size[2], at[2] = {0, 0}, key[2] = {0, 0}, next[2] = {0, 0}, before[2] = {-1, -1}, previous[2] = {0, 0};
     long long count[2] = {0, 0};
     int more[2];
     for (int k = 0; k < 2; k++) {
-        text[k] = PyUnicode_AsUTF8AndSize(objects[k], &size[k]);
-        if (text[k] == NULL)
+        if (encoded ? !PyBytes_CheckExact(objects[k]) : !PyUnicode_Check(objects[k])) {
+            PyErr_SetString(PyExc_TypeError, "folded_merge takes two str or two bytes");
+            return NULL;
+        }
+        if (encoded) {
+            text[k] = PyBytes_AS_STRING(objects[k]);
+            size[k] = PyBytes_GET_SIZE(objects[k]);
+        }
+        else if ((text[k] = PyUnicode_AsUTF8AndSize(objects[k], &size[k])) == NULL)
             return NULL;
     }
-    text_buffer out = {0};
+    if (size[0] > PY_SSIZE_T_MAX - size[1])
+        return PyErr_NoMemory();
+    PyObject *merged = PyBytes_FromStringAndSize(NULL, size[0] + size[1]);
     PyObject *result = NULL;
     int unfit = 0;
-    if (text_reserve(&out, (size_t)size[0] + (size_t)size[1] + 1) < 0)
-        goto done;
+    if (merged == NULL)
+        return NULL;
+    ft_room out = {PyBytes_AS_STRING(merged), PyBytes_AS_STRING(merged) + size[0] + size[1]};
     for (int k = 0; k < 2; k++) {
         more[k] = at[k] < size[k];
         if (more[k] && ft_line(text[k], size[k], at[k], &key[k], &count[k], &next[k]))
@@ -353,12 +389,15 @@ py_folded_merge(PyObject *self, PyObject *args)
         if (!unfit && ft_merge_line(&out, which, length, total) < 0)
             goto done;
     }
+    Py_ssize_t length = out.at - PyBytes_AS_STRING(merged);
     if (unfit)
         result = Py_NewRef(Py_None);
-    else
-        result = PyUnicode_DecodeUTF8(out.data, (Py_ssize_t)out.size, "strict");
+    else if (!encoded)
+        result = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(merged), length, "strict");
+    else if (_PyBytes_Resize(&merged, length) == 0)   /* shrinks in place; frees merged on an error */
+        return merged;
 done:
-    PyMem_Free(out.data);
+    Py_XDECREF(merged);
     return result;
 }
 

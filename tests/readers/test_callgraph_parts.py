@@ -2,7 +2,7 @@
 
 :func:`pmcgraph.fold_in_parts` cuts the file where a tree starts, folds the
 second range in a second process starting with the image carried into it,
-and :func:`render.folded.callgraph_folded_text` merges the two folded texts.
+and :func:`render.folded.callgraph_folded_bytes` merges the two folded texts.
 The text, the warnings and the errors must be those of one pass over the
 file, wherever the cut falls, on both paths: on every committed capture cut
 at every tree start, and on files made so that the second range needs the
@@ -22,7 +22,7 @@ from tracebridge.cli import main
 from tracebridge.readers import pmcgraph
 from tracebridge.readers.registry import load_profile
 from tracebridge.readers.source import Source
-from tracebridge.render.folded import callgraph_folded_text, folded_text, merge_folded
+from tracebridge.render.folded import callgraph_folded_bytes, folded_text, merge_folded
 from tracebridge.support import parallel
 from tracebridge.support.errors import InputError
 
@@ -177,20 +177,20 @@ def test_a_tree_starts_only_at_a_tree_line_of_depth_0(each_path, tmp_path):
 
 def test_small_callgraphs_fold_in_one_process_and_big_ones_at_a_tree_near_the_middle(monkeypatch):
     graph = GRAPHS[0]
-    assert callgraph_folded_text(Source(graph)) is None   # below SPLIT_BYTES
+    assert callgraph_folded_bytes(Source(graph)) is None   # below SPLIT_BYTES
     monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", 0)
     looked, tree_start = [], pmcgraph._tree_start
     monkeypatch.setattr(pmcgraph, "_tree_start", lambda source, position: looked.append(position) or tree_start(
         source, position))
-    assert callgraph_folded_text(Source(graph)) == one_pass(graph)[0]
-    assert looked == [graph.stat().st_size // 2]
+    assert callgraph_folded_bytes(Source(graph)) == one_pass(graph)[0].encode()
+    assert looked == [int(graph.stat().st_size * pmcgraph.FIRST_SHARE)]
     monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", graph.stat().st_size)   # from SPLIT_BYTES on
-    assert callgraph_folded_text(Source(graph)) == one_pass(graph)[0] and len(looked) == 2
+    assert callgraph_folded_bytes(Source(graph)) == one_pass(graph)[0].encode() and len(looked) == 2
     monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", graph.stat().st_size + 1)
-    assert callgraph_folded_text(Source(graph)) is None
+    assert callgraph_folded_bytes(Source(graph)) is None
     monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", 0)
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
-    assert callgraph_folded_text(Source(graph)) is None   # one CPU
+    assert callgraph_folded_bytes(Source(graph)) is None   # one CPU
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda p: p.name)
@@ -204,6 +204,16 @@ def test_the_fold_command_writes_what_one_pass_writes(each_path, monkeypatch, tm
             assert main(["fold", str(graph), "-o", str(out)]) == 0
         outputs.append((out.read_bytes(), err.getvalue()))
     assert outputs[0] == outputs[1]
+
+
+def test_the_fold_command_in_parts_writes_standard_output_as_a_file(each_path, monkeypatch, tmp_path, capsys):
+    graph = DATA / "multi-image.graph"
+    monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", 0)
+    for output in ("-", None):
+        assert main(["fold", str(graph), *(["-o", output] if output else [])]) == 0
+        assert capsys.readouterr().out == one_pass(graph)[0]
+    assert main(["fold", str(graph), "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out").read_text() == one_pass(graph)[0]
 
 
 def _written(data: bytes) -> Path:

@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 from tracebridge.profile.labels import LabelOptions
 from tracebridge.profile.model import Frame, Profile
 from tracebridge.readers.registry import load_profile
-from tracebridge.render.folded import folded_lines, folded_text
+from tracebridge.render.folded import folded_bytes, folded_lines, folded_text
 
 DATA = Path(__file__).parents[1] / "data"
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -28,10 +28,13 @@ LABELS = [LabelOptions(), LabelOptions(demangle=False), LabelOptions(hash=True),
 
 
 def both(profile: Profile, labels: LabelOptions, monkeypatch) -> tuple[str, str]:
+    """The text on both paths, checked to be what folded_bytes gives encoded on either path."""
     native = folded_text(profile, labels)
+    assert folded_bytes(profile, labels) == native.encode()
     with monkeypatch.context() as patch:
         patch.setattr("tracebridge.support.native.core", None)
         pure = folded_text(profile, labels)
+        assert folded_bytes(profile, labels) == pure.encode()
     return native, pure
 
 
@@ -80,12 +83,16 @@ def test_unencodable_labels_and_odd_weights_take_the_pure_path(native_core, monk
     lone = profile.intern(Frame("m", "f", "a\ud800b"))   # a lone surrogate: no UTF-8 spelling
     profile.add_ids((lone,), 1)
     assert native_core.folded_text(["a\ud800b"], profile.stacks) is None
+    assert native_core.folded_text(["a\ud800b"], profile.stacks, True) is None
     assert folded_text(profile) == "a\ud800b 1\n"
+    with pytest.raises(UnicodeEncodeError):   # as writing that text to a UTF-8 file raises
+        folded_bytes(profile)
     assert native_core.folded_text(["f"], {(0,): True}) is None      # a bool weight: the pure path decides
     assert native_core.folded_text(["f"], {(1,): 1}) is None         # an id past the labels
     assert native_core.folded_text(["f"], {(-1,): 1}) is None
     assert native_core.folded_text([], {(): 2}) == " 2\n" and native_core.folded_text([], {}) == ""
     assert native_core.folded_text(["a;b", "c\\"], {(0, 1): 2, (): 1, (1, 0): 1.5}) == " 1\na\\;b;c\\\\ 2\nc\\\\;a\\;b 1.5\n"
+    assert native_core.folded_text(["é"], {(0,): 2}, True) == "é 2\n".encode() and native_core.folded_text([], {}, 1) == b""
 
 
 @pytest.mark.parametrize("weight", [0, 1, 9, 10, 99, 100, 1234567890123456789, (1 << 63) - 1, 1 << 63, 1 << 64,

@@ -144,22 +144,42 @@ def test_the_first_half_comes_while_the_child_still_works(monkeypatch, tmp_path)
     assert list(results) == [10, 12, 14, 16, 18]
 
 
-def test_a_caller_that_stops_reading_still_waits_for_the_child(monkeypatch):
+@pytest.fixture
+def forked(monkeypatch) -> list[int]:
+    """The children's pids, as the parent's os.fork returns them (lists of 2 items and more are split)."""
     monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
-    forked = []
+    pids: list[int] = []
     fork = os.fork
 
     def remembered_fork():
         pid = fork()
-        forked.append(pid)
+        pids.append(pid)
         return pid
 
     monkeypatch.setattr(os, "fork", remembered_fork)
+    return pids
+
+
+def test_a_caller_that_stops_reading_still_waits_for_the_child(forked):
     results = parallel.split_iter(lambda part: list(part), list(range(10)))
     assert next(results) == 0
     results.close()
     with pytest.raises(ChildProcessError):  # reaped already
         os.waitpid(forked[0], 0)
+
+
+def test_a_child_that_left_its_results_is_reaped_later_not_waited_for(forked):
+    """Its memory is freed while the parent goes on; the next split, or the parent's exit, reaps it."""
+    assert parallel.split_map(lambda part: [x * 3 for x in part], list(range(10))) == [x * 3 for x in range(10)]
+    assert parallel._exiting == forked
+    assert parallel.split_map(lambda part: list(part), list(range(10))) == list(range(10))
+    assert parallel._exiting == forked[1:]
+    with pytest.raises(ChildProcessError):  # the first child: reaped by the second split
+        os.waitpid(forked[0], os.WNOHANG)
+    parallel._reap()   # as at exit
+    assert parallel._exiting == []
+    with pytest.raises(ChildProcessError):
+        os.waitpid(forked[1], os.WNOHANG)
 
 
 def test_without_memfd_the_answer_comes_through_a_temporary_file(monkeypatch):

@@ -89,14 +89,17 @@ def _folded_in_parts(args: argparse.Namespace, options: LoadOptions) -> bool:
     source = lone_callgraph(args.inputs, options)
     if source is None:
         return False
-    from tracebridge.render.folded import callgraph_folded_text
+    from tracebridge.render.folded import callgraph_folded_bytes
 
-    text = callgraph_folded_text(source, label_options_from_args(args))
-    if text is None:
+    data = callgraph_folded_bytes(source, label_options_from_args(args))
+    if data is None:
         return False
-    with open_output(args.output, inputs=input_paths(args)) as out:
-        if text:
-            out.write(text)
+    if args.output in (None, "-"):  # standard output's own encoding, as write_folded writes it there
+        with open_output(args.output) as out:
+            out.write(data.decode())
+        return True
+    with open_output(args.output, "wb", inputs=input_paths(args)) as out:  # the text's UTF-8, as it is
+        out.write(data)
     return True
 
 

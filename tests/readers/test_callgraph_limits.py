@@ -55,14 +55,20 @@ def test_too_deep_in_a_later_block_names_its_line():
 
 
 def test_the_folder_counts_the_newlines_of_the_block_fed_last():
-    """What Source.byte_blocks asks to number the next block's lines: the scan's count, or any other block's."""
+    """What Source.byte_blocks asks to number the next block's lines: the count the block's scan found."""
     folder = CallgraphFolder("cg.graph")
     block = b"@ cycles [2 samples]\n\n100.0%  [1]  root\nlast line without its newline"
+    with pytest.raises(ValueError, match="not the block fed last"):
+        folder.newlines_of(block)
     folder.feed(1, block)
-    assert folder.newlines_of(block) == 3 and folder.newlines_of(block[:-1]) == 3
-    assert folder.newlines_of(b"a\nb\n\nc") == 3 and folder.newlines_of(bytearray(block[:20])) == 0
-    folder.feed(4, b"")
-    assert folder.newlines_of(b"") == 0 and folder.newlines_of(block) == 3
+    assert folder.newlines_of(block) == 3
+    with pytest.raises(ValueError, match="not the block fed last"):
+        folder.newlines_of(block[:-1] + block[-1:])   # equal, but another block
+    empty = bytes(1)[:0]
+    folder.feed(4, empty)
+    assert folder.newlines_of(empty) == 0
+    with pytest.raises(ValueError):
+        folder.newlines_of(block)
 
 
 def test_largest_count(tmp_path):

@@ -491,11 +491,11 @@ class CallgraphFolder:
         self.add(first, block)
 
     def newlines_of(self, data: bytes) -> int:
-        """How many newlines ``data`` holds: counted by the scan if it is the block fed last
-        (:meth:`Source.byte_blocks`' ``newlines``)."""
-        if self._newlines is not None and self._newlines[0] is data:
-            return self._newlines[1]
-        return data.count(b"\n")
+        """How many newlines ``data``, the block fed last, holds, as its scan counted them
+        (:meth:`Source.byte_blocks`' ``newlines``, which asks once the block is fed)."""
+        if self._newlines is None or self._newlines[0] is not data:
+            raise ValueError("newlines_of: not the block fed last")
+        return self._newlines[1]
 
     def add(self, first: int, block: GraphBlock | PairedBlock) -> None:
         if len(block.skipped):

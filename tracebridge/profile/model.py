@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import filterfalse, repeat
-from operator import attrgetter, lt
+from itertools import compress, filterfalse, repeat
+from operator import attrgetter, is_not, lt
 from typing import TYPE_CHECKING
 
 from tracebridge.image.demangle import C, RUST_LEGACY, RUST_V0, crate_of, demangle_names, demangle_symbol, is_plain_c
@@ -284,7 +284,10 @@ class Profile:
         columns = self._columns
         if columns is None:
             return [label(frame) for frame in self._frames]
-        labels = [None if frame is None else label(frame) for frame in self._frames]
+        frames = self._frames
+        labels: list[str | None] = [None] * len(frames)
+        for ident in compress(range(len(frames)), map(is_not, frames, repeat(None))):  # the few built, found in C
+            labels[ident] = label(frames[ident])
         for ident, name in zip(columns.ids, columns.names):
             labels[ident] = name
         return labels

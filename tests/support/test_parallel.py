@@ -168,18 +168,16 @@ def test_a_caller_that_stops_reading_still_waits_for_the_child(forked):
         os.waitpid(forked[0], 0)
 
 
-def test_a_child_that_left_its_results_is_reaped_later_not_waited_for(forked):
-    """Its memory is freed while the parent goes on; the next split, or the parent's exit, reaps it."""
+def test_a_child_that_left_its_results_is_waited_for_once_they_are_read(forked):
+    """No child outlives the split: a program that waits for any child of its own sees none of ours."""
     assert parallel.split_map(lambda part: [x * 3 for x in part], list(range(10))) == [x * 3 for x in range(10)]
-    assert parallel._exiting == forked
-    assert parallel.split_map(lambda part: list(part), list(range(10))) == list(range(10))
-    assert parallel._exiting == forked[1:]
-    with pytest.raises(ChildProcessError):  # the first child: reaped by the second split
-        os.waitpid(forked[0], os.WNOHANG)
-    parallel._reap()   # as at exit
-    assert parallel._exiting == []
+    results = parallel.split_iter(lambda part: [bytes(part)], list(range(10)))
+    assert list(results) == [bytes(range(5)), bytes(range(5, 10))]
+    for pid in forked:
+        with pytest.raises(ChildProcessError):  # reaped already
+            os.waitpid(pid, os.WNOHANG)
     with pytest.raises(ChildProcessError):
-        os.waitpid(forked[1], os.WNOHANG)
+        os.wait()
 
 
 def test_without_memfd_the_answer_comes_through_a_temporary_file(monkeypatch):

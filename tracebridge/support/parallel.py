@@ -20,7 +20,6 @@ without the split.
 
 from __future__ import annotations
 
-import atexit
 import bisect
 import mmap
 import os
@@ -113,7 +112,6 @@ def _middle(items: Sequence[T], cost: Callable[[T], int] | None) -> int:
 
 
 def _split(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T], middle: int) -> Iterator[R]:
-    _reap()
     with _shared_file() as shared:
         done, told = os.pipe()
         pid = os.fork()
@@ -128,20 +126,17 @@ def _split(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T], middl
             finally:
                 os._exit(status)
         os.close(told)
-        finished = False
         try:
             yield from work(items[:middle])
-            finished = os.read(done, 1) == b"\0"  # b"": the child ended without its results
-        finally:  # also when the caller stops reading: the child is always waited for
+            # The child's byte says its results are in (b"": it ended without them): they are read while it
+            # is torn down (freeing a child's 150 MB takes 10-25 ms), and it is waited for once they are.
+            if os.read(done, 1) == b"\0":
+                shared.seek(0)  # the child's writes moved the offset both processes share
+                yield from _taken(shared)
+                return
+        finally:  # also when the caller stops reading: the child is always waited for, no child outlives the call
             os.close(done)
-            if finished:  # freeing a child's 150 MB takes 10-25 ms: it is reaped later, not waited for here
-                _exiting.append(pid)
-            else:
-                os.waitpid(pid, 0)
-        if finished:
-            shared.seek(0)  # the child's writes moved the offset both processes share
-            yield from _taken(shared)
-            return
+            os.waitpid(pid, 0)
     yield from work(items[middle:])
 
 
@@ -182,15 +177,6 @@ def _taken(shared: BinaryIO) -> Iterator:
                 yield chunk
             at += 8 + length
 
-
-#: Children that left their results and may still be exiting: reaped by the next split or at exit.
-_exiting: list[int] = []
-
-
-@atexit.register
-def _reap() -> None:
-    while _exiting:
-        os.waitpid(_exiting.pop(), 0)
 
 
 def _shared_file() -> BinaryIO:

@@ -255,6 +255,20 @@ PyDoc_STRVAR(uint64_columns_doc,
 "are read in place, without a reference taken.");
 
 static PyObject *
+py_names_starting(PyObject *self, PyObject *args)
+{
+    PyObject *objects, *name, *heads;
+    if (!PyArg_ParseTuple(args, "O!UO!", &PyList_Type, &objects, &name, &PyTuple_Type, &heads))
+        return NULL;
+    return names_starting(objects, name, heads);
+}
+
+PyDoc_STRVAR(names_starting_doc,
+"names_starting(objects, name, heads) -> list[int]\n\n"
+"[i for i, o in enumerate(objects) if getattr(o, name).startswith(heads)], the attribute read\n"
+"from its slot (TypeError for one that is not a str).");
+
+static PyObject *
 py_rust_demangled(PyObject *self, PyObject *args)
 {
     PyObject *demangle, *symbols, *v0, *legacy, *c;
@@ -308,6 +322,7 @@ static PyMethodDef methods[] = {
     {"slot_records", py_slot_records, METH_VARARGS, slot_records_doc},
     {"unpack_columns", py_unpack_columns, METH_VARARGS, unpack_columns_doc},
     {"uint64_columns", py_uint64_columns, METH_VARARGS, uint64_columns_doc},
+    {"names_starting", py_names_starting, METH_VARARGS, names_starting_doc},
     {"rust_demangled", py_rust_demangled, METH_VARARGS, rust_demangled_doc},
     {"crates_of", py_crates_of, METH_VARARGS, crates_of_doc},
     {NULL, NULL, 0, NULL},

@@ -1,6 +1,6 @@
 """A module's section headers, function symbols and records, read natively in bulk or in Python: the same objects.
 
-``unpack_columns``, ``function_symbols``, ``slot_records`` and ``uint64_columns``
+``unpack_columns``, ``function_symbols``, ``slot_records``, ``uint64_columns`` and ``names_starting``
 (src/native/symbol_records.h; their twins ``tracebridge.support.records`` and
 ``tracebridge.image.elf._function_symbols_py``) build what
 :func:`tracebridge.image.elf.open_module` used to build one Python call (or
@@ -26,7 +26,7 @@ from fixture_paths import CROSS, EDGE, MODULES
 from tracebridge.image import elf
 from tracebridge.image.elf import Function, open_module
 from tracebridge.support import native
-from tracebridge.support.records import slot_records, uint64_columns, unpack_columns
+from tracebridge.support.records import names_starting, slot_records, uint64_columns, unpack_columns
 
 ALL_MODULES = sorted([*MODULES.glob("*.ko"), *EDGE.glob("*.ko"), *CROSS.glob("*.ko")], key=lambda p: p.name)
 
@@ -318,3 +318,39 @@ def test_uint64_columns_errors(each_path):
         uint64_columns([_Slotted()], ("a",))
     assert uint64_columns([_Dict(_Index(7)), _Dict(True)], ("a",)) == (array("Q", [7, 1]).tobytes(),)
     assert uint64_columns([], ("a", "b")) == (b"", b"")
+
+
+HEADS = [(), ("_R",), ("dtrace_", "owner_mtx", "trap_check", "fbt_", "__"), ("",), ("_ZN4core", "rem", "x" * 40)]
+
+
+@pytest.mark.parametrize("path", [p for p in ALL_MODULES if p.stem != "rem_stripped"], ids=lambda p: p.name)
+@pytest.mark.parametrize("heads", HEADS, ids=repr)
+def test_names_starting_of_every_module(native_core, path, heads):
+    functions = open_module(path).functions
+    expected = [at for at, f in enumerate(functions) if f.name.startswith(heads)]
+    assert native_core.names_starting(functions, "name", heads) == pure(names_starting, functions, "name", heads) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet="ab_\u00e9\u20ac\U0001f600", max_size=5), max_size=8),
+       st.lists(st.text(alphabet="ab_\u00e9\u20ac\U0001f600", max_size=3), max_size=3))
+def test_names_starting_twins_agree(names, heads):
+    """Names and heads of every width of str (Latin-1, BMP, astral): the same positions."""
+    objects = [_Dict(name) for name in names]
+    expected = [at for at, name in enumerate(names) if name.startswith(tuple(heads))]
+    assert pure(names_starting, objects, "a", tuple(heads)) == expected
+    if native.core is not None:
+        assert native.core.names_starting(objects, "a", tuple(heads)) == expected
+
+
+def test_names_starting_refuses_what_is_no_str(each_path):
+    with pytest.raises(TypeError):
+        names_starting([_Dict(b"dtrace_x")], "a", ("dtrace_",))
+    with pytest.raises(AttributeError):
+        names_starting([_Slotted()], "a", ("x",))
+    assert names_starting((_Dict("ab"), _Dict("b")), "a", ("a",)) == [0]  # any sequence
+
+
+def test_names_starting_refuses_heads_that_are_no_str(native_core):
+    with pytest.raises(TypeError):
+        native_core.names_starting([_Dict("ab")], "a", (b"a",))

@@ -42,17 +42,17 @@ from __future__ import annotations
 import functools
 import re
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress, count, repeat
-from operator import attrgetter, is_, methodcaller
+from itertools import chain, compress, count, repeat
+from operator import attrgetter, is_, sub
 
 import numpy as np
 
 from tracebridge.probes import fbt_isa
 
 from tracebridge.support import gcpause
-from tracebridge.support.records import uint64_columns
+from tracebridge.support.records import names_starting, uint64_columns
 
 from tracebridge.image import modmeta
 from tracebridge.probes.fbt_isa import DECODE_FAILED, NO_FRAME_POINTER, NO_PROLOGUE, FbtProbes, PointsInside
@@ -127,16 +127,17 @@ class ModuleVerdict:
 
 def name_excluded(name: str, machine: str, options: FbtOptions) -> bool:
     """``fbt_excluded()`` plus the machine's own list (``fbt_isa.c``)."""
-    return bool(_excluded_names([name], machine, options))
-
-
-def _excluded_names(names: Iterable[str], machine: str, options: FbtOptions) -> list[int]:
-    """Where :func:`name_excluded` names are among ``names``: a name that starts with none of the
-    rules' literal heads (nearly every name) is let through by one C call, the others by the pattern."""
     heads, pattern = _exclusions(machine, options)
-    names = list(names)
+    return name.startswith(heads) and pattern.match(name) is not None
+
+
+def _excluded_names(functions: Sequence[Function], machine: str, options: FbtOptions) -> list[int]:
+    """Where the functions whose names :func:`name_excluded` refuses are: a name that starts with none of
+    the rules' literal heads (nearly every name) is let through by the native core
+    (:func:`~tracebridge.support.records.names_starting`), the others by the pattern."""
+    heads, pattern = _exclusions(machine, options)
     match = pattern.match
-    return [at for at in compress(count(), map(methodcaller("startswith", heads), names)) if match(names[at])]
+    return [at for at in names_starting(functions, "name", heads) if match(functions[at].name)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -189,9 +190,11 @@ class Predictor:
         self.verdict = module_verdict(image, modname, self.relocations)
         # The kernel's listing stops for every function after the stopper, selected or not.
         self._stop_index = _listing_stop(image.functions, image.machine)
-        #: The groups of symbols whose ranges overlap, and each member's group, found on first use:
-        #: in each of split_map's processes, not before the fork.
-        self._clusters: list[list[Function]] | None = None
+        #: The groups of symbols whose ranges overlap (:func:`_overlap_groups`: every member's place in
+        #: image.functions, and where each group's members start among them) and each member's group by
+        #: symbol index, found on first use: in each of split_map's processes, not before the fork.
+        self._members: list[int] | None = None
+        self._group_starts: list[int] = []
         self._cluster_of: dict[int, int] = {}
         #: The probes that fire, per symbol index, of the members of the groups answered so far.
         self._shared: dict[int, FbtProbes] = {}
@@ -221,11 +224,17 @@ class Predictor:
 
     def _groups(self) -> dict[int, int]:
         """Symbol index -> group number of every symbol whose range overlaps another's."""
-        if self._clusters is None:
-            self._clusters = _overlapping(self.image.functions)
-            self._cluster_of = {f.symbol_index: number for number, cluster in enumerate(self._clusters)
-                                for f in cluster}
+        if self._members is None:
+            self._members, indices, self._group_starts = _overlap_groups(self.image.functions)
+            sizes = map(sub, [*self._group_starts[1:], len(indices)], self._group_starts)
+            self._cluster_of = dict(zip(indices, chain.from_iterable(map(repeat, count(), sizes))))
         return self._cluster_of
+
+    def _cluster(self, number: int) -> list[Function]:
+        """The members of group ``number``, in (offset, symbol index) order."""
+        starts, members = self._group_starts, self._members
+        end = starts[number + 1] if number + 1 < len(starts) else len(members)
+        return list(map(self.image.functions.__getitem__, members[starts[number]:end]))
 
     def _answer_groups(self, numbers: set[int]) -> None:
         """Per symbol index of each member of these groups (not answered yet), the probes of it that fire.
@@ -236,7 +245,7 @@ class Predictor:
         symbol's return probe at a taken return site never does, nor (without
         ``fbtp_tracenext``) its entry probe at a taken entry point.
         """
-        clusters = [self._clusters[number] for number in numbers - self._answered]
+        clusters = list(map(self._cluster, numbers - self._answered))
         if not clusters:
             return
         self._answered.update(numbers)
@@ -279,7 +288,7 @@ class Predictor:
             refused[np.array(types) == "IFUNC"] = _REFUSED.index(IFUNC)
         if stop_index is not None:
             refused[index > stop_index] = _REFUSED.index(LISTING_STOPPED)
-        refused[_excluded_names(map(attrgetter("name"), functions), machine, options)] = _REFUSED.index(EXCLUDED_NAME)
+        refused[_excluded_names(functions, machine, options)] = _REFUSED.index(EXCLUDED_NAME)
         walked_at = np.flatnonzero(refused == _WALKED)
         starts, ends = starts[walked_at], ends[walked_at]
         data = image.data
@@ -326,18 +335,29 @@ def entries_chain(machine: str, options: FbtOptions) -> bool:
 
 
 def _overlapping(functions: Sequence[Function]) -> list[list[Function]]:
-    """Groups of two or more functions whose byte ranges overlap (aliases, nested symbols), in address order.
+    """Groups of two or more functions whose byte ranges overlap (aliases, nested symbols), in address order
+    (:func:`_overlap_groups`' groups as lists of functions)."""
+    members, _, starts = _overlap_groups(functions)
+    return [[functions[at] for at in members[start:end]] for start, end in zip(starts, [*starts[1:], len(members)])]
 
-    In (offset, symbol index) order, a function starts a new group unless it
-    starts at or before the last byte any earlier one reaches.  As columns: a
-    big module has 100k functions.  A last byte past 2**64 - 1 (a hostile
-    size) is taken as 2**64 - 1, which no offset lies beyond.
+
+def _overlap_groups(functions: Sequence[Function]) -> tuple[list[int], list[int], list[int]]:
+    """The groups of two or more functions whose byte ranges overlap, as columns: every member's place in
+    ``functions`` and its symbol index, group after group in (offset, symbol index) order, and where
+    each group starts among them.
+
+    In that order, a function starts a new group unless it starts at or
+    before the last byte any earlier one reaches.  As columns: a big module
+    has 100k functions, 18k of them in 4k groups, and each process of a
+    split builds the lists of only the groups of its half.  A last byte past
+    2**64 - 1 (a hostile size) is taken as 2**64 - 1, which no offset lies
+    beyond.
     """
     offset, size, index = (np.frombuffer(column, dtype=np.uint64)
                            for column in uint64_columns(functions, ("offset", "size", "symbol_index")))
     sized = np.flatnonzero(size)
     if len(sized) < 2:
-        return []
+        return [], [], []
     offset, size, index = offset[sized], size[sized], index[sized]
     order = np.lexsort((index, offset))
     offset, size = offset[order], size[order]
@@ -347,14 +367,10 @@ def _overlapping(functions: Sequence[Function]) -> list[list[Function]]:
     starts[1:] = offset[1:] > np.maximum.accumulate(last)[:-1]
     group = np.cumsum(starts) - 1
     shared = np.bincount(group)[group] > 1
-    clusters: list[list[Function]] = []
-    previous = -1
-    for at, number in zip(sized[order[shared]].tolist(), group[shared].tolist()):
-        if number != previous:
-            clusters.append([])
-            previous = number
-        clusters[-1].append(functions[at])
-    return clusters
+    numbers = group[shared]
+    firsts = np.flatnonzero(numbers[1:] != numbers[:-1]) + 1
+    return (sized[order[shared]].tolist(), index[order[shared]].tolist(),
+            [0, *firsts.tolist()] if len(numbers) else [])
 
 
 def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:

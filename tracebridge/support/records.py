@@ -9,7 +9,7 @@ core (``src/native/symbol_records.h``) reads the fields straight into lists
 (``unpack_columns``) and stores each value straight into its slot
 (``slot_records``), for classes whose ``__init__`` does nothing else
 (``slots=True`` dataclasses without ``__post_init__``); integer attributes of
-many records are read back into columns (``uint64_columns``).
+many records are read back into columns (``uint64_columns``, ``names_starting``).
 """
 
 from __future__ import annotations
@@ -57,3 +57,21 @@ def uint64_columns(objects: Sequence, names: tuple[str, ...]) -> tuple[bytes, ..
     if native.core is not None:  # it reads a list: a copy would write every object's reference count
         return native.core.uint64_columns(objects if type(objects) is list else list(objects), names)
     return tuple(array("Q", map(attrgetter(name), objects)).tobytes() for name in names)
+
+
+def names_starting(objects: Sequence, name: str, heads: tuple[str, ...]) -> list[int]:
+    """The positions of the objects whose str attribute ``name`` starts with one of ``heads``.
+
+    Natively, read from the slots as :func:`uint64_columns` reads them: FBT's
+    name rules start with literal heads that almost no function of a big
+    module has, and the Python pass over 50k names was a tenth of the scan.
+    """
+    if native.core is not None:
+        return native.core.names_starting(objects if type(objects) is list else list(objects), name, heads)
+    found = []
+    for at, text in enumerate(map(attrgetter(name), objects)):
+        if not isinstance(text, str):
+            raise TypeError("a name is not a str")
+        if text.startswith(heads):
+            found.append(at)
+    return found

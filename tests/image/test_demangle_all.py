@@ -136,7 +136,14 @@ def module_names() -> list[str]:
     return [f.name for path in MODULE_PATHS if path.stem != "rem_stripped" for f in open_module(path).functions]
 
 
-@pytest.mark.parametrize("names", [module_names(), ODD + PLAIN + ODD, PLAIN, []], ids=["modules", "odd", "plain", "none"])
+def names_at_the_limit() -> list[str]:
+    """Valid legacy names of exactly MAX_NAME characters and of one more: the first is given to the demangler."""
+    n = MAX_NAME - len("_ZN3rem") - len("17h0123456789abcdefE") - 5
+    return [f"_ZN3rem{n}{'a' * n}17h0123456789abcdefE", f"_ZN3rem{n + 1}{'a' * (n + 1)}17h0123456789abcdefE", "main"]
+
+
+@pytest.mark.parametrize("names", [module_names(), ODD + PLAIN + ODD, PLAIN, [], names_at_the_limit()],
+                         ids=["modules", "odd", "plain", "none", "limit"])
 def test_rust_demangled_native_is_its_twin(backend, native_core, names):
     """The same names, schemes and indices left to demangle_symbol, from the compiled core and from Python."""
     assert native_core.rust_demangled(demangle._rust_call, list(names), MAX_NAME, demangle.MAX_DEMANGLED,
@@ -222,3 +229,18 @@ def test_crates_of_native_is_its_twin_on_generated_paths(names):
 def test_crates_of_checks_its_columns(native_core):
     with pytest.raises(ValueError):
         native_core.crates_of(["a::b"], [], demangle._RUST_SCHEMES, demangle.crate_of)
+
+
+def test_answers_past_max_demangled_are_no_answers(monkeypatch):
+    """An answer of MAX_DEMANGLED characters is kept, one of more is none (the name takes demangle_symbol,
+    which bounds it the same way), on both paths of the bulk step."""
+    from tracebridge.support import native
+
+    names = ["_RNvCs1_3foo3bar", "_RNvCs1_3foo3baz", "_RNvCs1_3foo3qux"]
+    answers = {names[0]: "x" * demangle.MAX_DEMANGLED, names[1]: "y" * (demangle.MAX_DEMANGLED + 1), names[2]: None}
+    monkeypatch.setattr(demangle, "_rust_call", answers.get)
+    expected = (["x" * demangle.MAX_DEMANGLED, names[1], names[2]], [demangle.RUST_V0, demangle.C, demangle.C], [1, 2])
+    assert demangle._rust_demangled(names) == expected
+    if native.core is not None:
+        assert native.core.rust_demangled(demangle._rust_call, names, MAX_NAME, demangle.MAX_DEMANGLED, demangle.RUST_V0,
+                                          demangle.RUST_LEGACY, demangle.C) == expected

@@ -218,3 +218,19 @@ def test_jump_table_heuristic_in_a_section_without_relocations(native_path, monk
     value = int.from_bytes(image.code(function)[25:33], "little")  # the last 8-byte window holding the ret
     found = predict(image, [function], "rem", FbtOptions(base=value - function.offset - 1))[1][0]
     assert found == FbtProbes(0, ())
+
+
+def test_a_relocated_section_asks_for_the_jump_table_test_without_a_base(monkeypatch):
+    """jt_fn's section has relocations: without a load address its return sites are still offered to the
+    jump-table test (which keeps the ret at 5: no window over it is a pointer into jt_fn)."""
+    image = open_module(EDGE / "edges_amd64.ko")
+    function = next(f for f in image.functions if f.name == "jt_fn")
+    asked, real = [], fbt._jump_table_test
+
+    def recording(image, function, code, relocations, base):
+        asked.append(function.name)
+        return real(image, function, code, relocations, base)
+
+    monkeypatch.setattr(fbt, "_jump_table_test", recording)
+    assert predict(image, [function], "edges")[1] == [FbtProbes(0, (5,))]
+    assert asked == ["jt_fn"]

@@ -69,3 +69,14 @@ def test_same_probes_however_asked(request, path, path_kind, tracenext):
     assert predictor.scan(functions[::-1]) == together[::-1]
     # Every amd64 module here has symbols that share their bytes (LLVM's merged instances, edge cases).
     assert _overlapping(image.functions) or image.machine != "amd64"
+
+
+@pytest.mark.parametrize("path", [EDGE / "edges_shared_amd64.ko", MODULES / "rem_legacy_fp.ko"], ids=lambda p: p.name)
+def test_each_function_alone_asks_for_its_own_group(each_path, path):
+    """A fresh predictor asked for one function answers it with its own group (each process of a split
+    builds only the groups its half asks for): the same probes as all functions asked at once."""
+    image = open_module(path)
+    functions = image.functions_by_offset
+    together = Predictor(image, image.modname).scan(functions)
+    assert [Predictor(image, image.modname).scan([f])[0] for f in functions] == together
+    assert len(Predictor(image, image.modname)._groups()) >= 2  # several groups: the later ones are asked alone

@@ -58,7 +58,7 @@ def test_the_folder_counts_the_newlines_of_the_block_fed_last():
     """What Source.byte_blocks asks to number the next block's lines: the count the block's scan found."""
     folder = CallgraphFolder("cg.graph")
     block = b"@ cycles [2 samples]\n\n100.0%  [1]  root\nlast line without its newline"
-    with pytest.raises(ValueError, match="not the block fed last"):
+    with pytest.raises(ValueError, match="^newlines_of: not the block fed last$"):
         folder.newlines_of(block)
     folder.feed(1, block)
     assert folder.newlines_of(block) == 3

@@ -74,17 +74,28 @@ def test_string_and_number_keys_before_the_stack(tmp_path):
     assert loaded.aggregations == []
 
 
-def test_number_key_then_string_key_before_the_stack(tmp_path):
-    """``@[pid, execname, stack()]``: the number first, so the line is indented by its padding."""
+def test_number_keys_then_string_key_before_the_stack(tmp_path):
+    """``@[pid, execname, stack()]`` and ``@[pid, tid, execname, stack()]``: numbers first, so the
+    line is indented by their padding."""
     text = "".join(number_key(pid) + string_key(name) + stack(frames) + number_key(count) + "\n"
                    for (frames, count), name, pid in zip(ENTRIES, ("intr", "ifconfig"), (12, 4711)))
     assert folded(read(tmp_path, text)) == expected(tmp_path, [["12", "intr"], ["4711", "ifconfig"]])
+    text = "".join(number_key(pid) + number_key(100001) + string_key(name) + stack(frames) + number_key(count) + "\n"
+                   for (frames, count), name, pid in zip(ENTRIES, ("intr", "ifconfig"), (12, 4711)))
+    assert folded(read(tmp_path, text)) == expected(tmp_path, [["12", "100001", "intr"], ["4711", "100001", "ifconfig"]])
 
 
-@pytest.mark.parametrize("key, names", [(string_key, ["intr", "ifconfig"]), (number_key, ["12", "4711"])])
+def test_keys_on_both_sides_of_the_stack(tmp_path):
+    """``@[execname, stack(), pid] = count()``: the keys in the order written."""
+    text = "".join(string_key(name) + stack(frames) + number_key(pid) + number_key(count) + "\n"
+                   for (frames, count), name, pid in zip(ENTRIES, ("intr", "ifconfig"), (12, 4711)))
+    assert folded(read(tmp_path, text)) == expected(tmp_path, [["intr", "12"], ["ifconfig", "4711"]])
+
+
+@pytest.mark.parametrize("key, names", [(string_key, ["intr", "ifconfig"]), (number_key, ["7", "4711"])])
 def test_key_after_the_stack_shares_the_count_line(tmp_path, key, names):
     """``@[stack(), execname]`` / ``@[stack(), pid]``: the key, then the count on its line."""
-    keys = ["intr", "ifconfig"] if key is string_key else [12, 4711]
+    keys = ["intr", "ifconfig"] if key is string_key else [7, 4711]  # (pid 7: indented 16, where annotations are)
     text = "".join(stack(frames) + key(k) + number_key(count) + "\n" for (frames, count), k in zip(ENTRIES, keys))
     loaded = read(tmp_path, text)
     assert folded(loaded) == expected(tmp_path, [[name] for name in names])
@@ -116,7 +127,7 @@ TRACED = (DATA / "freebsd-traced-header.txt").read_text().rpartition("  1  71240
 
 
 @pytest.mark.parametrize("traced_value", [False, True])
-def test_stack_histogram_after_traced_firings(tmp_path, traced_value):
+def test_stack_histogram_after_traced_firings(tmp_path, capsys, traced_value):
     """Firings that trace their stack (``profile-997 { stack(); }``), then at the end the output of
     ``@[stack()] = quantize(x)``: its stack, the histogram's own newline (one blank line) and its
     header.  The histogram's frames are its own, not added to the last firing's stack.  Firings
@@ -125,6 +136,8 @@ def test_stack_histogram_after_traced_firings(tmp_path, traced_value):
     frames, _ = ENTRIES[0]
     loaded = read(tmp_path, firings + stack(frames) + "\n" + HEADER + ROWS + "\n")
     assert folded(loaded) == folded(read(tmp_path, firings, name="firings.txt"))
+    own_line = firings.count("\n") + 2  # after the firings' last line and the stack's newline
+    assert f"printed from lines 2, {own_line})" in capsys.readouterr().err
     histogram = read(tmp_path, firings + stack(frames) + "\n" + HEADER + ROWS + "\n", LoadOptions(aggregation=2))
     first, _ = expected(tmp_path, [[], []])
     assert folded(histogram) == {first: 8}
@@ -140,3 +153,66 @@ def test_keyless_histogram_after_firings_leaves_them_their_stacks(tmp_path):
     loaded = read(tmp_path, "CPU     ID                    FUNCTION:NAME\n" + firing + "\n" + HEADER + ROWS + "\n")
     first, _ = expected(tmp_path, [[], []])
     assert folded(loaded) == {("main", "__sys_read") + first: 1}
+
+
+
+def test_two_keys_after_the_stack_of_a_histogram(tmp_path):
+    """``@[stack(), execname, probefunc]`` and ``@[stack(), pid, tid] = quantize(x)``: each key its own root frame."""
+    frames, _ = ENTRIES[0]
+    for keys, printed in ((["intr", "rem_intr"], string_key("intr") + string_key("rem_intr")),
+                          (["12", "100034"], number_key(12) + number_key(100034))):
+        loaded = read(tmp_path, stack(frames) + printed + "\n" + HEADER + ROWS + "\n")
+        first = next(iter(expected(tmp_path, [keys, []])))
+        assert folded(loaded) == {first: 8}
+
+
+def test_numbers_wider_than_their_columns(tmp_path):
+    """``@[cpu, timestamp] = count()``: a 19-digit number overflows its 16 columns, so one space parts the keys."""
+    stamps = (1733547123456789012, 1733547123456790000)
+    loaded = read(tmp_path, "\n" + "".join(number_key(3) + number_key(t) + number_key(1) + "\n" for t in stamps))
+    assert [[tuple(f.name for f in row.keys) for row in a.rows] for a in loaded.aggregations] == [
+        [("3", str(stamps[0])), ("3", str(stamps[1]))]]
+
+
+def test_frames_that_look_like_keys(tmp_path):
+    """Frames printed with ``-x stackindent=2`` may hold a space (macOS), and a ustack helper's
+    frame may end in a number: after the stack's first frame they stay frames, in their places."""
+    user = ["  AppKit`NSApplicationMain+0x330", "  AppKit`-[NSApplication run]+0x2d0", "  libdyld.dylib`start+0x1"]
+    loaded = read(tmp_path, stack(user) + number_key(5) + "\n")
+    assert folded(loaded) == {("start", "-[NSApplication run]", "NSApplicationMain"): 5}
+    frames, count = ENTRIES[0]
+    for helper in ("(jit) fib at app.js line 12", "(jit) fib [ tier 2 ]"):
+        loaded = read(tmp_path, stack([frames[0], " " * 14 + helper, *frames[1:]]) + number_key(count) + "\n")
+        ((names, weight),) = folded(loaded).items()
+        assert (names[-2], weight) == (helper, count)
+
+
+def test_what_a_firing_prints_after_its_stack_is_its_own(tmp_path):
+    """``profile-997 { stack(); trace(execname); trace(pid); }``: the traced string and number on
+    the line after the frames are the firing's, which stays one sample, never an aggregation's key and count."""
+    frames, _ = ENTRIES[0]
+    firing = "%3d %6d %32s " % (0, 71234, ":profile-997") + stack(frames) + string_key("intr") + " %8d" % 12 + "\n"
+    loaded = read(tmp_path, "CPU     ID                    FUNCTION:NAME\n" + 2 * firing)
+    assert list(folded(loaded).values()) == [2] and loaded.aggregations == []
+
+
+def test_keyed_stacks_after_traced_firings(tmp_path, capsys):
+    """Firings tracing their stacks, then at the end ``@[stack(), execname] = count()``: the
+    aggregation's frames begin after the blank line, the firings keep theirs."""
+    frames, count = ENTRIES[0]
+    loaded = read(tmp_path, TRACED + stack(frames) + string_key("intr") + number_key(count) + "\n")
+    assert folded(loaded) == folded(read(tmp_path, TRACED, name="firings.txt"))
+    assert f"printed from lines 2, {TRACED.count(chr(10)) + 2})" in capsys.readouterr().err
+    keyed = read(tmp_path, TRACED + stack(frames) + string_key("intr") + number_key(count) + "\n",
+                 LoadOptions(aggregation=2))
+    assert folded(keyed) == {next(iter(expected(tmp_path, [["intr"], []]))): count}
+
+
+def test_quiet_firings_then_an_aggregation(tmp_path, capsys):
+    """``dtrace -q`` firings, then ``@[stack()] = count()`` printed at the end: the firings are one
+    aggregation of samples, from the first line, the entries another, from the blank line on."""
+    quiet = (DATA / "freebsd-quiet-arg0.txt").read_text()
+    frames, count = ENTRIES[0]
+    loaded = read(tmp_path, quiet + "\n" + stack(frames) + number_key(count) + "\n")
+    assert folded(loaded) == folded(read(tmp_path, quiet, name="quiet.txt"))
+    assert f"printed from lines 2, {quiet.count(chr(10)) + 3})" in capsys.readouterr().err

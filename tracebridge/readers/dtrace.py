@@ -438,7 +438,7 @@ def parse(source: Source) -> Iterator[_Record]:
             end_traced(gap)
         if frames and indent == frame_indent + 2 and stripped.startswith("[ ") and stripped.endswith(" ]"):
             continue  # a ustack helper's annotation of the frame above (dt_print_ustack), not a frame
-        if indent and frames:
+        if indent and frames and not (traced and not gap):  # (what a firing prints after its stack is its own)
             after_stack = _keys_after_stack(line, stripped, indent, lines.peek())
             if after_stack is not None:  # `@[stack(), execname]`: keys (and the value) after the frames
                 keys += after_stack[0]

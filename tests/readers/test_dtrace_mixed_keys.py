@@ -216,3 +216,23 @@ def test_quiet_firings_then_an_aggregation(tmp_path, capsys):
     loaded = read(tmp_path, quiet + "\n" + stack(frames) + number_key(count) + "\n")
     assert folded(loaded) == folded(read(tmp_path, quiet, name="quiet.txt"))
     assert f"printed from lines 2, {quiet.count(chr(10)) + 3})" in capsys.readouterr().err
+
+
+def test_helper_frames_after_keys(tmp_path):
+    """``@[execname, ustack()] = count()`` whose stack starts with helpers' frames (no module, no
+    address): the entry still starts at its key's line, which a cut entry's error names."""
+    helpers = [" " * 14 + "(jit) fib", " " * 14 + "(jit) fib_inner", " " * 14 + "a.out`main+0x1c"]
+    loaded = read(tmp_path, string_key("node") + stack(helpers) + number_key(3) + "\n")
+    assert folded(loaded) == {("node", "main", "(jit) fib_inner", "(jit) fib"): 3}
+    with pytest.raises(InputError) as error:
+        read(tmp_path, "\n" + string_key("node") + stack(helpers))
+    assert (error.value.message, error.value.position) == ("stack has no count (the capture is cut short here)", 2)
+
+
+def test_counts_at_column_zero_without_the_first_blank_line(tmp_path):
+    """``printa("%k%@d\\n", @)`` output whose first line was cut off (``tail``): a number at column 0
+    followed by a blank line is a count, from the first entry on."""
+    frames, _ = ENTRIES[0]
+    text = "".join(frame.strip() + "\n" for frame in frames) + "12\n\n" + "".join(
+        frame.strip() + "\n" for frame in frames) + "3\n"
+    assert list(folded(read(tmp_path, text)).values()) == [15]

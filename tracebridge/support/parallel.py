@@ -178,7 +178,6 @@ def _taken(shared: BinaryIO) -> Iterator:
             at += 8 + length
 
 
-
 def _shared_file() -> BinaryIO:
     """An anonymous file the child writes and the parent then reads: in memory where the system has memfd."""
     try:

@@ -189,10 +189,9 @@ def test_rust_demangled_cuts_at_both_limits(native_core):
 
 
 @pytest.mark.parametrize("names", [module_names(), ODD + PLAIN, []], ids=["modules", "odd", "none"])
-def test_demangle_columns_are_demangle_alls(backend, each_path, names):
+def test_demangle_names_are_demangle_alls(backend, each_path, names):
     names = names + names[:50]  # repeats too
     items = demangle_all(names)
-    assert demangle.demangle_columns(names) == ([item.name for item in items], [item.scheme for item in items])
     assert demangle_names(names) == ([item.name for item in items], [item.scheme for item in items])
 
 

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from tracebridge.image.demangle import crates_of, demangle_all, demangle_columns
+    from tracebridge.image.demangle import crates_of, demangle_all, demangle_names
     from tracebridge.probes.fbt import Predictor
     from tracebridge.support import quickexit
     from tracebridge.support.parallel import split_iter, split_map
@@ -85,7 +85,7 @@ def _list(args: argparse.Namespace) -> int:
             functions = [functions[i] for i in keep]
             shown, schemes = [names[i].name for i in keep], [names[i].scheme for i in keep]
         else:  # the two columns only, without a Demangled per function
-            shown, schemes = demangle_columns([f.name for f in functions])
+            shown, schemes = demangle_names([f.name for f in functions])
         fbts = predictor.scan(functions)
         values = {
             "name": Attribute(functions, "name"), "demangled": shown, "scheme": schemes,

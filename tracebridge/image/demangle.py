@@ -351,21 +351,6 @@ use_backend("pyderust" if _pyderust is not None else "demangle")
 use_cpp_backend("pycxxfilt" if _pycxxfilt is not None else "demangle")
 
 
-def demangle_columns(names: list[str]) -> tuple[list[str], list[str]]:
-    """The ``name`` and ``scheme`` of each :func:`demangle_all` answer, as two lists, without a
-    :class:`Demangled` each: what a table of a module's 100k functions shows (``symbols``).
-
-    Demangled once per distinct name, as :func:`demangle_all` does.
-    """
-    distinct = list(dict.fromkeys(names))
-    shown, schemes = demangle_names(distinct)
-    if len(distinct) == len(names):  # every name distinct: ``distinct`` is ``names``
-        return shown, schemes
-    at = {name: i for i, name in enumerate(distinct)}
-    index = [at[name] for name in names]
-    return [shown[i] for i in index], [schemes[i] for i in index]
-
-
 def demangle_all(names: list[str]) -> list[Demangled]:
     """:func:`demangle_symbol` of each name, demangled once per distinct name by :func:`demangle_names`.
 
@@ -401,6 +386,14 @@ def demangle_names(symbols: list[str]) -> tuple[list[str], list[str]]:
     (:func:`_rust_demangled`, natively where the compiled core is built);
     anything else, and any name the Rust demangler refuses, takes
     :func:`demangle_symbol` (and its cache).
+
+    A name given twice is demangled twice: the Rust demangler's and the
+    pass-through's cost grows with the name, as writing it does, and the
+    rest's answers are cached.  So ``symbols``, which writes every name, asks
+    here for all its rows: finding the 3,700 repeats among librustc_driver's
+    106k names and spreading the answers back cost more (50-60 ms) than
+    demangling them again (:func:`demangle_all` makes a :class:`Demangled`
+    per name, and so once per distinct name).
     """
     symbols = list(symbols)  # the native core reads a list
     core = native.core

@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 
 from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
-from tracebridge.support import gcpause, quickexit
+from tracebridge.support import gcpause, heap, quickexit
 from tracebridge.support.errors import UsageError
 from tracebridge.cli.inputs import add_input_arguments, input_paths, options_from_args
 from tracebridge.readers.options import LoadOptions
@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A big input is read in blocks of megabytes and folded to texts of megabytes: see heap.
+    heap.keep_freed()
     # A big input's distinct frames and stacks are hundreds of thousands of small acyclic objects: see gcpause.
     with gcpause.paused():
         return _run(args)

@@ -61,20 +61,23 @@ class Source:
         count = newlines or _newlines
         pending: list[bytes] = []
         pending_size = 0
+        left = -1 if stop is None else stop - start
+        # One buffer read into again and again: a fresh chunk per read is fresh memory, a page fault per 4 KiB.
+        buffer = bytearray(BLOCK if left < 0 else min(BLOCK, left))
+        view = memoryview(buffer)
         with self._open() as handle:
             handle.seek(start)
-            left = -1 if stop is None else stop - start
-            while chunk := handle.read(BLOCK if left < 0 else min(BLOCK, left)):
-                left -= len(chunk)
-                cut = chunk.rfind(b"\n") + 1
+            while size := handle.readinto(view if left < 0 else view[:min(BLOCK, left)]):
+                left -= size
+                cut = buffer.rfind(b"\n", 0, size) + 1
                 if not cut:  # no line ends in this chunk: part of one long line
-                    pending.append(chunk)
-                    pending_size += len(chunk)
+                    pending.append(bytes(view[:size]))
+                    pending_size += size
                     if pending_size > MAX_LINE:
                         raise self.error(f"has a line longer than {MAX_LINE >> 20} MB: not a text capture", line)
                     continue
-                block = b"".join([*pending, memoryview(chunk)[:cut]])  # one copy of the chunk, not two
-                pending, pending_size = [chunk[cut:]], len(chunk) - cut
+                block = b"".join([*pending, view[:cut]])  # the one copy of the chunk
+                pending, pending_size = [bytes(view[cut:size])], size - cut
                 yield line, block
                 line += count(block)
         if pending_size:

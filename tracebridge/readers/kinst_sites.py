@@ -22,10 +22,13 @@ scripts does, tells the site on every architecture.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tracebridge.image.demangle import crate_of, demangle_symbol
-from tracebridge.probes.probemap import KinstSiteEntry, ProbeMap
 from tracebridge.profile.model import Frame
+
+if TYPE_CHECKING:  # only named here: importing the probe map's module (and json) before every fold cost 3 ms
+    from tracebridge.probes.probemap import KinstSiteEntry, ProbeMap
 
 
 class KinstSites:

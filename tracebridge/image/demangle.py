@@ -171,12 +171,18 @@ def split_path(name: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _pyderust_plain(name: str) -> str | None:
+def _checked_plain(call, name: str) -> str | None:
+    """``call(name)``, a Rust demangler's reading, kept only when it neither raises nor answers None
+    nor more than :data:`MAX_DEMANGLED` characters."""
     try:
-        plain = _pyderust.demangle(name)
+        plain = call(name)
     except Exception:  # DemangleError, or a limit hit inside the binding
         return None
-    return plain if len(plain) <= MAX_DEMANGLED else None
+    return plain if plain is not None and len(plain) <= MAX_DEMANGLED else None
+
+
+def _pyderust_plain(name: str) -> str | None:
+    return _checked_plain(_pyderust.demangle, name)
 
 
 def _pyderust_full(name: str) -> str:
@@ -444,13 +450,8 @@ def _rust_demangled(symbols: list[str]) -> tuple[list[str], list[str], list[int]
 
 
 def _rust_plain_bulk(name: str) -> str | None:
-    """:data:`_rust_call`'s reading of a name as :func:`_rust_demangled` keeps it: None when it raises,
-    answers None or more than :data:`MAX_DEMANGLED` characters."""
-    try:
-        plain = _rust_call(name)
-    except Exception:  # DemangleError, or a limit hit inside the binding
-        return None
-    return plain if plain is not None and len(plain) <= MAX_DEMANGLED else None
+    """:data:`_rust_call`'s reading of a name as :func:`_rust_demangled` (and the native core) keeps it."""
+    return _checked_plain(_rust_call, name)
 
 
 def crates_of(names: list[str], schemes: list[str]) -> list[str | None]:

@@ -54,11 +54,11 @@ def test_long_lists_are_cut_where_sampled_costs_balance(monkeypatch):
         asked.append(x)
         return 1 if x < 60 else 3
 
-    assert parallel._middle(list(range(100)), cost) == 72  # 15 + 3 * 3 of the 15 + 3 * 10 sampled
+    assert parallel.cost_middle(list(range(100)), cost) == 72  # 15 + 3 * 3 of the 15 + 3 * 10 sampled
     assert asked == list(range(0, 100, 4))
-    assert parallel._middle(list(range(101)), lambda x: 1) == 55  # every 5th: 11 of the 21 sampled
-    assert parallel._middle(list(range(99)), lambda x: 1) == 52  # every 4th: 13 of 25
-    assert parallel._middle(list(range(97)), lambda x: x // 96) == 97  # every 4th: all of 1 cost, the end
+    assert parallel.cost_middle(list(range(101)), lambda x: 1) == 55  # every 5th: 11 of the 21 sampled
+    assert parallel.cost_middle(list(range(99)), lambda x: 1) == 52  # every 4th: 13 of 25
+    assert parallel.cost_middle(list(range(97)), lambda x: x // 96) == 97  # every 4th: all of 1 cost, the end
 
 
 @pytest.mark.parametrize("middle", [-5, 0, 30, 100, 120])

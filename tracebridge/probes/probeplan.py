@@ -12,11 +12,9 @@ or not, because the kernel matches a description against all of them.
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import accumulate
 
 from tracebridge.probes import dglob
 from tracebridge.image.demangle import Demangled, demangle_all, demangle_symbol
@@ -25,7 +23,7 @@ from tracebridge.image.elf import Function, ModuleImage
 from tracebridge.probes.probedesc import FunctionField, FunctionFields, description, module_field
 from tracebridge.image.select import Selection
 from tracebridge.support import gcpause
-from tracebridge.support.parallel import COST_SAMPLES, split_columns
+from tracebridge.support.parallel import cost_middle, split_columns
 from tracebridge.support.records import slot_records
 
 
@@ -128,9 +126,11 @@ def _middle_by_code(functions: Sequence[Function]) -> int:
     functions by address hold twice the code of the first: cut at half the functions, the second took 25 %
     more instructions; cut at half the units, the child's process still took 15 % more CPU time than the
     parent's half (0.55 s against 0.47 s, pickling included), at 0.53 of them 12 % more, at 0.56 as much
-    (within the noise of a loaded machine).  Summed over every n-th function only (at most
-    :data:`~tracebridge.support.parallel.COST_SAMPLES`), each standing for the n around it: the cut moves by
-    a few n functions at most, and this runs before the fork (all 106k sizes took 0.02 s, with numpy)."""
-    step = -(-len(functions) // COST_SAMPLES)
-    units = list(accumulate(1 + f.size / _CODE_PER_FUNCTION for f in functions[::step]))
-    return min(len(functions), (bisect.bisect_left(units, units[-1] * _FIRST_SHARE) + 1) * step)
+    (within the noise of a loaded machine).  The units are summed over sampled functions
+    (:func:`~tracebridge.support.parallel.cost_middle`): this runs before the fork (all 106k sizes took
+    0.02 s, with numpy)."""
+    return cost_middle(functions, _code_units, _FIRST_SHARE)
+
+
+def _code_units(function: Function) -> float:
+    return 1 + function.size / _CODE_PER_FUNCTION

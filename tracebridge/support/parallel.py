@@ -52,6 +52,12 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def can_split() -> bool:
+    """Can work be split over two processes here: fork exists, two CPUs are usable, and no split is
+    running (work that itself splits runs in one process)."""
+    return not _splitting and usable_cpus() >= 2 and hasattr(os, "fork")
+
+
 def split_map(work: Callable[[Sequence[T]], list[R]], items: Sequence[T],
               cost: Callable[[T], int] | None = None,
               middle: Callable[[Sequence[T]], int] | None = None, min_items: int | None = None) -> list[R]:
@@ -80,12 +86,12 @@ def split_iter(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T],
     """
     global _splitting
     few = len(items) < (MIN_ITEMS if min_items is None else min_items)
-    if _splitting or few or usable_cpus() < 2 or not hasattr(os, "fork"):
+    if few or not can_split():
         yield from work(items)
         return
     _splitting = True
     try:
-        cut = _middle(items, cost) if middle is None else min(max(middle(items), 0), len(items))
+        cut = cost_middle(items, cost) if middle is None else min(max(middle(items), 0), len(items))
         yield from _split(work, items, cut)
     finally:
         _splitting = False
@@ -102,13 +108,14 @@ def split_columns(work: Callable[[Sequence[T]], tuple[list, ...]], items: Sequen
     return tuple(list(chain.from_iterable(column)) for column in zip(*halves))
 
 
-def _middle(items: Sequence[T], cost: Callable[[T], int] | None) -> int:
-    """Where the first half ends: half the items, or half the estimated cost (of :data:`COST_SAMPLES` items at most)."""
+def cost_middle(items: Sequence[T], cost: Callable[[T], float] | None, share: float = 0.5) -> int:
+    """Where the first half ends: half the items, or ``share`` of the estimated cost, summed over every
+    n-th item only (:data:`COST_SAMPLES` at most), each standing for the n around it."""
     if cost is None:
         return len(items) // 2
     step = -(-len(items) // COST_SAMPLES)
     running = list(accumulate(map(cost, items[::step])))
-    return min(len(items), (bisect.bisect_left(running, running[-1] / 2) + 1) * step)
+    return min(len(items), (bisect.bisect_left(running, running[-1] * share) + 1) * step)
 
 
 def _split(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T], middle: int) -> Iterator[R]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 
 from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
 from tracebridge.support import gcpause, heap, quickexit
@@ -87,7 +88,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _folded_in_parts(args: argparse.Namespace, options: LoadOptions) -> bool:
-    """Write a big ``pmcstat -G`` callgraph's folded stacks made on two cores, if the input is one (else False)."""
+    """Write a big ``pmcstat -G`` callgraph's folded stacks made on two cores, if the input is one (else False).
+
+    Its size is looked at first: any other input is read once, by :func:`load_profile`, not also detected here."""
+    from tracebridge.readers.pmcgraph import worth_cutting
+
+    if len(args.inputs) != 1 or not os.path.isfile(args.inputs[0]) or not worth_cutting(args.inputs[0]):
+        return False
     source = lone_callgraph(args.inputs, options)
     if source is None:
         return False

@@ -733,6 +733,11 @@ CUT_WINDOW = 1 << 20
 FIRST_SHARE = 0.505
 
 
+def worth_cutting(path: str) -> bool:
+    """Is this callgraph file big enough (:data:`SPLIT_BYTES`) to fold in two parts, where two processes can?"""
+    return os.path.getsize(path) >= SPLIT_BYTES and parallel.can_split()
+
+
 def fold_in_parts(source: Source, write: Callable[[Profile], AnyStr], cut: int | None = None) -> list[AnyStr] | None:
     """A big callgraph's stacks written by ``write`` (its folded text, say) on two cores: each half's, or the whole's.
 
@@ -748,13 +753,11 @@ def fold_in_parts(source: Source, write: Callable[[Profile], AnyStr], cut: int |
     the answer.  Every other thing the ranges read (lines, skipped lines,
     modules) is added up before the first range's folder says it on
     standard error.  None when the callgraph is small (below
-    :data:`SPLIT_BYTES`), one CPU is usable, or no tree starts near that
+    :data:`SPLIT_BYTES`), no second process can run (:func:`worth_cutting`), or no tree starts near that
     point (``cut``: where to cut, for tests).
     """
-    if cut is None:
-        size = os.path.getsize(source.path)
-        cut = _tree_start(source, int(size * FIRST_SHARE)) if size >= SPLIT_BYTES and parallel.usable_cpus() > 1 \
-            else None
+    if cut is None and worth_cutting(source.path):
+        cut = _tree_start(source, int(os.path.getsize(source.path) * FIRST_SHARE))
     if cut is None:
         return None
     folder = CallgraphFolder(source.path)

@@ -58,7 +58,12 @@ def merge_folded(first: AnyStr, second: AnyStr) -> AnyStr:
         if text is not None:  # None: a line the pure path must read
             return text
     if isinstance(first, bytes):
-        return merge_folded(first.decode(), second.decode()).encode()
+        return _merge_pure(first.decode(), second.decode()).encode()
+    return _merge_pure(first, second)
+
+
+def _merge_pure(first: str, second: str) -> str:
+    """:func:`merge_folded` in Python, on text."""
     totals: dict[str, int] = {}
     for text in (first, second):
         for line in text.split("\n")[:-1]:

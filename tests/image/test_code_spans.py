@@ -1,4 +1,4 @@
-"""ModuleImage.code_spans (numpy, all functions at once) gives code_span's answer for every function, on both paths.
+"""ModuleImage.code_spans_of (numpy, all functions at once) gives code_span's answer for every function, on both paths.
 
 Every committed module: plain, edge shapes (IFUNC, NOBITS code, a size past
 its section, i386 linked at 4 MB, .dynsym only, arm64, riscv), nightly; and
@@ -16,13 +16,19 @@ from hypothesis import strategies as st
 
 from fixture_paths import EDGE, MODULES
 from tracebridge.image.elf import open_module
+from tracebridge.support.records import uint64_columns
 
 ALL_MODULES = sorted([*MODULES.glob("*.ko"), *EDGE.glob("*.ko"), *(MODULES / "nightly").glob("*.ko")])
 ALL_MODULES = [path for path in ALL_MODULES if path.stem != "rem_stripped"]
 
 
 def spans(image, functions) -> list[tuple[int, int]]:
-    starts, ends = image.code_spans(functions)
+    """The (start, end) of each function's code, from its fields' columns as FBT's scan reads them."""
+    import numpy as np
+
+    columns = (np.frombuffer(column, dtype=np.uint64)
+               for column in uint64_columns(functions, ("shndx", "value", "size")))
+    starts, ends = image.code_spans_of(*columns)
     return list(zip(starts.tolist(), ends.tolist()))
 
 

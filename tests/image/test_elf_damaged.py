@@ -16,6 +16,7 @@ import pytest
 import readelf_text
 from elf_surgery import ElfCopy
 from fixture_paths import EDGE, EXPECTED, MODULES
+from test_code_spans import spans
 from tracebridge.cli import main
 from tracebridge.image import elf
 from tracebridge.image.elf import open_module
@@ -362,8 +363,7 @@ def test_relocatable_module_ignores_section_addresses(tmp_path):
         copy.section(index, "addr", 0x1000)
     image, original = reopened(copy, tmp_path), open_module(REL)
     assert [image.code(f) for f in image.functions] == [original.code(f) for f in original.functions]
-    assert [a.tolist() for a in image.code_spans(image.functions)] == [
-        a.tolist() for a in original.code_spans(original.functions)]
+    assert spans(image, image.functions) == spans(original, original.functions)
     assert [image.offset_in_section(f) for f in image.functions] == [f.value for f in image.functions]
 
 
@@ -411,8 +411,7 @@ def test_kernel_linked_high_keeps_every_address_bit(tmp_path):
     assert [(f.name, f.offset) for f in image.functions] == [(f.name, f.offset) for f in original.functions]
     readelf = {s.name: s.value for s in readelf_text.symbols(EXPECTED / "rem_arm64.readelf-s.txt")}
     assert all(image.address(f) == 0xFFFFFFFF80000000 + readelf[f.name] for f in image.functions)
-    starts, ends = image.code_spans(image.functions)
-    assert list(zip(starts.tolist(), ends.tolist())) == [original.code_span(f) for f in original.functions]
+    assert spans(image, image.functions) == [original.code_span(f) for f in original.functions]
     assert [image.code(f) for f in image.functions] == [original.code(f) for f in original.functions]
 
 

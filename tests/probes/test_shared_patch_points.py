@@ -1,6 +1,6 @@
 """Symbols whose byte ranges overlap: found as columns, scanned once, and the same answers whatever is asked.
 
-:func:`tracebridge.probes.fbt._overlapping` is checked against the plain
+:func:`tracebridge.probes.fbt._overlap_groups` is checked against the plain
 definition (connected groups of overlapping ranges, found pair by pair) on
 made-up functions, hostile sizes that pass 2**64 included; the predictor,
 which answers for overlapping symbols from what it scanned when it was made,
@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 
 from fixture_paths import EDGE, MODULE_NAMES, MODULES
 from tracebridge.image.elf import Function, open_module
-from tracebridge.probes.fbt import FbtOptions, Predictor, _overlapping
+from tracebridge.probes.fbt import FbtOptions, Predictor, _overlap_groups
+
+
+def overlapping(functions: list[Function]) -> list[list[Function]]:
+    """:func:`_overlap_groups`' groups as lists of functions."""
+    members, _, starts = _overlap_groups(functions)
+    return [[functions[at] for at in members[start:end]] for start, end in zip(starts, [*starts[1:], len(members)])]
 
 
 def pairwise_groups(functions: list[Function]) -> list[list[Function]]:
@@ -46,12 +52,12 @@ def pairwise_groups(functions: list[Function]) -> list[list[Function]]:
 def test_groups_are_the_pairwise_definition(ranges):
     functions = [Function(index, f"f{index}", ".text", 1, offset, size, "LOCAL", "FUNC", offset)
                  for index, (offset, size) in enumerate(ranges)]
-    assert _overlapping(functions) == pairwise_groups(functions)
+    assert overlapping(functions) == pairwise_groups(functions)
 
 
 def test_no_function_or_one():
     one = Function(1, "f", ".text", 1, 0, 8, "LOCAL", "FUNC", 0)
-    assert _overlapping([]) == [] and _overlapping([one]) == [] and _overlapping([one, one]) == [[one, one]]
+    assert overlapping([]) == [] and overlapping([one]) == [] and overlapping([one, one]) == [[one, one]]
 
 
 @pytest.mark.parametrize("path", [*(MODULES / f"{name}.ko" for name in MODULE_NAMES), EDGE / "edges_amd64.ko",
@@ -68,7 +74,7 @@ def test_same_probes_however_asked(request, path, path_kind, tracenext):
     assert [predictor.scan([f])[0] for f in functions] == together
     assert predictor.scan(functions[::-1]) == together[::-1]
     # Every amd64 module here has symbols that share their bytes (LLVM's merged instances, edge cases).
-    assert _overlapping(image.functions) or image.machine != "amd64"
+    assert overlapping(image.functions) or image.machine != "amd64"
 
 
 @pytest.mark.parametrize("path", [EDGE / "edges_shared_amd64.ko", MODULES / "rem_legacy_fp.ko"], ids=lambda p: p.name)

@@ -23,14 +23,13 @@ import mmap
 import os
 import struct
 from array import array
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from tracebridge.support import gcpause, native
-from tracebridge.support.records import slot_records, uint64_columns, unpack_columns
+from tracebridge.support.records import slot_records, unpack_columns
 
 from tracebridge.image import layout
 from tracebridge.image.layout import SHF_ALLOC, SHT_NOBITS  # the layout needs them first
@@ -280,20 +279,10 @@ class ModuleImage:
         end = min(base + size, base + start + function.size, len(self._data))
         return (base + start, end) if end > base + start else (0, 0)
 
-    def code_spans(self, functions: Sequence[Function]) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`code_span` of each function, as two int64 arrays (starts, ends), in one numpy pass.
-
-        The same answers, for the 100k functions of a big module at once.
-        """
-        import numpy as np
-
-        shndx, value, length = (np.frombuffer(column, dtype=np.uint64)
-                                for column in uint64_columns(functions, ("shndx", "value", "size")))
-        return self.code_spans_of(shndx, value, length)
-
     def code_spans_of(self, shndx: np.ndarray, value: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`code_spans` of the functions whose ``shndx``, ``value`` and ``size`` are these uint64
-        columns (:func:`~tracebridge.support.records.uint64_columns`), for a caller that has read them."""
+        """:meth:`code_span` of each function whose ``shndx``, ``value`` and ``size`` are these uint64
+        columns (:func:`~tracebridge.support.records.uint64_columns`), as two int64 arrays (starts,
+        ends), in one numpy pass: the same answers, for the 100k functions of a big module at once."""
         import numpy as np
 
         shndx = shndx.astype(np.intp)
@@ -314,7 +303,7 @@ class ModuleImage:
 
     @cached_property
     def _columns(self) -> dict[str, np.ndarray]:
-        """The section header columns :meth:`code_spans` needs, as uint64 arrays."""
+        """The section header columns :meth:`code_spans_of` needs, as uint64 arrays."""
         import numpy as np
 
         t = self._table

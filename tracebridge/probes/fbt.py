@@ -334,13 +334,6 @@ def entries_chain(machine: str, options: FbtOptions) -> bool:
     return options.tracenext and machine in ("amd64", "i386")
 
 
-def _overlapping(functions: Sequence[Function]) -> list[list[Function]]:
-    """Groups of two or more functions whose byte ranges overlap (aliases, nested symbols), in address order
-    (:func:`_overlap_groups`' groups as lists of functions)."""
-    members, _, starts = _overlap_groups(functions)
-    return [[functions[at] for at in members[start:end]] for start, end in zip(starts, [*starts[1:], len(members)])]
-
-
 def _overlap_groups(functions: Sequence[Function]) -> tuple[list[int], list[int], list[int]]:
     """The groups of two or more functions whose byte ranges overlap, as columns: every member's place in
     ``functions`` and its symbol index, group after group in (offset, symbol index) order, and where

@@ -309,24 +309,25 @@ _REASON_TEXT = {
 def build(template: Template, plan: Plan, *, base: int | None = None, budget: int = DOF_BUDGET) -> Script:
     """Decide which selected functions the script traces, and in which part."""
     clauses = template.clauses
-    # Which clauses list a function depends only on which probes it has.
-    listing = {(entry, ret): [c for c in clauses if MARKERS[c.marker][1](entry, ret)]
-               for entry in (False, True) for ret in (False, True)}
-    fixed = {key: sum(_clause_cost(c, plan.module_field, "") for c in value) for key, value in listing.items()}
     skipped: list[tuple[Planned, str]] = []
     # A function without a return site is FBT's "no return probe", or kinst's "no ret".
     no_return = NO_RETURN
     if plan.provider == "kinst":
         from tracebridge.probes.kinst import NO_RET as no_return
     parts: list[list[Planned]] = [[]]
-    dof = [0]
+    dof: list[int] = []
     if not clauses:  # a sampling template: nothing to describe, nothing to cost
         parts[0] = list(plan.items)
+        dof.append(0)
     else:
-        # A function with an entry probe, by whether it has a return site: the fixed DOF of the clauses
-        # that list it and how many they are (each repeats its field), or None when none lists it.
-        kinds = {ret: (fixed[True, ret], len(listing[True, ret])) if listing[True, ret] else None
-                 for ret in (False, True)}
+        # A function with an entry probe, by whether it has a return site (which clauses list it depends
+        # only on its probes): the fixed DOF of the clauses that list it and how many they are (each
+        # repeats its field), or None when none lists it.
+        kinds: dict[bool, tuple[int, int] | None] = {}
+        for ret in (False, True):
+            listing = [c for c in clauses if MARKERS[c.marker][1](True, ret)]
+            kinds[ret] = (sum(_clause_cost(c, plan.module_field, "") for c in listing), len(listing)) if listing \
+                else None
         # One pass in order, each traced function costed and put in the current part (100k functions).
         part, total = parts[0], 0
         for planned in plan.items:
@@ -343,13 +344,12 @@ def build(template: Template, plan: Plan, *, base: int | None = None, budget: in
             else:
                 cost = kind[0] + kind[1] * len(text)
                 if part and total + cost > budget:
-                    dof[-1] = total
+                    dof.append(total)
                     part, total = [], 0
                     parts.append(part)
-                    dof.append(0)
                 part.append(planned)
                 total += cost
-        dof[-1] = total
+        dof.append(total)
     base = plan.image.fixed_base if plan.image.fixed_base is not None else base
     pc_range = None if base is None else (base, base + plan.image.size)
     return Script(template, plan, parts, dof, skipped, pc_range)

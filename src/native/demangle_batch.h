@@ -51,6 +51,13 @@ batch_printable_ascii(PyObject *s)
 static int
 batch_no_control(PyObject *s)
 {
+    if (PyUnicode_IS_ASCII(s)) {  /* almost every name: one byte a character, only C0 and DEL to find */
+        const unsigned char *at = PyUnicode_1BYTE_DATA(s), *end = at + PyUnicode_GET_LENGTH(s);
+        int found = 0;
+        for (; at < end; at++)
+            found |= (*at < 0x20 && *at != 0x09) | (*at == 0x7f);
+        return !found;
+    }
     int kind = PyUnicode_KIND(s);
     const void *data = PyUnicode_DATA(s);
     Py_ssize_t length = PyUnicode_GET_LENGTH(s);

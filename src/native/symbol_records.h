@@ -239,11 +239,18 @@ done:
     return result;
 }
 
-/* Does s (a str) start with any of heads (a tuple of str)?  As str.startswith(heads). */
+/* Does s (a str) start with any of heads (a tuple of str)?  As str.startswith(heads).  first[c] is
+ * nonzero for each code point c < 256 some head starts with (all of them for an empty head or one
+ * starting above 255): a name whose first character starts no head (nearly all) is answered at once. */
 static int
-starts_with_any(PyObject *s, PyObject *heads)
+starts_with_any(PyObject *s, PyObject *heads, const unsigned char first[256])
 {
     Py_ssize_t length = PyUnicode_GET_LENGTH(s);
+    if (length > 0) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(s, 0);
+        if (c < 256 && !first[c])
+            return 0;
+    }
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(heads); k++) {
         PyObject *head = PyTuple_GET_ITEM(heads, k);
         Py_ssize_t size = PyUnicode_GET_LENGTH(head);
@@ -260,11 +267,19 @@ starts_with_any(PyObject *s, PyObject *heads)
 static PyObject *
 names_starting(PyObject *objects, PyObject *name, PyObject *heads)
 {
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(heads); k++)
-        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(heads, k))) {
+    unsigned char first[256] = {0};
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(heads); k++) {
+        PyObject *head = PyTuple_GET_ITEM(heads, k);
+        if (!PyUnicode_CheckExact(head)) {
             PyErr_SetString(PyExc_TypeError, "heads are str");
             return NULL;
         }
+        Py_UCS4 c = PyUnicode_GET_LENGTH(head) > 0 ? PyUnicode_READ_CHAR(head, 0) : 256;
+        if (c < 256)
+            first[c] = 1;
+        else
+            memset(first, 1, sizeof first);
+    }
     PyObject *spec = PyTuple_Pack(2, objects, name), *found = PyList_New(0);
     json_column column = {NULL, NULL, NULL, -1};
     if (spec == NULL || found == NULL || json_column_of(spec, &column) < 0)
@@ -276,7 +291,7 @@ names_starting(PyObject *objects, PyObject *name, PyObject *heads)
         PyObject *value = json_column_value(&column, row, &owned);
         if (value == NULL)
             goto fail;
-        int hit = PyUnicode_Check(value) ? starts_with_any(value, heads) : -1;
+        int hit = PyUnicode_Check(value) ? starts_with_any(value, heads, first) : -1;
         if (owned)
             Py_DECREF(value);
         if (hit < 0) {

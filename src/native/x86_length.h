@@ -31,11 +31,67 @@ static const unsigned char x86_prefix_kind[256] = {
     [0xf0] = X86_LOCK, [0xf2] = X86_REP, [0xf3] = X86_REP,
 };
 
-/* Length of the instruction at p (X86_WINDOW readable bytes), 0 when iced
- * rejects it, X86_LEN_UNSURE when the tables cannot say.  Inlined into the walk: a call per
- * instruction costs a fifth of the decoding. */
+/* Bytes of SIB and displacement after the ModRM byte modrm, whose SIB (if any) is at sib: without
+ * a branch, as most instructions of a function have a ModRM whose form is anyone's guess. */
 static inline int
-x86_length(const unsigned char *p)
+x86_modrm_tail(int modrm, const unsigned char *sib)
+{
+    int mod = modrm >> 6, rm = modrm & 7;
+    int has_sib = (mod != 3) & (rm == 4);
+    int disp = (mod == 1) + 4 * (mod == 2) + 4 * ((mod == 0) & (rm == 5));
+    return has_sib + disp + 4 * (has_sib & (mod == 0) & ((*sib & 7) == 5)); /* SIB without a base: disp32 */
+}
+
+/* The length of an instruction whose opcode's table row is row and whose next byte is p[i] (its
+ * ModRM, or its immediate); moffs32: a moffs form (a0-a3) after an address-size prefix, whose
+ * immediate is a 4-byte address. */
+static inline int
+x86_row_length(const unsigned char *p, int i, const unsigned char *row, int moffs32)
+{
+    int entry = row[0];
+    if (entry == X86_UNSURE)
+        return X86_LEN_UNSURE;
+    if (entry != X86_INVALID && (entry & X86_NO_MODRM)) {
+        i += moffs32 ? 4 : entry & 0x0f;
+    } else {
+        int modrm = p[i++];
+        int reg = (modrm >> 3) & 7;
+        entry = row[(modrm >= 0xc0 ? 0 : 8) + reg];
+        if (entry == X86_UNSURE)
+            return X86_LEN_UNSURE;
+        if (entry == X86_INVALID)
+            return X86_LEN_INVALID;
+        if (entry & X86_BY_RM) { /* a register form iced accepts for some rm values only (x87, 0f 01) */
+            if (!((row[16 + reg] >> (modrm & 7)) & 1))
+                return X86_LEN_INVALID;
+            entry &= 0x0f;
+        }
+        i += x86_modrm_tail(modrm, p + i) + entry;
+    }
+    return i > X86_MAX_LENGTH ? X86_LEN_INVALID : i;
+}
+
+/* The length of a legacy (not VEX) instruction whose first opcode byte opcode is at p[i - 1];
+ * keyed: the part of its x86_row_of key that the prefixes make, ((lock * 2 + rex_w) * 4 + prefix) * 4. */
+static inline int
+x86_legacy_length(const unsigned char *p, int i, int opcode, int keyed, int addr32)
+{
+    int map = 0;
+    if (opcode == 0x0f) {
+        opcode = p[i++];
+        map = 1;
+        if (opcode == 0x38 || opcode == 0x3a) {
+            map = opcode == 0x38 ? 2 : 3;
+            opcode = p[i++];
+        }
+    }
+    return x86_row_length(p, i, x86_rows[x86_row_of[(keyed + map) * 256 + opcode]],
+                          map == 0 && opcode >= 0xa0 && opcode <= 0xa3 && addr32);
+}
+
+/* x86_length of an instruction with any prefixes, and of VEX. */
+static int
+x86_length_prefixed(const unsigned char *p)
 {
     int i = 0, op66 = 0, rep = 0, lock = 0, addr32 = 0, rex_w = 0, rex = 0;
     for (;; i++) {
@@ -64,70 +120,44 @@ x86_length(const unsigned char *p)
     }
     if (op66 && rep)
         return X86_LEN_UNSURE;
-    int map = 0, opcode = p[i++];
-    const unsigned char *row;
-    if (opcode == 0xc4 || opcode == 0xc5) {
-        /* VEX (always, in 64-bit mode).  After 66, F2, F3, LOCK or a REX iced refuses it: left to iced. */
-        if (op66 || rep || lock || rex)
-            return X86_LEN_UNSURE;
-        int w = 0, vex_map = 1;
-        if (opcode == 0xc4) {
-            vex_map = p[i++] & 0x1f;
-            if (vex_map < 1 || vex_map > 3)
-                return X86_LEN_UNSURE;
-            w = p[i] >> 7;
-        }
-        int last = p[i++]; /* W (three-byte form), vvvv inverted, L, pp */
-        int vvvv_unused = (last & 0x78) == 0x78;
-        opcode = p[i++];
-        row = x86_rows[x86_vex_row_of[(((((vex_map - 1) * 4 + (last & 3)) * 2 + ((last >> 2) & 1)) * 2 + w) * 2
-                                      + vvvv_unused) * 256 + opcode]];
-    } else {
-        if (opcode == 0x0f) {
-            opcode = p[i++];
-            map = 1;
-            if (opcode == 0x38 || opcode == 0x3a) {
-                map = opcode == 0x38 ? 2 : 3;
-                opcode = p[i++];
-            }
-        }
+    int opcode = p[i++];
+    if (opcode != 0xc4 && opcode != 0xc5) {
         int prefix = rep == 0xf3 ? 2 : rep == 0xf2 ? 3 : op66;
-        row = x86_rows[x86_row_of[(((lock * 2 + rex_w) * 4 + prefix) * 4 + map) * 256 + opcode]];
+        return x86_legacy_length(p, i, opcode, ((lock * 2 + rex_w) * 4 + prefix) * 4, addr32);
     }
-    int entry = row[0];
-    if (entry == X86_UNSURE)
+    /* VEX (always, in 64-bit mode).  After 66, F2, F3, LOCK or a REX iced refuses it: left to iced. */
+    if (op66 || rep || lock || rex)
         return X86_LEN_UNSURE;
-    if (entry != X86_INVALID && (entry & X86_NO_MODRM)) {
-        int immediate = entry & 0x0f;
-        if (map == 0 && opcode >= 0xa0 && opcode <= 0xa3 && addr32)
-            immediate = 4; /* moffs: the address size */
-        i += immediate;
-    } else {
-        int modrm = p[i++];
-        int mod = modrm >> 6, rm = modrm & 7, reg = (modrm >> 3) & 7;
-        entry = row[(mod == 3 ? 0 : 8) + reg];
-        if (entry == X86_UNSURE)
+    int w = 0, vex_map = 1;
+    if (opcode == 0xc4) {
+        vex_map = p[i++] & 0x1f;
+        if (vex_map < 1 || vex_map > 3)
             return X86_LEN_UNSURE;
-        if (entry == X86_INVALID)
-            return X86_LEN_INVALID;
-        if (entry & X86_BY_RM) { /* a register form iced accepts for some rm values only (x87, 0f 01) */
-            if (!((row[16 + reg] >> rm) & 1))
-                return X86_LEN_INVALID;
-            entry &= 0x0f;
-        }
-        if (mod != 3) {
-            if (rm == 4 && (p[i++] & 7) == 5 && mod == 0)
-                i += 4; /* SIB without a base: disp32 */
-            if (mod == 0 && rm == 5)
-                i += 4;
-            else if (mod == 1)
-                i += 1;
-            else if (mod == 2)
-                i += 4;
-        }
-        i += entry;
+        w = p[i] >> 7;
     }
-    return i > X86_MAX_LENGTH ? X86_LEN_INVALID : i;
+    int last = p[i++]; /* W (three-byte form), vvvv inverted, L, pp */
+    int vvvv_unused = (last & 0x78) == 0x78;
+    opcode = p[i++];
+    return x86_row_length(p, i, x86_rows[x86_vex_row_of[(((((vex_map - 1) * 4 + (last & 3)) * 2
+                                                            + ((last >> 2) & 1)) * 2 + w) * 2 + vvvv_unused) * 256
+                                                          + opcode]], 0);
+}
+
+/* Length of the instruction at p (X86_WINDOW readable bytes), 0 when iced
+ * rejects it, X86_LEN_UNSURE when the tables cannot say.  Inlined into the walk: a call per
+ * instruction costs a fifth of the decoding.  Most instructions have no prefix but a REX: they
+ * are decoded here, the REX found without a branch and the opcode read with it (the next
+ * instruction's start waits on each load: 8 % of librustc_driver's walk); the others by
+ * x86_length_prefixed. */
+static inline int
+x86_length(const unsigned char *p)
+{
+    int first = p[0], second = p[1];
+    int rex = (first & 0xf0) == 0x40, rex_w = rex & (first >> 3);
+    int opcode = rex ? second : first;
+    if (x86_prefix_kind[opcode] != X86_OPCODE || opcode == 0xc4 || opcode == 0xc5)
+        return x86_length_prefixed(p);
+    return x86_legacy_length(p, rex + 1, opcode, rex_w * 16, 0);
 }
 
 #endif

@@ -35,6 +35,7 @@ int64_column(PyObject *object, Py_buffer *view, Py_ssize_t *count)
 }
 
 #include "name_table.h"   /* after int64_column, which it uses */
+#include "fbt_columns.h"  /* after int64_column, which it uses */
 
 static PyObject *
 py_x86_length(PyObject *self, PyObject *arg)
@@ -325,6 +326,8 @@ static PyMethodDef methods[] = {
     {"names_starting", py_names_starting, METH_VARARGS, names_starting_doc},
     {"rust_demangled", py_rust_demangled, METH_VARARGS, rust_demangled_doc},
     {"crates_of", py_crates_of, METH_VARARGS, crates_of_doc},
+    {"code_spans", py_code_spans, METH_VARARGS, code_spans_doc},
+    {"overlap_groups", py_overlap_groups, METH_VARARGS, overlap_groups_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,4 +1,4 @@
-"""ModuleImage.code_spans_of (numpy, all functions at once) gives code_span's answer for every function, on both paths.
+"""ModuleImage.code_spans_of (all functions at once) gives code_span's answer for every function, on both paths.
 
 Every committed module: plain, edge shapes (IFUNC, NOBITS code, a size past
 its section, i386 linked at 4 MB, .dynsym only, arm64, riscv), nightly; and
@@ -11,25 +11,24 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixture_paths import EDGE, MODULES
 from tracebridge.image.elf import open_module
-from tracebridge.support.records import uint64_columns
+from tracebridge.support.records import int64s, uint64_columns
 
 ALL_MODULES = sorted([*MODULES.glob("*.ko"), *EDGE.glob("*.ko"), *(MODULES / "nightly").glob("*.ko")])
 ALL_MODULES = [path for path in ALL_MODULES if path.stem != "rem_stripped"]
 
 
 def spans(image, functions) -> list[tuple[int, int]]:
-    """The (start, end) of each function's code, from its fields' columns as FBT's scan reads them."""
-    import numpy as np
-
-    columns = (np.frombuffer(column, dtype=np.uint64)
-               for column in uint64_columns(functions, ("shndx", "value", "size")))
-    starts, ends = image.code_spans_of(*columns)
-    return list(zip(starts.tolist(), ends.tolist()))
+    """The (start, end) of each function's code, from its fields' columns as FBT's scan reads them; the
+    positions of the empty ones, listed apart, checked against them."""
+    starts, lengths, empty = image.code_spans_of(*uint64_columns(functions, ("shndx", "value", "size")))
+    pairs = [(start, start + length) for start, length in zip(int64s(starts), int64s(lengths))]
+    assert empty == [at for at, pair in enumerate(pairs) if pair == (0, 0)]
+    return pairs
 
 
 @pytest.mark.parametrize("path", ALL_MODULES, ids=lambda path: path.name)
@@ -45,12 +44,12 @@ def test_no_functions():
 
 
 @pytest.mark.parametrize("name", ["edges_amd64.ko", "rem_i386_at_4m.ko"])  # ET_REL and ET_DYN
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 2**64 - 1) | st.integers(0, 0x500000), st.integers(0, 2**64 - 1)
                           | st.integers(0, 0x2000), st.integers(0, 2**16)), min_size=1, max_size=8))
-def test_made_up_values_and_sizes(name, made_up):
-    """On the path the process runs (the columns read natively where the core is built; test_symbol_records
-    checks that reading against its twin)."""
+def test_made_up_values_and_sizes(each_path, name, made_up):
+    """On both paths (the columns are read natively where the core is built; test_symbol_records checks
+    that reading against its twin)."""
     image = open_module(EDGE / name)
     real = image.functions
     functions = [dataclasses.replace(real[pick % len(real)], value=value, size=size)

@@ -11,7 +11,7 @@ at once, one by one or in reverse, on the native and the pure-Python paths.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixture_paths import EDGE, MODULE_NAMES, MODULES
@@ -20,8 +20,11 @@ from tracebridge.probes.fbt import FbtOptions, Predictor, _overlap_groups
 
 
 def overlapping(functions: list[Function]) -> list[list[Function]]:
-    """:func:`_overlap_groups`' groups as lists of functions."""
-    members, _, starts = _overlap_groups(functions)
+    """:func:`_overlap_groups`' groups as lists of functions (given in (offset, symbol index) order, as
+    ``ModuleImage.functions_by_offset`` holds them); each member's symbol index checked on the way."""
+    functions = sorted(functions, key=lambda f: (f.offset, f.symbol_index))
+    members, indices, starts = _overlap_groups(functions)
+    assert indices == [functions[at].symbol_index for at in members]
     return [[functions[at] for at in members[start:end]] for start, end in zip(starts, [*starts[1:], len(members)])]
 
 
@@ -46,10 +49,10 @@ def pairwise_groups(functions: list[Function]) -> list[list[Function]]:
     return sorted((sorted(m, key=key) for m in members.values() if len(m) > 1), key=lambda m: key(m[0]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 64) | st.integers(2**64 - 70, 2**64 - 1),
                           st.integers(0, 24) | st.integers(2**63, 2**64 - 1)), max_size=30))
-def test_groups_are_the_pairwise_definition(ranges):
+def test_groups_are_the_pairwise_definition(each_path, ranges):
     functions = [Function(index, f"f{index}", ".text", 1, offset, size, "LOCAL", "FUNC", offset)
                  for index, (offset, size) in enumerate(ranges)]
     assert overlapping(functions) == pairwise_groups(functions)
@@ -75,6 +78,14 @@ def test_same_probes_however_asked(request, path, path_kind, tracenext):
     assert predictor.scan(functions[::-1]) == together[::-1]
     # Every amd64 module here has symbols that share their bytes (LLVM's merged instances, edge cases).
     assert overlapping(image.functions) or image.machine != "amd64"
+
+
+@pytest.mark.parametrize("path", [*(MODULES / f"{name}.ko" for name in MODULE_NAMES), EDGE / "edges_amd64.ko",
+                                  EDGE / "edges_shared_amd64.ko"], ids=lambda path: path.name)
+def test_groups_of_every_module_are_the_pairwise_definition(each_path, path):
+    """The groups found in one pass over a real module's functions by offset, on both paths."""
+    image = open_module(path)
+    assert overlapping(image.functions_by_offset) == pairwise_groups(image.functions)
 
 
 @pytest.mark.parametrize("path", [EDGE / "edges_shared_amd64.ko", MODULES / "rem_legacy_fp.ko"], ids=lambda p: p.name)

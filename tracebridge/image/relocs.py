@@ -25,12 +25,16 @@ from __future__ import annotations
 
 import bisect
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
 
 from tracebridge.image.elf import (SHF_ALLOC, SHT_NOBITS, SHT_REL, SHT_RELA, SHT_SYMTAB_SHNDX, ModuleImage,
                                    Section)
 
 SHN_UNDEF, SHN_LORESERVE, SHN_XINDEX = 0, 0xFF00, 0xFFFF
+#: This machine's byte order, as :mod:`struct` writes it.
+_NATIVE_ORDER = "<" if sys.byteorder == "little" else ">"
 
 #: Absolute pointer-sized relocations: (symbol + addend) and (base + addend) kinds,
 #: from each psABI (x86-64, i386, AArch64 ELF, RISC-V ELF).
@@ -104,18 +108,17 @@ class Relocations:
         Read as a column so that a shared object's 100k relocations, almost
         all in data, need not be decoded to learn that its code has none.
         """
-        import numpy as np  # only for a module with dynamic relocations (ET_DYN), when FBT asks
-
-        offsets = []
+        addresses: list[int] = []
         for rel in self._dynamic:
             width = (24 if rel.type == SHT_RELA else 16) if self.image.bits == 64 else (12 if rel.type == SHT_RELA else 8)
             raw = self.read(rel, 0, rel.size - rel.size % width) if rel.size >= width else None
             if raw:
-                column = np.frombuffer(raw, dtype=np.dtype(self._order + ("u8" if self.image.bits == 64 else "u4")))
-                offsets.append(column[::width // column.itemsize].astype(np.uint64))
-        if not offsets:
-            return frozenset()
-        addresses = np.sort(np.concatenate(offsets))
+                column = array("Q" if self.image.bits == 64 else "I", raw)
+                if self._order != _NATIVE_ORDER:
+                    column.byteswap()
+                addresses += column[::width // column.itemsize]
+        # Sorted (usually already, in runs): then one bisection per section.
+        addresses.sort()
         hit = set()
         for section in self.image.sections:
             if section.load_offset is not None and section.size:
@@ -123,8 +126,8 @@ class Relocations:
                 if not 0 <= low < 1 << 64:  # a corrupt layout: let the exact path answer
                     hit.add(section.index)
                     continue
-                first = np.searchsorted(addresses, np.uint64(low), side="left")
-                if first < len(addresses) and int(addresses[first]) < low + section.size:
+                first = bisect.bisect_left(addresses, low)
+                if first < len(addresses) and addresses[first] < low + section.size:
                     hit.add(section.index)
         return frozenset(hit)
 

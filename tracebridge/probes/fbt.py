@@ -45,14 +45,12 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, count, repeat
-from operator import attrgetter, is_, sub
-
-import numpy as np
+from operator import is_, lt, sub
 
 from tracebridge.probes import fbt_isa
 
-from tracebridge.support import gcpause
-from tracebridge.support.records import names_starting, uint64_columns
+from tracebridge.support import gcpause, native
+from tracebridge.support.records import int64s, names_starting, scatter, uint64_columns, uint64s
 
 from tracebridge.image import modmeta
 from tracebridge.probes.fbt_isa import DECODE_FAILED, NO_FRAME_POINTER, NO_PROLOGUE, FbtProbes, PointsInside
@@ -212,20 +210,19 @@ class Predictor:
         cluster_of = self._groups()
         if not cluster_of:
             return self._scan(functions)
-        indices = array("Q", uint64_columns(functions, ("symbol_index",))[0]).tolist()
+        indices = uint64s(uint64_columns(functions, ("symbol_index",))[0]).tolist()
         numbers = set(map(cluster_of.get, indices))
         numbers.discard(None)
         self._answer_groups(numbers)
         results = list(map(self._shared.get, indices))
         rest = list(compress(count(), map(is_, results, repeat(None))))
-        for at, probes in zip(rest, self._scan(list(map(functions.__getitem__, rest)))):
-            results[at] = probes
+        scatter(results, rest, self._scan(list(map(functions.__getitem__, rest))))
         return results
 
     def _groups(self) -> dict[int, int]:
         """Symbol index -> group number of every symbol whose range overlaps another's."""
         if self._members is None:
-            self._members, indices, self._group_starts = _overlap_groups(self.image.functions)
+            self._members, indices, self._group_starts = _overlap_groups(self.image.functions_by_offset)
             sizes = map(sub, [*self._group_starts[1:], len(indices)], self._group_starts)
             self._cluster_of = dict(zip(indices, chain.from_iterable(map(repeat, count(), sizes))))
         return self._cluster_of
@@ -234,7 +231,7 @@ class Predictor:
         """The members of group ``number``, in (offset, symbol index) order."""
         starts, members = self._group_starts, self._members
         end = starts[number + 1] if number + 1 < len(starts) else len(members)
-        return list(map(self.image.functions.__getitem__, members[starts[number]:end]))
+        return list(map(self.image.functions_by_offset.__getitem__, members[starts[number]:end]))
 
     def _answer_groups(self, numbers: set[int]) -> None:
         """Per symbol index of each member of these groups (not answered yet), the probes of it that fire.
@@ -276,56 +273,57 @@ class Predictor:
             return [FbtProbes(None, (), self.verdict.reason)] * len(functions)
         image, options, relocations, stop_index = self.image, self.options, self.relocations, self._stop_index
         machine = image.machine
-        # Each function's first rule that refuses it, as columns: 100k functions take one pass each.
-        shndx, value, size, index = (np.frombuffer(column, dtype=np.uint64) for column in uint64_columns(
-            functions, ("shndx", "value", "size", "symbol_index")))
-        starts, ends = image.code_spans_of(shndx, value, size)
-        refused = np.full(len(functions), _WALKED, dtype=np.int8)
-        refused[starts == ends] = _REFUSED.index(NO_CODE)
-        refused[size == 0] = _REFUSED.index(ZERO_SIZE)
-        types = list(map(attrgetter("type"), functions))
-        if "IFUNC" in types:
-            refused[np.array(types) == "IFUNC"] = _REFUSED.index(IFUNC)
+        # Each function's first rule that refuses it, later rules first, from columns: the 100k functions
+        # of a big module take no Python step each, and almost none is refused.
+        shndx, value, size, index = uint64_columns(functions, ("shndx", "value", "size", "symbol_index"))
+        starts, lengths, empty = image.code_spans_of(shndx, value, size)
+        refused = dict.fromkeys(_excluded_names(functions, machine, options), EXCLUDED_NAME)
         if stop_index is not None:
-            refused[index > stop_index] = _REFUSED.index(LISTING_STOPPED)
-        refused[_excluded_names(functions, machine, options)] = _REFUSED.index(EXCLUDED_NAME)
-        walked_at = np.flatnonzero(refused == _WALKED)
-        starts, ends = starts[walked_at], ends[walked_at]
-        data = image.data
-        walked = list(map(functions.__getitem__, walked_at.tolist()))
+            for at in compress(count(), map(lt, repeat(stop_index), uint64s(index))):
+                refused.setdefault(at, LISTING_STOPPED)
+        for at in names_starting(functions, "type", ("IFUNC",)):
+            refused.setdefault(at, IFUNC)
+        sizes = uint64s(size)
+        for at in empty:
+            refused.setdefault(at, NO_CODE if sizes[at] else ZERO_SIZE)
+        if refused:  # walked as functions without code
+            lengths = array("q", lengths)
+            for at in refused:
+                lengths[at] = 0
+        data, start_of, length_of = image.data, int64s(starts), int64s(lengths)
+
+        def code(i: int) -> bytes:
+            return data[start_of[i]:start_of[i] + length_of[i]]
 
         def points_inside_of(i: int) -> PointsInside | None:
-            if not _may_point_inside(walked[i].shndx, relocations, options.base):
+            if not _may_point_inside(functions[i].shndx, relocations, options.base):
                 return None  # without copying the function's bytes
-            return _jump_table_test(image, walked[i], data[starts[i]:ends[i]], relocations, options.base)
+            return _jump_table_test(image, functions[i], code(i), relocations, options.base)
 
         if machine == "amd64":
             # Asked once per section: most big modules have no window that can point anywhere.
-            tested = any(_may_point_inside(section, relocations, options.base)
-                         for section in set(shndx[walked_at].tolist()))
-            scanned = fbt_isa.scan_amd64_many(data, starts, ends, points_inside_of if tested else None)
+            tested = any(_may_point_inside(section, relocations, options.base) for section in set(uint64s(shndx)))
+            scanned = fbt_isa.scan_amd64_many(data, starts, lengths, points_inside_of if tested else None)
         else:
-            spans = list(zip(starts.tolist(), ends.tolist()))
+            walked = [at for at in range(len(functions)) if at not in refused]
             if machine == "i386":  # the other ISA with the jump-table heuristic
-                scanned = [fbt_isa.scan_i386(data[start:end], points_inside_of(i))
-                           for i, (start, end) in enumerate(spans)]
+                scanned = [fbt_isa.scan_i386(code(i), points_inside_of(i)) for i in walked]
             else:
                 scan = _SCANNERS[machine]
-                scanned = [scan(data[start:end]) for start, end in spans]
+                scanned = [scan(code(i)) for i in walked]
             scanned = fbt_isa.one_per_answer(scanned)
-        if len(walked_at) == len(functions):  # nothing refused (most big modules): the walk's answers are all
-            return scanned
-        answers = list(map(_REFUSALS.__getitem__, refused.tolist()))
-        for at, probes in zip(walked_at.tolist(), scanned):
-            answers[at] = probes
-        return answers
+            if refused:
+                answers: list[FbtProbes | None] = [None] * len(functions)
+                scatter(answers, walked, scanned)
+                scanned = answers
+        for at, reason in refused.items():
+            scanned[at] = _REFUSALS[reason]
+        return scanned
 
 
-#: The refusals :meth:`Predictor.scan` finds per function, by their number in its column.
-_REFUSED = (NO_CODE, ZERO_SIZE, IFUNC, LISTING_STOPPED, EXCLUDED_NAME)
-_REFUSALS = [FbtProbes(None, (), reason) for reason in _REFUSED] + [None]
-#: A function none of them refuses: its bytes are walked.
-_WALKED = len(_REFUSED)
+#: The refusals :meth:`Predictor.scan` finds per function (one object each).
+_REFUSALS = {reason: FbtProbes(None, (), reason) for reason in (NO_CODE, ZERO_SIZE, IFUNC, LISTING_STOPPED,
+                                                                  EXCLUDED_NAME)}
 
 
 def entries_chain(machine: str, options: FbtOptions) -> bool:
@@ -334,36 +332,46 @@ def entries_chain(machine: str, options: FbtOptions) -> bool:
     return options.tracenext and machine in ("amd64", "i386")
 
 
-def _overlap_groups(functions: Sequence[Function]) -> tuple[list[int], list[int], list[int]]:
+def _overlap_groups(by_offset: Sequence[Function]) -> tuple[list[int], list[int], list[int]]:
     """The groups of two or more functions whose byte ranges overlap, as columns: every member's place in
-    ``functions`` and its symbol index, group after group in (offset, symbol index) order, and where
-    each group starts among them.
+    ``by_offset`` (functions in (offset, symbol index) order, as ``ModuleImage.functions_by_offset``
+    holds them) and its symbol index, group after group in that order, and where each group starts
+    among them.
 
     In that order, a function starts a new group unless it starts at or
-    before the last byte any earlier one reaches.  As columns: a big module
-    has 100k functions, 18k of them in 4k groups, and each process of a
-    split builds the lists of only the groups of its half.  A last byte past
-    2**64 - 1 (a hostile size) is taken as 2**64 - 1, which no offset lies
-    beyond.
+    before the last byte any earlier one reaches: one pass (natively, over
+    the columns ``src/native/fbt_columns.h`` reads; :func:`_overlap_groups_py`
+    is its twin).  A big module has 100k functions, 18k of them in 4k
+    groups, and each process of a split builds the lists of only the groups
+    of its half.  A last byte past 2**64 - 1 (a hostile size) is taken as
+    2**64 - 1, which no offset lies beyond.
     """
-    offset, size, index = (np.frombuffer(column, dtype=np.uint64)
-                           for column in uint64_columns(functions, ("offset", "size", "symbol_index")))
-    sized = np.flatnonzero(size)
-    if len(sized) < 2:
-        return [], [], []
-    offset, size, index = offset[sized], size[sized], index[sized]
-    order = np.lexsort((index, offset))
-    offset, size = offset[order], size[order]
-    top = np.uint64(2**64 - 1)
-    last = np.where(size - np.uint64(1) > top - offset, top, offset + (size - np.uint64(1)))
-    starts = np.ones(len(sized), dtype=bool)
-    starts[1:] = offset[1:] > np.maximum.accumulate(last)[:-1]
-    group = np.cumsum(starts) - 1
-    shared = np.bincount(group)[group] > 1
-    numbers = group[shared]
-    firsts = np.flatnonzero(numbers[1:] != numbers[:-1]) + 1
-    return (sized[order[shared]].tolist(), index[order[shared]].tolist(),
-            [0, *firsts.tolist()] if len(numbers) else [])
+    offset, size, index = uint64_columns(by_offset, ("offset", "size", "symbol_index"))
+    core = native.core
+    members, starts = (_overlap_groups_py if core is None else core.overlap_groups)(offset, size)
+    return members, list(map(uint64s(index).__getitem__, members)), starts
+
+
+def _overlap_groups_py(offset: bytes, size: bytes) -> tuple[list[int], list[int]]:
+    """The members and group starts of :func:`_overlap_groups`, from its uint64 columns, in Python."""
+    members: list[int] = []
+    starts: list[int] = []
+    group: list[int] = []
+    reach = -1  # the last byte any function so far reaches
+    for at, (first, length) in enumerate(zip(uint64s(offset), uint64s(size))):
+        if not length:
+            continue
+        if first > reach:
+            if len(group) > 1:
+                starts.append(len(members))
+                members += group
+            group = []
+        group.append(at)
+        reach = max(reach, min(first + length - 1, 2**64 - 1))
+    if len(group) > 1:
+        starts.append(len(members))
+        members += group
+    return members, starts
 
 
 def _listing_stop(functions: Sequence[Function], machine: str) -> int | None:

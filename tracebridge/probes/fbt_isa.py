@@ -45,10 +45,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-
-import numpy as np
+from itertools import accumulate, compress, count, repeat
+from operator import eq, sub
 
 from tracebridge.support import native
+from tracebridge.support.records import int64s, scatter
 
 NO_FRAME_POINTER = "no-frame-pointer"
 NO_PROLOGUE = "no-prologue"
@@ -177,49 +178,50 @@ _NATIVE_ANSWERS = {-1: _NO_FRAME, -2: _DECODE_FAILED}
 _NATIVE_UNSURE = -3
 
 
-def scan_amd64_many(data: bytes, starts: np.ndarray, ends: np.ndarray,
+def scan_amd64_many(data: bytes, starts: bytes, lengths: bytes,
                     points_inside_of: Callable[[int], PointsInside | None] | None) -> list[FbtProbes]:
-    """:func:`scan_amd64` of each function ``data[starts[i]:ends[i]]`` (int64 columns), natively in one
-    call when possible; equal answers are one object (cheap to send back from split_map's second process).
+    """:func:`scan_amd64` of each function ``data[starts[i]:starts[i] + lengths[i]]`` (columns of native
+    int64s: bytes or ``array("q")``), natively in one call when possible; equal answers are one object
+    (cheap to send back from split_map's second process).
 
     ``points_inside_of(i)`` gives function ``i``'s jump-table test; it is
     asked only for functions that have return-site candidates, and never
     when it is None (no window of any of them can hold a pointer into it).
-    The native walk answers in columns, read here without an object per
-    function: one answer per entry offset for the functions without a
-    return-site candidate, and the few walks the native tables cannot
-    decide done again by :func:`scan_amd64`.
+    The native walk answers in columns, read here by C calls, without a
+    Python step per function: one answer per entry offset for the functions
+    without a return-site candidate, and the few walks the native tables
+    cannot decide done again by :func:`scan_amd64`.
     """
     test_of = points_inside_of or _untested
     core = native.core
     if core is None:
-        return one_per_answer([scan_amd64(data[start:end], test_of(i))
-                          for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist()))])
-    entries, counts, candidates = (np.frombuffer(column, dtype=np.int64)
-                                   for column in core.fbt_amd64(data, starts, ends - starts))
-    entry_list = entries.tolist()
-    answers = {entry: FbtProbes(entry) for entry in set(entry_list) if entry >= 0}
+        return one_per_answer([scan_amd64(data[start:start + length], test_of(i))
+                               for i, (start, length) in enumerate(zip(int64s(starts), int64s(lengths)))])
+    entries, counts, candidates = map(int64s, core.fbt_amd64(data, starts, lengths))
+    entry_list, count_list = entries.tolist(), counts.tolist()
+    distinct = set(entry_list)
+    answers = {entry: FbtProbes(entry) for entry in distinct if entry >= 0}
     answers.update(_NATIVE_ANSWERS)
     results = list(map(answers.get, entry_list))
-    sited = np.flatnonzero(counts)
-    stops = np.cumsum(counts[sited])
-    sited_list = sited.tolist()
+    sited = list(compress(count(), count_list))
+    sited_counts = list(compress(count_list, count_list))
+    stops = list(accumulate(sited_counts))
     # Each sited function's candidates, sliced and made tuples by C calls, not a Python step each.
-    returns = list(map(tuple, map(candidates.tolist().__getitem__,
-                                  map(slice, (stops - counts[sited]).tolist(), stops.tolist()))))
+    returns = list(map(tuple, map(candidates.tolist().__getitem__, map(slice, map(sub, stops, sited_counts), stops))))
     if points_inside_of is not None:
-        for at, i in enumerate(sited_list):
+        for at, i in enumerate(sited):
             points_inside = points_inside_of(i)
             if points_inside is not None:
-                size = int(ends[i] - starts[i])
+                size = int64s(lengths)[i]
                 returns[at] = tuple(pos for pos in returns[at] if not _jump_table(pos, 8, size, points_inside))
     # One answer per distinct (entry, return sites): hashed as tuples, an FbtProbes made only for each distinct one.
-    keys = list(zip(map(entry_list.__getitem__, sited_list), returns))
+    keys = list(zip(map(entry_list.__getitem__, sited), returns))
     made = {key: FbtProbes(*key) for key in dict.fromkeys(keys)}
-    for i, key in zip(sited_list, keys):
-        results[i] = made[key]
-    for i in np.flatnonzero(entries == _NATIVE_UNSURE).tolist():
-        results[i] = scan_amd64(data[int(starts[i]):int(ends[i])], test_of(i))
+    scatter(results, sited, map(made.__getitem__, keys))
+    if _NATIVE_UNSURE in distinct:
+        start_of, length_of = int64s(starts), int64s(lengths)
+        for i in compress(count(), map(eq, entry_list, repeat(_NATIVE_UNSURE))):
+            results[i] = scan_amd64(data[start_of[i]:start_of[i] + length_of[i]], test_of(i))
     return results
 
 

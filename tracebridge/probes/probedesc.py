@@ -143,7 +143,7 @@ class FunctionFields:
         self._everything = _Sorted(list(self._count))
         self._by_length: dict[int, _Sorted] = {}
         self._tails_by_length: dict[int, Counter[str]] = {}
-        self._lengths: Sequence[int] | None = None
+        self._all_by_length: dict[int, list[str]] | None = None
         #: The long names (what a ``<prefix>*<suffix>`` field can select), built on first use.
         self._long: _LongNames | None = None
         #: Fields found so far: names repeat (local symbols, or a hostile module's one name for all).
@@ -228,16 +228,14 @@ class FunctionFields:
         return [n for n in names.with_head_or_tail(head, tail) if n.startswith(head) and n.endswith(tail)]
 
     def _of_length(self, length: int) -> _Sorted:
-        """Distinct names of ``length`` characters (all names' lengths are one column, made once)."""
+        """Distinct names of ``length`` characters (all of them are filed by length once, when one is first asked)."""
         names = self._by_length.get(length)
         if names is None:
-            distinct = self._everything.names
-            if self._lengths is None:
-                import numpy as np  # not at import: every command's parser imports this module
-
-                self._lengths = np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))
-            names = self._by_length[length] = _Sorted([distinct[at]
-                                                       for at in (self._lengths == length).nonzero()[0].tolist()])
+            if self._all_by_length is None:  # in one pass, not one per length
+                self._all_by_length = {}
+                for name in self._everything.names:
+                    self._all_by_length.setdefault(len(name), []).append(name)
+            names = self._by_length[length] = _Sorted(self._all_by_length.get(length, []))
         return names
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import struct
 from array import array
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import TypeVar
 
@@ -57,6 +58,21 @@ def uint64_columns(objects: Sequence, names: tuple[str, ...]) -> tuple[bytes, ..
     if native.core is not None:  # it reads a list: a copy would write every object's reference count
         return native.core.uint64_columns(objects if type(objects) is list else list(objects), names)
     return tuple(array("Q", map(attrgetter(name), objects)).tobytes() for name in names)
+
+
+def uint64s(column) -> memoryview:
+    """A uint64 column (bytes from :func:`uint64_columns`, an ``array("Q")``) as a sequence of ints, read in place."""
+    return memoryview(column).cast("B").cast("Q")
+
+
+def int64s(column) -> memoryview:
+    """An int64 column (bytes of native int64s, an ``array("q")``) as a sequence of ints, read in place."""
+    return memoryview(column).cast("B").cast("q")
+
+
+def scatter(results: list, positions: Iterable[int], values: Iterable) -> None:
+    """``results[positions[k]] = values[k]`` for every k, by C calls rather than a Python step each."""
+    deque(map(results.__setitem__, positions, values), maxlen=0)
 
 
 def names_starting(objects: Sequence, name: str, heads: tuple[str, ...]) -> list[int]:

@@ -328,6 +328,7 @@ static PyMethodDef methods[] = {
     {"crates_of", py_crates_of, METH_VARARGS, crates_of_doc},
     {"code_spans", py_code_spans, METH_VARARGS, code_spans_doc},
     {"overlap_groups", py_overlap_groups, METH_VARARGS, overlap_groups_doc},
+    {"addresses_hit", py_addresses_hit, METH_VARARGS, addresses_hit_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -3,7 +3,8 @@
  * overlap (overlap_groups).  Each is one pass over uint64 columns (the functions' fields, read
  * by uint64_columns; the section headers' fields), so that a big module's 100k functions cost no
  * Python step each and no numpy import.  The pure-Python twins, with the same answers on any
- * input, are tracebridge.image.elf._code_spans_py and tracebridge.probes.fbt._overlap_groups_py.
+ * input, are tracebridge.image.elf._code_spans_py, tracebridge.probes.fbt._overlap_groups_py and
+ * tracebridge.image.relocs._addresses_hit_py.
  * Every index into the section columns is checked; a column of another length is refused.
  */
 #ifndef TRACEBRIDGE_FBT_COLUMNS_H
@@ -175,5 +176,124 @@ PyDoc_STRVAR(overlap_groups_doc,
 "new group unless it starts at or before the last byte any earlier one reaches (a last byte past\n"
 "2**64 - 1 taken as 2**64 - 1).  members: every member's position, group after group; starts:\n"
 "where each group starts among them.");
+
+/* The first index of sorted[0..n) not below key. */
+static size_t
+lower_bound_u64(const unsigned long long *sorted, size_t n, unsigned long long key)
+{
+    size_t low = 0, high = n;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (sorted[middle] < key)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low;
+}
+
+static int
+compare_addresses(const void *a, const void *b)
+{
+    unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs of ascending addresses searched one by one; more than this many: the addresses are sorted. */
+#define ADDRESS_RUNS 8
+
+/* addresses_hit(raw, entry, width, swap, lows, sizes): see the doc string. */
+static PyObject *
+py_addresses_hit(PyObject *self, PyObject *args)
+{
+    PyObject *raw_obj, *lows_obj, *sizes_obj;
+    Py_ssize_t entry, width;
+    int swap;
+    if (!PyArg_ParseTuple(args, "OnnpOO", &raw_obj, &entry, &width, &swap, &lows_obj, &sizes_obj))
+        return NULL;
+    if ((width != 4 && width != 8) || entry < width) {
+        PyErr_SetString(PyExc_ValueError, "a field is 4 or 8 bytes wide, inside its entry");
+        return NULL;
+    }
+    Py_buffer raw, lows_view, sizes_view;
+    Py_ssize_t sections, size_count;
+    if (PyObject_GetBuffer(raw_obj, &raw, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (int64_column(lows_obj, &lows_view, &sections) < 0) {
+        PyBuffer_Release(&raw);
+        return NULL;
+    }
+    if (int64_column(sizes_obj, &sizes_view, &size_count) < 0) {
+        PyBuffer_Release(&lows_view);
+        PyBuffer_Release(&raw);
+        return NULL;
+    }
+    PyObject *result = NULL, *hit = NULL;
+    unsigned long long *addresses = NULL;
+    if (size_count != sections || raw.len % entry != 0) {
+        PyErr_SetString(PyExc_ValueError, "lows and sizes differ in length, or the entries are not whole");
+        goto done;
+    }
+    size_t count = (size_t)(raw.len / entry);
+    addresses = PyMem_Malloc(count ? count * sizeof *addresses : 1);
+    hit = PyList_New(0);
+    if (addresses == NULL || hit == NULL) {
+        if (addresses == NULL)
+            PyErr_NoMemory();
+        goto done;
+    }
+    const unsigned char *bytes = raw.buf;
+    size_t runs[ADDRESS_RUNS + 1], run_count = count ? 1 : 0;
+    runs[0] = 0;
+    for (size_t i = 0; i < count; i++) {
+        unsigned char field[8];
+        memcpy(field, bytes + i * (size_t)entry, (size_t)width);
+        if (swap)
+            for (Py_ssize_t k = 0; k < width / 2; k++) {
+                unsigned char byte = field[k];
+                field[k] = field[width - 1 - k];
+                field[width - 1 - k] = byte;
+            }
+        unsigned int narrow;
+        if (width == 8)
+            memcpy(&addresses[i], field, 8);
+        else {
+            memcpy(&narrow, field, 4);
+            addresses[i] = narrow;
+        }
+        if (i > 0 && addresses[i] < addresses[i - 1] && run_count <= ADDRESS_RUNS)
+            runs[run_count++] = i;  /* past ADDRESS_RUNS, counting stops: they are sorted below */
+    }
+    if (run_count > ADDRESS_RUNS) {
+        qsort(addresses, count, sizeof *addresses, compare_addresses);
+        run_count = 1;
+    }
+    const unsigned long long *low = lows_view.buf, *size = sizes_view.buf;
+    for (Py_ssize_t j = 0; j < sections; j++) {
+        for (size_t r = 0; r < run_count; r++) {
+            size_t start = runs[r], end = r + 1 < run_count ? runs[r + 1] : count;
+            size_t at = start + lower_bound_u64(addresses + start, end - start, low[j]);
+            if (at < end && addresses[at] - low[j] < size[j]) {
+                if (append_position(hit, j) < 0)
+                    goto done;
+                break;
+            }
+        }
+    }
+    result = Py_NewRef(hit);
+done:
+    Py_XDECREF(hit);
+    PyMem_Free(addresses);
+    PyBuffer_Release(&sizes_view);
+    PyBuffer_Release(&lows_view);
+    PyBuffer_Release(&raw);
+    return result;
+}
+
+PyDoc_STRVAR(addresses_hit_doc,
+"addresses_hit(raw, entry, width, swap, lows, sizes) -> list\n\n"
+"The positions j of the ranges [lows[j], lows[j] + sizes[j]) (uint64 columns) that hold one of the\n"
+"addresses of raw: the first width (4 or 8) bytes of each of its entries of entry bytes, in this\n"
+"machine's byte order (swap: the other).  raw holds whole entries (ValueError otherwise).");
 
 #endif

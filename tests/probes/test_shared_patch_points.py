@@ -91,9 +91,9 @@ def test_groups_of_every_module_are_the_pairwise_definition(each_path, path):
 @pytest.mark.parametrize("path", [EDGE / "edges_shared_amd64.ko", MODULES / "rem_legacy_fp.ko"], ids=lambda p: p.name)
 def test_each_function_alone_asks_for_its_own_group(each_path, path):
     """A fresh predictor asked for one function answers it with its own group (each process of a split
-    builds only the groups its half asks for): the same probes as all functions asked at once."""
+    scans only the groups its half asks for): the same probes as all functions asked at once."""
     image = open_module(path)
     functions = image.functions_by_offset
     together = Predictor(image, image.modname).scan(functions)
     assert [Predictor(image, image.modname).scan([f])[0] for f in functions] == together
-    assert len(Predictor(image, image.modname)._groups()) >= 2  # several groups: the later ones are asked alone
+    assert len(Predictor(image, image.modname)._cluster_of) >= 2  # symbols in groups: each is asked alone

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from tracebridge.image.elf import (SHF_ALLOC, SHT_NOBITS, SHT_REL, SHT_RELA, SHT_SYMTAB_SHNDX, ModuleImage,
                                    Section)
+from tracebridge.support import native
 
 SHN_UNDEF, SHN_LORESERVE, SHN_XINDEX = 0, 0xFF00, 0xFFFF
 #: This machine's byte order, as :mod:`struct` writes it.
@@ -105,30 +106,24 @@ class Relocations:
     def _sections_hit(self) -> frozenset[int]:
         """Loaded sections that hold the address of some dynamic relocation (r_offset column only).
 
-        Read as a column so that a shared object's 100k relocations, almost
-        all in data, need not be decoded to learn that its code has none.
+        Read as a column (natively, ``src/native/fbt_columns.h``; :func:`_addresses_hit_py` is its twin)
+        so that a shared object's 100k relocations, almost all in data, need not be decoded to learn
+        that its code has none.
         """
-        addresses: list[int] = []
+        ranges = [(section.index, self._low + section.load_offset, section.size) for section in self.image.sections
+                  if section.load_offset is not None and section.size]
+        # A corrupt layout (a start outside 0..2**64 - 1): let the exact path answer.
+        hit = {index for index, low, _ in ranges if not 0 <= low < 1 << 64}
+        ranges = [r for r in ranges if r[0] not in hit]
+        lows, sizes = array("Q", [low for _, low, _ in ranges]), array("Q", [size for _, _, size in ranges])
+        core = native.core
+        addresses_hit = _addresses_hit_py if core is None else core.addresses_hit
         for rel in self._dynamic:
-            width = (24 if rel.type == SHT_RELA else 16) if self.image.bits == 64 else (12 if rel.type == SHT_RELA else 8)
-            raw = self.read(rel, 0, rel.size - rel.size % width) if rel.size >= width else None
+            entry = (24 if rel.type == SHT_RELA else 16) if self.image.bits == 64 else (12 if rel.type == SHT_RELA else 8)
+            raw = self.read(rel, 0, rel.size - rel.size % entry) if rel.size >= entry else None
             if raw:
-                column = array("Q" if self.image.bits == 64 else "I", raw)
-                if self._order != _NATIVE_ORDER:
-                    column.byteswap()
-                addresses += column[::width // column.itemsize]
-        # Sorted (usually already, in runs): then one bisection per section.
-        addresses.sort()
-        hit = set()
-        for section in self.image.sections:
-            if section.load_offset is not None and section.size:
-                low = self._low + section.load_offset
-                if not 0 <= low < 1 << 64:  # a corrupt layout: let the exact path answer
-                    hit.add(section.index)
-                    continue
-                first = bisect.bisect_left(addresses, low)
-                if first < len(addresses) and addresses[first] < low + section.size:
-                    hit.add(section.index)
+                hit.update(ranges[at][0] for at in addresses_hit(raw, entry, self.image.bits // 8,
+                                                                  self._order != _NATIVE_ORDER, lows, sizes))
         return frozenset(hit)
 
     def in_section(self, shndx: int) -> list[Relocation]:
@@ -303,3 +298,22 @@ class Relocations:
                 raw = self.read(section, symbol * 4, 4)
                 return None if raw is None else int.from_bytes(raw, "little" if self.image.little_endian else "big")
         return None
+
+
+def _addresses_hit_py(raw: bytes, entry: int, width: int, swap: bool, lows: array, sizes: array) -> list[int]:
+    """The positions of the ranges ``lows[j]`` .. ``lows[j] + sizes[j]`` that hold one of the addresses of
+    ``raw``: the first ``width`` (4 or 8) bytes of each of its ``entry``-byte entries, in this machine's byte
+    order (``swap``: the other).  The native core's ``addresses_hit`` in Python: the addresses sorted (they
+    mostly are already, in runs), then one bisection per range."""
+    if width not in (4, 8) or entry < width or len(raw) % entry:
+        raise ValueError("a field is 4 or 8 bytes wide, inside its whole entries")
+    column = array("Q" if width == 8 else "I", raw)
+    if swap:
+        column.byteswap()
+    addresses = sorted(column[::entry // width])
+    hit = []
+    for at, (low, size) in enumerate(zip(lows, sizes)):
+        first = bisect.bisect_left(addresses, low)
+        if first < len(addresses) and addresses[first] - low < size:
+            hit.append(at)
+    return hit

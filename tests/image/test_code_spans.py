@@ -9,6 +9,7 @@ arithmetic would wrap if it were done carelessly.
 from __future__ import annotations
 
 import dataclasses
+import struct
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -55,6 +56,22 @@ def test_made_up_values_and_sizes(each_path, name, made_up):
     functions = [dataclasses.replace(real[pick % len(real)], value=value, size=size)
                  for value, size, pick in made_up]
     assert spans(image, functions) == [image.code_span(f) for f in functions]
+
+
+def test_relocatable_values_are_offsets_whatever_the_section_address(each_path, tmp_path):
+    """In an ET_REL module a symbol's value is its offset in its section, even where a (hand-made) section
+    header gives the section an address: ld -r writes 0 there, nothing else must be assumed."""
+    original = open_module(EDGE / "edges_amd64.ko")
+    shndx = original.functions[0].shndx
+    data = bytearray((EDGE / "edges_amd64.ko").read_bytes())
+    shoff, shentsize = struct.unpack_from("<QxxxxxxxxxxH", data, 0x28)
+    struct.pack_into("<Q", data, shoff + shndx * shentsize + 16, 0x10)  # sh_addr
+    (tmp_path / "edges_amd64.ko").write_bytes(data)
+    image = open_module(tmp_path / "edges_amd64.ko")
+    functions = [f for f in image.functions if f.shndx == shndx]
+    assert image.section(shndx).addr == 0x10 and functions
+    assert spans(image, functions) == [image.code_span(f) for f in functions] == [
+        original.code_span(f) for f in original.functions if f.shndx == shndx]
 
 
 @pytest.mark.parametrize("path", ALL_MODULES, ids=lambda path: path.name)

@@ -109,6 +109,8 @@ INTERESTING = [b"\x55", b"\xc3", b"\xf3\xc3", b"\xc2\x08\x00", b"\xc5\xf8\x77", 
 # %cr0 instead, which hands the function back to iced-x86: the window at 1 drops the ret.
 @example(functions=[b"\x55\x48\x89\xe5\xc5\xf8\x77\x5d\xc3", b"\x55\x48\x89\xe5\x0f\x20\xc0\x5d\xc3"],
          pointer_windows={1})
+# The same move from %cr0 first, where the window test is given: iced-x86's walk of it applies the test too.
+@example(functions=[b"\x55\x48\x89\xe5\x0f\x20\xc0\x5d\xc3"], pointer_windows={1})
 # push %rbp; ret nine bytes into the buffer, tested: no window of 8 bytes fits in the function, so none is
 # asked about (windows are bounded by the function's size, not by where it ends in the buffer).
 @example(functions=[b"\x90" * 8, b"\x90", b"\x55\xc3"], pointer_windows={1})

@@ -6,8 +6,8 @@ import re
 
 from dcheck import PSPEC
 from tracebridge.probes.dglob import matches
-from tracebridge.probes.probedesc import (FUNCTION_MAX, FunctionFields, d_text, description, literal_field,
-                                   module_field)
+from tracebridge.probes.probedesc import (FUNCTION_MAX, FunctionField, FunctionFields, d_text, description,
+                                          literal_field, module_field)
 
 HASH = "17h0123456789abcdefE"
 
@@ -46,6 +46,12 @@ def test_long_names_keep_the_hash_and_stay_unique():
         assert len(field) <= FUNCTION_MAX and "*" in field
         assert field.endswith(name[-20:])
         assert [n for n in names if matches(n, field)] == [name]
+
+
+def test_a_name_of_a_length_no_function_has():
+    """A field asked for a name outside the module, of a length none of its names has: no name can match it."""
+    fields = FunctionFields(["a$b", "axb"])
+    assert fields.field("ab$cd") == FunctionField("ab?cd")
 
 
 def test_same_name_twice_is_marked():

@@ -11,7 +11,7 @@ at once, one by one or in reverse, on the native and the pure-Python paths.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fixture_paths import EDGE, MODULE_NAMES, MODULES
@@ -52,6 +52,8 @@ def pairwise_groups(functions: list[Function]) -> list[list[Function]]:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 64) | st.integers(2**64 - 70, 2**64 - 1),
                           st.integers(0, 24) | st.integers(2**63, 2**64 - 1)), max_size=30))
+# Two one-byte functions side by side, at the start: the first one's last byte is 0, the second starts after it.
+@example(ranges=[(0, 1), (1, 1)])
 def test_groups_are_the_pairwise_definition(each_path, ranges):
     functions = [Function(index, f"f{index}", ".text", 1, offset, size, "LOCAL", "FUNC", offset)
                  for index, (offset, size) in enumerate(ranges)]

@@ -361,7 +361,7 @@ def _overlap_groups_py(offset: bytes, size: bytes) -> tuple[list[int], list[int]
                 members += group
             group = []
         group.append(at)
-        reach = max(reach, min(first + length - 1, 2**64 - 1))
+        reach = max(reach, first + length - 1)  # past 2**64 - 1 all the same: no offset lies beyond
     if len(group) > 1:
         starts.append(len(members))
         members += group

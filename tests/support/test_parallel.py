@@ -114,6 +114,81 @@ def test_commands_answer_the_same_split_or_not(monkeypatch, capsys, command):
     assert outputs[0] == outputs[1] and len(outputs[0]) > 100
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_symbols_split_before_reading_the_module_answers_the_same(monkeypatch, capsys, fmt):
+    """A module file past EARLY_SPLIT_BYTES is read by both processes, forked first: the same rows."""
+    from tracebridge.cli import symbols
+
+    module = str(MODULES / "rem_legacy_fp.ko")
+    outputs = []
+    for early, threshold in ((10**12, 10**9), (0, 2), (0, 10**9)):
+        monkeypatch.setattr(symbols, "EARLY_SPLIT_BYTES", early)
+        monkeypatch.setattr(parallel, "MIN_ITEMS", threshold)
+        assert main(["symbols", "-f", fmt, module]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) > 100
+
+
+def prepared_where(pids: list[int], count: int, whole: bool = False):
+    """A preparation that notes the process it ran in (in ``pids``, through a pipe for the child's) and
+    whose work tags each item with that process."""
+    def prepare():
+        made_in = os.getpid()
+        pids.append(made_in)
+        return parallel.Prepared(lambda part: [(x, made_in) for x in part], list(range(count)), whole=whole)
+
+    return prepare
+
+
+def test_prepared_work_is_prepared_in_each_process(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    pids: list[int] = []
+    result = list(parallel.split_prepared(prepared_where(pids, 10), cost=lambda x: 1))
+    assert [x for x, _ in result] == list(range(10))
+    parent = os.getpid()
+    made_in = [pid for _, pid in result]
+    assert made_in[:5] == [parent] * 5 and parent not in made_in[5:] and len(set(made_in[5:])) == 1
+    assert pids == [parent]  # the child's own list, appended to in the child, is not this one
+
+
+@pytest.mark.parametrize("count, whole", [(10, True), (1, False)])
+def test_prepared_work_that_is_whole_or_small_is_done_in_the_parent(monkeypatch, forked, count, whole):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    result = list(parallel.split_prepared(prepared_where([], count, whole)))
+    assert result == [(x, os.getpid()) for x in range(count)]
+    assert len(forked) == 1  # the child prepared too, and left nothing
+    with pytest.raises(ChildProcessError):
+        os.waitpid(forked[0], os.WNOHANG)
+
+
+def test_a_failing_preparation_ends_the_child_and_is_raised(monkeypatch, forked, tmp_path):
+    """The parent's preparation fails (a bad module): the child, which would work on for nothing, is
+    killed and reaped, and the error is the caller's."""
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    parent, started = os.getpid(), tmp_path / "child"
+
+    def prepare():
+        if os.getpid() == parent:
+            while not started.exists():
+                time.sleep(0.01)
+            raise ValueError("bad module")
+        started.touch()
+        time.sleep(60)  # a child that would outlive the test by far
+
+    begun = time.monotonic()
+    with pytest.raises(ValueError, match="bad module"):
+        list(parallel.split_prepared(prepare))
+    assert time.monotonic() - begun < 30
+    with pytest.raises(ChildProcessError):
+        os.waitpid(forked[0], os.WNOHANG)
+
+
+def test_without_two_cpus_prepared_work_is_done_here(monkeypatch, forked):
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
+    assert list(parallel.split_prepared(prepared_where([], 10))) == [(x, os.getpid()) for x in range(10)]
+    assert forked == []
+
+
 def test_gen_probes_is_the_same_split_or_not(monkeypatch, tmp_path):
     texts = []
     for threshold in (10**9, 2):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from operator import attrgetter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -62,23 +63,83 @@ def run(args: argparse.Namespace) -> int:
         return _list(args)
 
 
+#: A module file at least this big is listed by two processes forked before it is read
+#: (:func:`~tracebridge.support.parallel.split_prepared`): one with 20k functions (the least worth two
+#: processes) takes several megabytes.
+EARLY_SPLIT_BYTES = 8 << 20
+
+
 def _list(args: argparse.Namespace) -> int:
-    from tracebridge.image.demangle import crates_of, demangle_all, demangle_names
-    from tracebridge.probes.fbt import Predictor
-    from tracebridge.support import quickexit
-    from tracebridge.support.parallel import split_iter, split_map
+    from tracebridge.image.demangle import demangle_all
+    from tracebridge.support.parallel import Prepared, split_iter, split_map, split_prepared
 
-    image = load_module(args)
-    base = image.fixed_base if image.fixed_base is not None else args.base
-    selection = selection_from_args(args)
-    predictor = Predictor(image, image.modname, fbt_options_from_args(args, base))
-    columns = COLUMNS if args.format != "table" else TABLE_COLUMNS
+    if (args.format != "table" and args.sort == "offset" and not selection_from_args(args).active
+            and _size(args.module) >= EARLY_SPLIT_BYTES):
+        def prepare() -> Prepared:
+            listing = _Listing(args)
+            return Prepared(listing.encoded, listing.image.functions_by_offset, whole=not listing.in_halves())
 
-    def columns_for(functions: list[Function]) -> dict[str, list | Attribute]:
+        with open_output(args.output, inputs=[args.module]) as out:
+            write_chunks(out, split_prepared(prepare, cost=row_cost), COLUMNS, args.format)
+        return 0
+    listing = _Listing(args)
+    image, selection, functions = listing.image, listing.selection, listing.image.functions_by_offset
+    if selection.active:  # nothing selected is an error before any output (the names stay cached)
+        selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
+    with open_output(args.output, inputs=[args.module]) as out:
+        if listing.in_halves():
+            # Already in order: each half is demangled, scanned and encoded in its own process, the
+            # first written while the second may still be made.
+            write_chunks(out, split_iter(listing.encoded, functions, cost=row_cost), listing.columns, args.format)
+            return 0
+        rows = split_map(listing.rows_for, functions)
+        if args.sort != "offset":
+            rows.sort(key=SORT_KEYS[args.sort])
+        title = (f"{image.filename}: {len(rows)} functions "
+                 f"({image.elf_type} {image.machine}, {image.size:#x} bytes mapped)")
+        write_rows(out, rows, listing.columns, args.format, title=title, numeric=("size",),
+                   hex_columns=("offset", "address"), csv_raw=args.csv_raw)
+    return 0
+
+
+def _size(path: str) -> int:
+    """The module file's size; 0 if it cannot be asked (its reader then says why)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+class _Listing:
+    """What one process needs to list a module's functions: the module, read; its FBT predictor; the
+    columns of the output.  Each process of an early split makes its own."""
+
+    def __init__(self, args: argparse.Namespace):
+        from tracebridge.probes.fbt import Predictor
+        from tracebridge.support import quickexit
+
+        self.args = args
+        self.image = image = load_module(args)
+        quickexit.keep(image)  # 100k functions and their names, not to free one by one
+        self.base = image.fixed_base if image.fixed_base is not None else args.base
+        self.selection = selection_from_args(args)
+        self.predictor = Predictor(image, image.modname, fbt_options_from_args(args, self.base))
+        self.columns = COLUMNS if args.format != "table" else TABLE_COLUMNS
+
+    def in_halves(self) -> bool:
+        """Can the rows be encoded in two processes at once, in order (each half's text held whole)?"""
+        image = self.image
+        return (self.args.format != "table" and self.args.sort == "offset"
+                and image.name_chars <= min(len(image.data), PARALLEL_NAME_CHARS))
+
+    def columns_for(self, functions: list[Function]) -> dict[str, list | Attribute]:
         """Each column's values, one per selected function: independent per function, so it runs in halves.
 
         The functions' and names' own fields are given as :class:`Attribute` columns, read where they are.
         """
+        from tracebridge.image.demangle import crates_of, demangle_all, demangle_names
+
+        selection, base = self.selection, self.base
         if selection.active:
             names = demangle_all([f.name for f in functions])
             keep = selection.apply(functions, names)
@@ -86,7 +147,7 @@ def _list(args: argparse.Namespace) -> int:
             shown, schemes = [names[i].name for i in keep], [names[i].scheme for i in keep]
         else:  # the two columns only, without a Demangled per function
             shown, schemes = demangle_names([f.name for f in functions])
-        fbts = predictor.scan(functions)
+        fbts = self.predictor.scan(functions)
         values = {
             "name": Attribute(functions, "name"), "demangled": shown, "scheme": schemes,
             "section": Attribute(functions, "section"), "offset": Attribute(functions, "offset"),
@@ -95,7 +156,7 @@ def _list(args: argparse.Namespace) -> int:
             "crate": crates_of(shown, schemes), "fbt_entry": Attribute(fbts, "entry"),
             "fbt_returns": list(map(len, map(attrgetter("returns"), fbts))), "fbt_reason": Attribute(fbts, "reason"),
         }
-        if args.format == "table":
+        if self.args.format == "table":
             values["fbt"] = [p.reason or f"+{p.entry:#x}/{len(p.returns)}" for p in fbts]
             # rustc's per-function sections repeat the (mangled) name: say so briefly.
             values["section"] = [f.section[:-len(f.name)] + "<fn>"
@@ -103,36 +164,16 @@ def _list(args: argparse.Namespace) -> int:
                                  for f in functions]
         return values
 
-    def rows_for(functions: list[Function]) -> list[dict]:
-        values = columns_for(functions)
+    def rows_for(self, functions: list[Function]) -> list[dict]:
+        values = self.columns_for(functions)
         lists = [v.values() if isinstance(v, Attribute) else v for v in values.values()]
         return [dict(zip(values, row)) for row in zip(*lists)]
 
-    def encoded(functions: list[Function]) -> Iterable[str | bytes]:
-        if args.format == "json":  # in parts, each written (or left for the parent) as it is made
-            values = columns_for(functions)
-            return encode_json_parts(columns, [values[c] for c in columns])
-        return [encode_chunk(rows_for(functions), columns, args.format, args.csv_raw)]
-
-    functions = image.functions_by_offset
-    quickexit.keep(image)  # 100k functions and their names, not to free one by one
-    if selection.active:  # nothing selected is an error before any output (the names stay cached)
-        selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
-    with open_output(args.output, inputs=[args.module]) as out:
-        if args.format != "table" and args.sort == "offset" and image.name_chars <= min(len(image.data),
-                                                                                        PARALLEL_NAME_CHARS):
-            # Already in order: each half is demangled, scanned and encoded in its own process, the
-            # first written while the second may still be made.
-            write_chunks(out, split_iter(encoded, functions, cost=row_cost), columns, args.format)
-            return 0
-        rows = split_map(rows_for, functions)
-        if args.sort != "offset":
-            rows.sort(key=SORT_KEYS[args.sort])
-        title = (f"{image.filename}: {len(rows)} functions "
-                 f"({image.elf_type} {image.machine}, {image.size:#x} bytes mapped)")
-        write_rows(out, rows, columns, args.format, title=title, numeric=("size",), hex_columns=("offset", "address"),
-                   csv_raw=args.csv_raw)
-    return 0
+    def encoded(self, functions: list[Function]) -> Iterable[str | bytes]:
+        if self.args.format == "json":  # in parts, each written (or left for the parent) as it is made
+            values = self.columns_for(functions)
+            return encode_json_parts(self.columns, [values[c] for c in self.columns])
+        return [encode_chunk(self.rows_for(functions), self.columns, self.args.format, self.args.csv_raw)]
 
 
 def row_cost(function: Function) -> int:

@@ -24,10 +24,12 @@ import bisect
 import mmap
 import os
 import pickle
+import signal
 import tempfile
 from itertools import accumulate, chain
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import BinaryIO, TypeVar
+from dataclasses import dataclass
+from typing import BinaryIO, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,17 +86,49 @@ def split_iter(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T],
     list: the child then leaves each chunk as it makes it, and the second
     half's come back as read-only views of them (:func:`_leave`).
     """
-    global _splitting
     few = len(items) < (MIN_ITEMS if min_items is None else min_items)
     if few or not can_split():
         yield from work(items)
         return
-    _splitting = True
-    try:
-        cut = cost_middle(items, cost) if middle is None else min(max(middle(items), 0), len(items))
-        yield from _split(work, items, cut)
-    finally:
-        _splitting = False
+    cut = cost_middle(items, cost) if middle is None else min(max(middle(items), 0), len(items))
+    yield from _split(lambda: Prepared(work, items), lambda _: cut)
+
+
+@dataclass(frozen=True)
+class Prepared(Generic[T, R]):
+    """What :func:`split_prepared`'s preparation gives each process: ``work(items)`` is to be done."""
+
+    work: Callable[[Sequence[T]], Iterable[R]]
+    items: Sequence[T]
+    #: Work on all items in this process (the other then prepared for nothing).
+    whole: bool = False
+
+
+def split_prepared(prepare: Callable[[], Prepared[T, R]], cost: Callable[[T], int] | None = None) -> Iterator[R]:
+    """:func:`split_iter`'s results of ``work(items)``, for a preparation (``prepare()``) that is itself
+    big, such as reading a 100 MB module into 100k objects: the process forks first, and each process
+    prepares its own, then works on its half.
+
+    A process forked after such a preparation pays for each page of it on
+    first touch, as the kernel maps it again (a page fault per page, even
+    one only read: about 2 us each, measured on the Linux this was tuned on);
+    the halves of ``symbols`` on librustc_driver took 7k such faults
+    (16 ms) before their first useful step, and as many later.  Preparing
+    twice costs no time: both processes do it at once.  ``prepare`` must
+    give both the same items (read from the same file).  Fewer than
+    :data:`MIN_ITEMS`, or a preparation that says ``whole``, are worked on in
+    one process.
+    """
+    if not can_split():
+        prepared = prepare()
+        yield from prepared.work(prepared.items)
+        return
+
+    def cut(prepared: Prepared[T, R]) -> int | None:
+        items = prepared.items
+        return None if prepared.whole or len(items) < MIN_ITEMS else cost_middle(items, cost)
+
+    yield from _split(prepare, cut)
 
 
 def split_columns(work: Callable[[Sequence[T]], tuple[list, ...]], items: Sequence[T],
@@ -118,33 +152,52 @@ def cost_middle(items: Sequence[T], cost: Callable[[T], float] | None, share: fl
     return min(len(items), (bisect.bisect_left(running, running[-1] * share) + 1) * step)
 
 
-def _split(work: Callable[[Sequence[T]], Iterable[R]], items: Sequence[T], middle: int) -> Iterator[R]:
-    with _shared_file() as shared:
-        done, told = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: compute the second half, leave it in the file, leave without cleanup handlers
-            status = 1
+def _split(prepare: Callable[[], Prepared[T, R]], cut: Callable[[Prepared[T, R]], int | None]) -> Iterator[R]:
+    """Fork; each process takes ``prepare()`` and ``middle = cut(prepared)``: the child works on
+    ``items[middle:]``, the parent on ``items[:middle]`` and then gives the child's results.  A middle of
+    None: the parent works on all, and the child on nothing (both prepared the same)."""
+    global _splitting
+    _splitting = True
+    try:
+        with _shared_file() as shared:
+            done, told = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # child: compute the second half, leave it in the file, leave without cleanup handlers
+                status = 1
+                try:
+                    os.close(done)
+                    prepared = prepare()
+                    middle = cut(prepared)
+                    if middle is not None:
+                        _leave(prepared.work(prepared.items[middle:]), shared)
+                        shared.flush()
+                        os.write(told, b"\0")  # the results are in: the parent need not wait for this process to end
+                    status = 0
+                finally:
+                    os._exit(status)
+            os.close(told)
             try:
+                prepared = prepare()
+                work, items, middle = prepared.work, prepared.items, cut(prepared)
+                if middle is None:
+                    yield from work(items)
+                    return
+                yield from work(items[:middle])
+                # The child's byte says its results are in (b"": it ended without them): they are read while it
+                # is torn down (freeing a child's 150 MB takes 10-25 ms), and it is waited for once they are.
+                if os.read(done, 1) == b"\0":
+                    shared.seek(0)  # the child's writes moved the offset both processes share
+                    yield from _taken(shared)
+                    return
+            except BaseException:  # the parent's own work failed (or its caller stopped reading): the child's is moot
+                os.kill(pid, signal.SIGKILL)
+                raise
+            finally:  # no child outlives the call
                 os.close(done)
-                _leave(work(items[middle:]), shared)
-                shared.flush()
-                os.write(told, b"\0")  # the results are in: the parent need not wait for this process to end
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(told)
-        try:
-            yield from work(items[:middle])
-            # The child's byte says its results are in (b"": it ended without them): they are read while it
-            # is torn down (freeing a child's 150 MB takes 10-25 ms), and it is waited for once they are.
-            if os.read(done, 1) == b"\0":
-                shared.seek(0)  # the child's writes moved the offset both processes share
-                yield from _taken(shared)
-                return
-        finally:  # also when the caller stops reading: the child is always waited for, no child outlives the call
-            os.close(done)
-            os.waitpid(pid, 0)
-    yield from work(items[middle:])
+                os.waitpid(pid, 0)
+        yield from work(items[middle:])
+    finally:
+        _splitting = False
 
 
 #: How the child's results start in the shared file: a pickled list, or bytes chunks each after its length.

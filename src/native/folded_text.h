@@ -21,16 +21,15 @@
 
 #include "json_rows.h"   /* text_buffer, text_reserve, text_add, decimal_digits */
 
-/* One stack: its key's first 8 bytes (big-endian, zero-padded), where the key lies in the key
- * buffer, its place in the dict, its weight (borrowed). */
+/* One stack: its key's first 8 bytes (big-endian, zero-padded), where the key lies, its place in the
+ * dict, its weight (borrowed). */
 typedef struct {
     uint64_t head;
-    size_t start, length;
+    const char *key;
+    size_t length;
     Py_ssize_t order;
     PyObject *weight;
 } ft_key;
-
-static const char *ft_sort_base;
 
 /* Orders pointers to rows (the sort moves 8-byte pointers, not rows). */
 static int
@@ -40,7 +39,7 @@ ft_compare(const void *a, const void *b)
     if (x->head != y->head)   /* the first 8 bytes differ: they decide (padding sorts as a shorter key) */
         return x->head < y->head ? -1 : 1;
     size_t n = x->length < y->length ? x->length : y->length;
-    int c = memcmp(ft_sort_base + x->start, ft_sort_base + y->start, n);
+    int c = memcmp(x->key, y->key, n);
     if (c != 0)
         return c;
     if (x->length != y->length)
@@ -48,9 +47,43 @@ ft_compare(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* The text made in the bytes object it is returned as (no copy of its megabytes at the end): *size bytes
+ * written of a capacity of PyBytes_GET_SIZE(bytes), grown by _PyBytes_Resize (rarely: room for every line
+ * is made at once), cut to size at the end. */
+typedef struct {
+    PyObject *bytes;
+    size_t size;
+} ft_out;
+
+static int
+ft_out_reserve(ft_out *out, size_t more)
+{
+    size_t capacity = (size_t)PyBytes_GET_SIZE(out->bytes);
+    if (more > ((size_t)PY_SSIZE_T_MAX) - out->size) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (out->size + more <= capacity)
+        return 0;
+    size_t grown = capacity > ((size_t)PY_SSIZE_T_MAX) / 2 ? (size_t)PY_SSIZE_T_MAX : capacity * 2;
+    if (grown < out->size + more)
+        grown = out->size + more;
+    return _PyBytes_Resize(&out->bytes, (Py_ssize_t)grown);   /* frees the object and sets NULL on an error */
+}
+
+static int
+ft_out_add(ft_out *out, const char *text, size_t length)
+{
+    if (ft_out_reserve(out, length) < 0)
+        return -1;
+    memcpy(PyBytes_AS_STRING(out->bytes) + out->size, text, length);
+    out->size += length;
+    return 0;
+}
+
 /* " COUNT\n" for a weight as render.folded._count writes it; 1 when the pure path must decide. */
 static int
-ft_count(text_buffer *out, PyObject *weight)
+ft_count(ft_out *out, PyObject *weight)
 {
     PyObject *number = NULL;
     if (PyLong_CheckExact(weight)) {
@@ -64,7 +97,7 @@ ft_count(text_buffer *out, PyObject *weight)
             *--at = '\n';
             at = decimal_digits(at, value);
             *--at = ' ';
-            return text_add(out, at, (size_t)(text + sizeof text - at));
+            return ft_out_add(out, at, (size_t)(text + sizeof text - at));
         }
         number = PyObject_Str(weight);
     }
@@ -88,8 +121,8 @@ ft_count(text_buffer *out, PyObject *weight)
         return -1;
     Py_ssize_t n;
     const char *text = PyUnicode_AsUTF8AndSize(number, &n);
-    int result = text == NULL ? -1 : (text_add(out, " ", 1) < 0 || text_add(out, text, (size_t)n) < 0
-                                      || text_add(out, "\n", 1) < 0) ? -1 : 0;
+    int result = text == NULL ? -1 : (ft_out_add(out, " ", 1) < 0 || ft_out_add(out, text, (size_t)n) < 0
+                                      || ft_out_add(out, "\n", 1) < 0) ? -1 : 0;
     Py_DECREF(number);
     return result;
 }
@@ -124,20 +157,66 @@ ft_labels(PyObject *labels, text_buffer *text, size_t *starts, size_t *lengths)
     return 0;
 }
 
+/* Where the keys are written: pieces of FT_PIECE bytes (or one key's length, when longer), each key whole
+ * in one piece, so that a key never moves once written (a buffer grown by realloc copies its megabytes
+ * again at every doubling, into fresh pages). */
+#define FT_PIECE (1 << 20)
+
+typedef struct {
+    char **pieces;
+    size_t count, capacity;
+    char *at, *end;         /* the room left in the last piece */
+    size_t total;           /* bytes of all keys */
+} ft_pieces;
+
+/* Room for a key of length bytes at p->at; -1 on a memory error. */
+static int
+ft_pieces_room(ft_pieces *p, size_t length)
+{
+    if ((size_t)(p->end - p->at) >= length && p->at != NULL)
+        return 0;
+    if (p->count == p->capacity) {
+        size_t capacity = p->capacity ? p->capacity * 2 : 64;
+        char **pieces = PyMem_Realloc(p->pieces, capacity * sizeof *pieces);
+        if (pieces == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        p->pieces = pieces;
+        p->capacity = capacity;
+    }
+    size_t size = length > FT_PIECE ? length : FT_PIECE;
+    char *piece = PyMem_Malloc(size);
+    if (piece == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    p->pieces[p->count++] = piece;
+    p->at = piece;
+    p->end = piece + size;
+    return 0;
+}
+
+static void
+ft_pieces_free(ft_pieces *p)
+{
+    for (size_t i = 0; i < p->count; i++)
+        PyMem_Free(p->pieces[i]);
+    PyMem_Free(p->pieces);
+}
+
 /* The keys of every stack, in the dict's order; 1 when the pure path must decide. */
 static int
 ft_keys(PyObject *stacks, const text_buffer *names, const size_t *starts, const size_t *lengths, Py_ssize_t count,
-        text_buffer *keys, ft_key *rows)
+        ft_pieces *keys, ft_key *rows)
 {
     Py_ssize_t position = 0, row = 0;
     PyObject *stack, *weight;
     while (PyDict_Next(stacks, &position, &stack, &weight)) {
         if (!PyTuple_CheckExact(stack) || !(PyLong_CheckExact(weight) || PyFloat_CheckExact(weight)))
             return 1;
-        rows[row].start = keys->size;
-        rows[row].order = row;
-        rows[row].weight = weight;
         Py_ssize_t depth = PyTuple_GET_SIZE(stack);
+        size_t length = depth > 0 ? (size_t)depth - 1 : 0;   /* the ';' between frames, then the labels */
         for (Py_ssize_t k = 0; k < depth; k++) {
             PyObject *item = PyTuple_GET_ITEM(stack, k);
             if (!PyLong_CheckExact(item))
@@ -149,13 +228,26 @@ ft_keys(PyObject *stacks, const text_buffer *names, const size_t *starts, const 
             }
             if (id < 0 || id >= count)
                 return 1;
-            if ((k > 0 && text_add(keys, ";", 1) < 0) || text_add(keys, names->data + starts[id], lengths[id]) < 0)
-                return -1;
+            length += lengths[id];   /* below the labels' buffer size times the depth: no overflow */
         }
-        rows[row].length = keys->size - rows[row].start;
+        if (ft_pieces_room(keys, length) < 0)
+            return -1;
+        char *key = keys->at;
+        for (Py_ssize_t k = 0; k < depth; k++) {
+            Py_ssize_t id = PyLong_AsSsize_t(PyTuple_GET_ITEM(stack, k));   /* checked above */
+            if (k > 0)
+                *keys->at++ = ';';
+            memcpy(keys->at, names->data + starts[id], lengths[id]);
+            keys->at += lengths[id];
+        }
+        keys->total += length;
+        rows[row].key = key;
+        rows[row].length = length;
+        rows[row].order = row;
+        rows[row].weight = weight;
         uint64_t head = 0;
         for (size_t k = 0; k < 8; k++)
-            head = head << 8 | (k < rows[row].length ? (unsigned char)keys->data[rows[row].start + k] : 0);
+            head = head << 8 | (k < length ? (unsigned char)key[k] : 0);
         rows[row].head = head;
         row++;
     }
@@ -177,7 +269,9 @@ py_folded_text(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!|p", &PyList_Type, &labels, &PyDict_Type, &stacks, &encoded))
         return NULL;
     Py_ssize_t count = PyList_GET_SIZE(labels), rows_count = PyDict_GET_SIZE(stacks);
-    text_buffer names = {0}, keys = {0}, out = {0};
+    text_buffer names = {0};
+    ft_pieces keys = {0};
+    ft_out out = {NULL, 0};
     size_t *starts = PyMem_Calloc((size_t)count + 1, sizeof(size_t));
     size_t *lengths = PyMem_Calloc((size_t)count + 1, sizeof(size_t));
     ft_key *rows = PyMem_Calloc((size_t)rows_count + 1, sizeof(ft_key));
@@ -188,26 +282,31 @@ py_folded_text(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    /* No buffer's data is ever NULL, so copies of empty labels and keys never hand memcpy a NULL. */
-    if (text_reserve(&names, 1) < 0 || text_reserve(&keys, 1) < 0 || text_reserve(&out, 1) < 0)
+    /* No buffer's data is ever NULL, so copies of empty labels never hand memcpy a NULL. */
+    if (text_reserve(&names, 1) < 0)
         goto done;
     status = ft_labels(labels, &names, starts, lengths);
     if (status == 0)
         status = ft_keys(stacks, &names, starts, lengths, count, &keys, rows);
     if (status != 0)
         goto answer;
-    if (text_reserve(&out, keys.size + 24 * (size_t)rows_count) < 0)   /* every line, unless a count is long */
+    /* every line, unless a count is long: the key, a space, at most 20 digits and a sign, a newline */
+    if ((size_t)rows_count > (((size_t)PY_SSIZE_T_MAX) - keys.total) / 24) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    out.bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(keys.total + 24 * (size_t)rows_count));
+    if (out.bytes == NULL)
         goto done;
     for (Py_ssize_t i = 0; i < rows_count; i++)
         sorted[i] = &rows[i];
-    ft_sort_base = keys.data;
     if (rows_count > 1)
         qsort(sorted, (size_t)rows_count, sizeof(ft_key *), ft_compare);
     for (Py_ssize_t i = 0; i < rows_count && status == 0;) {
         const ft_key *row = sorted[i];
         Py_ssize_t j = i + 1;
         while (j < rows_count && sorted[j]->length == row->length
-               && memcmp(keys.data + sorted[j]->start, keys.data + row->start, row->length) == 0)
+               && memcmp(sorted[j]->key, row->key, row->length) == 0)
             j++;
         PyObject *weight = row->weight;
         if (j > i + 1) {   /* as merged.get(key, 0) + weight, in the stacks' order */
@@ -220,7 +319,7 @@ py_folded_text(PyObject *self, PyObject *args)
                 goto done;
             weight = total;
         }
-        status = text_add(&out, keys.data + row->start, row->length);
+        status = ft_out_add(&out, row->key, row->length);
         if (status == 0)
             status = ft_count(&out, weight);
         Py_CLEAR(total);
@@ -231,19 +330,24 @@ answer:
         goto done;
     if (status > 0)
         result = Py_NewRef(Py_None);
-    else if (encoded)
-        result = PyBytes_FromStringAndSize(out.data, (Py_ssize_t)out.size);
-    else
-        result = PyUnicode_DecodeUTF8(out.data ? out.data : "", (Py_ssize_t)out.size, "strict");
+    else if (!encoded)
+        result = PyUnicode_DecodeUTF8(out.bytes ? PyBytes_AS_STRING(out.bytes) : "", (Py_ssize_t)out.size,
+                                      "strict");
+    else if (out.bytes == NULL)   /* no stacks */
+        result = PyBytes_FromStringAndSize("", 0);
+    else if (_PyBytes_Resize(&out.bytes, (Py_ssize_t)out.size) == 0) {   /* shrinks in place */
+        result = out.bytes;
+        out.bytes = NULL;
+    }
 done:
     Py_XDECREF(total);
+    Py_XDECREF(out.bytes);
     PyMem_Free(starts);
     PyMem_Free(lengths);
     PyMem_Free(rows);
     PyMem_Free(sorted);
     PyMem_Free(names.data);
-    PyMem_Free(keys.data);
-    PyMem_Free(out.data);
+    ft_pieces_free(&keys);
     return result;
 }
 

@@ -40,7 +40,7 @@ import os
 import re
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AnyStr, Union
 
@@ -425,8 +425,10 @@ def _column(data: bytes) -> memoryview:
     return memoryview(data).cast("q")
 
 
-def _scan_block_numpy(data: bytes) -> GraphBlock:
+def _scan_block_numpy(data: bytes | memoryview) -> GraphBlock:
     import numpy as np
+
+    data = bytes(data)  # its names are slices of it, kept as bytes
 
     lines, pad = _scan(data)
     name_ids, names = _intern(data, lines.name_start, lines.name_end)
@@ -484,7 +486,13 @@ class CallgraphFolder:
             self._table = native.core.pmcgraph_names() if image is None else native.core.pmcgraph_names(image)
         self._numbers: list[int] = []
 
-    def feed(self, first: int, data: bytes) -> None:
+    def blocks(self, source: Source, start: int = 0, stop: int | None = None,
+               line: int = 1) -> Iterator[tuple[int, memoryview]]:
+        """The blocks of ``source`` (:meth:`Source.byte_blocks`) to :meth:`feed`, each a view of the one buffer the
+        file is read into: the scans copy what they keep, so no block is copied out of it."""
+        return source.byte_blocks(start, stop, line, newlines=self.newlines_of, reuse=True)
+
+    def feed(self, first: int, data: bytes | memoryview) -> None:
         """Add the stacks that end in this block (``first``: the number of its first line)."""
         block = scan_block(data) if self._table is None else scan_paired(self._table, data)
         self._newlines = (data, block.newlines)
@@ -715,7 +723,7 @@ def fold_callgraph(source: Source, images: Mapping[str, ModuleImage] | None = No
     """
     folder = CallgraphFolder(source.path, images, pmc, evidence)
     with gcpause.paused():  # a frame and a stack tuple per distinct name and stack, none in a cycle: see gcpause
-        for first, data in source.byte_blocks(newlines=folder.newlines_of):
+        for first, data in folder.blocks(source):
             folder.feed(first, data)
     return folder.finish()
 
@@ -765,7 +773,7 @@ def fold_in_parts(source: Source, write: Callable[[Profile], AnyStr], cut: int |
     def fold_first() -> tuple[int, AnyStr]:
         """Fold and write the first range here, its errors raised as one pass raises them; the number of the
         line after it, and the text."""
-        for line, data in source.byte_blocks(stop=cut, newlines=folder.newlines_of):  # the cut is a line start
+        for line, data in folder.blocks(source, stop=cut):  # the cut is a line start
             folder.feed(line, data)  # past the file's first byte: there is a block, the last ending where the cut is
         folder.close()  # its last line ends a stack: the next tree line has depth 0
         return line + folder.newlines_of(data), write(folder.profile)
@@ -776,7 +784,7 @@ def fold_in_parts(source: Source, write: Callable[[Profile], AnyStr], cut: int |
     with gcpause.paused():
         (next_line, text), later = parallel.split_map(fold, [0, cut], min_items=2)
         if later is None:
-            for first, data in source.byte_blocks(start=cut, line=next_line, newlines=folder.newlines_of):
+            for first, data in folder.blocks(source, start=cut, line=next_line):
                 folder.feed(first, data)
             texts = [write(folder.finish())]
         else:
@@ -792,7 +800,7 @@ def _fold_later(source: Source, cut: int, write: Callable[[Profile], AnyStr]) ->
     try:
         folder = CallgraphFolder(source.path, image=_image_before(source, cut))
         quickexit.keep(folder)  # the second process ends right after: its frames and stacks are not freed one by one
-        for first, data in source.byte_blocks(start=cut, newlines=folder.newlines_of):
+        for first, data in folder.blocks(source, start=cut):
             folder.feed(first, data)
         folder.close()
         if folder.profile.frame_id(_MISSING_FRAME) is not None:  # a depth the first range may have set

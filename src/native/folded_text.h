@@ -390,18 +390,53 @@ ft_key_order(const char *a, Py_ssize_t a_length, const char *b, Py_ssize_t b_len
     return a_length < b_length ? -1 : a_length > b_length;
 }
 
-/* Where the merged text is written: [at, end) is the room left.  The merge never needs more than its two
- * texts' sizes (a line of a key in one text is copied as it is; a key in both is written once, with a
- * count of at most one digit more than either of its two counts), so the output is made in place, in the
- * bytes object it is returned as: no second copy of its megabytes. */
+/* Where the merged text is written: [at, end) is the room left.  Without a writer, the merge never needs more
+ * than its two texts' sizes (a line of a key in one text is copied as it is; a key in both is written once, with
+ * a count of at most one digit more than either of its two counts), so the output is made in place, in the bytes
+ * object it is returned as: no second copy of its megabytes.  With a writer, it is made in pieces of
+ * FT_MERGE_PIECE bytes (or one line, when longer), each a bytes object handed to the writer once full, so
+ * that the merged text never lies whole in memory (megabytes of fresh pages, a fault per 4 KiB). */
+#define FT_MERGE_PIECE (1 << 20)
+
 typedef struct {
     char *at, *end;
+    PyObject *piece;        /* with a writer: the bytes being filled */
+    PyObject *write;        /* the writer, or NULL */
 } ft_room;
+
+/* With a writer: the piece written so far handed to it, and a new one of at least `least` bytes. */
+static int
+ft_flush(ft_room *out, size_t least)
+{
+    if (out->piece != NULL) {
+        Py_ssize_t used = out->at - PyBytes_AS_STRING(out->piece);
+        if (_PyBytes_Resize(&out->piece, used) < 0)   /* frees the piece and sets NULL on an error */
+            return -1;
+        PyObject *answer = used ? PyObject_CallOneArg(out->write, out->piece) : Py_NewRef(Py_None);
+        Py_CLEAR(out->piece);
+        if (answer == NULL)
+            return -1;
+        Py_DECREF(answer);
+    }
+    if (least == 0)
+        return 0;
+    size_t size = least > FT_MERGE_PIECE ? least : FT_MERGE_PIECE;
+    if (size > (size_t)PY_SSIZE_T_MAX) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    out->piece = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (out->piece == NULL)
+        return -1;
+    out->at = PyBytes_AS_STRING(out->piece);
+    out->end = out->at + size;
+    return 0;
+}
 
 static int
 ft_put(ft_room *out, const char *p, size_t n)
 {
-    if ((size_t)(out->end - out->at) < n) {   /* cannot happen (see ft_room); checked all the same */
+    if ((size_t)(out->end - out->at) < n) {   /* cannot happen without a writer (see ft_room); checked all the same */
         PyErr_SetString(PyExc_SystemError, "folded_merge: the merged text outgrew its two texts");
         return -1;
     }
@@ -421,49 +456,70 @@ ft_merge_line(ft_room *out, const char *key, Py_ssize_t length, unsigned long lo
         count /= 10;
     } while (count);
     *--at = ' ';
+    size_t tail = (size_t)(digits + sizeof digits - at);
+    if (out->write != NULL && (size_t)(out->end - out->at) < (size_t)length + tail
+            && ft_flush(out, (size_t)length + tail) < 0)
+        return -1;
     if (ft_put(out, key, (size_t)length) < 0)
         return -1;
-    return ft_put(out, at, (size_t)(digits + sizeof digits - at));
+    return ft_put(out, at, tail);
 }
 
 PyDoc_STRVAR(folded_merge_doc,
-"folded_merge(first, second) -> str | bytes | None\n\n"
+"folded_merge(first, second[, write]) -> str | bytes | True | None\n\n"
 "Two folded texts (sorted \"KEY COUNT\" lines, each key once) as one, as render.folded.merge_folded\n"
-"merges them: keys in order, the counts of a key in both added; two str give str, two bytes (the\n"
-"texts in UTF-8) bytes.  None when a line is not \"KEY DIGITS\" with at most 18 digits or a text's\n"
-"keys do not ascend (the pure path decides).");
+"merges them: keys in order, the counts of a key in both added; two str give str, two bytes-like\n"
+"objects (the texts in UTF-8) bytes.  With write, the merged bytes are handed to it a megabyte at a\n"
+"time instead, and the answer is True.  None when a line is not \"KEY DIGITS\" with at most 18 digits\n"
+"or a text's keys do not ascend (the pure path decides; with write, some of the text may have been\n"
+"written).");
 
 static PyObject *
 py_folded_merge(PyObject *self, PyObject *args)
 {
-    PyObject *objects[2];
-    if (!PyArg_ParseTuple(args, "OO", &objects[0], &objects[1]))
+    PyObject *objects[2], *write = NULL;
+    if (!PyArg_ParseTuple(args, "OO|O", &objects[0], &objects[1], &write))
         return NULL;
-    int encoded = PyBytes_CheckExact(objects[0]);
+    int text_in = PyUnicode_Check(objects[0]);
+    if (write != NULL && (text_in || !PyCallable_Check(write))) {
+        PyErr_SetString(PyExc_TypeError, "folded_merge writes bytes texts to a callable");
+        return NULL;
+    }
     const char *text[2];
     Py_ssize_t size[2], at[2] = {0, 0}, key[2] = {0, 0}, next[2] = {0, 0}, before[2] = {-1, -1}, previous[2] = {0, 0};
     long long count[2] = {0, 0};
-    int more[2];
-    for (int k = 0; k < 2; k++) {
-        if (encoded ? !PyBytes_CheckExact(objects[k]) : !PyUnicode_Check(objects[k])) {
-            PyErr_SetString(PyExc_TypeError, "folded_merge takes two str or two bytes");
-            return NULL;
+    int more[2], held = 0;
+    Py_buffer views[2];
+    PyObject *merged = NULL, *result = NULL;
+    ft_room out = {NULL, NULL, NULL, write};
+    for (; held < 2; held++) {
+        if (text_in ? !PyUnicode_Check(objects[held]) : PyUnicode_Check(objects[held])) {
+            PyErr_SetString(PyExc_TypeError, "folded_merge takes two str or two bytes-like objects");
+            goto done;
         }
-        if (encoded) {
-            text[k] = PyBytes_AS_STRING(objects[k]);
-            size[k] = PyBytes_GET_SIZE(objects[k]);
+        if (text_in) {
+            if ((text[held] = PyUnicode_AsUTF8AndSize(objects[held], &size[held])) == NULL)
+                goto done;
         }
-        else if ((text[k] = PyUnicode_AsUTF8AndSize(objects[k], &size[k])) == NULL)
-            return NULL;
+        else {
+            if (PyObject_GetBuffer(objects[held], &views[held], PyBUF_SIMPLE) < 0)
+                goto done;
+            text[held] = views[held].buf;
+            size[held] = views[held].len;
+        }
     }
-    if (size[0] > PY_SSIZE_T_MAX - size[1])
-        return PyErr_NoMemory();
-    PyObject *merged = PyBytes_FromStringAndSize(NULL, size[0] + size[1]);
-    PyObject *result = NULL;
+    if (size[0] > PY_SSIZE_T_MAX - size[1]) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (write == NULL) {
+        merged = PyBytes_FromStringAndSize(NULL, size[0] + size[1]);
+        if (merged == NULL)
+            goto done;
+        out.at = PyBytes_AS_STRING(merged);
+        out.end = out.at + size[0] + size[1];
+    }
     int unfit = 0;
-    if (merged == NULL)
-        return NULL;
-    ft_room out = {PyBytes_AS_STRING(merged), PyBytes_AS_STRING(merged) + size[0] + size[1]};
     for (int k = 0; k < 2; k++) {
         more[k] = at[k] < size[k];
         if (more[k] && ft_line(text[k], size[k], at[k], &key[k], &count[k], &next[k]))
@@ -493,15 +549,21 @@ py_folded_merge(PyObject *self, PyObject *args)
         if (!unfit && ft_merge_line(&out, which, length, total) < 0)
             goto done;
     }
-    Py_ssize_t length = out.at - PyBytes_AS_STRING(merged);
     if (unfit)
         result = Py_NewRef(Py_None);
-    else if (!encoded)
-        result = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(merged), length, "strict");
-    else if (_PyBytes_Resize(&merged, length) == 0)   /* shrinks in place; frees merged on an error */
-        return merged;
+    else if (write != NULL)
+        result = ft_flush(&out, 0) < 0 ? NULL : Py_NewRef(Py_True);
+    else if (text_in)
+        result = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(merged), out.at - PyBytes_AS_STRING(merged), "strict");
+    else if (_PyBytes_Resize(&merged, out.at - PyBytes_AS_STRING(merged)) == 0)   /* shrinks in place */
+        result = Py_NewRef(merged);   /* on an error merged is freed and NULL */
 done:
     Py_XDECREF(merged);
+    Py_XDECREF(out.piece);
+    if (!text_in) {
+        while (held > 0)
+            PyBuffer_Release(&views[--held]);
+    }
     return result;
 }
 

@@ -72,7 +72,7 @@ def parts(path: str, core) -> tuple:
     """``path`` folded in two ranges cut near its middle, both in this process, on ``core``'s path (None: the pure
     one), and folded in one pass: (text, standard error) each, or the error; None when no tree starts there."""
     from tracebridge.readers.source import Source
-    from tracebridge.render.folded import folded_text, merge_folded
+    from tracebridge.render.folded import folded_bytes, folded_text, write_folded_parts
     from tracebridge.support import parallel
 
     def said(run) -> tuple:
@@ -85,8 +85,9 @@ def parts(path: str, core) -> tuple:
         return result, err.getvalue()
 
     def in_parts() -> str:
-        texts = pmcgraph.fold_in_parts(Source(path), folded_text, cut)
-        return texts[0] if len(texts) == 1 else merge_folded(*texts)
+        out = io.BytesIO()
+        write_folded_parts(out, pmcgraph.fold_in_parts(Source(path), folded_bytes, cut))
+        return out.getvalue().decode()
 
     with mock.patch.object(native, "core", core), mock.patch.object(parallel, "usable_cpus", lambda: 1):
         cut = pmcgraph._tree_start(Source(path), len(Source(path).data) // 2)

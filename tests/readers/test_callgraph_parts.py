@@ -2,7 +2,7 @@
 
 :func:`pmcgraph.fold_in_parts` cuts the file where a tree starts, folds the
 second range in a second process starting with the image carried into it,
-and :func:`render.folded.callgraph_folded_bytes` merges the two folded texts.
+and :func:`render.folded.write_folded_parts` merges the two folded texts.
 The text, the warnings and the errors must be those of one pass over the
 file, wherever the cut falls, on both paths: on every committed capture cut
 at every tree start, and on files made so that the second range needs the
@@ -22,7 +22,7 @@ from tracebridge.cli import main
 from tracebridge.readers import pmcgraph
 from tracebridge.readers.registry import load_profile
 from tracebridge.readers.source import Source
-from tracebridge.render.folded import callgraph_folded_bytes, folded_text, merge_folded
+from tracebridge.render.folded import callgraph_folded_parts, folded_bytes, folded_text, write_folded_parts
 from tracebridge.support import parallel
 from tracebridge.support.errors import InputError
 
@@ -48,10 +48,21 @@ def one_pass(path: Path) -> tuple[str, str]:
 def in_parts(path: Path, cut: int) -> tuple[str, str]:
     """Folded in two ranges, cut at ``cut`` (in two processes unless parallel.usable_cpus says one)."""
     def run() -> str:
-        texts = pmcgraph.fold_in_parts(Source(path), folded_text, cut)
-        return texts[0] if len(texts) == 1 else merge_folded(*texts)
+        out = io.BytesIO()
+        write_folded_parts(out, pmcgraph.fold_in_parts(Source(path), folded_bytes, cut))
+        return out.getvalue().decode()
 
     return said(run)
+
+
+def parts_text(path: Path) -> bytes | None:
+    """What the fold command writes of a callgraph folded in two parts (None: not cut)."""
+    texts = callgraph_folded_parts(Source(path))
+    if texts is None:
+        return None
+    out = io.BytesIO()
+    write_folded_parts(out, texts)
+    return out.getvalue()
 
 
 def tree_starts(path: Path) -> list[int]:
@@ -177,20 +188,20 @@ def test_a_tree_starts_only_at_a_tree_line_of_depth_0(each_path, tmp_path):
 
 def test_small_callgraphs_fold_in_one_process_and_big_ones_at_a_tree_near_the_middle(monkeypatch):
     graph = GRAPHS[0]
-    assert callgraph_folded_bytes(Source(graph)) is None   # below SPLIT_BYTES
+    assert parts_text(graph) is None   # below SPLIT_BYTES
     monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", 0)
     looked, tree_start = [], pmcgraph._tree_start
     monkeypatch.setattr(pmcgraph, "_tree_start", lambda source, position: looked.append(position) or tree_start(
         source, position))
-    assert callgraph_folded_bytes(Source(graph)) == one_pass(graph)[0].encode()
+    assert parts_text(graph) == one_pass(graph)[0].encode()
     assert looked == [int(graph.stat().st_size * pmcgraph.FIRST_SHARE)]
     monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", graph.stat().st_size)   # from SPLIT_BYTES on
-    assert callgraph_folded_bytes(Source(graph)) == one_pass(graph)[0].encode() and len(looked) == 2
+    assert parts_text(graph) == one_pass(graph)[0].encode() and len(looked) == 2
     monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", graph.stat().st_size + 1)
-    assert callgraph_folded_bytes(Source(graph)) is None
+    assert parts_text(graph) is None
     monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", 0)
     monkeypatch.setattr(parallel, "usable_cpus", lambda: 1)
-    assert callgraph_folded_bytes(Source(graph)) is None   # one CPU
+    assert parts_text(graph) is None   # one CPU
 
 
 @pytest.mark.parametrize("graph", GRAPHS, ids=lambda p: p.name)

@@ -3,12 +3,13 @@ one give the text of the two profiles folded together, and the native one hands 
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tracebridge.render.folded import merge_folded
+from tracebridge.render.folded import merge_folded, write_folded_parts
 
 KEYS = st.text(alphabet=st.sampled_from(["a", "b", ";", "\\", " ", "é", "\U0001f600", "\x7f"]), max_size=5)
 
@@ -59,11 +60,87 @@ def test_lines_the_native_merge_cannot_read_go_to_the_pure_merge(native_core, mo
 
 
 def test_the_merge_takes_two_str_or_two_bytes(native_core):
-    for first, second in ((b"a 1\n", ""), ("a 1\n", b""), (bytearray(b"a 1\n"), bytearray()), (1, 2)):
-        with pytest.raises(TypeError):
-            native_core.folded_merge(first, second)
+    for arguments in ((b"a 1\n", ""), ("a 1\n", b""), (1, 2), (b"a 1\n", 2), ("a 1\n", "", print), (b"", b"", 1)):
+        with pytest.raises(TypeError):   # a writer takes bytes texts and must be callable
+            native_core.folded_merge(*arguments)
+    # any bytes-like object: the second half's text is read where the other process left it
+    assert native_core.folded_merge(bytearray(b"a 1\n"), memoryview(b"a 2\nb 1\n")) == b"a 3\nb 1\n"
     assert native_core.folded_merge(b"a 1\nab 2\n", b"a;b 1\nab 3\n") == b"a 1\na;b 1\nab 5\n"
     assert native_core.folded_merge("\U0001f600 1\n".encode(), "é 2\n".encode()) == "é 2\n\U0001f600 1\n".encode()
     assert native_core.folded_merge("", "") == "" and native_core.folded_merge("a;b 3\n", "") == "a;b 3\n"
     assert native_core.folded_merge("a 1\nab 2\n", "a;b 1\nab 3\n") == "a 1\na;b 1\nab 5\n"
     assert native_core.folded_merge("\U0001f600 1\n", "é 2\n") == "é 2\n\U0001f600 1\n"
+
+
+@settings(max_examples=100, deadline=None)
+@given(first=st.dictionaries(KEYS, st.integers(0, 10 ** 18 - 1), max_size=8),
+       second=st.dictionaries(KEYS, st.integers(0, 10 ** 18 - 1), max_size=8))
+def test_the_merge_written_in_pieces_is_the_merge(native_core, first, second):
+    first, second = folded(first).encode(), folded(second).encode()
+    pieces = []
+    assert native_core.folded_merge(first, memoryview(second), pieces.append) is True
+    assert b"".join(pieces) == merge_folded(first, second) and all(pieces)
+
+
+def test_the_merge_is_written_a_megabyte_at_a_time(native_core):
+    line = b"k" * 1000 + b" 1\n"
+    first = b"".join(b"%07d" % i + line for i in range(0, 3000, 2))
+    second = b"".join(b"%07d" % i + line for i in range(1, 3000, 2))
+    pieces = []
+    assert native_core.folded_merge(first, second, pieces.append) is True
+    assert b"".join(pieces) == merge_folded(first, second) and len(pieces) == 3
+    assert all(len(piece) <= 1 << 20 for piece in pieces) and len(pieces[0]) > (1 << 20) - len(line) - 7
+    long = b"x" * (3 << 20) + b" 5\n"   # a line longer than a piece: a piece of its own
+    pieces.clear()
+    assert native_core.folded_merge(b"a 1\n", long, pieces.append) is True
+    assert pieces == [b"a 1\n", long]
+    pieces.clear()
+    assert native_core.folded_merge(b"", b"", pieces.append) is True and pieces == []
+
+
+def test_what_the_writer_raises_is_raised(native_core):
+    def refuse(piece):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        native_core.folded_merge(b"a 1\n", b"b 2\n", refuse)
+
+
+class _Unseekable(io.BytesIO):
+    """An output that cannot be rewound (a pipe, standard output)."""
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _texts(*texts: bytes, closed: list | None = None):
+    try:
+        yield from texts
+    finally:
+        if closed is not None:
+            closed.append(True)
+
+
+@pytest.mark.parametrize("output", [io.BytesIO, _Unseekable])
+def test_the_parts_are_written_as_one_text(each_path, output):
+    first, second = b"a 1\nb;c 2\n", b"a 2\nb 1\n"
+    for texts, expected in (([first], first), ([first, second], b"a 3\nb 1\nb;c 2\n"),
+                            ([first, memoryview(second)], b"a 3\nb 1\nb;c 2\n")):
+        out, closed = output(), []
+        out.write(b"before ")
+        write_folded_parts(out, _texts(*texts, b"never read", closed=closed))
+        assert out.getvalue() == b"before " + expected and closed == [True]   # the other process let go
+
+
+@pytest.mark.parametrize("output", [io.BytesIO, _Unseekable])
+def test_a_merge_the_native_core_cannot_finish_is_taken_back_and_written_by_the_pure_one(each_path, output):
+    """Past a megabyte of merged lines a count the native merge does not read: what it wrote is taken back."""
+    first = b"".join(b"a%07d 1\n" % i for i in range(200_000))
+    second = b"a5000000 1\nz 1234567890123456789\n"   # its second line read once the first's lines are merged
+    out, writes = output(), []
+    out.write(b"before ")
+    real_write = out.write
+    out.write = lambda data: writes.append(len(data)) or real_write(data)
+    write_folded_parts(out, _texts(first, second))
+    assert out.getvalue() == b"before " + first + second
+    assert len(writes) == (3 if each_path == "native" and output is io.BytesIO else 1)   # a piece, then the whole

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import os
 
 from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
@@ -98,17 +99,19 @@ def _folded_in_parts(args: argparse.Namespace, options: LoadOptions) -> bool:
     source = lone_callgraph(args.inputs, options)
     if source is None:
         return False
-    from tracebridge.render.folded import callgraph_folded_bytes
+    from tracebridge.render.folded import callgraph_folded_parts, write_folded_parts
 
-    data = callgraph_folded_bytes(source, label_options_from_args(args))
-    if data is None:
+    texts = callgraph_folded_parts(source, label_options_from_args(args))
+    if texts is None:
         return False
     if args.output in (None, "-"):  # standard output's own encoding, as write_folded writes it there
+        text = io.BytesIO()
+        write_folded_parts(text, texts)
         with open_output(args.output) as out:
-            out.write(data.decode())
+            out.write(text.getvalue().decode())
         return True
     with open_output(args.output, "wb", inputs=input_paths(args)) as out:  # the text's UTF-8, as it is
-        out.write(data)
+        write_folded_parts(out, texts)
     return True
 
 

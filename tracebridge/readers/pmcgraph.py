@@ -42,7 +42,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, AnyStr, Union
+from typing import TYPE_CHECKING, Union
 
 from tracebridge.support import gcpause, native, quickexit
 from tracebridge.support import parallel
@@ -746,7 +746,8 @@ def worth_cutting(path: str) -> bool:
     return os.path.getsize(path) >= SPLIT_BYTES and parallel.can_split()
 
 
-def fold_in_parts(source: Source, write: Callable[[Profile], AnyStr], cut: int | None = None) -> list[AnyStr] | None:
+def fold_in_parts(source: Source, write: Callable[[Profile], bytes],
+                  cut: int | None = None) -> Iterator[bytes | memoryview] | None:
     """A big callgraph's stacks written by ``write`` (its folded text, say) on two cores: each half's, or the whole's.
 
     Cut where a tree starts (a tree line of depth 0) near :data:`FIRST_SHARE` of the file, the
@@ -763,14 +764,27 @@ def fold_in_parts(source: Source, write: Callable[[Profile], AnyStr], cut: int |
     standard error.  None when the callgraph is small (below
     :data:`SPLIT_BYTES`), no second process can run (:func:`worth_cutting`), or no tree starts near that
     point (``cut``: where to cut, for tests).
+
+    The texts come one at a time: the second range's is a read-only view of
+    what the second process left, valid until the next is asked for (it is
+    not copied out of the memory the two processes share); closing the
+    iterator, or reading it to its end, lets that process go.
     """
     if cut is None and worth_cutting(source.path):
         cut = _tree_start(source, int(os.path.getsize(source.path) * FIRST_SHARE))
     if cut is None:
         return None
-    folder = CallgraphFolder(source.path)
+    return _folded_parts(source, write, cut)
 
-    def fold_first() -> tuple[int, AnyStr]:
+
+def _folded_parts(source: Source, write: Callable[[Profile], bytes], cut: int) -> Iterator[bytes | memoryview]:
+    """:func:`fold_in_parts`' texts, once it has found where to cut."""
+    import pickle
+
+    folder = CallgraphFolder(source.path)
+    quickexit.keep(folder.profile)  # its frames and stacks, not to free one by one
+
+    def fold_first() -> tuple[int, bytes]:
         """Fold and write the first range here, its errors raised as one pass raises them; the number of the
         line after it, and the text."""
         for line, data in folder.blocks(source, stop=cut):  # the cut is a line start
@@ -778,24 +792,38 @@ def fold_in_parts(source: Source, write: Callable[[Profile], AnyStr], cut: int |
         folder.close()  # its last line ends a stack: the next tree line has depth 0
         return line + folder.newlines_of(data), write(folder.profile)
 
-    def fold(starts: list[int]) -> list:
-        return [fold_first() if start == 0 else _fold_later(source, cut, write) for start in starts]
+    def fold(starts: list[int]) -> Iterator:
+        """The first range's next line and text; for the second, what it read (pickled: bytes, which cross from
+        the other process as they are) and its text, or None pickled when it must be folded again."""
+        for start in starts:
+            if start == 0:
+                yield fold_first()
+                continue
+            later = _fold_later(source, cut, write)
+            yield pickle.dumps(None if later is None else later[1])
+            if later is not None:
+                yield later[0]
 
     with gcpause.paused():
-        (next_line, text), later = parallel.split_map(fold, [0, cut], min_items=2)
-        if later is None:
-            for first, data in folder.blocks(source, start=cut, line=next_line):
-                folder.feed(first, data)
-            texts = [write(folder.finish())]
-        else:
-            folder.absorb(later[1], next_line)
+        parts = parallel.split_iter(fold, [0, cut], min_items=2)
+        try:
+            next_line, text = next(parts)
+            later = pickle.loads(next(parts))
+            if later is None:
+                parts.close()
+                for first, data in folder.blocks(source, start=cut, line=next_line):
+                    folder.feed(first, data)
+                yield write(folder.finish())
+                return
+            folder.absorb(later, next_line)
             folder.finish()
-            texts = [text, later[0]]
-    quickexit.keep(folder.profile)  # its frames and stacks, not to free one by one
-    return texts
+            yield text
+            yield next(parts)
+        finally:
+            parts.close()  # the second process is waited for
 
 
-def _fold_later(source: Source, cut: int, write: Callable[[Profile], AnyStr]) -> tuple[AnyStr, RangeRead] | None:
+def _fold_later(source: Source, cut: int, write: Callable[[Profile], bytes]) -> tuple[bytes, RangeRead] | None:
     """The range from ``cut`` on, folded alone; None when that cannot be its part of the whole (see fold_in_parts)."""
     try:
         folder = CallgraphFolder(source.path, image=_image_before(source, cut))

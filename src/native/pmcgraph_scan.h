@@ -62,11 +62,23 @@ pmcg_push(pmcg_column *c, long long value)
     return 0;
 }
 
+/* A string of the block seen lately, found again without the keyed hash (see pmcg_intern). */
+typedef struct {
+    long long start, length, id;
+} pmcg_seen;
+
+/* Entries of the names' cache: one per 64 bytes of the block, at most PMCG_SEEN_MAX (a block of 4 MB has some
+ * 20,000 distinct names among its 95,000 lines). */
+#define PMCG_SEEN_MIN 64
+#define PMCG_SEEN_MAX (1 << 16)
+
 /* Distinct byte strings (spans of the block) to ids in first-seen order: open addressing. */
 typedef struct {
     Py_ssize_t *slots;      /* index into starts/lengths, or -1 */
     size_t mask;            /* slots: mask + 1, a power of two, at least twice the strings */
     pmcg_column starts, lengths, hashes;
+    pmcg_seen *seen;        /* NULL, or seen_mask + 1 entries (length -1: empty), spans of the block being scanned */
+    size_t seen_mask;
 } pmcg_interner;
 
 /* Hashed as Python hashes bytes (keyed per process): an unkeyed hash (FNV-1a) let a crafted file put
@@ -110,34 +122,90 @@ pmcg_regrow(Py_ssize_t **slots_at, size_t *mask, const pmcg_column *hashes)
     return 0;
 }
 
-/* The id of base[start:start + length], added when new; -1 on a memory error. */
+/* An unkeyed hash of a string's length and first and last 8 bytes, only to choose its entry in the cache of
+ * strings seen (pmcg_intern): a crafted file can make every string miss it, never make a lookup walk. */
+static inline uint64_t
+pmcg_quick_hash(const unsigned char *p, Py_ssize_t n)
+{
+    uint64_t head = 0, tail = 0;
+    if (n >= 8) {
+        memcpy(&head, p, 8);
+        memcpy(&tail, p + n - 8, 8);
+    }
+    else {
+        for (Py_ssize_t i = 0; i < n; i++)
+            head = head << 8 | p[i];
+    }
+    uint64_t h = (head ^ (tail * 0x9E3779B97F4A7C15ull) ^ (uint64_t)n) * 0xFF51AFD7ED558CCDull;
+    return h ^ (h >> 29);
+}
+
+/* Make the cache of strings seen empty, with an entry per 64 bytes of a block of n bytes (within
+ * PMCG_SEEN_MIN and PMCG_SEEN_MAX); -1 on a memory error. */
+static int
+pmcg_seen_prepare(pmcg_interner *t, Py_ssize_t n)
+{
+    size_t size = PMCG_SEEN_MIN;
+    while (size < PMCG_SEEN_MAX && size < (size_t)n / 64)
+        size *= 2;
+    if (t->seen == NULL || t->seen_mask + 1 != size) {
+        pmcg_seen *seen = PyMem_Realloc(t->seen, size * sizeof *seen);
+        if (seen == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->seen = seen;
+        t->seen_mask = size - 1;
+    }
+    for (size_t i = 0; i < size; i++)
+        t->seen[i].length = -1;
+    return 0;
+}
+
+/* The id of base[start:start + length], added when new; -1 on a memory error.  With a cache of strings seen
+ * (pmcg_seen_prepare, for base), a string met again, nearly every name of a callgraph, is found there by an
+ * unkeyed hash and one comparison; only the others are hashed as Python hashes bytes and looked up in the table. */
 static long long
 pmcg_intern(pmcg_interner *t, const unsigned char *base, Py_ssize_t start, Py_ssize_t length)
 {
+    const unsigned char *p = base + start;
+    pmcg_seen *seen = NULL;
+    if (t->seen != NULL) {
+        seen = &t->seen[pmcg_quick_hash(p, length) & t->seen_mask];
+        if (seen->length == length && memcmp(base + seen->start, p, (size_t)length) == 0)
+            return seen->id;
+    }
+    long long id = -1;
     if (t->slots == NULL || (t->starts.count + 1) * 2 > t->mask + 1) {
         if (pmcg_regrow(&t->slots, &t->mask, &t->hashes) < 0)
             return -1;
     }
-    const unsigned char *p = base + start;
     uint64_t hash = pmcg_hash(p, length);
     size_t at = (size_t)hash & t->mask;
     while (t->slots[at] >= 0) {
-        Py_ssize_t id = t->slots[at];
-        if (t->lengths.items[id] == length && memcmp(base + t->starts.items[id], p, (size_t)length) == 0)
-            return id;
+        Py_ssize_t known = t->slots[at];
+        if (t->lengths.items[known] == length && memcmp(base + t->starts.items[known], p, (size_t)length) == 0) {
+            id = known;
+            break;
+        }
         at = (at + 1) & t->mask;
     }
-    long long id = (long long)t->starts.count;
-    if (pmcg_push(&t->starts, start) < 0 || pmcg_push(&t->lengths, length) < 0
-            || pmcg_push(&t->hashes, (long long)hash) < 0)
-        return -1;
-    t->slots[at] = (Py_ssize_t)id;
+    if (id < 0) {
+        id = (long long)t->starts.count;
+        if (pmcg_push(&t->starts, start) < 0 || pmcg_push(&t->lengths, length) < 0
+                || pmcg_push(&t->hashes, (long long)hash) < 0)
+            return -1;
+        t->slots[at] = (Py_ssize_t)id;
+    }
+    if (seen != NULL)
+        *seen = (pmcg_seen){start, length, id};
     return id;
 }
 
 static void
 pmcg_interner_free(pmcg_interner *t)
 {
+    PyMem_Free(t->seen);
     PyMem_Free(t->slots);
     PyMem_Free(t->starts.items);
     PyMem_Free(t->lengths.items);
@@ -218,11 +286,39 @@ pmcg_word_end(const unsigned char *p, Py_ssize_t from, Py_ssize_t e)
     while (e - i >= 8) {
         uint64_t x;
         memcpy(&x, p + i, 8);
-        if (((x - ones * 0x21) & ~x & highs) != 0)   /* some byte below 0x21: find it one by one */
+        uint64_t below = (x - ones * 0x21) & ~x & highs;   /* the lowest flag is the first byte below 0x21 */
+        if (below == 0) {
+            i += 8;
+            continue;
+        }
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        i += __builtin_ctzll(below) >> 3;   /* borrows flag only bytes after a true one */
+        if (pmcg_space(p[i]))
+            return i;
+        i++;   /* a control byte that is no white space: still the word */
+#else
+        break;   /* find it one by one */
+#endif
+    }
+    while (i < e && !pmcg_space(p[i]))
+        i++;
+    return i;
+}
+
+/* The first i >= from with p[i] not white space, or e: eight spaces at a time while eight remain (a name is
+ * padded to its column with spaces). */
+static inline Py_ssize_t
+pmcg_spaces_end(const unsigned char *p, Py_ssize_t from, Py_ssize_t e)
+{
+    Py_ssize_t i = from;
+    while (e - i >= 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        if (x != 0x2020202020202020ull)
             break;
         i += 8;
     }
-    while (i < e && !pmcg_space(p[i]))
+    while (i < e && pmcg_space(p[i]))
         i++;
     return i;
 }
@@ -242,11 +338,16 @@ pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
         if (pmcg_reserve(per_line[k], (size_t)(n / 32) + 16) < 0)
             return -1;
     }
+    if (pmcg_seen_prepare(&b->names, n) < 0)
+        return -1;
     for (Py_ssize_t s = 0; s < n; line++) {
         const unsigned char *newline = memchr(p + s, '\n', (size_t)(n - s));
         Py_ssize_t e = newline ? newline - p : n;
         b->newlines += newline != NULL;
-        Py_ssize_t first = s;
+        Py_ssize_t indent = s;      /* the spaces, then any other white space */
+        while (indent < e && p[indent] == ' ')
+            indent++;
+        Py_ssize_t first = indent;
         while (first < e && pmcg_space(p[first]))
             first++;
         Py_ssize_t next = e + 1;
@@ -254,9 +355,6 @@ pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
             s = next;
             continue;
         }
-        Py_ssize_t indent = s;
-        while (indent < first && p[indent] == ' ')
-            indent++;
         int ok = indent == first;
         Py_ssize_t word_end = pmcg_word_end(p, first, e);
         Py_ssize_t percent = word_end - 1;
@@ -273,8 +371,7 @@ pmcg_scan(const unsigned char *p, Py_ssize_t n, pmcg_block *b)
         Py_ssize_t name_start = count_end + 1, name_end = name_start;
         if (ok) {
             if (pmcg_space(AT(name_start))) {   /* the name is the line's next word */
-                while (name_start < e && pmcg_space(p[name_start]))
-                    name_start++;
+                name_start = pmcg_spaces_end(p, name_start, e);
                 ok = name_start < e;
             }
             name_end = pmcg_word_end(p, name_start, e);

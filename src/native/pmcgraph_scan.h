@@ -553,15 +553,19 @@ py_pmcgraph_fold(PyObject *self, PyObject *args)
             }
             PyTuple_SET_ITEM(stack, (Py_ssize_t)k, item);
         }
+        /* Nearly every stack is new: it is put in with its count by one lookup (the tuple hashed once); one
+         * seen before gets the sum put in its place. */
         PyObject *count = PyLong_FromLongLong(counts[i]), *total = NULL;
-        if (count != NULL) {
-            PyObject *before = PyDict_GetItemWithError(stacks, stack);   /* borrowed */
-            if (before != NULL)
+        int failed = count == NULL;
+        if (!failed) {
+            Py_ssize_t size = PyDict_GET_SIZE(stacks);   /* grown: put in (the value may be a shared small int) */
+            PyObject *before = PyDict_SetDefault(stacks, stack, count);   /* borrowed */
+            failed = before == NULL;
+            if (!failed && PyDict_GET_SIZE(stacks) == size) {
                 total = PyNumber_Add(before, count);
-            else if (!PyErr_Occurred())
-                total = Py_NewRef(count);
+                failed = total == NULL || PyDict_SetItem(stacks, stack, total) < 0;
+            }
         }
-        int failed = total == NULL || PyDict_SetItem(stacks, stack, total) < 0;
         Py_XDECREF(total);
         Py_XDECREF(count);
         Py_DECREF(stack);

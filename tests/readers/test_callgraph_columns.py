@@ -18,7 +18,7 @@ import pytest
 from fixture_paths import MODULES
 
 from tracebridge.profile.labels import LabelOptions
-from tracebridge.profile.model import Profile, symbol_frame
+from tracebridge.profile.model import Profile, address_frame, symbol_frame
 from tracebridge.readers.placement import open_images
 from tracebridge.readers.pmcgraph import read_callgraph
 from tracebridge.render.flamegraph import render_flamegraph
@@ -119,3 +119,15 @@ def test_a_row_equal_to_a_frame_interned_later_is_that_frame():
     assert profile._columns.keys is None
     assert profile.intern(symbol_frame("m.ko", "_ZN3rem2em2rx17h0123456789abcdefE")) == 0
     assert profile._columns is None and profile.frames[0].crate == "rem"
+
+
+def test_the_labels_of_rows_in_batches_around_built_frames_are_their_names():
+    profile = Profile()
+    assert profile.add_symbols(["m.ko", None], ["f", "_ZN3foo3bar17h0123456789abcdefE"]) == [0, 1]
+    assert profile.intern(address_frame(None, 0x10)) == 2   # built between two batches
+    assert profile.add_symbols([None, "m.ko"], ["g", "h"]) == [3, 4]
+    assert profile.intern(address_frame(None, 0x20)) == 5
+    labels = profile.frame_labels(lambda frame: f"built {frame.name}")
+    assert labels == ["f", "foo::bar", "built 0x10", "g", "h", "built 0x20"]
+    assert profile._columns is not None   # still rows, never built
+    assert profile.frame_labels(lambda frame: frame.name) == [frame.name for frame in profile.frames]

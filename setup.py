@@ -36,6 +36,7 @@ setup(
                                     "src/native/dtrace_scan.h", "src/native/callchain_scan.h",
                                     "src/native/folded_text.h", "src/native/name_table.h",
                                     "src/native/symbol_records.h", "src/native/json_rows.h",
-                                    "src/native/demangle_batch.h", "src/native/fbt_columns.h"])],
+                                    "src/native/demangle_batch.h", "src/native/fbt_columns.h",
+                                    "src/native/heap_policy.h"])],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -18,6 +18,7 @@
 #include "folded_text.h"
 #include "symbol_records.h"
 #include "demangle_batch.h"
+#include "heap_policy.h"
 
 /* A read-only view of an int64 column ('q' items, or plain bytes a multiple of 8 long). */
 static int
@@ -329,6 +330,7 @@ static PyMethodDef methods[] = {
     {"code_spans", py_code_spans, METH_VARARGS, code_spans_doc},
     {"overlap_groups", py_overlap_groups, METH_VARARGS, overlap_groups_doc},
     {"addresses_hit", py_addresses_hit, METH_VARARGS, addresses_hit_doc},
+    {"keep_freed", py_keep_freed, METH_VARARGS, keep_freed_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,8 +24,19 @@ TRIM_THRESHOLD = 512 << 20
 
 
 def keep_freed() -> bool:
-    """Ask the C library to reuse freed big blocks rather than give them back; False where it has no ``mallopt``."""
-    import ctypes  # 2 ms: only for the commands that need it
+    """Ask the C library to reuse freed big blocks rather than give them back; False where it has no ``mallopt``.
+
+    Through the native core when it is built (``import ctypes`` alone costs 2-3 ms, before a fold can fork)."""
+    from tracebridge.support import native
+
+    if native.core is not None:
+        return native.core.keep_freed(MMAP_THRESHOLD, TRIM_THRESHOLD)
+    return _keep_freed_ctypes()
+
+
+def _keep_freed_ctypes() -> bool:
+    """:func:`keep_freed` through ctypes: the native core's twin."""
+    import ctypes  # 2-3 ms: only without the native core
 
     try:
         mallopt = ctypes.CDLL(None).mallopt

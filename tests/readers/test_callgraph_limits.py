@@ -10,6 +10,7 @@ from tracebridge.profile.labels import LabelOptions
 from tracebridge.render.folded import folded_lines
 from tracebridge.readers.pmcgraph import MAX_DEPTH, MISSING, CallgraphFolder, read_callgraph
 from tracebridge.support.errors import InputError
+from tracebridge.readers.source import Source
 
 
 @pytest.fixture(autouse=True)
@@ -169,3 +170,17 @@ def test_a_block_of_many_names_in_many_images(tmp_path):
     got = {tuple((f.module, f.symbol) for f in frames): weight for frames, weight in profile}
     assert got == {tuple((image.rpartition("/")[2], name) for name, image in reversed(frames)): count
                    for frames, count in chains}
+
+
+def test_the_folder_reads_views_of_one_buffer(tmp_path, monkeypatch):
+    """The blocks the folder feeds itself are views of the buffer the file is read into, not copies of it."""
+    monkeypatch.setattr("tracebridge.readers.source.BLOCK", 64)
+    path = tmp_path / "cg.graph"
+    path.write_bytes(b"@ cycles [9 samples]\n" + b"100.0%  [1]  root\n 100.0%  [1]  leaf\n" * 20)
+    folder = CallgraphFolder(str(path))
+    blocks = []
+    for first, data in folder.blocks(Source(path)):
+        blocks.append((first, data, data.obj))
+        folder.feed(first, data)
+    assert [first for first, _, _ in blocks][:3] == [1, 4, 7] and len(blocks) > 10   # 64 bytes: 3 lines a block and all(isinstance(data, memoryview) and data.readonly for _, data, _ in blocks)
+    assert len({id(buffer) for _, _, buffer in blocks}) == 1   # one buffer, read into again and again

@@ -233,3 +233,20 @@ def _written(data: bytes) -> Path:
     with tempfile.NamedTemporaryFile("wb", suffix=".graph", delete=False) as handle:
         handle.write(data)
     return Path(handle.name)
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_the_second_ranges_text_is_the_one_its_folder_wrote(each_path, monkeypatch, cpus, tmp_path):
+    """The text of the second range comes from its own folder (folding it again after the first would give the same
+    text: a mark added to it tells which was used), in this process or another."""
+    graph = DATA / "multi-image.graph"
+    fold_later = pmcgraph._fold_later
+
+    def marked(*args):
+        text, read = fold_later(*args)
+        return text + b"zz-marked 1\n", read
+
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(pmcgraph, "_fold_later", marked)
+    text, err = in_parts(graph, tree_starts(graph)[len(tree_starts(graph)) // 2])
+    assert text == one_pass(graph)[0] + "zz-marked 1\n" and err == one_pass(graph)[1]

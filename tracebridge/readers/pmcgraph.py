@@ -737,8 +737,9 @@ CUT_WINDOW = 1 << 20
 #: says what it read, so its range is made a little shorter (53 MB callgraph cut in the middle: 0.27-0.30 s
 #: of CPU time for the first range, 0.30-0.33 s for the second, at load 6; at 0.53, with the second no
 #: longer freeing its profile, 0.31-0.34 s and 0.30-0.32 s, at load 10; at 0.52, with the heap kept for
-#: reuse, 0.23-0.27 s and 0.21-0.25 s to each range's text, at 0.505 0.23-0.25 s and 0.22-0.24 s, at load 2).
-FIRST_SHARE = 0.505
+#: reuse, 0.23-0.27 s and 0.21-0.25 s to each range's text, at 0.505 0.23-0.25 s and 0.22-0.24 s, at load 2; with
+#: the second's text no longer pickled, at 0.505 0.22-0.24 s and 0.21-0.23 s, at 0.495 0.21-0.22 s and 0.22 s, load 2).
+FIRST_SHARE = 0.5
 
 
 def worth_cutting(path: str) -> bool:

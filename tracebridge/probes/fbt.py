@@ -45,7 +45,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, count, repeat
-from operator import is_, lt, sub
+from operator import attrgetter, lt, sub
 
 from tracebridge.probes import fbt_isa
 
@@ -216,10 +216,7 @@ class Predictor:
         numbers = set(map(cluster_of.get, indices))
         numbers.discard(None)
         self._answer_groups(numbers)
-        results = list(map(self._shared.get, indices))
-        rest = list(compress(count(), map(is_, results, repeat(None))))
-        scatter(results, rest, self._scan(list(map(functions.__getitem__, rest))))
-        return results
+        return self._scan(functions, list(map(self._shared.get, indices)))
 
     def _cluster(self, number: int) -> list[Function]:
         """The members of group ``number``, in (offset, symbol index) order."""
@@ -242,13 +239,13 @@ class Predictor:
         self._answered.update(numbers)
         chained = entries_chain(self.image.machine, self.options)
         members = [function for cluster in clusters for function in cluster]
-        scanned = dict(zip((f.symbol_index for f in members), self._scan(members)))
+        scanned = dict(zip(map(_symbol_index, members), self._scan(members)))
         fired = self._shared
         fired.update(scanned)
         for cluster in clusters:
             entries: set[int] = set()
             returns: set[int] = set()
-            for function in sorted(cluster, key=lambda f: f.symbol_index, reverse=True):
+            for function in sorted(cluster, key=_symbol_index, reverse=True):
                 probes = scanned[function.symbol_index]
                 if probes.entry is None:
                     continue
@@ -261,18 +258,20 @@ class Predictor:
                 entries.add(entry)
                 returns.update(function.offset + r for r in probes.returns)
 
-    def _scan(self, functions: Sequence[Function]) -> list[FbtProbes]:
-        """Each function's probes as FBT creates them, whether they fire or not."""
+    def _scan(self, functions: Sequence[Function], known: list[FbtProbes | None] | None = None) -> list[FbtProbes]:
+        """Each function's probes as FBT creates them, whether they fire or not; where ``known[i]`` is not
+        None, function ``i``'s answer is that (found with its group) and its bytes are not walked."""
         if self.verdict.reason is not None:
             return [FbtProbes(None, (), self.verdict.reason)] * len(functions)
         image, options, relocations, stop_index = self.image, self.options, self.relocations, self._stop_index
         machine = image.machine
         # Each function's first rule that refuses it, later rules first, from columns: the 100k functions
         # of a big module take no Python step each, and almost none is refused.
-        shndx, value, size, index = uint64_columns(functions, ("shndx", "value", "size", "symbol_index"))
+        shndx, value, size = uint64_columns(functions, ("shndx", "value", "size"))
         starts, lengths, empty = image.code_spans_of(shndx, value, size)
         refused = dict.fromkeys(_excluded_names(functions, machine, options), EXCLUDED_NAME)
         if stop_index is not None:
+            index = uint64_columns(functions, ("symbol_index",))[0]
             for at in compress(count(), map(lt, repeat(stop_index), uint64s(index))):
                 refused.setdefault(at, LISTING_STOPPED)
         for at in names_starting(functions, "type", ("IFUNC",)):
@@ -280,10 +279,10 @@ class Predictor:
         sizes = uint64s(size)
         for at in empty:
             refused.setdefault(at, NO_CODE if sizes[at] else ZERO_SIZE)
-        if refused:  # walked as functions without code
+        taken = [] if known is None else list(compress(count(), known))  # answers are never false
+        if refused or taken:  # walked as functions without code
             lengths = array("q", lengths)
-            for at in refused:
-                lengths[at] = 0
+            scatter(lengths, chain(refused, taken), repeat(0))
         data, start_of, length_of = image.data, int64s(starts), int64s(lengths)
 
         def code(i: int) -> bytes:
@@ -299,25 +298,31 @@ class Predictor:
             tested = any(_may_point_inside(section, relocations, options.base) for section in set(uint64s(shndx)))
             scanned = fbt_isa.scan_amd64_many(data, starts, lengths, points_inside_of if tested else None)
         else:
-            walked = [at for at in range(len(functions)) if at not in refused]
+            skipped = {*refused, *taken}
+            walked = [at for at in range(len(functions)) if at not in skipped]
             if machine == "i386":  # the other ISA with the jump-table heuristic
                 scanned = [fbt_isa.scan_i386(code(i), points_inside_of(i)) for i in walked]
             else:
                 scan = _SCANNERS[machine]
                 scanned = [scan(code(i)) for i in walked]
             scanned = fbt_isa.one_per_answer(scanned)
-            if refused:
+            if skipped:
                 answers: list[FbtProbes | None] = [None] * len(functions)
                 scatter(answers, walked, scanned)
                 scanned = answers
         for at, reason in refused.items():
             scanned[at] = _REFUSALS[reason]
+        if taken:
+            scatter(scanned, taken, map(known.__getitem__, taken))
         return scanned
 
 
 #: The refusals :meth:`Predictor.scan` finds per function (one object each).
 _REFUSALS = {reason: FbtProbes(None, (), reason) for reason in (NO_CODE, ZERO_SIZE, IFUNC, LISTING_STOPPED,
                                                                   EXCLUDED_NAME)}
+
+
+_symbol_index = attrgetter("symbol_index")
 
 
 def entries_chain(machine: str, options: FbtOptions) -> bool:

@@ -234,3 +234,34 @@ def test_a_relocated_section_asks_for_the_jump_table_test_without_a_base(monkeyp
     monkeypatch.setattr(fbt, "_jump_table_test", recording)
     assert predict(image, [function], "edges")[1] == [FbtProbes(0, (5,))]
     assert asked == ["jt_fn"]
+
+
+@pytest.mark.parametrize("path", [EDGE / "edges_amd64.ko", EDGE / "edges_shared_amd64.ko", MODULES / "rem_legacy_fp.ko"],
+                         ids=lambda path: path.name)
+def test_each_function_is_walked_once_and_refused_ones_never(each_path, path, monkeypatch):
+    """With a load address the jump-table test looks at windows around the return-site candidates of every
+    walk: those of the symbols that share their bytes once (with their group, not again with the others),
+    and of the ones FBT refuses by name or type (an IFUNC, dtrace_*) never, though they have code."""
+    image = open_module(path)
+    asked, real = [], fbt._jump_table_test
+
+    def recording(image, function, code, relocations, base):
+        test, walks = real(image, function, code, relocations, base), []
+
+        def points_inside(check: int) -> bool:
+            if not walks:  # the first window of this walk
+                walks.append(check)
+                asked.append(function.symbol_index)
+            return test(check)
+
+        return points_inside
+
+    monkeypatch.setattr(fbt, "_jump_table_test", recording)
+    predictor = fbt.Predictor(image, image.modname, FbtOptions(base=0xFFFFFFFF82000000))
+    functions = image.functions_by_offset
+    probes = predictor.scan(functions)
+    refused = {f.symbol_index for f, p in zip(functions, probes) if p.reason in (fbt.IFUNC, fbt.EXCLUDED_NAME)}
+    assert len(asked) == len(set(asked)) and not refused & set(asked)
+    # Each module has what its part of the test needs: members with windows to look at, refused code.
+    assert set(predictor._cluster_of) & set(asked) or path.name == "edges_amd64.ko"
+    assert refused or path.name == "edges_shared_amd64.ko"

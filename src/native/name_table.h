@@ -218,10 +218,59 @@ names_unplain(const unsigned char *p, Py_ssize_t n)
     return 0;
 }
 
+/* Whether a str of ASCII characters hashes as its bytes do (CPython hashes a str's 1-byte characters with the
+ * function that hashes bytes, pmcg_hash): checked once, on one string, before any hash is handed over. */
+static int
+names_str_hash_is_bytes_hash(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        static const char probe[] = "tracebridge";
+        PyObject *text = PyUnicode_FromStringAndSize(probe, (Py_ssize_t)(sizeof probe - 1));
+        Py_hash_t hash = text != NULL ? PyObject_Hash(text) : -1;
+        Py_XDECREF(text);
+        if (hash == -1) {
+            PyErr_Clear();
+            return 0;   /* asked again next time */
+        }
+        known = (uint64_t)hash == pmcg_hash((const unsigned char *)probe, (Py_ssize_t)(sizeof probe - 1));
+    }
+    return known;
+}
+
+/* A name as str, as its bytes decode as UTF-8 with bad bytes replaced: an ASCII name (nearly all) copied into a
+ * new ASCII str at once, without the decoder's set-up per name, and given the hash the block's scan made of its
+ * bytes, which is its hash as a str (the set of symbols a profile keeps then hashes none of 128k new names). */
+static PyObject *
+names_text(const unsigned char *p, Py_ssize_t n, uint64_t hash)
+{
+    const uint64_t highs = 0x8080808080808080ull;
+    uint64_t any = 0;
+    Py_ssize_t i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        any |= x;
+    }
+    for (; i < n; i++)
+        any |= p[i];
+    if (any & highs)
+        return PyUnicode_DecodeUTF8((const char *)p, n, "replace");
+    PyObject *text = PyUnicode_New(n, 127);
+    if (text == NULL)
+        return NULL;
+    if (n > 0) {
+        memcpy(PyUnicode_DATA(text), p, (size_t)n);
+        if (names_str_hash_is_bytes_hash())
+            ((PyASCIIObject *)text)->hash = (Py_hash_t)hash;
+    }
+    return text;
+}
+
 /* The new pairs, in order: (pair ids, names as str, path ids, indices of the hex names, indices of the names
  * that are not plain C). */
 static PyObject *
-names_new_pairs(const names_table *t, const names_new *fresh, size_t count)
+names_new_pairs(const names_table *t, const pmcg_block *b, const names_new *fresh, size_t count)
 {
     pmcg_column ids = {0}, paths = {0}, hexes = {0}, unplain = {0};
     PyObject *texts = PyList_New((Py_ssize_t)count), *result = NULL;
@@ -231,7 +280,7 @@ names_new_pairs(const names_table *t, const names_new *fresh, size_t count)
         long long pair = fresh[i].pair;
         const unsigned char *name = t->arena + t->starts.items[pair];
         Py_ssize_t length = (Py_ssize_t)t->lengths.items[pair];
-        PyObject *text = PyUnicode_DecodeUTF8((const char *)name, length, "replace");
+        PyObject *text = names_text(name, length, (uint64_t)b->names.hashes.items[fresh[i].name]);
         if (text == NULL)
             goto done;
         PyList_SET_ITEM(texts, (Py_ssize_t)i, text);
@@ -380,7 +429,7 @@ py_pmcgraph_pairs(PyObject *self, PyObject *args)
         if (headers != NULL)
             result = Py_BuildValue("(NNNNNNONNN(LLL))", pmcg_column_bytes(&b->tree), pmcg_column_bytes(&b->depth),
                                    pmcg_column_bytes(&b->digits), pmcg_column_bytes(&b->counts),
-                                   pmcg_column_bytes(pairs), names_new_pairs(t, fresh, fresh_count),
+                                   pmcg_column_bytes(pairs), names_new_pairs(t, b, fresh, fresh_count),
                                    t->path_list, pmcg_column_bytes(&b->headers), headers,
                                    pmcg_column_bytes(&b->skipped), b->newlines, b->deepest, b->widest);
     }

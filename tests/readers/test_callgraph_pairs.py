@@ -189,3 +189,16 @@ def callgraphs(draw) -> bytes:
 @given(data=callgraphs(), lines_per_block=st.integers(1, 8))
 def test_generated_callgraphs_fold_the_same_however_cut(native_core, data, lines_per_block):
     assert_same_fold(data, lines_per_block, native_core)
+
+
+def test_new_names_hash_and_compare_as_the_same_text_made_in_python(native_core):
+    """An ASCII name comes with the hash the scan made of its bytes: the hash Python gives the same text."""
+    table = native_core.pmcgraph_names()
+    data = (b"100.0%  [1]  a_name @ /boot/kernel/kernel\n 100.0%  [1]   _ZN3foo3bar17h0123456789abcdefE\n"
+            b" 50.0%  [1]   \xc3\xa9t\xc3\xa9\n 50.0%  [1]   bad\xff\n 50.0%  [1]   0x1f\n")
+    names = native_core.pmcgraph_pairs(table, data)[5][1]
+    assert names == ["a_name", "_ZN3foo3bar17h0123456789abcdefE", "été", "bad\ufffd", "0x1f"]
+    again = [name.encode().decode() for name in names]   # equal texts whose hash Python computes
+    assert [hash(name) for name in names] == [hash(text) for text in again]
+    assert {text: i for i, text in enumerate(again)} == {name: i for i, name in enumerate(names)}
+    assert set(again) == set(names) and all(name in set(again) for name in names)

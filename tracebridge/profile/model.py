@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import compress, filterfalse, repeat
+from itertools import chain, compress, filterfalse, repeat
 from operator import attrgetter, is_not, lt
 from typing import TYPE_CHECKING
 
@@ -144,8 +144,8 @@ class _SymbolColumns:
     are known (demangled in bulk), its crate is found when the frame is built.
     """
 
-    ids: list[int] = field(default_factory=list)
-    #: (first id, first row) of each batch of rows: a batch's ids run on from its first.
+    #: (first id, first row) of each batch of rows: a batch's ids run on from its first (:meth:`ids`), kept as
+    #: ranges, not an int object per row (128k a callgraph's half).
     runs: list[tuple[int, int]] = field(default_factory=list)
     modules: list[str | None] = field(default_factory=list)
     symbols: list[str] = field(default_factory=list)
@@ -159,10 +159,20 @@ class _SymbolColumns:
     #: (module, symbol) -> id, for every row (and for pairs found built by add_symbols); None until needed.
     keys: dict[tuple[str | None, str], int] | None = None
 
+    def batches(self) -> Iterator[tuple[int, int, int]]:
+        """(first id, first row, end row) of each batch of rows."""
+        ends = [row for _, row in self.runs[1:]] + [len(self.symbols)]
+        for (first, row), end in zip(self.runs, ends):
+            yield first, row, end
+
+    def ids(self) -> Iterator[int]:
+        """The id of each row."""
+        return chain.from_iterable(range(first, first + end - row) for first, row, end in self.batches())
+
     def index(self) -> dict[tuple[str | None, str], int]:
         """:attr:`keys`, made from the rows the first time it is needed."""
         if self.keys is None:
-            self.keys = dict(zip(zip(self.modules, self.symbols), self.ids))
+            self.keys = dict(zip(zip(self.modules, self.symbols), self.ids()))
         return self.keys
 
 
@@ -200,7 +210,7 @@ class Profile:
     def _build(self) -> None:
         columns, self._columns = self._columns, None
         frames, ids = self._frames, self._ids
-        for ident, module, symbol, name, scheme in zip(columns.ids, columns.modules, columns.symbols, columns.names,
+        for ident, module, symbol, name, scheme in zip(columns.ids(), columns.modules, columns.symbols, columns.names,
                                                        columns.schemes):
             frame = frames[ident] = Frame(module, symbol, name, None, scheme,
                                           crate_of(name) if scheme in _RUST else None)
@@ -263,8 +273,7 @@ class Profile:
         first = len(frames)
         added = range(first, first + len(symbols))
         if symbols:
-            columns.runs.append((first, len(columns.ids)))
-            columns.ids.extend(added)
+            columns.runs.append((first, len(columns.symbols)))
             if columns.keys is not None:
                 columns.keys.update(zip(fresh or zip(modules, symbols), added))
             frames.extend([None] * len(symbols))
@@ -291,8 +300,7 @@ class Profile:
         labels: list[str | None] = [None] * len(frames)
         for ident in compress(range(len(frames)), map(is_not, frames, repeat(None))):  # the few built, found in C
             labels[ident] = label(frames[ident])
-        ends = [row for _, row in columns.runs[1:]] + [len(columns.ids)]
-        for (first, row), end in zip(columns.runs, ends):  # a batch's names at once (128k a half, in 7 batches)
+        for first, row, end in columns.batches():  # a batch's names at once (128k a half, in 7 batches)
             labels[first:first + end - row] = columns.names[row:end]
         return labels
 

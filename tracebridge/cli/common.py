@@ -75,7 +75,7 @@ def add_base_argument(parser: argparse.ArgumentParser) -> None:
 
 def load_module(args: argparse.Namespace) -> ModuleImage:
     """The module of ``args.module``; a ``--base`` of :func:`add_base_argument` becomes its address."""
-    from tracebridge.image.elf import open_module  # numpy and pyelftools: only when a command runs
+    from tracebridge.image.elf import open_module  # the module reader: only when a command runs
     from tracebridge.readers.placement import one_module
 
     spec = getattr(args, "base", None)

@@ -25,7 +25,7 @@ def add_fbt_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def fbt_options_from_args(args: argparse.Namespace, base: int | None) -> FbtOptions:
-    from tracebridge.probes.fbt import FbtOptions  # numpy and the decoder: only when a command runs
+    from tracebridge.probes.fbt import FbtOptions  # FBT's rules and the module reader: only when a command runs
 
     return FbtOptions(old_dunder_rule=args.old_fbt_names, fbt_in_kernel=args.fbt_in_kernel,
                       tracenext=not args.fbt_no_tracenext, base=base)

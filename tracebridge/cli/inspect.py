@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(args.module, "is not a kernel module: an ET_DYN file without module metadata "
                                       "(no set_modmetadata_set section), so a program or a shared library; "
                                       "inspect takes a .ko (ET_REL on amd64) or the kernel")
-    from tracebridge.probes.probeplan import plan_module  # numpy, pyelftools, the decoder
+    from tracebridge.probes.probeplan import plan_module  # the module reader, FBT's rules, the description fields
 
     plan = plan_module(image, modname=args.module_name, options=fbt_options_from_args(args, args.base))
     from tracebridge.probes.findings import inspect_plan

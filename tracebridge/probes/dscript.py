@@ -217,7 +217,7 @@ class Script:
         return f"arg0 >= {self.pc_range[0]:#x} && arg0 < {self.pc_range[1]:#x}"
 
     def _header(self, index: int, files: Sequence[str]) -> str:
-        from tracebridge.probes.fbt import REASONS  # the decoder and numpy: not needed to list templates
+        from tracebridge.probes.fbt import REASONS  # FBT's rules and the module reader: not needed to list templates
 
         plan = self.plan
         image = plan.image

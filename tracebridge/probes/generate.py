@@ -60,7 +60,7 @@ def generate(image: ModuleImage, template: str, *, base: int | None = None, modn
     A selection that keeps no function, or a template left with no probe, is a usage error.
     """
     from tracebridge.probes.fbt import FbtOptions
-    from tracebridge.probes.probeplan import plan_module  # numpy, pyelftools, the decoder
+    from tracebridge.probes.probeplan import plan_module  # the module reader, FBT's rules, the description fields
 
     loaded = load_template(template)
     plan = plan_module(image, modname=modname, options=options or FbtOptions(base=base), selection=selection,

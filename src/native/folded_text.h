@@ -222,6 +222,27 @@ ft_count(ft_out *out, PyObject *weight)
     return result;
 }
 
+/* The first k >= from with p[k] a backslash or ';' (the bytes a label escapes), or n: eight bytes at a time. */
+static inline Py_ssize_t
+ft_plain_run(const char *p, Py_ssize_t from, Py_ssize_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    Py_ssize_t k = from;
+    while (n - k >= 8) {
+        uint64_t x, backslash, semicolon;
+        memcpy(&x, p + k, 8);
+        backslash = x ^ (ones * '\\');
+        semicolon = x ^ (ones * ';');
+        /* a zero byte in either: some byte of x is one of the two */
+        if ((((backslash - ones) & ~backslash) | ((semicolon - ones) & ~semicolon)) & highs)
+            break;
+        k += 8;
+    }
+    while (k < n && p[k] != '\\' && p[k] != ';')
+        k++;
+    return k;
+}
+
 /* The labels escaped and encoded in one buffer; 1 when one is not encodable (the pure path decides). */
 static int
 ft_labels(PyObject *labels, text_buffer *text, size_t *starts, size_t *lengths)
@@ -242,10 +263,15 @@ ft_labels(PyObject *labels, text_buffer *text, size_t *starts, size_t *lengths)
         if (text_reserve(text, 2 * (size_t)n) < 0)
             return -1;
         starts[i] = text->size;
-        for (Py_ssize_t k = 0; k < n; k++) {
-            if (p[k] == '\\' || p[k] == ';')
-                text->data[text->size++] = '\\';
-            text->data[text->size++] = p[k];
+        for (Py_ssize_t k = 0; k < n;) {
+            Py_ssize_t plain = ft_plain_run(p, k, n);   /* copied at once: nearly every label has nothing to escape */
+            memcpy(text->data + text->size, p + k, (size_t)(plain - k));
+            text->size += (size_t)(plain - k);
+            if (plain == n)
+                break;
+            text->data[text->size++] = '\\';
+            text->data[text->size++] = p[plain];
+            k = plain + 1;
         }
         lengths[i] = text->size - starts[i];
     }

@@ -144,3 +144,22 @@ def test_a_merge_the_native_core_cannot_finish_is_taken_back_and_written_by_the_
     write_folded_parts(out, _texts(first, second))
     assert out.getvalue() == b"before " + first + second
     assert len(writes) == (3 if each_path == "native" and output is io.BytesIO else 1)   # a piece, then the whole
+
+
+def test_a_merge_taken_back_from_a_device_is_written_again(each_path):
+    """`-o /dev/null`: a device can be rewound, not cut; the whole merge is written again over what was written."""
+    first = b"".join(b"a%07d 1\n" % i for i in range(200_000))
+    with open("/dev/null", "wb") as out:
+        write_folded_parts(out, _texts(first, b"a5000000 1\nz 1234567890123456789\n"))
+
+
+def test_a_merge_taken_back_that_outran_the_whole_merge_is_cut(each_path, tmp_path):
+    """What the native merge wrote before a line it does not read (a negative count) may be longer than the whole
+    merge the pure one writes (those counts taken off): the file is cut to the whole merge."""
+    first = b"".join(b"a%07d 1000000\n" % i for i in range(200_000))
+    second = b"b 1\n" + b"".join(b"a%07d -1000000\n" % i for i in range(200_000))
+    expected = merge_folded(first.decode(), second.decode()).encode()
+    with open(tmp_path / "out", "wb") as out:
+        out.write(b"before ")
+        write_folded_parts(out, _texts(first, second))
+    assert len(expected) < len(first) and (tmp_path / "out").read_bytes() == b"before " + expected

@@ -102,8 +102,12 @@ def write_folded_parts(out: BinaryIO, texts: Iterator[bytes | memoryview]) -> No
             start = out.tell()
             if native.core.folded_merge(first, second, out.write):
                 return
+            written = out.tell()
             out.seek(start)
-            out.truncate()
+            out.write(merge_folded(first, second))
+            if out.tell() < written:  # what was written outran the whole merge: cut (a device, /dev/null, cannot be)
+                out.truncate()
+            return
         out.write(merge_folded(first, second))
 
 

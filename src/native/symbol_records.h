@@ -216,11 +216,16 @@ uint64_columns(PyObject *objects, PyObject *names)
             PyObject *value = json_column_value(&columns[k], row, &owned), *number = NULL;
             if (value == NULL)
                 goto fail;
-            number = PyLong_Check(value) ? Py_NewRef(value) : PyNumber_Index(value);
+            /* An int is read where it is, no reference taken (a reference count written is a page
+             * copied in a forked process); anything else through its __index__. */
+            int is_int = PyLong_Check(value);
+            if (!is_int)
+                number = PyNumber_Index(value);
+            unsigned long long bits = is_int ? PyLong_AsUnsignedLongLong(value)
+                                      : number == NULL ? 0 : PyLong_AsUnsignedLongLong(number);
+            Py_XDECREF(number);
             if (owned)
                 Py_DECREF(value);
-            unsigned long long bits = number == NULL ? 0 : PyLong_AsUnsignedLongLong(number);
-            Py_XDECREF(number);
             if (PyErr_Occurred())
                 goto fail;
             memcpy(PyBytes_AS_STRING(PyTuple_GET_ITEM(result, k)) + row * 8, &bits, 8);

@@ -147,8 +147,12 @@ PIPED = ["dtrace", "dtrace-aggregation", "dtrace-flow", "folded", "pmcstat-o", "
 
 
 @pytest.mark.parametrize("kind", PIPED)
-def test_a_pipe_reads_like_a_file(tmp_path, kind):
-    """`dtrace … | tracebridge fold /dev/stdin`: readers open an input twice (sniff, then read)."""
+def test_a_pipe_reads_like_a_file(tmp_path, kind, monkeypatch):
+    """`dtrace … | tracebridge fold /dev/stdin`: readers open an input twice (sniff, then read).  The spooled
+    copy goes to a directory of this test's own, where no other process's copy is seen as left behind."""
+    spool_directory = tmp_path / "spool"
+    spool_directory.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_directory))
     data = example(kind, b"")
     status, out, err, _ = run(tmp_path, kind, data)
     assert status == 0

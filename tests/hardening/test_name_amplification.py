@@ -32,10 +32,10 @@ pytestmark = pytest.mark.skipif(shutil.which("as") is None or not sys.platform.s
                                 reason="needs GNU as and Linux /proc/self/status")
 
 
-def peak(*argv: str) -> tuple[int, int, str]:
-    """Exit status, peak RSS in MB, and the messages of ``tracebridge ARGV``."""
-    done = subprocess.run([sys.executable, "-c", MEASURED, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+def peak(*argv: str, setup: str = "") -> tuple[int, int, str]:
+    """Exit status, peak RSS in MB, and the messages of ``tracebridge ARGV`` (after the Python ``setup``)."""
+    done = subprocess.run([sys.executable, "-c", setup + MEASURED, *argv], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     *messages, rss = done.stderr.splitlines()
     return done.returncode, int(rss) // 1024, "\n".join(messages)
 
@@ -50,10 +50,15 @@ def test_inspect_holds_one_copy_of_a_shared_name(tmp_path, functions):
     assert rss < 300, f"inspect peaked at {rss} MB"
 
 
-def test_symbols_csv_is_written_as_it_is_made(tmp_path):
+#: Lists every module by the split before reading it, as big modules are.
+EARLY_SPLIT = "import tracebridge.cli.symbols as symbols; symbols.EARLY_SPLIT_BYTES = 0; "
+
+
+@pytest.mark.parametrize("setup", ["", EARLY_SPLIT], ids=["split-after-reading", "split-before-reading"])
+def test_symbols_csv_is_written_as_it_is_made(tmp_path, setup):
     module = tmp_path / "amplified.ko"
     build(str(module), 2000, 32 << 10)  # 128 MB of CSV from a 100 KB module
-    status, rss, messages = peak("symbols", str(module), "--format", "csv", "-o", os.devnull)
+    status, rss, messages = peak("symbols", str(module), "--format", "csv", "-o", os.devnull, setup=setup)
     assert status == 0, messages
     assert rss < 200, f"symbols --format csv peaked at {rss} MB"
 

@@ -129,6 +129,26 @@ def test_symbols_split_before_reading_the_module_answers_the_same(monkeypatch, c
     assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) > 100
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("content", [b"\x7fELF" + bytes(200), b"not a module at all\n" * 50],
+                         ids=["truncated-elf", "not-elf"])
+def test_a_module_split_before_reading_that_cannot_be_read_writes_nothing(monkeypatch, capsys, tmp_path, fmt,
+                                                                          content):
+    """The module is read before the output is opened: one error line, and neither a ``[`` or a CSV header on
+    standard output nor an output file."""
+    from tracebridge.cli import symbols
+
+    monkeypatch.setattr(symbols, "EARLY_SPLIT_BYTES", 0)
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    module = tmp_path / "bad.ko"
+    module.write_bytes(content)
+    assert main(["symbols", "-f", fmt, str(module)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith(f"tracebridge: {module}:")
+    assert main(["symbols", "-f", fmt, str(module), "-o", str(tmp_path / "rows")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.ko"]
+
+
 def prepared_where(pids: list[int], count: int, whole: bool = False):
     """A preparation that notes the process it ran in (in ``pids``, through a pipe for the child's) and
     whose work tags each item with that process."""
@@ -235,7 +255,7 @@ def forked(monkeypatch) -> list[int]:
     return pids
 
 
-def test_a_caller_that_stops_reading_still_waits_for_the_child(forked):
+def test_a_caller_that_stops_reading_has_the_child_killed_and_reaped(forked):
     results = parallel.split_iter(lambda part: list(part), list(range(10)))
     assert next(results) == 0
     results.close()

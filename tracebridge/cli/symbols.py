@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from operator import attrgetter
 from collections.abc import Iterable
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from tracebridge.cli.common import (add_base_argument, add_format_argument, add_module_argument,
@@ -71,18 +73,15 @@ EARLY_SPLIT_BYTES = 8 << 20
 
 def _list(args: argparse.Namespace) -> int:
     from tracebridge.image.demangle import demangle_all
-    from tracebridge.support.parallel import Prepared, split_iter, split_map, split_prepared
+    from tracebridge.support.parallel import split_iter, split_map
 
     if (args.format != "table" and args.sort == "offset" and not selection_from_args(args).active
             and _size(args.module) >= EARLY_SPLIT_BYTES):
-        def prepare() -> Prepared:
-            listing = _Listing(args)
-            return Prepared(listing.encoded, listing.image.functions_by_offset, whole=not listing.in_halves())
-
-        with open_output(args.output, inputs=[args.module]) as out:
-            write_chunks(out, split_prepared(prepare, cost=row_cost), COLUMNS, args.format)
-        return 0
-    listing = _Listing(args)
+        listing = _list_early(args)
+        if listing is None:
+            return 0
+    else:
+        listing = _Listing(args)
     image, selection, functions = listing.image, listing.selection, listing.image.functions_by_offset
     if selection.active:  # nothing selected is an error before any output (the names stay cached)
         selection.select(functions, demangle_all([f.name for f in functions]), image.filename)
@@ -100,6 +99,35 @@ def _list(args: argparse.Namespace) -> int:
         write_rows(out, rows, listing.columns, args.format, title=title, numeric=("size",),
                    hex_columns=("offset", "address"), csv_raw=args.csv_raw)
     return 0
+
+
+def _list_early(args: argparse.Namespace) -> _Listing | None:
+    """Rows in offset order from two processes forked before the module is read
+    (:func:`~tracebridge.support.parallel.split_prepared`); None once written.  A module whose names are
+    too many for a half's text to be held whole is not listed here: its listing is returned, for the
+    rows to be written one at a time.
+
+    The first part is asked for before the output is opened: a module that cannot be read is
+    reported with nothing written (and with no output file made).
+    """
+    from tracebridge.support.parallel import Prepared, split_prepared
+
+    listings: list[_Listing] = []
+
+    def prepare() -> Prepared:
+        listing = _Listing(args)
+        listings.append(listing)  # this process's
+        if not listing.in_halves():
+            return Prepared(listing.encoded, [], whole=True)
+        return Prepared(listing.encoded, listing.image.functions_by_offset)
+
+    with contextlib.closing(split_prepared(prepare, cost=row_cost)) as parts:
+        first = next(parts, None)
+        if not listings[0].in_halves():
+            return listings[0]
+        with open_output(args.output, inputs=[args.module]) as out:
+            write_chunks(out, chain(() if first is None else (first,), parts), COLUMNS, args.format)
+    return None
 
 
 def _size(path: str) -> int:

@@ -8,9 +8,10 @@ leave its result in a file both share (in memory, ``memfd_create``, where the
 system has it): a pipe made the two processes take turns 450 times for the
 29 MB of JSON of librustc_driver's second half, 0.12-0.19 s on a loaded
 machine against 0.02 s through the file.  Fork keeps the loaded module image
-(and its mapping) without re-reading anything.  :func:`split_iter` gives the
-first half's results as soon as they are made, so that they can be written
-while the child still works.
+(and its mapping) without re-reading anything; :func:`split_prepared` forks
+before a big preparation instead, and each process makes its own.
+:func:`split_iter` gives the first half's results as soon as they are made,
+so that they can be written while the child still works.
 
 Where fork is unavailable, only one CPU is usable, or the input is small,
 it simply calls the function once.  If the child fails for any reason the
@@ -109,15 +110,17 @@ def split_prepared(prepare: Callable[[], Prepared[T, R]], cost: Callable[[T], in
     big, such as reading a 100 MB module into 100k objects: the process forks first, and each process
     prepares its own, then works on its half.
 
-    A process forked after such a preparation pays for each page of it on
-    first touch, as the kernel maps it again (a page fault per page, even
-    one only read: about 2 us each, measured on the Linux this was tuned on);
-    the halves of ``symbols`` on librustc_driver took 7k such faults
-    (16 ms) before their first useful step, and as many later.  Preparing
-    twice costs no time: both processes do it at once.  ``prepare`` must
-    give both the same items (read from the same file).  Fewer than
-    :data:`MIN_ITEMS`, or a preparation that says ``whole``, are worked on in
-    one process.
+    Python writes an object's reference count whenever code takes it (a
+    list sliced, an attribute read), so each process copies every page of
+    the shared preparation that it touches, and the parent every page it
+    touches before the child did: about 2 us a page here.  The halves of
+    ``symbols`` on librustc_driver took 7k such faults (16 ms) before their
+    first useful step, and as many later.  Preparing twice costs no time:
+    both processes do it at once.  ``prepare`` must give both the same items
+    (read from the same file).  Fewer than :data:`MIN_ITEMS`, or a
+    preparation that says ``whole``, are worked on in the parent alone (the
+    child is stopped).  The preparation runs when the first result is asked
+    for, and its errors are raised then.
     """
     if not can_split():
         prepared = prepare()
@@ -179,7 +182,8 @@ def _split(prepare: Callable[[], Prepared[T, R]], cut: Callable[[Prepared[T, R]]
             try:
                 prepared = prepare()
                 work, items, middle = prepared.work, prepared.items, cut(prepared)
-                if middle is None:
+                if middle is None:  # the child prepared for nothing: it need not finish
+                    os.kill(pid, signal.SIGKILL)
                     yield from work(items)
                     return
                 yield from work(items[:middle])

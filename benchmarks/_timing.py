@@ -49,6 +49,7 @@ def cpu_time(command: str | list[str], repeat: int = 3, fresh: str | None = None
 
 
 def _remove(path: str | None) -> None:
+    """Remove the output file ``path`` a run is to write anew, if it is there."""
     if path is not None and os.path.exists(path):
         os.remove(path)
 

@@ -211,8 +211,8 @@ py_addresses_hit(PyObject *self, PyObject *args)
     int swap;
     if (!PyArg_ParseTuple(args, "OnnpOO", &raw_obj, &entry, &width, &swap, &lows_obj, &sizes_obj))
         return NULL;
-    if ((width != 4 && width != 8) || entry < width) {
-        PyErr_SetString(PyExc_ValueError, "a field is 4 or 8 bytes wide, inside its entry");
+    if ((width != 4 && width != 8) || entry < width || entry % width != 0) {
+        PyErr_SetString(PyExc_ValueError, "a field is 4 or 8 bytes wide, inside its entry, a whole number of times");
         return NULL;
     }
     Py_buffer raw, lows_view, sizes_view;

@@ -86,8 +86,9 @@ def test_addresses_hit_is_the_definition_on_both_paths(shape, swap, runs, addres
         assert native.core.addresses_hit(raw, entry, width, swap, lows, sizes) == expected
 
 
-@pytest.mark.parametrize("arguments", [(b"\0" * 8, 8, 3), (b"\0" * 8, 4, 8), (b"\0" * 10, 8, 8)],
-                         ids=["width", "entry", "whole"])
+@pytest.mark.parametrize("arguments", [(b"\0" * 8, 8, 3), (b"\0" * 8, 4, 8), (b"\0" * 10, 8, 8), (b"\0" * 10, 5, 4),
+                                       (b"\0" * 24, 12, 8)],
+                         ids=["width", "entry", "whole", "fields-not-whole-4", "fields-not-whole-8"])
 def test_shapes_that_cannot_be_read_are_refused(each_path, arguments):
     addresses_hit = native.core.addresses_hit if each_path == "native" else _addresses_hit_py
     with pytest.raises(ValueError):

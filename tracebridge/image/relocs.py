@@ -112,9 +112,10 @@ class Relocations:
         """
         ranges = [(section.index, self._low + section.load_offset, section.size) for section in self.image.sections
                   if section.load_offset is not None and section.size]
-        # A corrupt layout (a start outside 0..2**64 - 1): let the exact path answer.
-        hit = {index for index, low, _ in ranges if not 0 <= low < 1 << 64}
-        ranges = [r for r in ranges if r[0] not in hit]
+        # A corrupt layout (a start outside 0..2**64 - 1): let the exact path answer, if there are relocations.
+        corrupt = {index for index, low, _ in ranges if not 0 <= low < 1 << 64}
+        ranges = [r for r in ranges if r[0] not in corrupt]
+        hit: set[int] = set()
         lows, sizes = array("Q", [low for _, low, _ in ranges]), array("Q", [size for _, _, size in ranges])
         core = native.core
         addresses_hit = _addresses_hit_py if core is None else core.addresses_hit
@@ -122,6 +123,7 @@ class Relocations:
             entry = (24 if rel.type == SHT_RELA else 16) if self.image.bits == 64 else (12 if rel.type == SHT_RELA else 8)
             raw = self.read(rel, 0, rel.size - rel.size % entry) if rel.size >= entry else None
             if raw:
+                hit.update(corrupt)
                 hit.update(ranges[at][0] for at in addresses_hit(raw, entry, self.image.bits // 8,
                                                                   self._order != _NATIVE_ORDER, lows, sizes))
         return frozenset(hit)
@@ -305,8 +307,8 @@ def _addresses_hit_py(raw: bytes, entry: int, width: int, swap: bool, lows: arra
     ``raw``: the first ``width`` (4 or 8) bytes of each of its ``entry``-byte entries, in this machine's byte
     order (``swap``: the other).  The native core's ``addresses_hit`` in Python: the addresses sorted (they
     mostly are already, in runs), then one bisection per range."""
-    if width not in (4, 8) or entry < width or len(raw) % entry:
-        raise ValueError("a field is 4 or 8 bytes wide, inside its whole entries")
+    if width not in (4, 8) or entry < width or entry % width or len(raw) % entry:
+        raise ValueError("a field is 4 or 8 bytes wide, inside its whole entries, a whole number of times")
     column = array("Q" if width == 8 else "I", raw)
     if swap:
         column.byteswap()

@@ -195,7 +195,8 @@ def scan_amd64_many(data: bytes, starts: bytes, lengths: bytes,
     test_of = points_inside_of or _untested
     core = native.core
     if core is None:
-        return one_per_answer([scan_amd64(data[start:start + length], test_of(i))
+        # A function of no bytes (refused, or answered with its group) has no frame: no jump-table test is made.
+        return one_per_answer([scan_amd64(data[start:start + length], test_of(i) if length else None)
                                for i, (start, length) in enumerate(zip(int64s(starts), int64s(lengths)))])
     entries, counts, candidates = map(int64s, core.fbt_amd64(data, starts, lengths))
     entry_list, count_list = entries.tolist(), counts.tolist()
@@ -208,18 +209,19 @@ def scan_amd64_many(data: bytes, starts: bytes, lengths: bytes,
     stops = list(accumulate(sited_counts))
     # Each sited function's candidates, sliced and made tuples by C calls, not a Python step each.
     returns = list(map(tuple, map(candidates.tolist().__getitem__, map(slice, map(sub, stops, sited_counts), stops))))
+    length_of = int64s(lengths)
     if points_inside_of is not None:
         for at, i in enumerate(sited):
             points_inside = points_inside_of(i)
             if points_inside is not None:
-                size = int64s(lengths)[i]
-                returns[at] = tuple(pos for pos in returns[at] if not _jump_table(pos, 8, size, points_inside))
+                returns[at] = tuple(pos for pos in returns[at]
+                                    if not _jump_table(pos, 8, length_of[i], points_inside))
     # One answer per distinct (entry, return sites): hashed as tuples, an FbtProbes made only for each distinct one.
     keys = list(zip(map(entry_list.__getitem__, sited), returns))
     made = {key: FbtProbes(*key) for key in dict.fromkeys(keys)}
     scatter(results, sited, map(made.__getitem__, keys))
     if _NATIVE_UNSURE in distinct:
-        start_of, length_of = int64s(starts), int64s(lengths)
+        start_of = int64s(starts)
         for i in compress(count(), map(eq, entry_list, repeat(_NATIVE_UNSURE))):
             results[i] = scan_amd64(data[start_of[i]:start_of[i] + length_of[i]], test_of(i))
     return results

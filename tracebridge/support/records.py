@@ -48,8 +48,8 @@ def slot_records(cls: type[T], columns: tuple[list, ...]) -> list[T]:
 
 
 def uint64_columns(objects: Sequence, names: tuple[str, ...]) -> tuple[bytes, ...]:
-    """For each attribute name, the value of it of every object as native uint64s: a column numpy reads
-    in place (``np.frombuffer``).
+    """For each attribute name, the value of it of every object as native uint64s (:func:`uint64s` reads
+    such a column in place).
 
     The native core reads each object's slot without taking a reference, so
     that a forked process reading its half of 100k functions copies none of

@@ -13,11 +13,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from fixture_paths import EDGE, MODULES
 
+#: The tree under test: the interpreter runs there (mutation testing finds its configuration from it).
+ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "import sys; from tracebridge.cli import main; status = main(sys.argv[1:]); print('numpy' in sys.modules, status)"
 
 
@@ -30,6 +33,6 @@ def test_symbols_and_gen_probes_import_no_numpy(each_path, module, tmp_path):
     for args in (["symbols", "--format", "json", str(module), "-o", str(tmp_path / "symbols.json")],
                  ["gen-probes", str(module), "-t", "flow", "--base", "0xffffffff82000000",
                   "-o", str(tmp_path / "probes.d"), "--map", str(tmp_path / "probes.json")]):
-        run = subprocess.run([sys.executable, "-c", PROGRAM, *args], env=env, cwd=tmp_path, capture_output=True,
+        run = subprocess.run([sys.executable, "-c", PROGRAM, *args], env=env, cwd=ROOT, capture_output=True,
                              text=True, timeout=120)
         assert run.stdout.split() == ["False", "0"], run.stderr

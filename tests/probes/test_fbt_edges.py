@@ -241,12 +241,14 @@ def test_a_relocated_section_asks_for_the_jump_table_test_without_a_base(monkeyp
 def test_each_function_is_walked_once_and_refused_ones_never(each_path, path, monkeypatch):
     """With a load address the jump-table test looks at windows around the return-site candidates of every
     walk: those of the symbols that share their bytes once (with their group, not again with the others),
-    and of the ones FBT refuses by name or type (an IFUNC, dtrace_*) never, though they have code."""
+    and of the ones FBT refuses by name or type (an IFUNC, dtrace_*) never, though they have code.  Nor is
+    the test made for them (the pure walk makes one per function it walks)."""
     image = open_module(path)
-    asked, real = [], fbt._jump_table_test
+    asked, made, real = [], [], fbt._jump_table_test
 
     def recording(image, function, code, relocations, base):
         test, walks = real(image, function, code, relocations, base), []
+        made.append(function.symbol_index)
 
         def points_inside(check: int) -> bool:
             if not walks:  # the first window of this walk
@@ -262,6 +264,7 @@ def test_each_function_is_walked_once_and_refused_ones_never(each_path, path, mo
     probes = predictor.scan(functions)
     refused = {f.symbol_index for f, p in zip(functions, probes) if p.reason in (fbt.IFUNC, fbt.EXCLUDED_NAME)}
     assert len(asked) == len(set(asked)) and not refused & set(asked)
+    assert len(made) == len(set(made)) and not refused & set(made)
     # Each module has what its part of the test needs: members with windows to look at, refused code.
     assert set(predictor._cluster_of) & set(asked) or path.name == "edges_amd64.ko"
     assert refused or path.name == "edges_shared_amd64.ko"

@@ -192,7 +192,7 @@ class Predictor:
         #: image.functions_by_offset, and where each group's members start among them) and each member's
         #: group by symbol index, found here, where the predictor is made: before split_map's fork, or in
         #: each process where a command forks before reading the module (librustc_driver: reading the
-        #: columns of its 106k functions 8-9 ms, the native pass 1 ms, the dict of 18k members 2 ms; with
+        #: columns of its 106k functions 5-7 ms, the native pass 1 ms, the dict of 18k members 2 ms; with
         #: numpy, in each process, 20 ms).
         self._members, indices, self._group_starts = _overlap_groups(image.functions_by_offset)
         sizes = map(sub, [*self._group_starts[1:], len(indices)], self._group_starts)

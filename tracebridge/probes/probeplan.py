@@ -127,8 +127,8 @@ def _middle_by_code(functions: Sequence[Function]) -> int:
     more instructions; cut at half the units, the child's process still took 15 % more CPU time than the
     parent's half (0.55 s against 0.47 s, pickling included), at 0.53 of them 12 % more, at 0.56 as much
     (within the noise of a loaded machine).  The units are summed over sampled functions
-    (:func:`~tracebridge.support.parallel.cost_middle`): this runs before the fork (all 106k sizes took
-    0.02 s, with numpy)."""
+    (:func:`~tracebridge.support.parallel.cost_middle`): this runs before the fork, so at most 8,192 of
+    librustc_driver's 106k functions are asked their size."""
     return cost_middle(functions, _code_units, _FIRST_SHARE)
 
 

@@ -349,7 +349,15 @@ ft_keys(PyObject *stacks, const text_buffer *names, const size_t *starts, const 
             }
             if (id < 0 || id >= count)
                 return 1;
-            length += lengths[id];   /* below the labels' buffer size times the depth: no overflow */
+            if (lengths[id] > SIZE_MAX - length) {   /* a key longer than memory (a 32-bit size_t) */
+                PyErr_NoMemory();
+                return -1;
+            }
+            length += lengths[id];
+        }
+        if (length > SIZE_MAX - keys->total) {
+            PyErr_NoMemory();
+            return -1;
         }
         if (ft_pieces_room(keys, length) < 0)
             return -1;
@@ -451,11 +459,8 @@ answer:
         goto done;
     if (status > 0)
         result = Py_NewRef(Py_None);
-    else if (!encoded)
-        result = PyUnicode_DecodeUTF8(out.bytes ? PyBytes_AS_STRING(out.bytes) : "", (Py_ssize_t)out.size,
-                                      "strict");
-    else if (out.bytes == NULL)   /* no stacks */
-        result = PyBytes_FromStringAndSize("", 0);
+    else if (!encoded)   /* out.bytes was made before any row (status 0 past the keys) */
+        result = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(out.bytes), (Py_ssize_t)out.size, "strict");
     else if (_PyBytes_Resize(&out.bytes, (Py_ssize_t)out.size) == 0) {   /* shrinks in place */
         result = out.bytes;
         out.bytes = NULL;

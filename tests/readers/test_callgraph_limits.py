@@ -182,5 +182,21 @@ def test_the_folder_reads_views_of_one_buffer(tmp_path, monkeypatch):
     for first, data in folder.blocks(Source(path)):
         blocks.append((first, data, data.obj))
         folder.feed(first, data)
-    assert [first for first, _, _ in blocks][:3] == [1, 4, 7] and len(blocks) > 10   # 64 bytes: 3 lines a block and all(isinstance(data, memoryview) and data.readonly for _, data, _ in blocks)
+    assert [first for first, _, _ in blocks][:3] == [1, 4, 7] and len(blocks) > 10   # 64 bytes: 3 lines a block
+    assert all(isinstance(data, memoryview) and data.readonly for _, data, _ in blocks)
     assert len({id(buffer) for _, _, buffer in blocks}) == 1   # one buffer, read into again and again
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_lines_are_refused_past_the_limit_not_past_twice_it(tmp_path, monkeypatch, reuse):
+    """The buffer a long line grows into is bounded by the limit (MAX_LINE is 16 blocks, as here): a line
+    of the limit is read whole, one a block past it refused, whichever way the blocks are handed out; their
+    newlines counted without a reader's count too."""
+    monkeypatch.setattr("tracebridge.readers.source.BLOCK", 64)
+    monkeypatch.setattr("tracebridge.readers.source.MAX_LINE", 1024)
+    path = tmp_path / "long.txt"
+    path.write_bytes(b"a\n" + b"x" * 1023 + b"\nb\n")
+    assert [(first, bytes(data)) for first, data in Source(path).byte_blocks(reuse=reuse)][-1] == (3, b"b\n")
+    path.write_bytes(b"a\n" + b"x" * 1100 + b"\nb\n")
+    with pytest.raises(InputError, match="has a line longer than"):
+        list(Source(path).byte_blocks(reuse=reuse))

@@ -227,6 +227,25 @@ def test_the_fold_command_in_parts_writes_standard_output_as_a_file(each_path, m
     assert (tmp_path / "out").read_text() == one_pass(graph)[0]
 
 
+def test_an_unreadable_callgraph_in_parts_is_reported_before_the_output_is_opened(each_path, monkeypatch, tmp_path,
+                                                                                   capsys):
+    """A line past the limit in the first range: one error line, and no output opened (an ``-o`` FIFO would wait
+    for a reader, a device be written to)."""
+    from tracebridge.cli import fold
+    from tracebridge.readers import source
+
+    graph = tmp_path / "long.graph"
+    graph.write_bytes((DATA / "multi-image.graph").read_bytes().replace(b"\n", b" " * 300 + b"\n", 1))
+    monkeypatch.setattr(pmcgraph, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(source, "BLOCK", 64)
+    monkeypatch.setattr(source, "MAX_LINE", 128)
+    opened = []
+    monkeypatch.setattr(fold, "open_output", lambda *args, **kwargs: opened.append(args))
+    assert main(["fold", str(graph), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert opened == [] and f"{graph}:1: has a line longer than" in err and len(err.splitlines()) == 1
+
+
 def _written(data: bytes) -> Path:
     import tempfile
 

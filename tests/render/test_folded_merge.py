@@ -147,10 +147,31 @@ def test_a_merge_the_native_core_cannot_finish_is_taken_back_and_written_by_the_
 
 
 def test_a_merge_taken_back_from_a_device_is_written_again(each_path):
-    """`-o /dev/null`: a device can be rewound, not cut; the whole merge is written again over what was written."""
+    """`-o /dev/null`: a device can be rewound, not cut; the whole merge is written again over what was written
+    (natively: the megabytes the native merge wrote before the count it does not read, then the whole)."""
     first = b"".join(b"a%07d 1\n" % i for i in range(200_000))
-    with open("/dev/null", "wb") as out:
-        write_folded_parts(out, _texts(first, b"a5000000 1\nz 1234567890123456789\n"))
+    second = b"a5000000 1\nz 1234567890123456789\n"
+    expected = merge_folded(first.decode(), second.decode()).encode()
+    with open("/dev/null", "wb") as device:
+        written: list[int] = []
+
+        class Recorded(io.RawIOBase):
+            def write(self, data):
+                written.append(len(data))
+                return device.write(data)
+
+            def seekable(self):
+                return True
+
+            def seek(self, offset, whence=0):
+                return device.seek(offset, whence)
+
+            def tell(self):
+                return device.tell()
+
+        write_folded_parts(Recorded(), _texts(first, second))
+    assert written[-1] == len(expected)
+    assert written[:-1] if each_path == "native" else len(written) == 1
 
 
 def test_a_merge_taken_back_that_outran_the_whole_merge_is_cut(each_path, tmp_path):

@@ -47,7 +47,7 @@ class Source:
         return InputError(self.path, message, line)
 
     def byte_blocks(self, start: int = 0, stop: int | None = None, line: int = 1,
-                    newlines: Callable[[bytes], int] | None = None,
+                    newlines: Callable[[bytes | memoryview], int] | None = None,
                     reuse: bool = False) -> Iterator[tuple[int, bytes | memoryview]]:
         """Blocks of whole lines as bytes, unchecked (the last may lack its newline), with their first line numbers.
 
@@ -71,9 +71,7 @@ class Source:
             handle.seek(start)
             while True:
                 if held == len(buffer):  # one line fills the buffer: a larger one (a block handed out may live on)
-                    if held > MAX_LINE:
-                        raise self.error(f"has a line longer than {MAX_LINE >> 20} MB: not a text capture", line)
-                    buffer = buffer + bytes(len(buffer))
+                    buffer = buffer + bytes(min(len(buffer), MAX_LINE + BLOCK - len(buffer)))
                 view = memoryview(buffer).toreadonly()
                 room = len(buffer) - held if left < 0 else min(len(buffer) - held, left)
                 size = handle.readinto(memoryview(buffer)[held:held + room]) if room else 0
@@ -84,6 +82,8 @@ class Source:
                 cut = buffer.rfind(b"\n", held, end) + 1
                 if not cut:  # no line ends in what was read: part of one long line
                     held = end
+                    if held > MAX_LINE:
+                        raise self.error(f"has a line longer than {MAX_LINE >> 20} MB: not a text capture", line)
                     continue
                 block = view[:cut] if reuse else bytes(view[:cut])
                 yield line, block
@@ -175,5 +175,6 @@ class Source:
         return ""
 
 
-def _newlines(block: bytes) -> int:
-    return block.count(b"\n")
+def _newlines(block: bytes | memoryview) -> int:
+    """The newlines of a block, or of a view of the buffer (``byte_blocks(reuse=True)``: copied to be counted)."""
+    return (block if isinstance(block, bytes) else bytes(block)).count(b"\n")

@@ -88,9 +88,9 @@ def write_folded_parts(out: BinaryIO, texts: Iterator[bytes | memoryview]) -> No
     """Write the folded texts of :func:`callgraph_folded_parts` to ``out`` as one (merged, when there are two).
 
     Bytes from end to end: the second half's text is read where the other process left it, and into a file that can
-    be rewound the merge is written a megabyte at a time as it is made (the merged text of a 53 MB callgraph, 20 MB,
-    never lies whole in memory); were a line not one the native merge reads, what it wrote is taken back and the pure
-    merge written.
+    be rewound (a regular file, a device: not standard output, which takes the text whole) the merge is written a
+    megabyte at a time as it is made (the merged text of a 53 MB callgraph, 20 MB, never lies whole in memory then);
+    were a line not one the native merge reads, what it wrote is taken back and the pure merge written.
     """
     with closing(texts):  # the other process is let go once its text is written
         first = next(texts)
@@ -104,7 +104,7 @@ def write_folded_parts(out: BinaryIO, texts: Iterator[bytes | memoryview]) -> No
                 return
             written = out.tell()
             out.seek(start)
-            out.write(merge_folded(first, second))
+            out.write(_merge_pure(str(first, "utf-8"), str(second, "utf-8")).encode())
             if out.tell() < written:  # what was written outran the whole merge: cut (a device, /dev/null, cannot be)
                 out.truncate()
             return

@@ -16,6 +16,7 @@ import argparse
 import collections
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -82,11 +83,17 @@ def make_callgraph(path: str, megabytes: float, seed: int = 1) -> int:
     return size
 
 
+#: An address tracebridge could not name, labelled with its module (``if_rem.ko+0x5c8a5``) where the perl
+#: script prints the bare hex node (``0x5c8a5``).
+MODULE_ADDRESS = re.compile(r"(?<![^;])[^;]*\+(0x[0-9a-f]+)(?![^;])")
+
+
 def folded(lines: str) -> collections.Counter:
+    """The stacks and counts of a folded text, unnamed addresses as the perl script writes them."""
     stacks: collections.Counter = collections.Counter()
     for line in lines.splitlines():
         stack, _, count = line.rpartition(" ")
-        stacks[stack] += int(count)
+        stacks[MODULE_ADDRESS.sub(r"\1", stack)] += int(count)
     return stacks
 
 

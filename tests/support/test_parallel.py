@@ -149,13 +149,13 @@ def test_a_module_split_before_reading_that_cannot_be_read_writes_nothing(monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.ko"]
 
 
-def prepared_where(pids: list[int], count: int, whole: bool = False):
+def prepared_where(pids: list[int], count: int):
     """A preparation that notes the process it ran in (in ``pids``, through a pipe for the child's) and
     whose work tags each item with that process."""
     def prepare():
         made_in = os.getpid()
         pids.append(made_in)
-        return parallel.Prepared(lambda part: [(x, made_in) for x in part], list(range(count)), whole=whole)
+        return parallel.Prepared(lambda part: [(x, made_in) for x in part], list(range(count)))
 
     return prepare
 
@@ -171,10 +171,10 @@ def test_prepared_work_is_prepared_in_each_process(monkeypatch):
     assert pids == [parent]  # the child's own list, appended to in the child, is not this one
 
 
-@pytest.mark.parametrize("count, whole", [(10, True), (1, False)])
-def test_prepared_work_that_is_whole_or_small_is_done_in_the_parent(monkeypatch, forked, count, whole):
+@pytest.mark.parametrize("count", [0, 1])
+def test_prepared_work_that_is_small_is_done_in_the_parent(monkeypatch, forked, count):
     monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
-    result = list(parallel.split_prepared(prepared_where([], count, whole)))
+    result = list(parallel.split_prepared(prepared_where([], count)))
     assert result == [(x, os.getpid()) for x in range(count)]
     assert len(forked) == 1  # the child prepared too, and left nothing
     with pytest.raises(ChildProcessError):

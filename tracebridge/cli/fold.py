@@ -13,9 +13,6 @@ import argparse
 import dataclasses
 import io
 import os
-from collections.abc import Iterator
-from contextlib import closing
-from typing import TypeVar
 
 from tracebridge.cli.common import add_run_arguments, require_pyarrow, run_of
 from tracebridge.support import gcpause, heap, quickexit
@@ -24,9 +21,7 @@ from tracebridge.cli.inputs import add_input_arguments, input_paths, options_fro
 from tracebridge.readers.options import LoadOptions
 from tracebridge.readers.registry import load_profile, lone_callgraph
 from tracebridge.profile.labels import add_label_arguments, label_options_from_args
-from tracebridge.support.outputs import open_output
-
-T = TypeVar("T")
+from tracebridge.support.outputs import first_made, open_output
 
 FORMATS = ("folded", "speedscope", "pprof", "parquet")
 #: Formats written as bytes, never to a terminal.
@@ -109,10 +104,8 @@ def _folded_in_parts(args: argparse.Namespace, options: LoadOptions) -> bool:
     texts = callgraph_folded_parts(source, label_options_from_args(args))
     if texts is None:
         return False
-    with closing(texts):
-        # The first text is made (the input read, its errors raised) before the output is opened: an -o FIFO
-        # or device is not opened for an input that turns out unreadable.
-        texts = _first_again(next(texts), texts)
+    # The first text is made (the input read, its errors raised) before the output is opened.
+    with first_made(texts) as texts:
         if args.output in (None, "-"):  # standard output's own encoding, as write_folded writes it there
             text = io.BytesIO()
             write_folded_parts(text, texts)
@@ -122,12 +115,6 @@ def _folded_in_parts(args: argparse.Namespace, options: LoadOptions) -> bool:
         with open_output(args.output, "wb", inputs=input_paths(args)) as out:  # the text's UTF-8, as it is
             write_folded_parts(out, texts)
     return True
-
-
-def _first_again(first: T, rest: Iterator[T]) -> Iterator[T]:
-    """``first``, taken from ``rest`` already, then the rest (closing this closes ``rest`` once it is reached)."""
-    yield first
-    yield from rest
 
 
 def _write_binary(args: argparse.Namespace, profile, labels) -> None:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 from operator import attrgetter
 from collections.abc import Iterable
-from itertools import chain
 from typing import TYPE_CHECKING
 
 from tracebridge.cli.common import (add_base_argument, add_format_argument, add_module_argument,
                                     add_output_argument, load_module)
 from tracebridge.cli.fbt_options import add_fbt_arguments, fbt_options_from_args
-from tracebridge.support.outputs import open_output
+from tracebridge.support.outputs import first_made, open_output
 from tracebridge.image.select import add_selection_arguments, selection_from_args
 from tracebridge.render.tables import FORMATS, Attribute, encode_chunk, encode_json_parts, write_chunks, write_rows
 
@@ -117,16 +115,14 @@ def _list_early(args: argparse.Namespace) -> _Listing | None:
     def prepare() -> Prepared:
         listing = _Listing(args)
         listings.append(listing)  # this process's
-        if not listing.in_halves():
-            return Prepared(listing.encoded, [], whole=True)
-        return Prepared(listing.encoded, listing.image.functions_by_offset)
+        # Nothing to list in halves (so in one process, the child stopped) when the rows go one at a time.
+        return Prepared(listing.encoded, listing.image.functions_by_offset if listing.in_halves() else [])
 
-    with contextlib.closing(split_prepared(prepare, cost=row_cost)) as parts:
-        first = next(parts, None)
+    with first_made(split_prepared(prepare, cost=row_cost)) as parts:
         if not listings[0].in_halves():
             return listings[0]
         with open_output(args.output, inputs=[args.module]) as out:
-            write_chunks(out, chain(() if first is None else (first,), parts), COLUMNS, args.format)
+            write_chunks(out, parts, COLUMNS, args.format)
     return None
 
 

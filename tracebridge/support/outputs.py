@@ -13,10 +13,32 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
-from typing import IO
+from collections.abc import Generator, Iterable, Iterator
+from typing import IO, TypeVar
 
 from tracebridge.support.errors import OutputError
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def first_made(parts: Generator[T, None, None]) -> Iterator[Generator[T, None, None]]:
+    """``parts`` with its first part made on entry, before any output is opened: an input that cannot be
+    read is then reported with nothing written, no output file made, no ``-o`` FIFO opened.  Closed (its
+    work stopped: a forked process ended) on leaving, however the block ends."""
+    with contextlib.closing(parts):
+        first = next(parts, _NOTHING)
+
+        def again() -> Generator[T, None, None]:
+            if first is not _NOTHING:
+                yield first
+            yield from parts
+
+        yield again()
+
+
+#: What :func:`first_made` gets from parts that have none.
+_NOTHING = object()
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -101,8 +101,6 @@ class Prepared(Generic[T, R]):
 
     work: Callable[[Sequence[T]], Iterable[R]]
     items: Sequence[T]
-    #: Work on all items in this process (the other then prepared for nothing).
-    whole: bool = False
 
 
 def split_prepared(prepare: Callable[[], Prepared[T, R]], cost: Callable[[T], int] | None = None) -> Iterator[R]:
@@ -117,10 +115,9 @@ def split_prepared(prepare: Callable[[], Prepared[T, R]], cost: Callable[[T], in
     ``symbols`` on librustc_driver took 7k such faults (16 ms) before their
     first useful step, and as many later.  Preparing twice costs no time:
     both processes do it at once.  ``prepare`` must give both the same items
-    (read from the same file).  Fewer than :data:`MIN_ITEMS`, or a
-    preparation that says ``whole``, are worked on in the parent alone (the
-    child is stopped).  The preparation runs when the first result is asked
-    for, and its errors are raised then.
+    (read from the same file).  Fewer than :data:`MIN_ITEMS` are worked on
+    in the parent alone (the child is stopped).  The preparation runs when
+    the first result is asked for, and its errors are raised then.
     """
     if not can_split():
         prepared = prepare()
@@ -129,7 +126,7 @@ def split_prepared(prepare: Callable[[], Prepared[T, R]], cost: Callable[[T], in
 
     def cut(prepared: Prepared[T, R]) -> int | None:
         items = prepared.items
-        return None if prepared.whole or len(items) < MIN_ITEMS else cost_middle(items, cost)
+        return None if len(items) < MIN_ITEMS else cost_middle(items, cost)
 
     yield from _split(prepare, cut)
 

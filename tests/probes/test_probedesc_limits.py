@@ -52,10 +52,20 @@ def test_narrowed_field_among_many_same_head_names():
 
 
 def searched_fields(names: list[str]) -> list:
-    """Every name's field with each glob of a long name checked by the search (:meth:`FunctionFields.others`)."""
+    """Every name's field with each glob of a long name checked by the search (:meth:`FunctionFields.others`),
+    not counted (:meth:`_LongNames.alone`)."""
     fields = FunctionFields(names)
-    fields._alone_in_glob = lambda name, suffix: not fields.others(
-        name[:FUNCTION_MAX - 1 - suffix] + "*" + name[-suffix:], name)
+    long_names = fields._long_names()
+
+    class Searched:
+        def alone(self, name: str, suffix: int) -> bool:
+            return not fields.others(name[:FUNCTION_MAX - 1 - suffix] + "*" + name[-suffix:], name)
+
+        def __getattr__(self, attribute: str):
+            return getattr(long_names, attribute)
+
+    searched = Searched()
+    fields._long_names = lambda: searched
     return [fields.field(name) for name in names]
 
 

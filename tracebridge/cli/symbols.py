@@ -73,8 +73,7 @@ def _list(args: argparse.Namespace) -> int:
     from tracebridge.image.demangle import demangle_all
     from tracebridge.support.parallel import split_iter, split_map
 
-    if (args.format != "table" and args.sort == "offset" and not selection_from_args(args).active
-            and _size(args.module) >= EARLY_SPLIT_BYTES):
+    if _in_order(args) and not selection_from_args(args).active and _size(args.module) >= EARLY_SPLIT_BYTES:
         listing = _list_early(args)
         if listing is None:
             return 0
@@ -115,8 +114,9 @@ def _list_early(args: argparse.Namespace) -> _Listing | None:
     def prepare() -> Prepared:
         listing = _Listing(args)
         listings.append(listing)  # this process's
-        # Nothing to list in halves (so in one process, the child stopped) when the rows go one at a time.
-        return Prepared(listing.encoded, listing.image.functions_by_offset if listing.in_halves() else [])
+        if not listing.in_halves():  # nothing to list here (the child is stopped): the rows go one at a time
+            return Prepared(_nothing, [])
+        return Prepared(listing.encoded, listing.image.functions_by_offset)
 
     with first_made(split_prepared(prepare, cost=row_cost)) as parts:
         if not listings[0].in_halves():
@@ -124,6 +124,16 @@ def _list_early(args: argparse.Namespace) -> _Listing | None:
         with open_output(args.output, inputs=[args.module]) as out:
             write_chunks(out, parts, COLUMNS, args.format)
     return None
+
+
+def _in_order(args: argparse.Namespace) -> bool:
+    """Are the rows written in offset order as encoded rows (JSON, CSV), as the halves can give them?"""
+    return args.format != "table" and args.sort == "offset"
+
+
+def _nothing(functions: list[Function]) -> tuple[()]:
+    """No rows, of no functions."""
+    return ()
 
 
 def _size(path: str) -> int:
@@ -153,8 +163,7 @@ class _Listing:
     def in_halves(self) -> bool:
         """Can the rows be encoded in two processes at once, in order (each half's text held whole)?"""
         image = self.image
-        return (self.args.format != "table" and self.args.sort == "offset"
-                and image.name_chars <= min(len(image.data), PARALLEL_NAME_CHARS))
+        return _in_order(self.args) and image.name_chars <= min(len(image.data), PARALLEL_NAME_CHARS)
 
     def columns_for(self, functions: list[Function]) -> dict[str, list | Attribute]:
         """Each column's values, one per selected function: independent per function, so it runs in halves.

@@ -120,13 +120,20 @@ class Relocations:
         core = native.core
         addresses_hit = _addresses_hit_py if core is None else core.addresses_hit
         for rel in self._dynamic:
-            entry = (24 if rel.type == SHT_RELA else 16) if self.image.bits == 64 else (12 if rel.type == SHT_RELA else 8)
+            entry = self._layout(rel)[1]
             raw = self.read(rel, 0, rel.size - rel.size % entry) if rel.size >= entry else None
             if raw:
-                hit.update(corrupt)
-                hit.update(ranges[at][0] for at in addresses_hit(raw, entry, self.image.bits // 8,
+                hit.update(ranges[at][0] for at in addresses_hit(raw, entry, self._pointer,
                                                                   self._order != _NATIVE_ORDER, lows, sizes))
+                hit.update(corrupt)
         return frozenset(hit)
+
+    def _layout(self, rel: Section) -> tuple[str, int]:
+        """The struct fields (offset, info, addend with RELA) and size of one entry of relocation section ``rel``."""
+        rela = rel.type == SHT_RELA
+        if self.image.bits == 64:
+            return ("QQq", 24) if rela else ("QQ", 16)
+        return ("IIi", 12) if rela else ("II", 8)
 
     def in_section(self, shndx: int) -> list[Relocation]:
         """Every relocation that patches section ``shndx``, sorted by offset."""
@@ -216,10 +223,7 @@ class Relocations:
         """
         machine = self.image.machine
         rela = rel.type == SHT_RELA
-        if self.image.bits == 64:
-            fmt, width = ("QQq", 24) if rela else ("QQ", 16)
-        else:
-            fmt, width = ("IIi", 12) if rela else ("II", 8)
+        fmt, width = self._layout(rel)
         raw = self.read(rel, 0, rel.size - rel.size % width) if rel.size >= width else b""
         if not raw:
             return

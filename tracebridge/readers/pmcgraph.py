@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Union
 from tracebridge.support import gcpause, native, quickexit
 from tracebridge.support import parallel
 from tracebridge.support.errors import InputError, warn
+from tracebridge.support.records import int64s
 from tracebridge.readers.options import Loaded
 from tracebridge.readers.placement import KERNEL
 from tracebridge.readers.pmcstat import (HEAD, image_name, open_input, options_images, refuse_binary, sniff_callgraph,
@@ -406,8 +407,8 @@ def scan_block(data: bytes) -> GraphBlock:
         return _scan_block_numpy(data)
     tree, depth, digits, counts, name_ids, names, image_ids, paths, headers, header_lines, skipped, found = \
         core.pmcgraph_scan(data)
-    return GraphBlock(_column(tree), _column(depth), _column(digits), _column(counts), _column(headers),
-                      _events(header_lines), _column(skipped), *found, _column(name_ids), names, _column(image_ids),
+    return GraphBlock(int64s(tree), int64s(depth), int64s(digits), int64s(counts), int64s(headers),
+                      _events(header_lines), int64s(skipped), *found, int64s(name_ids), names, int64s(image_ids),
                       paths)
 
 
@@ -415,14 +416,9 @@ def scan_paired(table: object, data: bytes) -> PairedBlock:
     """One block of whole lines scanned natively, its pairs interned in ``table`` (``pmcgraph_names()``)."""
     tree, depth, digits, counts, pairs, (new_pairs, new_names, new_paths, hexes, unplain), paths, headers, \
         header_lines, skipped, found = native.core.pmcgraph_pairs(table, data)
-    return PairedBlock(_column(tree), _column(depth), _column(digits), _column(counts), _column(headers),
-                       _events(header_lines), _column(skipped), *found, _column(pairs), _column(new_pairs), new_names,
-                       _column(new_paths), _column(hexes).tolist(), _column(unplain).tolist(), paths)
-
-
-def _column(data: bytes) -> memoryview:
-    """The native core's int64 column (bytes) as a sequence of ints, without numpy."""
-    return memoryview(data).cast("q")
+    return PairedBlock(int64s(tree), int64s(depth), int64s(digits), int64s(counts), int64s(headers),
+                       _events(header_lines), int64s(skipped), *found, int64s(pairs), int64s(new_pairs), new_names,
+                       int64s(new_paths), int64s(hexes).tolist(), int64s(unplain).tolist(), paths)
 
 
 def _scan_block_numpy(data: bytes | memoryview) -> GraphBlock:
@@ -618,7 +614,7 @@ class CallgraphFolder:
         known = [self._namer.module(path) for path in block.paths] + [None]   # path id -1: no image
         ids = self._namer.intern(self.profile, block.new_names, list(map(known.__getitem__, block.new_paths.tolist())),
                                  block.hexes, block.unplain)
-        return _column(native.core.pmcgraph_frame_ids(self._table, block.new_pairs, array("q", ids), block.pairs))
+        return int64s(native.core.pmcgraph_frame_ids(self._table, block.new_pairs, array("q", ids), block.pairs))
 
     def _rows(self, ids: np.ndarray, depth: np.ndarray, leaves: np.ndarray) -> np.ndarray:
         """Each leaf's stack by depth: at every depth the most recent tree line of that depth (-1: none yet)."""

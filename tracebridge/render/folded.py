@@ -62,6 +62,11 @@ def merge_folded(first: AnyStr, second: AnyStr | memoryview) -> AnyStr:
             return text
     if isinstance(first, str):
         return _merge_pure(first, second)
+    return _merge_pure_bytes(first, second)
+
+
+def _merge_pure_bytes(first: bytes | memoryview, second: bytes | memoryview) -> bytes:
+    """:func:`_merge_pure` of two UTF-8 texts (or views of them), as UTF-8."""
     return _merge_pure(str(first, "utf-8"), str(second, "utf-8")).encode()
 
 
@@ -104,7 +109,7 @@ def write_folded_parts(out: BinaryIO, texts: Iterator[bytes | memoryview]) -> No
                 return
             written = out.tell()
             out.seek(start)
-            out.write(_merge_pure(str(first, "utf-8"), str(second, "utf-8")).encode())
+            out.write(_merge_pure_bytes(first, second))
             if out.tell() < written:  # what was written outran the whole merge: cut (a device, /dev/null, cannot be)
                 out.truncate()
             return
